@@ -1,0 +1,77 @@
+#pragma once
+/// @file gpu_physics.hpp
+/// @brief Step time, SM clock and power of one GPU under a power cap (DESIGN.md 1.3).
+///
+/// Time: each kernel is a roofline, max(FLOPs / (eta_c * F * r), bytes / (eta_m * BW * m(r))),
+/// where r = f / f_max and m(r) = min(1, r / knee): HBM bandwidth does not follow the SM clock
+/// until the clock is low. Communication and launch time are not scaled by the clock; the
+/// per-step host time leaves the GPU waiting.
+///
+/// Power (average over the step):
+///   P(r) = P_idle + P_mem * u_mem + P_sm * r^alpha * (a * u_busy + (1 - a) * u_tensor)
+/// with u_mem the achieved fraction of peak bandwidth, u_busy the fraction of the step the SMs
+/// run kernels, u_tensor the fraction of tensor peak (at clock r) achieved.
+///
+/// The firmware picks the largest clock whose power fits the cap, as NVIDIA's power brake does;
+/// a locked clock bounds it further. Thread-safety: immutable after construction.
+
+#include <array>
+
+#include "pals/sim/gpu_spec.hpp"
+
+namespace pals::sim {
+
+/// One kernel class of a step: its FLOPs and the bytes it moves through HBM, on one GPU.
+struct KernelWork {
+    double flops = 0.0;
+    double bytes = 0.0;
+};
+
+/// The work one GPU does in one engine step.
+struct StepWork {
+    static constexpr int kMaxKernels = 4;
+    std::array<KernelWork, kMaxKernels> kernels{};
+    int num_kernels = 0;
+    double fixed_busy_s = 0.0;  ///< GPU-side time not scaled by clocks (all-reduce, launches)
+    double host_s = 0.0;        ///< host-side time per step while the GPU waits
+
+    void add(double flops, double bytes) {
+        kernels[static_cast<std::size_t>(num_kernels++)] = KernelWork{flops, bytes};
+    }
+};
+
+/// What a step took on one GPU.
+struct StepOutcome {
+    double duration_s = 0.0;
+    double power_w = 0.0;       ///< average over the step
+    double clock_ratio = 1.0;   ///< f / f_max
+    double sm_clock_mhz = 0.0;
+};
+
+/// The GPU model: one per GPU type and compute precision.
+class GpuPhysics {
+public:
+    /// @param fp8_compute use the FP8 tensor peak (FP8 weights on a GPU with FP8 tensor cores).
+    explicit GpuPhysics(GpuSpec spec, bool fp8_compute = false);
+
+    /// Runs `work` under `power_cap_w` (clamped to the spec's range). `locked_clock_mhz` > 0
+    /// caps the SM clock as `nvidia-smi -lgc` would.
+    [[nodiscard]] StepOutcome run_step(const StepWork& work, double power_cap_w,
+                                       double locked_clock_mhz = 0.0) const;
+
+    /// Duration and power of `work` at a fixed clock ratio r in (0, 1].
+    [[nodiscard]] StepOutcome evaluate(const StepWork& work, double clock_ratio) const;
+
+    [[nodiscard]] double idle_power_w() const { return m_spec.idle_power_w; }
+    [[nodiscard]] const GpuSpec& spec() const { return m_spec; }
+    [[nodiscard]] double peak_flops() const { return m_peak_flops; }
+    /// Clamps a requested cap to [power_limit_min_w, power_limit_max_w].
+    [[nodiscard]] double clamp_cap(double power_cap_w) const;
+
+private:
+    GpuSpec m_spec;
+    double m_peak_flops;
+    double m_clock_ratio_min;
+};
+
+}  // namespace pals::sim

@@ -1,0 +1,53 @@
+#pragma once
+/// @file gpu_spec.hpp
+/// @brief Datasheet figures of the GPUs the simulator models, and the calibrated efficiency and
+/// power parameters of its physics (docs/gpus.md lists the sources).
+
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "pals/common/status.hpp"
+
+namespace pals::sim {
+
+/// The few free parameters of the step-time and power model, fitted per GPU type on measured
+/// runs (`pals calibrate`). The same values serve every model: nothing here is per model.
+struct GpuCalibration {
+    double mem_efficiency = 0.8;      ///< achieved / peak HBM bandwidth for weight/KV streaming
+    double compute_efficiency = 0.7;  ///< achieved / peak tensor throughput for large GEMMs
+    double step_overhead_s = 1.5e-3;  ///< per engine step, not scaled by clocks (CPU, launches)
+    double layer_overhead_s = 8e-6;   ///< per layer per step (kernel launches, small ops)
+    double mem_power_w = 150.0;       ///< HBM + interface power at full bandwidth
+    double sm_power_w = 450.0;        ///< SM power at f_max with tensor cores saturated
+    double sm_busy_fraction = 0.5;    ///< SM power drawn by a busy, memory-bound kernel, as a
+                                      ///< fraction of sm_power_w (issue, load/store units)
+    double clock_exponent = 2.0;      ///< alpha in (f / f_max)^alpha
+    double mem_clock_knee = 0.45;     ///< below this f/f_max the SMs cannot keep HBM saturated
+};
+
+/// One GPU model. Throughputs are dense (no sparsity), per GPU, SI units.
+struct GpuSpec {
+    std::string name;            ///< canonical name, e.g. "H100-SXM"
+    double peak_bf16_flops = 0;  ///< FLOP/s
+    double peak_fp8_flops = 0;   ///< FLOP/s; equal to bf16 where the GPU has no FP8 tensor cores
+    double hbm_bandwidth_bps = 0;  ///< bytes/s
+    double hbm_bytes = 0;          ///< bytes
+    double nvlink_bandwidth_bps = 0;  ///< bytes/s per direction
+    double power_limit_min_w = 0;
+    double power_limit_max_w = 0;
+    double power_limit_default_w = 0;
+    double sm_clock_max_mhz = 0;
+    double sm_clock_min_mhz = 0;
+    double idle_power_w = 0;
+    GpuCalibration calibration;
+};
+
+/// The built-in GPU table (H100-SXM, H800, H200, A100-40GB, A100-80GB, B200).
+[[nodiscard]] std::span<const GpuSpec> gpu_specs();
+
+/// Looks up a GPU by name, case-insensitively; accepts aliases ("h100" = "H100-SXM",
+/// "a100" = "A100-80GB"). The error lists the known names.
+[[nodiscard]] Result<GpuSpec> find_gpu_spec(std::string_view name);
+
+}  // namespace pals::sim

@@ -1,0 +1,30 @@
+#pragma once
+/// @file commands.hpp
+/// @brief The `pals` subcommands. Each lives in its own cmd_*.cpp and registers itself on the
+/// root CLI11 app; its callback stores the process exit code in the context.
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "pals/common/status.hpp"
+
+namespace pals::cli {
+
+/// State shared by all subcommands of one invocation.
+struct CommandContext {
+    int exit_code = 0;
+};
+
+/// Prints "pals: error: <message>" to standard error and returns the Status's exit code.
+int report_error(const Status& status);
+
+/// The default folder of the project's read-only data (traces, calibration, models): the
+/// PALS_SHARED_DIR environment variable, else the ../shared next to the source tree.
+[[nodiscard]] std::string default_shared_dir();
+
+void add_simulate_command(CLI::App& app, CommandContext& ctx);
+void add_demo_command(CLI::App& app, CommandContext& ctx);
+void add_calibrate_command(CLI::App& app, CommandContext& ctx);
+
+}  // namespace pals::cli

@@ -1,0 +1,50 @@
+// pals: the command-line entry point. Thin by design: parse, dispatch, map errors to exit codes.
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "pals/common/log.hpp"
+
+namespace pals::cli {
+
+int report_error(const Status& status) {
+    std::fprintf(stderr, "pals: error: %s\n", status.message().c_str());
+    return exit_code_for(status);
+}
+
+std::string default_shared_dir() {
+    if (const char* env = std::getenv("PALS_SHARED_DIR"); env != nullptr && *env != '\0') {
+        return env;
+    }
+    return PALS_DEFAULT_SHARED_DIR;
+}
+
+}  // namespace pals::cli
+
+int main(int argc, char** argv) {
+    using namespace pals::cli;
+    CLI::App app{"pals: power-aware LLM serving (power cap x batch cap control)", "pals"};
+    app.require_subcommand(1);
+    std::string log_level = "warn";
+    app.add_option("--log-level", log_level, "debug, info, warn, error or off")
+        ->envname("PALS_LOG_LEVEL");
+    app.parse_complete_callback([&log_level] { pals::init_logging(log_level); });
+
+    CommandContext ctx;
+    add_simulate_command(app, ctx);
+    add_demo_command(app, ctx);
+    add_calibrate_command(app, ctx);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;  // every flag error is bad input: exit code 2
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "pals: internal error: %s\n", e.what());
+        return 1;
+    }
+    return ctx.exit_code;
+}

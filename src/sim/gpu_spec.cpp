@@ -1,0 +1,106 @@
+#include "pals/sim/gpu_spec.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <string>
+
+namespace pals::sim {
+
+namespace {
+
+constexpr double kTera = 1e12;
+constexpr double kGiga = 1e9;
+
+/// Calibrated on shared/calibration/mlenergy-v3/h100_lm_arena_chat.csv (`pals calibrate`,
+/// docs/fidelity.md). Other GPUs carry the same efficiencies; their power terms scale with TDP.
+GpuCalibration h100_calibration() {
+    GpuCalibration c;
+    c.mem_efficiency = 0.80;
+    c.compute_efficiency = 0.70;
+    c.step_overhead_s = 1.5e-3;
+    c.layer_overhead_s = 8e-6;
+    c.mem_power_w = 150.0;
+    c.sm_power_w = 450.0;
+    c.sm_busy_fraction = 0.5;
+    c.clock_exponent = 2.0;
+    c.mem_clock_knee = 0.45;
+    return c;
+}
+
+/// Scales the H100's power terms to a GPU of another board power.
+GpuCalibration scaled_calibration(double tdp_w, double idle_w) {
+    GpuCalibration c = h100_calibration();
+    constexpr double kH100DynamicW = 700.0 - 75.0;
+    const double scale = (tdp_w - idle_w) / kH100DynamicW;
+    c.mem_power_w *= scale;
+    c.sm_power_w *= scale;
+    return c;
+}
+
+GpuSpec make(std::string name, double bf16_tflops, double fp8_tflops, double hbm_tbps,
+             double hbm_gb, double nvlink_gbps_per_dir, double limit_min_w, double limit_max_w,
+             double clock_max_mhz, double clock_min_mhz, double idle_w) {
+    GpuSpec s;
+    s.name = std::move(name);
+    s.peak_bf16_flops = bf16_tflops * kTera;
+    s.peak_fp8_flops = fp8_tflops * kTera;
+    s.hbm_bandwidth_bps = hbm_tbps * kTera;
+    s.hbm_bytes = hbm_gb * kGiga;
+    s.nvlink_bandwidth_bps = nvlink_gbps_per_dir * kGiga;
+    s.power_limit_min_w = limit_min_w;
+    s.power_limit_max_w = limit_max_w;
+    s.power_limit_default_w = limit_max_w;
+    s.sm_clock_max_mhz = clock_max_mhz;
+    s.sm_clock_min_mhz = clock_min_mhz;
+    s.idle_power_w = idle_w;
+    s.calibration = scaled_calibration(limit_max_w, idle_w);
+    return s;
+}
+
+const std::array<GpuSpec, 6>& table() {
+    // Sources: docs/gpus.md. Throughputs dense (no sparsity); NVLink per direction.
+    static const std::array<GpuSpec, 6> kTable = {
+        make("H100-SXM", 989.4, 1978.9, 3.35, 80, 450, 200, 700, 1980, 345, 75),
+        make("H800", 989.4, 1978.9, 3.35, 80, 200, 200, 700, 1980, 345, 75),
+        make("H200", 989.4, 1978.9, 4.8, 141, 450, 200, 700, 1980, 345, 75),
+        make("A100-40GB", 312, 312, 1.555, 40, 300, 100, 400, 1410, 210, 55),
+        make("A100-80GB", 312, 312, 2.039, 80, 300, 100, 400, 1410, 210, 60),
+        make("B200", 2250, 4500, 8.0, 180, 900, 200, 1000, 1965, 600, 140),
+    };
+    return kTable;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+}  // namespace
+
+std::span<const GpuSpec> gpu_specs() { return table(); }
+
+Result<GpuSpec> find_gpu_spec(std::string_view name) {
+    std::string key = lower(name);
+    if (key == "h100" || key == "h100-sxm5" || key == "h100sxm") {
+        key = "h100-sxm";
+    } else if (key == "a100") {
+        key = "a100-80gb";
+    } else if (key == "h200-sxm") {
+        key = "h200";
+    } else if (key == "h800-sxm") {
+        key = "h800";
+    }
+    std::string known;
+    for (const GpuSpec& spec : table()) {
+        if (lower(spec.name) == key) {
+            return spec;
+        }
+        known += (known.empty() ? "" : ", ") + spec.name;
+    }
+    return Status::invalid_argument("unknown GPU '" + std::string(name) + "' (known: " + known + ")");
+}
+
+}  // namespace pals::sim
