@@ -36,10 +36,10 @@ struct ModelSpec {
     int num_layers = 0;
     int hidden_size = 0;
     int num_attention_heads = 0;
-    int num_kv_heads = 0;
-    int head_dim = 0;
+    int num_kv_heads = 0;  ///< 1 for MLA: one latent shared by all heads (replicated under TP)
+    int head_dim = 0;      ///< MLA: qk_nope_head_dim + qk_rope_head_dim
     int vocab_size = 0;
-    int max_position_embeddings = 0;
+    int max_position_embeddings = 0;  ///< 0 when the config does not say
 
     WeightDtype dtype = WeightDtype::kBf16;
     double weight_bytes = 2.0;         ///< bytes per weight of attention, dense FFN, embeddings

@@ -30,7 +30,10 @@ public:
     /// Parses "N", "uniform:LO:HI", or a JSON file path "FILE" / "FILE#KEY". The file holds either
     /// {"bins": [...], "counts": [...]} at the top level, or under KEY (KEY may name an object
     /// that itself holds `model_output_length_distribution`). Errors name the text or the file.
+    /// "fixed:N" (what describe() prints) is accepted too.
     [[nodiscard]] static Result<LengthDistribution> parse(std::string_view text);
+    /// fixed() and uniform() throw std::invalid_argument (a programmer error) unless
+    /// tokens >= 1 and 1 <= lo <= hi; user text goes through parse(), which returns a Status.
     static LengthDistribution fixed(int tokens);
     static LengthDistribution uniform(int lo, int hi);
     /// `edges` has counts.size() + 1 increasing entries; samples are uniform within a bin.

@@ -1,0 +1,66 @@
+// `pals simulate`: one run of the serving simulator at a fixed power cap and batch cap.
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "cli/report_format.hpp"
+#include "cli/sim_options.hpp"
+#include "pals/common/file_util.hpp"
+
+namespace pals::cli {
+
+namespace {
+
+struct SimulateOptions {
+    NodeOptions node;
+    WorkloadOptions workload;
+    SloOptions slo;
+    bool json = false;
+    std::string out;
+};
+
+Status run_simulate(const SimulateOptions& opt) {
+    Result<sim::NodeConfig> node = opt.node.build();
+    if (!node.is_ok()) {
+        return node.status();
+    }
+    Result<workload::WorkloadSpec> spec = opt.workload.build();
+    if (!spec.is_ok()) {
+        return spec.status();
+    }
+    Result<std::vector<workload::Request>> requests = workload::build_workload(spec.value());
+    if (!requests.is_ok()) {
+        return requests.status();
+    }
+    Result<sim::Simulator> simulator =
+        sim::Simulator::create(std::move(node).value(), std::move(requests).value(), opt.slo.build());
+    if (!simulator.is_ok()) {
+        return simulator.status();
+    }
+    simulator->run_to_completion();
+    const sim::SimulationReport report = simulator->report();
+    const std::string text = opt.json ? report_to_json(report).dump(2) + "\n" : report_to_text(report);
+    if (!opt.out.empty()) {
+        return write_file_atomic(opt.out, text);
+    }
+    std::fputs(text.c_str(), stdout);
+    return Status::ok();
+}
+
+}  // namespace
+
+void add_simulate_command(CLI::App& app, CommandContext& ctx) {
+    auto opt = std::make_shared<SimulateOptions>();
+    CLI::App* cmd = app.add_subcommand("simulate", "simulate a serving node at a fixed power cap and batch cap");
+    opt->node.add_to(*cmd);
+    opt->workload.add_to(*cmd);
+    opt->slo.add_to(*cmd);
+    cmd->add_flag("--json", opt->json, "print one JSON object instead of a table");
+    cmd->add_option("--out", opt->out, "write the output to this file (atomically) instead of stdout");
+    cmd->callback([opt, &ctx] {
+        const Status status = run_simulate(*opt);
+        ctx.exit_code = status.is_ok() ? 0 : report_error(status);
+    });
+}
+
+}  // namespace pals::cli

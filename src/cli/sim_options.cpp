@@ -1,0 +1,148 @@
+#include "cli/sim_options.hpp"
+
+#include "cli/commands.hpp"
+
+namespace pals::cli {
+
+std::string default_model_path() {
+    return default_shared_dir() + "/models/mistralai__Mixtral-8x7B-Instruct-v0.1.json";
+}
+
+void NodeOptions::add_to(CLI::App& app) {
+    app.add_option("--model", model, "Hugging Face config.json of the model (default: Mixtral-8x7B)");
+    app.add_option("--gpu", gpu, "GPU type: H100-SXM, H800, H200, A100-40GB, A100-80GB, B200")
+        ->capture_default_str();
+    app.add_option("--dtype", dtype, "weight precision: bf16 or fp8 (default: from the config)");
+    app.add_option("--tp", tp, "GPUs per replica (tensor-parallel degree)")->capture_default_str();
+    app.add_option("--ep", ep, "expert parallel degree: 1, or equal to --tp (vLLM --enable-expert-parallel)")
+        ->capture_default_str();
+    app.add_option("--replicas", replicas, "model replicas on the node")->capture_default_str();
+    app.add_option("--max-num-seqs", max_num_seqs, "batch cap: max running sequences per replica")
+        ->capture_default_str();
+    app.add_option("--max-num-batched-tokens", max_num_batched_tokens, "token budget per step")
+        ->capture_default_str();
+    app.add_flag("--no-chunked-prefill", no_chunked_prefill, "disable chunked prefill");
+    app.add_option("--block-size", block_size, "KV-cache block size (tokens)")->capture_default_str();
+    app.add_option("--gpu-memory-utilization", gpu_memory_utilization, "share of GPU memory vLLM may use")
+        ->capture_default_str();
+    app.add_option("--max-model-len", max_model_len, "longest request (0: the model's limit)");
+    app.add_option("--routing-skew", routing_skew, "Zipf exponent of MoE expert popularity (0 = uniform)")
+        ->capture_default_str();
+    app.add_option("--power-cap", power_cap_w, "power cap per GPU in W (default: the GPU's default limit)");
+    app.add_option("--locked-clock", locked_clock_mhz, "lock the SM clock (MHz); 0 = not locked");
+}
+
+Result<sim::NodeConfig> NodeOptions::build() const {
+    sim::NodeConfig node;
+    Result<sim::GpuSpec> gpu_spec = sim::find_gpu_spec(gpu);
+    if (!gpu_spec.is_ok()) {
+        return gpu_spec.status().with_prefix("--gpu");
+    }
+    node.gpu = gpu_spec.value();
+    std::optional<model::WeightDtype> dtype_override;
+    if (!dtype.empty()) {
+        Result<model::WeightDtype> d = model::parse_weight_dtype(dtype);
+        if (!d.is_ok()) {
+            return d.status().with_prefix("--dtype");
+        }
+        dtype_override = d.value();
+    }
+    const std::string path = model.empty() ? default_model_path() : model;
+    Result<model::ModelSpec> spec = model::load_model_spec(path, dtype_override);
+    if (!spec.is_ok()) {
+        return spec.status();
+    }
+    node.model = std::move(spec).value();
+    if (tp < 1) {
+        return Status::invalid_argument("--tp must be >= 1");
+    }
+    node.parallel.tp = tp;
+    node.parallel.ep = ep;
+    node.parallel.routing_skew = routing_skew;
+    node.replicas = replicas;
+    node.engine.max_num_seqs = max_num_seqs;
+    node.engine.max_num_batched_tokens = max_num_batched_tokens;
+    node.engine.enable_chunked_prefill = !no_chunked_prefill;
+    node.engine.block_size = block_size;
+    node.engine.gpu_memory_utilization = gpu_memory_utilization;
+    node.engine.max_model_len = max_model_len;
+    if (power_cap_w != 0.0 &&
+        (power_cap_w < node.gpu.power_limit_min_w || power_cap_w > node.gpu.power_limit_max_w)) {
+        return Status::out_of_range("--power-cap " + std::to_string(power_cap_w) + " W is outside " +
+                                    node.gpu.name + "'s range " + std::to_string(node.gpu.power_limit_min_w) +
+                                    "-" + std::to_string(node.gpu.power_limit_max_w) + " W");
+    }
+    node.power_cap_w = power_cap_w;
+    if (locked_clock_mhz < 0.0 || locked_clock_mhz > node.gpu.sm_clock_max_mhz) {
+        return Status::out_of_range("--locked-clock must be in [0, " +
+                                    std::to_string(node.gpu.sm_clock_max_mhz) + "] MHz");
+    }
+    node.locked_clock_mhz = locked_clock_mhz;
+    return node;
+}
+
+void WorkloadOptions::add_to(CLI::App& app) {
+    app.add_option("--trace", trace, "request trace: Azure CSV or JSONL ({timestamp ms, input_length, output_length})");
+    app.add_option("--time-scale", time_scale, "stretch trace time by this factor")->capture_default_str();
+    app.add_option("--rate-scale", rate_scale, "multiply the arrival rate (compress time)")->capture_default_str();
+    app.add_option("--duration", duration_s, "keep requests arriving in the first S seconds (after scaling)");
+    app.add_option("--rate", rate_rps, "synthetic arrivals: mean requests per second");
+    app.add_option("--burstiness", burstiness, "gamma shape of inter-arrival times (1 = Poisson)")
+        ->capture_default_str();
+    app.add_option("--num-requests", num_requests,
+                   "number of requests; without --trace or --rate: closed loop, all at t = 0");
+    app.add_option("--input-len", input_len, "prompt tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]")
+        ->capture_default_str();
+    app.add_option("--output-len", output_len, "output tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]")
+        ->capture_default_str();
+    app.add_option("--seed", seed, "random seed")->capture_default_str();
+}
+
+Result<workload::WorkloadSpec> WorkloadOptions::build() const {
+    workload::WorkloadSpec spec;
+    spec.time_scale = time_scale;
+    spec.rate_scale = rate_scale;
+    if (duration_s > 0.0) {
+        spec.duration_s = duration_s;
+    } else if (duration_s < 0.0) {
+        return Status::invalid_argument("--duration must be > 0");
+    }
+    spec.seed = seed;
+    spec.num_requests = num_requests;
+    if (num_requests < 0) {
+        return Status::invalid_argument("--num-requests must be >= 0");
+    }
+    if (!trace.empty()) {
+        spec.kind = workload::WorkloadKind::kTrace;
+        spec.trace_path = trace;
+        return spec;
+    }
+    Result<workload::LengthDistribution> in = workload::LengthDistribution::parse(input_len);
+    if (!in.is_ok()) {
+        return in.status().with_prefix("--input-len");
+    }
+    Result<workload::LengthDistribution> out = workload::LengthDistribution::parse(output_len);
+    if (!out.is_ok()) {
+        return out.status().with_prefix("--output-len");
+    }
+    spec.input = in.value();
+    spec.output = out.value();
+    if (rate_rps != 0.0) {
+        spec.kind = workload::WorkloadKind::kSynthetic;
+        spec.rate_rps = rate_rps;
+        spec.burstiness = burstiness;
+        return spec;
+    }
+    if (num_requests > 0) {
+        spec.kind = workload::WorkloadKind::kClosedLoop;
+        return spec;
+    }
+    return Status::invalid_argument("no workload: give --trace FILE, --rate R, or --num-requests N");
+}
+
+void SloOptions::add_to(CLI::App& app) {
+    app.add_option("--slo-ttft", ttft_s, "time-to-first-token target (s)")->capture_default_str();
+    app.add_option("--slo-tpot", tpot_s, "time-per-output-token target (s)")->capture_default_str();
+}
+
+}  // namespace pals::cli

@@ -1,0 +1,302 @@
+#include "pals/sim/calibration.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <future>
+#include <map>
+#include <thread>
+
+#include "pals/common/file_util.hpp"
+#include "pals/common/log.hpp"
+#include "pals/model/model_spec.hpp"
+#include "pals/sim/simulator.hpp"
+#include "pals/workload/workload.hpp"
+
+namespace pals::sim {
+
+namespace {
+
+/// vLLM launch settings of the ML.ENERGY v3 runs (shared/calibration/README.md).
+constexpr int kMlEnergyBatchedTokens = 8192;
+constexpr int kMlEnergyMaxModelLen = 20480;
+
+std::vector<std::string_view> split(std::string_view line, char sep) {
+    std::vector<std::string_view> out;
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t pos = line.find(sep, start);
+        out.push_back(line.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
+        if (pos == std::string_view::npos) {
+            break;
+        }
+        start = pos + 1;
+    }
+    return out;
+}
+
+bool parse_double(std::string_view text, double& out) {
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, out);
+    return ec == std::errc() && ptr == end;
+}
+
+double ape(double predicted, double measured) {
+    return std::abs(predicted - measured) / std::abs(measured) * 100.0;
+}
+
+std::string model_file_name(const std::string& model) {
+    std::string name = model;
+    const std::size_t slash = name.find('/');
+    if (slash != std::string::npos) {
+        name.replace(slash, 1, "__");
+    }
+    return name + ".json";
+}
+
+Result<FidelityRow> simulate_row(const MeasuredRun& run, const model::ModelSpec& spec, const GpuSpec& gpu,
+                                 const FidelitySettings& settings) {
+    NodeConfig node;
+    node.model = spec;
+    node.gpu = gpu;
+    node.parallel.tp = run.num_gpus;
+    node.parallel.ep = run.ep > 1 ? run.num_gpus : 1;
+    node.engine.max_num_seqs = run.max_num_seqs;
+    node.engine.max_num_batched_tokens = kMlEnergyBatchedTokens;
+    node.engine.max_model_len = kMlEnergyMaxModelLen;
+
+    workload::WorkloadSpec w;
+    w.kind = workload::WorkloadKind::kClosedLoop;
+    w.num_requests = std::max(settings.min_requests, settings.requests_per_seq * run.max_num_seqs);
+    w.seed = settings.seed;
+    Result<workload::LengthDistribution> in = workload::LengthDistribution::parse(settings.input_len);
+    if (!in.is_ok()) {
+        return in.status();
+    }
+    Result<workload::LengthDistribution> out =
+        workload::LengthDistribution::parse(settings.output_lengths.string() + "#" + run.model);
+    if (!out.is_ok()) {
+        return out.status();
+    }
+    w.input = in.value();
+    w.output = out.value();
+    Result<std::vector<workload::Request>> requests = workload::build_workload(w);
+    if (!requests.is_ok()) {
+        return requests.status();
+    }
+    Result<Simulator> sim = Simulator::create(node, std::move(requests).value());
+    if (!sim.is_ok()) {
+        return sim.status().with_prefix("line " + std::to_string(run.line));
+    }
+    sim->run_to_completion();
+    const SimulationReport report = sim->report();
+    FidelityRow row;
+    row.measured = run;
+    if (report.steady) {
+        row.tok_s = report.steady->throughput_tok_s;
+        row.j_per_tok = report.steady->j_per_token;
+        row.median_itl_ms = report.steady->itl_s.p50 * 1e3;
+        row.avg_power_w = report.steady->avg_power_w;
+        row.avg_batch = report.steady->avg_batch;
+    } else {
+        row.tok_s = report.throughput_tok_s;
+        row.j_per_tok = report.j_per_token;
+        row.median_itl_ms = report.itl_s.p50 * 1e3;
+        row.avg_power_w = report.avg_power_w;
+        row.avg_batch = report.avg_batch;
+    }
+    return row;
+}
+
+}  // namespace
+
+double FidelityReport::worst_mape() const {
+    return std::max({mape_tok_s, mape_j_per_tok, mape_median_itl, mape_avg_power});
+}
+
+Result<std::vector<MeasuredRun>> load_measured_runs(const std::filesystem::path& csv) {
+    Result<std::string> text = read_file(csv);
+    if (!text.is_ok()) {
+        return text.status();
+    }
+    std::vector<MeasuredRun> runs;
+    std::map<std::string, std::size_t> column;
+    const std::vector<std::string> required = {"model", "gpu", "num_gpus", "ep", "max_num_seqs", "avg_batch",
+                                               "avg_power_w", "j_per_tok", "tok_s", "median_itl_ms",
+                                               "avg_out_len"};
+    std::size_t line_start = 0;
+    int line_no = 0;
+    const std::string& data = text.value();
+    while (line_start < data.size()) {
+        std::size_t line_end = data.find('\n', line_start);
+        if (line_end == std::string::npos) {
+            line_end = data.size();
+        }
+        std::string_view line(data.data() + line_start, line_end - line_start);
+        line_start = line_end + 1;
+        ++line_no;
+        if (!line.empty() && line.back() == '\r') {
+            line.remove_suffix(1);
+        }
+        if (line.empty()) {
+            continue;
+        }
+        const auto fields = split(line, ',');
+        const std::string where = csv.string() + ":" + std::to_string(line_no);
+        if (column.empty()) {
+            for (std::size_t i = 0; i < fields.size(); ++i) {
+                column[std::string(fields[i])] = i;
+            }
+            for (const std::string& name : required) {
+                if (!column.contains(name)) {
+                    return Status::invalid_argument(where + ": missing column '" + name + "'");
+                }
+            }
+            continue;
+        }
+        auto get = [&](const std::string& name) { return column.at(name) < fields.size() ? fields[column.at(name)] : std::string_view(); };
+        if (fields.size() != column.size()) {
+            return Status::invalid_argument(where + ": expected " + std::to_string(column.size()) + " fields, found " +
+                                            std::to_string(fields.size()));
+        }
+        MeasuredRun run;
+        run.line = line_no;
+        run.model = std::string(get("model"));
+        run.gpu = std::string(get("gpu"));
+        double num_gpus = 0;
+        double ep = 0;
+        double max_num_seqs = 0;
+        struct Field {
+            const char* name;
+            double* target;
+        };
+        const Field numeric[] = {{"num_gpus", &num_gpus},         {"ep", &ep},
+                                 {"max_num_seqs", &max_num_seqs}, {"avg_batch", &run.avg_batch},
+                                 {"avg_power_w", &run.avg_power_w}, {"j_per_tok", &run.j_per_tok},
+                                 {"tok_s", &run.tok_s},           {"median_itl_ms", &run.median_itl_ms},
+                                 {"avg_out_len", &run.avg_out_len}};
+        for (const Field& f : numeric) {
+            if (!parse_double(get(f.name), *f.target) || !std::isfinite(*f.target) || *f.target <= 0.0) {
+                return Status::invalid_argument(where + ": column '" + f.name + "' must be a positive number, got '" +
+                                                std::string(get(f.name)) + "'");
+            }
+        }
+        run.num_gpus = static_cast<int>(num_gpus);
+        run.ep = static_cast<int>(ep);
+        run.max_num_seqs = static_cast<int>(max_num_seqs);
+        runs.push_back(std::move(run));
+    }
+    if (runs.empty()) {
+        return Status::invalid_argument(csv.string() + ": no data rows");
+    }
+    return runs;
+}
+
+Result<FidelityReport> evaluate_fidelity(const std::vector<MeasuredRun>& runs, const GpuSpec& gpu,
+                                         const FidelitySettings& settings) {
+    std::map<std::string, model::ModelSpec> specs;
+    for (const MeasuredRun& run : runs) {
+        if (!specs.contains(run.model)) {
+            Result<model::ModelSpec> spec = model::load_model_spec(settings.models_dir / model_file_name(run.model));
+            if (!spec.is_ok()) {
+                return spec.status();
+            }
+            specs.emplace(run.model, std::move(spec).value());
+        }
+    }
+    // Rows are independent: simulate them on all cores.
+    const std::size_t workers = std::max(1U, std::thread::hardware_concurrency());
+    std::vector<Result<FidelityRow>> results(runs.size(), Status::internal("not run"));
+    std::vector<std::thread> threads;
+    for (std::size_t w = 0; w < workers; ++w) {
+        threads.emplace_back([&, w] {
+            for (std::size_t i = w; i < runs.size(); i += workers) {
+                results[i] = simulate_row(runs[i], specs.at(runs[i].model), gpu, settings);
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    FidelityReport report;
+    for (auto& r : results) {
+        if (!r.is_ok()) {
+            return r.status();
+        }
+        const FidelityRow& row = r.value();
+        report.mape_tok_s += ape(row.tok_s, row.measured.tok_s);
+        report.mape_j_per_tok += ape(row.j_per_tok, row.measured.j_per_tok);
+        report.mape_median_itl += ape(row.median_itl_ms, row.measured.median_itl_ms);
+        report.mape_avg_power += ape(row.avg_power_w, row.measured.avg_power_w);
+        report.rows.push_back(row);
+    }
+    const auto n = static_cast<double>(report.rows.size());
+    report.mape_tok_s /= n;
+    report.mape_j_per_tok /= n;
+    report.mape_median_itl /= n;
+    report.mape_avg_power /= n;
+    return report;
+}
+
+Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, const GpuSpec& start,
+                                       const FidelitySettings& settings, int evaluations) {
+    struct Param {
+        const char* name;
+        double GpuCalibration::*field;
+        double lo;
+        double hi;
+    };
+    const Param params[] = {
+        {"mem_efficiency", &GpuCalibration::mem_efficiency, 0.3, 0.95},
+        {"compute_efficiency", &GpuCalibration::compute_efficiency, 0.2, 0.95},
+        {"step_overhead_s", &GpuCalibration::step_overhead_s, 1e-5, 2e-2},
+        {"layer_overhead_s", &GpuCalibration::layer_overhead_s, 0.0, 1e-4},
+        {"mem_power_w", &GpuCalibration::mem_power_w, 10.0, 400.0},
+        {"sm_power_w", &GpuCalibration::sm_power_w, 50.0, 900.0},
+        {"sm_busy_fraction", &GpuCalibration::sm_busy_fraction, 0.0, 1.0},
+    };
+    auto objective = [](const FidelityReport& r) {
+        return (r.mape_tok_s + r.mape_j_per_tok + r.mape_median_itl + r.mape_avg_power) / 4.0 + 0.5 * r.worst_mape();
+    };
+    GpuSpec best = start;
+    Result<FidelityReport> first = evaluate_fidelity(runs, best, settings);
+    if (!first.is_ok()) {
+        return first.status();
+    }
+    double best_score = objective(first.value());
+    int used = 1;
+    double step = 0.2;
+    while (used < evaluations && step > 0.005) {
+        bool improved = false;
+        for (const Param& p : params) {
+            for (const double direction : {1.0, -1.0}) {
+                if (used >= evaluations) {
+                    break;
+                }
+                GpuSpec candidate = best;
+                double& value = candidate.calibration.*(p.field);
+                const double base = value == 0.0 ? p.hi * 0.01 : value;
+                value = std::clamp(base * (1.0 + direction * step), p.lo, p.hi);
+                Result<FidelityReport> r = evaluate_fidelity(runs, candidate, settings);
+                ++used;
+                if (!r.is_ok()) {
+                    return r.status();
+                }
+                const double score = objective(r.value());
+                if (score < best_score) {
+                    best_score = score;
+                    best = candidate;
+                    improved = true;
+                    PALS_LOG_INFO("calibrate: {} -> {:.6g} (score {:.3f}, eval {})", p.name, value, score, used);
+                    break;
+                }
+            }
+        }
+        if (!improved) {
+            step /= 2.0;
+        }
+    }
+    return best.calibration;
+}
+
+}  // namespace pals::sim

@@ -1,0 +1,569 @@
+#include "pals/sim/simulator.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace pals::sim {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+/// Sum over key counts k in [a, b] of min(k, window): the (query, key) pairs of a prefill chunk
+/// in a sliding-window layer.
+double local_pairs(double a, double b, double window) {
+    if (b < a) {
+        return 0.0;
+    }
+    if (b <= window) {
+        return (a + b) * (b - a + 1.0) / 2.0;
+    }
+    if (a >= window) {
+        return window * (b - a + 1.0);
+    }
+    return (a + window) * (window - a + 1.0) / 2.0 + window * (b - window);
+}
+
+struct RequestState {
+    workload::Request request;
+    int num_tokens = 0;    ///< prompt + tokens generated so far
+    int num_computed = 0;  ///< tokens whose KV is in the cache
+    int generated = 0;
+    int blocks = 0;
+    int replica = -1;
+    double first_token_s = -1.0;
+    double last_token_s = 0.0;
+};
+
+/// One scheduled piece of work in a step: `tokens` of request `index`.
+struct ScheduledChunk {
+    int index = 0;
+    int tokens = 0;
+};
+
+}  // namespace
+
+struct Simulator::Impl {
+    struct Replica {
+        std::deque<int> waiting;
+        std::vector<int> running;
+        int total_blocks = 0;
+        int free_blocks = 0;
+        double power_cap_w = 0.0;
+        double locked_clock_mhz = 0.0;
+        int batch_cap = 0;
+        // The step in flight.
+        bool in_step = false;
+        double step_start_s = 0.0;
+        double step_end_s = 0.0;
+        StepOutcome step;
+        std::vector<ScheduledChunk> plan;
+        int step_batch = 0;
+        // Energy and counters.
+        double accounted_until_s = 0.0;
+        double energy_j = 0.0;
+        double output_tokens = 0.0;
+        double prompt_tokens = 0.0;
+        std::uint64_t completed = 0;
+        double last_power_w = 0.0;
+        double last_clock_mhz = 0.0;
+    };
+
+    NodeConfig node;
+    SloTargets slo;
+    StepCostModel cost;
+    GpuPhysics physics;
+    std::vector<RequestState> requests;
+    std::size_t next_arrival = 0;
+    std::vector<Replica> replicas;
+    int gpus_per_replica = 1;
+    int max_model_len = 0;
+    double now_s = 0.0;
+
+    // Run-wide statistics.
+    std::vector<RequestTiming> finished;
+    std::uint64_t rejected = 0;
+    std::uint64_t preemptions = 0;
+    std::uint64_t steps = 0;
+    std::uint64_t arrivals = 0;
+    LatencyHistogram itl;
+    double batch_time = 0.0;   ///< sum of running * step duration
+    double busy_time = 0.0;    ///< sum of step durations over replicas
+    double clock_time = 0.0;   ///< sum of clock * step duration
+    double wall_s = 0.0;
+
+    // Steady state (saturated queue, pure-decode start).
+    bool steady_started = false;
+    bool steady_ended = false;
+    SteadyStateReport steady;
+    double steady_energy_j = 0.0;
+    double steady_batch_time = 0.0;
+    LatencyHistogram steady_itl;
+
+    Impl(NodeConfig n, SloTargets s, StepCostModel c)
+        : node(std::move(n)), slo(s), cost(std::move(c)),
+          physics(node.gpu, node.model.dtype == model::WeightDtype::kFp8) {}
+
+    [[nodiscard]] int blocks_for(int tokens) const {
+        return (tokens + node.engine.block_size - 1) / node.engine.block_size;
+    }
+
+    void account_idle(Replica& r, double until) {
+        if (until > r.accounted_until_s) {
+            r.energy_j += physics.idle_power_w() * gpus_per_replica * (until - r.accounted_until_s);
+            r.accounted_until_s = until;
+        }
+    }
+
+    void preempt(Replica& r, int index) {
+        RequestState& q = requests[static_cast<std::size_t>(index)];
+        r.free_blocks += q.blocks;
+        q.blocks = 0;
+        q.num_computed = 0;  // recompute mode, as vLLM V1 does
+        r.waiting.push_front(index);
+        ++preemptions;
+    }
+
+    /// vLLM V1's schedule(): running requests first, in order, then waiting ones.
+    void schedule(Replica& r) {
+        r.plan.clear();
+        int budget = node.engine.max_num_batched_tokens;
+        bool preempted = false;
+        for (std::size_t i = 0; i < r.running.size() && budget > 0; ++i) {
+            const int index = r.running[i];
+            RequestState& q = requests[static_cast<std::size_t>(index)];
+            const int want = std::min(q.num_tokens - q.num_computed, budget);
+            int need = blocks_for(q.num_computed + want) - q.blocks;
+            bool self_preempted = false;
+            while (need > r.free_blocks) {
+                const int victim = r.running.back();
+                r.running.pop_back();
+                preempt(r, victim);
+                preempted = true;
+                if (victim == index) {
+                    self_preempted = true;
+                    break;
+                }
+            }
+            if (self_preempted) {
+                break;
+            }
+            r.free_blocks -= need;
+            q.blocks += need;
+            r.plan.push_back({index, want});
+            budget -= want;
+        }
+        if (preempted) {
+            return;  // as vLLM: no admissions in a step that had to preempt
+        }
+        while (!r.waiting.empty() && budget > 0 &&
+               static_cast<int>(r.running.size()) < r.batch_cap) {
+            const int index = r.waiting.front();
+            RequestState& q = requests[static_cast<std::size_t>(index)];
+            const int remaining = q.num_tokens - q.num_computed;
+            if (!node.engine.enable_chunked_prefill && remaining > budget) {
+                break;
+            }
+            const int want = std::min(remaining, budget);
+            const int need = blocks_for(q.num_computed + want) - q.blocks;
+            if (need > r.free_blocks) {
+                break;
+            }
+            r.waiting.pop_front();
+            r.free_blocks -= need;
+            q.blocks += need;
+            r.running.push_back(index);
+            r.plan.push_back({index, want});
+            budget -= want;
+        }
+    }
+
+    StepShape shape_of(const Replica& r) const {
+        StepShape s;
+        const double window = node.model.sliding_window;
+        for (const ScheduledChunk& c : r.plan) {
+            const RequestState& q = requests[static_cast<std::size_t>(c.index)];
+            const double context = q.num_computed;
+            const double end = context + c.tokens;
+            if (q.num_computed + c.tokens == q.num_tokens) {
+                ++s.logits;
+            }
+            if (c.tokens == 1 && q.num_computed > 0) {
+                ++s.decode_seqs;
+                s.decode_ctx_full += end;
+                s.decode_ctx_local += window > 0 ? std::min(end, window) : 0.0;
+            } else {
+                s.prefill_tokens += c.tokens;
+                s.prefill_pairs_full += c.tokens * context + c.tokens * (c.tokens + 1.0) / 2.0;
+                s.prefill_ctx_full += end;
+                if (window > 0) {
+                    s.prefill_pairs_local += local_pairs(context + 1.0, end, window);
+                    s.prefill_ctx_local += std::min(end, window);
+                }
+            }
+        }
+        return s;
+    }
+
+    /// Starts a step on an idle replica at now_s if it has work.
+    void try_start_step(int replica_index) {
+        Replica& r = replicas[static_cast<std::size_t>(replica_index)];
+        if (r.in_step || (r.running.empty() && r.waiting.empty())) {
+            return;
+        }
+        const bool queue_before = !r.waiting.empty();
+        schedule(r);
+        if (r.plan.empty()) {
+            return;  // nothing fits now; a finishing request will free room
+        }
+        account_idle(r, now_s);
+        const StepShape shape = shape_of(r);
+        r.step = physics.run_step(cost.step_work(shape), r.power_cap_w, r.locked_clock_mhz);
+        r.in_step = true;
+        r.step_start_s = now_s;
+        r.step_end_s = now_s + r.step.duration_s;
+        r.step_batch = static_cast<int>(r.running.size());
+        r.last_power_w = r.step.power_w;
+        r.last_clock_mhz = r.step.sm_clock_mhz;
+        // ML.ENERGY's steady window opens at the first pure-decode step with a queue.
+        if (!steady_started && queue_before && !r.waiting.empty() && shape.prefill_tokens == 0) {
+            steady_started = true;
+            steady.start_s = now_s;
+        }
+    }
+
+    void finish_step(int replica_index) {
+        Replica& r = replicas[static_cast<std::size_t>(replica_index)];
+        const double t = r.step_end_s;
+        const double d = r.step.duration_s;
+        const double step_energy = r.step.power_w * gpus_per_replica * d;
+        r.energy_j += step_energy;
+        r.accounted_until_s = t;
+        r.in_step = false;
+        ++steps;
+        batch_time += r.step_batch * d;
+        busy_time += d;
+        clock_time += r.step.sm_clock_mhz * d;
+        const bool in_steady = steady_started && !steady_ended;
+        double step_tokens = 0.0;
+
+        bool any_finished = false;
+        for (const ScheduledChunk& c : r.plan) {
+            RequestState& q = requests[static_cast<std::size_t>(c.index)];
+            if (q.num_computed < q.request.input_tokens) {
+                r.prompt_tokens += std::min(c.tokens, q.request.input_tokens - q.num_computed);
+            }
+            q.num_computed += c.tokens;
+            if (q.num_computed < q.num_tokens) {
+                continue;  // a partial prefill chunk samples no token
+            }
+            ++q.generated;
+            ++q.num_tokens;
+            step_tokens += 1.0;
+            if (q.generated == 1 && q.first_token_s < 0.0) {
+                q.first_token_s = t;
+            } else {
+                itl.add(t - q.last_token_s);
+                if (in_steady) {
+                    steady_itl.add(t - q.last_token_s);
+                }
+            }
+            q.last_token_s = t;
+            if (q.generated >= q.request.output_tokens) {
+                any_finished = true;
+                r.free_blocks += q.blocks;
+                q.blocks = 0;
+                ++r.completed;
+                finished.push_back({q.request.id, replica_index, q.request.arrival_s, q.first_token_s, t,
+                                    q.request.output_tokens});
+            }
+        }
+        r.output_tokens += step_tokens;
+        if (any_finished) {
+            std::erase_if(r.running, [this](int index) {
+                const RequestState& q = requests[static_cast<std::size_t>(index)];
+                return q.generated >= q.request.output_tokens;
+            });
+        }
+        if (in_steady) {
+            steady.duration_s += d;
+            steady.output_tokens += step_tokens;
+            steady_energy_j += step_energy;
+            steady_batch_time += r.step_batch * d;
+            if (r.waiting.empty()) {
+                steady_ended = true;
+            }
+        }
+    }
+
+    /// Routes a request to the replica with the fewest outstanding requests.
+    void dispatch(std::size_t index) {
+        RequestState& q = requests[index];
+        ++arrivals;
+        const int need = blocks_for(q.request.input_tokens + q.request.output_tokens);
+        if (q.request.input_tokens + q.request.output_tokens > max_model_len ||
+            need > replicas.front().total_blocks) {
+            ++rejected;
+            return;
+        }
+        std::size_t best = 0;
+        std::size_t best_load = std::numeric_limits<std::size_t>::max();
+        for (std::size_t i = 0; i < replicas.size(); ++i) {
+            const std::size_t load = replicas[i].running.size() + replicas[i].waiting.size();
+            if (load < best_load) {
+                best = i;
+                best_load = load;
+            }
+        }
+        q.replica = static_cast<int>(best);
+        replicas[best].waiting.push_back(static_cast<int>(index));
+        try_start_step(static_cast<int>(best));
+    }
+
+    void advance(double limit_s) {
+        const auto wall_start = std::chrono::steady_clock::now();
+        while (true) {
+            const double t_arrival = next_arrival < requests.size()
+                                         ? requests[next_arrival].request.arrival_s
+                                         : kInf;
+            int next_replica = -1;
+            double t_step = kInf;
+            for (std::size_t i = 0; i < replicas.size(); ++i) {
+                if (replicas[i].in_step && replicas[i].step_end_s < t_step) {
+                    t_step = replicas[i].step_end_s;
+                    next_replica = static_cast<int>(i);
+                }
+            }
+            const double t_next = std::min(t_arrival, t_step);
+            if (t_next == kInf || t_next > limit_s) {
+                break;
+            }
+            now_s = std::max(now_s, t_next);
+            if (t_arrival <= t_step) {
+                dispatch(next_arrival++);
+            } else {
+                finish_step(next_replica);
+                try_start_step(next_replica);
+            }
+        }
+        if (limit_s != kInf) {
+            now_s = std::max(now_s, limit_s);
+        }
+        wall_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    }
+
+    [[nodiscard]] bool done() const {
+        if (next_arrival < requests.size()) {
+            return false;
+        }
+        return std::all_of(replicas.begin(), replicas.end(), [](const Replica& r) {
+            return !r.in_step && r.running.empty() && r.waiting.empty();
+        });
+    }
+
+    [[nodiscard]] double energy_until(const Replica& r, double t) const {
+        if (r.in_step) {
+            return r.energy_j + r.step.power_w * gpus_per_replica * std::max(0.0, t - r.step_start_s);
+        }
+        return r.energy_j + physics.idle_power_w() * gpus_per_replica * std::max(0.0, t - r.accounted_until_s);
+    }
+};
+
+Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Request> requests,
+                                    SloTargets slo) {
+    if (node.replicas < 1) {
+        return Status::invalid_argument("replicas must be >= 1");
+    }
+    const EngineConfig& e = node.engine;
+    if (e.max_num_seqs < 1) {
+        return Status::invalid_argument("max_num_seqs must be >= 1 (got " + std::to_string(e.max_num_seqs) + ")");
+    }
+    if (e.max_num_batched_tokens < 1) {
+        return Status::invalid_argument("max_num_batched_tokens must be >= 1");
+    }
+    if (e.block_size < 1) {
+        return Status::invalid_argument("block_size must be >= 1");
+    }
+    if (e.gpu_memory_utilization <= 0.0 || e.gpu_memory_utilization > 1.0) {
+        return Status::invalid_argument("gpu_memory_utilization must be in (0, 1]");
+    }
+    if (slo.ttft_s <= 0.0 || slo.tpot_s <= 0.0) {
+        return Status::invalid_argument("SLO targets must be > 0");
+    }
+    for (std::size_t i = 1; i < requests.size(); ++i) {
+        if (requests[i].arrival_s < requests[i - 1].arrival_s) {
+            return Status::invalid_argument("requests must be sorted by arrival time");
+        }
+    }
+    Result<StepCostModel> cost = StepCostModel::create(node.model, node.gpu, node.parallel);
+    if (!cost.is_ok()) {
+        return cost.status();
+    }
+    auto impl = std::make_unique<Impl>(node, slo, std::move(cost).value());
+    impl->gpus_per_replica = node.parallel.tp;
+    impl->max_model_len = e.max_model_len > 0 ? e.max_model_len : node.model.max_position_embeddings;
+    if (impl->max_model_len <= 0) {
+        impl->max_model_len = std::numeric_limits<int>::max();
+    }
+    const double free_bytes = node.gpu.hbm_bytes * e.gpu_memory_utilization -
+                              impl->cost.weight_bytes_per_gpu() - e.activation_reserve_bytes;
+    const double block_bytes = impl->cost.kv_bytes_per_token_per_gpu() * e.block_size;
+    if (free_bytes < block_bytes) {
+        return Status::invalid_argument(
+            node.model.name + " does not fit on " + std::to_string(node.parallel.tp) + "x " + node.gpu.name +
+            ": " + std::to_string(impl->cost.weight_bytes_per_gpu() / 1e9) + " GB of weights per GPU, " +
+            std::to_string(node.gpu.hbm_bytes * e.gpu_memory_utilization / 1e9) + " GB usable");
+    }
+    const int total_blocks = static_cast<int>(std::min(free_bytes / block_bytes, 1e9));
+    const double cap = node.power_cap_w > 0.0 ? node.power_cap_w : node.gpu.power_limit_default_w;
+    impl->replicas.resize(static_cast<std::size_t>(node.replicas));
+    for (auto& r : impl->replicas) {
+        r.total_blocks = total_blocks;
+        r.free_blocks = total_blocks;
+        r.power_cap_w = impl->physics.clamp_cap(cap);
+        r.locked_clock_mhz = node.locked_clock_mhz;
+        r.batch_cap = e.max_num_seqs;
+        r.last_power_w = node.gpu.idle_power_w;
+    }
+    impl->requests.reserve(requests.size());
+    for (const workload::Request& req : requests) {
+        RequestState q;
+        q.request = req;
+        q.request.input_tokens = std::max(1, req.input_tokens);
+        q.request.output_tokens = std::max(1, req.output_tokens);
+        q.num_tokens = q.request.input_tokens;
+        impl->requests.push_back(q);
+    }
+    impl->finished.reserve(requests.size());
+    return Simulator(std::move(impl));
+}
+
+Simulator::Simulator(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+Simulator::Simulator(Simulator&&) noexcept = default;
+Simulator& Simulator::operator=(Simulator&&) noexcept = default;
+Simulator::~Simulator() = default;
+
+void Simulator::set_power_cap(int replica, double power_cap_w) {
+    m_impl->replicas.at(static_cast<std::size_t>(replica)).power_cap_w = m_impl->physics.clamp_cap(power_cap_w);
+}
+
+void Simulator::set_batch_cap(int replica, int batch_cap) {
+    m_impl->replicas.at(static_cast<std::size_t>(replica)).batch_cap =
+        std::clamp(batch_cap, 1, m_impl->node.engine.max_num_seqs);
+}
+
+void Simulator::set_locked_clock(int replica, double clock_mhz) {
+    m_impl->replicas.at(static_cast<std::size_t>(replica)).locked_clock_mhz = std::max(0.0, clock_mhz);
+}
+
+void Simulator::run_until(double t_s) { m_impl->advance(t_s); }
+
+void Simulator::run_to_completion() { m_impl->advance(kInf); }
+
+bool Simulator::done() const { return m_impl->done(); }
+
+double Simulator::now() const { return m_impl->now_s; }
+
+int Simulator::replica_count() const { return static_cast<int>(m_impl->replicas.size()); }
+
+const NodeConfig& Simulator::node() const { return m_impl->node; }
+
+std::int64_t Simulator::kv_capacity_tokens() const {
+    return static_cast<std::int64_t>(m_impl->replicas.front().total_blocks) * m_impl->node.engine.block_size;
+}
+
+const std::vector<RequestTiming>& Simulator::finished_requests() const { return m_impl->finished; }
+
+ReplicaObservation Simulator::observe(int replica) const {
+    const Impl& s = *m_impl;
+    const auto& r = s.replicas.at(static_cast<std::size_t>(replica));
+    ReplicaObservation o;
+    o.now_s = s.now_s;
+    o.running = static_cast<int>(r.running.size());
+    o.waiting = static_cast<int>(r.waiting.size());
+    o.kv_usage = r.total_blocks > 0 ? 1.0 - static_cast<double>(r.free_blocks) / r.total_blocks : 0.0;
+    o.energy_j = s.energy_until(r, s.now_s);
+    o.output_tokens = r.output_tokens;
+    o.prompt_tokens = r.prompt_tokens;
+    o.completed = r.completed;
+    o.power_w = r.in_step ? r.last_power_w : s.physics.idle_power_w();
+    o.sm_clock_mhz = r.last_clock_mhz;
+    o.power_cap_w = r.power_cap_w;
+    o.batch_cap = r.batch_cap;
+    o.gpus = s.gpus_per_replica;
+    return o;
+}
+
+SimulationReport Simulator::report() const {
+    const Impl& s = *m_impl;
+    SimulationReport out;
+    out.requests_total = s.requests.size();
+    out.requests_completed = s.finished.size();
+    out.requests_rejected = s.rejected;
+    out.preemptions = s.preemptions;
+    out.steps = s.steps;
+    out.events = s.steps + s.arrivals;
+    out.duration_s = s.now_s;
+    for (const auto& r : s.replicas) {
+        out.output_tokens += r.output_tokens;
+        out.prompt_tokens += r.prompt_tokens;
+        out.energy_j += s.energy_until(r, s.now_s);
+    }
+    if (out.duration_s > 0.0) {
+        out.throughput_tok_s = out.output_tokens / out.duration_s;
+        out.avg_power_w = out.energy_j / out.duration_s;
+        out.avg_batch = s.batch_time / (out.duration_s * static_cast<double>(s.replicas.size()));
+    }
+    if (out.energy_j > 0.0) {
+        out.tokens_per_joule = out.output_tokens / out.energy_j;
+    }
+    if (out.output_tokens > 0.0) {
+        out.j_per_token = out.energy_j / out.output_tokens;
+    }
+    if (s.busy_time > 0.0) {
+        out.sm_clock_mhz_avg = s.clock_time / s.busy_time;
+    }
+    std::vector<double> ttft;
+    std::vector<double> tpot;
+    std::vector<double> e2e;
+    ttft.reserve(s.finished.size());
+    tpot.reserve(s.finished.size());
+    e2e.reserve(s.finished.size());
+    std::uint64_t met = 0;
+    for (const RequestTiming& f : s.finished) {
+        const double t_first = f.first_token_s - f.arrival_s;
+        const double t_per = f.output_tokens > 1 ? (f.finish_s - f.first_token_s) / (f.output_tokens - 1) : 0.0;
+        ttft.push_back(t_first);
+        if (f.output_tokens > 1) {
+            tpot.push_back(t_per);
+        }
+        e2e.push_back(f.finish_s - f.arrival_s);
+        if (t_first <= s.slo.ttft_s && t_per <= s.slo.tpot_s) {
+            ++met;
+        }
+    }
+    out.ttft_s = summarize(std::move(ttft));
+    out.tpot_s = summarize(std::move(tpot));
+    out.e2e_s = summarize(std::move(e2e));
+    out.itl_s = s.itl.summary();
+    if (!s.finished.empty()) {
+        out.slo_attainment = static_cast<double>(met) / static_cast<double>(s.finished.size());
+    }
+    if (s.steady_started && s.steady.duration_s > 0.0) {
+        SteadyStateReport st = s.steady;
+        // Steps of several replicas overlap in time; duration is per replica-time.
+        const double replicas = static_cast<double>(s.replicas.size());
+        st.duration_s /= replicas;
+        st.throughput_tok_s = st.output_tokens / st.duration_s;
+        st.avg_power_w = s.steady_energy_j / st.duration_s;
+        st.j_per_token = st.output_tokens > 0.0 ? s.steady_energy_j / st.output_tokens : 0.0;
+        st.avg_batch = s.steady_batch_time / (st.duration_s * replicas);
+        st.itl_s = s.steady_itl.summary();
+        out.steady = st;
+    }
+    out.sim_wall_s = s.wall_s;
+    return out;
+}
+
+}  // namespace pals::sim
