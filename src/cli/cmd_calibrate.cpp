@@ -86,10 +86,14 @@ Status run_calibrate(const CalibrateOptions& opt) {
         spec.calibration = fitted.value();
         const sim::GpuCalibration& c = spec.calibration;
         std::printf("fitted %s calibration:\n  mem_efficiency %.4f\n  compute_efficiency %.4f\n"
-                    "  step_overhead_s %.6g\n  layer_overhead_s %.6g\n  mem_power_w %.2f\n  sm_power_w %.2f\n"
-                    "  sm_busy_fraction %.4f\n  clock_exponent %.3f\n  mem_clock_knee %.3f\n\n",
-                    spec.name.c_str(), c.mem_efficiency, c.compute_efficiency, c.step_overhead_s, c.layer_overhead_s,
-                    c.mem_power_w, c.sm_power_w, c.sm_busy_fraction, c.clock_exponent, c.mem_clock_knee);
+                    "  attention_efficiency %.4f\n  step_overhead_s %.6g\n  layer_overhead_s %.6g\n"
+                    "  moe_layer_overhead_s %.6g\n  ep_layer_latency_s %.6g\n  sample_s_per_vocab %.6g\n"
+                    "  mem_power_w %.2f\n  sm_power_w %.2f\n  sm_busy_fraction %.4f\n  clock_exponent %.3f\n"
+                    "  mem_clock_knee %.3f\n\n",
+                    spec.name.c_str(), c.mem_efficiency, c.compute_efficiency, c.attention_efficiency,
+                    c.step_overhead_s, c.layer_overhead_s, c.moe_layer_overhead_s, c.ep_layer_latency_s,
+                    c.sample_s_per_vocab, c.mem_power_w, c.sm_power_w, c.sm_busy_fraction, c.clock_exponent,
+                    c.mem_clock_knee);
     }
     Result<sim::FidelityReport> report = sim::evaluate_fidelity(runs.value(), spec, settings);
     if (!report.is_ok()) {

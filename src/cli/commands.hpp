@@ -26,5 +26,7 @@ int report_error(const Status& status);
 void add_simulate_command(CLI::App& app, CommandContext& ctx);
 void add_demo_command(CLI::App& app, CommandContext& ctx);
 void add_calibrate_command(CLI::App& app, CommandContext& ctx);
+void add_gpus_command(CLI::App& app, CommandContext& ctx);
+void add_power_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace pals::cli

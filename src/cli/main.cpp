@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
     add_simulate_command(app, ctx);
     add_demo_command(app, ctx);
     add_calibrate_command(app, ctx);
+    add_gpus_command(app, ctx);
+    add_power_command(app, ctx);
 
     try {
         app.parse(argc, argv);

@@ -249,10 +249,14 @@ Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, con
     const Param params[] = {
         {"mem_efficiency", &GpuCalibration::mem_efficiency, 0.3, 0.95},
         {"compute_efficiency", &GpuCalibration::compute_efficiency, 0.2, 0.95},
+        {"attention_efficiency", &GpuCalibration::attention_efficiency, 0.1, 0.95},
         {"step_overhead_s", &GpuCalibration::step_overhead_s, 1e-5, 2e-2},
         {"layer_overhead_s", &GpuCalibration::layer_overhead_s, 0.0, 1e-4},
+        {"moe_layer_overhead_s", &GpuCalibration::moe_layer_overhead_s, 0.0, 5e-4},
+        {"ep_layer_latency_s", &GpuCalibration::ep_layer_latency_s, 0.0, 5e-4},
+        {"sample_s_per_vocab", &GpuCalibration::sample_s_per_vocab, 0.0, 5e-9},
         {"mem_power_w", &GpuCalibration::mem_power_w, 10.0, 400.0},
-        {"sm_power_w", &GpuCalibration::sm_power_w, 50.0, 900.0},
+        {"sm_power_w", &GpuCalibration::sm_power_w, 50.0, 2000.0},
         {"sm_busy_fraction", &GpuCalibration::sm_busy_fraction, 0.0, 1.0},
     };
     auto objective = [](const FidelityReport& r) {

@@ -18,6 +18,17 @@ constexpr int kAllReducesPerLayer = 2;
 /// Seed of the fixed expert-to-GPU permutation (popularity is unrelated to expert ids).
 constexpr std::uint64_t kExpertPlacementSeed = 0x9E3779B97F4A7C15ULL;
 
+/// Expected maximum of k independent standard normal variables (exact for k <= 8, Blom's
+/// approximation beyond).
+double expected_max_standard_normal(int k) {
+    static constexpr double kTable[] = {0.0, 0.0, 0.5642, 0.8463, 1.0294, 1.1630, 1.2672, 1.3522, 1.4236};
+    if (k < static_cast<int>(std::size(kTable))) {
+        return kTable[std::max(k, 0)];
+    }
+    return std::sqrt(2.0 * std::log(static_cast<double>(k))) - 0.5 * std::log(std::log(static_cast<double>(k))) /
+                                                                      std::sqrt(2.0 * std::log(static_cast<double>(k)));
+}
+
 std::vector<int> expert_placement(int experts, int ranks) {
     std::vector<int> order(static_cast<std::size_t>(experts));
     std::iota(order.begin(), order.end(), 0);
@@ -135,28 +146,41 @@ const StepCostModel::RoutingEntry& StepCostModel::routing(int tokens) const {
     if (entry.distinct_busiest >= 0.0) {
         return entry;
     }
+    // Per GPU, the distinct experts touched is a sum of independent Bernoulli variables and its
+    // routed tokens are binomial. Each layer waits for its busiest GPU, so the step pays the
+    // expected maximum over GPUs, taken as mean + sigma * (expected max of `ranks` standard
+    // normals), never above what the GPU holds.
     const int ranks = m_parallel.ep;
-    std::vector<double> distinct(static_cast<std::size_t>(ranks), 0.0);
-    std::vector<double> share(static_cast<std::size_t>(ranks), 0.0);
+    const std::size_t n_ranks = static_cast<std::size_t>(ranks);
+    std::vector<double> mean(n_ranks, 0.0);
+    std::vector<double> var(n_ranks, 0.0);
+    std::vector<double> share(n_ranks, 0.0);
+    std::vector<double> held(n_ranks, 0.0);
+    const double n = static_cast<double>(tokens);
     double total = 0.0;
     for (std::size_t i = 0; i < m_expert_popularity.size(); ++i) {
         const double q = m_expert_popularity[i];
-        const double touched = 1.0 - std::pow(1.0 - q, static_cast<double>(tokens));
+        const double touched = 1.0 - std::pow(1.0 - q, n);
         const auto r = static_cast<std::size_t>(m_expert_rank[i]);
-        distinct[r] += touched;
+        mean[r] += touched;
+        var[r] += touched * (1.0 - touched);
         share[r] += q / m_model.experts_per_token;
+        held[r] += 1.0;
         total += touched;
     }
     entry.distinct_total = total;
-    entry.distinct_busiest = *std::max_element(distinct.begin(), distinct.end());
-    // Tokens on a rank are binomial: expect the busiest rank one standard deviation above its mean.
-    const double p = *std::max_element(share.begin(), share.end());
-    const double assignments = static_cast<double>(tokens) * m_model.experts_per_token;
-    if (ranks > 1 && assignments > 0.0) {
-        const double busiest = assignments * p + std::sqrt(assignments * p * (1.0 - p));
-        entry.token_share_busiest = std::min(1.0, busiest / assignments);
-    } else {
-        entry.token_share_busiest = 1.0;
+    const double spread = expected_max_standard_normal(ranks);
+    const double assignments = n * m_model.experts_per_token;
+    entry.distinct_busiest = 0.0;
+    entry.token_share_busiest = ranks > 1 ? 0.0 : 1.0;
+    for (std::size_t r = 0; r < n_ranks; ++r) {
+        entry.distinct_busiest =
+            std::max(entry.distinct_busiest, std::min(held[r], mean[r] + spread * std::sqrt(var[r])));
+        if (ranks > 1 && assignments > 0.0) {
+            const double p = share[r];
+            const double busiest = assignments * p + spread * std::sqrt(assignments * p * (1.0 - p));
+            entry.token_share_busiest = std::max(entry.token_share_busiest, std::min(1.0, busiest / assignments));
+        }
     }
     return entry;
 }
@@ -196,10 +220,18 @@ StepWork StepCostModel::step_work(const StepShape& shape) const {
                          (shape.decode_ctx_local + shape.prefill_pairs_local) * m_local_layers;
     const double kv_tokens = (shape.decode_ctx_full + shape.prefill_ctx_full) * m_full_layers +
                              (shape.decode_ctx_local + shape.prefill_ctx_local) * m_local_layers;
-    work.add(pairs * m_attn_flops_pair_gpu, kv_tokens * m_kv_layer_bytes_per_gpu);
+    work.add(pairs * m_attn_flops_pair_gpu, kv_tokens * m_kv_layer_bytes_per_gpu,
+             cal.attention_efficiency / cal.mem_efficiency);
+    // Logits processing and sampling run over the whole vocabulary for each sampled sequence.
+    work.scaled_busy_s = shape.logits * m_model.vocab_size * cal.sample_s_per_vocab;
 
-    work.fixed_busy_s = m_model.num_layers * cal.layer_overhead_s + m_allreduce_fixed_s +
-                        m_allreduce_s_per_token * n;
+    double moe_overhead = 0.0;
+    if (m_model.is_moe()) {
+        moe_overhead = m_model.num_moe_layers *
+                       (cal.moe_layer_overhead_s + 2.0 * cal.ep_layer_latency_s * std::log2(m_parallel.ep));
+    }
+    work.wait_s = m_model.num_layers * cal.layer_overhead_s + moe_overhead + m_allreduce_fixed_s +
+                  m_allreduce_s_per_token * n;
     work.host_s = cal.step_overhead_s;
     return work;
 }

@@ -29,12 +29,12 @@ StepOutcome GpuPhysics::evaluate(const StepWork& work, double clock_ratio) const
     double total_bytes = 0.0;
     for (int i = 0; i < work.num_kernels; ++i) {
         const KernelWork& k = work.kernels[static_cast<std::size_t>(i)];
-        kernel_s += std::max(k.flops / flops_rate, k.bytes / mem_rate);
+        kernel_s += std::max(k.flops / flops_rate, k.bytes / (mem_rate * k.bandwidth_scale));
         total_flops += k.flops;
         total_bytes += k.bytes;
     }
-    const double busy_s = kernel_s + work.fixed_busy_s;
-    const double step_s = busy_s + work.host_s;
+    const double busy_s = kernel_s + work.scaled_busy_s / clock_ratio;
+    const double step_s = busy_s + work.wait_s + work.host_s;
     StepOutcome out;
     out.duration_s = step_s;
     out.clock_ratio = clock_ratio;

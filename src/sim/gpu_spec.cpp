@@ -16,13 +16,17 @@ constexpr double kGiga = 1e9;
 /// docs/fidelity.md). Other GPUs carry the same efficiencies; their power terms scale with TDP.
 GpuCalibration h100_calibration() {
     GpuCalibration c;
-    c.mem_efficiency = 0.80;
-    c.compute_efficiency = 0.70;
-    c.step_overhead_s = 1.5e-3;
-    c.layer_overhead_s = 8e-6;
-    c.mem_power_w = 150.0;
-    c.sm_power_w = 450.0;
-    c.sm_busy_fraction = 0.5;
+    c.mem_efficiency = 0.9216;
+    c.compute_efficiency = 0.8343;
+    c.attention_efficiency = 0.5942;
+    c.step_overhead_s = 0.000552922;
+    c.layer_overhead_s = 4.01724e-05;
+    c.moe_layer_overhead_s = 2.72339e-06;
+    c.ep_layer_latency_s = 3.78384e-05;
+    c.sample_s_per_vocab = 3.456e-10;
+    c.mem_power_w = 66.18;
+    c.sm_power_w = 900.0;
+    c.sm_busy_fraction = 0.5069;
     c.clock_exponent = 2.0;
     c.mem_clock_knee = 0.45;
     return c;

@@ -25,6 +25,7 @@ namespace pals::sim {
 struct KernelWork {
     double flops = 0.0;
     double bytes = 0.0;
+    double bandwidth_scale = 1.0;  ///< achieved bandwidth relative to weight streaming
 };
 
 /// The work one GPU does in one engine step.
@@ -32,11 +33,12 @@ struct StepWork {
     static constexpr int kMaxKernels = 4;
     std::array<KernelWork, kMaxKernels> kernels{};
     int num_kernels = 0;
-    double fixed_busy_s = 0.0;  ///< GPU-side time not scaled by clocks (all-reduce, launches)
-    double host_s = 0.0;        ///< host-side time per step while the GPU waits
+    double scaled_busy_s = 0.0;  ///< SM-bound time at f_max that stretches as f_max / f
+    double wait_s = 0.0;         ///< time not scaled by clocks with SMs idle (collectives, gaps)
+    double host_s = 0.0;         ///< host-side time per step while the GPU waits
 
-    void add(double flops, double bytes) {
-        kernels[static_cast<std::size_t>(num_kernels++)] = KernelWork{flops, bytes};
+    void add(double flops, double bytes, double bandwidth_scale = 1.0) {
+        kernels[static_cast<std::size_t>(num_kernels++)] = KernelWork{flops, bytes, bandwidth_scale};
     }
 };
 

@@ -14,10 +14,16 @@ namespace pals::sim {
 /// The few free parameters of the step-time and power model, fitted per GPU type on measured
 /// runs (`pals calibrate`). The same values serve every model: nothing here is per model.
 struct GpuCalibration {
-    double mem_efficiency = 0.8;      ///< achieved / peak HBM bandwidth for weight/KV streaming
+    double mem_efficiency = 0.8;      ///< achieved / peak HBM bandwidth for weight streaming
     double compute_efficiency = 0.7;  ///< achieved / peak tensor throughput for large GEMMs
+    double attention_efficiency = 0.6;  ///< achieved / peak HBM bandwidth of paged attention
     double step_overhead_s = 1.5e-3;  ///< per engine step, not scaled by clocks (CPU, launches)
     double layer_overhead_s = 8e-6;   ///< per layer per step (kernel launches, small ops)
+    double moe_layer_overhead_s = 2e-5;  ///< per MoE layer per step (routing, permute, combine)
+    double ep_layer_latency_s = 2e-5;    ///< per MoE layer per step, per EP collective (two:
+                                         ///< dispatch, combine) and per doubling of EP
+    double sample_s_per_vocab = 2e-10;   ///< per sequence per vocabulary entry at f_max
+                                         ///< (logits processing, top-p/top-k sampling)
     double mem_power_w = 150.0;       ///< HBM + interface power at full bandwidth
     double sm_power_w = 450.0;        ///< SM power at f_max with tensor cores saturated
     double sm_busy_fraction = 0.5;    ///< SM power drawn by a busy, memory-bound kernel, as a

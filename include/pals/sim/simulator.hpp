@@ -33,7 +33,7 @@ struct EngineConfig {
     int block_size = 16;                ///< KV-cache block size in tokens
     double gpu_memory_utilization = 0.9;
     int max_model_len = 0;              ///< 0: the model's max_position_embeddings
-    double activation_reserve_bytes = 4e9;  ///< per GPU: activations, CUDA graphs, workspace
+    double activation_reserve_bytes = 1.5e9;  ///< per GPU: activations, CUDA graphs, workspace
 };
 
 /// A serving node: `replicas` copies of the model, each on `parallel.tp` GPUs.

@@ -1,0 +1,51 @@
+#include "pals/sim/calibration.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace pals::sim {
+namespace {
+
+const std::string kShared = PALS_SHARED_DIR;
+
+FidelitySettings settings() {
+    FidelitySettings s;
+    s.models_dir = kShared + "/models";
+    s.output_lengths = kShared + "/calibration/mlenergy-v3/output_length_distributions.json";
+    return s;
+}
+
+// The fidelity bound of the foundation issue: MAPE <= 15 % on each of the four quantities, with
+// one set of H100 parameters for all five models.
+TEST(FidelityTest, H100MapeWithinFifteenPercent) {
+    auto runs = load_measured_runs(kShared + "/calibration/mlenergy-v3/h100_lm_arena_chat.csv");
+    ASSERT_TRUE(runs.is_ok()) << runs.status().message();
+    ASSERT_EQ(runs->size(), 74U);
+    auto report = evaluate_fidelity(runs.value(), find_gpu_spec("H100-SXM").value(), settings());
+    ASSERT_TRUE(report.is_ok()) << report.status().message();
+    EXPECT_LE(report->mape_tok_s, 15.0);
+    EXPECT_LE(report->mape_j_per_tok, 15.0);
+    EXPECT_LE(report->mape_median_itl, 15.0);
+    EXPECT_LE(report->mape_avg_power, 15.0);
+}
+
+TEST(FidelityTest, BadCsvNamesFileAndLine) {
+    const std::string path = ::testing::TempDir() + "/bad_runs.csv";
+    std::ofstream(path) << "model,gpu,num_gpus,ep,max_num_seqs,avg_batch,avg_power_w,j_per_tok,tok_s,median_itl_ms,"
+                           "avg_out_len\n"
+                           "m/x,H100,1,1,8,7.9,400,0.5,600,12.0,900\n"
+                           "m/x,H100,1,1,8,7.9,abc,0.5,600,12.0,900\n";
+    auto runs = load_measured_runs(path);
+    ASSERT_FALSE(runs.is_ok());
+    EXPECT_NE(runs.status().message().find("bad_runs.csv:3"), std::string::npos) << runs.status().message();
+    EXPECT_NE(runs.status().message().find("avg_power_w"), std::string::npos);
+
+    std::ofstream(path) << "model,gpu\nm/x,H100\n";
+    auto missing = load_measured_runs(path);
+    ASSERT_FALSE(missing.is_ok());
+    EXPECT_NE(missing.status().message().find("missing column 'num_gpus'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pals::sim

@@ -1,0 +1,171 @@
+#include "pals/sim/simulator.hpp"
+
+#include <gtest/gtest.h>
+
+#include "test_models.hpp"
+
+namespace pals::sim {
+namespace {
+
+NodeConfig node_of(model::ModelSpec model, int tp, int max_num_seqs) {
+    NodeConfig node;
+    node.model = std::move(model);
+    node.gpu = testing::h100();
+    node.parallel.tp = tp;
+    node.engine.max_num_seqs = max_num_seqs;
+    return node;
+}
+
+SimulationReport run(NodeConfig node, std::vector<workload::Request> requests) {
+    auto sim = Simulator::create(std::move(node), std::move(requests));
+    EXPECT_TRUE(sim.is_ok()) << sim.status().message();
+    sim->run_to_completion();
+    EXPECT_TRUE(sim->done());
+    return sim->report();
+}
+
+TEST(SimulatorTest, CompletesEveryRequestAndConservesTokens) {
+    auto requests = testing::closed_loop(50, 300, 40);
+    const SimulationReport r = run(node_of(testing::llama8b(), 1, 16), requests);
+    EXPECT_EQ(r.requests_completed, 50U);
+    EXPECT_DOUBLE_EQ(r.output_tokens, 50.0 * 40.0);
+    EXPECT_DOUBLE_EQ(r.prompt_tokens, 50.0 * 300.0);
+    EXPECT_NEAR(r.avg_batch, 16.0, 4.0);
+    EXPECT_GT(r.energy_j, r.duration_s * testing::h100().idle_power_w);
+    EXPECT_NEAR(r.tokens_per_joule * r.j_per_token, 1.0, 1e-9);
+}
+
+TEST(SimulatorTest, MoeItlGrowsFasterWithBatchThanDense) {
+    auto itl = [](model::ModelSpec m, int tp, int batch) {
+        return run(node_of(std::move(m), tp, batch), testing::closed_loop(batch * 4, 64, 200)).itl_s.p50;
+    };
+    const double moe_growth = itl(testing::mixtral(), 2, 16) / itl(testing::mixtral(), 2, 1);
+    const double dense_growth = itl(testing::llama8b(), 1, 16) / itl(testing::llama8b(), 1, 1);
+    EXPECT_GT(moe_growth, 1.8);
+    EXPECT_LT(dense_growth, 1.25);
+    EXPECT_GT(moe_growth, dense_growth + 0.5);
+}
+
+TEST(SimulatorTest, CapAboveDecodeDrawLeavesDecodeTimeUnchanged) {
+    NodeConfig node = node_of(testing::llama8b(), 1, 4);
+    const SimulationReport uncapped = run(node, testing::closed_loop(4, 16, 400));
+    Simulator probe = Simulator::create(node, testing::closed_loop(4, 16, 400)).value();
+    probe.run_until(1.0);  // well inside pure decode
+    const double decode_power = probe.observe(0).power_w;
+    ASSERT_LT(decode_power, 600.0);
+    node.power_cap_w = decode_power + 20.0;
+    const SimulationReport capped = run(node, testing::closed_loop(4, 16, 400));
+    EXPECT_NEAR(capped.itl_s.p50, uncapped.itl_s.p50, 1e-9);
+}
+
+TEST(SimulatorTest, PrefillSlowsUnderALowCap) {
+    NodeConfig node = node_of(testing::llama8b(), 1, 4);
+    const SimulationReport full = run(node, testing::closed_loop(1, 8000, 1));
+    node.power_cap_w = 200.0;
+    const SimulationReport low = run(node, testing::closed_loop(1, 8000, 1));
+    EXPECT_GT(low.ttft_s.p50, full.ttft_s.p50 * 1.3);
+    EXPECT_LT(low.sm_clock_mhz_avg, full.sm_clock_mhz_avg);
+    EXPECT_LE(low.avg_power_w, 200.0 + 1e-6);
+}
+
+TEST(SimulatorTest, PreemptsWhenTheKvCacheIsFullAndStillFinishes) {
+    NodeConfig node = node_of(testing::llama8b(), 1, 64);
+    node.engine.gpu_memory_utilization = 0.25;  // ~2 GB of KV cache
+    const SimulationReport r = run(node, testing::closed_loop(64, 1000, 800));
+    EXPECT_GT(r.preemptions, 0U);
+    EXPECT_EQ(r.requests_completed, 64U);
+    EXPECT_DOUBLE_EQ(r.output_tokens, 64.0 * 800.0);
+}
+
+TEST(SimulatorTest, LoweringTheBatchCapDrainsWithoutEvicting) {
+    Simulator sim = Simulator::create(node_of(testing::llama8b(), 1, 32), testing::closed_loop(200, 100, 300)).value();
+    sim.run_until(0.5);
+    ASSERT_EQ(sim.observe(0).running, 32);
+    sim.set_batch_cap(0, 8);
+    sim.run_until(0.6);
+    EXPECT_EQ(sim.observe(0).running, 32);  // nobody evicted
+    sim.run_until(20.0);
+    EXPECT_LE(sim.observe(0).running, 8);
+    sim.run_to_completion();
+    EXPECT_EQ(sim.report().requests_completed, 200U);
+}
+
+TEST(SimulatorTest, SteppedRunMatchesOneShotRun) {
+    NodeConfig node = node_of(testing::mixtral(), 2, 32);
+    workload::WorkloadSpec spec;
+    spec.kind = workload::WorkloadKind::kSynthetic;
+    spec.rate_rps = 4.0;
+    spec.num_requests = 300;
+    spec.seed = 7;
+    auto requests = workload::build_workload(spec).value();
+    const SimulationReport one = run(node, requests);
+    Simulator stepped = Simulator::create(node, requests).value();
+    for (double t = 1.0; !stepped.done(); t += 1.0) {
+        stepped.run_until(t);
+    }
+    const SimulationReport two = stepped.report();
+    EXPECT_DOUBLE_EQ(one.output_tokens, two.output_tokens);
+    EXPECT_DOUBLE_EQ(one.ttft_s.p99, two.ttft_s.p99);
+    EXPECT_NEAR(one.energy_j, two.energy_j, 1e-6 * one.energy_j + (two.duration_s - one.duration_s) * 1e4);
+}
+
+TEST(SimulatorTest, ObservationCountsEnergyAndTokens) {
+    Simulator sim = Simulator::create(node_of(testing::llama8b(), 1, 8), testing::closed_loop(8, 100, 100)).value();
+    sim.run_until(0.5);
+    const ReplicaObservation a = sim.observe(0);
+    sim.run_until(0.7);
+    const ReplicaObservation b = sim.observe(0);
+    EXPECT_GT(b.output_tokens, a.output_tokens);
+    const double avg_power = (b.energy_j - a.energy_j) / 0.2;
+    EXPECT_GT(avg_power, testing::h100().idle_power_w);
+    EXPECT_LE(avg_power, 700.0);
+}
+
+TEST(SimulatorTest, ReplicasShareTheLoad) {
+    NodeConfig one = node_of(testing::llama8b(), 1, 16);
+    NodeConfig two = one;
+    two.replicas = 2;
+    const SimulationReport r1 = run(one, testing::closed_loop(200, 100, 200));
+    const SimulationReport r2 = run(two, testing::closed_loop(200, 100, 200));
+    EXPECT_GT(r2.throughput_tok_s, 1.7 * r1.throughput_tok_s);
+}
+
+TEST(SimulatorTest, RejectsAModelThatDoesNotFit) {
+    auto sim = Simulator::create(node_of(testing::shared_model("meta-llama__Llama-3.1-70B-Instruct.json"), 1, 8), {});
+    ASSERT_FALSE(sim.is_ok());
+    EXPECT_NE(sim.status().message().find("does not fit"), std::string::npos);
+}
+
+TEST(SimulatorTest, RejectsRequestsLongerThanTheModel) {
+    NodeConfig node = node_of(testing::llama8b(), 1, 8);
+    node.engine.max_model_len = 1000;
+    const SimulationReport r = run(node, {{0, 0.0, 900, 200}, {1, 0.0, 100, 10}});
+    EXPECT_EQ(r.requests_rejected, 1U);
+    EXPECT_EQ(r.requests_completed, 1U);
+}
+
+TEST(SimulatorTest, RejectsBadEngineSettings) {
+    NodeConfig node = node_of(testing::llama8b(), 1, 0);
+    EXPECT_FALSE(Simulator::create(node, {}).is_ok());
+    node.engine.max_num_seqs = 8;
+    node.engine.gpu_memory_utilization = 1.5;
+    EXPECT_FALSE(Simulator::create(node, {}).is_ok());
+    node.engine.gpu_memory_utilization = 0.9;
+    EXPECT_FALSE(Simulator::create(node, {{0, 2.0, 10, 10}, {1, 1.0, 10, 10}}).is_ok());  // unsorted
+}
+
+TEST(LatencyHistogramTest, QuantilesWithinBucketResolution) {
+    LatencyHistogram h;
+    for (int i = 1; i <= 1000; ++i) {
+        h.add(i * 1e-3);
+    }
+    EXPECT_NEAR(h.quantile(0.5), 0.5, 0.5 * 0.012);
+    EXPECT_NEAR(h.quantile(0.99), 0.99, 0.99 * 0.012);
+    EXPECT_NEAR(h.mean(), 0.5005, 1e-9);
+    const LatencySummary exact = summarize({1.0, 2.0, 3.0, 4.0});
+    EXPECT_DOUBLE_EQ(exact.p50, 2.5);
+    EXPECT_DOUBLE_EQ(exact.mean, 2.5);
+}
+
+}  // namespace
+}  // namespace pals::sim
