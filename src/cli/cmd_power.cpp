@@ -124,6 +124,9 @@ Result<std::unique_ptr<power::NvmlBackend>> open_backend(const std::string& nvml
 /// "all" or a comma-separated list of indices, each < count; duplicates dropped.
 Result<std::vector<int>> parse_gpu_list(const std::string& text, int count) {
     std::vector<int> gpus;
+    if (count <= 0) {
+        return Status::unavailable("no GPU found (NVML reports 0 GPUs)");
+    }
     if (text == "all") {
         for (int i = 0; i < count; ++i) {
             gpus.push_back(i);
@@ -362,8 +365,13 @@ Status run_watch(const WatchOptions& opt) {
                         "(Ctrl-C stops)",
                         gpus->size(), opt.interval_s));
     }
+    // Ticks on a fixed schedule (start + n * interval), so slow reads do not make it drift.
+    const auto start = std::chrono::steady_clock::now();
     for (int n = 0; opt.count == 0 || n < opt.count; ++n) {
-        if (signals.wait_for(opt.interval_s)) {
+        const auto tick = start + std::chrono::duration<double>(opt.interval_s * (n + 1));
+        const double wait_s =
+            std::chrono::duration<double>(tick - std::chrono::steady_clock::now()).count();
+        if (signals.wait_for(std::max(wait_s, 0.0))) {
             break;
         }
         auto cur = read_all();

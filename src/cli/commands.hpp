@@ -28,5 +28,9 @@ void add_demo_command(CLI::App& app, CommandContext& ctx);
 void add_calibrate_command(CLI::App& app, CommandContext& ctx);
 void add_gpus_command(CLI::App& app, CommandContext& ctx);
 void add_power_command(CLI::App& app, CommandContext& ctx);
+void add_profile_command(CLI::App& app, CommandContext& ctx);
+void add_fit_command(CLI::App& app, CommandContext& ctx);
+void add_frontier_command(CLI::App& app, CommandContext& ctx);
+void add_evaluate_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace pals::cli

@@ -38,6 +38,10 @@ int main(int argc, char** argv) {
     add_calibrate_command(app, ctx);
     add_gpus_command(app, ctx);
     add_power_command(app, ctx);
+    add_profile_command(app, ctx);
+    add_fit_command(app, ctx);
+    add_frontier_command(app, ctx);
+    add_evaluate_command(app, ctx);
 
     try {
         app.parse(argc, argv);

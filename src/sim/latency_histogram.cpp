@@ -18,6 +18,10 @@ double bucket_value(std::size_t bucket) {
 }
 }  // namespace
 
+double LatencyHistogram::bucket_upper_bound(std::size_t i) {
+    return kMinSeconds * std::pow(10.0, (static_cast<double>(i) + 1.0) / kBucketsPerDecade);
+}
+
 LatencyHistogram::LatencyHistogram() : m_buckets(kBuckets, 0) {}
 
 void LatencyHistogram::add(double seconds, std::uint64_t count) {
@@ -40,6 +44,17 @@ void LatencyHistogram::merge(const LatencyHistogram& other) {
     }
     m_count += other.m_count;
     m_sum += other.m_sum;
+}
+
+LatencyHistogram LatencyHistogram::since(const LatencyHistogram& earlier) const {
+    LatencyHistogram d = *this;
+    for (std::size_t i = 0; i < d.m_buckets.size(); ++i) {
+        d.m_buckets[i] -= std::min(d.m_buckets[i], earlier.m_buckets[i]);
+    }
+    d.m_count -= std::min(d.m_count, earlier.m_count);
+    d.m_sum -= earlier.m_sum;
+    d.m_last_value = -1.0;
+    return d;
 }
 
 double LatencyHistogram::quantile(double q) const {

@@ -1,6 +1,7 @@
 #include "pals/sim/simulator.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 
@@ -42,6 +43,11 @@ struct ScheduledChunk {
     int tokens = 0;
 };
 
+constexpr auto kTtft = static_cast<std::size_t>(LatencyKind::kTtft);
+constexpr auto kItl = static_cast<std::size_t>(LatencyKind::kItl);
+constexpr auto kTpot = static_cast<std::size_t>(LatencyKind::kTpot);
+constexpr auto kE2e = static_cast<std::size_t>(LatencyKind::kE2e);
+
 }  // namespace
 
 struct Simulator::Impl {
@@ -66,6 +72,8 @@ struct Simulator::Impl {
         double output_tokens = 0.0;
         double prompt_tokens = 0.0;
         std::uint64_t completed = 0;
+        std::uint64_t preemptions = 0;
+        std::array<LatencyHistogram, 4> latency;  ///< indexed by LatencyKind
         double last_power_w = 0.0;
         double last_clock_mhz = 0.0;
     };
@@ -87,7 +95,6 @@ struct Simulator::Impl {
     std::uint64_t preemptions = 0;
     std::uint64_t steps = 0;
     std::uint64_t arrivals = 0;
-    LatencyHistogram itl;
     double batch_time = 0.0;   ///< sum of running * step duration
     double busy_time = 0.0;    ///< sum of step durations over replicas
     double clock_time = 0.0;   ///< sum of clock * step duration
@@ -123,6 +130,7 @@ struct Simulator::Impl {
         q.num_computed = 0;  // recompute mode, as vLLM V1 does
         r.waiting.push_front(index);
         ++preemptions;
+        ++r.preemptions;
     }
 
     /// vLLM V1's schedule(): running requests first, in order, then waiting ones.
@@ -263,8 +271,9 @@ struct Simulator::Impl {
             step_tokens += 1.0;
             if (q.generated == 1 && q.first_token_s < 0.0) {
                 q.first_token_s = t;
+                r.latency[kTtft].add(t - q.request.arrival_s);
             } else {
-                itl.add(t - q.last_token_s);
+                r.latency[kItl].add(t - q.last_token_s);
                 if (in_steady) {
                     steady_itl.add(t - q.last_token_s);
                 }
@@ -275,6 +284,10 @@ struct Simulator::Impl {
                 r.free_blocks += q.blocks;
                 q.blocks = 0;
                 ++r.completed;
+                if (q.request.output_tokens > 1) {
+                    r.latency[kTpot].add((t - q.first_token_s) / (q.request.output_tokens - 1));
+                }
+                r.latency[kE2e].add(t - q.request.arrival_s);
                 finished.push_back({q.request.id, replica_index, q.request.arrival_s, q.first_token_s, t,
                                     q.request.output_tokens});
             }
@@ -441,6 +454,8 @@ Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Reque
 
 Simulator::Simulator(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 Simulator::Simulator(Simulator&&) noexcept = default;
+
+Simulator Simulator::clone() const { return Simulator(std::make_unique<Impl>(*m_impl)); }
 Simulator& Simulator::operator=(Simulator&&) noexcept = default;
 Simulator::~Simulator() = default;
 
@@ -473,6 +488,10 @@ std::int64_t Simulator::kv_capacity_tokens() const {
     return static_cast<std::int64_t>(m_impl->replicas.front().total_blocks) * m_impl->node.engine.block_size;
 }
 
+const LatencyHistogram& Simulator::latency(int replica, LatencyKind kind) const {
+    return m_impl->replicas.at(static_cast<std::size_t>(replica)).latency[static_cast<std::size_t>(kind)];
+}
+
 const std::vector<RequestTiming>& Simulator::finished_requests() const { return m_impl->finished; }
 
 ReplicaObservation Simulator::observe(int replica) const {
@@ -487,6 +506,7 @@ ReplicaObservation Simulator::observe(int replica) const {
     o.output_tokens = r.output_tokens;
     o.prompt_tokens = r.prompt_tokens;
     o.completed = r.completed;
+    o.preemptions = r.preemptions;
     o.power_w = r.in_step ? r.last_power_w : s.physics.idle_power_w();
     o.sm_clock_mhz = r.last_clock_mhz;
     o.power_cap_w = r.power_cap_w;
@@ -546,7 +566,11 @@ SimulationReport Simulator::report() const {
     out.ttft_s = summarize(std::move(ttft));
     out.tpot_s = summarize(std::move(tpot));
     out.e2e_s = summarize(std::move(e2e));
-    out.itl_s = s.itl.summary();
+    LatencyHistogram itl;
+    for (const auto& r : s.replicas) {
+        itl.merge(r.latency[kItl]);
+    }
+    out.itl_s = itl.summary();
     if (!s.finished.empty()) {
         out.slo_attainment = static_cast<double>(met) / static_cast<double>(s.finished.size());
     }

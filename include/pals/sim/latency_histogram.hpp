@@ -25,11 +25,18 @@ public:
     /// Adds `count` observations of `seconds` (values below 1 us land in the first bucket).
     void add(double seconds, std::uint64_t count = 1);
     void merge(const LatencyHistogram& other);
+    /// What was added since `earlier` (a previous copy of this histogram).
+    [[nodiscard]] LatencyHistogram since(const LatencyHistogram& earlier) const;
     [[nodiscard]] std::uint64_t count() const { return m_count; }
     [[nodiscard]] double mean() const { return m_count ? m_sum / static_cast<double>(m_count) : 0.0; }
     /// The q-quantile (0 <= q <= 1), 0 when empty.
     [[nodiscard]] double quantile(double q) const;
     [[nodiscard]] LatencySummary summary() const;
+    [[nodiscard]] double sum() const { return m_sum; }
+    /// Observations per bucket (not cumulative).
+    [[nodiscard]] const std::vector<std::uint64_t>& buckets() const { return m_buckets; }
+    /// Upper bound of bucket `i`, seconds.
+    [[nodiscard]] static double bucket_upper_bound(std::size_t i);
 
 private:
     std::vector<std::uint64_t> m_buckets;

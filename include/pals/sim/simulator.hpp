@@ -103,12 +103,16 @@ struct ReplicaObservation {
     double output_tokens = 0.0;    ///< cumulative
     double prompt_tokens = 0.0;    ///< cumulative, computed prefill tokens
     std::uint64_t completed = 0;   ///< cumulative
+    std::uint64_t preemptions = 0;  ///< cumulative
     double power_w = 0.0;          ///< per GPU, of the last step (idle power when idle)
     double sm_clock_mhz = 0.0;     ///< of the last step
     double power_cap_w = 0.0;      ///< per GPU
     int batch_cap = 0;
     int gpus = 0;
 };
+
+/// Which per-replica latency distribution (cumulative since the start of the run).
+enum class LatencyKind { kTtft, kItl, kTpot, kE2e };
 
 /// A finished request's timings (seconds).
 struct RequestTiming {
@@ -127,6 +131,8 @@ public:
                                                   std::vector<workload::Request> requests,
                                                   SloTargets slo = {});
     Simulator(Simulator&&) noexcept;
+    /// A deep copy of the whole state, to explore "what if" from here (the window oracle).
+    [[nodiscard]] Simulator clone() const;
     Simulator& operator=(Simulator&&) noexcept;
     ~Simulator();
 
@@ -147,6 +153,8 @@ public:
     [[nodiscard]] double now() const;
     [[nodiscard]] int replica_count() const;
     [[nodiscard]] ReplicaObservation observe(int replica) const;
+    /// Latencies observed so far on `replica` (ITL: one entry per token gap).
+    [[nodiscard]] const LatencyHistogram& latency(int replica, LatencyKind kind) const;
     /// Timings of requests finished so far, in completion order.
     [[nodiscard]] const std::vector<RequestTiming>& finished_requests() const;
     [[nodiscard]] SimulationReport report() const;

@@ -1,0 +1,41 @@
+#pragma once
+/// @file scenario.hpp
+/// @brief An evaluation scenario: node, workload, SLOs, budget and the policies to compare, read
+/// from a TOML file (format in docs/evaluate.md).
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pals/common/status.hpp"
+#include "pals/control/controller.hpp"
+#include "pals/sim/simulator.hpp"
+#include "pals/workload/workload.hpp"
+
+namespace pals::control {
+
+/// Names `pals evaluate` accepts in `[run] policies`.
+[[nodiscard]] const std::vector<std::string>& known_policies();
+
+struct Scenario {
+    std::string name;                 ///< file stem unless `name` is set
+    std::filesystem::path path;
+    sim::NodeConfig node;
+    workload::WorkloadSpec workload;
+    double target_tok_s = 0.0;        ///< offline case: the throughput target (0: the trace's load)
+    sim::SloTargets slo;
+    BudgetSchedule budget;            ///< empty: no budget
+    std::vector<std::string> policies;
+    double period_s = 1.0;
+    double warmup_s = 0.0;            ///< metrics ignore requests arriving and ticks before this
+    std::uint64_t seed = 0;
+    std::filesystem::path power_model;  ///< MODEL.json for `pals`; empty: profile on the fly
+};
+
+/// Reads a scenario. Relative paths (model config, trace, power model) are tried against the
+/// scenario's folder, then `shared_dir`. Every error names the file and the key.
+[[nodiscard]] Result<Scenario> load_scenario(const std::filesystem::path& path,
+                                             const std::filesystem::path& shared_dir);
+
+}  // namespace pals::control

@@ -1,0 +1,102 @@
+#pragma once
+/// @file serving_engine.hpp
+/// @brief The serving-engine interface (DESIGN.md 1.2): what the profiler and the controller
+/// read from an inference engine and the one thing they set, the batch cap. Implementations:
+/// the simulator's engine (SimulatedNode) and vLLM through its /metrics and plugin (later).
+///
+/// Readings are cumulative, as Prometheus exposes them; a window is the difference of two
+/// snapshots (EngineWindow), bucket by bucket for histograms, so a real engine and the simulator
+/// are read the same way.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pals/common/clock.hpp"
+#include "pals/common/status.hpp"
+
+namespace pals::engine {
+
+/// A cumulative histogram in Prometheus' form: `upper_bounds` (ascending, +inf last) and the
+/// number of observations <= each bound.
+struct CumulativeHistogram {
+    std::vector<double> upper_bounds;
+    std::vector<double> cumulative_counts;
+    double sum = 0.0;
+    double count = 0.0;
+
+    /// Empty histogram with these finite bounds (+inf is appended).
+    [[nodiscard]] static CumulativeHistogram with_bounds(std::vector<double> bounds);
+    /// Adds `n` observations of `value`.
+    void observe(double value, double n = 1.0);
+    /// this - earlier, bucket by bucket. kInvalidArgument if the bounds differ; a decrease (an
+    /// engine restart) returns this histogram whole, as Prometheus' increase() treats resets.
+    [[nodiscard]] Result<CumulativeHistogram> minus(const CumulativeHistogram& earlier) const;
+    /// The q-quantile by linear interpolation inside the bucket (Prometheus'
+    /// histogram_quantile); NaN when empty; the last finite bound when it falls in +inf.
+    [[nodiscard]] double quantile(double q) const;
+    [[nodiscard]] double mean() const { return count > 0.0 ? sum / count : 0.0; }
+};
+
+/// vLLM's bucket bounds (seconds) for its latency histograms (v0.11).
+[[nodiscard]] std::vector<double> vllm_ttft_buckets();
+[[nodiscard]] std::vector<double> vllm_itl_buckets();
+[[nodiscard]] std::vector<double> vllm_e2e_buckets();
+/// Finer bounds for the simulated engine: log-spaced, 5 % apart, 1 ms .. 1000 s.
+[[nodiscard]] std::vector<double> fine_latency_buckets();
+
+/// One reading of an engine. Counters and histograms are cumulative since the engine started.
+struct EngineSnapshot {
+    Seconds time{0.0};
+    int running = 0;             ///< sequences in the running batch (gauge)
+    int waiting = 0;             ///< requests queued (gauge)
+    double kv_cache_usage = 0.0;  ///< 0..1 (gauge)
+    int batch_cap = 0;           ///< the batch cap in force
+    double prompt_tokens = 0.0;      ///< counter
+    double generation_tokens = 0.0;  ///< counter
+    double requests_finished = 0.0;  ///< counter
+    double preemptions = 0.0;        ///< counter
+    CumulativeHistogram ttft_s;  ///< time to first token per request
+    CumulativeHistogram itl_s;   ///< gaps between output tokens
+    CumulativeHistogram tpot_s;  ///< per-request mean time per output token
+    CumulativeHistogram e2e_s;   ///< request latency
+};
+
+/// What happened between two snapshots.
+struct EngineWindow {
+    double duration_s = 0.0;
+    double prompt_tokens = 0.0;
+    double generation_tokens = 0.0;
+    double requests_finished = 0.0;
+    double preemptions = 0.0;
+    CumulativeHistogram ttft_s;
+    CumulativeHistogram itl_s;
+    CumulativeHistogram tpot_s;
+    CumulativeHistogram e2e_s;
+    int running = 0;  ///< at the end of the window
+    int waiting = 0;
+
+    [[nodiscard]] double generation_tok_s() const { return duration_s > 0 ? generation_tokens / duration_s : 0.0; }
+};
+
+/// later - earlier. Counters that decreased (a restart) count from zero.
+[[nodiscard]] Result<EngineWindow> window_between(const EngineSnapshot& earlier, const EngineSnapshot& later);
+
+/// One serving engine (one replica: a TP/EP group of GPUs).
+/// Thread-safety: not thread-safe; one owner calls it.
+class ServingEngine {
+public:
+    virtual ~ServingEngine() = default;
+    [[nodiscard]] virtual std::string_view engine_name() const = 0;
+    /// Reads the engine's counters, gauges and histograms.
+    [[nodiscard]] virtual Result<EngineSnapshot> snapshot() = 0;
+    /// The launch --max-num-seqs: the batch cap can only go below it.
+    [[nodiscard]] virtual int max_batch_cap() const = 0;
+    /// Sets the batch cap, clamped to [1, max_batch_cap()]. The engine never evicts running
+    /// sequences for it: they drain.
+    [[nodiscard]] virtual Status set_batch_cap(int batch_cap) = 0;
+    /// Indices of the GPUs (in the node's GpuBackend) this engine runs on.
+    [[nodiscard]] virtual std::vector<int> gpus() const = 0;
+};
+
+}  // namespace pals::engine

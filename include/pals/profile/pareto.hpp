@@ -1,0 +1,78 @@
+#pragma once
+/// @file pareto.hpp
+/// @brief The Pareto frontier of (cap, batch cap) points over three objectives: energy per
+/// output token (lower), throughput (higher) and p90 inter-token latency (lower), among the
+/// points that meet an ITL SLO and a power budget (`pals frontier`).
+///
+/// Thread-safety: free functions over values.
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pals/common/status.hpp"
+#include "pals/profile/power_model.hpp"
+
+namespace pals::profile {
+
+/// Relative differences below this are within the model's error (its cross-validated MAPE is
+/// about 1 %), so they do not make one point better than another: without it, a cap that buys
+/// 0.3 % more throughput for 20 % more energy would sit on the frontier.
+inline constexpr double kDefaultParetoTolerance = 0.01;
+
+/// True when `a` is no worse than `b` beyond the relative `tolerance` on all three objectives
+/// (J/token, throughput, ITL p90) and better than `b` by more than `tolerance` on one.
+/// tolerance = 0 is strict Pareto dominance.
+[[nodiscard]] bool dominates(const Prediction& a, const Prediction& b, double tolerance = 0.0);
+
+/// Indices of the points no other point dominates (with `tolerance`), sorted by throughput
+/// (ascending). Exact duplicates are all kept. With a tolerance, dominance is not transitive;
+/// should no point survive, the strict frontier is returned. O(n^2), for the few hundred points
+/// of a profile grid.
+[[nodiscard]] std::vector<std::size_t> pareto_front(std::span<const Prediction> points,
+                                                    double tolerance = 0.0);
+
+/// The 2-D frontier over (J/token lower, throughput higher) only: the staircase a chart of
+/// energy/token against throughput shows. Sorted by throughput.
+[[nodiscard]] std::vector<std::size_t> energy_throughput_front(std::span<const Prediction> points);
+
+/// Constraints of a frontier (0 = none) and the dominance tolerance.
+struct FrontierConstraints {
+    double max_itl_s = 0.0;                      ///< p90 ITL bound (--slo-itl)
+    double max_power_w = 0.0;                    ///< group power bound, all GPUs (--budget)
+    double tolerance = kDefaultParetoTolerance;  ///< relative, see dominates()
+};
+
+/// Candidates, which meet the constraints, and the frontier among those.
+struct Frontier {
+    std::string workload;
+    std::vector<Prediction> points;     ///< every (cap, batch cap) candidate
+    std::vector<bool> feasible;         ///< per point: meets the constraints
+    std::vector<std::size_t> front;     ///< indices into points, by throughput
+    std::vector<std::size_t> front_2d;  ///< feasible energy/throughput staircase, by throughput
+};
+
+/// Evaluates the model on its profiled caps (or every `cap_step_w` W from cap_min when > 0)
+/// x its batch caps, and returns the frontier among the feasible points.
+/// kNotFound for an unknown workload; kInvalidArgument for a negative constraint or step.
+[[nodiscard]] Result<Frontier> compute_frontier(const PowerModel& model, std::string_view workload,
+                                                const FrontierConstraints& constraints,
+                                                double cap_step_w = 0.0);
+
+/// Options of the SVG chart.
+struct FrontierSvgOptions {
+    std::string title;     ///< first line, e.g. the model and GPU
+    std::string subtitle;  ///< second line, e.g. the workload and constraints
+    int width_px = 960;
+    int height_px = 640;
+};
+
+/// A self-contained SVG: energy per token (log y) against throughput (log x), one coloured line
+/// per cap through its batch caps, infeasible points faded, the frontier ringed and the
+/// energy/throughput staircase dashed, ticks, labels and a legend.
+[[nodiscard]] std::string render_frontier_svg(const Frontier& frontier,
+                                              const FrontierSvgOptions& options);
+
+}  // namespace pals::profile

@@ -1,0 +1,79 @@
+// `pals evaluate`: every policy of each scenario on the same trace, model and hardware; one
+// table per scenario, --json, and a self-contained HTML report.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.hpp"
+#include "cli/evaluate_report.hpp"
+#include "cli/report_format.hpp"
+#include "pals/common/file_util.hpp"
+#include "pals/control/evaluation.hpp"
+
+namespace pals::cli {
+
+namespace {
+
+struct EvaluateOptions {
+    std::vector<std::string> scenarios;
+    bool json = false;
+    std::string report;
+};
+
+Status run_evaluate(const EvaluateOptions& opt) {
+    std::vector<control::ScenarioResult> results;
+    for (const std::string& path : opt.scenarios) {
+        Result<control::Scenario> scenario = control::load_scenario(path, default_shared_dir());
+        if (!scenario.is_ok()) {
+            return scenario.status();
+        }
+        std::shared_ptr<const profile::PowerModel> model;
+        if (std::find(scenario->policies.begin(), scenario->policies.end(), "pals") != scenario->policies.end()) {
+            Result<std::shared_ptr<const profile::PowerModel>> m = power_model_for(scenario.value());
+            if (!m.is_ok()) {
+                return m.status();
+            }
+            model = m.value();
+        }
+        Result<control::ScenarioResult> result = control::evaluate_scenario(scenario.value(), model);
+        if (!result.is_ok()) {
+            return result.status();
+        }
+        if (!opt.json) {
+            std::fputs(evaluation_table(result.value()).c_str(), stdout);
+            std::fflush(stdout);
+        }
+        results.push_back(std::move(result).value());
+    }
+    if (opt.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& r : results) {
+            out.push_back(evaluation_json(r));
+        }
+        std::puts((results.size() == 1 ? out.front() : out).dump(2).c_str());
+    }
+    if (!opt.report.empty()) {
+        PALS_RETURN_IF_ERROR(write_file_atomic(opt.report, evaluation_html(results)));
+        if (!opt.json) {
+            std::printf("report written to %s\n", opt.report.c_str());
+        }
+    }
+    return Status::ok();
+}
+
+}  // namespace
+
+void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
+    auto opt = std::make_shared<EvaluateOptions>();
+    CLI::App* cmd = app.add_subcommand("evaluate", "compare PALS with the baselines on scenario files (TOML)");
+    cmd->add_option("--scenario", opt->scenarios, "scenario file(s)")->required()->check(CLI::ExistingFile);
+    cmd->add_flag("--json", opt->json, "print JSON instead of tables");
+    cmd->add_option("--report", opt->report, "write a self-contained HTML report here");
+    cmd->callback([opt, &ctx] {
+        const Status status = run_evaluate(*opt);
+        ctx.exit_code = status.is_ok() ? 0 : report_error(status);
+    });
+}
+
+}  // namespace pals::cli

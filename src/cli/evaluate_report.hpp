@@ -1,0 +1,27 @@
+#pragma once
+/// @file evaluate_report.hpp
+/// @brief Rendering evaluation results: table, JSON (the documented shape), HTML report; and
+/// the power model a scenario's `pals` policy uses.
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pals/control/evaluation.hpp"
+
+namespace pals::cli {
+
+[[nodiscard]] std::string evaluation_table(const control::ScenarioResult& result);
+/// {"scenario": ..., "policies": {"<name>": {"tokens_per_joule", "efficiency_vs_default", ...}}}
+[[nodiscard]] nlohmann::json evaluation_json(const control::ScenarioResult& result);
+/// One self-contained HTML page (inline SVG, no network): per scenario, power vs budget, caps
+/// and batch caps over time, latency CDFs, the frontier of the model, and the table.
+[[nodiscard]] std::string evaluation_html(const std::vector<control::ScenarioResult>& results);
+
+/// The scenario's `run.power_model` file, else a model profiled and fitted on the simulator for
+/// the scenario's node (cached under the build's temp folder by node shape).
+[[nodiscard]] Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control::Scenario& scenario);
+
+}  // namespace pals::cli

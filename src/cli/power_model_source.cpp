@@ -1,0 +1,101 @@
+// Where `pals evaluate` gets the power model of a scenario's node: the scenario's
+// `run.power_model`, or a profile measured on the simulator (the same sweep `pals profile` runs,
+// through the same interfaces) and fitted, cached by node and workload shape.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+
+#include "cli/evaluate_report.hpp"
+#include "pals/common/file_util.hpp"
+#include "pals/profile/model_fit.hpp"
+#include "pals/profile/profiler.hpp"
+#include "pals/profile/sim_session_factory.hpp"
+#include "pals/profile/workload_mix.hpp"
+
+namespace pals::cli {
+
+namespace {
+
+/// The on-the-fly sweep: caps every 50 W, batch caps in powers of two up to max_num_seqs.
+constexpr double kCapStepW = 50.0;
+constexpr int kFirstBatch = 8;
+constexpr double kWarmupS = 10.0;
+constexpr double kWindowS = 30.0;
+
+std::filesystem::path cache_dir() {
+    if (const char* env = std::getenv("PALS_CACHE_DIR"); env != nullptr && *env != '\0') {
+        return env;
+    }
+    const char* tmp = std::getenv("TMPDIR");
+    return std::filesystem::path(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") / "pals-cache";
+}
+
+Result<profile::WorkloadMix> mix_for(const control::Scenario& sc) {
+    if (sc.workload.kind == workload::WorkloadKind::kTrace) {
+        return profile::parse_workload_mix("scenario=trace=" + sc.workload.trace_path.string());
+    }
+    profile::WorkloadMix mix = profile::default_workload_mix();
+    mix.name = "scenario";
+    mix.spec = fmt::format("in={},out={}", sc.workload.input.describe(), sc.workload.output.describe());
+    mix.input = sc.workload.input;
+    mix.output = sc.workload.output;
+    mix.seed = sc.seed;
+    return mix;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control::Scenario& sc) {
+    std::filesystem::path path = sc.power_model;
+    if (path.empty()) {
+        Result<profile::WorkloadMix> mix = mix_for(sc);
+        if (!mix.is_ok()) {
+            return mix.status();
+        }
+        const sim::NodeConfig& n = sc.node;
+        const std::string key = fmt::format("v1|{}|{}|{}|{}|{}|{}|{}|{}", n.model.name, n.gpu.name, n.parallel.tp,
+                                            n.parallel.ep, n.parallel.routing_skew, n.engine.max_num_seqs,
+                                            n.engine.max_num_batched_tokens, mix->spec);
+        path = cache_dir() / fmt::format("model-{:016x}.json", std::hash<std::string>{}(key));
+        std::error_code ec;
+        if (!std::filesystem::exists(path, ec)) {
+            std::fprintf(stderr, "pals: profiling %s on the simulator for policy 'pals' (cached in %s)\n",
+                         n.model.name.c_str(), path.c_str());
+            profile::SweepPlan plan;
+            plan.workloads = {mix.value()};
+            for (double cap = n.gpu.power_limit_min_w; cap <= n.gpu.power_limit_max_w + 1e-9; cap += kCapStepW) {
+                plan.caps_w.push_back(cap);
+            }
+            for (int b = kFirstBatch; b < n.engine.max_num_seqs; b *= 2) {
+                plan.batch_caps.push_back(b);
+            }
+            plan.batch_caps.push_back(n.engine.max_num_seqs);
+            plan.measure.warmup = Seconds{kWarmupS};
+            plan.measure.window = Seconds{kWindowS};
+            sim::NodeConfig group = n;
+            group.replicas = 1;
+            auto factory = profile::SimSessionFactory::create(group, plan.measure, n.engine.max_num_seqs);
+            if (!factory.is_ok()) {
+                return factory.status();
+            }
+            profile::ProfileTable table;
+            PALS_RETURN_IF_ERROR(profile::run_sweep(*factory.value(), plan, table,
+                                                    [](const profile::ProfileTable&) { return Status::ok(); }));
+            Result<profile::FitResult> fit = profile::fit_profile(table);
+            if (!fit.is_ok()) {
+                return fit.status();
+            }
+            std::filesystem::create_directories(path.parent_path(), ec);
+            PALS_RETURN_IF_ERROR(write_file_atomic(path, profile::model_json(fit.value())));
+        }
+    }
+    Result<profile::PowerModel> model = profile::PowerModel::load(path);
+    if (!model.is_ok()) {
+        return model.status();
+    }
+    return std::make_shared<const profile::PowerModel>(std::move(model).value());
+}
+
+}  // namespace pals::cli

@@ -1,0 +1,247 @@
+#include "pals/control/controller.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "pals/common/log.hpp"
+
+namespace pals::control {
+
+Result<BudgetSchedule> BudgetSchedule::from_steps(std::vector<std::pair<double, double>> steps) {
+    if (steps.empty()) {
+        return Status::invalid_argument("a budget schedule needs at least one [t_s, watts] step");
+    }
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        if (!std::isfinite(steps[i].second) || steps[i].second <= 0.0) {
+            return Status::invalid_argument("budget step " + std::to_string(i) + ": watts must be > 0");
+        }
+        if (!std::isfinite(steps[i].first) || (i > 0 && steps[i].first <= steps[i - 1].first)) {
+            return Status::invalid_argument("budget step " + std::to_string(i) + ": times must increase");
+        }
+    }
+    BudgetSchedule b;
+    b.m_steps = std::move(steps);
+    return b;
+}
+
+double BudgetSchedule::at(double t_s) const {
+    if (m_steps.empty()) {
+        return std::numeric_limits<double>::infinity();
+    }
+    double watts = m_steps.front().second;
+    for (const auto& [t, w] : m_steps) {
+        if (t > t_s) {
+            break;
+        }
+        watts = w;
+    }
+    return watts;
+}
+
+Controller::Controller(Clock& clock, power::GpuBackend& gpus, std::vector<engine::ServingEngine*> engines,
+                       std::unique_ptr<Policy> policy, ControllerConfig config)
+    : m_clock(clock), m_gpus(gpus), m_policy(std::move(policy)), m_config(std::move(config)) {
+    for (engine::ServingEngine* e : engines) {
+        GroupState g;
+        g.engine = e;
+        g.gpus = e->gpus();
+        m_groups.push_back(std::move(g));
+    }
+}
+
+Status Controller::start() {
+    if (m_groups.empty()) {
+        return Status::invalid_argument("the controller needs at least one engine");
+    }
+    Result<power::PowerLimitRange> range = m_gpus.power_limit_range(m_groups.front().gpus.front());
+    if (!range.is_ok()) {
+        return range.status();
+    }
+    m_range = range.value();
+    Result<std::vector<power::GpuSample>> samples = m_gpus.sample_all();
+    if (!samples.is_ok()) {
+        return samples.status();
+    }
+    for (GroupState& g : m_groups) {
+        Result<engine::EngineSnapshot> snap = g.engine->snapshot();
+        if (!snap.is_ok()) {
+            return snap.status();
+        }
+        g.snapshots = {snap.value()};
+        g.batch_cap = snap->batch_cap > 0 ? snap->batch_cap : g.engine->max_batch_cap();
+        g.energy_j = 0.0;
+        g.cap_w = m_range.max_w;
+        for (int gpu : g.gpus) {
+            const power::GpuSample& s = samples->at(static_cast<std::size_t>(gpu));
+            g.energy_j += s.energy_j;
+            g.cap_w = std::min(g.cap_w, s.power_limit_w);
+        }
+    }
+    m_last_time_s = m_clock.now().count();
+    m_next_tick = m_clock.now() + m_config.period;
+    return Status::ok();
+}
+
+Result<Observation> Controller::observe() {
+    Observation o;
+    o.time_s = m_clock.now().count();
+    o.period_s = std::max(1e-9, o.time_s - m_last_time_s);
+    o.budget_w = m_config.budget.at(o.time_s);
+    o.cap_range = m_range;
+    o.sm_clock_max_mhz = m_config.sm_clock_max_mhz;
+    o.slo_ttft_s = m_config.slo_ttft_s;
+    o.slo_tpot_s = m_config.slo_tpot_s;
+    Result<std::vector<power::GpuSample>> samples = m_gpus.sample_all();
+    if (!samples.is_ok()) {
+        return samples.status();
+    }
+    const auto latency_snapshots =
+        static_cast<std::size_t>(std::max(1.0, std::round(m_config.latency_window / m_config.period))) + 1;
+    for (GroupState& g : m_groups) {
+        Result<engine::EngineSnapshot> snap = g.engine->snapshot();
+        if (!snap.is_ok()) {
+            return snap.status();
+        }
+        GroupObservation go;
+        go.gpus = static_cast<int>(g.gpus.size());
+        double energy = 0.0;
+        double clock = 0.0;
+        for (int gpu : g.gpus) {
+            const power::GpuSample& s = samples->at(static_cast<std::size_t>(gpu));
+            energy += s.energy_j;
+            clock += s.sm_clock_mhz;
+        }
+        go.power_w = std::max(0.0, energy - g.energy_j) / o.period_s;
+        g.energy_j = energy;
+        go.sm_clock_mhz = clock / static_cast<double>(g.gpus.size());
+        Result<engine::EngineWindow> last = engine::window_between(g.snapshots.back(), snap.value());
+        g.snapshots.push_back(snap.value());
+        if (g.snapshots.size() > latency_snapshots) {
+            g.snapshots.erase(g.snapshots.begin());
+        }
+        Result<engine::EngineWindow> window = engine::window_between(g.snapshots.front(), snap.value());
+        if (!last.is_ok() || !window.is_ok()) {
+            return last.is_ok() ? window.status() : last.status();
+        }
+        go.cap_w = g.cap_w;
+        go.batch_cap = g.batch_cap;
+        go.max_batch_cap = g.engine->max_batch_cap();
+        go.running = snap->running;
+        go.waiting = snap->waiting;
+        go.waiting_previous = g.waiting_previous;
+        g.waiting_previous = snap->waiting;
+        go.generation_tok_s = last->generation_tok_s();
+        go.prompt_tok_s = last->duration_s > 0.0 ? last->prompt_tokens / last->duration_s : 0.0;
+        go.avg_output_tokens = snap->requests_finished > 0.0 ? snap->generation_tokens / snap->requests_finished : 0.0;
+        go.itl_p90_s = window->itl_s.quantile(0.9);
+        go.ttft_p90_s = window->ttft_s.quantile(0.9);
+        go.tpot_p90_s = window->tpot_s.quantile(0.9);
+        o.groups.push_back(go);
+    }
+    m_last_time_s = o.time_s;
+    return o;
+}
+
+Status Controller::actuate(const Observation& o, std::vector<GroupDecision> decisions) {
+    if (decisions.size() != m_groups.size()) {
+        return Status::internal(std::string(m_policy->name()) + " returned " + std::to_string(decisions.size()) +
+                                " decisions for " + std::to_string(m_groups.size()) + " groups");
+    }
+    for (std::size_t i = 0; i < decisions.size(); ++i) {
+        GroupDecision& d = decisions[i];
+        d.cap_w = m_range.clamp(d.cap_w);
+        d.batch_cap = std::clamp(d.batch_cap, 1, m_groups[i].engine->max_batch_cap());
+    }
+    // The budget bounds the sum of caps: scale the caps above the minimum down together.
+    if (m_policy->honours_budget() && std::isfinite(o.budget_w)) {
+        double total = 0.0;
+        double floor = 0.0;
+        for (std::size_t i = 0; i < decisions.size(); ++i) {
+            const double gpus = static_cast<double>(m_groups[i].gpus.size());
+            total += decisions[i].cap_w * gpus;
+            floor += m_range.min_w * gpus;
+        }
+        if (total > o.budget_w) {
+            const double scale = std::max(0.0, (o.budget_w - floor) / (total - floor));
+            for (GroupDecision& d : decisions) {
+                d.cap_w = m_range.min_w + (d.cap_w - m_range.min_w) * scale;
+            }
+        }
+    }
+    auto write_cap = [this](GroupState& g, double cap_w) -> Status {
+        for (int gpu : g.gpus) {
+            Result<double> set = m_gpus.set_power_limit(gpu, cap_w);
+            if (!set.is_ok()) {
+                return set.status();
+            }
+        }
+        g.cap_w = cap_w;
+        return Status::ok();
+    };
+    constexpr double kCapEpsilonW = 0.5;  // skip writes that would not change the limit
+    // 1. Caps that fall, first: the budget may just have dropped.
+    for (std::size_t i = 0; i < decisions.size(); ++i) {
+        if (decisions[i].cap_w < m_groups[i].cap_w - kCapEpsilonW) {
+            PALS_RETURN_IF_ERROR(write_cap(m_groups[i], decisions[i].cap_w));
+        }
+    }
+    // 2. Batch caps and clocks.
+    for (std::size_t i = 0; i < decisions.size(); ++i) {
+        GroupState& g = m_groups[i];
+        const GroupDecision& d = decisions[i];
+        if (d.batch_cap != g.batch_cap) {
+            PALS_RETURN_IF_ERROR(g.engine->set_batch_cap(d.batch_cap));
+            g.batch_cap = d.batch_cap;
+        }
+        if (d.locked_clock_mhz >= 0.0 && d.locked_clock_mhz != g.locked_clock_mhz) {
+            for (int gpu : g.gpus) {
+                PALS_RETURN_IF_ERROR(d.locked_clock_mhz > 0.0
+                                         ? m_gpus.lock_sm_clocks(gpu, {d.locked_clock_mhz, d.locked_clock_mhz})
+                                         : m_gpus.reset_sm_clocks(gpu));
+            }
+            g.locked_clock_mhz = d.locked_clock_mhz;
+        }
+    }
+    // 3. Caps that rise, last.
+    for (std::size_t i = 0; i < decisions.size(); ++i) {
+        if (decisions[i].cap_w > m_groups[i].cap_w + kCapEpsilonW) {
+            PALS_RETURN_IF_ERROR(write_cap(m_groups[i], decisions[i].cap_w));
+        }
+    }
+    TickRecord rec;
+    rec.time_s = o.time_s;
+    rec.budget_w = o.budget_w;
+    for (std::size_t i = 0; i < decisions.size(); ++i) {
+        rec.power_w += o.groups[i].power_w;
+        rec.group_power_w.push_back(o.groups[i].power_w);
+        rec.cap_w.push_back(m_groups[i].cap_w);
+        rec.batch_cap.push_back(m_groups[i].batch_cap);
+        rec.generation_tok_s += o.groups[i].generation_tok_s;
+    }
+    rec.reason = decisions.empty() ? std::string() : decisions.front().reason;
+    if (!m_history.empty() && (m_history.back().cap_w != rec.cap_w || m_history.back().batch_cap != rec.batch_cap)) {
+        PALS_LOG_INFO("{}: cap {:.0f} W batch {} ({})", m_policy->name(), rec.cap_w.front(), rec.batch_cap.front(),
+                      rec.reason);
+    }
+    m_history.push_back(std::move(rec));
+    return Status::ok();
+}
+
+Status Controller::tick() {
+    Result<Observation> o = observe();
+    if (!o.is_ok()) {
+        return o.status();
+    }
+    return actuate(o.value(), m_policy->decide(o.value()));
+}
+
+Status Controller::run_until(Seconds t) {
+    while (m_next_tick <= t) {
+        m_clock.sleep_until(m_next_tick);
+        PALS_RETURN_IF_ERROR(tick());
+        m_next_tick += m_config.period;
+    }
+    return Status::ok();
+}
+
+}  // namespace pals::control

@@ -1,0 +1,405 @@
+#include "pals/control/evaluation.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "pals/common/log.hpp"
+#include "pals/control/pals_policy.hpp"
+#include "pals/control/policies.hpp"
+#include "pals/sim/simulated_node.hpp"
+
+namespace pals::control {
+
+namespace {
+
+constexpr double kWindowS = 10.0;            ///< the protocol's throughput windows
+constexpr double kServedShare = 0.95;        ///< a window is missed below this share of offered load
+constexpr double kOracleWindowS = 10.0;      ///< the window oracle re-plans this often
+constexpr double kDrainLimitS = 3600.0;      ///< stop a run this long after the last arrival
+
+double last_arrival(const std::vector<workload::Request>& requests) {
+    return requests.empty() ? 0.0 : requests.back().arrival_s;
+}
+
+/// The protocol's figures from a finished simulation and the tick history.
+PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& requests, const sim::Simulator& sim,
+                    const std::vector<TickRecord>& history, PolicyRun& run) {
+    PolicyMetrics m;
+    const sim::SimulationReport report = sim.report();
+    m.output_tokens = report.output_tokens;
+    m.energy_j = report.energy_j;
+    m.duration_s = report.duration_s;
+    m.tokens_per_joule = report.tokens_per_joule;
+
+    // QoS per request (requests arriving during warm-up are not counted).
+    std::uint64_t counted = 0;
+    for (const workload::Request& r : requests) {
+        counted += r.arrival_s >= sc.warmup_s ? 1U : 0U;
+    }
+    std::uint64_t met = 0;
+    for (const sim::RequestTiming& f : sim.finished_requests()) {
+        if (f.arrival_s < sc.warmup_s) {
+            continue;
+        }
+        const double ttft = f.first_token_s - f.arrival_s;
+        const double tpot = f.output_tokens > 1 ? (f.finish_s - f.first_token_s) / (f.output_tokens - 1) : 0.0;
+        run.ttft_s.push_back(ttft);
+        if (f.output_tokens > 1) {
+            run.tpot_s.push_back(tpot);
+        }
+        if (ttft <= sc.slo.ttft_s && tpot <= sc.slo.tpot_s) {
+            ++met;
+        }
+    }
+    std::sort(run.ttft_s.begin(), run.ttft_s.end());
+    std::sort(run.tpot_s.begin(), run.tpot_s.end());
+    m.requests = counted;
+    m.qos_violations = counted - std::min(counted, met);
+    m.slo_attainment = counted ? static_cast<double>(met) / static_cast<double>(counted) : 1.0;
+    m.qos_violation_rate = 1.0 - m.slo_attainment;
+
+    // Served vs offered throughput per 10-s window, over the arrival span after warm-up.
+    const double end = last_arrival(requests);
+    for (double t0 = sc.warmup_s; t0 + kWindowS <= end + 1e-9; t0 += kWindowS) {
+        double offered = 0.0;
+        if (sc.target_tok_s > 0.0) {
+            offered = sc.target_tok_s * kWindowS;
+        } else {
+            for (const workload::Request& r : requests) {
+                if (r.arrival_s >= t0 && r.arrival_s < t0 + kWindowS) {
+                    offered += r.output_tokens;
+                }
+            }
+        }
+        double served = 0.0;
+        for (const TickRecord& tick : history) {
+            if (tick.time_s > t0 && tick.time_s <= t0 + kWindowS + 1e-9) {
+                served += tick.generation_tok_s * sc.period_s;
+            }
+        }
+        ++m.windows_total;
+        if (served < kServedShare * offered) {
+            ++m.windows_missed;
+        }
+    }
+
+    // Budget tracking: each tick's power is the mean over the period that just ended.
+    if (!sc.budget.empty()) {
+        for (const TickRecord& tick : history) {
+            if (tick.time_s < sc.warmup_s) {
+                continue;
+            }
+            const double budget = sc.budget.at(tick.time_s - 0.5 * sc.period_s);
+            m.budget_energy_j += budget * sc.period_s;
+            const double excess = tick.power_w - budget;
+            if (excess > 1e-6) {
+                m.budget_excess_j += excess * sc.period_s;
+                m.budget_peak_excess_w = std::max(m.budget_peak_excess_w, excess);
+                m.time_over_budget_s += sc.period_s;
+            }
+        }
+        const auto& steps = sc.budget.steps();
+        for (std::size_t i = 0; i < steps.size(); ++i) {
+            const double t_step = steps[i].first;
+            const double t_next = i + 1 < steps.size() ? steps[i + 1].first : std::numeric_limits<double>::infinity();
+            double settled = t_step;
+            for (const TickRecord& tick : history) {
+                const double mid = tick.time_s - 0.5 * sc.period_s;
+                if (mid >= t_step && mid < t_next && tick.power_w > steps[i].second + 1e-6) {
+                    settled = tick.time_s;
+                }
+            }
+            m.settle_time_s = std::max(m.settle_time_s, settled - t_step);
+        }
+    }
+    return m;
+}
+
+Result<PolicyRun> run_controlled(const Scenario& sc, const std::vector<workload::Request>& requests,
+                                 std::unique_ptr<Policy> policy) {
+    auto node = sim::SimulatedNode::create(sc.node, requests, sc.slo);
+    if (!node.is_ok()) {
+        return node.status();
+    }
+    sim::SimulatedNode& n = *node.value();
+    std::vector<engine::ServingEngine*> engines;
+    for (int r = 0; r < n.replica_count(); ++r) {
+        engines.push_back(&n.engine(r));
+    }
+    ControllerConfig config;
+    config.period = Seconds{sc.period_s};
+    config.slo_ttft_s = sc.slo.ttft_s;
+    config.slo_tpot_s = sc.slo.tpot_s;
+    config.sm_clock_max_mhz = sc.node.gpu.sm_clock_max_mhz;
+    config.budget = sc.budget;
+    PolicyRun run;
+    run.policy = std::string(policy->name());
+    Controller controller(n.clock(), n.gpus(), engines, std::move(policy), config);
+    PALS_RETURN_IF_ERROR(controller.start());
+    const double stop = last_arrival(requests) + kDrainLimitS;
+    double t = sc.period_s;
+    while (!(n.simulator().done() && t > last_arrival(requests)) && t < stop) {
+        PALS_RETURN_IF_ERROR(controller.run_until(Seconds{t}));
+        t += sc.period_s;
+    }
+    run.history = controller.history();
+    run.metrics = score(sc, requests, n.simulator(), run.history, run);
+    return run;
+}
+
+/// The best fixed point in hindsight: every grid point run whole, the most efficient one whose
+/// SLO attainment is within half a point of the best attainment any point reached.
+Result<PolicyRun> static_oracle(const Scenario& sc, const std::vector<workload::Request>& requests) {
+    const OracleGrid grid = oracle_grid(sc);
+    std::vector<PolicyRun> candidates;
+    double best_attainment = 0.0;
+    for (double cap : grid.caps_w) {
+        for (int batch : grid.batch_caps) {
+            auto run = run_controlled(sc, requests, make_fixed_policy("static-oracle", cap, batch));
+            if (!run.is_ok()) {
+                return run.status();
+            }
+            run->metrics.chosen = fmt::format("{:.0f} W x {}", cap, batch);
+            best_attainment = std::max(best_attainment, run->metrics.slo_attainment);
+            candidates.push_back(std::move(run).value());
+        }
+    }
+    const PolicyRun* best = nullptr;
+    for (const PolicyRun& c : candidates) {
+        if (c.metrics.slo_attainment + 0.005 >= best_attainment &&
+            (best == nullptr || c.metrics.tokens_per_joule > best->metrics.tokens_per_joule)) {
+            best = &c;
+        }
+    }
+    return *best;
+}
+
+/// The bound: every window, each grid point is simulated from the same state and the most
+/// efficient one that keeps latency within the SLOs and keeps up with the load is applied.
+Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::Request>& requests) {
+    auto created = sim::Simulator::create(sc.node, requests, sc.slo);
+    if (!created.is_ok()) {
+        return created.status();
+    }
+    sim::Simulator real = std::move(created).value();
+    const OracleGrid grid = oracle_grid(sc);
+    const int replicas = real.replica_count();
+    const double gpus = static_cast<double>(sc.node.parallel.tp * replicas);
+    PolicyRun run;
+    run.policy = "window-oracle";
+    std::vector<TickRecord> history;
+    struct Outcome {
+        double cap = 0.0;
+        int batch = 0;
+        double tokens = 0.0;
+        double energy = 0.0;
+        double itl_p90 = 0.0;
+        double ttft_p90 = 0.0;
+        int waiting = 0;
+    };
+    auto totals = [](const sim::Simulator& s, double& tokens, double& energy, int& waiting) {
+        tokens = energy = 0.0;
+        waiting = 0;
+        for (int r = 0; r < s.replica_count(); ++r) {
+            const sim::ReplicaObservation o = s.observe(r);
+            tokens += o.output_tokens;
+            energy += o.energy_j;
+            waiting += o.waiting;
+        }
+    };
+    std::map<std::string, int> chosen;
+    const double stop = last_arrival(requests) + kDrainLimitS;
+    double t = 0.0;
+    while (!(real.done() && t > last_arrival(requests)) && t < stop) {
+        const double t_end = t + kOracleWindowS;
+        double budget = std::numeric_limits<double>::infinity();
+        for (double u = t; u < t_end; u += sc.period_s) {
+            budget = std::min(budget, sc.budget.at(u));
+        }
+        const double max_cap = std::isfinite(budget) ? budget / gpus : sc.node.gpu.power_limit_max_w;
+        double tokens0 = 0.0;
+        double energy0 = 0.0;
+        int waiting0 = 0;
+        totals(real, tokens0, energy0, waiting0);
+        std::vector<Outcome> outcomes;
+        int waiting_at_max = std::numeric_limits<int>::max();
+        for (double cap : grid.caps_w) {
+            if (cap > max_cap + 1e-9 && cap != grid.caps_w.front()) {
+                continue;
+            }
+            for (int batch : grid.batch_caps) {
+                sim::Simulator trial = real.clone();
+                std::vector<sim::LatencyHistogram> itl0;
+                std::vector<sim::LatencyHistogram> ttft0;
+                for (int r = 0; r < replicas; ++r) {
+                    trial.set_power_cap(r, std::min(cap, std::max(max_cap, sc.node.gpu.power_limit_min_w)));
+                    trial.set_batch_cap(r, batch);
+                    itl0.push_back(trial.latency(r, sim::LatencyKind::kItl));
+                    ttft0.push_back(trial.latency(r, sim::LatencyKind::kTtft));
+                }
+                trial.run_until(t_end);
+                Outcome o;
+                o.cap = cap;
+                o.batch = batch;
+                totals(trial, o.tokens, o.energy, o.waiting);
+                o.tokens -= tokens0;
+                o.energy -= energy0;
+                sim::LatencyHistogram itl;
+                sim::LatencyHistogram ttft;
+                for (int r = 0; r < replicas; ++r) {
+                    itl.merge(trial.latency(r, sim::LatencyKind::kItl).since(itl0[static_cast<std::size_t>(r)]));
+                    ttft.merge(trial.latency(r, sim::LatencyKind::kTtft).since(ttft0[static_cast<std::size_t>(r)]));
+                }
+                o.itl_p90 = itl.quantile(0.9);
+                o.ttft_p90 = ttft.quantile(0.9);
+                waiting_at_max = std::min(waiting_at_max, o.waiting);
+                outcomes.push_back(o);
+            }
+        }
+        const Outcome* best = nullptr;
+        for (const Outcome& o : outcomes) {
+            const bool ok = o.itl_p90 <= sc.slo.tpot_s && o.ttft_p90 <= sc.slo.ttft_s && o.waiting <= waiting_at_max + 1;
+            const double eff = o.energy > 0.0 ? o.tokens / o.energy : 0.0;
+            if (ok && (best == nullptr || eff > best->tokens / std::max(best->energy, 1e-9))) {
+                best = &o;
+            }
+        }
+        if (best == nullptr) {  // nothing meets the SLOs: serve the most, then spend the least
+            for (const Outcome& o : outcomes) {
+                if (best == nullptr || o.tokens > best->tokens + 1e-9 ||
+                    (std::abs(o.tokens - best->tokens) <= 1e-9 && o.energy < best->energy)) {
+                    best = &o;
+                }
+            }
+        }
+        ++chosen[fmt::format("{:.0f}x{}", best->cap, best->batch)];
+        for (int r = 0; r < replicas; ++r) {
+            real.set_power_cap(r, std::min(best->cap, std::max(max_cap, sc.node.gpu.power_limit_min_w)));
+            real.set_batch_cap(r, best->batch);
+        }
+        // Advance period by period, recording ticks like the controller does.
+        for (double u = t + sc.period_s; u <= t_end + 1e-9; u += sc.period_s) {
+            double tok0 = 0.0;
+            double en0 = 0.0;
+            int w0 = 0;
+            totals(real, tok0, en0, w0);
+            real.run_until(u);
+            double tok1 = 0.0;
+            double en1 = 0.0;
+            int w1 = 0;
+            totals(real, tok1, en1, w1);
+            TickRecord tick;
+            tick.time_s = u;
+            tick.budget_w = sc.budget.at(u);
+            tick.power_w = (en1 - en0) / sc.period_s;
+            tick.group_power_w = {tick.power_w};
+            tick.cap_w = std::vector<double>(static_cast<std::size_t>(replicas), real.observe(0).power_cap_w);
+            tick.batch_cap = std::vector<int>(static_cast<std::size_t>(replicas), real.observe(0).batch_cap);
+            tick.generation_tok_s = (tok1 - tok0) / sc.period_s;
+            tick.reason = "window oracle";
+            history.push_back(std::move(tick));
+        }
+        t = t_end;
+    }
+    run.history = std::move(history);
+    run.metrics = score(sc, requests, real, run.history, run);
+    // The most used points, for the report.
+    std::vector<std::pair<int, std::string>> ranked;
+    for (const auto& [point, count] : chosen) {
+        ranked.emplace_back(count, point);
+    }
+    std::sort(ranked.rbegin(), ranked.rend());
+    for (std::size_t i = 0; i < std::min<std::size_t>(3, ranked.size()); ++i) {
+        run.metrics.chosen += (i ? ", " : "") + ranked[i].second + fmt::format(" ({})", ranked[i].first);
+    }
+    return run;
+}
+
+}  // namespace
+
+OracleGrid oracle_grid(const Scenario& sc) {
+    OracleGrid g;
+    constexpr double kCapStepW = 100.0;
+    for (double cap = sc.node.gpu.power_limit_max_w; cap >= sc.node.gpu.power_limit_min_w - 1e-9; cap -= kCapStepW) {
+        g.caps_w.insert(g.caps_w.begin(), cap);
+    }
+    for (int b = 16; b < sc.node.engine.max_num_seqs; b *= 2) {
+        g.batch_caps.push_back(b);
+    }
+    g.batch_caps.push_back(sc.node.engine.max_num_seqs);
+    return g;
+}
+
+Result<ScenarioResult> evaluate_scenario(const Scenario& sc, std::shared_ptr<const profile::PowerModel> model) {
+    const auto wall_start = std::chrono::steady_clock::now();
+    auto built = workload::build_workload(sc.workload);
+    if (!built.is_ok()) {
+        return built.status().with_prefix(sc.path.string() + ": workload");
+    }
+    const std::vector<workload::Request>& requests = built.value();
+    if (requests.empty()) {
+        return Status::invalid_argument(sc.path.string() + ": workload: no requests");
+    }
+    if (last_arrival(requests) <= sc.warmup_s && sc.workload.kind != workload::WorkloadKind::kClosedLoop) {
+        return Status::invalid_argument(fmt::format("{}: the workload spans {:.1f} s, not longer than run.warmup_s = {:.1f} s",
+                                                    sc.path.string(), last_arrival(requests), sc.warmup_s));
+    }
+    ScenarioResult result;
+    result.scenario = sc;
+    for (const std::string& name : sc.policies) {
+        Result<PolicyRun> run = Status::internal("unreachable");
+        if (name == "default") {
+            run = run_controlled(sc, requests, make_default_policy());
+        } else if (name == "cap-only") {
+            run = run_controlled(sc, requests, make_cap_only_policy());
+        } else if (name == "batch-only") {
+            run = run_controlled(sc, requests, make_batch_only_policy());
+        } else if (name == "clock-only") {
+            run = run_controlled(sc, requests, make_clock_only_policy());
+        } else if (name == "static-oracle") {
+            run = static_oracle(sc, requests);
+        } else if (name == "window-oracle") {
+            run = window_oracle(sc, requests);
+        } else if (name == "pals") {
+            if (!model) {
+                return Status::invalid_argument(sc.path.string() + ": policy 'pals' needs a power model");
+            }
+            run = run_controlled(sc, requests, make_pals_policy(model));
+        } else {
+            return Status::invalid_argument(sc.path.string() + ": unknown policy '" + name + "'");
+        }
+        if (!run.is_ok()) {
+            return run.status().with_prefix(sc.path.string() + ": " + name);
+        }
+        run->policy = name;
+        PALS_LOG_INFO("{}: {} done: {:.3f} tok/J, SLO {:.1f} %", sc.name, name, run->metrics.tokens_per_joule,
+                      run->metrics.slo_attainment * 100.0);
+        result.runs.push_back(std::move(run).value());
+    }
+    // Ratios to the reference policies.
+    const PolicyRun* reference_default = nullptr;
+    const PolicyRun* reference_cap_only = nullptr;
+    for (const PolicyRun& r : result.runs) {
+        reference_default = r.policy == "default" ? &r : reference_default;
+        reference_cap_only = r.policy == "cap-only" ? &r : reference_cap_only;
+    }
+    for (PolicyRun& r : result.runs) {
+        if (reference_default && reference_default->metrics.tokens_per_joule > 0.0) {
+            r.metrics.efficiency_vs_default = r.metrics.tokens_per_joule / reference_default->metrics.tokens_per_joule;
+        }
+        if (reference_cap_only) {
+            const double base = static_cast<double>(reference_cap_only->metrics.qos_violations);
+            r.metrics.qos_vs_cap_only = base > 0.0 ? static_cast<double>(r.metrics.qos_violations) / base
+                                                   : (r.metrics.qos_violations == 0 ? 1.0 : 0.0);
+        }
+    }
+    result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    return result;
+}
+
+}  // namespace pals::control

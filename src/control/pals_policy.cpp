@@ -1,0 +1,164 @@
+#include "pals/control/pals_policy.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "pals/control/policies.hpp"
+
+namespace pals::control {
+
+namespace {
+
+/// Bounds of the online corrections: the model is never trusted less than this.
+constexpr double kMinCorrection = 0.5;
+constexpr double kMaxCorrection = 2.0;
+/// Output tokens per request assumed before any request has finished.
+constexpr double kDefaultOutputTokens = 200.0;
+
+class PalsPolicy final : public Policy {
+public:
+    PalsPolicy(std::shared_ptr<const profile::PowerModel> model, PalsSettings settings)
+        : m_model(std::move(model)), m_settings(std::move(settings)) {}
+
+    [[nodiscard]] std::string_view name() const override { return "pals"; }
+
+    std::vector<GroupDecision> decide(const Observation& o) override {
+        m_state.resize(o.groups.size());
+        // 1. Demand and corrections per group.
+        std::vector<double> demand(o.groups.size());
+        for (std::size_t i = 0; i < o.groups.size(); ++i) {
+            update(o, o.groups[i], m_state[i]);
+            demand[i] = planned_demand(o.groups[i], m_state[i]);
+        }
+        // 2. Budget shares, in W per GPU.
+        const std::vector<double> share = split_budget(o, demand);
+        // 3. The model's choice within the share, raised to the escalation floor.
+        // 4. Below the chosen cap, trim the SM clock while latency has slack.
+        std::vector<GroupDecision> out;
+        for (std::size_t i = 0; i < o.groups.size(); ++i) {
+            out.push_back(choose(o, o.groups[i], m_state[i], demand[i], share[i]));
+            std::string why;
+            out.back().locked_clock_mhz = m_state[i].clock.update(o, o.groups[i], why);
+            out.back().reason += "; " + why;
+        }
+        return out;
+    }
+
+private:
+    struct GroupState {
+        bool initialised = false;
+        double demand_tok_s = 0.0;
+        double throughput_correction = 1.0;
+        double itl_correction = 1.0;
+        double cap_floor_w = 0.0;
+        ClockTrimmer clock;
+    };
+
+    void update(const Observation& o, const GroupObservation& g, GroupState& s) const {
+        const double a = m_settings.smoothing;
+        if (!s.initialised) {
+            s.initialised = true;
+            s.demand_tok_s = g.generation_tok_s;
+        } else {
+            s.demand_tok_s = (1.0 - a) * s.demand_tok_s + a * g.generation_tok_s;
+        }
+        // Compare with the model at the current cap and the batch actually running.
+        const int batch = std::max(1, std::min(g.batch_cap, std::max(g.running, 1)));
+        Result<profile::Prediction> p = m_model->predict(o.cap_range.clamp(g.cap_w), batch, m_settings.workload);
+        if (p.is_ok()) {
+            const bool saturated = g.waiting > 0 || g.running >= g.batch_cap;
+            if (saturated && p->throughput_tok_s > 0.0 && g.generation_tok_s > 0.0) {
+                const double ratio = std::clamp(g.generation_tok_s / p->throughput_tok_s, kMinCorrection, kMaxCorrection);
+                s.throughput_correction = (1.0 - a) * s.throughput_correction + a * ratio;
+            }
+            if (!std::isnan(g.itl_p90_s) && p->itl_p90_s > 0.0) {
+                const double ratio = std::clamp(g.itl_p90_s / p->itl_p90_s, kMinCorrection, kMaxCorrection);
+                s.itl_correction = (1.0 - a) * s.itl_correction + a * ratio;
+            }
+        }
+        // Escalate at once on an alarm; otherwise let the floor decay.
+        const bool queue_growing = g.waiting > 0 && g.waiting > g.waiting_previous;
+        const bool ttft_risk = !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > 0.7 * o.slo_ttft_s;
+        const bool itl_risk = !std::isnan(g.itl_p90_s) && g.itl_p90_s > 0.95 * o.slo_tpot_s;
+        if (queue_growing || ttft_risk || itl_risk) {
+            s.cap_floor_w = std::min(o.cap_range.max_w, std::max(s.cap_floor_w, g.cap_w) + m_settings.escalation_w);
+        } else {
+            s.cap_floor_w = std::max(0.0, s.cap_floor_w - m_settings.floor_decay_w);
+        }
+    }
+
+    double planned_demand(const GroupObservation& g, const GroupState& s) const {
+        const double out_tokens = g.avg_output_tokens > 0.0 ? g.avg_output_tokens : kDefaultOutputTokens;
+        const double backlog = g.waiting * out_tokens / m_settings.drain_horizon_s;
+        return std::max(s.demand_tok_s, g.generation_tok_s) * m_settings.demand_margin + backlog;
+    }
+
+    /// The lowest cap per GPU at which the model meets `demand` (its throughput correction
+    /// applied), or the maximum when none does.
+    double needed_cap(const Observation& o, const GroupState& s, double demand) const {
+        profile::Query q;
+        q.demand_tok_s = demand / s.throughput_correction;
+        const profile::QueryResult r = m_model->best_point(q, m_settings.workload);
+        return r.feasible ? r.point.power_cap_w : o.cap_range.max_w;
+    }
+
+    std::vector<double> split_budget(const Observation& o, const std::vector<double>& demand) const {
+        const std::size_t n = o.groups.size();
+        std::vector<double> share(n, o.cap_range.max_w);
+        if (!std::isfinite(o.budget_w)) {
+            return share;
+        }
+        double need_total = 0.0;
+        double gpus_total = 0.0;
+        std::vector<double> need(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            need[i] = std::max(o.cap_range.min_w, std::max(needed_cap(o, m_state[i], demand[i]), m_state[i].cap_floor_w));
+            need_total += need[i] * o.groups[i].gpus;
+            gpus_total += o.groups[i].gpus;
+        }
+        const double budget_cap = o.cap_range.clamp(o.budget_w / gpus_total);
+        for (std::size_t i = 0; i < n; ++i) {
+            if (need_total <= o.budget_w) {
+                // Every group fits: each may use the even share or its need, whichever is larger,
+                // as long as the total stays within the budget (the loop enforces the sum).
+                share[i] = o.cap_range.clamp(std::max(need[i], budget_cap));
+            } else {
+                share[i] = o.cap_range.clamp(need[i] * o.budget_w / need_total);
+            }
+        }
+        return share;
+    }
+
+    GroupDecision choose(const Observation& o, const GroupObservation& g, const GroupState& s, double demand,
+                         double share_w) const {
+        profile::Query q;
+        q.demand_tok_s = demand / s.throughput_correction;
+        q.max_itl_s = m_settings.itl_target * o.slo_tpot_s / s.itl_correction;
+        q.max_power_cap_w = share_w;
+        const profile::QueryResult r = m_model->best_point(q, m_settings.workload);
+        GroupDecision d;
+        d.cap_w = std::min(share_w, std::max(r.point.power_cap_w, s.cap_floor_w));
+        d.batch_cap = std::clamp(r.point.batch_cap, 1, g.max_batch_cap);
+        if (s.cap_floor_w > r.point.power_cap_w) {
+            d.batch_cap = std::max(d.batch_cap, g.batch_cap);  // escalating: do not shrink the batch
+        }
+        d.reason = fmt::format("{} demand {:.0f} tok/s, share {:.0f} W/GPU, model {:.0f} W x {}{}",
+                               r.feasible ? "feasible:" : "best effort:", demand, share_w, r.point.power_cap_w,
+                               r.point.batch_cap, s.cap_floor_w > r.point.power_cap_w ? ", escalated" : "");
+        return d;
+    }
+
+    std::shared_ptr<const profile::PowerModel> m_model;
+    PalsSettings m_settings;
+    std::vector<GroupState> m_state;
+};
+
+}  // namespace
+
+std::unique_ptr<Policy> make_pals_policy(std::shared_ptr<const profile::PowerModel> model, PalsSettings settings) {
+    return std::make_unique<PalsPolicy>(std::move(model), std::move(settings));
+}
+
+}  // namespace pals::control

@@ -1,0 +1,160 @@
+#include "pals/control/policies.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace pals::control {
+
+namespace {
+
+/// Latency is "comfortable" below this share of its SLO and "at risk" above the next.
+constexpr double kComfortable = 0.7;
+constexpr double kAtRisk = 0.9;
+
+bool latency_at_risk(const Observation& o, const GroupObservation& g) {
+    return (!std::isnan(g.itl_p90_s) && g.itl_p90_s > kAtRisk * o.slo_tpot_s) ||
+           (!std::isnan(g.ttft_p90_s) && g.ttft_p90_s > kAtRisk * o.slo_ttft_s) ||
+           (g.waiting > 0 && g.waiting > g.waiting_previous);
+}
+
+bool latency_comfortable(const Observation& o, const GroupObservation& g) {
+    const bool itl_ok = std::isnan(g.itl_p90_s) || g.itl_p90_s < kComfortable * o.slo_tpot_s;
+    const bool ttft_ok = std::isnan(g.ttft_p90_s) || g.ttft_p90_s < 0.5 * o.slo_ttft_s;
+    return itl_ok && ttft_ok && g.waiting <= g.waiting_previous;
+}
+
+class DefaultPolicy final : public Policy {
+public:
+    [[nodiscard]] std::string_view name() const override { return "default"; }
+    [[nodiscard]] bool honours_budget() const override { return false; }
+    std::vector<GroupDecision> decide(const Observation& o) override {
+        std::vector<GroupDecision> out;
+        for (const GroupObservation& g : o.groups) {
+            out.push_back({o.cap_range.max_w, g.max_batch_cap, -1.0, "vLLM default: max cap, launch batch"});
+        }
+        return out;
+    }
+};
+
+class CapOnlyPolicy final : public Policy {
+public:
+    [[nodiscard]] std::string_view name() const override { return "cap-only"; }
+    std::vector<GroupDecision> decide(const Observation& o) override {
+        std::vector<GroupDecision> out;
+        const double cap = even_share_cap_w(o);
+        for (const GroupObservation& g : o.groups) {
+            out.push_back({cap, g.max_batch_cap, -1.0, "static cap = budget share"});
+        }
+        return out;
+    }
+};
+
+class BatchOnlyPolicy final : public Policy {
+public:
+    [[nodiscard]] std::string_view name() const override { return "batch-only"; }
+    std::vector<GroupDecision> decide(const Observation& o) override {
+        m_batch.resize(o.groups.size(), 0.0);
+        std::vector<GroupDecision> out;
+        const double cap = even_share_cap_w(o);
+        for (std::size_t i = 0; i < o.groups.size(); ++i) {
+            const GroupObservation& g = o.groups[i];
+            double& b = m_batch[i];
+            if (b <= 0.0) {
+                b = g.max_batch_cap;
+            }
+            std::string why = "hold";
+            const bool itl_high = !std::isnan(g.itl_p90_s) && g.itl_p90_s > kAtRisk * o.slo_tpot_s;
+            if (itl_high) {
+                b = std::max(1.0, b * 0.75);  // multiplicative decrease on ITL risk
+                why = "ITL at risk: shrink batch";
+            } else if (g.waiting > 0 || g.running >= static_cast<int>(b)) {
+                b = std::min<double>(g.max_batch_cap, b * 1.25 + 1.0);
+                why = "queue: grow batch";
+            }
+            out.push_back({cap, static_cast<int>(b), -1.0, why});
+        }
+        return out;
+    }
+
+private:
+    std::vector<double> m_batch;
+};
+
+class ClockOnlyPolicy final : public Policy {
+public:
+    [[nodiscard]] std::string_view name() const override { return "clock-only"; }
+    std::vector<GroupDecision> decide(const Observation& o) override {
+        m_trimmers.resize(o.groups.size());
+        std::vector<GroupDecision> out;
+        const double cap = even_share_cap_w(o);
+        for (std::size_t i = 0; i < o.groups.size(); ++i) {
+            std::string why;
+            const double f = m_trimmers[i].update(o, o.groups[i], why);
+            out.push_back({cap, o.groups[i].max_batch_cap, f, why});
+        }
+        return out;
+    }
+
+private:
+    std::vector<ClockTrimmer> m_trimmers;
+};
+
+class FixedPolicy final : public Policy {
+public:
+    FixedPolicy(std::string name, double cap_w, int batch_cap)
+        : m_name(std::move(name)), m_cap_w(cap_w), m_batch_cap(batch_cap) {}
+    [[nodiscard]] std::string_view name() const override { return m_name; }
+    std::vector<GroupDecision> decide(const Observation& o) override {
+        return std::vector<GroupDecision>(o.groups.size(),
+                                          {m_cap_w, m_batch_cap, -1.0, fmt::format("fixed {:.0f} W, batch {}", m_cap_w, m_batch_cap)});
+    }
+
+private:
+    std::string m_name;
+    double m_cap_w;
+    int m_batch_cap;
+};
+
+}  // namespace
+
+double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std::string& why) {
+    constexpr double kStepDown = 0.95;
+    constexpr double kStepUp = 1.15;
+    constexpr double kLowestShare = 0.3;
+    if (m_clock_mhz <= 0.0) {
+        m_clock_mhz = o.sm_clock_max_mhz;
+    }
+    if (latency_at_risk(o, g)) {
+        m_clock_mhz = std::min(o.sm_clock_max_mhz, m_clock_mhz * kStepUp);
+        why = fmt::format("latency at risk: clock up to {:.0f} MHz", m_clock_mhz);
+    } else if (latency_comfortable(o, g)) {
+        m_clock_mhz = std::max(kLowestShare * o.sm_clock_max_mhz, m_clock_mhz * kStepDown);
+        why = fmt::format("latency slack: clock down to {:.0f} MHz", m_clock_mhz);
+    } else {
+        why = fmt::format("hold clock at {:.0f} MHz", m_clock_mhz);
+    }
+    return std::round(m_clock_mhz);
+}
+
+double even_share_cap_w(const Observation& o) {
+    int gpus = 0;
+    for (const GroupObservation& g : o.groups) {
+        gpus += g.gpus;
+    }
+    if (!std::isfinite(o.budget_w) || gpus == 0) {
+        return o.cap_range.max_w;
+    }
+    return o.cap_range.clamp(o.budget_w / gpus);
+}
+
+std::unique_ptr<Policy> make_default_policy() { return std::make_unique<DefaultPolicy>(); }
+std::unique_ptr<Policy> make_cap_only_policy() { return std::make_unique<CapOnlyPolicy>(); }
+std::unique_ptr<Policy> make_batch_only_policy() { return std::make_unique<BatchOnlyPolicy>(); }
+std::unique_ptr<Policy> make_clock_only_policy() { return std::make_unique<ClockOnlyPolicy>(); }
+std::unique_ptr<Policy> make_fixed_policy(std::string name, double cap_w, int batch_cap) {
+    return std::make_unique<FixedPolicy>(std::move(name), cap_w, batch_cap);
+}
+
+}  // namespace pals::control
