@@ -10,6 +10,7 @@
 #include "cli/report_format.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/control/evaluation.hpp"
+#include "pals/profile/pareto.hpp"
 
 namespace pals::cli {
 
@@ -39,6 +40,9 @@ Status run_evaluate(const EvaluateOptions& opt) {
         Result<control::ScenarioResult> result = control::evaluate_scenario(scenario.value(), model);
         if (!result.is_ok()) {
             return result.status();
+        }
+        if (model) {
+            result->frontier_svg = frontier_svg_for(*model, scenario.value());
         }
         if (!opt.json) {
             std::fputs(evaluation_table(result.value()).c_str(), stdout);

@@ -158,6 +158,28 @@ Result<std::vector<int>> parse_gpu_list(const std::string& text, int count) {
     return gpus;
 }
 
+/// The NVML backend and the GPUs `--gpus` selects on it.
+struct SelectedGpus {
+    std::unique_ptr<power::NvmlBackend> backend;
+    std::vector<int> gpus;
+};
+
+Result<SelectedGpus> open_selected_gpus(const std::string& nvml_lib, const std::string& gpu_list) {
+    auto backend = open_backend(nvml_lib);
+    if (!backend.is_ok()) {
+        return backend.status();
+    }
+    auto count = (*backend)->device_count();
+    if (!count.is_ok()) {
+        return count.status();
+    }
+    auto gpus = parse_gpu_list(gpu_list, *count);
+    if (!gpus.is_ok()) {
+        return gpus.status();
+    }
+    return SelectedGpus{std::move(backend).value(), std::move(gpus).value()};
+}
+
 void print_line(const std::string& line) {
     std::fputs((line + "\n").c_str(), stdout);
     std::fflush(stdout);
@@ -201,19 +223,12 @@ Status run_set(const SetOptions& opt) {
     if (opt.duration_s < 0.0 || (opt.duration_s > 0.0 && !opt.hold)) {
         return Status::invalid_argument("--duration needs --hold and a positive number of seconds");
     }
-    auto backend = open_backend(opt.nvml_lib);
-    if (!backend.is_ok()) {
-        return backend.status();
+    auto selected = open_selected_gpus(opt.nvml_lib, opt.gpus);
+    if (!selected.is_ok()) {
+        return selected.status();
     }
-    power::GpuBackend& gpu_backend = **backend;
-    auto count = gpu_backend.device_count();
-    if (!count.is_ok()) {
-        return count.status();
-    }
-    auto gpus = parse_gpu_list(opt.gpus, *count);
-    if (!gpus.is_ok()) {
-        return gpus.status();
-    }
+    power::GpuBackend& gpu_backend = *selected->backend;
+    const std::vector<int>* gpus = &selected->gpus;
 
     // Validate every GPU before anything is written.
     std::vector<double> before_w;
@@ -329,19 +344,12 @@ Status run_watch(const WatchOptions& opt) {
         return Status::invalid_argument("--count must be >= 0 (0: until Ctrl-C)");
     }
     StopSignals signals;
-    auto backend = open_backend(opt.nvml_lib);
-    if (!backend.is_ok()) {
-        return backend.status();
+    auto selected = open_selected_gpus(opt.nvml_lib, opt.gpus);
+    if (!selected.is_ok()) {
+        return selected.status();
     }
-    power::GpuBackend& gpu_backend = **backend;
-    auto count = gpu_backend.device_count();
-    if (!count.is_ok()) {
-        return count.status();
-    }
-    auto gpus = parse_gpu_list(opt.gpus, *count);
-    if (!gpus.is_ok()) {
-        return gpus.status();
-    }
+    power::GpuBackend& gpu_backend = *selected->backend;
+    const std::vector<int>* gpus = &selected->gpus;
     auto read_all = [&]() -> Result<std::vector<power::GpuSample>> {
         std::vector<power::GpuSample> out;
         for (int gpu : *gpus) {

@@ -23,7 +23,15 @@ std::string budget_text(const control::Scenario& sc) {
     return out;
 }
 
-std::string ratio(double v) { return v > 0.0 ? fmt::format("{:.3f}", v) : "-"; }
+std::string ratio(double v) {
+    if (std::isinf(v)) {
+        return "inf";
+    }
+    return v > 0.0 ? fmt::format("{:.3f}", v) : (v == 0.0 ? "0" : "-");
+}
+
+/// JSON has no infinity: a ratio over a zero reference is null.
+nlohmann::json json_ratio(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 /// Up to `n` points of a sorted sample as a CDF.
 SvgSeries cdf(const std::string& label, const std::vector<double>& sorted, double scale) {
@@ -74,7 +82,7 @@ nlohmann::json evaluation_json(const control::ScenarioResult& result) {
                               {"slo_attainment", m.slo_attainment},
                               {"qos_violations", m.qos_violations},
                               {"qos_violation_rate", m.qos_violation_rate},
-                              {"qos_violations_vs_cap_only", m.qos_vs_cap_only},
+                              {"qos_violations_vs_cap_only", json_ratio(m.qos_vs_cap_only)},
                               {"windows_missed", m.windows_missed},
                               {"windows_total", m.windows_total},
                               {"budget_excess_j", m.budget_excess_j},

@@ -20,6 +20,9 @@ namespace pals::cli {
 /// and batch caps over time, latency CDFs, the frontier of the model, and the table.
 [[nodiscard]] std::string evaluation_html(const std::vector<control::ScenarioResult>& results);
 
+/// The model's frontier under the scenario's ITL SLO, as an SVG for the report ("" on error).
+[[nodiscard]] std::string frontier_svg_for(const profile::PowerModel& model, const control::Scenario& scenario);
+
 /// The scenario's `run.power_model` file, else a model profiled and fitted on the simulator for
 /// the scenario's node (cached under the build's temp folder by node shape).
 [[nodiscard]] Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control::Scenario& scenario);

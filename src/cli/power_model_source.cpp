@@ -10,6 +10,7 @@
 #include "cli/evaluate_report.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/profile/model_fit.hpp"
+#include "pals/profile/pareto.hpp"
 #include "pals/profile/profiler.hpp"
 #include "pals/profile/sim_session_factory.hpp"
 #include "pals/profile/workload_mix.hpp"
@@ -46,6 +47,20 @@ Result<profile::WorkloadMix> mix_for(const control::Scenario& sc) {
 }
 
 }  // namespace
+
+std::string frontier_svg_for(const profile::PowerModel& model, const control::Scenario& sc) {
+    profile::FrontierConstraints constraints;
+    constraints.max_itl_s = sc.slo.tpot_s;
+    Result<profile::Frontier> frontier = profile::compute_frontier(model, "", constraints);
+    if (!frontier.is_ok()) {
+        return {};
+    }
+    profile::FrontierSvgOptions options;
+    options.title = fmt::format("{} on {}x {}: the power model's frontier", sc.node.model.name, sc.node.parallel.tp,
+                                sc.node.gpu.name);
+    options.subtitle = fmt::format("ITL p90 <= {:.0f} ms", sc.slo.tpot_s * 1e3);
+    return profile::render_frontier_svg(frontier.value(), options);
+}
 
 Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control::Scenario& sc) {
     std::filesystem::path path = sc.power_model;

@@ -394,8 +394,11 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc, std::shared_ptr<con
         }
         if (reference_cap_only) {
             const double base = static_cast<double>(reference_cap_only->metrics.qos_violations);
+            // 0 / 0 is parity; anything over a perfect cap-only is infinitely worse.
             r.metrics.qos_vs_cap_only = base > 0.0 ? static_cast<double>(r.metrics.qos_violations) / base
-                                                   : (r.metrics.qos_violations == 0 ? 1.0 : 0.0);
+                                                   : (r.metrics.qos_violations == 0
+                                                          ? 1.0
+                                                          : std::numeric_limits<double>::infinity());
         }
     }
     result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();

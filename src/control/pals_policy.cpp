@@ -14,6 +14,8 @@ namespace {
 /// Bounds of the online corrections: the model is never trusted less than this.
 constexpr double kMinCorrection = 0.5;
 constexpr double kMaxCorrection = 2.0;
+/// Caps closer than this count as equal.
+constexpr double kCapToleranceW = 1.0;
 /// Output tokens per request assumed before any request has finished.
 constexpr double kDefaultOutputTokens = 200.0;
 
@@ -40,8 +42,13 @@ public:
         for (std::size_t i = 0; i < o.groups.size(); ++i) {
             out.push_back(choose(o, o.groups[i], m_state[i], demand[i], share[i]));
             std::string why;
-            out.back().locked_clock_mhz = m_state[i].clock.update(o, o.groups[i], why);
-            out.back().reason += "; " + why;
+            const double trimmed = m_state[i].clock.update(o, o.groups[i], why);
+            // Trim only with headroom: not while escalated, and not when the budget share is
+            // below the cap the demand needs (then every cycle goes to latency).
+            const bool tight = m_state[i].cap_floor_w > 0.0 ||
+                               share[i] < needed_cap(o, m_state[i], demand[i]) - kCapToleranceW;
+            out.back().locked_clock_mhz = tight ? 0.0 : trimmed;
+            out.back().reason += tight ? "; clock free (budget or latency tight)" : "; " + why;
         }
         return out;
     }
@@ -53,7 +60,8 @@ private:
         double throughput_correction = 1.0;
         double itl_correction = 1.0;
         double cap_floor_w = 0.0;
-        ClockTrimmer clock;
+        /// PALS keeps more latency headroom than clock-only: it trims only well inside the SLO.
+        ClockTrimmer clock{0.5, 0.75};
     };
 
     void update(const Observation& o, const GroupObservation& g, GroupState& s) const {
@@ -65,7 +73,8 @@ private:
             s.demand_tok_s = (1.0 - a) * s.demand_tok_s + a * g.generation_tok_s;
         }
         // Compare with the model at the current cap and the batch actually running.
-        const int batch = std::max(1, std::min(g.batch_cap, std::max(g.running, 1)));
+        const std::vector<int> profiled = m_model->batch_caps();
+        const int batch = std::clamp(std::min(g.batch_cap, std::max(g.running, 1)), profiled.front(), profiled.back());
         Result<profile::Prediction> p = m_model->predict(o.cap_range.clamp(g.cap_w), batch, m_settings.workload);
         if (p.is_ok()) {
             const bool saturated = g.waiting > 0 || g.running >= g.batch_cap;

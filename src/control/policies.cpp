@@ -9,19 +9,18 @@ namespace pals::control {
 
 namespace {
 
-/// Latency is "comfortable" below this share of its SLO and "at risk" above the next.
-constexpr double kComfortable = 0.7;
+/// ITL above this share of its SLO makes batch-only shrink the batch.
 constexpr double kAtRisk = 0.9;
 
-bool latency_at_risk(const Observation& o, const GroupObservation& g) {
-    return (!std::isnan(g.itl_p90_s) && g.itl_p90_s > kAtRisk * o.slo_tpot_s) ||
-           (!std::isnan(g.ttft_p90_s) && g.ttft_p90_s > kAtRisk * o.slo_ttft_s) ||
+bool latency_at_risk(const Observation& o, const GroupObservation& g, double share) {
+    return (!std::isnan(g.itl_p90_s) && g.itl_p90_s > share * o.slo_tpot_s) ||
+           (!std::isnan(g.ttft_p90_s) && g.ttft_p90_s > share * o.slo_ttft_s) ||
            (g.waiting > 0 && g.waiting > g.waiting_previous);
 }
 
-bool latency_comfortable(const Observation& o, const GroupObservation& g) {
-    const bool itl_ok = std::isnan(g.itl_p90_s) || g.itl_p90_s < kComfortable * o.slo_tpot_s;
-    const bool ttft_ok = std::isnan(g.ttft_p90_s) || g.ttft_p90_s < 0.5 * o.slo_ttft_s;
+bool latency_comfortable(const Observation& o, const GroupObservation& g, double share) {
+    const bool itl_ok = std::isnan(g.itl_p90_s) || g.itl_p90_s < share * o.slo_tpot_s;
+    const bool ttft_ok = std::isnan(g.ttft_p90_s) || g.ttft_p90_s < (share - 0.2) * o.slo_ttft_s;
     return itl_ok && ttft_ok && g.waiting <= g.waiting_previous;
 }
 
@@ -126,10 +125,10 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
     if (m_clock_mhz <= 0.0) {
         m_clock_mhz = o.sm_clock_max_mhz;
     }
-    if (latency_at_risk(o, g)) {
+    if (latency_at_risk(o, g, m_at_risk)) {
         m_clock_mhz = std::min(o.sm_clock_max_mhz, m_clock_mhz * kStepUp);
         why = fmt::format("latency at risk: clock up to {:.0f} MHz", m_clock_mhz);
-    } else if (latency_comfortable(o, g)) {
+    } else if (latency_comfortable(o, g, m_comfortable)) {
         m_clock_mhz = std::max(kLowestShare * o.sm_clock_max_mhz, m_clock_mhz * kStepDown);
         why = fmt::format("latency slack: clock down to {:.0f} MHz", m_clock_mhz);
     } else {

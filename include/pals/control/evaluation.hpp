@@ -25,7 +25,8 @@ struct PolicyMetrics {
     std::uint64_t requests = 0;
     std::uint64_t qos_violations = 0;     ///< requests missing TTFT or TPOT SLO
     double qos_violation_rate = 0.0;
-    double qos_vs_cap_only = 0.0;         ///< violations over cap-only's (0 without cap-only)
+    double qos_vs_cap_only = 0.0;         ///< violations over cap-only's (0 without cap-only;
+                                          ///< +inf when cap-only had none and this policy some)
     int windows_missed = 0;               ///< 10-s windows served < 95 % of offered load
     int windows_total = 0;
     double budget_excess_j = 0.0;         ///< energy above the budget

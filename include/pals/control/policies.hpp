@@ -25,10 +25,16 @@ namespace pals::control {
 /// below the cap the model picks, by PALS (decode barely slows at lower clocks).
 class ClockTrimmer {
 public:
+    /// Latency is comfortable below `comfortable` x its SLO for ITL and (comfortable - 0.2) x
+    /// its SLO for TTFT, and at risk above `at_risk` x its SLO, or when the queue grows.
+    explicit ClockTrimmer(double comfortable = 0.7, double at_risk = 0.9)
+        : m_comfortable(comfortable), m_at_risk(at_risk) {}
     /// The clock (MHz) to lock for this group now, and why.
     double update(const Observation& o, const GroupObservation& g, std::string& why);
 
 private:
+    double m_comfortable;
+    double m_at_risk;
     double m_clock_mhz = 0.0;
 };
 
