@@ -1,0 +1,112 @@
+#include "pals/control/scenario.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "pals/control/evaluation.hpp"
+
+namespace pals::control {
+namespace {
+
+const std::string kShared = PALS_SHARED_DIR;
+
+std::string write(const std::string& name, const std::string& text) {
+    const std::string path = ::testing::TempDir() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+const char* const kNode = R"([node]
+model = "models/meta-llama__Llama-3.1-8B-Instruct.json"
+gpu = "H100-SXM"
+tp = 1
+max_num_seqs = 128
+)";
+
+TEST(ScenarioTest, LoadsTheShippedSuite) {
+    for (const char* name : {"mixtral-conv-step-budget", "mixtral-conv-strict-budget", "qwen3moe-conv-low",
+                             "llama70b-conv-medium", "mixtral-code-high"}) {
+        auto s = load_scenario(std::string(PALS_SOURCE_DIR) + "/scenarios/" + name + ".toml", kShared);
+        ASSERT_TRUE(s.is_ok()) << name << ": " << s.status().message();
+        EXPECT_EQ(s->policies.size(), known_policies().size());
+    }
+    auto step = load_scenario(std::string(PALS_SOURCE_DIR) + "/scenarios/mixtral-conv-step-budget.toml", kShared);
+    EXPECT_DOUBLE_EQ(step->budget.at(0.0), 1400.0);
+    EXPECT_DOUBLE_EQ(step->budget.at(250.0), 840.0);
+    EXPECT_DOUBLE_EQ(step->budget.at(500.0), 1190.0);
+}
+
+TEST(ScenarioTest, UnknownPolicyIsNamed) {
+    const auto path = write("bad_policy.toml", std::string(kNode) + "[workload]\nrate_rps = 1\nduration_s = 10\n"
+                                                                      "[run]\npolicies = [\"default\", \"magic\"]\n");
+    auto s = load_scenario(path, kShared);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_NE(s.status().message().find("unknown policy 'magic'"), std::string::npos) << s.status().message();
+    EXPECT_NE(s.status().message().find("bad_policy.toml"), std::string::npos);
+}
+
+TEST(ScenarioTest, MalformedTomlNamesTheLine) {
+    const auto path = write("malformed.toml", std::string(kNode) + "[workload\nrate_rps = 1\n");
+    auto s = load_scenario(path, kShared);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_NE(s.status().message().find("malformed.toml:6"), std::string::npos) << s.status().message();
+}
+
+TEST(ScenarioTest, WrongTypeAndUnknownSectionAreNamed) {
+    auto typed = load_scenario(write("typed.toml", std::string(kNode) + "[workload]\nrate_rps = \"fast\"\n"), kShared);
+    ASSERT_FALSE(typed.is_ok());
+    EXPECT_NE(typed.status().message().find("workload.rate_rps: must be a number"), std::string::npos);
+    auto section = load_scenario(write("section.toml", std::string(kNode) + "[wrkload]\nrate_rps = 1\n"), kShared);
+    ASSERT_FALSE(section.is_ok());
+    EXPECT_NE(section.status().message().find("wrkload: unknown section"), std::string::npos);
+}
+
+TEST(ScenarioTest, BudgetBelowTheMinimumCapsIsRejected) {
+    const auto path = write("low_budget.toml", std::string(kNode) + "[workload]\nrate_rps = 1\nduration_s = 10\n"
+                                                                       "[budget]\nwatts = 150\n");
+    auto s = load_scenario(path, kShared);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_NE(s.status().message().find("below the GPUs' minimum caps (200 W for 1 GPUs)"), std::string::npos)
+        << s.status().message();
+}
+
+TEST(ScenarioTest, WorkloadShorterThanTheWarmupIsRejected) {
+    const auto path = write("short.toml", std::string(kNode) +
+                                              "[workload]\nrate_rps = 2\nduration_s = 5\n[run]\nwarmup_s = 30\n"
+                                              "policies = [\"default\"]\n");
+    auto s = load_scenario(path, kShared);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    auto r = evaluate_scenario(s.value(), nullptr);
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_NE(r.status().message().find("warmup_s"), std::string::npos) << r.status().message();
+}
+
+TEST(EvaluationTest, BaselinesTrackAStepAndDefaultDoesNot) {
+    const auto path = write("step.toml", std::string(kNode) +
+                                             "[workload]\nrate_rps = 5\nduration_s = 60\ninput_len = \"500\"\n"
+                                             "output_len = \"200\"\n[budget]\nsteps = [[0, 700], [20, 300]]\n"
+                                             "[run]\npolicies = [\"default\", \"cap-only\", \"static-oracle\", "
+                                             "\"window-oracle\"]\n");
+    auto s = load_scenario(path, kShared);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    auto r = evaluate_scenario(s.value(), nullptr);
+    ASSERT_TRUE(r.is_ok()) << r.status().message();
+    ASSERT_EQ(r->runs.size(), 4U);
+    const PolicyMetrics& def = r->runs[0].metrics;
+    const PolicyMetrics& cap = r->runs[1].metrics;
+    EXPECT_GT(def.budget_excess_j, 0.0);
+    EXPECT_GT(def.time_over_budget_s, 10.0);
+    EXPECT_LE(cap.settle_time_s, 2.0);  // back under budget within two periods
+    EXPECT_LE(cap.budget_excess_j, 0.005 * cap.budget_energy_j);
+    EXPECT_DOUBLE_EQ(def.efficiency_vs_default, 1.0);
+    for (const PolicyRun& run : r->runs) {
+        EXPECT_GT(run.metrics.tokens_per_joule, 0.0) << run.policy;
+        EXPECT_GT(run.metrics.requests, 200U);
+        EXPECT_FALSE(run.history.empty());
+    }
+    EXPECT_FALSE(r->runs[2].metrics.chosen.empty());  // the oracle names its point
+}
+
+}  // namespace
+}  // namespace pals::control
