@@ -20,6 +20,7 @@ struct EvaluateOptions {
     std::vector<std::string> scenarios;
     bool json = false;
     std::string report;
+    double period_s = 0.0;
 };
 
 Status run_evaluate(const EvaluateOptions& opt) {
@@ -28,6 +29,12 @@ Status run_evaluate(const EvaluateOptions& opt) {
         Result<control::Scenario> scenario = control::load_scenario(path, default_shared_dir());
         if (!scenario.is_ok()) {
             return scenario.status();
+        }
+        if (opt.period_s < 0.0) {
+            return Status::invalid_argument("--period must be > 0");
+        }
+        if (opt.period_s > 0.0) {
+            scenario->period_s = opt.period_s;
         }
         std::shared_ptr<const profile::PowerModel> model;
         if (std::find(scenario->policies.begin(), scenario->policies.end(), "pals") != scenario->policies.end()) {
@@ -74,6 +81,7 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
     cmd->add_option("--scenario", opt->scenarios, "scenario file(s)")->required()->check(CLI::ExistingFile);
     cmd->add_flag("--json", opt->json, "print JSON instead of tables");
     cmd->add_option("--report", opt->report, "write a self-contained HTML report here");
+    cmd->add_option("--period", opt->period_s, "control period in seconds (default: each scenario's run.period_s)");
     cmd->callback([opt, &ctx] {
         const Status status = run_evaluate(*opt);
         ctx.exit_code = status.is_ok() ? 0 : report_error(status);
