@@ -93,6 +93,7 @@ Status run_demo(const DemoOptions& opt) {
     if (!result.is_ok()) {
         return result.status();
     }
+    result->frontier_svg = frontier_svg_for(*model.value(), scenario.value());
     std::fputs(evaluation_table(result.value()).c_str(), stdout);
     if (!opt.report.empty()) {
         PALS_RETURN_IF_ERROR(write_file_atomic(opt.report, evaluation_html({result.value()})));
