@@ -1,0 +1,56 @@
+#pragma once
+/// @file http_server.hpp
+/// @brief The daemon's HTTP API (cpp-httplib; loopback by default; docs/api.md):
+///   GET  /healthz    {"status": "ok" | "degraded" | "starting"}
+///   GET  /v1/state   the latest StateSnapshot as JSON
+///   PUT  /v1/budget  {"watts": W} or {"steps": [[t_s, W], ...]}; needs "Authorization: Bearer T"
+///   GET  /metrics    Prometheus text exposition of the daemon's own metrics
+/// Malformed or oversized bodies get 400 with {"error": {"code", "type", "message"}}; a missing
+/// or wrong token 401; nothing throws out of a handler.
+///
+/// Thread-safety: start()/stop() from one thread; handlers run on httplib's worker threads and
+/// only touch the thread-safe StateStore.
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "pals/api/state.hpp"
+#include "pals/common/status.hpp"
+
+namespace pals::api {
+
+struct ServerOptions {
+    std::string host = "127.0.0.1";
+    int port = 0;                 ///< 0: any free port (see HttpServer::port())
+    std::string token;            ///< bearer token for writes; empty: writes are refused (403)
+    std::size_t max_body_bytes = 64 * 1024;
+};
+
+class HttpServer {
+public:
+    HttpServer(StateStore& store, ServerOptions options);
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    /// Binds and starts serving in a background thread. kUnavailable if the address is taken.
+    [[nodiscard]] Status start();
+    /// The bound port (after start()).
+    [[nodiscard]] int port() const { return m_port; }
+    void stop();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> m_impl;
+    int m_port = 0;
+};
+
+/// Parses a PUT /v1/budget body. Errors name the field.
+[[nodiscard]] Result<BudgetRequest> parse_budget_request(const std::string& body);
+/// The snapshot as the JSON of GET /v1/state.
+[[nodiscard]] std::string state_json(const StateSnapshot& snapshot);
+/// Prometheus text exposition (format 0.0.4) of the daemon's metrics.
+[[nodiscard]] std::string render_metrics(const StateSnapshot& snapshot);
+
+}  // namespace pals::api

@@ -1,0 +1,87 @@
+#pragma once
+/// @file state.hpp
+/// @brief What the daemon's control thread publishes for the HTTP API, and the commands the API
+/// posts back (llama.cpp's server model, STYLE.md 3.7): the control thread owns the backends;
+/// HTTP workers read an immutable snapshot and queue budget changes.
+///
+/// Thread-safety: StateStore is thread-safe; StateSnapshot is immutable once published.
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pals::api {
+
+/// One GPU group as the API reports it.
+struct GroupState {
+    int index = 0;
+    std::vector<int> gpus;
+    double cap_w = 0.0;        ///< per GPU
+    int batch_cap = 0;
+    double power_w = 0.0;      ///< all GPUs of the group, last period
+    double generation_tok_s = 0.0;
+    int running = 0;
+    int waiting = 0;
+};
+
+/// The state after one control period.
+struct StateSnapshot {
+    double time_s = 0.0;
+    std::string policy;
+    bool degraded = false;
+    double budget_w = 0.0;  ///< +inf: no budget
+    std::vector<std::pair<double, double>> budget_steps;  ///< (t_s, W) of the schedule in force
+    double power_w = 0.0;   ///< node total, last period
+    double energy_j = 0.0;  ///< cumulative, all GPUs
+    double generation_tokens = 0.0;  ///< cumulative
+    std::vector<GroupState> groups;
+    std::vector<double> gpu_power_w;   ///< per GPU index
+    std::vector<double> gpu_energy_j;  ///< per GPU index, cumulative
+    std::string last_decision;         ///< the policy's reason for the last change
+    std::uint64_t decisions_total = 0;
+    std::uint64_t cap_changes_total = 0;
+    std::uint64_t batch_changes_total = 0;
+    std::uint64_t errors_total = 0;
+    std::uint64_t budget_updates_total = 0;
+};
+
+/// A budget change requested through the API: steps (t_s relative to now, W); one step at
+/// t = 0 is a plain value.
+struct BudgetRequest {
+    std::vector<std::pair<double, double>> steps;
+};
+
+class StateStore {
+public:
+    void publish(std::shared_ptr<const StateSnapshot> snapshot) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_snapshot = std::move(snapshot);
+    }
+    [[nodiscard]] std::shared_ptr<const StateSnapshot> latest() const {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        return m_snapshot;
+    }
+    /// Queues a budget change for the control thread (the newest one wins).
+    void request_budget(BudgetRequest request) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_budget = std::move(request);
+    }
+    /// Takes the queued budget change, if any.
+    [[nodiscard]] std::optional<BudgetRequest> take_budget() {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        std::optional<BudgetRequest> out = std::move(m_budget);
+        m_budget.reset();
+        return out;
+    }
+
+private:
+    mutable std::mutex m_mutex;
+    std::shared_ptr<const StateSnapshot> m_snapshot;
+    std::optional<BudgetRequest> m_budget;
+};
+
+}  // namespace pals::api

@@ -1,0 +1,198 @@
+#include "pals/api/http_server.hpp"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "pals/common/log.hpp"
+
+namespace pals::api {
+
+namespace {
+
+using nlohmann::json;
+
+void send_error(httplib::Response& res, int code, const char* type, const std::string& message) {
+    res.status = code;
+    res.set_content(json{{"error", {{"code", code}, {"type", type}, {"message", message}}}}.dump(), "application/json");
+}
+
+json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+}  // namespace
+
+Result<BudgetRequest> parse_budget_request(const std::string& body) {
+    json j;
+    try {
+        j = json::parse(body);
+    } catch (const json::parse_error& e) {
+        return Status::invalid_argument(std::string("malformed JSON: ") + e.what());
+    }
+    if (!j.is_object()) {
+        return Status::invalid_argument("the body must be a JSON object with \"watts\" or \"steps\"");
+    }
+    BudgetRequest request;
+    if (j.contains("watts") == j.contains("steps")) {
+        return Status::invalid_argument("give exactly one of \"watts\" or \"steps\"");
+    }
+    if (j.contains("watts")) {
+        const json& w = j["watts"];
+        if (!w.is_number() || !std::isfinite(w.get<double>()) || w.get<double>() <= 0.0) {
+            return Status::invalid_argument("\"watts\" must be a positive number");
+        }
+        request.steps.emplace_back(0.0, w.get<double>());
+        return request;
+    }
+    const json& steps = j["steps"];
+    if (!steps.is_array() || steps.empty() || steps.size() > 1000) {
+        return Status::invalid_argument("\"steps\" must be a non-empty array of [t_s, watts] (at most 1000)");
+    }
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        const json& s = steps[i];
+        if (!s.is_array() || s.size() != 2 || !s[0].is_number() || !s[1].is_number()) {
+            return Status::invalid_argument("\"steps\"[" + std::to_string(i) + "] must be [t_s, watts]");
+        }
+        const double t = s[0].get<double>();
+        const double w = s[1].get<double>();
+        if (!std::isfinite(t) || t < 0.0 || !std::isfinite(w) || w <= 0.0) {
+            return Status::invalid_argument("\"steps\"[" + std::to_string(i) + "]: t_s must be >= 0 and watts > 0");
+        }
+        if (i > 0 && t <= request.steps.back().first) {
+            return Status::invalid_argument("\"steps\"[" + std::to_string(i) + "]: times must increase");
+        }
+        request.steps.emplace_back(t, w);
+    }
+    return request;
+}
+
+std::string state_json(const StateSnapshot& s) {
+    json groups = json::array();
+    for (const GroupState& g : s.groups) {
+        groups.push_back({{"index", g.index},
+                          {"gpus", g.gpus},
+                          {"power_cap_w", g.cap_w},
+                          {"batch_cap", g.batch_cap},
+                          {"power_w", g.power_w},
+                          {"generation_tok_s", g.generation_tok_s},
+                          {"running", g.running},
+                          {"waiting", g.waiting}});
+    }
+    json steps = json::array();
+    for (const auto& [t, w] : s.budget_steps) {
+        steps.push_back({t, w});
+    }
+    return json{{"time_s", s.time_s},
+                {"policy", s.policy},
+                {"degraded", s.degraded},
+                {"budget_w", finite_or_null(s.budget_w)},
+                {"budget_steps", steps},
+                {"power_w", s.power_w},
+                {"energy_j", s.energy_j},
+                {"generation_tokens", s.generation_tokens},
+                {"groups", groups},
+                {"last_decision", s.last_decision},
+                {"decisions_total", s.decisions_total},
+                {"errors_total", s.errors_total}}
+        .dump(2);
+}
+
+struct HttpServer::Impl {
+    StateStore& store;
+    ServerOptions options;
+    httplib::Server server;
+    std::thread thread;
+
+    Impl(StateStore& s, ServerOptions o) : store(s), options(std::move(o)) {}
+
+    void routes() {
+        server.set_payload_max_length(options.max_body_bytes);
+        // No exception crosses a handler (llama.cpp's ex_wrapper idea).
+        server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+            std::string what = "internal error";
+            try {
+                std::rethrow_exception(ep);
+            } catch (const std::exception& e) {
+                what = e.what();
+            } catch (...) {
+            }
+            PALS_LOG_ERROR("http: {}", what);
+            send_error(res, 500, "internal", what);
+        });
+        server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+            if (res.body.empty()) {
+                const char* type = res.status == 413 ? "payload_too_large" : res.status == 404 ? "not_found" : "error";
+                send_error(res, res.status == 413 ? 400 : res.status, type,
+                           res.status == 413 ? "body too large" : "no such route");
+            }
+        });
+        server.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+            auto s = store.latest();
+            const char* status = !s ? "starting" : s->degraded ? "degraded" : "ok";
+            res.set_content(json{{"status", status}}.dump(), "application/json");
+        });
+        server.Get("/v1/state", [this](const httplib::Request&, httplib::Response& res) {
+            auto s = store.latest();
+            if (!s) {
+                send_error(res, 503, "unavailable", "no control period has completed yet");
+                return;
+            }
+            res.set_content(state_json(*s), "application/json");
+        });
+        server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+            auto s = store.latest();
+            res.set_content(render_metrics(s ? *s : StateSnapshot{}), "text/plain; version=0.0.4");
+        });
+        server.Put("/v1/budget", [this](const httplib::Request& req, httplib::Response& res) {
+            if (options.token.empty()) {
+                send_error(res, 403, "forbidden", "writes are disabled: the daemon has no token file");
+                return;
+            }
+            if (req.get_header_value("Authorization") != "Bearer " + options.token) {
+                send_error(res, 401, "unauthorized", "a valid \"Authorization: Bearer <token>\" header is required");
+                return;
+            }
+            Result<BudgetRequest> budget = parse_budget_request(req.body);
+            if (!budget.is_ok()) {
+                send_error(res, 400, "invalid_argument", budget.status().message());
+                return;
+            }
+            json steps = json::array();
+            for (const auto& [t, w] : budget->steps) {
+                steps.push_back({t, w});
+            }
+            store.request_budget(std::move(budget).value());
+            res.set_content(json{{"accepted", true}, {"steps", steps}}.dump(), "application/json");
+        });
+    }
+};
+
+HttpServer::HttpServer(StateStore& store, ServerOptions options)
+    : m_impl(std::make_unique<Impl>(store, std::move(options))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+Status HttpServer::start() {
+    m_impl->routes();
+    const int port = m_impl->options.port == 0 ? m_impl->server.bind_to_any_port(m_impl->options.host)
+                                               : (m_impl->server.bind_to_port(m_impl->options.host, m_impl->options.port)
+                                                      ? m_impl->options.port
+                                                      : -1);
+    if (port <= 0) {
+        return Status::unavailable("cannot listen on " + m_impl->options.host + ":" +
+                                   std::to_string(m_impl->options.port));
+    }
+    m_port = port;
+    m_impl->thread = std::thread([this] { m_impl->server.listen_after_bind(); });
+    return Status::ok();
+}
+
+void HttpServer::stop() {
+    if (m_impl && m_impl->thread.joinable()) {
+        m_impl->server.stop();
+        m_impl->thread.join();
+    }
+}
+
+}  // namespace pals::api

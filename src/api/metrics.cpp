@@ -1,0 +1,83 @@
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "pals/api/http_server.hpp"
+
+namespace pals::api {
+
+namespace {
+
+std::string number(double v) {
+    if (std::isnan(v)) {
+        return "NaN";
+    }
+    if (std::isinf(v)) {
+        return v > 0 ? "+Inf" : "-Inf";
+    }
+    return fmt::format("{}", v);
+}
+
+class Exposition {
+public:
+    void family(const char* name, const char* type, const char* help) {
+        m_out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+    }
+    void sample(const std::string& name, const std::string& labels, double value) {
+        m_out += labels.empty() ? fmt::format("{} {}\n", name, number(value))
+                                : fmt::format("{}{{{}}} {}\n", name, labels, number(value));
+    }
+    [[nodiscard]] std::string str() && { return std::move(m_out); }
+
+private:
+    std::string m_out;
+};
+
+}  // namespace
+
+std::string render_metrics(const StateSnapshot& s) {
+    Exposition e;
+    e.family("pals_gpu_power_watts", "gauge", "GPU board power over the last control period.");
+    for (std::size_t g = 0; g < s.gpu_power_w.size(); ++g) {
+        e.sample("pals_gpu_power_watts", fmt::format("gpu=\"{}\"", g), s.gpu_power_w[g]);
+    }
+    e.family("pals_gpu_energy_joules_total", "counter", "GPU energy since the daemon started.");
+    for (std::size_t g = 0; g < s.gpu_energy_j.size(); ++g) {
+        e.sample("pals_gpu_energy_joules_total", fmt::format("gpu=\"{}\"", g), s.gpu_energy_j[g]);
+    }
+    e.family("pals_group_power_cap_watts", "gauge", "Power cap per GPU of each GPU group.");
+    for (const GroupState& g : s.groups) {
+        e.sample("pals_group_power_cap_watts", fmt::format("group=\"{}\"", g.index), g.cap_w);
+    }
+    e.family("pals_group_batch_cap", "gauge", "Batch cap (max running sequences) of each GPU group.");
+    for (const GroupState& g : s.groups) {
+        e.sample("pals_group_batch_cap", fmt::format("group=\"{}\"", g.index), g.batch_cap);
+    }
+    e.family("pals_group_power_watts", "gauge", "Power of all GPUs of each group over the last period.");
+    for (const GroupState& g : s.groups) {
+        e.sample("pals_group_power_watts", fmt::format("group=\"{}\"", g.index), g.power_w);
+    }
+    e.family("pals_node_power_watts", "gauge", "Power of all GPUs of the node over the last period.");
+    e.sample("pals_node_power_watts", "", s.power_w);
+    e.family("pals_power_budget_watts", "gauge", "Node power budget in force (+Inf: none).");
+    e.sample("pals_power_budget_watts", "", s.budget_w);
+    e.family("pals_generation_tokens_total", "counter", "Output tokens served since the daemon started.");
+    e.sample("pals_generation_tokens_total", "", s.generation_tokens);
+    e.family("pals_tokens_per_joule", "gauge", "Output tokens per joule of GPU energy since the daemon started.");
+    e.sample("pals_tokens_per_joule", "", s.energy_j > 0.0 ? s.generation_tokens / s.energy_j : 0.0);
+    e.family("pals_decisions_total", "counter", "Control periods decided.");
+    e.sample("pals_decisions_total", "", static_cast<double>(s.decisions_total));
+    e.family("pals_power_limit_changes_total", "counter", "Power cap writes.");
+    e.sample("pals_power_limit_changes_total", "", static_cast<double>(s.cap_changes_total));
+    e.family("pals_batch_cap_changes_total", "counter", "Batch cap writes.");
+    e.sample("pals_batch_cap_changes_total", "", static_cast<double>(s.batch_changes_total));
+    e.family("pals_budget_updates_total", "counter", "Budget changes received through the API.");
+    e.sample("pals_budget_updates_total", "", static_cast<double>(s.budget_updates_total));
+    e.family("pals_errors_total", "counter", "Backend errors seen by the control loop.");
+    e.sample("pals_errors_total", "", static_cast<double>(s.errors_total));
+    e.family("pals_degraded", "gauge", "1 when the controller stopped actuating after a backend failure.");
+    e.sample("pals_degraded", "", s.degraded ? 1.0 : 0.0);
+    return std::move(e).str();
+}
+
+}  // namespace pals::api

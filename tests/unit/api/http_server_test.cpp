@@ -1,0 +1,125 @@
+#include "pals/api/http_server.hpp"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+namespace pals::api {
+namespace {
+
+std::shared_ptr<const StateSnapshot> sample_state() {
+    auto s = std::make_shared<StateSnapshot>();
+    s->time_s = 12.0;
+    s->policy = "pals";
+    s->budget_w = 1400.0;
+    s->budget_steps = {{0.0, 1400.0}};
+    s->power_w = 900.5;
+    s->energy_j = 10000.0;
+    s->generation_tokens = 25000.0;
+    s->groups.push_back({0, {0, 1}, 350.0, 128, 900.5, 1234.0, 40, 2});
+    s->gpu_power_w = {450.0, 450.5};
+    s->gpu_energy_j = {5000.0, 5000.0};
+    s->last_decision = "feasible: demand 1400 tok/s";
+    s->decisions_total = 12;
+    return s;
+}
+
+class HttpServerTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        m_store.publish(sample_state());
+        ServerOptions options;
+        options.token = "secret";
+        m_server = std::make_unique<HttpServer>(m_store, options);
+        ASSERT_TRUE(m_server->start().is_ok());
+        m_client = std::make_unique<httplib::Client>("127.0.0.1", m_server->port());
+        m_client->set_connection_timeout(5);
+        m_client->set_read_timeout(5);
+    }
+    StateStore m_store;
+    std::unique_ptr<HttpServer> m_server;
+    std::unique_ptr<httplib::Client> m_client;
+};
+
+TEST_F(HttpServerTest, HealthAndState) {
+    auto health = m_client->Get("/healthz");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+    EXPECT_NE(health->body.find("\"ok\""), std::string::npos);
+    auto state = m_client->Get("/v1/state");
+    ASSERT_TRUE(state);
+    EXPECT_EQ(state->status, 200);
+    EXPECT_NE(state->body.find("\"power_cap_w\": 350.0"), std::string::npos) << state->body;
+    EXPECT_NE(state->body.find("feasible: demand"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, BudgetNeedsTheTokenAndAWellFormedBody) {
+    auto none = m_client->Put("/v1/budget", R"({"watts": 800})", "application/json");
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->status, 401);
+    httplib::Headers auth = {{"Authorization", "Bearer secret"}};
+    auto bad = m_client->Put("/v1/budget", auth, R"({"watts": "lots"})", "application/json");
+    ASSERT_TRUE(bad);
+    EXPECT_EQ(bad->status, 400);
+    EXPECT_NE(bad->body.find("\"invalid_argument\""), std::string::npos);
+    auto junk = m_client->Put("/v1/budget", auth, "{not json", "application/json");
+    ASSERT_TRUE(junk);
+    EXPECT_EQ(junk->status, 400);
+    EXPECT_FALSE(m_store.take_budget().has_value());
+    auto ok = m_client->Put("/v1/budget", auth, R"({"steps": [[0, 1000], [30, 700]]})", "application/json");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 200) << ok->body;
+    auto queued = m_store.take_budget();
+    ASSERT_TRUE(queued.has_value());
+    ASSERT_EQ(queued->steps.size(), 2U);
+    EXPECT_DOUBLE_EQ(queued->steps[1].second, 700.0);
+}
+
+TEST_F(HttpServerTest, OversizedBodyIs400AndUnknownRouteIs404) {
+    httplib::Headers auth = {{"Authorization", "Bearer secret"}};
+    auto big = m_client->Put("/v1/budget", auth, std::string(200 * 1024, ' '), "application/json");
+    ASSERT_TRUE(big);
+    EXPECT_EQ(big->status, 400);
+    auto missing = m_client->Get("/nope");
+    ASSERT_TRUE(missing);
+    EXPECT_EQ(missing->status, 404);
+    EXPECT_NE(missing->body.find("\"error\""), std::string::npos);
+}
+
+TEST_F(HttpServerTest, MetricsPassPromtool) {
+    auto metrics = m_client->Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_EQ(metrics->status, 200);
+    EXPECT_NE(metrics->body.find("pals_gpu_power_watts{gpu=\"1\"} 450.5"), std::string::npos) << metrics->body;
+    EXPECT_NE(metrics->body.find("pals_group_power_cap_watts{group=\"0\"} 350"), std::string::npos);
+    if (std::system("command -v promtool > /dev/null 2>&1") != 0) {
+        GTEST_SKIP() << "promtool not installed (Debian package prometheus)";
+    }
+    const std::string path = ::testing::TempDir() + "/pals_metrics.txt";
+    std::ofstream(path) << metrics->body;
+    EXPECT_EQ(std::system(("promtool check metrics < " + path).c_str()), 0);
+}
+
+TEST(BudgetRequestTest, ParsesAndRejects) {
+    auto w = parse_budget_request(R"({"watts": 900})");
+    ASSERT_TRUE(w.is_ok());
+    EXPECT_DOUBLE_EQ(w->steps.front().second, 900.0);
+    EXPECT_FALSE(parse_budget_request(R"({"watts": -1})").is_ok());
+    EXPECT_FALSE(parse_budget_request(R"({"watts": 900, "steps": [[0, 1]]})").is_ok());
+    EXPECT_FALSE(parse_budget_request(R"({"steps": [[10, 900], [5, 800]]})").is_ok());
+    EXPECT_FALSE(parse_budget_request(R"([1, 2])").is_ok());
+    EXPECT_FALSE(parse_budget_request(R"({})").is_ok());
+}
+
+TEST(MetricsTest, InfiniteBudgetIsWrittenAsPromDoes) {
+    StateSnapshot s;
+    s.budget_w = std::numeric_limits<double>::infinity();
+    EXPECT_NE(render_metrics(s).find("pals_power_budget_watts +Inf"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pals::api
