@@ -1,0 +1,67 @@
+#pragma once
+/// @file vllm_engine.hpp
+/// @brief A vLLM server as an engine::ServingEngine: reads it by scraping its Prometheus
+/// `/metrics` endpoint and sets its batch cap through the file the PALS vLLM scheduler plugin
+/// (python/pals_vllm) re-reads on every scheduler step (docs/vllm.md).
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pals/common/clock.hpp"
+#include "pals/common/status.hpp"
+#include "pals/engine/serving_engine.hpp"
+#include "pals/engine/vllm/vllm_metrics.hpp"
+
+namespace pals::engine::vllm {
+
+/// How to reach and drive one vLLM server (one DP engine or all of them, see `filter`).
+struct VllmEngineConfig {
+    std::string name = "vllm";     ///< engine_name()
+    std::string host = "127.0.0.1";
+    int port = 8000;
+    Seconds timeout{2.0};           ///< connect and read timeout of one scrape
+    VllmSeriesFilter filter;        ///< which model / DP engine's series to read (empty: all, summed)
+    int max_num_seqs = 256;         ///< the server's launch --max-num-seqs (>= 1)
+    std::vector<int> gpus;          ///< indices in the node's GpuBackend
+    std::filesystem::path batch_cap_path = "/run/pals/batch_cap";  ///< $PALS_BATCH_CAP_FILE
+};
+
+/// Encodes a batch cap as the plugin reads it: 8 bytes, little-endian unsigned 64-bit.
+[[nodiscard]] std::string encode_batch_cap(std::uint64_t batch_cap);
+/// Decodes the 8-byte file content; kInvalidArgument unless it is exactly 8 bytes.
+[[nodiscard]] Result<std::uint64_t> decode_batch_cap(std::string_view bytes);
+
+/// Thread-safety: not thread-safe; one owner calls it (as every ServingEngine).
+class VllmEngine final : public ServingEngine {
+public:
+    /// `clock` stamps snapshots and must outlive the engine. Nothing is contacted or written
+    /// here: the cap in force is max_num_seqs until set_batch_cap() is called.
+    VllmEngine(VllmEngineConfig config, Clock& clock);
+
+    [[nodiscard]] std::string_view engine_name() const override { return m_config.name; }
+    /// GET http://HOST:PORT/metrics (timeout from the config) and snapshot_from_text(); the
+    /// snapshot's batch_cap is the cap last published. kUnavailable naming the URL when the
+    /// server does not answer or answers other than 200; kInvalidArgument (prefixed with the URL)
+    /// when the text is malformed or lacks a required metric.
+    [[nodiscard]] Result<EngineSnapshot> snapshot() override;
+    [[nodiscard]] int max_batch_cap() const override { return m_config.max_num_seqs; }
+    /// Clamps to [1, max_num_seqs] and writes the cap file atomically (temporary file + rename).
+    /// Errors come from the file write; the cap in force is then unchanged.
+    [[nodiscard]] Status set_batch_cap(int batch_cap) override;
+    [[nodiscard]] std::vector<int> gpus() const override { return m_config.gpus; }
+
+    /// The cap last published (max_num_seqs before the first set_batch_cap()).
+    [[nodiscard]] int batch_cap() const { return m_batch_cap; }
+    /// "http://HOST:PORT/metrics".
+    [[nodiscard]] std::string metrics_url() const;
+
+private:
+    VllmEngineConfig m_config;
+    Clock& m_clock;
+    int m_batch_cap;
+};
+
+}  // namespace pals::engine::vllm
