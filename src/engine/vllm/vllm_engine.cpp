@@ -1,16 +1,5 @@
 #include "pals/engine/vllm/vllm_engine.hpp"
 
-// Debian's libcpp-httplib.so is built with these (its pkg-config Cflags); the class layouts in
-// the header depend on them, so every user of the header must define them too.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
 #include <httplib.h>
 
 #include <algorithm>
