@@ -79,15 +79,6 @@ std::vector<double> vllm_e2e_buckets() {
             30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 }
 
-std::vector<double> fine_latency_buckets() {
-    constexpr double kRatio = 1.05;
-    std::vector<double> b;
-    for (double v = 1e-3; v <= 1000.0; v *= kRatio) {
-        b.push_back(v);
-    }
-    return b;
-}
-
 Result<EngineWindow> window_between(const EngineSnapshot& earlier, const EngineSnapshot& later) {
     EngineWindow w;
     w.duration_s = (later.time - earlier.time).count();

@@ -484,10 +484,6 @@ int Simulator::replica_count() const { return static_cast<int>(m_impl->replicas.
 
 const NodeConfig& Simulator::node() const { return m_impl->node; }
 
-std::int64_t Simulator::kv_capacity_tokens() const {
-    return static_cast<std::int64_t>(m_impl->replicas.front().total_blocks) * m_impl->node.engine.block_size;
-}
-
 const LatencyHistogram& Simulator::latency(int replica, LatencyKind kind) const {
     return m_impl->replicas.at(static_cast<std::size_t>(replica)).latency[static_cast<std::size_t>(kind)];
 }

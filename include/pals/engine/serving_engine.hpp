@@ -42,8 +42,6 @@ struct CumulativeHistogram {
 [[nodiscard]] std::vector<double> vllm_ttft_buckets();
 [[nodiscard]] std::vector<double> vllm_itl_buckets();
 [[nodiscard]] std::vector<double> vllm_e2e_buckets();
-/// Finer bounds for the simulated engine: log-spaced, 5 % apart, 1 ms .. 1000 s.
-[[nodiscard]] std::vector<double> fine_latency_buckets();
 
 /// One reading of an engine. Counters and histograms are cumulative since the engine started.
 struct EngineSnapshot {

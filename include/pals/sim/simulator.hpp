@@ -159,8 +159,6 @@ public:
     [[nodiscard]] const std::vector<RequestTiming>& finished_requests() const;
     [[nodiscard]] SimulationReport report() const;
     [[nodiscard]] const NodeConfig& node() const;
-    /// KV-cache capacity of one replica, in tokens.
-    [[nodiscard]] std::int64_t kv_capacity_tokens() const;
 
 private:
     struct Impl;

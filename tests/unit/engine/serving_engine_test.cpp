@@ -54,7 +54,7 @@ TEST(EngineWindowTest, CountersDifferenceAndRestart) {
 }
 
 TEST(BucketsTest, VllmBucketsAreAscending) {
-    for (const auto& b : {vllm_ttft_buckets(), vllm_itl_buckets(), vllm_e2e_buckets(), fine_latency_buckets()}) {
+    for (const auto& b : {vllm_ttft_buckets(), vllm_itl_buckets(), vllm_e2e_buckets()}) {
         EXPECT_TRUE(std::is_sorted(b.begin(), b.end()));
     }
 }
