@@ -35,6 +35,8 @@ struct RequestState {
     int replica = -1;
     double first_token_s = -1.0;
     double last_token_s = 0.0;
+    bool aborted = false;
+    bool ended = false;  ///< finished, rejected or aborted
 };
 
 /// One scheduled piece of work in a step: `tokens` of request `index`.
@@ -99,6 +101,7 @@ struct Simulator::Impl {
     double busy_time = 0.0;    ///< sum of step durations over replicas
     double clock_time = 0.0;   ///< sum of clock * step duration
     double wall_s = 0.0;
+    std::function<void(const TokenEvent&)> listener;
 
     // Steady state (saturated queue, pure-decode start).
     bool steady_started = false;
@@ -257,8 +260,15 @@ struct Simulator::Impl {
         double step_tokens = 0.0;
 
         bool any_finished = false;
+        bool any_aborted = false;
         for (const ScheduledChunk& c : r.plan) {
             RequestState& q = requests[static_cast<std::size_t>(c.index)];
+            if (q.aborted) {
+                r.free_blocks += q.blocks;
+                q.blocks = 0;
+                any_aborted = true;
+                continue;
+            }
             if (q.num_computed < q.request.input_tokens) {
                 r.prompt_tokens += std::min(c.tokens, q.request.input_tokens - q.num_computed);
             }
@@ -279,8 +289,14 @@ struct Simulator::Impl {
                 }
             }
             q.last_token_s = t;
-            if (q.generated >= q.request.output_tokens) {
+            const bool last = q.generated >= q.request.output_tokens;
+            if (listener) {
+                listener({TokenEvent::Kind::kToken, static_cast<std::size_t>(c.index), replica_index, t,
+                          q.generated, last});
+            }
+            if (last) {
                 any_finished = true;
+                q.ended = true;
                 r.free_blocks += q.blocks;
                 q.blocks = 0;
                 ++r.completed;
@@ -293,10 +309,10 @@ struct Simulator::Impl {
             }
         }
         r.output_tokens += step_tokens;
-        if (any_finished) {
+        if (any_finished || any_aborted) {
             std::erase_if(r.running, [this](int index) {
                 const RequestState& q = requests[static_cast<std::size_t>(index)];
-                return q.generated >= q.request.output_tokens;
+                return q.aborted || q.generated >= q.request.output_tokens;
             });
         }
         if (in_steady) {
@@ -313,11 +329,18 @@ struct Simulator::Impl {
     /// Routes a request to the replica with the fewest outstanding requests.
     void dispatch(std::size_t index) {
         RequestState& q = requests[index];
+        if (q.aborted) {
+            return;
+        }
         ++arrivals;
         const int need = blocks_for(q.request.input_tokens + q.request.output_tokens);
         if (q.request.input_tokens + q.request.output_tokens > max_model_len ||
             need > replicas.front().total_blocks) {
             ++rejected;
+            q.ended = true;
+            if (listener) {
+                listener({TokenEvent::Kind::kRejected, index, 0, now_s, 0, true});
+            }
             return;
         }
         std::size_t best = 0;
@@ -470,6 +493,55 @@ void Simulator::set_batch_cap(int replica, int batch_cap) {
 
 void Simulator::set_locked_clock(int replica, double clock_mhz) {
     m_impl->replicas.at(static_cast<std::size_t>(replica)).locked_clock_mhz = std::max(0.0, clock_mhz);
+}
+
+Result<std::size_t> Simulator::submit(workload::Request request) {
+    Impl& s = *m_impl;
+    if (request.input_tokens < 1 || request.output_tokens < 1) {
+        return Status::invalid_argument("a request needs input_tokens >= 1 and output_tokens >= 1");
+    }
+    request.arrival_s = std::max(request.arrival_s, s.now_s);
+    if (!s.requests.empty()) {
+        request.arrival_s = std::max(request.arrival_s, s.requests.back().request.arrival_s);
+    }
+    RequestState q;
+    q.request = request;
+    q.num_tokens = request.input_tokens;
+    s.requests.push_back(q);
+    return s.requests.size() - 1;
+}
+
+void Simulator::abort(std::size_t handle) {
+    Impl& s = *m_impl;
+    if (handle >= s.requests.size()) {
+        return;
+    }
+    RequestState& q = s.requests[handle];
+    if (q.ended) {
+        return;
+    }
+    q.aborted = true;
+    q.ended = true;
+    if (q.replica < 0) {
+        return;  // not dispatched yet: dispatch() skips it
+    }
+    auto& r = s.replicas[static_cast<std::size_t>(q.replica)];
+    const int index = static_cast<int>(handle);
+    if (auto it = std::find(r.waiting.begin(), r.waiting.end(), index); it != r.waiting.end()) {
+        r.waiting.erase(it);
+        return;
+    }
+    const bool in_step = r.in_step && std::any_of(r.plan.begin(), r.plan.end(),
+                                                  [index](const ScheduledChunk& c) { return c.index == index; });
+    if (!in_step) {
+        std::erase(r.running, index);
+        r.free_blocks += q.blocks;
+        q.blocks = 0;
+    }
+}
+
+void Simulator::set_token_listener(std::function<void(const TokenEvent&)> listener) {
+    m_impl->listener = std::move(listener);
 }
 
 void Simulator::run_until(double t_s) { m_impl->advance(t_s); }

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -124,6 +125,18 @@ struct RequestTiming {
     int output_tokens = 0;
 };
 
+/// A token (or a rejection) of one request, reported as the simulator produces it (online use:
+/// `pals sim-serve` streams tokens and builds vLLM's histograms from these).
+struct TokenEvent {
+    enum class Kind { kToken, kRejected };
+    Kind kind = Kind::kToken;
+    std::size_t handle = 0;  ///< index of the request (create() order, then submit() order)
+    int replica = 0;
+    double time_s = 0.0;
+    int generated = 0;       ///< output tokens so far, this one included
+    bool finished = false;   ///< this was the request's last token
+};
+
 class Simulator {
 public:
     /// Validates the node (model fits in memory, layout) and the requests (sorted by arrival).
@@ -144,6 +157,17 @@ public:
     void set_batch_cap(int replica, int batch_cap);
     /// Locks the SM clock of `replica`'s GPUs (0 unlocks).
     void set_locked_clock(int replica, double clock_mhz);
+
+    /// Adds a request online; it arrives at max(request.arrival_s, now()) (never before a request
+    /// already queued). Returns its handle for abort() and TokenEvent. kInvalidArgument unless
+    /// input_tokens and output_tokens are >= 1.
+    [[nodiscard]] Result<std::size_t> submit(workload::Request request);
+    /// Drops a request (the client went away): out of the queue at once; a running request frees
+    /// its KV blocks at the end of the step in flight, without another token. No effect once it
+    /// has finished, been rejected or aborted. Aborted requests are not counted as finished.
+    void abort(std::size_t handle);
+    /// Called for every token and rejection from now on (empty: none). Runs inside run_until().
+    void set_token_listener(std::function<void(const TokenEvent&)> listener);
 
     /// Advances simulated time to `t_s` (no-op if already there).
     void run_until(double t_s);

@@ -94,7 +94,7 @@ bool parse_load(const json& j, LoadConfig& load, std::string& error) {
     load.work = sim::StepWork{};
     double params_b = kDefaultModelParamsB;
     int tp = kDefaultTp;
-    if (load.kind == "idle") {
+    if (load.kind == "idle" || load.kind == "external") {
         return check_keys(obj, {"kind"}, "load", error);
     }
     if (load.kind == "decode") {
@@ -157,7 +157,7 @@ bool parse_load(const json& j, LoadConfig& load, std::string& error) {
         load.work.add(flops, bytes);
         return true;
     }
-    error = "load: unknown kind '" + load.kind + "' (idle, decode, prefill, custom)";
+    error = "load: unknown kind '" + load.kind + "' (idle, decode, prefill, custom, external)";
     return false;
 }
 
@@ -354,6 +354,9 @@ std::optional<std::vector<DeviceState>> FakeDriver::load_locked(bool& valid) {
         s.locked_max_mhz = d.value("locked_max_mhz", 0.0);
         s.energy_j = d.value("energy_j", 0.0);
         s.updated_s = d.value("updated_s", 0.0);
+        s.reported_power_w = d.value("reported_power_w", 0.0);
+        s.reported_clock_mhz = d.value("reported_clock_mhz", 0.0);
+        s.reported_s = d.value("reported_s", -1.0);
         devices.push_back(s);
     }
     valid = true;
@@ -370,7 +373,10 @@ bool FakeDriver::store_locked(const std::vector<DeviceState>& devices) {
                                   {"locked_min_mhz", s.locked_min_mhz},
                                   {"locked_max_mhz", s.locked_max_mhz},
                                   {"energy_j", s.energy_j},
-                                  {"updated_s", s.updated_s}});
+                                  {"updated_s", s.updated_s},
+                                  {"reported_power_w", s.reported_power_w},
+                                  {"reported_clock_mhz", s.reported_clock_mhz},
+                                  {"reported_s", s.reported_s}});
     }
     const std::string tmp = m_state_path + ".tmp." + std::to_string(::getpid());
     {
@@ -413,21 +419,30 @@ nvml::ReturnCode FakeDriver::init() {
             std::string("fake NVML config ") + (config_path ? config_path : "") + ": " + error;
         return nvml::kErrorUnknown;
     }
-    m_config = std::move(*cfg);
+    const char* state_path = std::getenv("PALS_FAKE_NVML_STATE");
+    return init(std::move(*cfg), state_path != nullptr && *state_path != '\0'
+                                     ? std::string(state_path)
+                                     : "/tmp/pals-fake-nvml-" + std::to_string(::getuid()) + ".json");
+}
+
+nvml::ReturnCode FakeDriver::init(FakeConfig config, std::string state_path) {
+    if (m_init_count > 0) {
+        ++m_init_count;
+        return nvml::kSuccess;
+    }
+    m_config = std::move(config);
     m_physics.emplace(m_config.spec);
     m_lost.assign(static_cast<std::size_t>(m_config.count), false);
     m_last_error.clear();
+    m_state_path = std::move(state_path);
 
     if (const nvml::ReturnCode rc = check_faults("nvmlInit", -1); rc != nvml::kSuccess) {
         return rc;
     }
+    return open_state();
+}
 
-    const char* state_path = std::getenv("PALS_FAKE_NVML_STATE");
-    if (state_path != nullptr && *state_path != '\0') {
-        m_state_path = state_path;
-    } else {
-        m_state_path = "/tmp/pals-fake-nvml-" + std::to_string(::getuid()) + ".json";
-    }
+nvml::ReturnCode FakeDriver::open_state() {
     std::error_code ec;
     const std::filesystem::path parent = std::filesystem::path(m_state_path).parent_path();
     if (!parent.empty()) {
@@ -527,8 +542,8 @@ std::optional<std::vector<DeviceState>> FakeDriver::read_state() {
     return devices;
 }
 
-nvml::ReturnCode FakeDriver::modify(int gpu,
-                                    const std::function<nvml::ReturnCode(DeviceState&)>& change) {
+nvml::ReturnCode FakeDriver::modify_all(
+    const std::function<nvml::ReturnCode(std::vector<DeviceState>&, double now)>& change) {
     const int fd = lock_file(LOCK_EX);
     if (fd < 0) {
         return nvml::kErrorUnknown;
@@ -540,15 +555,39 @@ nvml::ReturnCode FakeDriver::modify(int gpu,
         devices =
             std::vector<DeviceState>(static_cast<std::size_t>(m_config.count), fresh_device(now));
     }
-    DeviceState& d = (*devices)[static_cast<std::size_t>(gpu)];
-    d.energy_j = energy_now(d, now);
-    d.updated_s = now;
-    nvml::ReturnCode rc = change(d);
+    nvml::ReturnCode rc = change(*devices, now);
     if (rc == nvml::kSuccess && !store_locked(*devices)) {
         rc = nvml::kErrorUnknown;
     }
     ::close(fd);
     return rc;
+}
+
+nvml::ReturnCode FakeDriver::modify(int gpu,
+                                    const std::function<nvml::ReturnCode(DeviceState&)>& change) {
+    return modify_all([&](std::vector<DeviceState>& devices, double now) {
+        DeviceState& d = devices[static_cast<std::size_t>(gpu)];
+        d.energy_j = energy_now(d, now);
+        d.updated_s = now;
+        return change(d);
+    });
+}
+
+nvml::ReturnCode FakeDriver::report(const std::vector<ExternalReading>& readings) {
+    if (readings.size() != static_cast<std::size_t>(m_config.count)) {
+        return nvml::kErrorInvalidArgument;
+    }
+    return modify_all([&](std::vector<DeviceState>& devices, double now) {
+        for (std::size_t i = 0; i < devices.size(); ++i) {
+            DeviceState& d = devices[i];
+            d.energy_j = energy_now(d, now);
+            d.updated_s = now;
+            d.reported_power_w = readings[i].power_w;
+            d.reported_clock_mhz = readings[i].sm_clock_mhz;
+            d.reported_s = now;
+        }
+        return nvml::kSuccess;
+    });
 }
 
 double FakeDriver::enforced_limit_w(const DeviceState& state) const {
@@ -559,7 +598,23 @@ double FakeDriver::enforced_limit_w(const DeviceState& state) const {
 Operating FakeDriver::operating(const DeviceState& state) const {
     const sim::GpuSpec& spec = m_config.spec;
     Operating op;
-    if (m_config.load.kind == "idle" || m_config.load.work.num_kernels == 0) {
+    if (m_config.load.kind == "external" && state.reported_s >= 0.0 &&
+        now_s() - state.reported_s <= kExternalStaleS) {
+        op.power_w = state.reported_power_w;
+        op.sm_clock_mhz = state.reported_clock_mhz;
+        if (op.power_w >= enforced_limit_w(state) - kBrakeToleranceW) {
+            op.reasons |= to_mask(ThrottleReason::kSwPowerCap);
+        }
+        if (op.power_w <= spec.idle_power_w + kBrakeToleranceW) {
+            op.reasons |= to_mask(ThrottleReason::kGpuIdle);
+        }
+        if (state.locked_max_mhz > 0.0 && state.locked_max_mhz < spec.sm_clock_max_mhz) {
+            op.reasons |= to_mask(ThrottleReason::kApplicationsClocksSetting);
+        }
+        return op;
+    }
+    if (m_config.load.kind == "idle" || m_config.load.kind == "external" ||
+        m_config.load.work.num_kernels == 0) {
         op.power_w = spec.idle_power_w;
         op.sm_clock_mhz = spec.sm_clock_min_mhz;
         op.reasons = to_mask(ThrottleReason::kGpuIdle);

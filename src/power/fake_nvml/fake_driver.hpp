@@ -23,6 +23,8 @@ namespace pals::power::fake_nvml {
 
 /// The most GPUs a configuration may declare.
 inline constexpr int kMaxDevices = 64;
+/// An external report older than this no longer counts (the reporting process is gone), s.
+inline constexpr double kExternalStaleS = 5.0;
 
 /// One injected fault. A call "matches" when its function (compared without a _v2/_v3 suffix)
 /// and GPU fit the filters; the fault fires on matches after the first `after_calls`, at most
@@ -40,9 +42,11 @@ struct Fault {
     long fired = 0;
 };
 
-/// The steady work each GPU runs, as one repeated engine step.
+/// The steady work each GPU runs, as one repeated engine step; or "external": power and clock
+/// are what another process reports through FakeDriver::report() (`pals sim-serve`), idle when
+/// its last report is older than kExternalStaleS.
 struct LoadConfig {
-    std::string kind = "idle";  ///< idle, decode, prefill or custom
+    std::string kind = "idle";  ///< idle, decode, prefill, custom or external
     sim::StepWork work;         ///< empty for idle
 };
 
@@ -68,6 +72,16 @@ struct DeviceState {
     double locked_max_mhz = 0.0;
     double energy_j = 0.0;   ///< at updated_s
     double updated_s = 0.0;  ///< CLOCK_MONOTONIC seconds (shared by all processes of a boot)
+    // External load only: the last report.
+    double reported_power_w = 0.0;
+    double reported_clock_mhz = 0.0;
+    double reported_s = -1.0;  ///< CLOCK_MONOTONIC seconds; < 0: never
+};
+
+/// What an external load reports for one GPU.
+struct ExternalReading {
+    double power_w = 0.0;
+    double sm_clock_mhz = 0.0;
 };
 
 /// What a GPU does right now under its state and the load.
@@ -82,6 +96,9 @@ class FakeDriver {
 public:
     /// nvmlInit: reads the configuration (first init only) and prepares the state file.
     nvml::ReturnCode init();
+    /// In-process use (`pals sim-serve`): this configuration and state file instead of the
+    /// environment's. The configuration file other processes read must describe the same GPUs.
+    nvml::ReturnCode init(FakeConfig config, std::string state_path);
     /// nvmlShutdown.
     nvml::ReturnCode shutdown();
     [[nodiscard]] bool initialized() const { return m_init_count > 0; }
@@ -99,6 +116,11 @@ public:
     [[nodiscard]] nvml::ReturnCode modify(
         int gpu, const std::function<nvml::ReturnCode(DeviceState&)>& change);
 
+    /// External load: records one reading per GPU (all GPUs, under one exclusive lock), folding
+    /// each energy counter up to now at the previous reading first. kErrorInvalidArgument if the
+    /// count differs from the configuration's.
+    [[nodiscard]] nvml::ReturnCode report(const std::vector<ExternalReading>& readings);
+
     /// The operating point of a device in `state`.
     [[nodiscard]] Operating operating(const DeviceState& state) const;
     /// The counter value now, J.
@@ -113,6 +135,9 @@ public:
     [[nodiscard]] static double now_s();
 
 private:
+    [[nodiscard]] nvml::ReturnCode open_state();
+    [[nodiscard]] nvml::ReturnCode modify_all(
+        const std::function<nvml::ReturnCode(std::vector<DeviceState>&, double now)>& change);
     [[nodiscard]] DeviceState fresh_device(double now) const;
     [[nodiscard]] std::optional<std::vector<DeviceState>> load_locked(bool& valid);
     [[nodiscard]] bool store_locked(const std::vector<DeviceState>& devices);

@@ -1,0 +1,2 @@
+// Removed once sim-serve sources exist.
+namespace pals::serve {}
