@@ -32,5 +32,8 @@ void add_profile_command(CLI::App& app, CommandContext& ctx);
 void add_fit_command(CLI::App& app, CommandContext& ctx);
 void add_frontier_command(CLI::App& app, CommandContext& ctx);
 void add_evaluate_command(CLI::App& app, CommandContext& ctx);
+void add_run_command(CLI::App& app, CommandContext& ctx);
+void add_sim_serve_command(CLI::App& app, CommandContext& ctx);
+void add_loadgen_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace pals::cli

@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
     add_fit_command(app, ctx);
     add_frontier_command(app, ctx);
     add_evaluate_command(app, ctx);
+    add_run_command(app, ctx);
+    add_sim_serve_command(app, ctx);
+    add_loadgen_command(app, ctx);
 
     try {
         app.parse(argc, argv);

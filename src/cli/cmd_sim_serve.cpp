@@ -1,0 +1,8 @@
+// Placeholder: replaced by the real command.
+#include "cli/commands.hpp"
+
+namespace pals::cli {
+
+void add_sim_serve_command(CLI::App& /*app*/, CommandContext& /*ctx*/) {}
+
+}  // namespace pals::cli
