@@ -11,13 +11,26 @@ for p in "${packages[@]}"; do
         missing+=("$p")
     fi
 done
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+# Node.js runs the test of the official `openai` npm client against `pals sim-serve`; a machine
+# may already have it from another source (NodeSource), so only a missing `node` adds Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
 fi
-echo "install_deps: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO="sudo"
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install_deps: installing ${missing[*]}"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO="sudo"
+    fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# The npm client the OpenAI-compatibility test uses, at the version pinned in
+# tests/openai/package-lock.json (the only download; the test is skipped if it is absent).
+root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -f "$root/tests/openai/package-lock.json" ] && [ ! -d "$root/tests/openai/node_modules/openai" ]; then
+    echo "install_deps: npm ci in tests/openai"
+    (cd "$root/tests/openai" && npm ci --no-audit --no-fund --loglevel=error) ||
+        echo "install_deps: warning: npm ci failed; the openai client test will be skipped"
+fi

@@ -1,8 +1,233 @@
-// Placeholder: replaced by the real command.
+// `pals sim-serve`: an OpenAI-compatible server (like `vllm serve`) backed by the simulator in
+// real time, with its GPUs visible through the fake libnvidia-ml.so.1 (docs/sim-serve.md).
+//
+// Signals: SIGINT/SIGTERM handlers only set a flag and write one byte to a self-pipe; the command
+// waits on the pipe, then stops the server in normal code and exits 0.
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
 #include "cli/commands.hpp"
+#include "cli/sim_options.hpp"
+#include "pals/common/file_util.hpp"
+#include "pals/serve/sim_server.hpp"
 
 namespace pals::cli {
 
-void add_sim_serve_command(CLI::App& /*app*/, CommandContext& /*ctx*/) {}
+namespace {
+
+constexpr int kDefaultPort = 8000;
+constexpr int kDefaultTickUs = 2000;
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+volatile std::sig_atomic_t g_wake_fd = -1;  ///< write end of the self-pipe, -1 when none
+
+void on_stop_signal(int signal_number) {
+    g_stop_signal = signal_number;
+    const int fd = g_wake_fd;
+    if (fd >= 0) {
+        const int saved_errno = errno;
+        const char byte = 1;
+        const ssize_t written = ::write(fd, &byte, 1);  // a full pipe already wakes the reader
+        (void)written;
+        errno = saved_errno;
+    }
+}
+
+/// SIGINT/SIGTERM for the life of the command; the previous handlers are put back after.
+class StopSignals {
+public:
+    StopSignals() {
+        g_stop_signal = 0;
+        if (::pipe2(m_pipe.data(), O_CLOEXEC | O_NONBLOCK) == 0) {
+            g_wake_fd = m_pipe[1];
+        } else {
+            m_pipe = {-1, -1};
+        }
+        struct sigaction action {};
+        action.sa_handler = on_stop_signal;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = 0;
+        ::sigaction(SIGINT, &action, &m_old_int);
+        ::sigaction(SIGTERM, &action, &m_old_term);
+    }
+    ~StopSignals() {
+        ::sigaction(SIGINT, &m_old_int, nullptr);
+        ::sigaction(SIGTERM, &m_old_term, nullptr);
+        g_wake_fd = -1;
+        for (const int fd : m_pipe) {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+        }
+    }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+
+    /// Blocks until SIGINT or SIGTERM.
+    void wait() const {
+        while (g_stop_signal == 0) {
+            pollfd pfd{m_pipe[0], POLLIN, 0};
+            ::poll(&pfd, 1, m_pipe[0] >= 0 ? -1 : 100);
+        }
+    }
+
+private:
+    std::array<int, 2> m_pipe{-1, -1};
+    struct sigaction m_old_int {};
+    struct sigaction m_old_term {};
+};
+
+struct SimServeOptions {
+    NodeOptions node;
+    std::string host = "127.0.0.1";
+    int port = kDefaultPort;
+    std::string served_model_name;
+    double time_scale = 1.0;
+    int default_max_tokens = 128;
+    std::string state_dir;
+    std::string batch_cap_file;
+    int gpu_offset = 0;
+    int nvml_count = 0;
+    int max_connections = 512;
+    int tick_us = kDefaultTickUs;
+};
+
+/// The fake libnvidia-ml.so.1 of the build tree this executable belongs to, if it is there.
+std::string find_fake_nvml_library() {
+    std::error_code ec;
+    const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (ec) {
+        return {};
+    }
+    for (const std::filesystem::path& dir : {exe.parent_path(), exe.parent_path().parent_path()}) {
+        const std::filesystem::path lib = dir / "fake_nvml" / "libnvidia-ml.so.1";
+        if (std::filesystem::exists(lib, ec)) {
+            return lib.string();
+        }
+    }
+    return {};
+}
+
+Status run_sim_serve(const SimServeOptions& opt) {
+    Result<sim::NodeConfig> node = opt.node.build();
+    if (!node.is_ok()) {
+        return node.status();
+    }
+    const int gpus = node->replicas * node->parallel.tp;
+    if (opt.gpu_offset < 0) {
+        return Status::invalid_argument("--gpu-offset must be >= 0");
+    }
+    const int nvml_count = opt.nvml_count > 0 ? opt.nvml_count : opt.gpu_offset + gpus;
+    const std::filesystem::path dir =
+        opt.state_dir.empty() ? "/tmp/pals-sim-serve-" + std::to_string(opt.port) : opt.state_dir;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+        return Status::invalid_argument("--state-dir " + dir.string() + ": " + ec.message());
+    }
+    const std::filesystem::path config_path = dir / "fake-nvml.json";
+    const nlohmann::json config = {
+        {"count", nvml_count}, {"gpu", node->gpu.name}, {"load", "external"}};
+    PALS_RETURN_IF_ERROR(write_file_atomic(config_path, config.dump(2) + "\n"));
+
+    serve::SimServerOptions options;
+    options.host = opt.host;
+    options.port = opt.port;
+    options.served_model_name = opt.served_model_name;
+    options.time_scale = opt.time_scale;
+    options.default_max_tokens = opt.default_max_tokens;
+    options.fake_nvml_config_path = config_path.string();
+    options.fake_nvml_state_path = (dir / "fake-nvml-state.json").string();
+    options.gpu_offset = opt.gpu_offset;
+    options.batch_cap_path =
+        opt.batch_cap_file.empty() ? (dir / "batch_cap").string() : opt.batch_cap_file;
+    options.max_connections = opt.max_connections;
+    if (opt.tick_us < 1) {
+        return Status::invalid_argument("--tick-us must be >= 1");
+    }
+    options.tick_period = std::chrono::microseconds(opt.tick_us);
+
+    const int replicas = node->replicas;
+    const int tp = node->parallel.tp;
+    const std::string gpu_name = node->gpu.name;
+    Result<std::unique_ptr<serve::SimServer>> server =
+        serve::SimServer::create(std::move(node).value(), options);
+    if (!server.is_ok()) {
+        return server.status();
+    }
+    StopSignals signals;  // from here on, Ctrl-C or SIGTERM ends in a clean stop
+    PALS_RETURN_IF_ERROR((*server)->start());
+
+    const std::string lib = find_fake_nvml_library();
+    std::printf("listening on http://%s:%d\n", opt.host.c_str(), (*server)->port());
+    std::printf("served model: %s (max_model_len %d), %d replica(s) x TP %d on %s, time scale %g\n",
+                (*server)->served_model_name().c_str(), (*server)->max_model_len(), replicas, tp,
+                gpu_name.c_str(), opt.time_scale);
+    std::printf("GPUs %d-%d of a fake NVML node of %d; for pals gpus / pals run:\n", opt.gpu_offset,
+                opt.gpu_offset + gpus - 1, nvml_count);
+    std::printf("  export PALS_NVML_LIB=%s\n",
+                lib.empty() ? "<build dir>/fake_nvml/libnvidia-ml.so.1" : lib.c_str());
+    std::printf("  export PALS_FAKE_NVML_CONFIG=%s\n", options.fake_nvml_config_path.c_str());
+    std::printf("  export PALS_FAKE_NVML_STATE=%s\n", options.fake_nvml_state_path.c_str());
+    std::printf("batch-cap file (8 bytes, little-endian uint64; vLLM plugin's variable):\n");
+    std::printf("  export PALS_BATCH_CAP_FILE=%s\n", options.batch_cap_path.c_str());
+    std::fflush(stdout);
+
+    signals.wait();
+    (*server)->stop();
+    std::printf("stopped\n");
+    std::fflush(stdout);
+    return Status::ok();
+}
+
+}  // namespace
+
+void add_sim_serve_command(CLI::App& app, CommandContext& ctx) {
+    auto opt = std::make_shared<SimServeOptions>();
+    CLI::App* cmd = app.add_subcommand(
+        "sim-serve",
+        "OpenAI-compatible server (like vllm serve) backed by the simulator in real time");
+    opt->node.add_to(*cmd);
+    cmd->add_option("--host", opt->host, "address to listen on")->capture_default_str();
+    cmd->add_option("--port", opt->port, "port (0: any free port)")->capture_default_str();
+    cmd->add_option("--served-model-name", opt->served_model_name,
+                    "model name of the API (default: the model config's, org__name -> org/name)");
+    cmd->add_option("--time-scale", opt->time_scale,
+                    "simulated seconds per wall second (only 1 gives meaningful NVML energy)")
+        ->capture_default_str();
+    cmd->add_option("--default-max-tokens", opt->default_max_tokens,
+                    "output tokens of a request without max_tokens")
+        ->capture_default_str();
+    cmd->add_option("--state-dir", opt->state_dir,
+                    "folder of fake-nvml.json, fake-nvml-state.json and batch_cap "
+                    "(default: /tmp/pals-sim-serve-PORT)");
+    cmd->add_option("--batch-cap-file", opt->batch_cap_file,
+                    "batch-cap file to read every tick (default: STATE_DIR/batch_cap)");
+    cmd->add_option("--gpu-offset", opt->gpu_offset,
+                    "index of this node's first GPU in the fake NVML node (to share one node)")
+        ->capture_default_str();
+    cmd->add_option("--nvml-count", opt->nvml_count,
+                    "GPUs of the fake NVML node (default: gpu offset + this node's GPUs)");
+    cmd->add_option("--max-connections", opt->max_connections,
+                    "HTTP worker threads: the most concurrent streams")
+        ->capture_default_str();
+    cmd->add_option("--tick-us", opt->tick_us, "simulation tick period in microseconds")
+        ->capture_default_str();
+    cmd->callback([opt, &ctx] {
+        const Status status = run_sim_serve(*opt);
+        ctx.exit_code = status.is_ok() ? 0 : report_error(status);
+    });
+}
 
 }  // namespace pals::cli

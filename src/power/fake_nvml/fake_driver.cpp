@@ -573,13 +573,15 @@ nvml::ReturnCode FakeDriver::modify(int gpu,
     });
 }
 
-nvml::ReturnCode FakeDriver::report(const std::vector<ExternalReading>& readings) {
-    if (readings.size() != static_cast<std::size_t>(m_config.count)) {
+nvml::ReturnCode FakeDriver::report(int first_gpu, const std::vector<ExternalReading>& readings) {
+    if (readings.empty() || first_gpu < 0 ||
+        static_cast<std::size_t>(first_gpu) + readings.size() >
+            static_cast<std::size_t>(m_config.count)) {
         return nvml::kErrorInvalidArgument;
     }
     return modify_all([&](std::vector<DeviceState>& devices, double now) {
-        for (std::size_t i = 0; i < devices.size(); ++i) {
-            DeviceState& d = devices[i];
+        for (std::size_t i = 0; i < readings.size(); ++i) {
+            DeviceState& d = devices[static_cast<std::size_t>(first_gpu) + i];
             d.energy_j = energy_now(d, now);
             d.updated_s = now;
             d.reported_power_w = readings[i].power_w;

@@ -116,10 +116,13 @@ public:
     [[nodiscard]] nvml::ReturnCode modify(
         int gpu, const std::function<nvml::ReturnCode(DeviceState&)>& change);
 
-    /// External load: records one reading per GPU (all GPUs, under one exclusive lock), folding
-    /// each energy counter up to now at the previous reading first. kErrorInvalidArgument if the
-    /// count differs from the configuration's.
-    [[nodiscard]] nvml::ReturnCode report(const std::vector<ExternalReading>& readings);
+    /// External load: records one reading per GPU for GPUs [first_gpu, first_gpu + n) (under
+    /// one exclusive lock), folding each of those energy counters up to now at its previous
+    /// reading first; the other GPUs are left alone, so several processes (`pals sim-serve
+    /// --gpu-offset`) can share one node. kErrorInvalidArgument if `readings` is empty or the
+    /// range is not inside the configured GPUs.
+    [[nodiscard]] nvml::ReturnCode report(int first_gpu,
+                                          const std::vector<ExternalReading>& readings);
 
     /// The operating point of a device in `state`.
     [[nodiscard]] Operating operating(const DeviceState& state) const;

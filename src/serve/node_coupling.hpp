@@ -1,0 +1,83 @@
+#pragma once
+/// @file node_coupling.hpp
+/// @brief How `pals sim-serve` meets the processes that control a real vLLM node: the batch-cap
+/// file of the PALS vLLM plugin, and the fake libnvidia-ml.so.1's state file (power limits and
+/// locked clocks in, each GPU's power out).
+///
+/// Thread-safety: not thread-safe; owned by the simulation thread.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pals/common/status.hpp"
+#include "pals/sim/gpu_spec.hpp"
+#include "power/fake_nvml/fake_driver.hpp"
+
+namespace pals::serve {
+
+/// The batch-cap file as the PALS vLLM plugin reads it (python/src/pals_vllm/batch_cap.py):
+/// exactly 8 bytes, little-endian uint64. A missing, unreadable or malformed file, or 0, means
+/// no cap: the launch max_num_seqs. Values are clamped to [1, max_num_seqs].
+class BatchCapFile {
+public:
+    BatchCapFile(std::string path, int max_num_seqs);
+    /// Reads the file now; logs once each time its state (absent, malformed, valid) changes.
+    [[nodiscard]] int read();
+    [[nodiscard]] const std::string& path() const { return m_path; }
+
+private:
+    enum class FileState { kUnknown, kAbsent, kMalformed, kValid };
+    std::string m_path;
+    int m_max_num_seqs;
+    FileState m_state = FileState::kUnknown;
+};
+
+/// The controls other processes set on one GPU through the fake NVML.
+struct GpuControls {
+    double enforced_limit_w = 0.0;
+    double locked_max_mhz = 0.0;  ///< 0: not locked
+};
+
+/// The node's GPUs [gpu_offset, gpu_offset + gpu_count) in a fake NVML state file.
+class NvmlCoupling {
+public:
+    /// Reads and checks the configuration (load kind "external", GPU type `node_gpu`, enough
+    /// GPUs) and opens the state file. Errors: kInvalidArgument / kNotFound naming the file.
+    [[nodiscard]] static Result<std::unique_ptr<NvmlCoupling>> open(const std::string& config_path,
+                                                                    const std::string& state_path,
+                                                                    int gpu_offset, int gpu_count,
+                                                                    const sim::GpuSpec& node_gpu);
+
+    /// The controls of the node's GPUs when the state file changed since the last call (the
+    /// first call always reads); nullopt when unchanged or unreadable.
+    [[nodiscard]] std::optional<std::vector<GpuControls>> read_if_changed();
+    /// Writes the node's GPU limits (a --power-cap / --locked-clock given at launch).
+    [[nodiscard]] Status set_controls(double limit_w, double locked_clock_mhz);
+    /// Records each node GPU's power and clock (readings.size() == gpu_count).
+    [[nodiscard]] Status report(const std::vector<power::fake_nvml::ExternalReading>& readings);
+
+    [[nodiscard]] std::uint64_t state_reads() const { return m_state_reads; }
+    [[nodiscard]] const std::string& state_path() const { return m_state_path; }
+
+private:
+    NvmlCoupling() = default;
+
+    power::fake_nvml::FakeDriver m_driver;
+    std::string m_state_path;
+    int m_gpu_offset = 0;
+    int m_gpu_count = 0;
+    /// The state file's identity at the last read (rename replaces the inode on every write).
+    struct FileStamp {
+        std::uint64_t inode = 0;
+        std::int64_t mtime_ns = 0;
+        std::int64_t size = -1;
+        bool operator==(const FileStamp&) const = default;
+    };
+    std::optional<FileStamp> m_last_stamp;
+    std::uint64_t m_state_reads = 0;
+};
+
+}  // namespace pals::serve

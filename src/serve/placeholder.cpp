@@ -1,2 +1,0 @@
-// Removed once sim-serve sources exist.
-namespace pals::serve {}
