@@ -1,8 +1,284 @@
-// Placeholder: replaced by the real command.
+// `pals run`: the live control daemon (docs/deploy.md). Thin: it loads the configuration
+// (control::RunConfig: TOML file < PALS_* environment < flags), builds NVML, one VllmEngine per
+// group, the policy, the Daemon and the HTTP API, and runs until SIGINT/SIGTERM.
+//
+// Signals: the handler only stores to a lock-free atomic flag (async-signal-safe) and is reset
+// after the first signal (a second Ctrl-C kills at once). The Daemon polls the flag at least
+// every 0.1 s and restores the saved GPU limits in normal code before the process exits 0.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "cli/commands.hpp"
+#include "pals/api/http_server.hpp"
+#include "pals/common/clock.hpp"
+#include "pals/common/file_util.hpp"
+#include "pals/common/log.hpp"
+#include "pals/control/daemon.hpp"
+#include "pals/control/run_config.hpp"
+#include "pals/engine/vllm/vllm_engine.hpp"
+#include "pals/power/nvml_backend.hpp"
+#include "pals/power/saved_controls.hpp"
 
 namespace pals::cli {
 
-void add_run_command(CLI::App& /*app*/, CommandContext& /*ctx*/) {}
+namespace {
+
+// ---- stop signals -------------------------------------------------------------------------------
+
+std::atomic<bool> g_stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
+
+void on_stop_signal(int /*signal_number*/) {
+    g_stop_requested.store(true);
+}
+
+/// Installs the SIGINT/SIGTERM handlers (reset after one signal) and ignores SIGPIPE (a client
+/// that goes away must not kill the daemon); the destructor puts the previous handlers back.
+class StopSignals {
+public:
+    StopSignals() {
+        g_stop_requested.store(false);
+        struct sigaction action {};
+        action.sa_handler = on_stop_signal;
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = SA_RESETHAND;
+        ::sigaction(SIGINT, &action, &m_old_int);
+        ::sigaction(SIGTERM, &action, &m_old_term);
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        sigemptyset(&ignore.sa_mask);
+        ::sigaction(SIGPIPE, &ignore, &m_old_pipe);
+    }
+    ~StopSignals() {
+        ::sigaction(SIGINT, &m_old_int, nullptr);
+        ::sigaction(SIGTERM, &m_old_term, nullptr);
+        ::sigaction(SIGPIPE, &m_old_pipe, nullptr);
+    }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+
+private:
+    struct sigaction m_old_int {};
+    struct sigaction m_old_term {};
+    struct sigaction m_old_pipe {};
+};
+
+// ---- options ------------------------------------------------------------------------------------
+
+struct RunOptions {
+    std::string config;
+    bool check = false;
+    bool json = false;
+    std::vector<std::string> groups;
+    /// One value per key of control::run_config_keys(), in that order; set when the flag is given.
+    std::vector<std::string> values;
+    std::vector<CLI::Option*> flags;
+    CLI::Option* global_log_level = nullptr;  ///< `pals --log-level` (before the subcommand)
+};
+
+void print_line(const std::string& line) {
+    std::fputs((line + "\n").c_str(), stdout);
+    std::fflush(stdout);
+}
+
+std::optional<std::string> lookup_env(const std::string& name) {
+    const char* v = std::getenv(name.c_str());
+    return v == nullptr ? std::nullopt : std::optional<std::string>(v);
+}
+
+control::RunConfigSources sources_of(const RunOptions& opt) {
+    control::RunConfigSources src;
+    src.file = opt.config;
+    src.env = lookup_env;
+    // `pals --log-level X run` counts as a flag, below `pals run --log-level`. CLI11 also fills
+    // it from PALS_LOG_LEVEL; that case is the environment layer, already read.
+    if (opt.global_log_level != nullptr && opt.global_log_level->count() > 0) {
+        const std::string value = opt.global_log_level->as<std::string>();
+        if (lookup_env("PALS_LOG_LEVEL").value_or("") != value) {
+            src.flags.emplace_back("log_level", value);
+        }
+    }
+    const auto& keys = control::run_config_keys();
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (opt.flags[i]->count() > 0) {
+            src.flags.emplace_back(std::string(keys[i].key), opt.values[i]);
+        }
+    }
+    src.group_flags = opt.groups;
+    return src;
+}
+
+/// The bearer token: the first line of token_file, trimmed. Empty (writes refused, one warning)
+/// when no file is configured or it cannot be read.
+std::string read_token(const control::RunConfig& config) {
+    if (config.token_file.empty()) {
+        PALS_LOG_WARN("no token_file configured: PUT /v1/budget is refused (403)");
+        return {};
+    }
+    Result<std::string> text = read_file(config.token_file);
+    if (!text.is_ok()) {
+        PALS_LOG_WARN("token_file {}: {}: PUT /v1/budget is refused (403)", config.token_file,
+                      text.status().message());
+        return {};
+    }
+    std::string token = text.value().substr(0, text.value().find('\n'));
+    while (!token.empty() &&
+           (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) {
+        token.pop_back();
+    }
+    if (token.empty()) {
+        PALS_LOG_WARN("token_file {} is empty: PUT /v1/budget is refused (403)", config.token_file);
+    }
+    return token;
+}
+
+std::string url_host(const std::string& host) {
+    return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+/// `--check`: print the effective configuration; the files it names are checked if they exist.
+Status run_check(const control::RunConfig& config, bool json) {
+    std::error_code ec;
+    if (config.policy == "pals") {
+        if (std::filesystem::exists(config.power_model, ec)) {
+            Result<std::unique_ptr<control::Policy>> policy = control::make_run_policy(config);
+            if (!policy.is_ok()) {
+                return policy.status();
+            }
+        } else {
+            std::fprintf(stderr,
+                         "pals: note: power_model %s does not exist yet (needed to start)\n",
+                         config.power_model.c_str());
+        }
+    }
+    if (!config.token_file.empty() && !std::filesystem::exists(config.token_file, ec)) {
+        std::fprintf(stderr,
+                     "pals: note: token_file %s does not exist: PUT /v1/budget would be refused\n",
+                     config.token_file.c_str());
+    }
+    std::fputs(
+        (json ? control::run_config_to_json(config) : control::run_config_to_toml(config)).c_str(),
+        stdout);
+    std::fflush(stdout);
+    return Status::ok();
+}
+
+Status run_daemon(const RunOptions& opt) {
+    Result<control::RunConfig> loaded = control::load_run_config(sources_of(opt));
+    if (!loaded.is_ok()) {
+        return loaded.status();
+    }
+    const control::RunConfig& config = loaded.value();
+    spdlog::set_level(spdlog::level::from_str(config.log_level));
+    if (opt.check) {
+        return run_check(config, opt.json);
+    }
+
+    Result<std::unique_ptr<control::Policy>> policy = control::make_run_policy(config);
+    if (!policy.is_ok()) {
+        return policy.status();
+    }
+    SystemClock clock;
+    auto backend = power::NvmlBackend::open({config.nvml_lib, &clock});
+    if (!backend.is_ok()) {
+        return backend.status();
+    }
+    power::NvmlBackend& gpus = *backend.value();
+    Result<int> count = gpus.device_count();
+    if (!count.is_ok()) {
+        return count.status();
+    }
+    PALS_RETURN_IF_ERROR(control::check_gpu_count(config, count.value()));
+    Result<power::SavedControls> saved = power::SavedControls::load(config.saved_controls);
+    if (!saved.is_ok()) {
+        return saved.status();
+    }
+    if (!saved->empty()) {
+        PALS_LOG_WARN(
+            "{} holds controls saved by an earlier run (a crash?): they are kept and restored on "
+            "exit",
+            config.saved_controls);
+    }
+
+    std::vector<std::unique_ptr<engine::vllm::VllmEngine>> engines;
+    std::vector<engine::ServingEngine*> engine_ptrs;
+    for (engine::vllm::VllmEngineConfig& e : control::engine_configs(config)) {
+        engines.push_back(std::make_unique<engine::vllm::VllmEngine>(std::move(e), clock));
+        engine_ptrs.push_back(engines.back().get());
+    }
+    api::StateStore store;
+    control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy).value(),
+                           control::controller_config(config), store, saved.value(),
+                           control::daemon_options(config));
+    api::ServerOptions server_options;
+    server_options.host = config.listen_host;
+    server_options.port = config.listen_port;
+    server_options.token = read_token(config);
+    api::HttpServer server(store, server_options);
+
+    StopSignals signals;
+    PALS_RETURN_IF_ERROR(server.start());
+    print_line(
+        fmt::format("listening on http://{}:{}", url_host(config.listen_host), server.port()));
+    PALS_LOG_INFO(
+        "pals run: policy {}, {} group(s), period {} s, budget {}, NVML {} ({} GPUs)",
+        config.policy, config.groups.size(), config.period_s,
+        config.budget_w > 0.0 ? fmt::format("{:.0f} W", config.budget_w) : std::string("none"),
+        gpus.library_path(), count.value());
+    const Status result = daemon.run(g_stop_requested);
+    server.stop();
+    if (result.is_ok()) {
+        PALS_LOG_INFO("pals run: stopped{}; saved limits restored",
+                      daemon.degraded() ? " (degraded)" : "");
+    }
+    return result;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, CommandContext& ctx) {
+    auto opt = std::make_shared<RunOptions>();
+    CLI::App* cmd = app.add_subcommand("run",
+                                       "the live controller: power caps and batch caps of vLLM "
+                                       "servers, HTTP API (docs/deploy.md)");
+    cmd->add_option("--config", opt->config,
+                    "TOML configuration file (every key is also a flag and PALS_* variable)")
+        ->envname("PALS_CONFIG");
+    cmd->add_flag("--check", opt->check,
+                  "validate the configuration, print it and exit (touches no GPU)");
+    cmd->add_flag("--json", opt->json, "with --check: print JSON instead of TOML");
+    cmd->add_option(
+        "--group", opt->groups,
+        "a GPU group, repeatable: \"url=http://127.0.0.1:8000,gpus=0+1,max_num_seqs=256,"
+        "batch_cap_file=/run/pals/batch_cap[,model_name=M][,engine=RANK]\" (replaces the file's; "
+        "env PALS_GROUPS, ';' between groups)");
+    const auto& keys = control::run_config_keys();
+    opt->values.resize(keys.size());
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        const std::string env = control::run_config_env_name(keys[i].key);
+        opt->flags.push_back(cmd->add_option(control::run_config_flag_name(keys[i].key),
+                                             opt->values[i],
+                                             fmt::format("{} (env {})", keys[i].help, env)));
+    }
+    try {
+        opt->global_log_level = app.get_option("--log-level");
+    } catch (const CLI::OptionNotFound&) {
+        opt->global_log_level = nullptr;
+    }
+    cmd->callback([opt, &ctx] {
+        const Status status = run_daemon(*opt);
+        ctx.exit_code = status.is_ok() ? 0 : report_error(status);
+    });
+}
 
 }  // namespace pals::cli

@@ -1,6 +1,9 @@
 #include "pals/control/daemon.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
 
 #include "pals/common/log.hpp"
 
@@ -9,18 +12,37 @@ namespace pals::control {
 namespace {
 /// The loop wakes at least this often to notice a stop request.
 constexpr Seconds kStopPollPeriod{0.1};
+
+/// Adds the increase of a cumulative reading to `total`; a decrease means the source restarted
+/// from zero (Prometheus' increase() rule), so the new reading counts whole.
+void accumulate(double reading, double& last, double& total) {
+    if (!std::isfinite(reading)) {
+        return;
+    }
+    if (std::isfinite(last)) {
+        total += reading >= last ? reading - last : reading;
+    }
+    last = reading;
+}
 }  // namespace
 
 Daemon::Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::ServingEngine*> engines,
                std::unique_ptr<Policy> policy, ControllerConfig config, api::StateStore& store,
-               power::SavedControls& saved)
+               power::SavedControls& saved, DaemonOptions options)
     : m_clock(clock)
     , m_gpus(gpus)
     , m_engines(engines)
+    , m_period(config.period)
     , m_controller(clock, gpus, std::move(engines), std::move(policy), std::move(config))
     , m_store(store)
     , m_saved(saved)
-    , m_policy_name(m_controller.policy().name()) {
+    , m_options(options)
+    , m_policy_name(m_controller.policy().name())
+    , m_batch_cap_touched(m_engines.size(), false)
+    , m_tokens_last(m_engines.size(), std::numeric_limits<double>::quiet_NaN())
+    , m_tokens(m_engines.size(), 0.0)
+    , m_group_tok_s(m_engines.size(), 0.0) {
+    m_options.retry_periods = std::max(1, m_options.retry_periods);
     for (engine::ServingEngine* e : m_engines) {
         for (int g : e->gpus()) {
             m_all_gpus.push_back(g);
@@ -28,12 +50,13 @@ Daemon::Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::Servin
     }
 }
 
-void Daemon::publish(bool degraded) {
+void Daemon::publish() {
     auto s = std::make_shared<api::StateSnapshot>();
-    s->time_s = m_clock.now().count();
+    const double now_s = m_clock.now().count();
+    s->time_s = now_s;
     s->policy = m_policy_name;
-    s->degraded = degraded;
-    s->budget_w = m_controller.budget().at(s->time_s);
+    s->degraded = m_degraded;
+    s->budget_w = m_controller.budget().at(now_s);
     s->budget_steps = m_controller.budget().steps();
     s->errors_total = m_errors;
     s->budget_updates_total = m_budget_updates;
@@ -41,82 +64,278 @@ void Daemon::publish(bool degraded) {
     s->batch_changes_total = m_batch_changes;
     const auto& history = m_controller.history();
     s->decisions_total = history.size();
+
     if (auto samples = m_gpus.sample_all(); samples.is_ok()) {
-        for (const power::GpuSample& g : samples.value()) {
+        const std::size_t n = samples->size();
+        m_gpu_energy_last_j.resize(n, std::numeric_limits<double>::quiet_NaN());
+        m_gpu_energy_j.resize(n, 0.0);
+        for (std::size_t i = 0; i < n; ++i) {
+            const power::GpuSample& g = samples.value()[i];
+            accumulate(g.energy_j, m_gpu_energy_last_j[i], m_gpu_energy_j[i]);
             s->gpu_power_w.push_back(g.power_w);
-            s->gpu_energy_j.push_back(g.energy_j);
-            s->energy_j += g.energy_j;
+            s->gpu_energy_j.push_back(m_gpu_energy_j[i]);
+            s->energy_j += m_gpu_energy_j[i];
         }
     }
-    if (!history.empty()) {
-        const TickRecord& t = history.back();
-        s->power_w = t.power_w;
-        s->last_decision = t.reason;
-        for (std::size_t i = 0; i < m_engines.size() && i < t.cap_w.size(); ++i) {
-            api::GroupState g;
-            g.index = static_cast<int>(i);
-            g.gpus = m_engines[i]->gpus();
-            g.cap_w = t.cap_w[i];
-            g.batch_cap = t.batch_cap[i];
-            g.power_w = t.group_power_w[i];
-            if (auto snap = m_engines[i]->snapshot(); snap.is_ok()) {
-                g.running = snap->running;
-                g.waiting = snap->waiting;
-                s->generation_tokens += snap->generation_tokens;
-            }
-            s->groups.push_back(std::move(g));
+
+    // Tokens since the daemon started, per group, and tokens/s since the last publish.
+    const double dt_s = now_s - m_tokens_time_s;
+    m_tokens_time_s = now_s;
+    const TickRecord* tick = !m_degraded && !history.empty() ? &history.back() : nullptr;
+    double node_power_w = 0.0;
+    for (std::size_t i = 0; i < m_engines.size(); ++i) {
+        engine::ServingEngine& engine = *m_engines[i];
+        api::GroupState g;
+        g.index = static_cast<int>(i);
+        g.gpus = engine.gpus();
+        g.batch_cap = engine.max_batch_cap();
+        const double tokens_before = m_tokens[i];
+        if (auto snap = engine.snapshot(); snap.is_ok()) {
+            g.running = snap->running;
+            g.waiting = snap->waiting;
+            g.batch_cap = snap->batch_cap > 0 ? snap->batch_cap : g.batch_cap;
+            accumulate(snap->generation_tokens, m_tokens_last[i], m_tokens[i]);
         }
+        m_group_tok_s[i] = dt_s > 0.0 ? (m_tokens[i] - tokens_before) / dt_s : m_group_tok_s[i];
+        g.generation_tok_s = m_group_tok_s[i];
+        s->generation_tokens += m_tokens[i];
+        if (tick != nullptr && i < tick->cap_w.size()) {
+            g.cap_w = tick->cap_w[i];
+            g.batch_cap = tick->batch_cap[i];
+            g.power_w = tick->group_power_w[i];
+        } else {
+            // Not controlled right now: report what the GPUs hold and draw.
+            auto limit = g.gpus.empty() ? Result<double>(Status::not_found("no GPU"))
+                                        : m_gpus.power_limit_w(g.gpus.front());
+            g.cap_w = limit.is_ok() ? limit.value() : std::numeric_limits<double>::quiet_NaN();
+            for (int gpu : g.gpus) {
+                const auto index = static_cast<std::size_t>(gpu);
+                g.power_w += index < s->gpu_power_w.size() ? s->gpu_power_w[index] : 0.0;
+            }
+        }
+        node_power_w += g.power_w;
+        s->groups.push_back(std::move(g));
+    }
+    if (tick != nullptr) {
+        s->power_w = tick->power_w;
+        s->last_decision = tick->reason;
+    } else {
+        s->power_w = node_power_w;
+        s->last_decision = m_degraded ? "degraded: " + m_last_error.message() : std::string();
     }
     m_store.publish(std::move(s));
 }
 
-Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) {
-    PALS_RETURN_IF_ERROR(m_saved.save(m_gpus, m_all_gpus));
-    Status result = m_controller.start();
-    bool degraded = !result.is_ok();
-    publish(degraded);
-    while (!stop.load() && !(until && m_clock.now() >= *until)) {
-        // Degraded: no more ticks, just stay up (serving the API) until stopped.
-        const Seconds due = degraded ? m_clock.now() + kStopPollPeriod : m_controller.next_tick();
-        const Seconds next = until ? std::min(due, *until) : due;
-        m_clock.sleep_until(std::min(next, m_clock.now() + kStopPollPeriod));
-        if (std::optional<api::BudgetRequest> request = m_store.take_budget()) {
-            std::vector<std::pair<double, double>> steps;
-            const double now = m_clock.now().count();
-            for (const auto& [t, w] : request->steps) {
-                steps.emplace_back(now + t, w);
-            }
-            if (auto schedule = BudgetSchedule::from_steps(std::move(steps)); schedule.is_ok()) {
-                m_controller.set_budget(std::move(schedule).value());
-                ++m_budget_updates;
-                PALS_LOG_INFO("budget changed to {:.0f} W", request->steps.front().second);
+void Daemon::reset_batch_caps() {
+    for (std::size_t i = 0; i < m_engines.size(); ++i) {
+        if (!m_batch_cap_touched[i]) {
+            continue;
+        }
+        engine::ServingEngine& e = *m_engines[i];
+        if (const Status s = e.set_batch_cap(e.max_batch_cap()); s.is_ok()) {
+            m_batch_cap_touched[i] = false;
+        } else {
+            PALS_LOG_WARN("group {}: could not put the batch cap back to {}: {}", i,
+                          e.max_batch_cap(), s.message());
+        }
+    }
+}
+
+void Daemon::enter_degraded(const Status& error) {
+    m_degraded = true;
+    m_last_error = error;
+    m_degraded_since = m_clock.now();
+    m_next_retry = m_clock.now() + m_period * m_options.retry_periods;
+    m_failed_retries = 0;
+    const Status restored = m_saved.restore(m_gpus);
+    m_restore_pending = !restored.is_ok();
+    reset_batch_caps();
+    if (restored.is_ok()) {
+        PALS_LOG_WARN("control degraded: {}; saved limits restored; retrying every {:.3g} s",
+                      error.message(), (m_period * m_options.retry_periods).count());
+    } else {
+        PALS_LOG_WARN(
+            "control degraded: {}; restoring the saved limits failed: {}; retrying every {:.3g} s",
+            error.message(), restored.message(), (m_period * m_options.retry_periods).count());
+    }
+}
+
+bool Daemon::gpu_writes_refused() {
+    if (m_all_gpus.empty()) {
+        return false;
+    }
+    const int gpu = m_all_gpus.front();
+    Result<double> limit = m_gpus.power_limit_w(gpu);
+    if (!limit.is_ok()) {
+        return false;
+    }
+    // Writing the limit in force changes nothing; only the permission check matters.
+    Result<double> set = m_gpus.set_power_limit(gpu, limit.value());
+    return !set.is_ok() && set.status().code() == StatusCode::kPermissionDenied;
+}
+
+Status Daemon::try_resume() {
+    if (m_restore_pending) {
+        PALS_RETURN_IF_ERROR(m_saved.restore(m_gpus));
+        m_restore_pending = false;
+    }
+    // The controls are saved again before the first write: after a restore the state file is
+    // gone, and SavedControls keeps the first value saved anyway.
+    PALS_RETURN_IF_ERROR(m_saved.save(m_gpus, m_all_gpus, m_options.save_sm_clocks));
+    return m_controller.start();
+}
+
+void Daemon::apply_budget_request(const api::BudgetRequest& request) {
+    std::vector<std::pair<double, double>> steps;
+    const double now = m_clock.now().count();
+    for (const auto& [t, w] : request.steps) {
+        steps.emplace_back(now + t, w);
+    }
+    auto schedule = BudgetSchedule::from_steps(std::move(steps));
+    if (!schedule.is_ok()) {
+        PALS_LOG_WARN("budget change ignored: {}", schedule.status().message());
+        return;
+    }
+    m_controller.set_budget(std::move(schedule).value());
+    ++m_budget_updates;
+    if (request.steps.size() == 1) {
+        PALS_LOG_INFO("budget changed to {:.0f} W", request.steps.front().second);
+    } else {
+        PALS_LOG_INFO("budget schedule set: {} steps, {:.0f} W now, {:.0f} W from t+{:.0f} s",
+                      request.steps.size(), request.steps.front().second,
+                      request.steps.back().second, request.steps.back().first);
+    }
+}
+
+void Daemon::note_controls_in_force() {
+    m_last_cap_w.assign(m_engines.size(), std::numeric_limits<double>::quiet_NaN());
+    m_last_batch_cap.assign(m_engines.size(), 0);
+    for (std::size_t g = 0; g < m_engines.size(); ++g) {
+        const std::vector<int> gpus = m_engines[g]->gpus();
+        if (!gpus.empty()) {
+            if (auto limit = m_gpus.power_limit_w(gpus.front()); limit.is_ok()) {
+                m_last_cap_w[g] = limit.value();
             }
         }
-        if (degraded || m_clock.now() < m_controller.next_tick()) {
+        m_last_batch_cap[g] = m_engines[g]->max_batch_cap();
+        if (auto snap = m_engines[g]->snapshot(); snap.is_ok() && snap->batch_cap > 0) {
+            m_last_batch_cap[g] = snap->batch_cap;
+        }
+    }
+}
+
+void Daemon::count_changes(std::size_t history_before) {
+    constexpr double kCapEpsilonW = 0.5;  // the Controller skips writes closer than this
+    const auto& history = m_controller.history();
+    for (std::size_t i = history_before; i < history.size(); ++i) {
+        for (std::size_t g = 0; g < m_engines.size() && g < history[i].cap_w.size(); ++g) {
+            const double cap = history[i].cap_w[g];
+            const int batch = history[i].batch_cap[g];
+            m_cap_changes += !(std::abs(cap - m_last_cap_w[g]) <= kCapEpsilonW) ? 1U : 0U;
+            m_batch_changes += batch != m_last_batch_cap[g] ? 1U : 0U;
+            m_last_cap_w[g] = cap;
+            m_last_batch_cap[g] = batch;
+            if (batch != m_engines[g]->max_batch_cap()) {
+                m_batch_cap_touched[g] = true;
+            }
+        }
+    }
+}
+
+Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) {
+    if (Status saved = m_saved.save(m_gpus, m_all_gpus, m_options.save_sm_clocks); !saved.is_ok()) {
+        return saved.with_prefix("saving the GPU controls before the first write");
+    }
+    m_degraded = false;
+    m_last_error = Status::ok();
+    m_restore_pending = false;
+    if (Status started = m_controller.start(); !started.is_ok()) {
+        ++m_errors;
+        enter_degraded(started);
+    } else {
+        note_controls_in_force();
+    }
+    publish();
+    Status fatal;
+    while (!stop.load() && !(until && m_clock.now() >= *until)) {
+        const Seconds due = m_degraded ? m_next_retry : m_controller.next_tick();
+        Seconds next = std::min(due, m_clock.now() + kStopPollPeriod);
+        if (until) {
+            next = std::min(next, *until);
+        }
+        m_clock.sleep_until(next);
+        if (std::optional<api::BudgetRequest> request = m_store.take_budget()) {
+            apply_budget_request(*request);
+            if (m_degraded) {
+                publish();  // running: the next period publishes it
+            }
+        }
+        if (m_degraded) {
+            if (m_clock.now() < m_next_retry) {
+                continue;
+            }
+            const Status resumed = try_resume();
+            if (resumed.is_ok()) {
+                note_controls_in_force();
+                ++m_recoveries;
+                PALS_LOG_INFO("control resumed after {:.1f} s degraded ({} failed retries)",
+                              (m_clock.now() - m_degraded_since).count(), m_failed_retries);
+                m_degraded = false;
+                m_last_error = Status::ok();
+            } else {
+                ++m_errors;
+                ++m_failed_retries;
+                m_last_error = resumed;
+                m_next_retry = m_clock.now() + m_period * m_options.retry_periods;
+                PALS_LOG_DEBUG("control still degraded: {}", resumed.message());
+                if (resumed.code() == StatusCode::kPermissionDenied) {
+                    fatal = resumed;
+                    publish();
+                    break;
+                }
+            }
+            publish();
+            continue;
+        }
+        if (m_clock.now() < m_controller.next_tick()) {
             continue;
         }
         const std::size_t before = m_controller.history().size();
         const Status tick = m_controller.run_until(m_clock.now());
+        count_changes(before);
         if (!tick.is_ok()) {
             ++m_errors;
-            degraded = true;
-            result = tick;
-            PALS_LOG_WARN("controller degraded, saved limits restored: {}", tick.message());
-            (void)m_saved.restore(m_gpus);
+            if (tick.code() == StatusCode::kPermissionDenied && gpu_writes_refused()) {
+                // The GPUs refuse every write (no root / CAP_SYS_ADMIN): none of ours took effect,
+                // so there is nothing to restore, now or after exit. Retrying cannot help.
+                m_degraded = true;
+                m_last_error = tick;
+                if (const Status dropped = m_saved.discard_new(); !dropped.is_ok()) {
+                    PALS_LOG_ERROR("dropping the saved controls failed: {}", dropped.message());
+                }
+                PALS_LOG_ERROR(
+                    "no permission to change GPU settings: stopping (nothing was changed)");
+                fatal = tick;
+                publish();
+                break;
+            }
+            enter_degraded(tick);
+            if (tick.code() == StatusCode::kPermissionDenied) {
+                // E.g. an unwritable batch-cap file: retrying cannot help either.
+                fatal = tick;
+                publish();
+                break;
+            }
         }
-        const auto& history = m_controller.history();
-        for (std::size_t i = std::max<std::size_t>(before, 1); i < history.size(); ++i) {
-            m_cap_changes += history[i].cap_w != history[i - 1].cap_w ? 1U : 0U;
-            m_batch_changes += history[i].batch_cap != history[i - 1].batch_cap ? 1U : 0U;
-        }
-        publish(degraded);
+        publish();
     }
+    reset_batch_caps();
     const Status restored = m_saved.restore(m_gpus);
     if (!restored.is_ok()) {
         PALS_LOG_ERROR("restoring saved limits failed: {}", restored.message());
-        return result.is_ok() ? restored : result;
+        return fatal.is_ok() ? restored : fatal;
     }
-    return result;
+    return fatal;
 }
 
 }  // namespace pals::control

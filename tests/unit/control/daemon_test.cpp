@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <functional>
+
 #include "pals/control/policies.hpp"
 #include "pals/sim/simulated_node.hpp"
 
@@ -10,7 +13,9 @@ namespace {
 
 std::unique_ptr<sim::SimulatedNode> make_node() {
     sim::NodeConfig node;
-    node.model = model::load_model_spec(std::string(PALS_SHARED_DIR) + "/models/meta-llama__Llama-3.1-8B-Instruct.json").value();
+    node.model = model::load_model_spec(std::string(PALS_SHARED_DIR) +
+                                        "/models/meta-llama__Llama-3.1-8B-Instruct.json")
+                     .value();
     node.gpu = sim::find_gpu_spec("H100-SXM").value();
     node.replicas = 2;
     node.engine.max_num_seqs = 256;
@@ -27,11 +32,13 @@ TEST(DaemonTest, AppliesAnApiBudgetWithinTwoPeriodsAndRestoresOnExit) {
     auto node = make_node();
     api::StateStore store;
     power::SavedControls saved(::testing::TempDir() + "/daemon_saved.json");
-    ASSERT_TRUE(node->gpus().set_power_limit(1, 650.0).is_ok());  // an operator's setting to restore
+    ASSERT_TRUE(
+        node->gpus().set_power_limit(1, 650.0).is_ok());  // an operator's setting to restore
     std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
     ControllerConfig config;
     config.budget = BudgetSchedule(1400.0);
-    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store, saved);
+    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store,
+                  saved);
     std::atomic<bool> stop{false};
     ASSERT_TRUE(daemon.run(stop, Seconds{20.0}).is_ok());
     store.request_budget({{{0.0, 600.0}}});
@@ -55,7 +62,8 @@ TEST(DaemonTest, BackendFailureDegradesAndRestores) {
     std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
     ControllerConfig config;
     config.budget = BudgetSchedule(1000.0);
-    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store, saved);
+    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store,
+                  saved);
     std::atomic<bool> stop{false};
     ASSERT_TRUE(daemon.run(stop, Seconds{5.0}).is_ok());
     node->gpus().set_writable(false);  // writes now fail as without root
@@ -66,6 +74,152 @@ TEST(DaemonTest, BackendFailureDegradesAndRestores) {
     ASSERT_TRUE(state);
     EXPECT_TRUE(state->degraded);
     EXPECT_GE(state->errors_total, 1U);
+}
+
+/// A serving engine that answers like `inner`, except that its scrape fails while the clock is in
+/// [fail_from, fail_until) (vLLM restarting). `on_snapshot` sees every call.
+class FlakyEngine final : public engine::ServingEngine {
+public:
+    FlakyEngine(engine::ServingEngine& inner, Clock& clock, double fail_from_s, double fail_until_s)
+        : m_inner(inner)
+        , m_clock(clock)
+        , m_fail_from_s(fail_from_s)
+        , m_fail_until_s(fail_until_s) {}
+
+    [[nodiscard]] std::string_view engine_name() const override { return m_inner.engine_name(); }
+    [[nodiscard]] Result<engine::EngineSnapshot> snapshot() override {
+        const double t = m_clock.now().count();
+        if (on_snapshot) {
+            on_snapshot(t);
+        }
+        if (t >= m_fail_from_s && t < m_fail_until_s) {
+            return Status::unavailable("GET http://127.0.0.1:8000/metrics failed: Connection");
+        }
+        return m_inner.snapshot();
+    }
+    [[nodiscard]] int max_batch_cap() const override { return m_inner.max_batch_cap(); }
+    [[nodiscard]] Status set_batch_cap(int batch_cap) override {
+        return m_inner.set_batch_cap(batch_cap);
+    }
+    [[nodiscard]] std::vector<int> gpus() const override { return m_inner.gpus(); }
+
+    std::function<void(double)> on_snapshot;
+
+private:
+    engine::ServingEngine& m_inner;
+    Clock& m_clock;
+    double m_fail_from_s;
+    double m_fail_until_s;
+};
+
+TEST(DaemonTest, RecoversAfterAnEngineOutageAndResavesControls) {
+    auto node = make_node();
+    api::StateStore store;
+    const std::string state_file = ::testing::TempDir() + "/daemon_saved3.json";
+    std::filesystem::remove(state_file);
+    power::SavedControls saved(state_file);
+    ASSERT_TRUE(
+        node->gpus().set_power_limit(1, 650.0).is_ok());  // an operator's setting to restore
+    FlakyEngine flaky(node->engine(0), node->clock(), 10.5, 17.0);
+    // While the engine is down: limits back at their saved values, state degraded; one budget
+    // change arrives through the API meanwhile.
+    std::vector<double> degraded_limits_gpu1;
+    bool budget_sent = false;
+    flaky.on_snapshot = [&](double t) {
+        auto s = store.latest();
+        if (s && s->degraded && t > 11.0 && t < 17.0) {
+            degraded_limits_gpu1.push_back(node->gpus().power_limit_w(1).value());
+            EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
+            if (t < 14.0) {  // before the first retry saves them again
+                EXPECT_FALSE(std::filesystem::exists(state_file))
+                    << "restored controls leave no state file";
+            }
+            if (!budget_sent) {
+                store.request_budget({{{0.0, 800.0}}});
+                budget_sent = true;
+            }
+        }
+    };
+    std::vector<engine::ServingEngine*> engines = {&flaky, &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(1000.0);
+    DaemonOptions options;
+    options.retry_periods = 3;
+    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store,
+                  saved, options);
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{30.0}).is_ok());
+
+    ASSERT_FALSE(degraded_limits_gpu1.empty());
+    for (double w : degraded_limits_gpu1) {
+        EXPECT_DOUBLE_EQ(w, 650.0);
+    }
+    EXPECT_TRUE(budget_sent);
+    EXPECT_FALSE(daemon.degraded());
+    EXPECT_EQ(daemon.recoveries_total(), 1U);
+    // The failed tick, then failed retries at 14 s (and no later: it is back up at 17 s).
+    EXPECT_GE(daemon.errors_total(), 2U);
+    auto state = store.latest();
+    ASSERT_TRUE(state);
+    EXPECT_FALSE(state->degraded);
+    EXPECT_EQ(state->errors_total, daemon.errors_total());
+    EXPECT_DOUBLE_EQ(state->budget_w, 800.0);  // the change made while degraded holds
+    EXPECT_DOUBLE_EQ(state->groups.at(0).cap_w, 400.0);
+    EXPECT_DOUBLE_EQ(state->groups.at(1).cap_w, 400.0);
+    EXPECT_GT(state->decisions_total, 15U);
+    EXPECT_GE(state->cap_changes_total, 3U);  // 650->500 (and 700->500), then 500->400 per group
+    // Controls were saved again before the first write after the outage: the final restore puts
+    // the operator's values back, not the caps PALS set.
+    EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(1).value(), 650.0);
+    EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
+    EXPECT_FALSE(std::filesystem::exists(state_file));
+}
+
+TEST(DaemonTest, AStartFailureIsRetriedUntilTheEngineAnswers) {
+    auto node = make_node();
+    api::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved4.json");
+    FlakyEngine flaky(node->engine(0), node->clock(), 0.0, 8.0);
+    std::vector<engine::ServingEngine*> engines = {&flaky, &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(1000.0);
+    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store,
+                  saved);
+    std::atomic<bool> stop{false};
+    bool degraded_at_start = false;
+    flaky.on_snapshot = [&](double t) {
+        if (auto s = store.latest(); s && t < 8.0) {
+            degraded_at_start = degraded_at_start || s->degraded;
+            EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
+        }
+    };
+    ASSERT_TRUE(daemon.run(stop, Seconds{16.0}).is_ok());
+    EXPECT_TRUE(degraded_at_start);
+    EXPECT_EQ(daemon.errors_total(), 2U);  // the start at 0 s and the retry at 5 s
+    EXPECT_EQ(daemon.recoveries_total(), 1U);
+    auto state = store.latest();
+    ASSERT_TRUE(state);
+    EXPECT_FALSE(state->degraded);
+    EXPECT_DOUBLE_EQ(state->groups.at(0).cap_w, 500.0);
+    EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
+}
+
+TEST(DaemonTest, StopsAtOnceWhenTheFlagIsSet) {
+    auto node = make_node();
+    api::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved5.json");
+    std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(800.0);
+    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store,
+                  saved);
+    std::atomic<bool> stop{true};
+    ASSERT_TRUE(daemon.run(stop, Seconds{100.0}).is_ok());
+    EXPECT_LT(node->clock().now().count(), 1.0);
+    auto state = store.latest();
+    ASSERT_TRUE(state);
+    EXPECT_EQ(state->groups.size(), 2U);  // groups are listed before the first period
+    EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
 }
 
 }  // namespace

@@ -1,0 +1,140 @@
+#pragma once
+/// @file run_config.hpp
+/// @brief The configuration of `pals run` (the live daemon, docs/deploy.md): a TOML file whose
+/// every key is also a command-line flag and a `PALS_*` environment variable.
+///
+/// Precedence: flag > environment > file > default (STYLE.md 3.9). Key `period_s` is the flag
+/// `--period-s` and the variable `PALS_PERIOD_S`. GPU groups are `[[group]]` tables in the file,
+/// repeatable `--group "url=http://127.0.0.1:8000,gpus=0+1,max_num_seqs=256"` flags, or
+/// `PALS_GROUPS` (groups separated by ';'); flags, else the environment, replace the file's
+/// groups as a whole. Everything is validated at load: unknown keys, wrong types and bad values
+/// are kInvalidArgument naming where the value came from ("pals.toml:7:1: budget_w: ...",
+/// "--budget-w: ...", "PALS_BUDGET_W: ..."). What needs the hardware (GPU indices against the
+/// GPU count) is checked by check_gpu_count() once NVML is open.
+///
+/// Thread-safety: plain values and pure functions.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "pals/common/status.hpp"
+#include "pals/control/controller.hpp"
+#include "pals/control/daemon.hpp"
+#include "pals/engine/vllm/vllm_engine.hpp"
+
+namespace pals::control {
+
+/// One GPU group: one vLLM server (or one data-parallel rank of it) and the GPUs it runs on.
+struct RunGroupConfig {
+    std::string url = "http://127.0.0.1:8000";  ///< where its /metrics is served
+    std::string host = "127.0.0.1";             ///< parsed from `url`
+    int port = 8000;                            ///< parsed from `url`
+    std::vector<int> gpus;                      ///< NVML indices; a TP group shares one cap
+    int max_num_seqs = 256;                     ///< the server's launch --max-num-seqs
+    std::string batch_cap_file = "/run/pals/batch_cap";  ///< the plugin's $PALS_BATCH_CAP_FILE
+    std::string model_name;  ///< keep only series with this model_name label
+    std::string engine;      ///< keep only series of this DP rank ("" = all)
+    /// Where the group was defined ("pals.toml:9:1: group[0]", "--group #1", "PALS_GROUPS #1").
+    std::string origin;
+    /// Where each key's value came from, as an error prefix ("pals.toml:9:8: group[0].gpus").
+    std::map<std::string, std::string, std::less<>> origins;
+};
+
+/// Everything `pals run` needs. Defaults are those of a file that sets nothing.
+struct RunConfig {
+    std::string policy = "pals";    ///< pals | default | cap-only | batch-only | clock-only
+    std::string power_model;        ///< MODEL.json written by `pals fit` (policy pals)
+    std::string workload;           ///< workload mix of the model ("" = its first)
+    double period_s = 1.0;          ///< control period
+    double latency_window_s = 5.0;  ///< latency quantiles span this long
+    double budget_w = 0.0;          ///< node power budget at start; 0 = none
+    double slo_ttft_s = 1.0;
+    double slo_tpot_s = 0.1;
+    double sm_clock_max_mhz = 1980.0;       ///< for clock-locking policies (NVML cannot report it)
+    std::string listen = "127.0.0.1:9520";  ///< HOST:PORT of the HTTP API; port 0 = any free
+    std::string listen_host = "127.0.0.1";  ///< parsed from `listen`
+    int listen_port = 9520;                 ///< parsed from `listen`
+    std::string token_file;  ///< bearer token for PUT /v1/budget; "" = writes refused
+    std::string nvml_lib;    ///< "" = $PALS_NVML_LIB, else the system's libnvidia-ml.so.1
+    std::string saved_controls = power::SavedControls::kDefaultPath;  ///< SavedControls file
+    double scrape_timeout_s = 2.0;   ///< connect + read timeout of one /metrics scrape
+    std::string log_level = "info";  ///< trace | debug | info | warn | error | critical | off
+    int retry_periods = 5;           ///< degraded mode: retry every this many periods
+    std::vector<RunGroupConfig> groups;
+
+    std::string file;  ///< the TOML file read ("" = none)
+    /// Where each scalar key's value came from, as an error prefix ("pals.toml:3:1: budget_w",
+    /// "--budget-w", "PALS_BUDGET_W", "budget_w (default)").
+    std::map<std::string, std::string, std::less<>> origins;
+    /// Where the groups came from ("pals.toml", "--group", "PALS_GROUPS", "" = none).
+    std::string groups_origin;
+};
+
+/// What a scalar key holds.
+enum class RunKeyType { kString, kNumber, kInteger };
+
+/// One scalar key of the configuration (groups excluded).
+struct RunConfigKey {
+    std::string_view key;
+    RunKeyType type;
+    std::string_view help;  ///< one line, for --help and docs
+};
+
+/// Every scalar key, in the order the effective configuration prints them.
+[[nodiscard]] const std::vector<RunConfigKey>& run_config_keys();
+/// "PALS_" + the key in upper case ("period_s" -> "PALS_PERIOD_S").
+[[nodiscard]] std::string run_config_env_name(std::string_view key);
+/// "--" + the key with '-' for '_' ("period_s" -> "--period-s").
+[[nodiscard]] std::string run_config_flag_name(std::string_view key);
+/// The environment variable holding groups, separated by ';'.
+inline constexpr const char* kRunGroupsEnvVar = "PALS_GROUPS";
+
+/// Where the values come from. Every part is optional.
+struct RunConfigSources {
+    std::string file;  ///< TOML file; "" = none
+    /// Looks a variable up (PALS_* names only); nullptr = no environment. An empty value counts
+    /// as unset.
+    std::function<std::optional<std::string>(const std::string&)> env;
+    /// (key, value) given on the command line, e.g. {"budget_w", "1200"}; later ones win.
+    std::vector<std::pair<std::string, std::string>> flags;
+    /// The values of repeated --group flags.
+    std::vector<std::string> group_flags;
+};
+
+/// Reads the file (if any), then the environment, then the flags; validates the result.
+/// Relative paths in the file (power_model, token_file, saved_controls, batch_cap_file, and
+/// nvml_lib when it contains '/') are taken relative to the file's folder.
+[[nodiscard]] Result<RunConfig> load_run_config(const RunConfigSources& sources);
+
+/// Parses one group given as "key=value,key=value" (keys of [[group]]; gpus as "0+1+2" or a
+/// range "0-3"). `origin` prefixes errors ("--group #2"). Values are not cross-checked yet.
+[[nodiscard]] Result<RunGroupConfig> parse_group_spec(std::string_view spec,
+                                                      const std::string& origin);
+
+/// Every group's GPUs must exist: kInvalidArgument naming the group's origin otherwise.
+[[nodiscard]] Status check_gpu_count(const RunConfig& config, int gpu_count);
+
+/// The effective configuration as a TOML file that load_run_config() reads back, each value
+/// commented with where it came from.
+[[nodiscard]] std::string run_config_to_toml(const RunConfig& config);
+/// The same as a JSON object (groups under "group").
+[[nodiscard]] std::string run_config_to_json(const RunConfig& config);
+
+/// The Controller's settings (budget_w 0 = no budget).
+[[nodiscard]] ControllerConfig controller_config(const RunConfig& config);
+/// The Daemon's settings.
+[[nodiscard]] DaemonOptions daemon_options(const RunConfig& config);
+/// One VllmEngine configuration per group, in order (name "group<i>").
+[[nodiscard]] std::vector<engine::vllm::VllmEngineConfig> engine_configs(const RunConfig& config);
+/// The policy by name; for `pals` it loads the fitted model (and checks the workload mix).
+/// Errors are prefixed with where power_model / workload / policy came from.
+[[nodiscard]] Result<std::unique_ptr<Policy>> make_run_policy(const RunConfig& config);
+
+}  // namespace pals::control

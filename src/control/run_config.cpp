@@ -1,0 +1,953 @@
+#include "pals/control/run_config.hpp"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <system_error>
+#include <variant>
+
+#include "pals/control/pals_policy.hpp"
+#include "pals/control/policies.hpp"
+#include "pals/profile/power_model.hpp"
+
+namespace pals::control {
+
+namespace {
+
+/// The shortest control period: the loop polls for stop requests every 0.1 s anyway, and NVML
+/// power is a 1-s average.
+constexpr double kMinPeriodS = 0.05;
+constexpr int kMaxPort = 65535;
+/// Keys closer than this (edit distance) to an unknown key are suggested.
+constexpr std::size_t kSuggestDistance = 2;
+/// ... and so is a known key of at least this length that the unknown one starts with.
+constexpr std::size_t kSuggestPrefix = 4;
+
+using Member = std::variant<std::string RunConfig::*, double RunConfig::*, int RunConfig::*>;
+
+struct KeyDef {
+    RunConfigKey key;
+    Member member;
+};
+
+const std::vector<KeyDef>& key_defs() {
+    static const std::vector<KeyDef> kDefs = {
+        {{"policy", RunKeyType::kString, "pals, default, cap-only, batch-only or clock-only"},
+         &RunConfig::policy},
+        {{"power_model", RunKeyType::kString,
+          "MODEL.json written by `pals fit` (needed by policy pals)"},
+         &RunConfig::power_model},
+        {{"workload", RunKeyType::kString, "workload mix of the model (default: its first)"},
+         &RunConfig::workload},
+        {{"period_s", RunKeyType::kNumber, "control period, s"}, &RunConfig::period_s},
+        {{"latency_window_s", RunKeyType::kNumber, "latency quantiles span this long, s"},
+         &RunConfig::latency_window_s},
+        {{"budget_w", RunKeyType::kNumber, "node power budget at start, W (0: none)"},
+         &RunConfig::budget_w},
+        {{"slo_ttft_s", RunKeyType::kNumber, "time-to-first-token SLO, s"}, &RunConfig::slo_ttft_s},
+        {{"slo_tpot_s", RunKeyType::kNumber, "time-per-output-token SLO, s"},
+         &RunConfig::slo_tpot_s},
+        {{"sm_clock_max_mhz", RunKeyType::kNumber,
+          "highest SM clock, MHz (clock-locking policies)"},
+         &RunConfig::sm_clock_max_mhz},
+        {{"listen", RunKeyType::kString, "HOST:PORT of the HTTP API (port 0: any free port)"},
+         &RunConfig::listen},
+        {{"token_file", RunKeyType::kString, "file holding the bearer token for PUT /v1/budget"},
+         &RunConfig::token_file},
+        {{"nvml_lib", RunKeyType::kString,
+          "NVML library (default: the system's libnvidia-ml.so.1)"},
+         &RunConfig::nvml_lib},
+        {{"saved_controls", RunKeyType::kString, "state file of the saved GPU controls"},
+         &RunConfig::saved_controls},
+        {{"scrape_timeout_s", RunKeyType::kNumber, "timeout of one vLLM /metrics scrape, s"},
+         &RunConfig::scrape_timeout_s},
+        {{"log_level", RunKeyType::kString, "trace, debug, info, warn, error, critical or off"},
+         &RunConfig::log_level},
+        {{"retry_periods", RunKeyType::kInteger,
+          "degraded mode: retry control every this many periods"},
+         &RunConfig::retry_periods},
+    };
+    return kDefs;
+}
+
+const KeyDef* find_key(std::string_view key) {
+    for (const KeyDef& d : key_defs()) {
+        if (d.key.key == key) {
+            return &d;
+        }
+    }
+    return nullptr;
+}
+
+constexpr std::array<std::string_view, 6> kGroupKeys = {
+    "url", "gpus", "max_num_seqs", "batch_cap_file", "model_name", "engine"};
+constexpr std::array<std::string_view, 5> kPolicies = {"pals", "default", "cap-only", "batch-only",
+                                                       "clock-only"};
+constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
+                                                        "error", "critical", "off"};
+
+template <std::size_t N>
+bool contains(const std::array<std::string_view, N>& values, std::string_view v) {
+    return std::find(values.begin(), values.end(), v) != values.end();
+}
+
+template <std::size_t N>
+std::string join(const std::array<std::string_view, N>& values) {
+    return fmt::format("{}", fmt::join(values, ", "));
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
+    }
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t above = row[j];
+            row[j] =
+                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0U : 1U)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+/// " (did you mean 'x'?)" for the closest known name, or "".
+template <class Names>
+std::string suggestion(std::string_view unknown, const Names& names) {
+    std::string best;
+    std::size_t best_distance = kSuggestDistance + 1;
+    for (const auto& name : names) {
+        const std::string_view known(name);
+        std::size_t d = edit_distance(unknown, known);
+        // A known key that starts the unknown one ("budget_w" in "budget_watts") is a likely slip.
+        if (known.size() >= kSuggestPrefix && unknown.substr(0, known.size()) == known) {
+            d = std::min(d, kSuggestDistance);
+        }
+        if (d < best_distance) {
+            best_distance = d;
+            best = std::string(name);
+        }
+    }
+    return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
+}
+
+std::string where(const std::string& file, const toml::source_region& region) {
+    return fmt::format("{}:{}:{}", file, region.begin.line, region.begin.column);
+}
+
+std::string trim(std::string_view s) {
+    const auto first = s.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    const auto last = s.find_last_not_of(" \t\r\n");
+    return std::string(s.substr(first, last - first + 1));
+}
+
+std::vector<std::string> split(std::string_view s, char separator) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    while (start <= s.size()) {
+        const std::size_t end = std::min(s.find(separator, start), s.size());
+        out.emplace_back(s.substr(start, end - start));
+        start = end + 1;
+    }
+    return out;
+}
+
+Result<double> parse_number(std::string_view text) {
+    const std::string t = trim(text);
+    double v = 0.0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !std::isfinite(v)) {
+        return Status::invalid_argument("must be a number, got '" + std::string(text) + "'");
+    }
+    return v;
+}
+
+Result<int> parse_integer(std::string_view text) {
+    const std::string t = trim(text);
+    std::int64_t v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc() || end != t.data() + t.size() ||
+        v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
+        return Status::invalid_argument("must be an integer, got '" + std::string(text) + "'");
+    }
+    return static_cast<int>(v);
+}
+
+/// Sets a scalar key from text (flags and environment).
+Status set_from_text(RunConfig& config, const KeyDef& def, std::string_view text) {
+    if (const auto* s = std::get_if<std::string RunConfig::*>(&def.member)) {
+        config.*(*s) = std::string(text);
+        return Status::ok();
+    }
+    if (const auto* d = std::get_if<double RunConfig::*>(&def.member)) {
+        Result<double> v = parse_number(text);
+        if (!v.is_ok()) {
+            return v.status();
+        }
+        config.*(*d) = v.value();
+        return Status::ok();
+    }
+    Result<int> v = parse_integer(text);
+    if (!v.is_ok()) {
+        return v.status();
+    }
+    config.*(std::get<int RunConfig::*>(def.member)) = v.value();
+    return Status::ok();
+}
+
+const char* toml_type_name(const toml::node& node) {
+    switch (node.type()) {
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a number";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::table:
+            return "a table";
+        default:
+            return "a date or time";
+    }
+}
+
+/// Sets a scalar key from a TOML node; errors without prefix.
+Status set_from_toml(RunConfig& config, const KeyDef& def, const toml::node& node) {
+    if (const auto* s = std::get_if<std::string RunConfig::*>(&def.member)) {
+        if (auto v = node.value_exact<std::string>()) {
+            config.*(*s) = *v;
+            return Status::ok();
+        }
+        return Status::invalid_argument(
+            fmt::format("must be a string, not {}", toml_type_name(node)));
+    }
+    if (const auto* d = std::get_if<double RunConfig::*>(&def.member)) {
+        if (node.is_number()) {
+            if (auto v = node.value<double>(); v && std::isfinite(*v)) {
+                config.*(*d) = *v;
+                return Status::ok();
+            }
+            return Status::invalid_argument("must be a finite number");
+        }
+        return Status::invalid_argument(
+            fmt::format("must be a number, not {}", toml_type_name(node)));
+    }
+    if (auto v = node.value_exact<std::int64_t>()) {
+        if (*v >= std::numeric_limits<int>::min() && *v <= std::numeric_limits<int>::max()) {
+            config.*(std::get<int RunConfig::*>(def.member)) = static_cast<int>(*v);
+            return Status::ok();
+        }
+        return Status::invalid_argument("is out of range");
+    }
+    return Status::invalid_argument(
+        fmt::format("must be an integer, not {}", toml_type_name(node)));
+}
+
+/// "0+1+2" or "0-3" (or a mix: "0-1+4"). Errors without prefix.
+Result<std::vector<int>> parse_gpu_spec(std::string_view text) {
+    std::vector<int> gpus;
+    for (const std::string& raw : split(text, '+')) {
+        const std::string item = trim(raw);
+        const std::size_t dash = item.find('-', 1);
+        if (dash != std::string::npos) {
+            Result<int> lo = parse_integer(item.substr(0, dash));
+            Result<int> hi = parse_integer(item.substr(dash + 1));
+            if (!lo.is_ok() || !hi.is_ok() || *lo > *hi) {
+                return Status::invalid_argument("'" + item +
+                                                "' is not a GPU range (give e.g. 0-3)");
+            }
+            for (int g = *lo; g <= *hi; ++g) {
+                gpus.push_back(g);
+            }
+            continue;
+        }
+        Result<int> g = parse_integer(item);
+        if (!g.is_ok()) {
+            return Status::invalid_argument("'" + item +
+                                            "' is not a GPU index (give e.g. 0+1 or 0-3)");
+        }
+        gpus.push_back(*g);
+    }
+    return gpus;
+}
+
+/// Sets a group key from text (flags, environment). Errors without prefix.
+Status set_group_from_text(RunGroupConfig& g, std::string_view key, std::string_view value) {
+    if (key == "url") {
+        g.url = trim(value);
+    } else if (key == "gpus") {
+        Result<std::vector<int>> gpus = parse_gpu_spec(value);
+        if (!gpus.is_ok()) {
+            return gpus.status();
+        }
+        g.gpus = std::move(gpus).value();
+    } else if (key == "max_num_seqs") {
+        Result<int> n = parse_integer(value);
+        if (!n.is_ok()) {
+            return n.status();
+        }
+        g.max_num_seqs = n.value();
+    } else if (key == "batch_cap_file") {
+        g.batch_cap_file = trim(value);
+    } else if (key == "model_name") {
+        g.model_name = trim(value);
+    } else {
+        g.engine = trim(value);
+    }
+    return Status::ok();
+}
+
+/// Sets a group key from a TOML node. Errors without prefix.
+Status set_group_from_toml(RunGroupConfig& g, std::string_view key, const toml::node& node) {
+    if (key == "gpus") {
+        const toml::array* array = node.as_array();
+        if (array == nullptr) {
+            return Status::invalid_argument(fmt::format(
+                "must be an array of GPU indices such as [0, 1], not {}", toml_type_name(node)));
+        }
+        g.gpus.clear();
+        for (const toml::node& item : *array) {
+            auto v = item.value_exact<std::int64_t>();
+            if (!v || *v < 0 || *v > std::numeric_limits<int>::max()) {
+                return Status::invalid_argument("must be an array of GPU indices (integers >= 0)");
+            }
+            g.gpus.push_back(static_cast<int>(*v));
+        }
+        return Status::ok();
+    }
+    if (key == "max_num_seqs") {
+        auto v = node.value_exact<std::int64_t>();
+        if (!v) {
+            return Status::invalid_argument(
+                fmt::format("must be an integer, not {}", toml_type_name(node)));
+        }
+        if (*v < 1 || *v > std::numeric_limits<int>::max()) {
+            return Status::invalid_argument("must be >= 1 (the server's --max-num-seqs)");
+        }
+        g.max_num_seqs = static_cast<int>(*v);
+        return Status::ok();
+    }
+    if (key == "engine") {
+        if (auto i = node.value_exact<std::int64_t>()) {
+            g.engine = std::to_string(*i);
+            return Status::ok();
+        }
+    }
+    auto s = node.value_exact<std::string>();
+    if (!s) {
+        return Status::invalid_argument(
+            fmt::format("must be a string, not {}", toml_type_name(node)));
+    }
+    return set_group_from_text(g, key, *s);
+}
+
+/// "HOST:PORT" or "[V6]:PORT". Errors without prefix.
+Result<std::pair<std::string, int>> parse_host_port(std::string_view text, int min_port) {
+    std::string host;
+    std::string_view port_text;
+    if (!text.empty() && text.front() == '[') {
+        const std::size_t close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            return Status::invalid_argument("'" + std::string(text) + "' is not [IPV6]:PORT");
+        }
+        host = std::string(text.substr(1, close - 1));
+        port_text = text.substr(close + 2);
+    } else {
+        const std::size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            return Status::invalid_argument("'" + std::string(text) +
+                                            "' has no port (give HOST:PORT)");
+        }
+        host = std::string(text.substr(0, colon));
+        port_text = text.substr(colon + 1);
+        if (host.find(':') != std::string::npos) {
+            return Status::invalid_argument("'" + std::string(text) +
+                                            "': put an IPv6 address in brackets: [::1]:PORT");
+        }
+    }
+    if (host.empty()) {
+        return Status::invalid_argument("'" + std::string(text) + "' has no host");
+    }
+    Result<int> port = parse_integer(port_text);
+    if (!port.is_ok() || *port < min_port || *port > kMaxPort) {
+        return Status::invalid_argument(
+            fmt::format("'{}': the port must be an integer in {}-{}", text, min_port, kMaxPort));
+    }
+    return std::make_pair(host, port.value());
+}
+
+/// http://HOST:PORT[/]. Errors without prefix.
+Result<std::pair<std::string, int>> parse_url(std::string_view url) {
+    constexpr std::string_view kScheme = "http://";
+    if (url.substr(0, kScheme.size()) != kScheme) {
+        if (url.find("://") != std::string_view::npos) {
+            return Status::invalid_argument(
+                "'" + std::string(url) +
+                "': only http:// URLs are supported (vLLM's /metrics on the node)");
+        }
+        return Status::invalid_argument("'" + std::string(url) +
+                                        "' is not a URL (give e.g. http://127.0.0.1:8000)");
+    }
+    std::string_view rest = url.substr(kScheme.size());
+    const std::size_t slash = rest.find('/');
+    if (slash != std::string_view::npos) {
+        if (rest.substr(slash) != "/") {
+            return Status::invalid_argument(
+                "'" + std::string(url) +
+                "': give the server's base URL, e.g. http://127.0.0.1:8000 (PALS adds /metrics)");
+        }
+        rest = rest.substr(0, slash);
+    }
+    if (rest.empty() || rest.find(':') == std::string_view::npos ||
+        (rest.front() == '[' && rest.back() == ']')) {
+        return Status::invalid_argument(
+            "'" + std::string(url) +
+            "' has no port (vLLM serves on 8000 by default: http://HOST:8000)");
+    }
+    auto hp = parse_host_port(rest, 1);
+    if (!hp.is_ok()) {
+        return Status::invalid_argument("'" + std::string(url) + "': " + hp.status().message());
+    }
+    return hp;
+}
+
+std::string group_origin(const RunGroupConfig& g, std::string_view key) {
+    if (auto it = g.origins.find(key); it != g.origins.end()) {
+        return it->second;
+    }
+    return g.origin + ": " + std::string(key) + " (default)";
+}
+
+std::string key_origin(const RunConfig& c, std::string_view key) {
+    if (auto it = c.origins.find(key); it != c.origins.end()) {
+        return it->second;
+    }
+    return std::string(key) + " (default)";
+}
+
+Status key_error(const RunConfig& c, std::string_view key, const std::string& what) {
+    return Status::invalid_argument(key_origin(c, key) + ": " + what);
+}
+
+Status group_error(const RunGroupConfig& g, std::string_view key, const std::string& what) {
+    return Status::invalid_argument(group_origin(g, key) + ": " + what);
+}
+
+std::string resolve_path(const std::string& value, const std::filesystem::path& dir) {
+    if (value.empty() || std::filesystem::path(value).is_absolute() || dir.empty()) {
+        return value;
+    }
+    return (dir / value).lexically_normal().string();
+}
+
+/// Reads the TOML file into `config` (scalars and groups), recording origins.
+Status read_file(RunConfig& config, const std::string& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        return Status::not_found(path + ": no such config file");
+    }
+    toml::table root;
+    try {
+        root = toml::parse_file(path);
+    } catch (const toml::parse_error& e) {
+        return Status::invalid_argument(where(path, e.source()) + ": " +
+                                        std::string(e.description()));
+    }
+    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    config.file = path;
+    for (const auto& [key, node] : root) {
+        const std::string name(key.str());
+        const std::string at = where(path, key.source());
+        if (name == "group") {
+            const toml::array* groups = node.as_array();
+            if (groups == nullptr || !groups->is_array_of_tables()) {
+                return Status::invalid_argument(at +
+                                                ": group: write each group as a [[group]] table");
+            }
+            config.groups.clear();
+            config.groups_origin = path;
+            for (std::size_t i = 0; i < groups->size(); ++i) {
+                const toml::table& table = *groups->get(i)->as_table();
+                RunGroupConfig g;
+                g.origin = fmt::format("{}: group[{}]", where(path, table.source()), i);
+                for (const auto& [gkey, gnode] : table) {
+                    const std::string gname(gkey.str());
+                    const std::string prefix =
+                        fmt::format("{}: group[{}].{}", where(path, gkey.source()), i, gname);
+                    if (!contains(kGroupKeys, gname)) {
+                        return Status::invalid_argument(
+                            fmt::format("{}: group[{}]: unknown key '{}'{} (known: {})",
+                                        where(path, gkey.source()), i, gname,
+                                        suggestion(gname, kGroupKeys), join(kGroupKeys)));
+                    }
+                    if (Status s = set_group_from_toml(g, gname, gnode); !s.is_ok()) {
+                        return s.with_prefix(prefix);
+                    }
+                    g.origins[gname] = prefix;
+                }
+                if (g.origins.count("batch_cap_file") != 0U) {
+                    g.batch_cap_file = resolve_path(g.batch_cap_file, dir);
+                }
+                config.groups.push_back(std::move(g));
+            }
+            continue;
+        }
+        const KeyDef* def = find_key(name);
+        if (def == nullptr) {
+            std::vector<std::string_view> names;
+            for (const KeyDef& d : key_defs()) {
+                names.push_back(d.key.key);
+            }
+            names.emplace_back("group");
+            return Status::invalid_argument(fmt::format("{}: unknown key '{}'{} (known: {})", at,
+                                                        name, suggestion(name, names),
+                                                        fmt::join(names, ", ")));
+        }
+        if (Status s = set_from_toml(config, *def, node); !s.is_ok()) {
+            return s.with_prefix(at + ": " + name);
+        }
+        config.origins[name] = at + ": " + name;
+    }
+    for (std::string* p : {&config.power_model, &config.token_file, &config.saved_controls}) {
+        *p = resolve_path(*p, dir);
+    }
+    if (config.nvml_lib.find('/') != std::string::npos) {
+        config.nvml_lib = resolve_path(config.nvml_lib, dir);
+    }
+    return Status::ok();
+}
+
+Result<std::vector<RunGroupConfig>> parse_group_list(const std::vector<std::string>& specs,
+                                                     const std::string& origin_prefix) {
+    std::vector<RunGroupConfig> groups;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        Result<RunGroupConfig> g =
+            parse_group_spec(specs[i], fmt::format("{}{}", origin_prefix, i + 1));
+        if (!g.is_ok()) {
+            return g.status();
+        }
+        groups.push_back(std::move(g).value());
+    }
+    return groups;
+}
+
+Status validate(RunConfig& c) {
+    if (!contains(kPolicies, c.policy)) {
+        return key_error(c, "policy",
+                         fmt::format("unknown policy '{}'{} (known: {})", c.policy,
+                                     suggestion(c.policy, kPolicies), join(kPolicies)));
+    }
+    if (c.policy == "pals" && c.power_model.empty()) {
+        return key_error(
+            c, "policy",
+            "policy 'pals' needs power_model (the MODEL.json `pals fit` writes); set power_model "
+            "or "
+            "choose a policy without a model (cap-only, batch-only, clock-only, default)");
+    }
+    if (c.period_s < kMinPeriodS) {
+        return key_error(c, "period_s", fmt::format("must be >= {} s", kMinPeriodS));
+    }
+    if (c.latency_window_s < c.period_s) {
+        return key_error(c, "latency_window_s", "must be >= period_s");
+    }
+    if (c.budget_w < 0.0) {
+        return key_error(c, "budget_w", "must be >= 0 (0: no budget)");
+    }
+    for (std::string_view key :
+         {"slo_ttft_s", "slo_tpot_s", "sm_clock_max_mhz", "scrape_timeout_s"}) {
+        const double v = c.*(std::get<double RunConfig::*>(find_key(key)->member));
+        if (v <= 0.0) {
+            return key_error(c, key, "must be > 0");
+        }
+    }
+    if (c.retry_periods < 1) {
+        return key_error(c, "retry_periods", "must be >= 1");
+    }
+    if (!contains(kLogLevels, c.log_level)) {
+        return key_error(
+            c, "log_level",
+            fmt::format("unknown level '{}' (known: {})", c.log_level, join(kLogLevels)));
+    }
+    auto listen = parse_host_port(c.listen, 0);
+    if (!listen.is_ok()) {
+        return key_error(c, "listen", listen.status().message());
+    }
+    c.listen_host = listen->first;
+    c.listen_port = listen->second;
+    if (c.saved_controls.empty()) {
+        return key_error(c, "saved_controls", "must not be empty");
+    }
+    if (c.groups.empty()) {
+        return Status::invalid_argument((c.file.empty() ? std::string("configuration") : c.file) +
+                                        ": no GPU group: give at least one [[group]] (url and gpus "
+                                        "of a vLLM server), --group or PALS_GROUPS");
+    }
+    for (std::size_t i = 0; i < c.groups.size(); ++i) {
+        RunGroupConfig& g = c.groups[i];
+        auto url = parse_url(g.url);
+        if (!url.is_ok()) {
+            return group_error(g, "url", url.status().message());
+        }
+        g.host = url->first;
+        g.port = url->second;
+        if (g.gpus.empty()) {
+            return group_error(g, "gpus", "give the GPUs of this server, e.g. [0, 1]");
+        }
+        std::set<int> seen;
+        for (int gpu : g.gpus) {
+            if (gpu < 0) {
+                return group_error(g, "gpus", fmt::format("GPU index {} is negative", gpu));
+            }
+            if (!seen.insert(gpu).second) {
+                return group_error(g, "gpus", fmt::format("GPU {} is listed twice", gpu));
+            }
+        }
+        if (g.max_num_seqs < 1) {
+            return group_error(g, "max_num_seqs", "must be >= 1 (the server's --max-num-seqs)");
+        }
+        if (g.batch_cap_file.empty()) {
+            return group_error(g, "batch_cap_file", "must not be empty");
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            const RunGroupConfig& other = c.groups[j];
+            for (int gpu : g.gpus) {
+                if (std::find(other.gpus.begin(), other.gpus.end(), gpu) != other.gpus.end()) {
+                    return group_error(
+                        g, "gpus",
+                        fmt::format("GPU {} is also in group {} ({})", gpu, j, other.origin));
+                }
+            }
+            if (g.batch_cap_file == other.batch_cap_file) {
+                return group_error(
+                    g, "batch_cap_file",
+                    fmt::format("'{}' is also group {}'s: each server needs its own file (its "
+                                "PALS_BATCH_CAP_FILE)",
+                                g.batch_cap_file, j));
+            }
+            if (g.host == other.host && g.port == other.port && g.model_name == other.model_name &&
+                g.engine == other.engine) {
+                return group_error(
+                    g, "url",
+                    fmt::format("group {} already reads {} with the same model_name and engine "
+                                "filter (set engine to a DP rank to split one server)",
+                                j, g.url));
+            }
+        }
+    }
+    return Status::ok();
+}
+
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (c < 0x20 || c == 0x7f) {
+            out += fmt::format("\\u{:04x}", c);
+        } else {
+            out += ch;
+        }
+    }
+    return out + "\"";
+}
+
+std::string toml_number(double v) {
+    std::string s = fmt::format("{}", v);
+    if (s.find_first_of(".eEn") == std::string::npos) {
+        s += ".0";
+    }
+    return s;
+}
+
+std::string value_text(const RunConfig& c, const KeyDef& def, bool toml) {
+    if (const auto* s = std::get_if<std::string RunConfig::*>(&def.member)) {
+        return quote(c.*(*s));
+    }
+    if (const auto* d = std::get_if<double RunConfig::*>(&def.member)) {
+        return toml ? toml_number(c.*(*d)) : fmt::format("{}", c.*(*d));
+    }
+    return std::to_string(c.*(std::get<int RunConfig::*>(def.member)));
+}
+
+/// "default", "--budget-w", "PALS_BUDGET_W" or "pals.toml:3:1".
+std::string origin_comment(const std::string& origin, std::string_view key) {
+    const std::string suffix = ": " + std::string(key);
+    if (origin.size() > suffix.size() &&
+        origin.compare(origin.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        return origin.substr(0, origin.size() - suffix.size());
+    }
+    return origin;
+}
+
+}  // namespace
+
+const std::vector<RunConfigKey>& run_config_keys() {
+    static const std::vector<RunConfigKey> kKeys = [] {
+        std::vector<RunConfigKey> keys;
+        for (const KeyDef& d : key_defs()) {
+            keys.push_back(d.key);
+        }
+        return keys;
+    }();
+    return kKeys;
+}
+
+std::string run_config_env_name(std::string_view key) {
+    std::string out = "PALS_";
+    for (const char c : key) {
+        out += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+    }
+    return out;
+}
+
+std::string run_config_flag_name(std::string_view key) {
+    std::string out = "--";
+    for (const char c : key) {
+        out += c == '_' ? '-' : c;
+    }
+    return out;
+}
+
+Result<RunGroupConfig> parse_group_spec(std::string_view spec, const std::string& origin) {
+    RunGroupConfig g;
+    g.origin = origin;
+    for (const std::string& raw : split(spec, ',')) {
+        const std::string item = trim(raw);
+        if (item.empty()) {
+            continue;
+        }
+        const std::size_t eq = item.find('=');
+        if (eq == std::string::npos) {
+            return Status::invalid_argument(fmt::format("{}: '{}' is not key=value (keys: {})",
+                                                        origin, item, join(kGroupKeys)));
+        }
+        const std::string key = trim(item.substr(0, eq));
+        if (!contains(kGroupKeys, key)) {
+            return Status::invalid_argument(fmt::format("{}: unknown key '{}'{} (known: {})",
+                                                        origin, key, suggestion(key, kGroupKeys),
+                                                        join(kGroupKeys)));
+        }
+        const std::string prefix = origin + ": " + key;
+        if (g.origins.count(key) != 0U) {
+            return Status::invalid_argument(prefix + ": given twice");
+        }
+        if (Status s = set_group_from_text(g, key, item.substr(eq + 1)); !s.is_ok()) {
+            return s.with_prefix(prefix);
+        }
+        g.origins[key] = prefix;
+    }
+    return g;
+}
+
+Result<RunConfig> load_run_config(const RunConfigSources& sources) {
+    RunConfig c;
+    if (!sources.file.empty()) {
+        PALS_RETURN_IF_ERROR(read_file(c, sources.file));
+    }
+    // Environment, then flags: each replaces what the layer below set.
+    if (sources.env) {
+        for (const KeyDef& def : key_defs()) {
+            const std::string name = run_config_env_name(def.key.key);
+            std::optional<std::string> value = sources.env(name);
+            if (!value || value->empty()) {
+                continue;
+            }
+            if (Status s = set_from_text(c, def, *value); !s.is_ok()) {
+                return s.with_prefix(name);
+            }
+            c.origins[std::string(def.key.key)] = name;
+        }
+        if (std::optional<std::string> groups = sources.env(kRunGroupsEnvVar);
+            groups && !trim(*groups).empty()) {
+            std::vector<std::string> specs;
+            for (const std::string& spec : split(*groups, ';')) {
+                if (!trim(spec).empty()) {
+                    specs.push_back(spec);
+                }
+            }
+            auto parsed = parse_group_list(specs, std::string(kRunGroupsEnvVar) + " #");
+            if (!parsed.is_ok()) {
+                return parsed.status();
+            }
+            c.groups = std::move(parsed).value();
+            c.groups_origin = kRunGroupsEnvVar;
+        }
+    }
+    for (const auto& [key, value] : sources.flags) {
+        const KeyDef* def = find_key(key);
+        const std::string flag = run_config_flag_name(key);
+        if (def == nullptr) {
+            return Status::invalid_argument(flag + ": unknown option");
+        }
+        if (Status s = set_from_text(c, *def, value); !s.is_ok()) {
+            return s.with_prefix(flag);
+        }
+        c.origins[key] = flag;
+    }
+    if (!sources.group_flags.empty()) {
+        auto parsed = parse_group_list(sources.group_flags, "--group #");
+        if (!parsed.is_ok()) {
+            return parsed.status();
+        }
+        c.groups = std::move(parsed).value();
+        c.groups_origin = "--group";
+    }
+    PALS_RETURN_IF_ERROR(validate(c));
+    return c;
+}
+
+Status check_gpu_count(const RunConfig& config, int gpu_count) {
+    for (const RunGroupConfig& g : config.groups) {
+        for (int gpu : g.gpus) {
+            if (gpu >= gpu_count) {
+                return group_error(
+                    g, "gpus",
+                    gpu_count > 0
+                        ? fmt::format("GPU {} does not exist (NVML reports {} GPUs: 0-{})", gpu,
+                                      gpu_count, gpu_count - 1)
+                        : fmt::format("GPU {} does not exist (NVML reports no GPU)", gpu));
+            }
+        }
+    }
+    return Status::ok();
+}
+
+std::string run_config_to_toml(const RunConfig& c) {
+    std::string out = "# pals run: effective configuration (flag > environment > file > default)\n";
+    for (const KeyDef& def : key_defs()) {
+        const std::string key(def.key.key);
+        auto it = c.origins.find(key);
+        out += fmt::format(
+            "{} = {}  # {}\n", key, value_text(c, def, true),
+            it == c.origins.end() ? std::string("default") : origin_comment(it->second, key));
+    }
+    for (const RunGroupConfig& g : c.groups) {
+        out += fmt::format("\n[[group]]  # {}\n", g.origin);
+        out += fmt::format("url = {}\n", quote(g.url));
+        out += fmt::format("gpus = [{}]\n", fmt::join(g.gpus, ", "));
+        out += fmt::format("max_num_seqs = {}\n", g.max_num_seqs);
+        out += fmt::format("batch_cap_file = {}\n", quote(g.batch_cap_file));
+        out += fmt::format("model_name = {}\n", quote(g.model_name));
+        out += fmt::format("engine = {}\n", quote(g.engine));
+    }
+    return out;
+}
+
+std::string run_config_to_json(const RunConfig& c) {
+    std::vector<std::string> fields;
+    for (const KeyDef& def : key_defs()) {
+        fields.push_back(fmt::format("  {}: {}", quote(def.key.key), value_text(c, def, false)));
+    }
+    std::vector<std::string> groups;
+    for (const RunGroupConfig& g : c.groups) {
+        groups.push_back(
+            fmt::format("    {{\"url\": {}, \"gpus\": [{}], \"max_num_seqs\": {}, "
+                        "\"batch_cap_file\": {}, \"model_name\": {}, "
+                        "\"engine\": {}}}",
+                        quote(g.url), fmt::join(g.gpus, ", "), g.max_num_seqs,
+                        quote(g.batch_cap_file), quote(g.model_name), quote(g.engine)));
+    }
+    fields.push_back(fmt::format("  \"group\": [\n{}\n  ]", fmt::join(groups, ",\n")));
+    std::vector<std::string> origins;
+    for (const KeyDef& def : key_defs()) {
+        const std::string key(def.key.key);
+        auto it = c.origins.find(key);
+        origins.push_back(
+            fmt::format("    {}: {}", quote(key),
+                        quote(it == c.origins.end() ? std::string("default")
+                                                    : origin_comment(it->second, key))));
+    }
+    fields.push_back(fmt::format("  \"origins\": {{\n{}\n  }}", fmt::join(origins, ",\n")));
+    return fmt::format("{{\n{}\n}}\n", fmt::join(fields, ",\n"));
+}
+
+ControllerConfig controller_config(const RunConfig& c) {
+    ControllerConfig cc;
+    cc.period = Seconds{c.period_s};
+    cc.latency_window = Seconds{c.latency_window_s};
+    cc.slo_ttft_s = c.slo_ttft_s;
+    cc.slo_tpot_s = c.slo_tpot_s;
+    cc.sm_clock_max_mhz = c.sm_clock_max_mhz;
+    cc.budget = c.budget_w > 0.0 ? BudgetSchedule(c.budget_w) : BudgetSchedule();
+    return cc;
+}
+
+DaemonOptions daemon_options(const RunConfig& c) {
+    DaemonOptions o;
+    o.retry_periods = c.retry_periods;
+    // Only these policies lock SM clocks; saving (and resetting) clocks for the others would
+    // undo a lock set by someone else (NVML cannot read locked clocks back).
+    o.save_sm_clocks = c.policy == "pals" || c.policy == "clock-only";
+    return o;
+}
+
+std::vector<engine::vllm::VllmEngineConfig> engine_configs(const RunConfig& c) {
+    std::vector<engine::vllm::VllmEngineConfig> out;
+    for (std::size_t i = 0; i < c.groups.size(); ++i) {
+        const RunGroupConfig& g = c.groups[i];
+        engine::vllm::VllmEngineConfig e;
+        e.name = fmt::format("group{}", i);
+        e.host = g.host;
+        e.port = g.port;
+        e.timeout = Seconds{c.scrape_timeout_s};
+        e.filter.model_name = g.model_name;
+        e.filter.engine = g.engine;
+        e.max_num_seqs = g.max_num_seqs;
+        e.gpus = g.gpus;
+        e.batch_cap_path = g.batch_cap_file;
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+Result<std::unique_ptr<Policy>> make_run_policy(const RunConfig& c) {
+    if (c.policy == "default") {
+        return make_default_policy();
+    }
+    if (c.policy == "cap-only") {
+        return make_cap_only_policy();
+    }
+    if (c.policy == "batch-only") {
+        return make_batch_only_policy();
+    }
+    if (c.policy == "clock-only") {
+        return make_clock_only_policy();
+    }
+    if (c.policy != "pals") {
+        return key_error(c, "policy", "unknown policy '" + c.policy + "'");
+    }
+    Result<profile::PowerModel> model = profile::PowerModel::load(c.power_model);
+    if (!model.is_ok()) {
+        return model.status().with_prefix(key_origin(c, "power_model"));
+    }
+    const std::vector<std::string> mixes = model->workloads();
+    if (!c.workload.empty() && std::find(mixes.begin(), mixes.end(), c.workload) == mixes.end()) {
+        return key_error(c, "workload",
+                         fmt::format("the model {} has no workload mix '{}' (it has: {})",
+                                     c.power_model, c.workload, fmt::join(mixes, ", ")));
+    }
+    PalsSettings settings;
+    settings.workload = c.workload;
+    return make_pals_policy(std::make_shared<const profile::PowerModel>(std::move(model).value()),
+                            settings);
+}
+
+}  // namespace pals::control

@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""CLI tests of `pals run` (the live daemon) against the fake libnvidia-ml.so.1 and a vLLM stand-in.
+
+Plain python3, no pytest: `test_run_cli.py --pals PATH --fake-lib PATH --source-dir DIR --case NAME`
+runs one case (ctest runs each as `cli.run.<case>`, tests/cli/CMakeLists.txt); `--case all` runs
+every case. The vLLM stand-in is an http.server thread in this process serving a /metrics text
+whose counters grow with every scrape (its latency can be made high). Each case gets a private
+folder for the fake driver's state, the daemon's config, token, saved controls and batch-cap
+files, and ends by checking that no GPU limit was left changed.
+"""
+
+import argparse
+import http.server
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.request
+
+DEFAULT_LIMIT_W = 700.0
+TOKEN = "s3cret-token"
+PERIOD_S = 0.5
+
+
+class CaseFailure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise CaseFailure(message)
+
+
+# ---- the vLLM stand-in ----------------------------------------------------------------------------
+
+ITL_BOUNDS = ["0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "+Inf"]
+LATENCY_BOUNDS = ["0.1", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf"]
+
+
+class VllmStandIn:
+    """Serves GET /metrics like a busy vLLM server: each scrape adds 100 requests' worth of tokens.
+    `itl_s` is where every inter-token latency falls (above the TPOT SLO: the batch must shrink)."""
+
+    def __init__(self, port=0, itl_s=0.02):
+        self.itl_s = itl_s
+        self.scrapes = 0
+        self.lock = threading.Lock()
+        self.port = port
+        self.server = None
+        self.thread = None
+        self.start()
+
+    def metrics(self):
+        with self.lock:
+            self.scrapes += 1
+            n = self.scrapes
+        labels = 'engine="0",model_name="m"'
+        lines = []
+
+        def gauge(name, v):
+            lines.append(f"# TYPE {name} gauge")
+            lines.append(f"{name}{{{labels}}} {v}")
+
+        def counter(name, v, extra=""):
+            lines.append(f"# TYPE {name} counter")
+            lines.append(f"{name}{{{labels}{extra}}} {v}")
+
+        def histogram(name, bounds, value, count):
+            lines.append(f"# TYPE {name} histogram")
+            for le in bounds:
+                inside = le == "+Inf" or value <= float(le)
+                lines.append(f'{name}_bucket{{engine="0",le="{le}",model_name="m"}} {count if inside else 0}')
+            lines.append(f"{name}_sum{{{labels}}} {value * count}")
+            lines.append(f"{name}_count{{{labels}}} {count}")
+
+        gauge("vllm:num_requests_running", 64)
+        gauge("vllm:num_requests_waiting", 0)
+        gauge("vllm:kv_cache_usage_perc", 0.4)
+        counter("vllm:prompt_tokens_total", 50000 * n)
+        counter("vllm:generation_tokens_total", 20000 * n)
+        counter("vllm:request_success_total", 100 * n, ',finished_reason="stop"')
+        counter("vllm:num_preemptions_total", 0)
+        histogram("vllm:time_to_first_token_seconds", LATENCY_BOUNDS, 0.3, 100 * n)
+        histogram("vllm:inter_token_latency_seconds", ITL_BOUNDS, self.itl_s, 20000 * n)
+        histogram("vllm:e2e_request_latency_seconds", LATENCY_BOUNDS, 4.0, 100 * n)
+        return ("\n".join(lines) + "\n").encode()
+
+    def start(self):
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path != "/metrics":
+                    self.send_error(404)
+                    return
+                body = stand_in.metrics()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+
+# ---- one case's world -----------------------------------------------------------------------------
+
+class Env:
+    def __init__(self, pals, fake_lib, source_dir, shared_dir, folder):
+        self.shared_dir = shared_dir
+        self.pals = pals
+        self.fake_lib = fake_lib
+        self.source_dir = source_dir
+        self.folder = folder
+        self.state = os.path.join(folder, "fake_state.json")
+        self.saved = os.path.join(folder, "saved_controls.json")
+        self.token = os.path.join(folder, "token")
+        with open(self.token, "w") as f:
+            f.write(TOKEN + "\n")
+        self.fake_config = None
+        self.stand_ins = []
+
+    def path(self, name):
+        return os.path.join(self.folder, name)
+
+    def config_fake(self, obj):
+        self.fake_config = self.path("fake_nvml.json")
+        with open(self.fake_config, "w") as f:
+            json.dump(obj, f)
+
+    def environ(self, extra=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PALS_")}
+        env["PALS_NVML_LIB"] = self.fake_lib
+        env["PALS_FAKE_NVML_STATE"] = self.state
+        if self.fake_config:
+            env["PALS_FAKE_NVML_CONFIG"] = self.fake_config
+        env.update(extra or {})
+        return env
+
+    def run(self, *args, env=None, timeout=60):
+        return subprocess.run([self.pals, *args], env=self.environ(env), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def expect(self, result, code, *substrings, stream="stderr"):
+        text = getattr(result, stream)
+        check(result.returncode == code,
+              f"{result.args[1:]}: exit {result.returncode}, expected {code}\n"
+              f"stdout: {result.stdout}\nstderr: {result.stderr}")
+        for s in substrings:
+            check(s in text, f"{result.args[1:]}: {stream} lacks {s!r}:\n{text}")
+
+    def limits(self):
+        r = self.run("gpus", "--json")
+        self.expect(r, 0)
+        return [g["power_limit_w"] for g in json.loads(r.stdout)["gpus"]]
+
+    def write_config(self, text, name="pals.toml"):
+        path = self.path(name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def stand_in(self, **kwargs):
+        s = VllmStandIn(**kwargs)
+        self.stand_ins.append(s)
+        return s
+
+    def config_text(self, groups, policy="cap-only", budget_w=1200, extra=""):
+        text = (f'policy = "{policy}"\nbudget_w = {budget_w}\nperiod_s = {PERIOD_S}\n'
+                f'latency_window_s = 2.0\nlisten = "127.0.0.1:0"\ntoken_file = "token"\n'
+                f'saved_controls = "saved_controls.json"\nretry_periods = 2\nlog_level = "info"\n{extra}\n')
+        for i, (url, gpus) in enumerate(groups):
+            text += (f'[[group]]\nurl = "{url}"\ngpus = {json.dumps(gpus)}\nmax_num_seqs = 256\n'
+                     f'batch_cap_file = "batch_cap_{i}"\n\n')
+        return text
+
+    def assert_untouched(self):
+        check(not os.path.exists(self.saved), f"{self.saved} was left behind")
+        if not os.path.exists(self.state):
+            return
+        with open(self.state) as f:
+            state = json.load(f)
+        for i, d in enumerate(state["devices"]):
+            check(d["limit_w"] == DEFAULT_LIMIT_W, f"GPU {i} left at {d['limit_w']} W")
+            check(d["locked_max_mhz"] == 0, f"GPU {i} left with locked clocks")
+
+    def close(self):
+        for s in self.stand_ins:
+            try:
+                s.stop()
+            except Exception:  # already stopped
+                pass
+
+
+class Daemon:
+    """A running `pals run`; its API port comes from the "listening on" line."""
+
+    def __init__(self, env, *args, extra_env=None):
+        self.env = env
+        self.stderr_path = env.path("daemon.stderr")
+        self.stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen([env.pals, "run", *args], env=env.environ(extra_env), cwd=env.folder,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        line = self.proc.stdout.readline()
+        if "listening on http://" not in line:
+            self.proc.kill()
+            raise CaseFailure(f"no 'listening on' line: {line!r}\n{self.log()}")
+        self.base = line.strip().split("listening on ", 1)[1]
+
+    def log(self):
+        if not self.stderr.closed:
+            self.stderr.flush()
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def request(self, method, path, body=None, token=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def json(self, path):
+        code, body = self.request("GET", path)
+        check(code == 200, f"GET {path}: {code} {body}")
+        return json.loads(body)
+
+    def state_if(self, predicate):
+        """/v1/state when it satisfies predicate, else None (also before the first period: 503)."""
+        code, body = self.request("GET", "/v1/state")
+        if code != 200:
+            return None
+        state = json.loads(body)
+        return state if predicate(state) else None
+
+    def wait_for(self, predicate, what, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            check(self.proc.poll() is None, f"daemon exited ({self.proc.returncode}) waiting for {what}\n{self.log()}")
+            last = predicate()
+            if last:
+                return last
+            time.sleep(0.05)
+        raise CaseFailure(f"timed out waiting for {what}\n{self.log()}")
+
+    def health(self):
+        code, body = self.request("GET", "/healthz")
+        return json.loads(body)["status"] if code == 200 else f"http {code}"
+
+    def stop(self, sig=signal.SIGTERM, expect_code=0):
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise CaseFailure(f"daemon did not stop on {sig}\n{self.log()}")
+        self.stderr.close()
+        check(code == expect_code, f"daemon exit {code}, expected {expect_code}\n{self.log()}")
+
+
+def read_batch_cap(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    check(len(data) == 8, f"{path}: {len(data)} bytes, expected 8")
+    return struct.unpack("<Q", data)[0]
+
+
+# ---- cases ----------------------------------------------------------------------------------------
+
+def case_config_errors(e):
+    s = e.stand_in()
+    good_group = f'[[group]]\nurl = "{s.url()}"\ngpus = [0]\n'
+    cases = [
+        ("unknown.toml", 'policy = "cap-only"\nbudget_watts = 5\n' + good_group,
+         ["unknown.toml:2:1: unknown key 'budget_watts'", "did you mean 'budget_w'"]),
+        ("type.toml", 'policy = "cap-only"\nperiod_s = "fast"\n' + good_group,
+         ["type.toml:2:1: period_s: must be a number"]),
+        ("overlap.toml", 'policy = "cap-only"\n' + good_group + 'batch_cap_file = "a"\n'
+         + '[[group]]\nurl = "http://127.0.0.1:1"\ngpus = [0, 1]\nbatch_cap_file = "b"\n',
+         ["overlap.toml:8:1: group[1].gpus: GPU 0 is also in group 0"]),
+        ("url.toml", 'policy = "cap-only"\n[[group]]\nurl = "https://127.0.0.1:8000"\ngpus = [0]\n',
+         ["url.toml:3:1: group[0].url:", "only http://"]),
+        ("nomodel.toml", 'policy = "pals"\n' + good_group,
+         ["nomodel.toml:1:1: policy: policy 'pals' needs power_model"]),
+        ("syntax.toml", 'policy = "cap-only\n', ["syntax.toml:1:"]),
+    ]
+    for name, text, expected in cases:
+        path = e.write_config(text, name)
+        for extra in ([], ["--check"]):
+            e.expect(e.run("run", "--config", path, *extra), 2, *expected)
+    ok = e.write_config('policy = "cap-only"\n' + good_group, "ok.toml")
+    e.expect(e.run("run", "--config", ok, "--period-s", "abc"), 2, "--period-s: must be a number, got 'abc'")
+    e.expect(e.run("run", "--config", ok, env={"PALS_BUDGET_W": "lots"}), 2,
+             "PALS_BUDGET_W: must be a number, got 'lots'")
+    e.expect(e.run("run", "--config", ok, "--group", "url=http://127.0.0.1:1,gpu=0"), 2,
+             "--group #1: unknown key 'gpu'")
+    e.expect(e.run("run", "--config", "/nonexistent/pals.toml"), 2, "/nonexistent/pals.toml")
+    # GPUs are checked against NVML at start (the fake has 8): nothing is written.
+    e.expect(e.run("run", "--config", ok, "--group", f"url={s.url()},gpus=7+8"), 2,
+             "--group #1: gpus: GPU 8 does not exist (NVML reports 8 GPUs: 0-7)")
+    e.expect(e.run("run", "--config", ok, env={"PALS_NVML_LIB": e.path("missing/libnvidia-ml.so.1")}), 3)
+
+
+def case_check_deploy(e):
+    deploy = os.path.join(e.source_dir, "deploy", "pals.toml")
+    # --check touches no GPU: it works without any NVML library.
+    r = e.run("run", "--config", deploy, "--check", env={"PALS_NVML_LIB": e.path("missing.so")})
+    e.expect(r, 0, "[[group]]", 'policy = "pals"', stream="stdout")
+    r = e.run("run", "--check", "--json", "--budget-w", "3000", env={"PALS_CONFIG": deploy, "PALS_SLO_TPOT_S": "0.05"})
+    e.expect(r, 0)
+    cfg = json.loads(r.stdout)
+    check(cfg["budget_w"] == 3000 and cfg["origins"]["budget_w"] == "--budget-w", str(cfg))
+    check(cfg["slo_tpot_s"] == 0.05 and cfg["origins"]["slo_tpot_s"] == "PALS_SLO_TPOT_S", str(cfg))
+    check(len(cfg["group"]) == 2 and cfg["group"][1]["gpus"] == [4, 5, 6, 7], str(cfg["group"]))
+    # The printed TOML is a valid configuration itself.
+    r = e.run("run", "--config", deploy, "--check")
+    again = e.write_config(r.stdout, "again.toml")
+    e.expect(e.run("run", "--config", again, "--check"), 0)
+
+
+def case_budget_api(e):
+    s = e.stand_in()
+    # An operator's limit on GPU 1, saved by `pals power set` in its own state file.
+    other_state = e.path("operator_saved.json")
+    e.expect(e.run("power", "set", "--gpus", "1", "--limit", "650", "--state-file", other_state), 0)
+    cfg = e.write_config(e.config_text([(s.url(), [0, 1])], budget_w=1200))
+    d = Daemon(e, "--config", cfg)
+    try:
+        d.wait_for(lambda: d.health() == "ok", "healthz ok")
+        state = d.wait_for(lambda: d.state_if(lambda st: st["decisions_total"] >= 1),
+                           "a first decision")
+        check(state["policy"] == "cap-only" and not state["degraded"], str(state))
+        check(len(state["groups"]) == 1 and state["groups"][0]["gpus"] == [0, 1], str(state["groups"]))
+        check(state["groups"][0]["power_cap_w"] == 600.0, f"cap {state['groups'][0]}")
+        check(state["budget_w"] == 1200.0, str(state))
+        check(e.limits()[:2] == [600.0, 600.0], f"limits {e.limits()}")
+
+        code, body = d.request("PUT", "/v1/budget", {"watts": 800})
+        check(code == 401, f"PUT without token: {code} {body}")
+        code, body = d.request("PUT", "/v1/budget", {"watts": 800}, token="wrong")
+        check(code == 401, f"PUT with a wrong token: {code} {body}")
+        check(e.limits()[:2] == [600.0, 600.0], "a refused PUT changed the limits")
+
+        t0 = time.monotonic()
+        code, body = d.request("PUT", "/v1/budget", {"watts": 800}, token=TOKEN)
+        check(code == 200, f"PUT with token: {code} {body}")
+        d.wait_for(lambda: e.limits()[:2] == [400.0, 400.0], "the fake GPUs' limits to follow", timeout=5)
+        elapsed = time.monotonic() - t0
+        print(f"limits followed the budget change in {elapsed:.3f} s (period {PERIOD_S} s)")
+        check(elapsed <= 2 * PERIOD_S + 0.25, f"limits followed after {elapsed:.2f} s, more than 2 periods")
+        state = d.json("/v1/state")
+        check(state["budget_w"] == 800.0, str(state))
+        metrics = d.request("GET", "/metrics")[1]
+        check("pals_budget_updates_total 1" in metrics, metrics)
+        check("pals_power_budget_watts 800" in metrics, metrics)
+        check("pals_degraded 0" in metrics, metrics)
+        check("budget changed to 800 W" in d.log(), d.log())
+    finally:
+        if d.proc.poll() is None:
+            d.stop()
+    # Back to the values found at start (650 W on GPU 1 is the operator's), not the defaults.
+    check(e.limits()[:2] == [700.0, 650.0], f"limits after SIGTERM: {e.limits()}")
+    check(not os.path.exists(e.saved), "the daemon left its saved-controls file")
+    check("saved limits restored" in d.log(), d.log())
+    e.expect(e.run("power", "restore", "--state-file", other_state), 0)
+
+
+def case_batch_cap_file(e):
+    s = e.stand_in(itl_s=0.5)  # ITL far above the 0.1 s TPOT SLO: batch-only shrinks the batch
+    cfg = e.write_config(e.config_text([(s.url(), [2])], policy="batch-only", budget_w=0))
+    d = Daemon(e, "--config", cfg)
+    cap_file = e.path("batch_cap_0")
+    try:
+        d.wait_for(lambda: os.path.exists(cap_file), "the batch-cap file")
+        cap = read_batch_cap(cap_file)
+        check(1 <= cap < 256, f"batch cap {cap}")
+        state = d.wait_for(lambda: d.state_if(lambda st: st["groups"][0]["batch_cap"] < 256),
+                           "the batch cap in /v1/state")
+        metrics = d.request("GET", "/metrics")[1]
+        check("pals_batch_cap_changes_total 0" not in metrics, metrics)
+        check('pals_group_batch_cap{group="0"}' in metrics, metrics)
+        check(state["generation_tokens"] > 0, f"tokens {state['generation_tokens']}")
+    finally:
+        if d.proc.poll() is None:
+            d.stop(signal.SIGINT)
+    check(read_batch_cap(cap_file) == 256, f"batch cap after exit: {read_batch_cap(cap_file)} (expected 256)")
+
+
+def case_vllm_outage(e):
+    s = e.stand_in()
+    cfg = e.write_config(e.config_text([(s.url(), [0, 1])], budget_w=1000))
+    d = Daemon(e, "--config", cfg)
+    try:
+        d.wait_for(lambda: d.health() == "ok" and e.limits()[:2] == [500.0, 500.0], "control at 500 W")
+        port = s.port
+        s.stop()
+        t0 = time.monotonic()
+        d.wait_for(lambda: d.health() == "degraded", "healthz degraded")
+        print(f"degraded {time.monotonic() - t0:.3f} s after the stand-in went away")
+        # Degraded: the saved limits are back; the API keeps answering.
+        d.wait_for(lambda: e.limits()[:2] == [700.0, 700.0], "saved limits restored while degraded")
+        state = d.json("/v1/state")
+        check(state["degraded"] and state["errors_total"] >= 1, str(state))
+        check("degraded" in state["last_decision"], state["last_decision"])
+        metrics = d.request("GET", "/metrics")[1]
+        check("pals_degraded 1" in metrics, metrics)
+        s2 = e.stand_in(port=port)
+        t0 = time.monotonic()
+        d.wait_for(lambda: d.health() == "ok", "healthz ok again")
+        d.wait_for(lambda: e.limits()[:2] == [500.0, 500.0], "control again")
+        print(f"control resumed {time.monotonic() - t0:.3f} s after the stand-in came back")
+        check(s2.scrapes > 0, "the new stand-in was not scraped")
+        log = d.log()
+        check("control degraded:" in log and "control resumed after" in log, log)
+    finally:
+        if d.proc.poll() is None:
+            d.stop()
+    check(e.limits()[:2] == [700.0, 700.0], f"limits after SIGTERM: {e.limits()}")
+
+
+def case_pals_policy(e):
+    profile = e.path("profile.csv")
+    model = e.path("model.json")
+    model_spec = os.path.join(e.shared_dir, "models", "meta-llama__Llama-3.1-8B-Instruct.json")
+    e.expect(e.run("profile", "--model", model_spec, "--caps", "300,500,700", "--batches", "8,32,128",
+                   "--warmup", "2", "--window", "5", "--out", profile, "--quiet"), 0)
+    e.expect(e.run("fit", profile, "--out", model), 0)
+    s0 = e.stand_in()
+    s1 = e.stand_in()
+    cfg = e.write_config(e.config_text([(s0.url(), [0]), (s1.url(), [1])], policy="pals", budget_w=900,
+                                       extra='power_model = "model.json"\nworkload = "default"\n'))
+    d = Daemon(e, "--config", cfg)
+    try:
+        state = d.wait_for(lambda: d.state_if(lambda st: st["decisions_total"] >= 3),
+                           "three decisions")
+        check(state["policy"] == "pals" and not state["degraded"], str(state))
+        check(len(state["groups"]) == 2, str(state["groups"]))
+        caps = [g["power_cap_w"] for g in state["groups"]]
+        check(sum(caps) <= 900.0 + 1e-6, f"caps {caps} above the 900 W budget")
+        limits = e.limits()
+        check(limits[0] == caps[0] and limits[1] == caps[1], f"limits {limits[:2]} vs caps {caps}")
+    finally:
+        if d.proc.poll() is None:
+            d.stop(signal.SIGINT)
+    check(e.limits()[:2] == [700.0, 700.0], f"limits after SIGINT: {e.limits()}")
+
+
+def case_permission_denied(e):
+    e.config_fake({"root": False})
+    s = e.stand_in()
+    cfg = e.write_config(e.config_text([(s.url(), [0, 1])], budget_w=800))
+    r = e.run("run", "--config", cfg, timeout=30)
+    e.expect(r, 4, "insufficient permissions")
+
+
+CASES = {
+    "config_errors": case_config_errors,
+    "check_deploy": case_check_deploy,
+    "budget_api": case_budget_api,
+    "batch_cap_file": case_batch_cap_file,
+    "vllm_outage": case_vllm_outage,
+    "pals_policy": case_pals_policy,
+    "permission_denied": case_permission_denied,
+}
+
+
+def run_case(name, fn, pals, fake_lib, source_dir, shared_dir):
+    with tempfile.TemporaryDirectory(prefix=f"pals-run-{name}-") as folder:
+        e = Env(pals, fake_lib, source_dir, shared_dir, folder)
+        try:
+            fn(e)
+            e.assert_untouched()
+        except CaseFailure as failure:
+            print(f"FAIL {name}: {failure}")
+            return False
+        except Exception:
+            print(f"ERROR {name}:\n{traceback.format_exc()}")
+            return False
+        finally:
+            e.close()
+    print(f"ok   {name}")
+    return True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pals", required=True)
+    parser.add_argument("--fake-lib", required=True)
+    parser.add_argument("--source-dir", required=True)
+    parser.add_argument("--shared-dir", help="the shared data folder (default: SOURCE/../shared)")
+    parser.add_argument("--case", default="all")
+    parser.add_argument("--expect-cases", help="comma-separated case list that must match this file's")
+    args = parser.parse_args()
+    if args.expect_cases is not None:
+        expected = sorted(c for c in args.expect_cases.split(",") if c)
+        if expected != sorted(CASES):
+            print(f"tests/cli/CMakeLists.txt lists {expected}, test_run_cli.py has {sorted(CASES)}")
+            return 1
+        return 0
+    names = sorted(CASES) if args.case == "all" else [args.case]
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        print(f"unknown case(s) {unknown}; known: {sorted(CASES)}")
+        return 2
+    args.pals, args.fake_lib, args.source_dir = (os.path.abspath(p) for p in (args.pals, args.fake_lib, args.source_dir))
+    shared_dir = args.shared_dir or os.path.join(args.source_dir, "..", "shared")
+    results = [run_case(n, CASES[n], args.pals, args.fake_lib, args.source_dir, shared_dir) for n in names]
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
