@@ -94,6 +94,9 @@ std::string state_json(const StateSnapshot& s) {
                 {"groups", groups},
                 {"last_decision", s.last_decision},
                 {"decisions_total", s.decisions_total},
+                {"cap_changes_total", s.cap_changes_total},
+                {"batch_cap_changes_total", s.batch_changes_total},
+                {"budget_updates_total", s.budget_updates_total},
                 {"errors_total", s.errors_total}}
         .dump(2);
 }

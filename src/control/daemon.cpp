@@ -90,7 +90,15 @@ void Daemon::publish() {
         g.gpus = engine.gpus();
         g.batch_cap = engine.max_batch_cap();
         const double tokens_before = m_tokens[i];
-        if (auto snap = engine.snapshot(); snap.is_ok()) {
+        // While controlling, the controller's own reading of this period (one scrape per period);
+        // degraded, a fresh one.
+        Result<engine::EngineSnapshot> fresh = Status::unavailable("not read");
+        const engine::EngineSnapshot* snap = tick != nullptr ? m_controller.last_snapshot(i) : nullptr;
+        if (snap == nullptr) {
+            fresh = engine.snapshot();
+            snap = fresh.is_ok() ? &fresh.value() : nullptr;
+        }
+        if (snap != nullptr) {
             g.running = snap->running;
             g.waiting = snap->waiting;
             g.batch_cap = snap->batch_cap > 0 ? snap->batch_cap : g.batch_cap;

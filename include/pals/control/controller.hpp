@@ -134,6 +134,12 @@ public:
     [[nodiscard]] const std::vector<TickRecord>& history() const { return m_history; }
     [[nodiscard]] const Policy& policy() const { return *m_policy; }
     [[nodiscard]] Seconds next_tick() const { return m_next_tick; }
+    /// The newest engine snapshot of group `group` read by start()/tick(); nullptr before start()
+    /// or for an unknown group. Valid until the next start()/tick().
+    [[nodiscard]] const engine::EngineSnapshot* last_snapshot(std::size_t group) const {
+        return group < m_groups.size() && !m_groups[group].snapshots.empty() ? &m_groups[group].snapshots.back()
+                                                                             : nullptr;
+    }
 
 private:
     struct GroupState {
