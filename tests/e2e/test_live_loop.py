@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""End-to-end test of the live path on loopback, no GPU (issue 6, docs/deploy.md):
+
+    pals loadgen --> pals sim-serve (OpenAI API, vLLM /metrics, simulated Mixtral TP2)
+                        ^   | power, energy           ^ batch-cap file
+                        |   v                         |
+                 fake libnvidia-ml.so.1 <-- caps -- pals run (NVML backend, vLLM adapter,
+                                                    PALS policy from `pals fit`, HTTP API)
+
+Steps: fit a model of the node (`pals profile` + `pals fit`), start sim-serve, start `pals run`
+against it through the fake NVML library, replay synthetic load with `pals loadgen`, lower the
+budget through PUT /v1/budget mid-run, then SIGTERM the daemon. Checks:
+  - the node's power (pals run's own energy-counter reading, and the simulator's) is under the new
+    budget from the second control period after the change on, and the caps sum within it;
+  - the SLO attainment of the load (loadgen's goodput definition) holds;
+  - the batch cap the daemon decides reaches the engine (sim-serve's pals_sim_batch_cap) and is
+    below the launch max_num_seqs at some point;
+  - after SIGTERM the daemon exits 0 and the GPUs' limits are back to what they were.
+
+Plain python3: `test_live_loop.py --pals PATH --fake-lib PATH --shared DIR [--keep DIR]`.
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+MODEL = "models/mistralai__Mixtral-8x7B-Instruct-v0.1.json"
+TP = 2
+MAX_NUM_SEQS = 256
+PERIOD_S = 1.0
+START_BUDGET_W = 1400.0  # 2 x 700 W: not binding
+LOW_BUDGET_W = 560.0     # 280 W per GPU
+CHANGE_AT_S = 14.0       # into the load
+LOAD_S = 40.0
+RATE_RPS = 2.0
+SLO_TTFT_MS = 1000.0
+SLO_TPOT_MS = 40.0  # tight enough that the model lowers the batch cap to keep ITL in it
+MIN_SLO_ATTAINMENT = 0.9
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def http_get(url, timeout=5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def http_put_json(url, body, token, timeout=5.0):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="PUT",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def metric_values(text, name):
+    """{labels text: value} of the samples of `name` in a Prometheus exposition."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, _, value = line.rpartition(" ")
+            out[key[len(name):]] = float(value)
+    return out
+
+
+class Process:
+    """A background `pals` process whose first stdout line says where it listens."""
+
+    def __init__(self, name, argv, env, log_dir):
+        self.name = name
+        self.log_path = os.path.join(log_dir, name + ".log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.lines = []
+        self.base = None
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.rstrip("\n"))
+            if line.startswith("listening on "):
+                self.base = line.split("listening on ", 1)[1].strip()
+                break
+        if self.base is None:
+            self.proc.kill()
+            raise Failure(f"{name} did not start: {self.lines}\n{self.stderr()}")
+        # Keep draining stdout so the process never blocks on a full pipe.
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def stderr(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()[-4000:]
+
+    def terminate(self, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise Failure(f"{self.name} did not exit within {timeout} s of SIGTERM\n{self.stderr()}")
+
+
+def run(cmd, env, timeout):
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise Failure(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pals", required=True)
+    ap.add_argument("--fake-lib", required=True)
+    ap.add_argument("--shared", required=True)
+    ap.add_argument("--keep", help="work in this folder and keep it (logs, model, results)")
+    args = ap.parse_args()
+
+    model = os.path.join(args.shared, MODEL)
+    if not os.path.exists(model):
+        print(f"SKIP: {model} is missing")
+        return 77
+    folder = args.keep or tempfile.mkdtemp(prefix="pals-e2e-")
+    os.makedirs(folder, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PALS_")}
+    env["PALS_LOG_LEVEL"] = "info"
+    procs = []
+    try:
+        # 1. A fitted model of this node (one TP2 group).
+        profile = os.path.join(folder, "profile.csv")
+        fitted = os.path.join(folder, "model.json")
+        run([args.pals, "profile", "--model", model, "--tp", str(TP), "--max-num-seqs", str(MAX_NUM_SEQS),
+             "--caps", "200:700:50", "--batches", "1,2,4,...,256", "--warmup", "5", "--window", "20",
+             "--quiet", "--out", profile], env, 300)
+        run([args.pals, "fit", profile, "--out", fitted], env, 60)
+
+        # 2. The simulated vLLM server, its GPUs behind the fake NVML library.
+        state_dir = os.path.join(folder, "sim")
+        server = Process("sim-serve", [args.pals, "sim-serve", "--model", model, "--tp", str(TP),
+                                       "--max-num-seqs", str(MAX_NUM_SEQS), "--port", "0",
+                                       "--state-dir", state_dir], env, folder)
+        procs.append(server)
+        nvml_env = dict(env)
+        nvml_env["PALS_NVML_LIB"] = args.fake_lib
+        nvml_env["PALS_FAKE_NVML_CONFIG"] = os.path.join(state_dir, "fake-nvml.json")
+        nvml_env["PALS_FAKE_NVML_STATE"] = os.path.join(state_dir, "fake-nvml-state.json")
+        limits_before = [g["power_limit_w"] for g in json.loads(run([args.pals, "gpus", "--json"], nvml_env, 30))["gpus"]]
+        check(len(limits_before) == TP, f"expected {TP} fake GPUs, got {limits_before}")
+
+        # 3. The daemon.
+        token_file = os.path.join(folder, "token")
+        with open(token_file, "w") as f:
+            f.write("e2e-secret\n")
+        config = os.path.join(folder, "pals.toml")
+        with open(config, "w") as f:
+            f.write(f"""policy = "pals"
+power_model = "{fitted}"
+period_s = {PERIOD_S}
+budget_w = {START_BUDGET_W}
+slo_ttft_s = {SLO_TTFT_MS / 1000}
+slo_tpot_s = {SLO_TPOT_MS / 1000}
+listen = "127.0.0.1:0"
+token_file = "{token_file}"
+saved_controls = "{os.path.join(folder, 'saved_controls.json')}"
+
+[[group]]
+url = "{server.base}"
+gpus = [0, 1]
+max_num_seqs = {MAX_NUM_SEQS}
+batch_cap_file = "{os.path.join(state_dir, 'batch_cap')}"
+""")
+        daemon = Process("pals-run", [args.pals, "run", "--config", config], nvml_env, folder)
+        procs.append(daemon)
+        deadline = time.time() + 15
+        while True:
+            try:
+                json.loads(http_get(daemon.base + "/v1/state"))
+                break
+            except OSError:
+                check(time.time() < deadline, f"pals run published no state within 15 s\n{daemon.stderr()}")
+                time.sleep(0.2)
+
+        # 4. Load, and a sampler of both sides once every 0.25 s.
+        result = os.path.join(folder, "loadgen.json")
+        loadgen = subprocess.Popen(
+            [args.pals, "loadgen", "--url", server.base, "--rate", str(RATE_RPS), "--duration", str(LOAD_S),
+             "--input-len", "uniform:128:1024", "--output-len", "uniform:64:256", "--seed", "1",
+             "--goodput", f"ttft:{SLO_TTFT_MS}", f"tpot:{SLO_TPOT_MS}", "--json", "--out", result],
+            env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(folder, "loadgen.log"), "w"))
+        start = time.time()
+        samples = []  # (t, daemon state, sim-serve metrics text)
+        changed_at = None
+        while loadgen.poll() is None and time.time() - start < LOAD_S + 60:
+            t = time.time() - start
+            if changed_at is None and t >= CHANGE_AT_S:
+                status, body = http_put_json(daemon.base + "/v1/budget", {"watts": LOW_BUDGET_W}, "e2e-secret")
+                check(status == 200, f"PUT /v1/budget: {status} {body}")
+                changed_at = time.time() - start
+            try:
+                state = json.loads(http_get(daemon.base + "/v1/state"))
+                metrics = http_get(server.base + "/metrics")
+            except OSError as e:
+                raise Failure(f"reading the daemon or the server failed: {e}")
+            samples.append((time.time() - start, state, metrics))
+            time.sleep(0.25)
+        check(loadgen.wait(timeout=30) == 0, "pals loadgen failed: see loadgen.log")
+        check(changed_at is not None, "the load ended before the budget change")
+
+        with open(os.path.join(state_dir, "batch_cap"), "rb") as f:
+            raw = f.read()
+        check(len(raw) == 8, f"batch-cap file holds {len(raw)} bytes, not 8")
+        file_cap = int.from_bytes(raw, "little")
+        last_cap = json.loads(http_get(daemon.base + "/v1/state"))["groups"][0]["batch_cap"]
+        check(file_cap == last_cap, f"batch-cap file {file_cap} != the daemon's batch cap {last_cap}")
+
+        # 5. SIGTERM: limits restored, exit 0.
+        rc = daemon.terminate()
+        check(rc == 0, f"pals run exited {rc} after SIGTERM\n{daemon.stderr()}")
+        limits_after = [g["power_limit_w"] for g in json.loads(run([args.pals, "gpus", "--json"], nvml_env, 30))["gpus"]]
+        check(limits_after == limits_before, f"limits not restored: {limits_before} -> {limits_after}")
+
+        # Power under the new budget from the second period after the change on. The daemon's
+        # power_w is the node's mean over the period that ended at time_s (energy counters).
+        with open(os.path.join(folder, "samples.json"), "w") as f:
+            json.dump([{"t": t, "state": s} for t, s, _ in samples], f)
+        change_state_t = None
+        for t, s, _ in samples:
+            if t >= changed_at and s.get("budget_w") == LOW_BUDGET_W:
+                change_state_t = s["time_s"]
+                break
+        check(change_state_t is not None, "the daemon never reported the new budget")
+        after = [(t, s, m) for t, s, m in samples if s["time_s"] >= change_state_t + 2 * PERIOD_S]
+        check(len(after) >= 10, f"too few samples after the change: {len(after)}")
+        worst_daemon = max(s["power_w"] for _, s, _ in after)
+        worst_caps = max(sum(g["power_cap_w"] * len(g["gpus"]) for g in s["groups"]) for _, s, _ in after)
+        worst_sim = max(sum(metric_values(m, "pals_sim_power_watts").values()) for _, _, m in after)
+        check(worst_caps <= LOW_BUDGET_W + 1e-6, f"caps sum to {worst_caps:.1f} W > {LOW_BUDGET_W} W")
+        check(worst_daemon <= LOW_BUDGET_W * 1.01,
+              f"node power {worst_daemon:.1f} W > budget {LOW_BUDGET_W} W two periods after the change")
+        check(worst_sim <= LOW_BUDGET_W * 1.01, f"simulated power {worst_sim:.1f} W > budget {LOW_BUDGET_W} W")
+        before = [s for t, s, _ in samples if 4.0 <= t < changed_at]
+        peak_before = max(s["power_w"] for s in before)
+
+        # The batch cap reached the engine: the sim reports what it read from the file.
+        pairs = []
+        for _, s, m in samples:
+            sim_caps = metric_values(m, "pals_sim_batch_cap")
+            if s["groups"] and sim_caps:
+                pairs.append((s["groups"][0]["batch_cap"], int(min(sim_caps.values()))))
+        check(pairs, "no batch-cap samples")
+        matches = sum(1 for d, e in pairs if d == e)
+        check(matches >= 0.8 * len(pairs), f"engine batch cap matched the daemon's in {matches}/{len(pairs)} samples")
+        check(any(e < MAX_NUM_SEQS for _, e in pairs), f"the batch cap never went below {MAX_NUM_SEQS}")
+
+        # Service held.
+        with open(result) as f:
+            bench = json.load(f)
+        attainment = bench.get("slo_attainment")
+        check(bench.get("completed", 0) >= 0.9 * RATE_RPS * LOAD_S * 0.8, f"too few completed requests: {bench}")
+        check(bench.get("failed", 1) == 0, f"failed requests: {bench.get('failed')}")
+        check(attainment is not None and attainment >= MIN_SLO_ATTAINMENT,
+              f"SLO attainment {attainment} < {MIN_SLO_ATTAINMENT}")
+
+        rc = server.terminate()
+        check(rc == 0, f"sim-serve exited {rc}")
+        print(json.dumps({
+            "peak_power_before_w": round(peak_before, 1),
+            "worst_power_after_w": round(worst_daemon, 1),
+            "worst_sim_power_after_w": round(worst_sim, 1),
+            "budget_after_w": LOW_BUDGET_W,
+            "batch_caps_seen": sorted({e for _, e in pairs}),
+            "completed": bench.get("completed"),
+            "slo_attainment": attainment,
+            "mean_ttft_ms": bench.get("mean_ttft_ms"),
+            "mean_tpot_ms": bench.get("mean_tpot_ms"),
+            "folder": folder,
+        }, indent=1))
+        print("PASS")
+        return 0
+    except Failure as e:
+        print(f"FAIL: {e}", file=sys.stderr)
+        for p in procs:
+            print(f"--- {p.name} stderr ---\n{p.stderr()}", file=sys.stderr)
+        return 1
+    finally:
+        for p in procs:
+            if p.proc.poll() is None:
+                p.proc.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
