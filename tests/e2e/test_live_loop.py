@@ -250,6 +250,15 @@ batch_cap_file = "{os.path.join(state_dir, 'batch_cap')}"
                 change_state_t = s["time_s"]
                 break
         check(change_state_t is not None, "the daemon never reported the new budget")
+        # Caps within the new budget: wall time from the PUT to the first state that shows it.
+        followed_s = None
+        for t, s, _ in samples:
+            if t >= changed_at and s.get("budget_w") == LOW_BUDGET_W and \
+                    sum(g["power_cap_w"] * len(g["gpus"]) for g in s["groups"]) <= LOW_BUDGET_W + 1e-6:
+                followed_s = t - changed_at
+                break
+        check(followed_s is not None and followed_s <= 2 * PERIOD_S + 0.5,
+              f"caps did not follow the budget within 2 periods (took {followed_s} s)")
         after = [(t, s, m) for t, s, m in samples if s["time_s"] >= change_state_t + 2 * PERIOD_S]
         check(len(after) >= 10, f"too few samples after the change: {len(after)}")
         worst_daemon = max(s["power_w"] for _, s, _ in after)
@@ -289,6 +298,7 @@ batch_cap_file = "{os.path.join(state_dir, 'batch_cap')}"
             "worst_power_after_w": round(worst_daemon, 1),
             "worst_sim_power_after_w": round(worst_sim, 1),
             "budget_after_w": LOW_BUDGET_W,
+            "caps_within_budget_after_s": round(followed_s, 2),
             "batch_caps_seen": sorted({e for _, e in pairs}),
             "completed": bench.get("completed"),
             "slo_attainment": attainment,
