@@ -142,6 +142,66 @@ Result<Observation> Controller::observe() {
     return o;
 }
 
+namespace {
+constexpr double kCapEpsilonW = 0.5;  // skip writes that would not change the limit
+}  // namespace
+
+void Controller::fit_caps_to_budget(std::vector<double>& caps_w, double budget_w) const {
+    double total = 0.0;
+    double floor = 0.0;
+    for (std::size_t i = 0; i < caps_w.size(); ++i) {
+        const double gpus = static_cast<double>(m_groups[i].gpus.size());
+        total += caps_w[i] * gpus;
+        floor += m_range.min_w * gpus;
+    }
+    if (total > budget_w) {
+        const double scale = std::max(0.0, (budget_w - floor) / (total - floor));
+        for (double& cap : caps_w) {
+            cap = m_range.min_w + (cap - m_range.min_w) * scale;
+        }
+    }
+}
+
+Status Controller::write_cap(GroupState& g, double cap_w) {
+    for (int gpu : g.gpus) {
+        Result<double> set = m_gpus.set_power_limit(gpu, cap_w);
+        if (!set.is_ok()) {
+            return set.status();
+        }
+    }
+    g.cap_w = cap_w;
+    return Status::ok();
+}
+
+std::vector<double> Controller::caps_w() const {
+    std::vector<double> out;
+    for (const GroupState& g : m_groups) {
+        out.push_back(g.cap_w);
+    }
+    return out;
+}
+
+Status Controller::enforce_budget(bool* lowered) {
+    if (lowered != nullptr) {
+        *lowered = false;
+    }
+    const double budget_w = m_config.budget.at(m_clock.now().count());
+    if (!m_policy->honours_budget() || !std::isfinite(budget_w) || m_groups.empty()) {
+        return Status::ok();
+    }
+    std::vector<double> caps = caps_w();
+    fit_caps_to_budget(caps, budget_w);
+    for (std::size_t i = 0; i < caps.size(); ++i) {
+        if (caps[i] < m_groups[i].cap_w - kCapEpsilonW) {
+            PALS_RETURN_IF_ERROR(write_cap(m_groups[i], caps[i]));
+            if (lowered != nullptr) {
+                *lowered = true;
+            }
+        }
+    }
+    return Status::ok();
+}
+
 Status Controller::actuate(const Observation& o, std::vector<GroupDecision> decisions) {
     if (decisions.size() != m_groups.size()) {
         return Status::internal(std::string(m_policy->name()) + " returned " + std::to_string(decisions.size()) +
@@ -154,31 +214,15 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
     }
     // The budget bounds the sum of caps: scale the caps above the minimum down together.
     if (m_policy->honours_budget() && std::isfinite(o.budget_w)) {
-        double total = 0.0;
-        double floor = 0.0;
-        for (std::size_t i = 0; i < decisions.size(); ++i) {
-            const double gpus = static_cast<double>(m_groups[i].gpus.size());
-            total += decisions[i].cap_w * gpus;
-            floor += m_range.min_w * gpus;
+        std::vector<double> caps;
+        for (const GroupDecision& d : decisions) {
+            caps.push_back(d.cap_w);
         }
-        if (total > o.budget_w) {
-            const double scale = std::max(0.0, (o.budget_w - floor) / (total - floor));
-            for (GroupDecision& d : decisions) {
-                d.cap_w = m_range.min_w + (d.cap_w - m_range.min_w) * scale;
-            }
+        fit_caps_to_budget(caps, o.budget_w);
+        for (std::size_t i = 0; i < decisions.size(); ++i) {
+            decisions[i].cap_w = caps[i];
         }
     }
-    auto write_cap = [this](GroupState& g, double cap_w) -> Status {
-        for (int gpu : g.gpus) {
-            Result<double> set = m_gpus.set_power_limit(gpu, cap_w);
-            if (!set.is_ok()) {
-                return set.status();
-            }
-        }
-        g.cap_w = cap_w;
-        return Status::ok();
-    };
-    constexpr double kCapEpsilonW = 0.5;  // skip writes that would not change the limit
     // 1. Caps that fall, first: the budget may just have dropped.
     for (std::size_t i = 0; i < decisions.size(); ++i) {
         if (decisions[i].cap_w < m_groups[i].cap_w - kCapEpsilonW) {

@@ -82,6 +82,7 @@ void Daemon::publish() {
     const double dt_s = now_s - m_tokens_time_s;
     m_tokens_time_s = now_s;
     const TickRecord* tick = !m_degraded && !history.empty() ? &history.back() : nullptr;
+    const std::vector<double> caps_now = m_controller.caps_w();
     double node_power_w = 0.0;
     for (std::size_t i = 0; i < m_engines.size(); ++i) {
         engine::ServingEngine& engine = *m_engines[i];
@@ -108,7 +109,7 @@ void Daemon::publish() {
         g.generation_tok_s = m_group_tok_s[i];
         s->generation_tokens += m_tokens[i];
         if (tick != nullptr && i < tick->cap_w.size()) {
-            g.cap_w = tick->cap_w[i];
+            g.cap_w = caps_now[i];  // the period's decision, or lower if the budget dropped since
             g.batch_cap = tick->batch_cap[i];
             g.power_w = tick->group_power_w[i];
         } else {
@@ -305,37 +306,49 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
             publish();
             continue;
         }
-        if (m_clock.now() < m_controller.next_tick()) {
-            continue;
+        // A budget that just dropped (through the API or a scheduled step) bounds the caps at
+        // once, not at the next period: a breaker does not wait for the control loop.
+        bool lowered = false;
+        Status result = m_controller.enforce_budget(&lowered);
+        if (lowered) {
+            ++m_cap_changes;
+            m_last_cap_w = m_controller.caps_w();
+            PALS_LOG_INFO("caps lowered to fit the budget of {:.0f} W before the next period",
+                          m_controller.budget().at(m_clock.now().count()));
         }
-        const std::size_t before = m_controller.history().size();
-        const Status tick = m_controller.run_until(m_clock.now());
-        count_changes(before);
-        if (!tick.is_ok()) {
+        const bool tick_due = result.is_ok() && m_clock.now() >= m_controller.next_tick();
+        if (tick_due) {
+            const std::size_t before = m_controller.history().size();
+            result = m_controller.run_until(m_clock.now());
+            count_changes(before);
+        }
+        if (!result.is_ok()) {
             ++m_errors;
-            if (tick.code() == StatusCode::kPermissionDenied && gpu_writes_refused()) {
+            if (result.code() == StatusCode::kPermissionDenied && gpu_writes_refused()) {
                 // The GPUs refuse every write (no root / CAP_SYS_ADMIN): none of ours took effect,
                 // so there is nothing to restore, now or after exit. Retrying cannot help.
                 m_degraded = true;
-                m_last_error = tick;
+                m_last_error = result;
                 if (const Status dropped = m_saved.discard_new(); !dropped.is_ok()) {
                     PALS_LOG_ERROR("dropping the saved controls failed: {}", dropped.message());
                 }
                 PALS_LOG_ERROR(
                     "no permission to change GPU settings: stopping (nothing was changed)");
-                fatal = tick;
+                fatal = result;
                 publish();
                 break;
             }
-            enter_degraded(tick);
-            if (tick.code() == StatusCode::kPermissionDenied) {
+            enter_degraded(result);
+            if (result.code() == StatusCode::kPermissionDenied) {
                 // E.g. an unwritable batch-cap file: retrying cannot help either.
-                fatal = tick;
+                fatal = result;
                 publish();
                 break;
             }
         }
-        publish();
+        if (tick_due || lowered || !result.is_ok()) {
+            publish();
+        }
     }
     reset_batch_caps();
     const Status restored = m_saved.restore(m_gpus);

@@ -257,8 +257,10 @@ batch_cap_file = "{os.path.join(state_dir, 'batch_cap')}"
                     sum(g["power_cap_w"] * len(g["gpus"]) for g in s["groups"]) <= LOW_BUDGET_W + 1e-6:
                 followed_s = t - changed_at
                 break
-        check(followed_s is not None and followed_s <= 2 * PERIOD_S + 0.5,
-              f"caps did not follow the budget within 2 periods (took {followed_s} s)")
+        # The daemon lowers caps as soon as it sees a lower budget (it polls every 0.1 s), not
+        # at the next period.
+        check(followed_s is not None and followed_s <= PERIOD_S,
+              f"caps did not follow the budget within one period (took {followed_s} s)")
         after = [(t, s, m) for t, s, m in samples if s["time_s"] >= change_state_t + 2 * PERIOD_S]
         check(len(after) >= 10, f"too few samples after the change: {len(after)}")
         worst_daemon = max(s["power_w"] for _, s, _ in after)

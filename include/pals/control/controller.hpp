@@ -128,6 +128,13 @@ public:
     /// Ticks every period until the clock reaches `t` (sleeping on the clock in between).
     [[nodiscard]] Status run_until(Seconds t);
 
+    /// Between periods: if the caps in force sum to more than the budget now (it just dropped),
+    /// scales them down as tick() would and writes them at once; the policy decides at the next
+    /// period as usual. Returns true in `lowered` when it wrote. No-op for budget-unaware policies.
+    [[nodiscard]] Status enforce_budget(bool* lowered = nullptr);
+    /// The cap per GPU in force for each group (what was last written).
+    [[nodiscard]] std::vector<double> caps_w() const;
+
     /// Replaces the budget from now on (a single value) or with a schedule.
     void set_budget(BudgetSchedule budget) { m_config.budget = std::move(budget); }
     [[nodiscard]] const BudgetSchedule& budget() const { return m_config.budget; }
@@ -154,6 +161,10 @@ private:
     };
     [[nodiscard]] Result<Observation> observe();
     [[nodiscard]] Status actuate(const Observation& observation, std::vector<GroupDecision> decisions);
+    /// Scales caps (per GPU, one per group) above the range's minimum down together so that
+    /// their sum over GPUs fits `budget_w`.
+    void fit_caps_to_budget(std::vector<double>& caps_w, double budget_w) const;
+    [[nodiscard]] Status write_cap(GroupState& group, double cap_w);
 
     Clock& m_clock;
     power::GpuBackend& m_gpus;

@@ -204,6 +204,55 @@ TEST(DaemonTest, AStartFailureIsRetriedUntilTheEngineAnswers) {
     EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
 }
 
+/// The node's clock, with a hook called after every advance (to act "from outside" mid-run).
+class HookedClock final : public Clock {
+public:
+    HookedClock(Clock& inner, std::function<void(Seconds)> hook) : m_inner(inner), m_hook(std::move(hook)) {}
+    [[nodiscard]] Seconds now() const override { return m_inner.now(); }
+    void sleep_until(Seconds t) override {
+        m_inner.sleep_until(t);
+        m_hook(m_inner.now());
+    }
+
+private:
+    Clock& m_inner;
+    std::function<void(Seconds)> m_hook;
+};
+
+TEST(DaemonTest, ABudgetDropLowersTheCapsBeforeTheNextPeriod) {
+    auto node = make_node();
+    api::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved6.json");
+    std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(1400.0);
+    bool requested = false;
+    double requested_at = 0.0;
+    double lowered_at = -1.0;
+    HookedClock clock(node->clock(), [&](Seconds now) {
+        if (!requested && now.count() >= 10.3) {
+            store.request_budget({{{0.0, 500.0}}});
+            requested = true;
+            requested_at = now.count();
+        }
+        if (requested && lowered_at < 0.0 && node->gpus().power_limit_w(0).value() <= 250.0 + 1e-9 &&
+            node->gpus().power_limit_w(1).value() <= 250.0 + 1e-9) {
+            lowered_at = now.count();
+        }
+    });
+    Daemon daemon(clock, node->gpus(), engines, make_cap_only_policy(), config, store, saved);
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{15.0}).is_ok());
+    ASSERT_GE(lowered_at, 0.0);
+    // Seen at the first wake-up after the request (the loop polls every 0.1 s), well before the
+    // next period at t = 11 s.
+    EXPECT_LE(lowered_at - requested_at, 0.15);
+    EXPECT_LT(lowered_at, 11.0);
+    auto state = store.latest();
+    ASSERT_TRUE(state);
+    EXPECT_DOUBLE_EQ(state->groups.at(0).cap_w, 250.0);
+}
+
 TEST(DaemonTest, StopsAtOnceWhenTheFlagIsSet) {
     auto node = make_node();
     api::StateStore store;
