@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/stop_signals.hpp"
 #include "pals/power/nvml_backend.hpp"
 #include "pals/power/saved_controls.hpp"
 
@@ -36,84 +37,6 @@ namespace {
 /// The shortest `watch --interval`, s.
 constexpr double kMinWatchIntervalS = 0.01;
 constexpr double kMsPerS = 1000.0;
-
-// ---- stop signals -------------------------------------------------------------------------------
-
-volatile std::sig_atomic_t g_stop_signal = 0;
-volatile std::sig_atomic_t g_wake_fd = -1;  ///< write end of the self-pipe, -1 when none
-
-void on_stop_signal(int signal_number) {
-    g_stop_signal = signal_number;
-    const int fd = g_wake_fd;
-    if (fd >= 0) {
-        const int saved_errno = errno;
-        const char byte = 1;
-        const ssize_t written = ::write(fd, &byte, 1);  // a full pipe already wakes the reader
-        (void)written;
-        errno = saved_errno;
-    }
-}
-
-/// SIGINT/SIGTERM handling for one command: installed by the constructor, the previous handlers
-/// put back by the destructor. Not thread-safe; one instance at a time.
-class StopSignals {
-public:
-    StopSignals() {
-        g_stop_signal = 0;
-        if (::pipe2(m_pipe.data(), O_CLOEXEC | O_NONBLOCK) == 0) {
-            g_wake_fd = m_pipe[1];
-        } else {
-            m_pipe = {-1, -1};
-        }
-        struct sigaction action {};
-        action.sa_handler = on_stop_signal;
-        sigemptyset(&action.sa_mask);
-        action.sa_flags = 0;  // no SA_RESTART: poll() returns early with EINTR
-        ::sigaction(SIGINT, &action, &m_old_int);
-        ::sigaction(SIGTERM, &action, &m_old_term);
-    }
-    ~StopSignals() {
-        ::sigaction(SIGINT, &m_old_int, nullptr);
-        ::sigaction(SIGTERM, &m_old_term, nullptr);
-        g_wake_fd = -1;
-        for (int fd : m_pipe) {
-            if (fd >= 0) {
-                ::close(fd);
-            }
-        }
-    }
-    StopSignals(const StopSignals&) = delete;
-    StopSignals& operator=(const StopSignals&) = delete;
-
-    [[nodiscard]] bool stop_requested() const { return g_stop_signal != 0; }
-
-    /// Waits `seconds` (forever when negative). Returns true when a stop signal arrived.
-    bool wait_for(double seconds) {
-        const auto deadline =
-            std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-        while (!stop_requested()) {
-            int timeout_ms = -1;
-            if (seconds >= 0.0) {
-                const double left_s =
-                    std::chrono::duration<double>(deadline - std::chrono::steady_clock::now())
-                        .count();
-                if (left_s <= 0.0) {
-                    return false;
-                }
-                timeout_ms =
-                    static_cast<int>(std::min(std::ceil(left_s * kMsPerS), double{INT_MAX}));
-            }
-            pollfd pfd{m_pipe[0], POLLIN, 0};
-            ::poll(&pfd, 1, timeout_ms);  // a signal, a wake byte or the timeout
-        }
-        return true;
-    }
-
-private:
-    std::array<int, 2> m_pipe{-1, -1};
-    struct sigaction m_old_int {};
-    struct sigaction m_old_term {};
-};
 
 // ---- shared helpers -----------------------------------------------------------------------------
 

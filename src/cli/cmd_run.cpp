@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/stop_signals.hpp"
 #include "pals/api/http_server.hpp"
 #include "pals/common/clock.hpp"
 #include "pals/common/file_util.hpp"
@@ -32,46 +33,6 @@
 namespace pals::cli {
 
 namespace {
-
-// ---- stop signals -------------------------------------------------------------------------------
-
-std::atomic<bool> g_stop_requested{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
-
-void on_stop_signal(int /*signal_number*/) {
-    g_stop_requested.store(true);
-}
-
-/// Installs the SIGINT/SIGTERM handlers (reset after one signal) and ignores SIGPIPE (a client
-/// that goes away must not kill the daemon); the destructor puts the previous handlers back.
-class StopSignals {
-public:
-    StopSignals() {
-        g_stop_requested.store(false);
-        struct sigaction action {};
-        action.sa_handler = on_stop_signal;
-        sigemptyset(&action.sa_mask);
-        action.sa_flags = SA_RESETHAND;
-        ::sigaction(SIGINT, &action, &m_old_int);
-        ::sigaction(SIGTERM, &action, &m_old_term);
-        struct sigaction ignore {};
-        ignore.sa_handler = SIG_IGN;
-        sigemptyset(&ignore.sa_mask);
-        ::sigaction(SIGPIPE, &ignore, &m_old_pipe);
-    }
-    ~StopSignals() {
-        ::sigaction(SIGINT, &m_old_int, nullptr);
-        ::sigaction(SIGTERM, &m_old_term, nullptr);
-        ::sigaction(SIGPIPE, &m_old_pipe, nullptr);
-    }
-    StopSignals(const StopSignals&) = delete;
-    StopSignals& operator=(const StopSignals&) = delete;
-
-private:
-    struct sigaction m_old_int {};
-    struct sigaction m_old_term {};
-    struct sigaction m_old_pipe {};
-};
 
 // ---- options ------------------------------------------------------------------------------------
 
@@ -226,7 +187,7 @@ Status run_daemon(const RunOptions& opt) {
     server_options.token = read_token(config);
     api::HttpServer server(store, server_options);
 
-    StopSignals signals;
+    StopSignals signals({.reset_after_first = true, .ignore_sigpipe = true});
     PALS_RETURN_IF_ERROR(server.start());
     print_line(
         fmt::format("listening on http://{}:{}", url_host(config.listen_host), server.port()));
@@ -235,7 +196,7 @@ Status run_daemon(const RunOptions& opt) {
         config.policy, config.groups.size(), config.period_s,
         config.budget_w > 0.0 ? fmt::format("{:.0f} W", config.budget_w) : std::string("none"),
         gpus.library_path(), count.value());
-    const Status result = daemon.run(g_stop_requested);
+    const Status result = daemon.run(signals.flag());
     server.stop();
     if (result.is_ok()) {
         PALS_LOG_INFO("pals run: stopped{}; saved limits restored",

@@ -19,6 +19,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/sim_options.hpp"
+#include "cli/stop_signals.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/serve/sim_server.hpp"
 
@@ -28,65 +29,6 @@ namespace {
 
 constexpr int kDefaultPort = 8000;
 constexpr int kDefaultTickUs = 2000;
-
-volatile std::sig_atomic_t g_stop_signal = 0;
-volatile std::sig_atomic_t g_wake_fd = -1;  ///< write end of the self-pipe, -1 when none
-
-void on_stop_signal(int signal_number) {
-    g_stop_signal = signal_number;
-    const int fd = g_wake_fd;
-    if (fd >= 0) {
-        const int saved_errno = errno;
-        const char byte = 1;
-        const ssize_t written = ::write(fd, &byte, 1);  // a full pipe already wakes the reader
-        (void)written;
-        errno = saved_errno;
-    }
-}
-
-/// SIGINT/SIGTERM for the life of the command; the previous handlers are put back after.
-class StopSignals {
-public:
-    StopSignals() {
-        g_stop_signal = 0;
-        if (::pipe2(m_pipe.data(), O_CLOEXEC | O_NONBLOCK) == 0) {
-            g_wake_fd = m_pipe[1];
-        } else {
-            m_pipe = {-1, -1};
-        }
-        struct sigaction action {};
-        action.sa_handler = on_stop_signal;
-        sigemptyset(&action.sa_mask);
-        action.sa_flags = 0;
-        ::sigaction(SIGINT, &action, &m_old_int);
-        ::sigaction(SIGTERM, &action, &m_old_term);
-    }
-    ~StopSignals() {
-        ::sigaction(SIGINT, &m_old_int, nullptr);
-        ::sigaction(SIGTERM, &m_old_term, nullptr);
-        g_wake_fd = -1;
-        for (const int fd : m_pipe) {
-            if (fd >= 0) {
-                ::close(fd);
-            }
-        }
-    }
-    StopSignals(const StopSignals&) = delete;
-    StopSignals& operator=(const StopSignals&) = delete;
-
-    /// Blocks until SIGINT or SIGTERM.
-    void wait() const {
-        while (g_stop_signal == 0) {
-            pollfd pfd{m_pipe[0], POLLIN, 0};
-            ::poll(&pfd, 1, m_pipe[0] >= 0 ? -1 : 100);
-        }
-    }
-
-private:
-    std::array<int, 2> m_pipe{-1, -1};
-    struct sigaction m_old_int {};
-    struct sigaction m_old_term {};
-};
 
 struct SimServeOptions {
     NodeOptions node;
@@ -166,7 +108,7 @@ Status run_sim_serve(const SimServeOptions& opt) {
     if (!server.is_ok()) {
         return server.status();
     }
-    StopSignals signals;  // from here on, Ctrl-C or SIGTERM ends in a clean stop
+    StopSignals signals({.ignore_sigpipe = true});  // from here on, Ctrl-C or SIGTERM ends in a clean stop
     PALS_RETURN_IF_ERROR((*server)->start());
 
     const std::string lib = find_fake_nvml_library();
@@ -184,7 +126,7 @@ Status run_sim_serve(const SimServeOptions& opt) {
     std::printf("  export PALS_BATCH_CAP_FILE=%s\n", options.batch_cap_path.c_str());
     std::fflush(stdout);
 
-    signals.wait();
+    signals.wait_for(-1.0);
     (*server)->stop();
     std::printf("stopped\n");
     std::fflush(stdout);

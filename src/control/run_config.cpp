@@ -1,3 +1,4 @@
+#include "pals/common/strings.hpp"
 #include "pals/control/run_config.hpp"
 
 #include <fmt/format.h>
@@ -145,14 +146,6 @@ std::string where(const std::string& file, const toml::source_region& region) {
     return fmt::format("{}:{}:{}", file, region.begin.line, region.begin.column);
 }
 
-std::string trim(std::string_view s) {
-    const auto first = s.find_first_not_of(" \t\r\n");
-    if (first == std::string_view::npos) {
-        return {};
-    }
-    const auto last = s.find_last_not_of(" \t\r\n");
-    return std::string(s.substr(first, last - first + 1));
-}
 
 std::vector<std::string> split(std::string_view s, char separator) {
     std::vector<std::string> out;
@@ -166,7 +159,7 @@ std::vector<std::string> split(std::string_view s, char separator) {
 }
 
 Result<double> parse_number(std::string_view text) {
-    const std::string t = trim(text);
+    const std::string t(trim(text));
     double v = 0.0;
     const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !std::isfinite(v)) {
@@ -176,7 +169,7 @@ Result<double> parse_number(std::string_view text) {
 }
 
 Result<int> parse_integer(std::string_view text) {
-    const std::string t = trim(text);
+    const std::string t(trim(text));
     std::int64_t v = 0;
     const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
     if (t.empty() || ec != std::errc() || end != t.data() + t.size() ||
@@ -263,7 +256,7 @@ Status set_from_toml(RunConfig& config, const KeyDef& def, const toml::node& nod
 Result<std::vector<int>> parse_gpu_spec(std::string_view text) {
     std::vector<int> gpus;
     for (const std::string& raw : split(text, '+')) {
-        const std::string item = trim(raw);
+        const std::string item(trim(raw));
         const std::size_t dash = item.find('-', 1);
         if (dash != std::string::npos) {
             Result<int> lo = parse_integer(item.substr(0, dash));
@@ -290,7 +283,7 @@ Result<std::vector<int>> parse_gpu_spec(std::string_view text) {
 /// Sets a group key from text (flags, environment). Errors without prefix.
 Status set_group_from_text(RunGroupConfig& g, std::string_view key, std::string_view value) {
     if (key == "url") {
-        g.url = trim(value);
+        g.url = std::string(trim(value));
     } else if (key == "gpus") {
         Result<std::vector<int>> gpus = parse_gpu_spec(value);
         if (!gpus.is_ok()) {
@@ -304,11 +297,11 @@ Status set_group_from_text(RunGroupConfig& g, std::string_view key, std::string_
         }
         g.max_num_seqs = n.value();
     } else if (key == "batch_cap_file") {
-        g.batch_cap_file = trim(value);
+        g.batch_cap_file = std::string(trim(value));
     } else if (key == "model_name") {
-        g.model_name = trim(value);
+        g.model_name = std::string(trim(value));
     } else {
-        g.engine = trim(value);
+        g.engine = std::string(trim(value));
     }
     return Status::ok();
 }
@@ -730,7 +723,7 @@ Result<RunGroupConfig> parse_group_spec(std::string_view spec, const std::string
     RunGroupConfig g;
     g.origin = origin;
     for (const std::string& raw : split(spec, ',')) {
-        const std::string item = trim(raw);
+        const std::string item(trim(raw));
         if (item.empty()) {
             continue;
         }
@@ -739,7 +732,7 @@ Result<RunGroupConfig> parse_group_spec(std::string_view spec, const std::string
             return Status::invalid_argument(fmt::format("{}: '{}' is not key=value (keys: {})",
                                                         origin, item, join(kGroupKeys)));
         }
-        const std::string key = trim(item.substr(0, eq));
+        const std::string key(trim(item.substr(0, eq)));
         if (!contains(kGroupKeys, key)) {
             return Status::invalid_argument(fmt::format("{}: unknown key '{}'{} (known: {})",
                                                         origin, key, suggestion(key, kGroupKeys),

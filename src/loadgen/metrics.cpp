@@ -1,6 +1,7 @@
 /// @file metrics.cpp
 /// @brief vLLM bench serve's metrics (`calculate_metrics`), as pure functions.
 
+#include "pals/common/strings.hpp"
 #include "pals/loadgen/metrics.hpp"
 
 #include <fmt/format.h>
@@ -18,15 +19,6 @@ namespace {
 
 constexpr double kMsPerSecond = 1000.0;
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 /// Splits on ',' and drops empty (whitespace-only) entries.
 std::vector<std::string_view> split_list(std::string_view text) {

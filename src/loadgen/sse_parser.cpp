@@ -1,6 +1,7 @@
 /// @file sse_parser.cpp
 /// @brief SseParser and the interpretation of OpenAI-compatible stream chunks.
 
+#include "pals/common/strings.hpp"
 #include "pals/loadgen/sse_parser.hpp"
 
 #include <fmt/format.h>
@@ -18,15 +19,6 @@ using nlohmann::json;
 /// Longest error text kept from a body that is not a recognised error object.
 constexpr std::size_t kMaxRawErrorBytes = 300;
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 /// A JSON number as an int token count, or nullopt when it is not a usable count.
 std::optional<int> as_token_count(const json& value) {

@@ -1,3 +1,4 @@
+#include "pals/common/strings.hpp"
 #include "pals/profile/workload_mix.hpp"
 
 #include <algorithm>
@@ -10,15 +11,6 @@ namespace {
 
 constexpr std::size_t kMaxWorkloadNameLength = 64;
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && s.front() == ' ') {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && s.back() == ' ') {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 Result<std::vector<workload::Request>> load_trace_lengths(const std::string& path) {
     Result<std::vector<workload::Request>> trace = path.ends_with(".jsonl")

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "pals/common/strings.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/workload/workload.hpp"
 
@@ -73,15 +74,6 @@ private:
     bool m_done = false;
 };
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 bool is_blank(std::string_view s) {
     return trim(s).empty();
