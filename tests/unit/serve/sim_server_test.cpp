@@ -50,6 +50,16 @@ bool eventually(const std::function<bool()>& condition, std::chrono::millisecond
     return condition();
 }
 
+/// Sets GPU `gpu`'s power limit in the fake NVML state, as `pals power set` would.
+void set_limit(power::fake_nvml::FakeDriver& nvml, int gpu, double limit_w) {
+    ASSERT_EQ(nvml.modify(gpu,
+                          [limit_w](power::fake_nvml::DeviceState& d) {
+                              d.limit_w = limit_w;
+                              return power::nvml::kSuccess;
+                          }),
+              power::nvml::kSuccess);
+}
+
 class SimServerTest : public ::testing::Test {
 protected:
     void TearDown() override {
@@ -446,20 +456,10 @@ TEST_F(SimServerTest, ObeysTheBatchCapFile) {
 TEST_F(SimServerTest, AppliesPowerLimitsSetThroughTheFakeNvml) {
     start(testing::llama_node(64, /*tp=*/2, /*replicas=*/1));
     auto nvml = controller(2);
-    ASSERT_EQ(nvml->modify(0,
-                           [](power::fake_nvml::DeviceState& d) {
-                               d.limit_w = 400.0;
-                               return power::nvml::kSuccess;
-                           }),
-              power::nvml::kSuccess);
+    set_limit(*nvml, 0, 400.0);
     EXPECT_TRUE(eventually([this] { return gauge("pals_sim_power_cap_watts") == 400.0; }));
     // A TP group runs at its lowest member's limit.
-    ASSERT_EQ(nvml->modify(1,
-                           [](power::fake_nvml::DeviceState& d) {
-                               d.limit_w = 250.0;
-                               return power::nvml::kSuccess;
-                           }),
-              power::nvml::kSuccess);
+    set_limit(*nvml, 1, 250.0);
     EXPECT_TRUE(eventually([this] { return gauge("pals_sim_power_cap_watts") == 250.0; }));
 }
 
@@ -497,18 +497,8 @@ TEST_F(SimServerTest, SharesANodeFromAGpuOffset) {
           [](SimServerOptions& o) { o.gpu_offset = 1; });
     auto nvml = controller(4);
     // A limit on a GPU of another server does not matter; on ours it does.
-    ASSERT_EQ(nvml->modify(0,
-                           [](power::fake_nvml::DeviceState& d) {
-                               d.limit_w = 200.0;
-                               return power::nvml::kSuccess;
-                           }),
-              power::nvml::kSuccess);
-    ASSERT_EQ(nvml->modify(2,
-                           [](power::fake_nvml::DeviceState& d) {
-                               d.limit_w = 300.0;
-                               return power::nvml::kSuccess;
-                           }),
-              power::nvml::kSuccess);
+    set_limit(*nvml, 0, 200.0);
+    set_limit(*nvml, 2, 300.0);
     EXPECT_TRUE(eventually([this] { return gauge("pals_sim_power_cap_watts") == 300.0; }));
     EXPECT_TRUE(eventually([&] {
         auto state = nvml->read_state();
