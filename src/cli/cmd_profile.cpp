@@ -6,11 +6,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <charconv>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/sim_options.hpp"
+#include "pals/engine/vllm/vllm_engine.hpp"
+#include "pals/power/nvml_backend.hpp"
+#include "pals/power/saved_controls.hpp"
+#include "pals/profile/live_session_factory.hpp"
 #include "pals/profile/profiler.hpp"
 #include "pals/profile/sim_session_factory.hpp"
 
@@ -32,7 +38,91 @@ struct ProfileOptions {
     std::string out;
     bool max_num_seqs_given = false;
     bool quiet = false;
+    // --backend live
+    std::string url = "http://127.0.0.1:8000";
+    std::string served_model_name;
+    std::string gpus;  ///< "0,1"; empty: 0 .. tp-1
+    std::string batch_cap_file = "/run/pals/batch_cap";
+    std::string nvml_lib;
+    std::string saved_controls = power::SavedControls::kDefaultPath;
+    int concurrency = 0;
 };
+
+/// What a live profile runs against, owned for the length of the sweep.
+struct LiveNode {
+    SystemClock clock;
+    std::unique_ptr<power::NvmlBackend> gpus;
+    std::unique_ptr<engine::vllm::VllmEngine> engine;
+};
+
+Result<std::vector<int>> parse_gpu_list(const std::string& text, int tp) {
+    std::vector<int> out;
+    if (text.empty()) {
+        for (int g = 0; g < tp; ++g) {
+            out.push_back(g);
+        }
+        return out;
+    }
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        const std::size_t comma = std::min(text.find(',', start), text.size());
+        const std::string item = text.substr(start, comma - start);
+        int value = -1;
+        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+        if (ec != std::errc() || end != item.data() + item.size() || value < 0) {
+            return Status::invalid_argument("--gpus: '" + item + "' is not a GPU index");
+        }
+        out.push_back(value);
+        start = comma + 1;
+    }
+    if (static_cast<int>(out.size()) != tp) {
+        return Status::invalid_argument(fmt::format(
+            "--gpus lists {} GPU(s) but --tp is {}: one group of tp GPUs is profiled", out.size(), tp));
+    }
+    return out;
+}
+
+/// Opens NVML and the vLLM server of a live profile and checks both answer.
+Result<std::unique_ptr<LiveNode>> open_live_node(const ProfileOptions& opt, int max_batch) {
+    auto node = std::make_unique<LiveNode>();
+    Result<std::vector<int>> gpus = parse_gpu_list(opt.gpus, opt.node.tp);
+    if (!gpus.is_ok()) {
+        return gpus.status();
+    }
+    Result<loadgen::EndpointUrl> url = loadgen::EndpointUrl::parse(opt.url);
+    if (!url.is_ok()) {
+        return url.status().with_prefix("--url");
+    }
+    power::NvmlBackend::Options nvml;
+    nvml.library_path = opt.nvml_lib;
+    nvml.clock = &node->clock;
+    Result<std::unique_ptr<power::NvmlBackend>> backend = power::NvmlBackend::open(nvml);
+    if (!backend.is_ok()) {
+        return backend.status();
+    }
+    node->gpus = std::move(backend).value();
+    Result<int> count = node->gpus->device_count();
+    if (!count.is_ok()) {
+        return count.status();
+    }
+    for (int g : gpus.value()) {
+        if (g >= count.value()) {
+            return Status::invalid_argument(
+                fmt::format("--gpus: GPU {} does not exist ({} GPU(s))", g, count.value()));
+        }
+    }
+    engine::vllm::VllmEngineConfig engine;
+    engine.host = url->host;
+    engine.port = url->port;
+    engine.max_num_seqs = opt.max_num_seqs_given ? opt.node.max_num_seqs : max_batch;
+    engine.gpus = gpus.value();
+    engine.batch_cap_path = opt.batch_cap_file;
+    node->engine = std::make_unique<engine::vllm::VllmEngine>(engine, node->clock);
+    if (Result<engine::EngineSnapshot> first = node->engine->snapshot(); !first.is_ok()) {
+        return first.status();
+    }
+    return node;
+}
 
 std::string format_duration(double s) {
     if (!std::isfinite(s) || s < 0.0) {
@@ -96,13 +186,8 @@ private:
 };
 
 Status run_profile(ProfileOptions opt) {
-    if (opt.backend != "sim") {
-        if (opt.backend == "live" || opt.backend == "nvml" || opt.backend == "vllm") {
-            return Status::unavailable(
-                "--backend " + opt.backend +
-                ": the live backend is not available yet; use --backend sim");
-        }
-        return Status::invalid_argument("--backend " + opt.backend + ": expected sim");
+    if (opt.backend != "sim" && opt.backend != "live") {
+        return Status::invalid_argument("--backend " + opt.backend + ": expected sim or live");
     }
     if (opt.out.empty()) {
         return Status::invalid_argument("--out FILE.csv is required");
@@ -158,10 +243,43 @@ Status run_profile(ProfileOptions opt) {
             fmt::format("--caps {}-{} W is outside {}'s power-limit range {}-{} W", caps->front(),
                         caps->back(), gpu.name, gpu.power_limit_min_w, gpu.power_limit_max_w));
     }
-    Result<std::unique_ptr<profile::SimSessionFactory>> factory =
-        profile::SimSessionFactory::create(std::move(node).value(), measure, max_batch);
-    if (!factory.is_ok()) {
-        return factory.status();
+    Result<std::unique_ptr<profile::SessionFactory>> factory = Status::internal("no backend");
+    std::unique_ptr<LiveNode> live;
+    std::optional<power::SavedControls> saved;
+    if (opt.backend == "sim") {
+        auto sim = profile::SimSessionFactory::create(std::move(node).value(), measure, max_batch);
+        if (!sim.is_ok()) {
+            return sim.status();
+        }
+        factory = std::unique_ptr<profile::SessionFactory>(std::move(sim).value());
+    } else {
+        Result<std::unique_ptr<LiveNode>> opened = open_live_node(opt, max_batch);
+        if (!opened.is_ok()) {
+            return opened.status();
+        }
+        live = std::move(opened).value();
+        profile::LiveLoadConfig load;
+        load.client.url = loadgen::EndpointUrl::parse(opt.url).value();  // checked when opened
+        load.client.model = opt.served_model_name;
+        if (load.client.model.empty()) {
+            Result<std::string> model = loadgen::fetch_first_model(load.client.url, "");
+            if (!model.is_ok()) {
+                return model.status();
+            }
+            load.client.model = std::move(model).value();
+        }
+        load.concurrency = opt.concurrency;
+        auto made = profile::LiveSessionFactory::create(
+            live->clock, *live->gpus, *live->engine,
+            profile::model_shape_of(node->model, node->gpu.name, node->parallel.tp, node->parallel.ep),
+            std::move(load), max_batch);
+        if (!made.is_ok()) {
+            return made.status();
+        }
+        factory = std::unique_ptr<profile::SessionFactory>(std::move(made).value());
+        // Every cap the sweep writes is undone at the end (or by `pals power restore`).
+        saved.emplace(opt.saved_controls);
+        PALS_RETURN_IF_ERROR(saved->save(*live->gpus, live->engine->gpus()));
     }
 
     // Resume from an existing profile.
@@ -208,6 +326,13 @@ Status run_profile(ProfileOptions opt) {
         *factory.value(), plan, table,
         [&out](const profile::ProfileTable& t) { return profile::write_profile(out, t); },
         [&printer](const profile::SweepProgress& p) { printer(p); });
+    if (live) {
+        static_cast<profile::LiveSessionFactory&>(*factory.value()).stop_load();
+        (void)live->engine->set_batch_cap(live->engine->max_batch_cap());
+        if (Status restored = saved->restore(*live->gpus); !restored.is_ok()) {
+            return status.is_ok() ? restored.with_prefix("restoring the GPU limits") : status;
+        }
+    }
     if (!status.is_ok()) {
         if (tty && !opt.quiet) {
             std::fputc('\n', stderr);
@@ -241,8 +366,26 @@ void add_profile_command(CLI::App& app, CommandContext& ctx) {
         "profile",
         "sweep power cap x batch cap (x workload mix) and write one CSV row per point (resumable)");
     opt->node.add_to(*cmd);
-    cmd->add_option("--backend", opt->backend, "where to measure: sim (the simulator)")
+    cmd->add_option("--backend", opt->backend,
+                    "where to measure: sim (the simulator) or live (NVML + a vLLM-compatible "
+                    "server at --url, loaded by a built-in closed-loop client)")
         ->capture_default_str();
+    cmd->add_option("--url", opt->url, "live: the server's base URL (OpenAI API and /metrics)")
+        ->capture_default_str();
+    cmd->add_option("--served-model-name", opt->served_model_name,
+                    "live: the model name requests carry (default: the server's first)");
+    cmd->add_option("--gpus", opt->gpus, "live: NVML indices of the server's GPUs (default 0..tp-1)");
+    cmd->add_option("--batch-cap-file", opt->batch_cap_file,
+                    "live: the file the server's PALS plugin reads the batch cap from")
+        ->capture_default_str();
+    cmd->add_option("--nvml-lib", opt->nvml_lib, "live: libnvidia-ml.so.1 to load")
+        ->envname("PALS_NVML_LIB");
+    cmd->add_option("--saved-controls", opt->saved_controls,
+                    "live: where the GPU limits found at start are kept until restored")
+        ->envname("PALS_SAVED_CONTROLS")
+        ->capture_default_str();
+    cmd->add_option("--concurrency", opt->concurrency,
+                    "live: requests kept in flight (default: largest batch cap + max(16, 25 %))");
     cmd->add_option("--caps", opt->caps, "power caps per GPU, W: LO:HI:STEP or a list A,B,C")
         ->capture_default_str();
     cmd->add_option("--batches", opt->batches,

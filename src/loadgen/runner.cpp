@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -139,6 +140,11 @@ Result<std::vector<workload::Request>> build_load(workload::WorkloadSpec spec) {
     return requests;
 }
 
+namespace {
+/// How often a sender waiting for a free slot looks at the stop flag.
+constexpr std::chrono::milliseconds kStopPollPeriod{100};
+}  // namespace
+
 Result<RunResult> run_load(const RequestSender& sender,
                            const std::vector<workload::Request>& requests,
                            const RunOptions& options, Clock& clock) {
@@ -166,18 +172,33 @@ Result<RunResult> run_load(const RequestSender& sender,
     const Seconds start = clock.now();
     {
         WorkerPool pool;
-        for (const std::size_t index : order) {
+        auto stopped = [&options] { return options.stop != nullptr && options.stop->load(); };
+        for (std::size_t position = 0; position < order.size(); ++position) {
+            const std::size_t index = order[position];
             const workload::Request& request = requests[index];
             clock.sleep_until(start + Seconds(std::max(0.0, request.arrival_s)));
-            {
+            bool send = !stopped();
+            if (send) {
                 std::unique_lock<std::mutex> lock(mutex);
                 if (in_flight >= limit && !options.max_concurrency && !warned_limit) {
                     warned_limit = true;
                     PALS_LOG_WARN("loadgen: {} requests in flight; later ones wait for a slot",
                                   kMaxInFlight);
                 }
-                slot_freed.wait(lock, [&] { return in_flight < limit; });
-                ++in_flight;
+                while (in_flight >= limit && !stopped()) {
+                    slot_freed.wait_for(lock, kStopPollPeriod);
+                }
+                send = !stopped();
+                in_flight += send ? 1U : 0U;
+            }
+            if (!send) {
+                for (std::size_t rest = position; rest < order.size(); ++rest) {
+                    RequestOutcome& skipped = result.outcomes[order[rest]];
+                    skipped.id = requests[order[rest]].id;
+                    skipped.arrival_s = requests[order[rest]].arrival_s;
+                    skipped.error = "not sent";
+                }
+                break;
             }
             auto task = [&, index] {
                 RequestOutcome outcome = sender.send(requests[index], clock);

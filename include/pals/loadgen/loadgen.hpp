@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -130,6 +131,9 @@ struct RunOptions {
     /// Called after each request finishes with (finished, total), from worker threads, one call
     /// at a time.
     std::function<void(std::size_t finished, std::size_t total)> on_progress;
+    /// When set (from any thread), no further request is sent; those in flight finish. The
+    /// outcomes of requests never sent keep error "not sent". Not owned; may be null.
+    const std::atomic<bool>* stop = nullptr;
 };
 
 /// Without max_concurrency, at most this many requests are in flight (one thread each); more

@@ -349,6 +349,36 @@ TEST(RunLoadTest, MaxConcurrencyIsASemaphore) {
     EXPECT_FALSE(run_load(sender, requests, options, clock).is_ok());
 }
 
+TEST(RunLoadTest, AStopFlagEndsSendingAndLetsRequestsInFlightFinish) {
+    ScriptedServer server;
+    const RequestSender sender = sender_for(config_for(server, "ok"));
+    std::vector<workload::Request> requests;
+    for (std::uint64_t i = 0; i < 100; ++i) {
+        requests.push_back(request(3, 0.0, i));  // 60 ms each
+    }
+    std::atomic<bool> stop{false};
+    RunOptions options;
+    options.max_concurrency = 2;
+    options.stop = &stop;
+    options.on_progress = [&stop](std::size_t finished, std::size_t /*total*/) {
+        if (finished >= 4) {
+            stop.store(true);
+        }
+    };
+    SystemClock clock;
+    Result<RunResult> run = run_load(sender, requests, options, clock);
+    ASSERT_TRUE(run.is_ok());
+    std::size_t ok = 0;
+    std::size_t not_sent = 0;
+    for (const RequestOutcome& o : run->outcomes) {
+        ok += o.success ? 1U : 0U;
+        not_sent += o.error == "not sent" ? 1U : 0U;
+    }
+    EXPECT_GE(ok, 4U);
+    EXPECT_LE(ok, 6U);  // the two in flight when the flag was set finish
+    EXPECT_EQ(ok + not_sent, requests.size());
+}
+
 TEST(RunLoadTest, SendsAtArrivalTimesAndKeepsFailures) {
     ScriptedServer server;
     ClientConfig c = config_for(server, "ok");
