@@ -160,6 +160,7 @@ void Daemon::enter_degraded(const Status& error) {
     m_restore_pending = !restored.is_ok();
     reset_batch_caps();
     if (restored.is_ok()) {
+        hold_budget_degraded();
         PALS_LOG_WARN("control degraded: {}; saved limits restored; retrying every {:.3g} s",
                       error.message(), (m_period * m_options.retry_periods).count());
     } else {
@@ -181,6 +182,51 @@ bool Daemon::gpu_writes_refused() {
     // Writing the limit in force changes nothing; only the permission check matters.
     Result<double> set = m_gpus.set_power_limit(gpu, limit.value());
     return !set.is_ok() && set.status().code() == StatusCode::kPermissionDenied;
+}
+
+void Daemon::hold_budget_degraded() {
+    const double budget_w = m_controller.budget().at(m_clock.now().count());
+    if (!m_controller.policy().honours_budget() || !std::isfinite(budget_w) || m_all_gpus.empty()) {
+        return;
+    }
+    auto hold = [&]() -> Status {
+        std::vector<double> limits;
+        double total_w = 0.0;
+        for (int gpu : m_all_gpus) {
+            Result<double> limit = m_gpus.power_limit_w(gpu);
+            if (!limit.is_ok()) {
+                return limit.status();
+            }
+            limits.push_back(limit.value());
+            total_w += limit.value();
+        }
+        constexpr double kToleranceW = 0.5;
+        if (total_w <= budget_w + kToleranceW) {
+            return Status::ok();
+        }
+        Result<power::PowerLimitRange> range = m_gpus.power_limit_range(m_all_gpus.front());
+        if (!range.is_ok()) {
+            return range.status();
+        }
+        const double share_w = range->clamp(budget_w / static_cast<double>(m_all_gpus.size()));
+        // Saved again first: a restore on entering degraded mode removed the saved state.
+        PALS_RETURN_IF_ERROR(m_saved.save(m_gpus, m_all_gpus, m_options.save_sm_clocks));
+        for (std::size_t i = 0; i < m_all_gpus.size(); ++i) {
+            if (limits[i] > share_w + kToleranceW) {
+                Result<double> set = m_gpus.set_power_limit(m_all_gpus[i], share_w);
+                if (!set.is_ok()) {
+                    return set.status();
+                }
+            }
+        }
+        PALS_LOG_WARN("degraded: limits lowered to {:.0f} W per GPU to hold the budget of {:.0f} W",
+                      share_w, budget_w);
+        return Status::ok();
+    };
+    if (const Status held = hold(); !held.is_ok()) {
+        ++m_errors;
+        PALS_LOG_WARN("degraded: cannot hold the budget of {:.0f} W: {}", budget_w, held.message());
+    }
 }
 
 Status Daemon::try_resume() {
@@ -276,6 +322,7 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
         if (std::optional<api::BudgetRequest> request = m_store.take_budget()) {
             apply_budget_request(*request);
             if (m_degraded) {
+                hold_budget_degraded();
                 publish();  // running: the next period publishes it
             }
         }
@@ -295,6 +342,7 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
                 ++m_errors;
                 ++m_failed_retries;
                 m_last_error = resumed;
+                hold_budget_degraded();  // a scheduled budget step may have come due
                 m_next_retry = m_clock.now() + m_period * m_options.retry_periods;
                 PALS_LOG_DEBUG("control still degraded: {}", resumed.message());
                 if (resumed.code() == StatusCode::kPermissionDenied) {

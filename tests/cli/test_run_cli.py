@@ -423,8 +423,13 @@ def case_vllm_outage(e):
         t0 = time.monotonic()
         d.wait_for(lambda: d.health() == "degraded", "healthz degraded")
         print(f"degraded {time.monotonic() - t0:.3f} s after the stand-in went away")
-        # Degraded: the saved limits are back; the API keeps answering.
-        d.wait_for(lambda: e.limits()[:2] == [700.0, 700.0], "saved limits restored while degraded")
+        # Degraded: the saved limits are back, lowered to an even share of the budget (the
+        # policy is not running, the budget still holds); the API keeps answering and a budget
+        # change is held at once.
+        d.wait_for(lambda: e.limits()[:2] == [500.0, 500.0], "the budget held while degraded")
+        code, body = d.request("PUT", "/v1/budget", {"watts": 800}, token=TOKEN)
+        check(code == 200, f"PUT while degraded: {code} {body}")
+        d.wait_for(lambda: e.limits()[:2] == [400.0, 400.0], "a budget change held while degraded")
         state = d.json("/v1/state")
         check(state["degraded"] and state["errors_total"] >= 1, str(state))
         check("degraded" in state["last_decision"], state["last_decision"])
@@ -433,7 +438,9 @@ def case_vllm_outage(e):
         s2 = e.stand_in(port=port)
         t0 = time.monotonic()
         d.wait_for(lambda: d.health() == "ok", "healthz ok again")
-        d.wait_for(lambda: e.limits()[:2] == [500.0, 500.0], "control again")
+        d.wait_for(lambda: d.state_if(lambda st: not st["degraded"] and st["decisions_total"] > 0
+                                      and st["groups"][0]["power_cap_w"] == 400.0), "control again")
+        check(e.limits()[:2] == [400.0, 400.0], f"limits after resuming: {e.limits()}")
         print(f"control resumed {time.monotonic() - t0:.3f} s after the stand-in came back")
         check(s2.scrapes > 0, "the new stand-in was not scraped")
         log = d.log()

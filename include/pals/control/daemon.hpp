@@ -69,6 +69,10 @@ private:
     void enter_degraded(const Status& error);
     /// One retry in degraded mode; ok when the Controller runs again.
     [[nodiscard]] Status try_resume();
+    /// Degraded, the policy is not running but the budget still holds: when the limits in force
+    /// sum to more than the budget now, every GPU above an even share is lowered to it (the
+    /// originals stay saved for the restore on exit). No-op for budget-unaware policies.
+    void hold_budget_degraded();
     /// After a refused write: true when the GPUs refuse any power-limit write (probed by
     /// writing the limit in force on the first GPU), so none of this session's writes took effect.
     [[nodiscard]] bool gpu_writes_refused();

@@ -121,19 +121,21 @@ TEST(DaemonTest, RecoversAfterAnEngineOutageAndResavesControls) {
     ASSERT_TRUE(
         node->gpus().set_power_limit(1, 650.0).is_ok());  // an operator's setting to restore
     FlakyEngine flaky(node->engine(0), node->clock(), 10.5, 17.0);
-    // While the engine is down: limits back at their saved values, state degraded; one budget
+    // While the engine is down: the saved limits, lowered to an even share of the budget in
+    // force (the policy is not running, the budget still holds), state degraded; one budget
     // change arrives through the API meanwhile.
     std::vector<double> degraded_limits_gpu1;
     bool budget_sent = false;
     flaky.on_snapshot = [&](double t) {
         auto s = store.latest();
         if (s && s->degraded && t > 11.0 && t < 17.0) {
+            // (`s` may predate a budget change this very wake-up already applied: <=.)
+            const double share_w = s->budget_w / 2.0;
             degraded_limits_gpu1.push_back(node->gpus().power_limit_w(1).value());
-            EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
-            if (t < 14.0) {  // before the first retry saves them again
-                EXPECT_FALSE(std::filesystem::exists(state_file))
-                    << "restored controls leave no state file";
-            }
+            EXPECT_LE(node->gpus().power_limit_w(0).value(), share_w);
+            EXPECT_LE(node->gpus().power_limit_w(1).value(), share_w);
+            EXPECT_TRUE(std::filesystem::exists(state_file))
+                << "the originals stay saved while the budget is held";
             if (!budget_sent) {
                 store.request_budget({{{0.0, 800.0}}});
                 budget_sent = true;
@@ -152,7 +154,7 @@ TEST(DaemonTest, RecoversAfterAnEngineOutageAndResavesControls) {
 
     ASSERT_FALSE(degraded_limits_gpu1.empty());
     for (double w : degraded_limits_gpu1) {
-        EXPECT_DOUBLE_EQ(w, 650.0);
+        EXPECT_LE(w, 500.0);  // 1000 W, then 800 W over 2 GPUs
     }
     EXPECT_TRUE(budget_sent);
     EXPECT_FALSE(daemon.degraded());
@@ -190,7 +192,7 @@ TEST(DaemonTest, AStartFailureIsRetriedUntilTheEngineAnswers) {
     flaky.on_snapshot = [&](double t) {
         if (auto s = store.latest(); s && t < 8.0) {
             degraded_at_start = degraded_at_start || s->degraded;
-            EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
+            EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 500.0);  // 1000 W held
         }
     };
     ASSERT_TRUE(daemon.run(stop, Seconds{16.0}).is_ok());
