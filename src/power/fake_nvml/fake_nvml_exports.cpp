@@ -74,6 +74,33 @@ ReturnCode with_state(int gpu, Read&& read) {
     return read((*devices)[static_cast<std::size_t>(gpu)]);
 }
 
+/// The shape of every per-device export: the library lock, then enter() (initialised, a valid
+/// handle, injected faults), then `body(gpu)`.
+template <class Body>
+ReturnCode on_device(nvml::Device device, const char* function, Body&& body) {
+    std::lock_guard lock(g_mutex);
+    int gpu = 0;
+    if (const ReturnCode rc = enter(device, function, gpu); rc != nvml::kSuccess) {
+        return rc;
+    }
+    return body(gpu);
+}
+
+/// A getter of the device's current state: on_device(), a null check of `out`, then
+/// `*out = read(state)`.
+template <class Out, class Read>
+ReturnCode read_device(nvml::Device device, const char* function, Out* out, Read&& read) {
+    return on_device(device, function, [&](int gpu) {
+        if (out == nullptr) {
+            return nvml::kErrorInvalidArgument;
+        }
+        return with_state(gpu, [&](const DeviceState& state) {
+            *out = read(state);
+            return nvml::kSuccess;
+        });
+    });
+}
+
 unsigned int to_mw(double w) {
     return static_cast<unsigned int>(std::lround(w * kMilliPerUnit));
 }
@@ -127,18 +154,8 @@ ReturnCode do_get_handle(unsigned int index, nvml::Device* device, const char* f
 
 ReturnCode do_get_clocks_event_reasons(nvml::Device device, unsigned long long* reasons,
                                        const char* function) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, function, gpu); rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (reasons == nullptr) {
-        return nvml::kErrorInvalidArgument;
-    }
-    return with_state(gpu, [&](const DeviceState& s) {
-        *reasons = g_driver.operating(s).reasons;
-        return nvml::kSuccess;
-    });
+    return read_device(device, function, reasons,
+                       [](const DeviceState& s) { return g_driver.operating(s).reasons; });
 }
 
 const char* error_text(ReturnCode rc) {
@@ -275,154 +292,97 @@ static_assert(
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetName(nvml::Device device, char* name,
                                               unsigned int length) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetName", gpu); rc != nvml::kSuccess) {
-        return rc;
-    }
-    return copy_string(g_driver.device_name(), name, length);
+    return on_device(device, "nvmlDeviceGetName", [&](int /*gpu*/) -> ReturnCode {
+        return copy_string(g_driver.device_name(), name, length);
+    });
 }
 static_assert(std::is_same_v<decltype(&nvmlDeviceGetName), nvml::DeviceGetNameFn>);
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetUUID(nvml::Device device, char* uuid,
                                               unsigned int length) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetUUID", gpu); rc != nvml::kSuccess) {
-        return rc;
-    }
-    return copy_string(g_driver.device_uuid(gpu), uuid, length);
+    return on_device(device, "nvmlDeviceGetUUID", [&](int gpu) -> ReturnCode {
+        return copy_string(g_driver.device_uuid(gpu), uuid, length);
+    });
 }
 static_assert(std::is_same_v<decltype(&nvmlDeviceGetUUID), nvml::DeviceGetUuidFn>);
 
 // ---- power and energy ---------------------------------------------------------------------------
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetPowerUsage(nvml::Device device, unsigned int* power_mw) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetPowerUsage", gpu); rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (power_mw == nullptr) {
-        return nvml::kErrorInvalidArgument;
-    }
-    return with_state(gpu, [&](const DeviceState& s) {
-        *power_mw = to_mw(g_driver.operating(s).power_w);
-        return nvml::kSuccess;
-    });
+    return read_device(device, "nvmlDeviceGetPowerUsage", power_mw,
+                       [](const DeviceState& s) { return to_mw(g_driver.operating(s).power_w); });
 }
 static_assert(std::is_same_v<decltype(&nvmlDeviceGetPowerUsage), nvml::DeviceGetUintFn>);
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetTotalEnergyConsumption(nvml::Device device,
                                                                 unsigned long long* energy_mj) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetTotalEnergyConsumption", gpu);
-        rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (energy_mj == nullptr) {
-        return nvml::kErrorInvalidArgument;
-    }
-    return with_state(gpu, [&](const DeviceState& s) {
-        *energy_mj = static_cast<unsigned long long>(
-            std::llround(g_driver.energy_now(s, FakeDriver::now_s()) * kMilliPerUnit));
-        return nvml::kSuccess;
-    });
+    return read_device(
+        device, "nvmlDeviceGetTotalEnergyConsumption", energy_mj, [](const DeviceState& s) {
+            return static_cast<unsigned long long>(
+                std::llround(g_driver.energy_now(s, FakeDriver::now_s()) * kMilliPerUnit));
+        });
 }
 static_assert(
     std::is_same_v<decltype(&nvmlDeviceGetTotalEnergyConsumption), nvml::DeviceGetTotalEnergyFn>);
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetPowerManagementLimit(nvml::Device device,
                                                               unsigned int* limit_mw) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetPowerManagementLimit", gpu);
-        rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (limit_mw == nullptr) {
-        return nvml::kErrorInvalidArgument;
-    }
-    return with_state(gpu, [&](const DeviceState& s) {
-        *limit_mw = to_mw(s.limit_w);
-        return nvml::kSuccess;
-    });
+    return read_device(device, "nvmlDeviceGetPowerManagementLimit", limit_mw,
+                       [](const DeviceState& s) { return to_mw(s.limit_w); });
 }
 static_assert(std::is_same_v<decltype(&nvmlDeviceGetPowerManagementLimit), nvml::DeviceGetUintFn>);
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetEnforcedPowerLimit(nvml::Device device,
                                                             unsigned int* limit_mw) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetEnforcedPowerLimit", gpu);
-        rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (limit_mw == nullptr) {
-        return nvml::kErrorInvalidArgument;
-    }
-    return with_state(gpu, [&](const DeviceState& s) {
-        *limit_mw = to_mw(g_driver.enforced_limit_w(s));
-        return nvml::kSuccess;
-    });
+    return read_device(device, "nvmlDeviceGetEnforcedPowerLimit", limit_mw,
+                       [](const DeviceState& s) { return to_mw(g_driver.enforced_limit_w(s)); });
 }
 static_assert(std::is_same_v<decltype(&nvmlDeviceGetEnforcedPowerLimit), nvml::DeviceGetUintFn>);
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetPowerManagementLimitConstraints(nvml::Device device,
                                                                          unsigned int* min_mw,
                                                                          unsigned int* max_mw) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetPowerManagementLimitConstraints", gpu);
-        rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (min_mw == nullptr || max_mw == nullptr) {
-        return nvml::kErrorInvalidArgument;
-    }
-    *min_mw = to_mw(g_driver.config().spec.power_limit_min_w);
-    *max_mw = to_mw(g_driver.config().spec.power_limit_max_w);
-    return nvml::kSuccess;
+    return on_device(device, "nvmlDeviceGetPowerManagementLimitConstraints",
+                     [&](int /*gpu*/) -> ReturnCode {
+                         if (min_mw == nullptr || max_mw == nullptr) {
+                             return nvml::kErrorInvalidArgument;
+                         }
+                         *min_mw = to_mw(g_driver.config().spec.power_limit_min_w);
+                         *max_mw = to_mw(g_driver.config().spec.power_limit_max_w);
+                         return nvml::kSuccess;
+                     });
 }
 static_assert(std::is_same_v<decltype(&nvmlDeviceGetPowerManagementLimitConstraints),
                              nvml::DeviceGetLimitConstraintsFn>);
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetPowerManagementDefaultLimit(nvml::Device device,
                                                                      unsigned int* limit_mw) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetPowerManagementDefaultLimit", gpu);
-        rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (limit_mw == nullptr) {
-        return nvml::kErrorInvalidArgument;
-    }
-    *limit_mw = to_mw(g_driver.config().spec.power_limit_default_w);
-    return nvml::kSuccess;
+    return on_device(device, "nvmlDeviceGetPowerManagementDefaultLimit",
+                     [&](int /*gpu*/) -> ReturnCode {
+                         if (limit_mw == nullptr) {
+                             return nvml::kErrorInvalidArgument;
+                         }
+                         *limit_mw = to_mw(g_driver.config().spec.power_limit_default_w);
+                         return nvml::kSuccess;
+                     });
 }
 static_assert(
     std::is_same_v<decltype(&nvmlDeviceGetPowerManagementDefaultLimit), nvml::DeviceGetUintFn>);
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceSetPowerManagementLimit(nvml::Device device,
                                                               unsigned int limit_mw) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceSetPowerManagementLimit", gpu);
-        rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (!g_driver.config().root) {
-        return nvml::kErrorNoPermission;
-    }
-    const auto& spec = g_driver.config().spec;
-    if (limit_mw < to_mw(spec.power_limit_min_w) || limit_mw > to_mw(spec.power_limit_max_w)) {
-        return nvml::kErrorInvalidArgument;
-    }
-    return g_driver.modify(gpu, [limit_mw](DeviceState& s) {
-        s.limit_w = limit_mw / kMilliPerUnit;
-        return nvml::kSuccess;
+    return on_device(device, "nvmlDeviceSetPowerManagementLimit", [&](int gpu) -> ReturnCode {
+        if (!g_driver.config().root) {
+            return nvml::kErrorNoPermission;
+        }
+        const auto& spec = g_driver.config().spec;
+        if (limit_mw < to_mw(spec.power_limit_min_w) || limit_mw > to_mw(spec.power_limit_max_w)) {
+            return nvml::kErrorInvalidArgument;
+        }
+        return g_driver.modify(gpu, [limit_mw](DeviceState& s) {
+            s.limit_w = limit_mw / kMilliPerUnit;
+            return nvml::kSuccess;
+        });
     });
 }
 static_assert(
@@ -432,58 +392,53 @@ static_assert(
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetClockInfo(nvml::Device device, nvml::ClockType type,
                                                    unsigned int* mhz) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetClockInfo", gpu); rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (mhz == nullptr) {
-        return nvml::kErrorInvalidArgument;
-    }
-    switch (type) {
-        case nvml::kClockGraphics:
-        case nvml::kClockSm:
-            return with_state(gpu, [&](const DeviceState& s) {
-                *mhz = static_cast<unsigned int>(std::lround(g_driver.operating(s).sm_clock_mhz));
-                return nvml::kSuccess;
-            });
-        case nvml::kClockMem:
-            *mhz = kMemClockMhz;
-            return nvml::kSuccess;
-        case nvml::kClockVideo:
-            *mhz = kVideoClockMhz;
-            return nvml::kSuccess;
-        default:
+    return on_device(device, "nvmlDeviceGetClockInfo", [&](int gpu) -> ReturnCode {
+        if (mhz == nullptr) {
             return nvml::kErrorInvalidArgument;
-    }
+        }
+        switch (type) {
+            case nvml::kClockGraphics:
+            case nvml::kClockSm:
+                return with_state(gpu, [&](const DeviceState& s) {
+                    *mhz =
+                        static_cast<unsigned int>(std::lround(g_driver.operating(s).sm_clock_mhz));
+                    return nvml::kSuccess;
+                });
+            case nvml::kClockMem:
+                *mhz = kMemClockMhz;
+                return nvml::kSuccess;
+            case nvml::kClockVideo:
+                *mhz = kVideoClockMhz;
+                return nvml::kSuccess;
+            default:
+                return nvml::kErrorInvalidArgument;
+        }
+    });
 }
 static_assert(std::is_same_v<decltype(&nvmlDeviceGetClockInfo), nvml::DeviceGetClockInfoFn>);
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceGetMaxClockInfo(nvml::Device device, nvml::ClockType type,
                                                       unsigned int* mhz) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceGetMaxClockInfo", gpu);
-        rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (mhz == nullptr) {
-        return nvml::kErrorInvalidArgument;
-    }
-    switch (type) {
-        case nvml::kClockGraphics:
-        case nvml::kClockSm:
-            *mhz = static_cast<unsigned int>(std::lround(g_driver.config().spec.sm_clock_max_mhz));
-            return nvml::kSuccess;
-        case nvml::kClockMem:
-            *mhz = kMemClockMhz;
-            return nvml::kSuccess;
-        case nvml::kClockVideo:
-            *mhz = kVideoClockMaxMhz;
-            return nvml::kSuccess;
-        default:
+    return on_device(device, "nvmlDeviceGetMaxClockInfo", [&](int /*gpu*/) -> ReturnCode {
+        if (mhz == nullptr) {
             return nvml::kErrorInvalidArgument;
-    }
+        }
+        switch (type) {
+            case nvml::kClockGraphics:
+            case nvml::kClockSm:
+                *mhz =
+                    static_cast<unsigned int>(std::lround(g_driver.config().spec.sm_clock_max_mhz));
+                return nvml::kSuccess;
+            case nvml::kClockMem:
+                *mhz = kMemClockMhz;
+                return nvml::kSuccess;
+            case nvml::kClockVideo:
+                *mhz = kVideoClockMaxMhz;
+                return nvml::kSuccess;
+            default:
+                return nvml::kErrorInvalidArgument;
+        }
+    });
 }
 static_assert(std::is_same_v<decltype(&nvmlDeviceGetMaxClockInfo), nvml::DeviceGetClockInfoFn>);
 
@@ -507,45 +462,37 @@ static_assert(std::is_same_v<decltype(&nvmlDeviceGetCurrentClocksThrottleReasons
 #ifndef PALS_FAKE_NVML_LEGACY
 PALS_NVML_EXPORT ReturnCode nvmlDeviceSetGpuLockedClocks(nvml::Device device, unsigned int min_mhz,
                                                          unsigned int max_mhz) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceSetGpuLockedClocks", gpu);
-        rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (!g_driver.config().root) {
-        return nvml::kErrorNoPermission;
-    }
-    if (min_mhz == 0 || min_mhz > max_mhz) {
-        return nvml::kErrorInvalidArgument;
-    }
-    const auto& spec = g_driver.config().spec;
-    const double lo =
-        std::clamp(static_cast<double>(min_mhz), spec.sm_clock_min_mhz, spec.sm_clock_max_mhz);
-    const double hi = std::clamp(static_cast<double>(max_mhz), lo, spec.sm_clock_max_mhz);
-    return g_driver.modify(gpu, [lo, hi](DeviceState& s) {
-        s.locked_min_mhz = lo;
-        s.locked_max_mhz = hi;
-        return nvml::kSuccess;
+    return on_device(device, "nvmlDeviceSetGpuLockedClocks", [&](int gpu) -> ReturnCode {
+        if (!g_driver.config().root) {
+            return nvml::kErrorNoPermission;
+        }
+        if (min_mhz == 0 || min_mhz > max_mhz) {
+            return nvml::kErrorInvalidArgument;
+        }
+        const auto& spec = g_driver.config().spec;
+        const double lo =
+            std::clamp(static_cast<double>(min_mhz), spec.sm_clock_min_mhz, spec.sm_clock_max_mhz);
+        const double hi = std::clamp(static_cast<double>(max_mhz), lo, spec.sm_clock_max_mhz);
+        return g_driver.modify(gpu, [lo, hi](DeviceState& s) {
+            s.locked_min_mhz = lo;
+            s.locked_max_mhz = hi;
+            return nvml::kSuccess;
+        });
     });
 }
 static_assert(
     std::is_same_v<decltype(&nvmlDeviceSetGpuLockedClocks), nvml::DeviceSetGpuLockedClocksFn>);
 
 PALS_NVML_EXPORT ReturnCode nvmlDeviceResetGpuLockedClocks(nvml::Device device) {
-    std::lock_guard lock(g_mutex);
-    int gpu = 0;
-    if (const ReturnCode rc = enter(device, "nvmlDeviceResetGpuLockedClocks", gpu);
-        rc != nvml::kSuccess) {
-        return rc;
-    }
-    if (!g_driver.config().root) {
-        return nvml::kErrorNoPermission;
-    }
-    return g_driver.modify(gpu, [](DeviceState& s) {
-        s.locked_min_mhz = 0.0;
-        s.locked_max_mhz = 0.0;
-        return nvml::kSuccess;
+    return on_device(device, "nvmlDeviceResetGpuLockedClocks", [&](int gpu) -> ReturnCode {
+        if (!g_driver.config().root) {
+            return nvml::kErrorNoPermission;
+        }
+        return g_driver.modify(gpu, [](DeviceState& s) {
+            s.locked_min_mhz = 0.0;
+            s.locked_max_mhz = 0.0;
+            return nvml::kSuccess;
+        });
     });
 }
 static_assert(
