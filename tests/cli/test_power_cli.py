@@ -13,20 +13,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
+
+from cli_harness import CaseFailure, check, expect, run_case, select_cases
 
 DEFAULT_LIMIT_W = 700.0
 
 
-class CaseFailure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CaseFailure(message)
 
 
 class Env:
@@ -62,13 +55,7 @@ class Env:
         return subprocess.Popen([self.pals, *args], env=self.environ(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
-    def expect(self, result, code, *substrings, stream="stderr"):
-        text = getattr(result, stream)
-        check(result.returncode == code,
-              f"{result.args[1:]}: exit {result.returncode}, expected {code}\n"
-              f"stdout: {result.stdout}\nstderr: {result.stderr}")
-        for s in substrings:
-            check(s in text, f"{result.args[1:]}: {stream} lacks {s!r}:\n{text}")
+    expect = staticmethod(expect)
 
     def gpus(self):
         r = self.run("gpus", "--json")
@@ -375,18 +362,6 @@ def case_watch_ctrl_c(e):
 CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 
-def run_case(name, fn, pals, fake_lib):
-    with tempfile.TemporaryDirectory(prefix=f"pals_cli_{name}_") as folder:
-        e = Env(pals, fake_lib, folder)
-        try:
-            fn(e)
-            e.assert_untouched()
-        except (CaseFailure, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as exc:
-            print(f"FAIL {name}: {exc}")
-            traceback.print_exc()
-            return False
-    print(f"ok   {name}")
-    return True
 
 
 def main():
@@ -396,18 +371,11 @@ def main():
     parser.add_argument("--case", default="all")
     parser.add_argument("--expect-cases", help="comma-separated case list that must match this file's")
     args = parser.parse_args()
-    if args.expect_cases is not None:
-        expected = sorted(c for c in args.expect_cases.split(",") if c)
-        if expected != sorted(CASES):
-            print(f"tests/cli/CMakeLists.txt lists {expected}, test_power_cli.py has {sorted(CASES)}")
-            return 1
-        return 0
-    names = sorted(CASES) if args.case == "all" else [args.case]
-    unknown = [n for n in names if n not in CASES]
-    if unknown:
-        print(f"unknown case(s) {unknown}; known: {sorted(CASES)}")
-        return 2
-    results = [run_case(n, CASES[n], args.pals, args.fake_lib) for n in names]
+    names, rc = select_cases(CASES, args.case, args.expect_cases, "test_power_cli.py")
+    if names is None:
+        return rc
+    results = [run_case(n, CASES[n], lambda folder: Env(args.pals, args.fake_lib, folder), "pals_cli")
+               for n in names]
     return 0 if all(results) else 1
 
 

@@ -17,25 +17,18 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 import urllib.error
 import urllib.request
+
+from cli_harness import CaseFailure, check, expect, run_case, select_cases
 
 DEFAULT_LIMIT_W = 700.0
 TOKEN = "s3cret-token"
 PERIOD_S = 0.5
 
 
-class CaseFailure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CaseFailure(message)
 
 
 # ---- the vLLM stand-in ----------------------------------------------------------------------------
@@ -162,13 +155,7 @@ class Env:
         return subprocess.run([self.pals, *args], env=self.environ(env), capture_output=True, text=True,
                               timeout=timeout)
 
-    def expect(self, result, code, *substrings, stream="stderr"):
-        text = getattr(result, stream)
-        check(result.returncode == code,
-              f"{result.args[1:]}: exit {result.returncode}, expected {code}\n"
-              f"stdout: {result.stdout}\nstderr: {result.stderr}")
-        for s in substrings:
-            check(s in text, f"{result.args[1:]}: {stream} lacks {s!r}:\n{text}")
+    expect = staticmethod(expect)
 
     def limits(self):
         r = self.run("gpus", "--json")
@@ -497,22 +484,6 @@ CASES = {
 }
 
 
-def run_case(name, fn, pals, fake_lib, source_dir, shared_dir):
-    with tempfile.TemporaryDirectory(prefix=f"pals-run-{name}-") as folder:
-        e = Env(pals, fake_lib, source_dir, shared_dir, folder)
-        try:
-            fn(e)
-            e.assert_untouched()
-        except CaseFailure as failure:
-            print(f"FAIL {name}: {failure}")
-            return False
-        except Exception:
-            print(f"ERROR {name}:\n{traceback.format_exc()}")
-            return False
-        finally:
-            e.close()
-    print(f"ok   {name}")
-    return True
 
 
 def main():
@@ -524,20 +495,15 @@ def main():
     parser.add_argument("--case", default="all")
     parser.add_argument("--expect-cases", help="comma-separated case list that must match this file's")
     args = parser.parse_args()
-    if args.expect_cases is not None:
-        expected = sorted(c for c in args.expect_cases.split(",") if c)
-        if expected != sorted(CASES):
-            print(f"tests/cli/CMakeLists.txt lists {expected}, test_run_cli.py has {sorted(CASES)}")
-            return 1
-        return 0
-    names = sorted(CASES) if args.case == "all" else [args.case]
-    unknown = [n for n in names if n not in CASES]
-    if unknown:
-        print(f"unknown case(s) {unknown}; known: {sorted(CASES)}")
-        return 2
+    names, rc = select_cases(CASES, args.case, args.expect_cases, "test_run_cli.py")
+    if names is None:
+        return rc
     args.pals, args.fake_lib, args.source_dir = (os.path.abspath(p) for p in (args.pals, args.fake_lib, args.source_dir))
     shared_dir = args.shared_dir or os.path.join(args.source_dir, "..", "shared")
-    results = [run_case(n, CASES[n], args.pals, args.fake_lib, args.source_dir, shared_dir) for n in names]
+    def make_env(folder):
+        return Env(args.pals, args.fake_lib, args.source_dir, shared_dir, folder)
+
+    results = [run_case(n, CASES[n], make_env, "pals-run") for n in names]
     return 0 if all(results) else 1
 
 
