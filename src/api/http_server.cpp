@@ -113,13 +113,7 @@ struct HttpServer::Impl {
         server.set_payload_max_length(options.max_body_bytes);
         // No exception crosses a handler (llama.cpp's ex_wrapper idea).
         server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-            std::string what = "internal error";
-            try {
-                std::rethrow_exception(ep);
-            } catch (const std::exception& e) {
-                what = e.what();
-            } catch (...) {
-            }
+            const std::string what = exception_message(ep);
             PALS_LOG_ERROR("http: {}", what);
             send_error(res, 500, "internal", what);
         });

@@ -552,13 +552,7 @@ struct SimServer::Impl {
         });
         http.set_exception_handler(
             [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-                std::string what = "internal error";
-                try {
-                    std::rethrow_exception(ep);
-                } catch (const std::exception& e) {
-                    what = e.what();
-                } catch (...) {
-                }
+                const std::string what = exception_message(ep);
                 PALS_LOG_ERROR("sim-serve: http: {}", what);
                 send_error(res, {500, "InternalServerError", what, {}});
             });

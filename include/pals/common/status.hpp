@@ -5,6 +5,7 @@
 /// Thread-safety: value types; safe to copy between threads.
 
 #include <cassert>
+#include <exception>
 #include <string>
 #include <utility>
 #include <variant>
@@ -88,5 +89,17 @@ private:
 /// The process exit code the CLI uses for a failed Status: 2 bad input, 3 backend unavailable,
 /// 4 permission denied, 1 anything else.
 [[nodiscard]] int exit_code_for(const Status& status);
+
+/// What an exception says: e.what() for a std::exception, "internal error" otherwise. For the
+/// last-resort handlers that must not let an exception escape (HTTP handlers).
+[[nodiscard]] inline std::string exception_message(const std::exception_ptr& ep) {
+    try {
+        std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "internal error";
+    }
+}
 
 }  // namespace pals
