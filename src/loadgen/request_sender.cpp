@@ -17,6 +17,7 @@
 #include <string>
 #include <system_error>
 
+#include "pals/common/json.hpp"
 #include "pals/loadgen/loadgen.hpp"
 
 namespace pals::loadgen {
@@ -121,6 +122,10 @@ public:
             if (m_failure) {
                 return false;
             }
+        }
+        if (!m_parser.error().empty()) {
+            m_failure = m_parser.error();
+            return false;
         }
         if (m_timeout_s && now_s - m_send_s > *m_timeout_s) {
             m_failure = timeout_message();
@@ -323,7 +328,8 @@ Result<RequestSender> RequestSender::create(ClientConfig config) {
             fmt::format("endpoint '{}' must start with '/'", config.endpoint_path));
     }
     if (!config.extra_body_json.empty()) {
-        const json extra = json::parse(config.extra_body_json, nullptr, /*allow_exceptions=*/false);
+        const Result<json> parsed = parse_json(config.extra_body_json, "extra body");
+        const json extra = parsed.is_ok() ? *parsed : json(json::value_t::discarded);
         if (extra.is_discarded() || !extra.is_object()) {
             return Status::invalid_argument(
                 fmt::format("extra body '{}' is not a JSON object", config.extra_body_json));
@@ -367,7 +373,10 @@ std::string RequestSender::build_body(const workload::Request& request) const {
         body["ignore_eos"] = true;
     }
     if (!m_config.extra_body_json.empty()) {
-        body.update(json::parse(m_config.extra_body_json));  // validated in create()
+        // Validated in create(), so this parse succeeds.
+        if (Result<json> extra = parse_json(m_config.extra_body_json, "extra body"); extra.is_ok()) {
+            body.update(*extra);
+        }
     }
     return body.dump();
 }
@@ -425,8 +434,9 @@ Result<std::string> fetch_first_model(const EndpointUrl& url, const std::string&
         return Status::not_found(fmt::format("GET {} answered HTTP {}: {}; pass --model", path,
                                              res->status, extract_error_message(res->body)));
     }
-    const json doc = json::parse(res->body, nullptr, /*allow_exceptions=*/false);
-    if (!doc.is_discarded() && doc.is_object()) {
+    const Result<json> parsed = parse_json(res->body, "model list");
+    if (parsed.is_ok() && parsed->is_object()) {
+        const json& doc = *parsed;
         const auto data = doc.find("data");
         if (data != doc.end() && data->is_array() && !data->empty() && data->front().is_object()) {
             const auto id = data->front().find("id");

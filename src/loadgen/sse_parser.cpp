@@ -1,8 +1,10 @@
 /// @file sse_parser.cpp
 /// @brief SseParser and the interpretation of OpenAI-compatible stream chunks.
 
-#include "pals/common/strings.hpp"
 #include "pals/loadgen/sse_parser.hpp"
+
+#include "pals/common/json.hpp"
+#include "pals/common/strings.hpp"
 
 #include <fmt/format.h>
 
@@ -68,7 +70,7 @@ std::optional<std::string> object_error_message(const json& object) {
 
 std::vector<std::string> SseParser::feed(std::string_view bytes) {
     std::vector<std::string> out;
-    if (m_done) {
+    if (m_done || !m_error.empty()) {
         return out;
     }
     // Normalise line endings while appending: "\r\n" and a lone '\r' both end a line. A '\r'
@@ -104,13 +106,20 @@ std::vector<std::string> SseParser::feed(std::string_view bytes) {
         m_buffer.clear();
     } else {
         m_buffer.erase(0, consumed);
+        if (m_buffer.size() > m_max_event_bytes) {
+            m_error = fmt::format(
+                "stream event exceeds {} bytes without an event separator (blank line)",
+                m_max_event_bytes);
+            m_buffer.clear();
+            m_buffer.shrink_to_fit();
+        }
     }
     return out;
 }
 
 std::vector<std::string> SseParser::finish() {
     std::vector<std::string> out;
-    if (!m_done && !trim(m_buffer).empty()) {
+    if (!m_done && m_error.empty() && !trim(m_buffer).empty()) {
         parse_event(m_buffer, out);
     }
     m_buffer.clear();
@@ -154,15 +163,17 @@ void SseParser::parse_event(std::string_view event, std::vector<std::string>& ou
 }
 
 Result<StreamChunk> parse_stream_chunk(std::string_view payload) {
-    const json doc = json::parse(payload, nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded() || !doc.is_object()) {
+    Result<json> parsed = parse_json(payload, "stream chunk");
+    if (!parsed.is_ok() || !parsed->is_object()) {
         std::string_view shown = trim(payload);
         if (shown.size() > kMaxRawErrorBytes) {
             shown = shown.substr(0, kMaxRawErrorBytes);
         }
+        const std::string why = parsed.is_ok() ? "" : " (" + parsed.status().message() + ")";
         return Status::invalid_argument(
-            fmt::format("stream chunk is not a JSON object: '{}'", shown));
+            fmt::format("stream chunk is not a JSON object{}: '{}'", why, shown));
     }
+    const json doc = std::move(parsed).value();
     StreamChunk chunk;
     chunk.error = object_error_message(doc);
     const auto choices = doc.find("choices");
@@ -180,8 +191,9 @@ Result<StreamChunk> parse_stream_chunk(std::string_view payload) {
 }
 
 std::string extract_error_message(std::string_view body) {
-    const json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (!doc.is_discarded() && doc.is_object()) {
+    Result<json> parsed = parse_json(body, "error body");
+    if (parsed.is_ok() && parsed->is_object()) {
+        const json& doc = *parsed;
         if (std::optional<std::string> message = object_error_message(doc)) {
             return *message;
         }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pals/common/file_util.hpp"
+#include "pals/common/json.hpp"
 
 namespace pals::model {
 
@@ -820,15 +821,11 @@ double ModelSpec::kv_bytes_per_token() const {
 
 Result<ModelSpec> parse_model_spec(std::string_view json_text, std::string_view source,
                                    std::optional<WeightDtype> dtype) {
-    Json root;
-    try {
-        root = Json::parse(json_text);
-    } catch (const Json::parse_error& e) {
-        return Status::invalid_argument(
-            fmt::format("{}: malformed JSON at byte {}: {}", source, e.byte, e.what()));
-    } catch (const std::exception& e) {
-        return Status::invalid_argument(fmt::format("{}: malformed JSON: {}", source, e.what()));
+    Result<Json> parsed = parse_json(json_text, source);
+    if (!parsed.is_ok()) {
+        return parsed.status();
     }
+    const Json root = std::move(parsed).value();
     try {
         return build_spec(root, source, dtype);
     } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "pals/common/file_util.hpp"
+#include "pals/common/json.hpp"
 #include "pals/common/log.hpp"
 
 namespace pals::power {
@@ -80,8 +81,13 @@ Result<SavedControls> SavedControls::load(std::filesystem::path path) {
         return text.status();
     }
     const std::string where = saved.m_path.string();
-    json doc = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded() || !doc.is_object()) {
+    Result<json> parsed = parse_json(*text, where);
+    if (!parsed.is_ok()) {
+        return Status::invalid_argument(parsed.status().message() +
+                                        " (not a saved-controls JSON file)");
+    }
+    json doc = std::move(parsed).value();
+    if (!doc.is_object()) {
         return Status::invalid_argument(where + ": not a saved-controls JSON file");
     }
     if (!doc.contains("schema_version") || doc["schema_version"] != kSchemaVersion) {

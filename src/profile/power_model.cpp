@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pals/common/file_util.hpp"
+#include "pals/common/json.hpp"
 #include "pals/profile/model_fit.hpp"
 
 namespace pals::profile {
@@ -223,10 +224,11 @@ Result<PowerModel> PowerModel::load(const std::filesystem::path& path) {
 Result<PowerModel> PowerModel::parse(std::string_view json_text, std::string_view source) {
     const std::string src(source.empty() ? "MODEL.json" : source);
     auto fail = [&](const Status& s) { return s.with_prefix(src); };
-    Json j = Json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) {
-        return Status::invalid_argument(src + ": not valid JSON");
+    Result<Json> parsed = parse_json(json_text, src + ": not valid JSON");
+    if (!parsed.is_ok()) {
+        return parsed.status();
     }
+    const Json j = std::move(parsed).value();
     Result<const Json*> version = member(j, "schema_version", "(top level)");
     if (!version.is_ok()) {
         return fail(version.status());

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "pals/common/file_util.hpp"
+#include "pals/common/json.hpp"
 #include "pals/workload/workload.hpp"
 
 namespace pals::workload {
@@ -72,7 +73,7 @@ Result<std::vector<double>> number_array(const json& parent, const char* key,
     for (const json& v : *it) {
         if (!v.is_number()) {
             return Status::invalid_argument(
-                fmt::format("{}: \"{}\" holds a non-number ({})", where, key, v.dump()));
+                fmt::format("{}: \"{}\" holds a non-number (a {})", where, key, v.type_name()));
         }
         values.push_back(v.get<double>());
     }
@@ -151,12 +152,11 @@ Result<LengthDistribution> parse_file(std::string_view text) {
     if (!content.is_ok()) {
         return content.status().with_prefix("length distribution");
     }
-    json doc;
-    try {
-        doc = json::parse(content.value());
-    } catch (const json::exception& e) {
-        return Status::invalid_argument(fmt::format("{}: invalid JSON: {}", path_text, e.what()));
+    Result<json> parsed = parse_json(content.value(), path_text);
+    if (!parsed.is_ok()) {
+        return parsed.status().with_prefix("length distribution");
     }
+    const json doc = std::move(parsed).value();
     constexpr const char* kNested = "model_output_length_distribution";
     const json* node = &doc;
     std::string where = path_text;
@@ -166,7 +166,7 @@ Result<LengthDistribution> parse_file(std::string_view text) {
                 fmt::format("{}: no key '{}'; available: {}", path_text, key,
                             doc.is_object() ? list_keys(doc) : "(none)"));
         }
-        node = &doc[key];
+        node = &doc.at(key);
         where += "#" + key;
     }
     if (holds_histogram(*node)) {

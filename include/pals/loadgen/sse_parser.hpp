@@ -27,6 +27,14 @@ class SseParser {
 public:
     /// The `[DONE]` sentinel that ends an OpenAI-compatible stream.
     static constexpr std::string_view kDoneSentinel = "[DONE]";
+    /// Default bound on one incomplete event (its bytes before the closing blank line): 1 MiB.
+    /// An OpenAI-compatible chunk is a few hundred bytes (a few KB with logprobs); a server that
+    /// never sends the blank line would otherwise make the buffer grow without bound.
+    static constexpr std::size_t kDefaultMaxEventBytes = std::size_t{1} << 20;
+
+    /// A parser that fails (see error()) once an incomplete event exceeds `max_event_bytes`.
+    explicit SseParser(std::size_t max_event_bytes = kDefaultMaxEventBytes)
+        : m_max_event_bytes(max_event_bytes) {}
 
     /// Appends `bytes` and returns the data payloads of every event they complete, in order.
     /// An event with several `data:` lines yields them joined by `\n` (the SSE rule); events with
@@ -44,10 +52,16 @@ public:
     /// Bytes of an incomplete event held back (for tests and diagnostics).
     [[nodiscard]] std::size_t pending_bytes() const { return m_buffer.size(); }
 
+    /// Non-empty once the stream is unusable (an event longer than the bound): what is wrong.
+    /// The buffer is then released and all further input ignored; the request must fail.
+    [[nodiscard]] const std::string& error() const { return m_error; }
+
 private:
     /// Parses one complete event (its lines, without the blank separator) into `out`.
     void parse_event(std::string_view event, std::vector<std::string>& out);
 
+    std::size_t m_max_event_bytes;
+    std::string m_error;      ///< set once an event exceeded m_max_event_bytes
     std::string m_buffer;     ///< bytes after the last complete event, line endings as '\n'
     bool m_after_cr = false;  ///< the last byte fed was '\r' (a following '\n' is skipped)
     bool m_done = false;
@@ -65,8 +79,9 @@ struct StreamChunk {
     std::optional<std::string> error;
 };
 
-/// Interprets one `data:` payload. Returns kInvalidArgument when it is not a JSON object (a
-/// broken stream: the request fails with that message).
+/// Interprets one `data:` payload, parsed with pals::parse_json (nesting depth bounded, so a
+/// hostile server cannot overflow the stack). Returns kInvalidArgument when it is not a JSON
+/// object (a broken stream: the request fails with that message).
 [[nodiscard]] Result<StreamChunk> parse_stream_chunk(std::string_view payload);
 
 /// The most useful message in an error response body: `error.message`, top-level `message`,

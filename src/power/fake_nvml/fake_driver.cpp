@@ -14,7 +14,10 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 
+#include "pals/common/file_util.hpp"
+#include "pals/common/json.hpp"
 #include "pals/power/gpu_backend.hpp"
 #include "pals/sim/gpu_spec.hpp"
 #include "power/nvml/nvml_error.hpp"
@@ -67,17 +70,56 @@ bool check_keys(const json& obj, std::initializer_list<const char*> allowed,
     return true;
 }
 
+/// Bounds of the numbers a config may hold. Each is far beyond any real GPU or model, and keeps
+/// the derived step work finite (no float-to-int cast of an out-of-range value, no inf).
+constexpr double kMaxBatch = 1e6;
+constexpr double kMaxContextTokens = 1e8;
+constexpr double kMaxModelParamsB = 1e5;
+constexpr double kMaxTp = 1024;
+constexpr double kMaxKvBytesPerToken = 1e9;
+constexpr double kMaxFlops = 1e25;
+constexpr double kMaxBytes = 1e18;
+constexpr double kMaxStepS = 3600;
+constexpr double kMaxCalls = 1e15;
+constexpr double kMaxDelayMs = 3.6e6;
+constexpr double kMaxLimitW = 1e5;
+
+std::string range_text(double lo, double hi) {
+    std::ostringstream out;
+    out << "[" << lo << ", " << hi << "]";
+    return out.str();
+}
+
+/// Reads an optional number `key` of `obj` into `out` when it lies in [lo, hi]; for an integer
+/// `T` the value must also be integral (1e300 must never reach a cast to int: undefined
+/// behaviour). Leaves `out` alone when the key is absent.
 template <class T>
 bool get_number(const json& obj, const char* key, T& out, const std::string& where,
-                std::string& error) {
-    if (!obj.contains(key)) {
+                std::string& error, double lo, double hi) {
+    const auto it = obj.find(key);
+    if (it == obj.end()) {
         return true;
     }
-    if (!obj[key].is_number()) {
-        error = where + ": '" + key + "' must be a number";
+    const char* what = std::is_integral_v<T> ? "an integer" : "a number";
+    const std::string bad = where + ": '" + key + "' must be " + what + " in " + range_text(lo, hi);
+    if (!it->is_number()) {
+        error = bad;
         return false;
     }
-    out = obj[key].get<T>();
+    // parse_json refuses numbers beyond double's range, so get<double>() is the exact value for
+    // floats and a close one for integers beyond 2^53, well outside every bound here.
+    const double value = it->get<double>();
+    if (!std::isfinite(value) || value < lo || value > hi ||
+        (std::is_integral_v<T> && value != std::floor(value))) {
+        error = bad + " (got " + it->dump() + ")";
+        return false;
+    }
+    if constexpr (std::is_integral_v<T>) {
+        static_assert(sizeof(T) >= sizeof(int));
+        out = static_cast<T>(value);  // integral and within [lo, hi], which fit T
+    } else {
+        out = static_cast<T>(value);
+    }
     return true;
 }
 
@@ -104,11 +146,11 @@ bool parse_load(const json& j, LoadConfig& load, std::string& error) {
         if (!check_keys(obj,
                         {"kind", "batch", "context", "model_params_b", "tp", "kv_bytes_per_token"},
                         "load", error) ||
-            !get_number(obj, "batch", batch, "load", error) ||
-            !get_number(obj, "context", context, "load", error) ||
-            !get_number(obj, "model_params_b", params_b, "load", error) ||
-            !get_number(obj, "tp", tp, "load", error) ||
-            !get_number(obj, "kv_bytes_per_token", kv, "load", error)) {
+            !get_number(obj, "batch", batch, "load", error, 1, kMaxBatch) ||
+            !get_number(obj, "context", context, "load", error, 0, kMaxContextTokens) ||
+            !get_number(obj, "model_params_b", params_b, "load", error, 0, kMaxModelParamsB) ||
+            !get_number(obj, "tp", tp, "load", error, 1, kMaxTp) ||
+            !get_number(obj, "kv_bytes_per_token", kv, "load", error, 0, kMaxKvBytesPerToken)) {
             return false;
         }
         if (batch < 1 || context < 0 || params_b <= 0 || tp < 1 || kv < 0) {
@@ -125,9 +167,9 @@ bool parse_load(const json& j, LoadConfig& load, std::string& error) {
     if (load.kind == "prefill") {
         int tokens = kDefaultPrefillTokens;
         if (!check_keys(obj, {"kind", "tokens", "model_params_b", "tp"}, "load", error) ||
-            !get_number(obj, "tokens", tokens, "load", error) ||
-            !get_number(obj, "model_params_b", params_b, "load", error) ||
-            !get_number(obj, "tp", tp, "load", error)) {
+            !get_number(obj, "tokens", tokens, "load", error, 1, kMaxContextTokens) ||
+            !get_number(obj, "model_params_b", params_b, "load", error, 0, kMaxModelParamsB) ||
+            !get_number(obj, "tp", tp, "load", error, 1, kMaxTp)) {
             return false;
         }
         if (tokens < 1 || params_b <= 0 || tp < 1) {
@@ -144,10 +186,10 @@ bool parse_load(const json& j, LoadConfig& load, std::string& error) {
         double flops = 0;
         double bytes = 0;
         if (!check_keys(obj, {"kind", "flops", "bytes", "wait_s", "host_s"}, "load", error) ||
-            !get_number(obj, "flops", flops, "load", error) ||
-            !get_number(obj, "bytes", bytes, "load", error) ||
-            !get_number(obj, "wait_s", load.work.wait_s, "load", error) ||
-            !get_number(obj, "host_s", load.work.host_s, "load", error)) {
+            !get_number(obj, "flops", flops, "load", error, 0, kMaxFlops) ||
+            !get_number(obj, "bytes", bytes, "load", error, 0, kMaxBytes) ||
+            !get_number(obj, "wait_s", load.work.wait_s, "load", error, 0, kMaxStepS) ||
+            !get_number(obj, "host_s", load.work.host_s, "load", error, 0, kMaxStepS)) {
             return false;
         }
         if (flops < 0 || bytes < 0 || load.work.wait_s < 0 || load.work.host_s < 0) {
@@ -179,10 +221,10 @@ bool parse_fault(const json& j, int count, Fault& f, std::string& error) {
         f.function = strip_version(j["function"].get<std::string>());
     }
     double delay_ms = 0;
-    if (!get_number(j, "gpu", f.gpu, where, error) ||
-        !get_number(j, "after_calls", f.after_calls, where, error) ||
-        !get_number(j, "times", f.times, where, error) ||
-        !get_number(j, "delay_ms", delay_ms, where, error)) {
+    if (!get_number(j, "gpu", f.gpu, where, error, -1, kMaxDevices) ||
+        !get_number(j, "after_calls", f.after_calls, where, error, 0, kMaxCalls) ||
+        !get_number(j, "times", f.times, where, error, -kMaxCalls, kMaxCalls) ||
+        !get_number(j, "delay_ms", delay_ms, where, error, 0, kMaxDelayMs)) {
         return false;
     }
     if (f.gpu >= count || f.gpu < -1) {
@@ -230,8 +272,13 @@ std::optional<FakeConfig> parse_config(const std::string& text, std::string& err
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
         return cfg;
     }
-    json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded() || !doc.is_object()) {
+    Result<json> parsed = parse_json(text, "config");
+    if (!parsed.is_ok()) {
+        error = parsed.status().message();
+        return std::nullopt;
+    }
+    const json doc = std::move(parsed).value();
+    if (!doc.is_object()) {
         error = "not a JSON object";
         return std::nullopt;
     }
@@ -239,7 +286,7 @@ std::optional<FakeConfig> parse_config(const std::string& text, std::string& err
             doc,
             {"count", "gpu", "root", "load", "out_of_band_limit_w", "driver_version", "faults"},
             "config", error) ||
-        !get_number(doc, "count", cfg.count, "config", error)) {
+        !get_number(doc, "count", cfg.count, "config", error, 1, kMaxDevices)) {
         return std::nullopt;
     }
     if (cfg.count < 1 || cfg.count > kMaxDevices) {
@@ -270,7 +317,7 @@ std::optional<FakeConfig> parse_config(const std::string& text, std::string& err
     }
     if (doc.contains("out_of_band_limit_w")) {
         double oob = 0;
-        if (!get_number(doc, "out_of_band_limit_w", oob, "config", error)) {
+        if (!get_number(doc, "out_of_band_limit_w", oob, "config", error, 0, kMaxLimitW)) {
             return std::nullopt;
         }
         cfg.out_of_band_limit_w = oob;
@@ -330,33 +377,45 @@ int FakeDriver::lock_file(int operation) {
 
 std::optional<std::vector<DeviceState>> FakeDriver::load_locked(bool& valid) {
     valid = false;
-    std::ifstream in(m_state_path);
-    if (!in) {
+    Result<std::string> text = read_file(m_state_path);
+    if (!text.is_ok()) {
         return std::vector<DeviceState>{};
     }
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    json doc = json::parse(buffer.str(), nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded() || !doc.is_object() ||
-        doc.value("schema_version", 0) != kStateSchemaVersion ||
-        doc.value("gpu", std::string()) != m_config.spec.name ||
-        doc.value("count", 0) != m_config.count || !doc.contains("devices") ||
-        !doc["devices"].is_array() ||
-        doc["devices"].size() != static_cast<std::size_t>(m_config.count)) {
-        // Another configuration (or a damaged file): like a driver reload, start afresh.
+    Result<json> parsed = parse_json(*text, m_state_path);
+    // Another configuration (or a damaged file): like a driver reload, start afresh.
+    if (!parsed.is_ok()) {
         return std::vector<DeviceState>{};
     }
+    const json doc = std::move(parsed).value();
+    auto member_is = [&doc](const char* key, const json& expected) {
+        const auto it = doc.find(key);
+        return it != doc.end() && *it == expected;
+    };
+    if (!doc.is_object() || !member_is("schema_version", kStateSchemaVersion) ||
+        !member_is("gpu", m_config.spec.name) || !member_is("count", m_config.count) ||
+        !doc.contains("devices") || !doc.at("devices").is_array() ||
+        doc.at("devices").size() != static_cast<std::size_t>(m_config.count)) {
+        return std::vector<DeviceState>{};
+    }
+    // A field that is missing, not a number or not finite takes its fresh value.
+    auto number = [](const json& d, const char* key, double fallback) {
+        const auto it = d.is_object() ? d.find(key) : d.end();
+        if (it == d.end() || !it->is_number() || !std::isfinite(it->get<double>())) {
+            return fallback;
+        }
+        return it->get<double>();
+    };
     std::vector<DeviceState> devices;
-    for (const json& d : doc["devices"]) {
+    for (const json& d : doc.at("devices")) {
         DeviceState s;
-        s.limit_w = d.value("limit_w", m_config.spec.power_limit_default_w);
-        s.locked_min_mhz = d.value("locked_min_mhz", 0.0);
-        s.locked_max_mhz = d.value("locked_max_mhz", 0.0);
-        s.energy_j = d.value("energy_j", 0.0);
-        s.updated_s = d.value("updated_s", 0.0);
-        s.reported_power_w = d.value("reported_power_w", 0.0);
-        s.reported_clock_mhz = d.value("reported_clock_mhz", 0.0);
-        s.reported_s = d.value("reported_s", -1.0);
+        s.limit_w = number(d, "limit_w", m_config.spec.power_limit_default_w);
+        s.locked_min_mhz = number(d, "locked_min_mhz", 0.0);
+        s.locked_max_mhz = number(d, "locked_max_mhz", 0.0);
+        s.energy_j = number(d, "energy_j", 0.0);
+        s.updated_s = number(d, "updated_s", 0.0);
+        s.reported_power_w = number(d, "reported_power_w", 0.0);
+        s.reported_clock_mhz = number(d, "reported_clock_mhz", 0.0);
+        s.reported_s = number(d, "reported_s", -1.0);
         devices.push_back(s);
     }
     valid = true;
@@ -403,14 +462,12 @@ nvml::ReturnCode FakeDriver::init() {
     std::string text;
     const char* config_path = std::getenv("PALS_FAKE_NVML_CONFIG");
     if (config_path != nullptr && *config_path != '\0') {
-        std::ifstream in(config_path);
-        if (!in) {
-            m_last_error = std::string("fake NVML: cannot read the config file ") + config_path;
+        Result<std::string> content = read_file(config_path);
+        if (!content.is_ok()) {
+            m_last_error = "fake NVML: cannot read the config file: " + content.status().message();
             return nvml::kErrorUnknown;
         }
-        std::stringstream buffer;
-        buffer << in.rdbuf();
-        text = buffer.str();
+        text = std::move(content).value();
     }
     std::string error;
     auto cfg = parse_config(text, error);

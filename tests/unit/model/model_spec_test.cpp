@@ -525,7 +525,7 @@ TEST(ModelSpecTest, WrongTypeIsNamed) {
 }
 
 TEST(ModelSpecTest, MalformedJsonReportsPosition) {
-    expect_parse_error(R"({"hidden_size": 4096,)", "model.json: malformed JSON at byte");
+    expect_parse_error(R"({"hidden_size": 4096,)", "model.json: malformed JSON: [json.exception.parse_error.101]");
     expect_parse_error("", "model.json: malformed JSON");
 }
 

@@ -136,7 +136,7 @@ TEST_F(NvmlBackendTest, ConfigChoosesGpuKindAndCount) {
 TEST_F(NvmlBackendTest, BadConfigSaysWhy) {
     m_env.write_config(R"({"count": "eight"})");
     auto backend = NvmlBackend::open({fake_nvml_path(), nullptr});
-    EXPECT_STATUS(backend, StatusCode::kInternal, "'count' must be a number");
+    EXPECT_STATUS(backend, StatusCode::kInternal, "'count' must be an integer in [1, 64]");
     m_env.write_config(R"({"gpu": "Z9000"})");
     EXPECT_STATUS(NvmlBackend::open({fake_nvml_path(), nullptr}), StatusCode::kInternal,
                   "unknown GPU 'Z9000'");
