@@ -264,6 +264,21 @@ TEST(RequestSenderTest, FailuresAreRecordedPerRequest) {
     EXPECT_NE(out.error.find("request failed"), std::string::npos) << out.error;
 }
 
+/// Hostile servers: a deeply nested error event (was a SIGSEGV) and a stream without event
+/// separators (was unbounded memory) fail only their request, with a clear error.
+TEST(RequestSenderTest, HostileStreamsFailTheRequest) {
+    ScriptedServer server;
+    SystemClock clock;
+    const RequestSender deep = sender_for(config_for(server, "deep"));
+    const RequestOutcome d = deep.send(request(4), clock);
+    EXPECT_FALSE(d.success);
+    EXPECT_NE(d.error.find("nested deeper than"), std::string::npos) << d.error.substr(0, 200);
+    const RequestSender endless = sender_for(config_for(server, "endless"));
+    const RequestOutcome e = endless.send(request(4), clock);
+    EXPECT_FALSE(e.success);
+    EXPECT_NE(e.error.find("without an event separator"), std::string::npos) << e.error;
+}
+
 TEST(RequestSenderTest, RequestTimeout) {
     ScriptedServer server;
     ClientConfig c = config_for(server, "stall");

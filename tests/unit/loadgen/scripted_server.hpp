@@ -12,6 +12,8 @@
 ///   close     two chunks, then the connection is dropped
 ///   nodone    chunks and usage, then the stream ends without [DONE]
 ///   stall     waits (up to 3 s, or until the server stops) before the first byte
+///   deep      one error event nested 200,000 levels deep, then [DONE]
+///   endless   bytes without an event separator until the client hangs up (at most 64 MiB)
 /// Body fields "test_delay_ms" (default 20) and "test_tokens_per_chunk" (default 1) shape the
 /// stream: max_tokens / tokens_per_chunk chunks, one every delay_ms, the first after delay_ms.
 
@@ -188,6 +190,27 @@ private:
 
     /// One call of the content provider: writes the next event (or ends the stream).
     bool step(Stream& s, httplib::DataSink& sink) {
+        if (s.mode == "deep") {
+            constexpr std::size_t kDepth = 200000;
+            const std::string event = "data: {\"error\": " + std::string(kDepth, '[') +
+                                      std::string(kDepth, ']') + "}\n\ndata: [DONE]\n\n";
+            release(s);
+            sink.write(event.data(), event.size());
+            sink.done();
+            return true;
+        }
+        if (s.mode == "endless") {
+            constexpr std::size_t kChunkBytes = std::size_t{64} << 10;
+            constexpr std::size_t kMaxBytes = std::size_t{64} << 20;
+            const std::string chunk(kChunkBytes, 'a');
+            release(s);
+            for (std::size_t sent = 0; sent < kMaxBytes && !m_stopping; sent += kChunkBytes) {
+                if (!sink.write(chunk.data(), chunk.size())) {
+                    return false;  // the client hung up
+                }
+            }
+            return false;
+        }
         if (s.sent == 0 && s.mode == "stall") {
             const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
             while (!m_stopping && std::chrono::steady_clock::now() < until) {

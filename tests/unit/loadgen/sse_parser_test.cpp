@@ -103,6 +103,49 @@ TEST(SseParserTest, FinishFlushesAnEventWithoutItsBlankLine) {
     EXPECT_TRUE(parser.done());
 }
 
+/// A server that never sends the blank line made the buffer grow without bound (1.9 GB in
+/// 15 s); now an incomplete event over the bound fails the stream and frees the buffer.
+TEST(SseParserTest, BoundsAnIncompleteEvent) {
+    SseParser parser(64);
+    EXPECT_TRUE(parser.feed("data: " + std::string(50, 'a')).empty());
+    EXPECT_TRUE(parser.error().empty());
+    EXPECT_TRUE(parser.feed(std::string(20, 'a')).empty());
+    EXPECT_NE(parser.error().find("exceeds 64 bytes"), std::string::npos) << parser.error();
+    EXPECT_EQ(parser.pending_bytes(), 0U);
+    // Once failed, nothing more is buffered or returned.
+    EXPECT_TRUE(parser.feed("\n\ndata: {}\n\n").empty());
+    EXPECT_EQ(parser.pending_bytes(), 0U);
+    EXPECT_TRUE(parser.finish().empty());
+
+    // Complete events longer in total than the bound are fine: the bound is per event.
+    SseParser many(64);
+    std::string stream;
+    for (int i = 0; i < 20; ++i) {
+        stream += "data: {\"i\":" + std::to_string(i) + "}\n\n";
+    }
+    EXPECT_EQ(many.feed(stream).size(), 20U);
+    EXPECT_TRUE(many.error().empty());
+
+    // The default bound, 1 MiB.
+    SseParser standard;
+    const std::string mib(SseParser::kDefaultMaxEventBytes, 'a');
+    EXPECT_TRUE(standard.feed(mib).empty());
+    EXPECT_TRUE(standard.error().empty());
+    EXPECT_TRUE(standard.feed("a").empty());
+    EXPECT_FALSE(standard.error().empty());
+}
+
+/// A 200,000-deep error value overflowed the stack when its message was extracted (dump()).
+TEST(StreamChunkTest, RefusesDeepNesting) {
+    const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+    auto chunk = parse_stream_chunk(R"({"error": )" + deep + "}");
+    ASSERT_FALSE(chunk.is_ok());
+    EXPECT_NE(chunk.status().message().find("nested deeper than"), std::string::npos)
+        << chunk.status().message().substr(0, 200);
+    const std::string shown = extract_error_message(R"({"object": "error", "message": )" + deep + "}");
+    EXPECT_LE(shown.size(), 303U);
+}
+
 TEST(StreamChunkTest, ChoicesUsageAndErrors) {
     Result<StreamChunk> text = parse_stream_chunk(R"({"choices":[{"index":0,"text":""}]})");
     ASSERT_TRUE(text.is_ok());

@@ -527,6 +527,10 @@ TEST(ModelSpecTest, WrongTypeIsNamed) {
 TEST(ModelSpecTest, MalformedJsonReportsPosition) {
     expect_parse_error(R"({"hidden_size": 4096,)", "model.json: malformed JSON: [json.exception.parse_error.101]");
     expect_parse_error("", "model.json: malformed JSON");
+    // ~200 KB of nesting: a bounded parse, not a stack overflow.
+    expect_parse_error(R"({"hidden_size": )" + std::string(100000, '[') +
+                           std::string(100000, ']') + "}",
+                       "model.json: JSON nested deeper than");
 }
 
 TEST(ModelSpecTest, UnknownArchitectureListsSupportedOnes) {

@@ -3,6 +3,8 @@
 #include "pals/power/nvml_backend.hpp"
 
 #include <gtest/gtest.h>
+
+#include <string>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -144,6 +146,42 @@ TEST_F(NvmlBackendTest, BadConfigSaysWhy) {
         R"({"faults": [{"function": "nvmlDeviceGetPowerUsage", "error": "BOGUS"}]})");
     EXPECT_STATUS(NvmlBackend::open({fake_nvml_path(), nullptr}), StatusCode::kInternal,
                   "unknown NVML error 'BOGUS'");
+}
+
+/// {"count": 1e300} reached get<int>() (a float-to-int cast out of range: undefined behaviour).
+/// Every number of the config is now checked: a number, integral where an int is meant, in range.
+TEST_F(NvmlBackendTest, ConfigNumbersMustBeInRange) {
+    struct Case {
+        const char* config;
+        const char* expected;
+    };
+    for (const Case& c : {
+             Case{R"({"count": 1e300})", "'count' must be an integer in [1, 64]"},
+             Case{R"({"count": 2.5})", "'count' must be an integer"},
+             Case{R"({"count": -9223372036854775808})", "'count' must be an integer"},
+             Case{R"({"load": {"kind": "decode", "batch": 1e300}})", "'batch' must be an integer"},
+             Case{R"({"load": {"kind": "decode", "model_params_b": 1e300}})",
+                  "'model_params_b' must be a number"},
+             Case{R"({"load": {"kind": "custom", "flops": 1e300}})", "'flops' must be a number"},
+             Case{R"({"faults": [{"after_calls": 1e300, "error": "UNKNOWN"}]})",
+                  "'after_calls' must be an integer"},
+             Case{R"({"faults": [{"delay_ms": 1e300}]})", "'delay_ms' must be a number"},
+             Case{R"({"out_of_band_limit_w": -5})", "'out_of_band_limit_w' must be a number"},
+             Case{R"({"count": 1e400})", "malformed JSON"},
+         }) {
+        SCOPED_TRACE(c.config);
+        m_env.write_config(c.config);
+        EXPECT_STATUS(NvmlBackend::open({fake_nvml_path(), nullptr}), StatusCode::kInternal,
+                      c.expected);
+    }
+}
+
+/// A deeply nested config is refused by the bounded parse instead of overflowing the stack.
+TEST_F(NvmlBackendTest, DeeplyNestedConfigIsRefused) {
+    m_env.write_config(R"({"load": )" + std::string(100000, '[') + std::string(100000, ']') +
+                       "}");
+    EXPECT_STATUS(NvmlBackend::open({fake_nvml_path(), nullptr}), StatusCode::kInternal,
+                  "nested deeper than");
 }
 
 TEST_F(NvmlBackendTest, SetLimitReadsBackAndPersistsLikeADriver) {

@@ -104,6 +104,15 @@ TEST_F(SavedControlsTest, CorruptFileIsInvalidArgument) {
     EXPECT_STATUS(SavedControls::load(state_file()), StatusCode::kInvalidArgument, "power_limit_w");
 }
 
+/// The saved-controls file is parsed with the bounded parse: deep nesting is an error.
+TEST_F(SavedControlsTest, DeeplyNestedFileIsInvalidArgument) {
+    std::filesystem::create_directories(state_file().parent_path());
+    std::ofstream(state_file()) << R"({"schema_version": 1, "gpus": )"
+                                << std::string(100000, '[') << std::string(100000, ']') << "}";
+    EXPECT_STATUS(SavedControls::load(state_file()), StatusCode::kInvalidArgument,
+                  "nested deeper than");
+}
+
 TEST_F(SavedControlsTest, UnwritableFileIsPermissionDeniedAndSavesNothing) {
     SavedControls saved("/proc/pals_no_such_dir/controls.json");
     EXPECT_STATUS(saved.save(m_backend, {0}), StatusCode::kPermissionDenied, "--state-file");

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include <cmath>
 #include <limits>
 #include <random>
@@ -171,6 +173,9 @@ TEST(PowerModelTest, LoadReportsFileAndField) {
     PROFILE_EXPECT_STATUS(PowerModel::load(dir / "none.json"), StatusCode::kNotFound, "none.json");
     PROFILE_EXPECT_STATUS(PowerModel::parse("{", "m.json"), StatusCode::kInvalidArgument,
                           "m.json: not valid JSON");
+    PROFILE_EXPECT_STATUS(
+        PowerModel::parse(std::string(100000, '[') + std::string(100000, ']'), "m.json"),
+        StatusCode::kInvalidArgument, "m.json: not valid JSON: JSON nested deeper than");
     PROFILE_EXPECT_STATUS(PowerModel::parse("{}", "m.json"), StatusCode::kInvalidArgument,
                           "m.json: (top level): missing field 'schema_version'");
     PROFILE_EXPECT_STATUS(PowerModel::parse(R"({"schema_version": 99})", "m.json"),

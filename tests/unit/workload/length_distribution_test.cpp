@@ -159,6 +159,30 @@ TEST(LengthDistributionTest, MissingFileNamesIt) {
     EXPECT_NE(d.status().message().find("/nonexistent/dist.json"), std::string::npos);
 }
 
+/// ~200 KB of nested arrays in a histogram file overflowed the stack; now a bounded parse.
+TEST(LengthDistributionTest, RefusesDeeplyNestedFile) {
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    const auto path = write_temp("deep_hist.json", R"({"bins": )" + deep + R"(, "counts": [1]})");
+    auto d = LengthDistribution::parse(path);
+    ASSERT_FALSE(d.is_ok());
+    EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(d.status().message().find(path), std::string::npos) << d.status().message();
+    EXPECT_NE(d.status().message().find("nested deeper than"), std::string::npos)
+        << d.status().message();
+}
+
+/// A histogram that is not a regular file is refused before it is read.
+TEST(LengthDistributionTest, RefusesNonRegularFile) {
+    const std::string link = testing::TempDir() + "/zero_hist.json";
+    std::filesystem::remove(link);
+    std::filesystem::create_symlink("/dev/zero", link);
+    auto d = LengthDistribution::parse(link);
+    ASSERT_FALSE(d.is_ok());
+    EXPECT_NE(d.status().message().find("character device"), std::string::npos)
+        << d.status().message();
+    std::filesystem::remove(link);
+}
+
 TEST(LengthDistributionTest, TopLevelHistogramAndEqualLengthBins) {
     const auto edges = write_temp("edges.json", R"({"bins": [0, 10, 20], "counts": [1, 1]})");
     auto d = LengthDistribution::parse(edges);
@@ -198,7 +222,7 @@ TEST(LengthDistributionTest, HistogramFileErrors) {
     const auto bad = write_temp("bad.json", "{not json");
     auto b = LengthDistribution::parse(bad);
     ASSERT_FALSE(b.is_ok());
-    EXPECT_NE(b.status().message().find("invalid JSON"), std::string::npos);
+    EXPECT_NE(b.status().message().find("malformed JSON"), std::string::npos);
 
     const auto text = write_temp("text.json", R"({"bins": [0, "x"], "counts": [1]})");
     auto t = LengthDistribution::parse(text);
