@@ -150,8 +150,14 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view con
     }
     std::filesystem::path tmp = path;
     tmp += ".tmp." + std::to_string(::getpid());
-    // O_EXCL: never write through a link or a file someone placed at the temporary name.
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+    // O_EXCL: never write through a link or a file someone placed at the temporary name. A
+    // leftover of an earlier process with the same pid (a crash; containers reuse pids) is
+    // removed once (unlink removes a link, never its target) and creation retried.
+    constexpr int kCreateFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+    int fd = ::open(tmp.c_str(), kCreateFlags, 0666);
+    if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0) {
+        fd = ::open(tmp.c_str(), kCreateFlags, 0666);
+    }
     if (fd < 0) {
         const int error = errno;
         return errno_status(path, "cannot create temporary file " + tmp.string(), error);

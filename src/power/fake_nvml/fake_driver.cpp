@@ -114,12 +114,9 @@ bool get_number(const json& obj, const char* key, T& out, const std::string& whe
         error = bad + " (got " + it->dump() + ")";
         return false;
     }
-    if constexpr (std::is_integral_v<T>) {
-        static_assert(sizeof(T) >= sizeof(int));
-        out = static_cast<T>(value);  // integral and within [lo, hi], which fit T
-    } else {
-        out = static_cast<T>(value);
-    }
+    // For an integer T the value is integral and within [lo, hi], which every caller keeps
+    // inside T's range, so the cast is exact.
+    out = static_cast<T>(value);
     return true;
 }
 

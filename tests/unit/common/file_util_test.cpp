@@ -160,6 +160,19 @@ TEST_F(FileUtilTest, RefusesToReplaceADeviceNode) {
     EXPECT_TRUE(fs::is_character_file(fs::symlink_status(file("mynull"))));
 }
 
+/// A temporary file left by an earlier process with the same pid, or a link planted at its
+/// name, neither blocks the write nor is written through.
+TEST_F(FileUtilTest, StaleTemporaryNameIsReplacedNotFollowed) {
+    std::ofstream(file("victim"), std::ios::binary) << "keep";
+    const fs::path tmp = file("out.json").string() + ".tmp." + std::to_string(::getpid());
+    fs::create_symlink(file("victim"), tmp);
+    const Status status = write_file_atomic(file("out.json"), "data");
+    ASSERT_TRUE(status.is_ok()) << status.message();
+    EXPECT_EQ(slurp(file("out.json")), "data");
+    EXPECT_EQ(slurp(file("victim")), "keep");
+    EXPECT_FALSE(fs::exists(fs::symlink_status(tmp)));
+}
+
 TEST_F(FileUtilTest, WriteErrorsCarryTheErrnoText) {
     const Status status = write_file_atomic(file("no_such_dir") / "out.json", "x");
     ASSERT_FALSE(status.is_ok());
