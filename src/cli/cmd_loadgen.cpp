@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/sim_options.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/common/log.hpp"
@@ -232,7 +233,8 @@ void add_loadgen_command(CLI::App& app, CommandContext& ctx) {
                     "model name to request (default: the first of GET /v1/models)");
     opt->workload.add_to(*cmd);
     cmd->add_option("--max-concurrency", opt->max_concurrency,
-                    "at most N requests in flight (a client-side semaphore, as in vllm bench)");
+                    "at most N requests in flight (a client-side semaphore, as in vllm bench)")
+        ->check(integer_in(0, kMaxSeqs));
     cmd->add_option("--goodput", opt->goodput,
                     "SLOs for goodput: ttft:MS tpot:MS e2el:MS (a request is good if all hold)")
         ->expected(1, -1);
@@ -243,7 +245,8 @@ void add_loadgen_command(CLI::App& app, CommandContext& ctx) {
                     "percentiles to report, e.g. 50,90,99")
         ->capture_default_str();
     cmd->add_option("--request-timeout", opt->request_timeout_s,
-                    "fail a request that takes longer than S seconds (default: none)");
+                    "fail a request that takes longer than S seconds (default: none)")
+        ->check(finite_in(0.0, kMaxSeconds, "s"));
     cmd->add_option("--api-key", opt->api_key, "sent as Authorization: Bearer KEY")
         ->envname("OPENAI_API_KEY");
     cmd->add_flag("--no-ignore-eos", opt->no_ignore_eos,

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/sim_options.hpp"
 #include "pals/engine/vllm/vllm_engine.hpp"
 #include "pals/power/nvml_backend.hpp"
@@ -385,7 +386,8 @@ void add_profile_command(CLI::App& app, CommandContext& ctx) {
         ->envname("PALS_SAVED_CONTROLS")
         ->capture_default_str();
     cmd->add_option("--concurrency", opt->concurrency,
-                    "live: requests kept in flight (default: largest batch cap + max(16, 25 %))");
+                    "live: requests kept in flight (default: largest batch cap + max(16, 25 %))")
+        ->check(integer_in(0, kMaxSeqs));
     cmd->add_option("--caps", opt->caps, "power caps per GPU, W: LO:HI:STEP or a list A,B,C")
         ->capture_default_str();
     cmd->add_option("--batches", opt->batches,
@@ -396,11 +398,14 @@ void add_profile_command(CLI::App& app, CommandContext& ctx) {
                     "trace path); "
                     "default: default=in=uniform:64:512,out=256");
     cmd->add_option("--warmup", opt->warmup_s, "seconds after setting a point before the window")
+        ->check(finite_in(0.0, 86400.0, "s"))
         ->capture_default_str();
     cmd->add_option("--window", opt->window_s, "steady-state window, seconds")
+        ->check(finite_above(0.0, 86400.0, "s"))
         ->capture_default_str();
     cmd->add_option("--sample-period", opt->sample_period_s,
                     "gauge and GPU sampling period in the window, seconds")
+        ->check(finite_above(0.0, 3600.0, "s"))
         ->capture_default_str();
     cmd->add_option("--out", opt->out,
                     "profile CSV; rerunning with the same file skips points already in it")
