@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <new>
 
 #include "cli/commands.hpp"
 #include "pals/common/log.hpp"
@@ -51,6 +52,11 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         const int rc = app.exit(e);
         return rc == 0 ? 0 : 2;  // every flag error is bad input: exit code 2
+    } catch (const std::bad_alloc&) {
+        // Bad input is refused (exit 2) before anything large is allocated; reaching this is a
+        // true shortage of memory.
+        std::fprintf(stderr, "pals: error: out of memory\n");
+        return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "pals: internal error: %s\n", e.what());
         return 1;

@@ -265,6 +265,15 @@ Result<std::vector<int>> parse_gpu_spec(std::string_view text) {
                 return Status::invalid_argument("'" + item +
                                                 "' is not a GPU range (give e.g. 0-3)");
             }
+            // Bounded before the loop: no huge allocation, no overflow of g at INT_MAX.
+            if (*lo < 0 || *hi > kMaxGpuIndex) {
+                return Status::out_of_range(fmt::format(
+                    "'{}': GPU indices are 0-{}", item, kMaxGpuIndex));
+            }
+            if (gpus.size() + static_cast<std::size_t>(*hi - *lo + 1) >
+                static_cast<std::size_t>(kMaxGpuIndex + 1)) {
+                return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
+            }
             for (int g = *lo; g <= *hi; ++g) {
                 gpus.push_back(g);
             }
@@ -274,6 +283,13 @@ Result<std::vector<int>> parse_gpu_spec(std::string_view text) {
         if (!g.is_ok()) {
             return Status::invalid_argument("'" + item +
                                             "' is not a GPU index (give e.g. 0+1 or 0-3)");
+        }
+        if (*g < 0 || *g > kMaxGpuIndex) {
+            return Status::out_of_range(
+                fmt::format("GPU index {} is outside 0-{}", *g, kMaxGpuIndex));
+        }
+        if (gpus.size() > static_cast<std::size_t>(kMaxGpuIndex)) {
+            return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
         }
         gpus.push_back(*g);
     }
@@ -317,8 +333,12 @@ Status set_group_from_toml(RunGroupConfig& g, std::string_view key, const toml::
         g.gpus.clear();
         for (const toml::node& item : *array) {
             auto v = item.value_exact<std::int64_t>();
-            if (!v || *v < 0 || *v > std::numeric_limits<int>::max()) {
-                return Status::invalid_argument("must be an array of GPU indices (integers >= 0)");
+            if (!v || *v < 0 || *v > kMaxGpuIndex) {
+                return Status::invalid_argument(fmt::format(
+                    "must be an array of GPU indices (integers 0-{})", kMaxGpuIndex));
+            }
+            if (g.gpus.size() > static_cast<std::size_t>(kMaxGpuIndex)) {
+                return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
             }
             g.gpus.push_back(static_cast<int>(*v));
         }
@@ -611,8 +631,9 @@ Status validate(RunConfig& c) {
                 return group_error(g, "gpus", fmt::format("GPU {} is listed twice", gpu));
             }
         }
-        if (g.max_num_seqs < 1) {
-            return group_error(g, "max_num_seqs", "must be >= 1 (the server's --max-num-seqs)");
+        if (g.max_num_seqs < 1 || g.max_num_seqs > kMaxGroupNumSeqs) {
+            return group_error(g, "max_num_seqs",
+                               fmt::format("must be 1-{} (the server's --max-num-seqs)", kMaxGroupNumSeqs));
         }
         if (g.batch_cap_file.empty()) {
             return group_error(g, "batch_cap_file", "must not be empty");
