@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "pals/common/json.hpp"
 #include "cli/flag_checks.hpp"
 #include "cli/sim_options.hpp"
 #include "pals/common/file_util.hpp"
@@ -69,6 +70,17 @@ Result<LoadgenPlan> build_plan(const LoadgenOptions& opt) {
     plan.client.model = opt.model;
     plan.client.api_key = opt.api_key;
     plan.client.ignore_eos = !opt.no_ignore_eos;
+    if (!opt.extra_body.empty()) {
+        // Checked here, before any request is sent (the sender would refuse it only later).
+        Result<nlohmann::json> extra = parse_json(opt.extra_body, "--extra-body");
+        if (!extra.is_ok()) {
+            return extra.status();
+        }
+        if (!extra->is_object()) {
+            return Status::invalid_argument(
+                fmt::format("--extra-body: '{}' is not a JSON object", opt.extra_body));
+        }
+    }
     plan.client.extra_body_json = opt.extra_body;
     plan.client.prompt_seed = opt.workload.seed;
     if (opt.request_timeout_s < 0.0 || !std::isfinite(opt.request_timeout_s)) {

@@ -4,6 +4,8 @@
 #include <exception>
 #include <iostream>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "pals/common/log.hpp"
@@ -22,6 +24,42 @@ std::string default_shared_dir() {
     return PALS_DEFAULT_SHARED_DIR;
 }
 
+/// "unknown command 'teleport' (known: ...)" when the first word that is not an option names
+/// no subcommand (CLI11 only says "A subcommand is required"); "" otherwise.
+std::string unknown_command(CLI::App& app, int argc, char** argv) {
+    CLI::App* current = &app;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--") {
+            break;
+        }
+        if (!arg.empty() && arg.front() == '-') {
+            if (arg == "--log-level" && current == &app) {
+                ++i;  // its value
+            }
+            continue;
+        }
+        const std::vector<CLI::App*> subs = current->get_subcommands([](const CLI::App*) { return true; });
+        if (subs.empty()) {
+            return "";
+        }
+        CLI::App* next = nullptr;
+        std::string known;
+        for (CLI::App* sub : subs) {
+            known += (known.empty() ? "" : ", ") + sub->get_name();
+            if (sub->get_name() == arg) {
+                next = sub;
+            }
+        }
+        if (next == nullptr) {
+            const std::string where = current == &app ? "" : current->get_name() + " ";
+            return "unknown command '" + where + arg + "' (known: " + known + ")";
+        }
+        current = next;
+    }
+    return "";
+}
+
 }  // namespace pals::cli
 
 int main(int argc, char** argv) {
@@ -30,7 +68,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     std::string log_level = "warn";
     app.add_option("--log-level", log_level, "debug, info, warn, error or off")
-        ->envname("PALS_LOG_LEVEL");
+        ->envname("PALS_LOG_LEVEL")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"}));
     app.parse_complete_callback([&log_level] { pals::init_logging(log_level); });
 
     CommandContext ctx;
@@ -50,6 +89,10 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
+        if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
+            std::fprintf(stderr, "pals: error: %s\n", unknown.c_str());
+            return 2;
+        }
         const int rc = app.exit(e);
         return rc == 0 ? 0 : 2;  // every flag error is bad input: exit code 2
     } catch (const std::bad_alloc&) {

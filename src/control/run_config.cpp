@@ -475,6 +475,9 @@ Status read_file(RunConfig& config, const std::string& path) {
     if (!std::filesystem::exists(path, ec)) {
         return Status::not_found(path + ": no such config file");
     }
+    if (!std::filesystem::is_regular_file(path, ec)) {
+        return Status::invalid_argument(path + ": not a regular file (a directory?)");
+    }
     toml::table root;
     try {
         root = toml::parse_file(path);
