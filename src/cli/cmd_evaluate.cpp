@@ -31,8 +31,8 @@ Status run_evaluate(const EvaluateOptions& opt) {
         if (!scenario.is_ok()) {
             return scenario.status();
         }
-        if (opt.period_s < 0.0) {
-            return Status::invalid_argument("--period must be > 0");
+        if (opt.period_s != 0.0) {
+            PALS_RETURN_IF_ERROR(check_range("--period", opt.period_s, 0.001, 3600.0, "s"));
         }
         if (opt.period_s > 0.0) {
             scenario->period_s = opt.period_s;

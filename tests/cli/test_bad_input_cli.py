@@ -229,6 +229,12 @@ def rows():
     add("evaluate --period nan", ["evaluate", "--scenario", "{D}/bad.toml", "--period", "nan"], 2, ["--period"])
     add("evaluate --period -1", ["evaluate", "--scenario", "{D}/bad.toml", "--period", "-1"], 2, ["--period"])
     add("evaluate no scenario", ["evaluate"], 2, ["--scenario"])
+    add("evaluate --period tiny", ["evaluate", "--scenario", "{D}/ok_scenario.toml", "--period", "1e-9",
+                                   "--report", "{D}/r.html"], 2, ["--period"])
+    add("evaluate scenario num_requests huge", ["evaluate", "--scenario", "{D}/huge_scenario.toml", "--report",
+                                                "{D}/r.html"], 2, ["huge_scenario.toml", "workload.num_requests"])
+    add("evaluate scenario NaN budget step", ["evaluate", "--scenario", "{D}/nan_scenario.toml", "--report",
+                                              "{D}/r.html"], 2, ["nan_scenario.toml", "budget.steps[0]"])
 
     # run --check
     chk = ["run", "--check", "--policy", "cap-only"]
@@ -322,6 +328,9 @@ def rows():
     return r
 
 
+SCENARIO_NODE = '[node]\nmodel = "models/meta-llama__Llama-3.1-8B-Instruct.json"\ngpu = "H100-SXM"\n'
+
+
 def make_fixtures(folder, source_dir):
     os.mkdir(os.path.join(folder, "adir"))
     files = {
@@ -332,6 +341,10 @@ def make_fixtures(folder, source_dir):
         "bad.toml": "this is = = not toml [",
         "unknown_key.toml": "warp_drive = 1\n",
         "gpus_huge.toml": 'policy = "cap-only"\n[[group]]\nurl = "http://127.0.0.1:8000"\ngpus = [0, 2000000000]\n',
+        "ok_scenario.toml": SCENARIO_NODE + "[workload]\nrate_rps = 1\nduration_s = 5\n",
+        "huge_scenario.toml": SCENARIO_NODE + "[workload]\nnum_requests = 2000000000\n",
+        "nan_scenario.toml": SCENARIO_NODE + "[workload]\nrate_rps = 1\nduration_s = 5\n"
+                                             "[budget]\nsteps = [[0, nan]]\n",
         "trace.csv": "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n",
         "saved_ok.json": json.dumps({"schema_version": 1,
                                      "gpus": [{"index": 0, "uuid": "GPU-c64e21fa-1c11-0633-8000-000000000000", "power_limit_w": 650.0}]}),
