@@ -579,6 +579,21 @@ Status validate(RunConfig& c) {
     if (c.period_s < kMinPeriodS) {
         return key_error(c, "period_s", fmt::format("must be >= {} s", kMinPeriodS));
     }
+    // Upper bounds: each value becomes a timer or a std::chrono duration, where 1e300 overflows.
+    for (const auto& [key, max] : {std::pair<std::string_view, double>{"period_s", 3600.0},
+                                   {"latency_window_s", 86400.0},
+                                   {"scrape_timeout_s", 3600.0},
+                                   {"slo_ttft_s", 1e6},
+                                   {"slo_tpot_s", 1e6},
+                                   {"sm_clock_max_mhz", 10000.0}}) {
+        const double v = c.*(std::get<double RunConfig::*>(find_key(key)->member));
+        if (v > max) {
+            return key_error(c, key, fmt::format("must be <= {:g}", max));
+        }
+    }
+    if (c.retry_periods > 1'000'000) {
+        return key_error(c, "retry_periods", "must be <= 1000000");
+    }
     if (c.latency_window_s < c.period_s) {
         return key_error(c, "latency_window_s", "must be >= period_s");
     }

@@ -261,6 +261,9 @@ def rows():
     add("run --check --retry-periods x", chk + ["--group", g, "--retry-periods", "x"], 2, ["--retry-periods"])
     add("run --check --retry-periods huge", chk + ["--group", g, "--retry-periods", "99999999999"], 2,
         ["--retry-periods"])
+    for flag, value in (("--period-s", "1e300"), ("--latency-window-s", "1e300"), ("--scrape-timeout-s", "1e300"),
+                        ("--slo-ttft-s", "1e300"), ("--sm-clock-max-mhz", "1e300"), ("--retry-periods", "2000000000")):
+        add(f"run --check {flag} {value}", chk + ["--group", g, flag, value], 2, [flag])
     add("run --check --listen bad", chk + ["--group", g, "--listen", "nohost"], 2, ["listen"])
     add("run --check --policy unknown", ["run", "--check", "--policy", "magic", "--group", g], 2, ["policy"])
     add("run --check pals without model", ["run", "--check", "--policy", "pals", "--group", g], 2, ["power_model"])

@@ -431,6 +431,17 @@ TEST(RunConfigErrorTest, GpuIndicesAreBoundedBeforeARangeIsExpanded) {
     EXPECT_NE(seqs.find("max_num_seqs: must be 1-1000000"), std::string::npos) << seqs;
 }
 
+TEST(RunConfigErrorTest, HugeTimesAreRefused) {
+    // 1e300 s became a std::chrono duration (overflow) or a timer that never fires.
+    for (const char* key : {"period_s", "latency_window_s", "scrape_timeout_s", "slo_ttft_s"}) {
+        RunConfigSources s;
+        s.group_flags = {"gpus=0"};
+        s.flags = {{"policy", "cap-only"}, {key, "1e300"}};
+        const std::string msg = load_error(s);
+        EXPECT_NE(msg.find("must be <="), std::string::npos) << key << ": " << msg;
+    }
+}
+
 TEST(RunConfigErrorTest, NoGroup) {
     const std::string msg = file_error("nogroup.toml", "policy = \"cap-only\"\n");
     EXPECT_NE(msg.find("nogroup.toml: no GPU group"), std::string::npos) << msg;
