@@ -399,7 +399,7 @@ void add_power_command(CLI::App& app, CommandContext& ctx) {
     CLI::App* watch = power_cmd->add_subcommand(
         "watch", "print per-GPU power and energy (from energy-counter deltas) every interval");
     watch->add_option("--interval", watch_opt->interval_s, "seconds between samples")
-        ->check(finite_above(0.0, 86400.0, "s"))
+        ->check(finite_in(0.001, 86400.0, "s"))
         ->capture_default_str();
     watch->add_option("--count", watch_opt->count, "number of samples (0: until Ctrl-C)")
         ->check(integer_in(0, kMaxRequests))

@@ -193,6 +193,24 @@ Status run_profile(ProfileOptions opt) {
     if (opt.out.empty()) {
         return Status::invalid_argument("--out FILE.csv is required");
     }
+    for (const std::string& text : opt.workloads) {
+        // The lengths of NAME=in=LEN,out=LEN: at most kMaxTokens, as --input-len / --output-len.
+        std::string_view rest = text;
+        while (!rest.empty()) {
+            const std::size_t comma = rest.find(',');
+            std::string_view item = rest.substr(0, comma);
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+            if (const std::size_t eq = item.find('='); eq != std::string_view::npos &&
+                                                        item.find("in=") != 0 && item.find("out=") != 0) {
+                item = item.substr(eq + 1);  // the NAME= before the first key
+            }
+            for (const std::string_view key : {"in=", "out="}) {
+                if (item.starts_with(key)) {
+                    PALS_RETURN_IF_ERROR(check_length_text("--workload " + text, item.substr(key.size())));
+                }
+            }
+        }
+    }
     Result<std::vector<double>> caps = profile::parse_caps(opt.caps);
     if (!caps.is_ok()) {
         return caps.status();

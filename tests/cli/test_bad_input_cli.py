@@ -188,6 +188,9 @@ def rows():
     add("profile --concurrency -1", prof + ["--concurrency", "-1"], 2, ["--concurrency"])
     add("profile --backend unknown", prof + ["--backend", "quantum"], 2, ["--backend"])
     add("profile --workload bad", prof + ["--workload", "a=in=x"], 2, ["--workload"])
+    add("profile --workload huge length", prof + ["--workload", "a=in=uniform:1:2147483647,out=1", "--caps", "300",
+                                                  "--batches", "1", "--window", "1", "--warmup", "0"], 2,
+        ["--workload", "limit"])
     add("profile --workload missing trace", prof + ["--workload", "a=trace={D}/none.csv"], 2, ["none.csv"])
     add("profile --power-cap nan", prof + ["--power-cap", "nan"], 2, ["--power-cap"])
     add("profile --out in missing folder", ["profile", "--model", "{M}", "--out", "{D}/no/dir/p.csv",
