@@ -98,7 +98,8 @@ CLI::Validator integer_in(std::int64_t lo, std::int64_t hi, std::string unit) {
             }
             if (errno == ERANGE || v < lo || v > hi) {
                 const std::string suffix = unit.empty() ? "" : " " + unit;
-                return "'" + text + "'" + suffix + " is outside " + fmt::format("{}-{}", lo, hi) + suffix;
+                return "'" + text + "'" + suffix + " is outside " + fmt::format("{}-{}", lo, hi) +
+                       suffix;
             }
             return "";
         },
@@ -149,8 +150,8 @@ Status check_length_text(std::string_view flag, std::string_view text) {
         std::size_t first = digits.find_first_not_of('0');
         const bool too_long = first != std::string_view::npos && digits.size() - first > 9;
         if (too_long || std::stoll(std::string(digits)) > kMaxTokens) {
-            return Status::out_of_range(fmt::format("{}: {} tokens is more than the limit of {}", flag,
-                                                    digits, kMaxTokens));
+            return Status::out_of_range(fmt::format("{}: {} tokens is more than the limit of {}",
+                                                    flag, digits, kMaxTokens));
         }
         i = j;
     }

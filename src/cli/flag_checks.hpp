@@ -6,7 +6,6 @@
 /// exits 2); check_range() for ranges known only after parsing (a GPU's power-limit range).
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -16,11 +15,11 @@
 namespace pals::cli {
 
 /// Documented limits of count and length flags (docs/cli.md).
-inline constexpr std::int64_t kMaxTokens = 10'000'000;     ///< token lengths, token budgets
-inline constexpr std::int64_t kMaxRequests = 10'000'000;   ///< --num-requests, --count
-inline constexpr std::int64_t kMaxSeqs = 1'000'000;        ///< batch caps, concurrency
-inline constexpr std::int64_t kMaxGpus = 1024;             ///< GPU indices are < this; tp, replicas
-inline constexpr double kMaxSeconds = 1e9;                 ///< durations, SLOs, periods (s)
+inline constexpr std::int64_t kMaxTokens = 10'000'000;    ///< token lengths, token budgets
+inline constexpr std::int64_t kMaxRequests = 10'000'000;  ///< --num-requests, --count
+inline constexpr std::int64_t kMaxSeqs = 1'000'000;       ///< batch caps, concurrency
+inline constexpr std::int64_t kMaxGpus = 1024;            ///< GPU indices are < this; tp, replicas
+inline constexpr double kMaxSeconds = 1e9;                ///< durations, SLOs, periods (s)
 
 /// "100 W", "0.5", "1e+09 s": a number as people write it, with the unit if any.
 [[nodiscard]] std::string format_quantity(double value, std::string_view unit);
