@@ -93,8 +93,12 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "pals: error: %s\n", unknown.c_str());
             return 2;
         }
-        const int rc = app.exit(e);
-        return rc == 0 ? 0 : 2;  // every flag error is bad input: exit code 2
+        if (e.get_exit_code() == 0) {
+            return app.exit(e);  // --help, --version
+        }
+        // Every flag error is bad input: exit code 2, in the same form as every other error.
+        std::fprintf(stderr, "pals: error: %s (see --help)\n", e.what());
+        return 2;
     } catch (const std::bad_alloc&) {
         // Bad input is refused (exit 2) before anything large is allocated; reaching this is a
         // true shortage of memory.

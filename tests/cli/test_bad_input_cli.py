@@ -403,6 +403,8 @@ def run_row(row, args):
         problems = []
         if p.returncode != code:
             problems.append(f"exit {p.returncode}, expected {code}")
+        if "pals: error:" not in p.stderr:
+            problems.append("stderr lacks the 'pals: error:' line")
         for s in needles:
             if fmt(s) not in p.stderr:
                 problems.append(f"stderr lacks {fmt(s)!r}")
