@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/report_format.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/sim/calibration.hpp"
@@ -76,6 +77,9 @@ Status run_calibrate(const CalibrateOptions& opt) {
     sim::FidelitySettings settings;
     settings.models_dir = shared + "/models";
     settings.output_lengths = shared + "/calibration/mlenergy-v3/output_length_distributions.json";
+    if (Status st = check_length_text("--input-len", opt.input_len); !st.is_ok()) {
+        return st;
+    }
     settings.input_len = opt.input_len;
     sim::GpuSpec spec = gpu.value();
     if (opt.fit) {
@@ -117,9 +121,12 @@ void add_calibrate_command(CLI::App& app, CommandContext& ctx) {
     cmd->add_option("--csv", opt->csv, "measured runs (default: shared/calibration/mlenergy-v3/h100_lm_arena_chat.csv)");
     cmd->add_option("--gpu", opt->gpu, "GPU type whose parameters are evaluated or fitted")->capture_default_str();
     cmd->add_flag("--fit", opt->fit, "fit the GPU's free efficiency and power parameters first");
-    cmd->add_option("--evaluations", opt->evaluations, "fit budget: full fidelity runs")->capture_default_str();
+    cmd->add_option("--evaluations", opt->evaluations, "fit budget: full fidelity runs")
+        ->check(integer_in(1, 100000))
+        ->capture_default_str();
     cmd->add_option("--input-len", opt->input_len, "prompt lengths of the replayed runs")->capture_default_str();
-    cmd->add_option("--max-mape", opt->max_mape, "exit 2 if any MAPE exceeds this (percent)");
+    cmd->add_option("--max-mape", opt->max_mape, "exit 2 if any MAPE exceeds this (percent)")
+        ->check(finite_in(0.0, 1e6, "%"));
     cmd->add_flag("--json", opt->json, "print JSON instead of a table");
     cmd->callback([opt, &ctx] {
         const Status status = run_calibrate(*opt);

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/evaluate_report.hpp"
 #include "cli/report_format.hpp"
 #include "pals/common/file_util.hpp"
@@ -34,6 +35,13 @@ Status run_demo(const DemoOptions& opt) {
     Result<sim::NodeConfig> node = node_opt.build();
     if (!node.is_ok()) {
         return node.status();
+    }
+    for (const double cap : opt.caps_w) {
+        if (Status st = check_range("--caps", cap, node->gpu.power_limit_min_w, node->gpu.power_limit_max_w, "W",
+                                    node->gpu.name);
+            !st.is_ok()) {
+            return st;
+        }
     }
     workload::WorkloadSpec spec;
     spec.kind = workload::WorkloadKind::kTrace;
@@ -108,9 +116,13 @@ void add_demo_command(CLI::App& app, CommandContext& ctx) {
     auto opt = std::make_shared<DemoOptions>();
     CLI::App* cmd = app.add_subcommand("demo", "the main job on the simulator: energy/latency over power caps x batch caps");
     cmd->add_option("--trace", opt->trace, "trace to replay (default: Azure conversation trace)");
-    cmd->add_option("--duration", opt->duration_s, "seconds of the trace to replay")->capture_default_str();
-    cmd->add_option("--caps", opt->caps_w, "power caps per GPU (W)")->delimiter(',');
-    cmd->add_option("--batch-caps", opt->batch_caps, "batch caps")->delimiter(',');
+    cmd->add_option("--duration", opt->duration_s, "seconds of the trace to replay")
+        ->check(finite_above(0.0, kMaxSeconds, "s"))
+        ->capture_default_str();
+    cmd->add_option("--caps", opt->caps_w, "power caps per GPU (W)")
+        ->delimiter(',')
+        ->check(finite_in(0.0, 10000.0, "W"));
+    cmd->add_option("--batch-caps", opt->batch_caps, "batch caps")->delimiter(',')->check(integer_in(1, kMaxSeqs));
     cmd->add_option("--scenario", opt->scenario, "scenario of the policy comparison (\"\" skips it)")
         ->capture_default_str();
     cmd->add_option("--report", opt->report, "HTML report of the comparison (\"\" for none)")->capture_default_str();

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/evaluate_report.hpp"
 #include "cli/report_format.hpp"
 #include "pals/common/file_util.hpp"
@@ -30,8 +31,8 @@ Status run_evaluate(const EvaluateOptions& opt) {
         if (!scenario.is_ok()) {
             return scenario.status();
         }
-        if (opt.period_s < 0.0) {
-            return Status::invalid_argument("--period must be > 0");
+        if (opt.period_s != 0.0) {
+            PALS_RETURN_IF_ERROR(check_range("--period", opt.period_s, 0.001, 3600.0, "s"));
         }
         if (opt.period_s > 0.0) {
             scenario->period_s = opt.period_s;
@@ -81,7 +82,8 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
     cmd->add_option("--scenario", opt->scenarios, "scenario file(s)")->required()->check(CLI::ExistingFile);
     cmd->add_flag("--json", opt->json, "print JSON instead of tables");
     cmd->add_option("--report", opt->report, "write a self-contained HTML report here");
-    cmd->add_option("--period", opt->period_s, "control period in seconds (default: each scenario's run.period_s)");
+    cmd->add_option("--period", opt->period_s, "control period in seconds (default: each scenario's run.period_s)")
+        ->check(finite_in(0.0, 3600.0, "s"));
     cmd->callback([opt, &ctx] {
         const Status status = run_evaluate(*opt);
         ctx.exit_code = status.is_ok() ? 0 : report_error(status);

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/report_format.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/profile/model_fit.hpp"
@@ -102,6 +103,7 @@ void add_fit_command(CLI::App& app, CommandContext& ctx) {
     cmd->add_option("--out", opt->out,
                     "MODEL.json to write (atomically); without it only the CV table is printed");
     cmd->add_option("--folds", opt->folds, "k of the k-fold cross-validation")
+        ->check(integer_in(2, 1000))
         ->capture_default_str();
     cmd->add_option("--seed", opt->seed, "seed of the fold assignment")->capture_default_str();
     cmd->add_option("--workload", opt->workloads,

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/report_format.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/profile/pareto.hpp"
@@ -169,14 +170,18 @@ void add_frontier_command(CLI::App& app, CommandContext& ctx) {
     cmd->add_option("model", opt->model, "MODEL.json written by `pals fit`")->required();
     cmd->add_option("--workload", opt->workload, "workload mix (default: the first)");
     cmd->add_option("--slo-itl", opt->slo_itl_s,
-                    "keep points with predicted ITL p90 <= S seconds (0: no bound)");
+                    "keep points with predicted ITL p90 <= S seconds (0: no bound)")
+        ->check(finite_in(0.0, kMaxSeconds, "s"));
     cmd->add_option("--budget", opt->budget_w,
-                    "keep points whose group power (all GPUs) is <= W (0: no bound)");
+                    "keep points whose group power (all GPUs) is <= W (0: no bound)")
+        ->check(finite_in(0.0, 1e7, "W"));
     cmd->add_option("--cap-step", opt->cap_step_w,
-                    "evaluate caps every W watts instead of the profiled caps");
+                    "evaluate caps every W watts instead of the profiled caps")
+        ->check(finite_in(0.0, 10000.0, "W"));
     cmd->add_option("--tolerance", opt->tolerance_pct,
                     "relative difference (%) below which objectives count as equal for dominance "
                     "(0: strict)")
+        ->check(finite_in(0.0, 100.0, "%"))
         ->capture_default_str();
     cmd->add_flag("--json", opt->json, "print the frontier as JSON");
     cmd->add_option("--svg", opt->svg, "write an SVG chart of energy/token vs throughput to FILE");

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "pals/common/json.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/sim_options.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/common/log.hpp"
@@ -68,6 +70,17 @@ Result<LoadgenPlan> build_plan(const LoadgenOptions& opt) {
     plan.client.model = opt.model;
     plan.client.api_key = opt.api_key;
     plan.client.ignore_eos = !opt.no_ignore_eos;
+    if (!opt.extra_body.empty()) {
+        // Checked here, before any request is sent (the sender would refuse it only later).
+        Result<nlohmann::json> extra = parse_json(opt.extra_body, "--extra-body");
+        if (!extra.is_ok()) {
+            return extra.status();
+        }
+        if (!extra->is_object()) {
+            return Status::invalid_argument(
+                fmt::format("--extra-body: '{}' is not a JSON object", opt.extra_body));
+        }
+    }
     plan.client.extra_body_json = opt.extra_body;
     plan.client.prompt_seed = opt.workload.seed;
     if (opt.request_timeout_s < 0.0 || !std::isfinite(opt.request_timeout_s)) {
@@ -232,7 +245,8 @@ void add_loadgen_command(CLI::App& app, CommandContext& ctx) {
                     "model name to request (default: the first of GET /v1/models)");
     opt->workload.add_to(*cmd);
     cmd->add_option("--max-concurrency", opt->max_concurrency,
-                    "at most N requests in flight (a client-side semaphore, as in vllm bench)");
+                    "at most N requests in flight (a client-side semaphore, as in vllm bench)")
+        ->check(integer_in(0, kMaxSeqs));
     cmd->add_option("--goodput", opt->goodput,
                     "SLOs for goodput: ttft:MS tpot:MS e2el:MS (a request is good if all hold)")
         ->expected(1, -1);
@@ -243,7 +257,8 @@ void add_loadgen_command(CLI::App& app, CommandContext& ctx) {
                     "percentiles to report, e.g. 50,90,99")
         ->capture_default_str();
     cmd->add_option("--request-timeout", opt->request_timeout_s,
-                    "fail a request that takes longer than S seconds (default: none)");
+                    "fail a request that takes longer than S seconds (default: none)")
+        ->check(finite_in(0.0, kMaxSeconds, "s"));
     cmd->add_option("--api-key", opt->api_key, "sent as Authorization: Bearer KEY")
         ->envname("OPENAI_API_KEY");
     cmd->add_flag("--no-ignore-eos", opt->no_ignore_eos,

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/stop_signals.hpp"
 #include "pals/power/nvml_backend.hpp"
 #include "pals/power/saved_controls.hpp"
@@ -368,13 +369,15 @@ void add_power_command(CLI::App& app, CommandContext& ctx) {
     set->add_option("--gpus", set_opt->gpus, "GPU indices, e.g. 0,1, or all")->required();
     set->add_option("--limit", set_opt->limit_w,
                     "power limit, W (must be in every GPU's allowed range)")
+        ->check(finite_in(0.0, 100000.0, "W"))
         ->required();
     add_state_file_option(set, set_opt->state_file);
     set->add_flag(
         "--hold", set_opt->hold,
         "keep running and restore the saved limits on Ctrl-C, SIGTERM or after --duration");
     set->add_option("--duration", set_opt->duration_s,
-                    "with --hold: restore after this many seconds");
+                    "with --hold: restore after this many seconds")
+        ->check(finite_in(0.0, kMaxSeconds, "s"));
     add_nvml_lib_option(set, set_opt->nvml_lib);
     set->callback([set_opt, &ctx] {
         const Status status = run_set(*set_opt);
@@ -396,8 +399,10 @@ void add_power_command(CLI::App& app, CommandContext& ctx) {
     CLI::App* watch = power_cmd->add_subcommand(
         "watch", "print per-GPU power and energy (from energy-counter deltas) every interval");
     watch->add_option("--interval", watch_opt->interval_s, "seconds between samples")
+        ->check(finite_in(0.001, 86400.0, "s"))
         ->capture_default_str();
     watch->add_option("--count", watch_opt->count, "number of samples (0: until Ctrl-C)")
+        ->check(integer_in(0, kMaxRequests))
         ->capture_default_str();
     watch->add_option("--gpus", watch_opt->gpus, "GPU indices, e.g. 0,1, or all")
         ->capture_default_str();

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/sim_options.hpp"
 #include "pals/engine/vllm/vllm_engine.hpp"
 #include "pals/power/nvml_backend.hpp"
@@ -191,6 +192,24 @@ Status run_profile(ProfileOptions opt) {
     }
     if (opt.out.empty()) {
         return Status::invalid_argument("--out FILE.csv is required");
+    }
+    for (const std::string& text : opt.workloads) {
+        // The lengths of NAME=in=LEN,out=LEN: at most kMaxTokens, as --input-len / --output-len.
+        std::string_view rest = text;
+        while (!rest.empty()) {
+            const std::size_t comma = rest.find(',');
+            std::string_view item = rest.substr(0, comma);
+            rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+            if (const std::size_t eq = item.find('='); eq != std::string_view::npos &&
+                                                        item.find("in=") != 0 && item.find("out=") != 0) {
+                item = item.substr(eq + 1);  // the NAME= before the first key
+            }
+            for (const std::string_view key : {"in=", "out="}) {
+                if (item.starts_with(key)) {
+                    PALS_RETURN_IF_ERROR(check_length_text("--workload " + text, item.substr(key.size())));
+                }
+            }
+        }
     }
     Result<std::vector<double>> caps = profile::parse_caps(opt.caps);
     if (!caps.is_ok()) {
@@ -385,7 +404,8 @@ void add_profile_command(CLI::App& app, CommandContext& ctx) {
         ->envname("PALS_SAVED_CONTROLS")
         ->capture_default_str();
     cmd->add_option("--concurrency", opt->concurrency,
-                    "live: requests kept in flight (default: largest batch cap + max(16, 25 %))");
+                    "live: requests kept in flight (default: largest batch cap + max(16, 25 %))")
+        ->check(integer_in(0, kMaxSeqs));
     cmd->add_option("--caps", opt->caps, "power caps per GPU, W: LO:HI:STEP or a list A,B,C")
         ->capture_default_str();
     cmd->add_option("--batches", opt->batches,
@@ -396,11 +416,14 @@ void add_profile_command(CLI::App& app, CommandContext& ctx) {
                     "trace path); "
                     "default: default=in=uniform:64:512,out=256");
     cmd->add_option("--warmup", opt->warmup_s, "seconds after setting a point before the window")
+        ->check(finite_in(0.0, 86400.0, "s"))
         ->capture_default_str();
     cmd->add_option("--window", opt->window_s, "steady-state window, seconds")
+        ->check(finite_above(0.0, 86400.0, "s"))
         ->capture_default_str();
     cmd->add_option("--sample-period", opt->sample_period_s,
                     "gauge and GPU sampling period in the window, seconds")
+        ->check(finite_above(0.0, 3600.0, "s"))
         ->capture_default_str();
     cmd->add_option("--out", opt->out,
                     "profile CSV; rerunning with the same file skips points already in it")

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/sim_options.hpp"
 #include "cli/stop_signals.hpp"
 #include "pals/common/file_util.hpp"
@@ -142,14 +143,18 @@ void add_sim_serve_command(CLI::App& app, CommandContext& ctx) {
         "OpenAI-compatible server (like vllm serve) backed by the simulator in real time");
     opt->node.add_to(*cmd);
     cmd->add_option("--host", opt->host, "address to listen on")->capture_default_str();
-    cmd->add_option("--port", opt->port, "port (0: any free port)")->capture_default_str();
+    cmd->add_option("--port", opt->port, "port (0: any free port)")
+        ->check(integer_in(0, 65535))
+        ->capture_default_str();
     cmd->add_option("--served-model-name", opt->served_model_name,
                     "model name of the API (default: the model config's, org__name -> org/name)");
     cmd->add_option("--time-scale", opt->time_scale,
                     "simulated seconds per wall second (only 1 gives meaningful NVML energy)")
+        ->check(finite_above(0.0, 1e6))
         ->capture_default_str();
     cmd->add_option("--default-max-tokens", opt->default_max_tokens,
                     "output tokens of a request without max_tokens")
+        ->check(integer_in(1, kMaxTokens))
         ->capture_default_str();
     cmd->add_option("--state-dir", opt->state_dir,
                     "folder of fake-nvml.json, fake-nvml-state.json and batch_cap "
@@ -158,13 +163,17 @@ void add_sim_serve_command(CLI::App& app, CommandContext& ctx) {
                     "batch-cap file to read every tick (default: STATE_DIR/batch_cap)");
     cmd->add_option("--gpu-offset", opt->gpu_offset,
                     "index of this node's first GPU in the fake NVML node (to share one node)")
+        ->check(integer_in(0, kMaxGpus - 1))
         ->capture_default_str();
     cmd->add_option("--nvml-count", opt->nvml_count,
-                    "GPUs of the fake NVML node (default: gpu offset + this node's GPUs)");
+                    "GPUs of the fake NVML node (default: gpu offset + this node's GPUs)")
+        ->check(integer_in(1, kMaxGpus));
     cmd->add_option("--max-connections", opt->max_connections,
                     "HTTP worker threads: the most concurrent streams")
+        ->check(integer_in(1, 65536))
         ->capture_default_str();
     cmd->add_option("--tick-us", opt->tick_us, "simulation tick period in microseconds")
+        ->check(integer_in(1, 10'000'000))
         ->capture_default_str();
     cmd->callback([opt, &ctx] {
         const Status status = run_sim_serve(*opt);

@@ -3,6 +3,9 @@
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <new>
+#include <string>
+#include <vector>
 
 #include "cli/commands.hpp"
 #include "pals/common/log.hpp"
@@ -21,6 +24,42 @@ std::string default_shared_dir() {
     return PALS_DEFAULT_SHARED_DIR;
 }
 
+/// "unknown command 'teleport' (known: ...)" when the first word that is not an option names
+/// no subcommand (CLI11 only says "A subcommand is required"); "" otherwise.
+std::string unknown_command(CLI::App& app, int argc, char** argv) {
+    CLI::App* current = &app;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--") {
+            break;
+        }
+        if (!arg.empty() && arg.front() == '-') {
+            if (arg == "--log-level" && current == &app) {
+                ++i;  // its value
+            }
+            continue;
+        }
+        const std::vector<CLI::App*> subs = current->get_subcommands([](const CLI::App*) { return true; });
+        if (subs.empty()) {
+            return "";
+        }
+        CLI::App* next = nullptr;
+        std::string known;
+        for (CLI::App* sub : subs) {
+            known += (known.empty() ? "" : ", ") + sub->get_name();
+            if (sub->get_name() == arg) {
+                next = sub;
+            }
+        }
+        if (next == nullptr) {
+            const std::string where = current == &app ? "" : current->get_name() + " ";
+            return "unknown command '" + where + arg + "' (known: " + known + ")";
+        }
+        current = next;
+    }
+    return "";
+}
+
 }  // namespace pals::cli
 
 int main(int argc, char** argv) {
@@ -29,7 +68,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     std::string log_level = "warn";
     app.add_option("--log-level", log_level, "debug, info, warn, error or off")
-        ->envname("PALS_LOG_LEVEL");
+        ->envname("PALS_LOG_LEVEL")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"}));
     app.parse_complete_callback([&log_level] { pals::init_logging(log_level); });
 
     CommandContext ctx;
@@ -49,8 +89,21 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        const int rc = app.exit(e);
-        return rc == 0 ? 0 : 2;  // every flag error is bad input: exit code 2
+        if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
+            std::fprintf(stderr, "pals: error: %s\n", unknown.c_str());
+            return 2;
+        }
+        if (e.get_exit_code() == 0) {
+            return app.exit(e);  // --help, --version
+        }
+        // Every flag error is bad input: exit code 2, in the same form as every other error.
+        std::fprintf(stderr, "pals: error: %s (see --help)\n", e.what());
+        return 2;
+    } catch (const std::bad_alloc&) {
+        // Bad input is refused (exit 2) before anything large is allocated; reaching this is a
+        // true shortage of memory.
+        std::fprintf(stderr, "pals: error: out of memory\n");
+        return 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "pals: internal error: %s\n", e.what());
         return 1;

@@ -1,6 +1,11 @@
 #include "cli/sim_options.hpp"
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
 
 namespace pals::cli {
 
@@ -13,23 +18,31 @@ void NodeOptions::add_to(CLI::App& app) {
     app.add_option("--gpu", gpu, "GPU type: H100-SXM, H800, H200, A100-40GB, A100-80GB, B200")
         ->capture_default_str();
     app.add_option("--dtype", dtype, "weight precision: bf16 or fp8 (default: from the config)");
-    app.add_option("--tp", tp, "GPUs per replica (tensor-parallel degree)")->capture_default_str();
+    app.add_option("--tp", tp, "GPUs per replica (tensor-parallel degree)")
+        ->check(integer_in(1, kMaxGpus))->capture_default_str();
     app.add_option("--ep", ep, "expert parallel degree: 1, or equal to --tp (vLLM --enable-expert-parallel)")
+        ->check(integer_in(1, kMaxGpus))
         ->capture_default_str();
-    app.add_option("--replicas", replicas, "model replicas on the node")->capture_default_str();
+    app.add_option("--replicas", replicas, "model replicas on the node")->check(integer_in(1, kMaxGpus))->capture_default_str();
     app.add_option("--max-num-seqs", max_num_seqs, "batch cap: max running sequences per replica")
+        ->check(integer_in(1, kMaxSeqs))
         ->capture_default_str();
-    app.add_option("--max-num-batched-tokens", max_num_batched_tokens, "token budget per step")
+    app.add_option("--max-num-batched-tokens", max_num_batched_tokens, "token budget per step")->check(integer_in(1, kMaxTokens))
         ->capture_default_str();
     app.add_flag("--no-chunked-prefill", no_chunked_prefill, "disable chunked prefill");
-    app.add_option("--block-size", block_size, "KV-cache block size (tokens)")->capture_default_str();
+    app.add_option("--block-size", block_size, "KV-cache block size (tokens)")->check(integer_in(1, 4096))->capture_default_str();
     app.add_option("--gpu-memory-utilization", gpu_memory_utilization, "share of GPU memory vLLM may use")
+        ->check(finite_above(0.0, 1.0))
         ->capture_default_str();
-    app.add_option("--max-model-len", max_model_len, "longest request (0: the model's limit)");
+    app.add_option("--max-model-len", max_model_len, "longest request (0: the model's limit)")
+        ->check(integer_in(0, kMaxTokens));
     app.add_option("--routing-skew", routing_skew, "Zipf exponent of MoE expert popularity (0 = uniform)")
+        ->check(finite_in(0.0, 100.0))
         ->capture_default_str();
-    app.add_option("--power-cap", power_cap_w, "power cap per GPU in W (default: the GPU's default limit)");
-    app.add_option("--locked-clock", locked_clock_mhz, "lock the SM clock (MHz); 0 = not locked");
+    app.add_option("--power-cap", power_cap_w, "power cap per GPU in W (default: the GPU's default limit)")
+        ->check(finite_in(0.0, 10000.0, "W"));
+    app.add_option("--locked-clock", locked_clock_mhz, "lock the SM clock (MHz); 0 = not locked")
+        ->check(finite_in(0.0, 10000.0, "MHz"));
 }
 
 Result<sim::NodeConfig> NodeOptions::build() const {
@@ -66,16 +79,18 @@ Result<sim::NodeConfig> NodeOptions::build() const {
     node.engine.block_size = block_size;
     node.engine.gpu_memory_utilization = gpu_memory_utilization;
     node.engine.max_model_len = max_model_len;
-    if (power_cap_w != 0.0 &&
-        (power_cap_w < node.gpu.power_limit_min_w || power_cap_w > node.gpu.power_limit_max_w)) {
-        return Status::out_of_range("--power-cap " + std::to_string(power_cap_w) + " W is outside " +
-                                    node.gpu.name + "'s range " + std::to_string(node.gpu.power_limit_min_w) +
-                                    "-" + std::to_string(node.gpu.power_limit_max_w) + " W");
+    if (power_cap_w != 0.0) {
+        if (Status st = check_range("--power-cap", power_cap_w, node.gpu.power_limit_min_w,
+                                    node.gpu.power_limit_max_w, "W", node.gpu.name);
+            !st.is_ok()) {
+            return st;
+        }
     }
     node.power_cap_w = power_cap_w;
-    if (locked_clock_mhz < 0.0 || locked_clock_mhz > node.gpu.sm_clock_max_mhz) {
-        return Status::out_of_range("--locked-clock must be in [0, " +
-                                    std::to_string(node.gpu.sm_clock_max_mhz) + "] MHz");
+    if (Status st = check_range("--locked-clock", locked_clock_mhz, 0.0, node.gpu.sm_clock_max_mhz, "MHz",
+                                node.gpu.name + " (0: not locked)");
+        !st.is_ok()) {
+        return st;
     }
     node.locked_clock_mhz = locked_clock_mhz;
     return node;
@@ -83,14 +98,20 @@ Result<sim::NodeConfig> NodeOptions::build() const {
 
 void WorkloadOptions::add_to(CLI::App& app) {
     app.add_option("--trace", trace, "request trace: Azure CSV or JSONL ({timestamp ms, input_length, output_length})");
-    app.add_option("--time-scale", time_scale, "stretch trace time by this factor")->capture_default_str();
-    app.add_option("--rate-scale", rate_scale, "multiply the arrival rate (compress time)")->capture_default_str();
-    app.add_option("--duration", duration_s, "keep requests arriving in the first S seconds (after scaling)");
-    app.add_option("--rate", rate_rps, "synthetic arrivals: mean requests per second");
+    app.add_option("--time-scale", time_scale, "stretch trace time by this factor")
+        ->check(finite_above(0.0, 1e6))->capture_default_str();
+    app.add_option("--rate-scale", rate_scale, "multiply the arrival rate (compress time)")
+        ->check(finite_above(0.0, 1e6))->capture_default_str();
+    app.add_option("--duration", duration_s, "keep requests arriving in the first S seconds (after scaling)")
+        ->check(finite_in(0.0, kMaxSeconds, "s"));
+    app.add_option("--rate", rate_rps, "synthetic arrivals: mean requests per second")
+        ->check(finite_in(0.0, 1e6, "req/s"));
     app.add_option("--burstiness", burstiness, "gamma shape of inter-arrival times (1 = Poisson)")
+        ->check(finite_above(0.0, 1000.0))
         ->capture_default_str();
     app.add_option("--num-requests", num_requests,
-                   "number of requests; without --trace or --rate: closed loop, all at t = 0");
+                   "number of requests; without --trace or --rate: closed loop, all at t = 0")
+        ->check(integer_in(0, kMaxRequests));
     app.add_option("--input-len", input_len, "prompt tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]")
         ->capture_default_str();
     app.add_option("--output-len", output_len, "output tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]")
@@ -102,20 +123,27 @@ Result<workload::WorkloadSpec> WorkloadOptions::build() const {
     workload::WorkloadSpec spec;
     spec.time_scale = time_scale;
     spec.rate_scale = rate_scale;
+    if (!std::isfinite(duration_s) || duration_s < 0.0) {
+        return Status::invalid_argument("--duration must be a finite number > 0");
+    }
     if (duration_s > 0.0) {
         spec.duration_s = duration_s;
-    } else if (duration_s < 0.0) {
-        return Status::invalid_argument("--duration must be > 0");
     }
     spec.seed = seed;
     spec.num_requests = num_requests;
-    if (num_requests < 0) {
-        return Status::invalid_argument("--num-requests must be >= 0");
+    if (num_requests < 0 || num_requests > kMaxRequests) {
+        return Status::out_of_range(fmt::format("--num-requests: {} is outside 0-{}", num_requests, kMaxRequests));
     }
     if (!trace.empty()) {
         spec.kind = workload::WorkloadKind::kTrace;
         spec.trace_path = trace;
         return spec;
+    }
+    if (Status st = check_length_text("--input-len", input_len); !st.is_ok()) {
+        return st;
+    }
+    if (Status st = check_length_text("--output-len", output_len); !st.is_ok()) {
+        return st;
     }
     Result<workload::LengthDistribution> in = workload::LengthDistribution::parse(input_len);
     if (!in.is_ok()) {
@@ -128,6 +156,11 @@ Result<workload::WorkloadSpec> WorkloadOptions::build() const {
     spec.input = in.value();
     spec.output = out.value();
     if (rate_rps != 0.0) {
+        if (num_requests == 0 && duration_s * rate_rps > static_cast<double>(kMaxRequests)) {
+            return Status::out_of_range(fmt::format(
+                "--rate {:g} x --duration {:g} s is {:g} requests, more than the limit of {}", rate_rps,
+                duration_s, duration_s * rate_rps, kMaxRequests));
+        }
         spec.kind = workload::WorkloadKind::kSynthetic;
         spec.rate_rps = rate_rps;
         spec.burstiness = burstiness;
@@ -141,8 +174,10 @@ Result<workload::WorkloadSpec> WorkloadOptions::build() const {
 }
 
 void SloOptions::add_to(CLI::App& app) {
-    app.add_option("--slo-ttft", ttft_s, "time-to-first-token target (s)")->capture_default_str();
-    app.add_option("--slo-tpot", tpot_s, "time-per-output-token target (s)")->capture_default_str();
+    app.add_option("--slo-ttft", ttft_s, "time-to-first-token target (s)")
+        ->check(finite_above(0.0, kMaxSeconds, "s"))->capture_default_str();
+    app.add_option("--slo-tpot", tpot_s, "time-per-output-token target (s)")
+        ->check(finite_above(0.0, kMaxSeconds, "s"))->capture_default_str();
 }
 
 }  // namespace pals::cli

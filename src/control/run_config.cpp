@@ -265,6 +265,15 @@ Result<std::vector<int>> parse_gpu_spec(std::string_view text) {
                 return Status::invalid_argument("'" + item +
                                                 "' is not a GPU range (give e.g. 0-3)");
             }
+            // Bounded before the loop: no huge allocation, no overflow of g at INT_MAX.
+            if (*lo < 0 || *hi > kMaxGpuIndex) {
+                return Status::out_of_range(fmt::format(
+                    "'{}': GPU indices are 0-{}", item, kMaxGpuIndex));
+            }
+            if (gpus.size() + static_cast<std::size_t>(*hi - *lo + 1) >
+                static_cast<std::size_t>(kMaxGpuIndex + 1)) {
+                return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
+            }
             for (int g = *lo; g <= *hi; ++g) {
                 gpus.push_back(g);
             }
@@ -274,6 +283,13 @@ Result<std::vector<int>> parse_gpu_spec(std::string_view text) {
         if (!g.is_ok()) {
             return Status::invalid_argument("'" + item +
                                             "' is not a GPU index (give e.g. 0+1 or 0-3)");
+        }
+        if (*g < 0 || *g > kMaxGpuIndex) {
+            return Status::out_of_range(
+                fmt::format("GPU index {} is outside 0-{}", *g, kMaxGpuIndex));
+        }
+        if (gpus.size() > static_cast<std::size_t>(kMaxGpuIndex)) {
+            return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
         }
         gpus.push_back(*g);
     }
@@ -317,8 +333,12 @@ Status set_group_from_toml(RunGroupConfig& g, std::string_view key, const toml::
         g.gpus.clear();
         for (const toml::node& item : *array) {
             auto v = item.value_exact<std::int64_t>();
-            if (!v || *v < 0 || *v > std::numeric_limits<int>::max()) {
-                return Status::invalid_argument("must be an array of GPU indices (integers >= 0)");
+            if (!v || *v < 0 || *v > kMaxGpuIndex) {
+                return Status::invalid_argument(fmt::format(
+                    "must be an array of GPU indices (integers 0-{})", kMaxGpuIndex));
+            }
+            if (g.gpus.size() > static_cast<std::size_t>(kMaxGpuIndex)) {
+                return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
             }
             g.gpus.push_back(static_cast<int>(*v));
         }
@@ -455,6 +475,9 @@ Status read_file(RunConfig& config, const std::string& path) {
     if (!std::filesystem::exists(path, ec)) {
         return Status::not_found(path + ": no such config file");
     }
+    if (!std::filesystem::is_regular_file(path, ec)) {
+        return Status::invalid_argument(path + ": not a regular file (a directory?)");
+    }
     toml::table root;
     try {
         root = toml::parse_file(path);
@@ -556,6 +579,21 @@ Status validate(RunConfig& c) {
     if (c.period_s < kMinPeriodS) {
         return key_error(c, "period_s", fmt::format("must be >= {} s", kMinPeriodS));
     }
+    // Upper bounds: each value becomes a timer or a std::chrono duration, where 1e300 overflows.
+    for (const auto& [key, max] : {std::pair<std::string_view, double>{"period_s", 3600.0},
+                                   {"latency_window_s", 86400.0},
+                                   {"scrape_timeout_s", 3600.0},
+                                   {"slo_ttft_s", 1e6},
+                                   {"slo_tpot_s", 1e6},
+                                   {"sm_clock_max_mhz", 10000.0}}) {
+        const double v = c.*(std::get<double RunConfig::*>(find_key(key)->member));
+        if (v > max) {
+            return key_error(c, key, fmt::format("must be <= {:g}", max));
+        }
+    }
+    if (c.retry_periods > 1'000'000) {
+        return key_error(c, "retry_periods", "must be <= 1000000");
+    }
     if (c.latency_window_s < c.period_s) {
         return key_error(c, "latency_window_s", "must be >= period_s");
     }
@@ -611,8 +649,9 @@ Status validate(RunConfig& c) {
                 return group_error(g, "gpus", fmt::format("GPU {} is listed twice", gpu));
             }
         }
-        if (g.max_num_seqs < 1) {
-            return group_error(g, "max_num_seqs", "must be >= 1 (the server's --max-num-seqs)");
+        if (g.max_num_seqs < 1 || g.max_num_seqs > kMaxGroupNumSeqs) {
+            return group_error(g, "max_num_seqs",
+                               fmt::format("must be 1-{} (the server's --max-num-seqs)", kMaxGroupNumSeqs));
         }
         if (g.batch_cap_file.empty()) {
             return group_error(g, "batch_cap_file", "must not be empty");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace pals::control {
 
@@ -39,6 +40,9 @@ public:
             return error(key, "must be a number");
         } else {
             if (auto v = node.value_exact<std::int64_t>()) {
+                if (*v < std::numeric_limits<T>::min() || *v > std::numeric_limits<T>::max()) {
+                    return error(key, "is out of range");
+                }
                 return std::optional<T>{static_cast<T>(*v)};
             }
             return error(key, "must be an integer");
@@ -65,6 +69,13 @@ std::filesystem::path resolve(const std::string& value, const std::filesystem::p
     }
     return shared_dir / p;
 }
+
+// Bounds of a scenario's counts (docs/evaluate.md): no allocation or loop grows past them.
+constexpr int kMaxScenarioGpus = 1024;
+constexpr int kMaxScenarioSeqs = 1'000'000;
+constexpr int kMaxScenarioTokens = 10'000'000;
+constexpr int kMaxScenarioRequests = 10'000'000;
+constexpr double kMinScenarioPeriodS = 0.001;
 
 #define PALS_GET(var, type, key)                 \
     auto var##_r = reader.get<type>(key);        \
@@ -146,6 +157,19 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
     if (s.node.parallel.tp < 1 || s.node.replicas < 1 || s.node.engine.max_num_seqs < 1) {
         return reader.error("node", "tp, replicas and max_num_seqs must be >= 1");
     }
+    if (s.node.parallel.tp > kMaxScenarioGpus || s.node.replicas > kMaxScenarioGpus ||
+        s.node.parallel.tp * s.node.replicas > kMaxScenarioGpus) {
+        return reader.error("node", "tp x replicas must be at most " + std::to_string(kMaxScenarioGpus) + " GPUs");
+    }
+    if (s.node.engine.max_num_seqs > kMaxScenarioSeqs) {
+        return reader.error("node.max_num_seqs", "must be at most " + std::to_string(kMaxScenarioSeqs));
+    }
+    if (s.node.engine.max_num_batched_tokens < 1 || s.node.engine.max_num_batched_tokens > kMaxScenarioTokens) {
+        return reader.error("node.max_num_batched_tokens", "must be 1-" + std::to_string(kMaxScenarioTokens));
+    }
+    if (s.node.parallel.routing_skew < 0.0) {
+        return reader.error("node.routing_skew", "must be >= 0");
+    }
 
     // [workload]
     PALS_GET(trace, std::string, "workload.trace");
@@ -165,6 +189,20 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
     w.num_requests = num_requests.value_or(0);
     w.burstiness = burstiness.value_or(1.0);
     s.target_tok_s = target.value_or(0.0);
+    if (!(w.time_scale > 0.0) || !(w.rate_scale > 0.0) || !(w.burstiness > 0.0)) {
+        return reader.error("workload", "time_scale, rate_scale and burstiness must be > 0");
+    }
+    if (duration && !(*duration > 0.0)) {
+        return reader.error("workload.duration_s", "must be > 0");
+    }
+    if (w.num_requests < 0 || w.num_requests > kMaxScenarioRequests) {
+        return reader.error("workload.num_requests", "must be 0-" + std::to_string(kMaxScenarioRequests));
+    }
+    if (rate && (!(*rate > 0.0) ||
+                 (w.num_requests == 0 && duration && *rate * *duration > kMaxScenarioRequests))) {
+        return reader.error("workload.rate_rps", "must be > 0, and rate_rps x duration_s at most " +
+                                                     std::to_string(kMaxScenarioRequests) + " requests");
+    }
     if (trace) {
         w.kind = workload::WorkloadKind::kTrace;
         w.trace_path = resolve(*trace, dir, shared_dir);
@@ -223,8 +261,9 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
             const toml::array* pair = array->get(i)->as_array();
             std::optional<double> t = pair && pair->size() == 2 ? pair->get(0)->value<double>() : std::nullopt;
             std::optional<double> v = pair && pair->size() == 2 ? pair->get(1)->value<double>() : std::nullopt;
-            if (!t || !v) {
-                return reader.error(std::string(key) + "[" + std::to_string(i) + "]", "must be [t_s, value]");
+            if (!t || !v || !std::isfinite(*t) || !std::isfinite(*v) || *t < 0.0) {
+                return reader.error(std::string(key) + "[" + std::to_string(i) + "]",
+                                    "must be [t_s, value] (finite numbers, t_s >= 0)");
             }
             steps.emplace_back(*t, *v * scale);
         }
@@ -281,8 +320,8 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
     s.seed = static_cast<std::uint64_t>(seed.value_or(0));
     s.workload.seed = s.seed;
     s.period_s = period.value_or(1.0);
-    if (s.period_s <= 0.0) {
-        return reader.error("run.period_s", "must be > 0");
+    if (!(s.period_s >= kMinScenarioPeriodS && s.period_s <= 3600.0)) {
+        return reader.error("run.period_s", "must be 0.001-3600 s");
     }
     if (power_model) {
         s.power_model = resolve(*power_model, dir, shared_dir);

@@ -272,7 +272,7 @@ Status SavedControls::restore_matching(GpuBackend& backend,
             }
         }
         if (gpu < 0 || gpu >= *count) {
-            fail(e, Status::not_found(fmt::format("saved GPU {} ({}) is not present (or not "
+            fail(e, Status::unavailable(fmt::format("saved GPU {} ({}) is not present (or not "
                                                   "answering); its power limit stays unrestored",
                                                   e.index, e.uuid)));
             continue;

@@ -118,6 +118,11 @@ struct Simulator::Impl {
     [[nodiscard]] int blocks_for(int tokens) const {
         return (tokens + node.engine.block_size - 1) / node.engine.block_size;
     }
+    /// Blocks for a whole request, in 64 bits: input + output tokens may exceed INT_MAX.
+    [[nodiscard]] std::int64_t blocks_for_request(const workload::Request& r) const {
+        const std::int64_t tokens = static_cast<std::int64_t>(r.input_tokens) + r.output_tokens;
+        return (tokens + node.engine.block_size - 1) / node.engine.block_size;
+    }
 
     void account_idle(Replica& r, double until) {
         if (until > r.accounted_until_s) {
@@ -333,8 +338,8 @@ struct Simulator::Impl {
             return;
         }
         ++arrivals;
-        const int need = blocks_for(q.request.input_tokens + q.request.output_tokens);
-        if (q.request.input_tokens + q.request.output_tokens > max_model_len ||
+        const std::int64_t need = blocks_for_request(q.request);
+        if (static_cast<std::int64_t>(q.request.input_tokens) + q.request.output_tokens > max_model_len ||
             need > replicas.front().total_blocks) {
             ++rejected;
             q.ended = true;
@@ -421,11 +426,22 @@ Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Reque
     if (e.block_size < 1) {
         return Status::invalid_argument("block_size must be >= 1");
     }
-    if (e.gpu_memory_utilization <= 0.0 || e.gpu_memory_utilization > 1.0) {
+    // Written as !(in range) so that NaN fails every check.
+    if (!(e.gpu_memory_utilization > 0.0 && e.gpu_memory_utilization <= 1.0)) {
         return Status::invalid_argument("gpu_memory_utilization must be in (0, 1]");
     }
-    if (slo.ttft_s <= 0.0 || slo.tpot_s <= 0.0) {
-        return Status::invalid_argument("SLO targets must be > 0");
+    if (!(slo.ttft_s > 0.0 && std::isfinite(slo.ttft_s) && slo.tpot_s > 0.0 && std::isfinite(slo.tpot_s))) {
+        return Status::invalid_argument("SLO targets must be finite and > 0");
+    }
+    if (!std::isfinite(node.parallel.routing_skew) || node.parallel.routing_skew < 0.0) {
+        return Status::invalid_argument("routing_skew must be finite and >= 0");
+    }
+    // Caps outside the GPU's range are clamped (as NVML would refuse them); NaN cannot be.
+    if (!(node.power_cap_w >= 0.0 && std::isfinite(node.power_cap_w))) {
+        return Status::out_of_range("power_cap_w must be finite and >= 0 (0: the GPU's default)");
+    }
+    if (!(node.locked_clock_mhz >= 0.0 && std::isfinite(node.locked_clock_mhz))) {
+        return Status::out_of_range("locked_clock_mhz must be finite and >= 0 (0: not locked)");
     }
     for (std::size_t i = 1; i < requests.size(); ++i) {
         if (requests[i].arrival_s < requests[i - 1].arrival_s) {

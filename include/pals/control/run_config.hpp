@@ -93,6 +93,10 @@ struct RunConfigKey {
 [[nodiscard]] std::string run_config_env_name(std::string_view key);
 /// "--" + the key with '-' for '_' ("period_s" -> "--period-s").
 [[nodiscard]] std::string run_config_flag_name(std::string_view key);
+/// GPU indices of a group are 0 .. kMaxGpuIndex (NVML numbers GPUs from 0; no node has more).
+inline constexpr int kMaxGpuIndex = 1023;
+/// A group's max_num_seqs is 1 .. kMaxGroupNumSeqs.
+inline constexpr int kMaxGroupNumSeqs = 1'000'000;
 /// The environment variable holding groups, separated by ';'.
 inline constexpr const char* kRunGroupsEnvVar = "PALS_GROUPS";
 

@@ -404,6 +404,44 @@ TEST(RunConfigErrorTest, GroupSpecErrors) {
               "--group #1: max_num_seqs: must be an integer, got 'many'");
 }
 
+TEST(RunConfigErrorTest, GpuIndicesAreBoundedBeforeARangeIsExpanded) {
+    // Each of these used to allocate billions of ints (std::bad_alloc) or overflow at INT_MAX.
+    for (const char* spec : {"gpus=0-2000000000", "gpus=2147483647-2147483647",
+                             "gpus=000+00-000513000035+000+000000000070+00000", "gpus=1024"}) {
+        Result<RunGroupConfig> g = parse_group_spec(spec, "--group #1");
+        ASSERT_FALSE(g.is_ok()) << spec;
+        EXPECT_EQ(g.status().code(), StatusCode::kOutOfRange) << spec;
+        EXPECT_NE(g.status().message().find("--group #1: gpus:"), std::string::npos) << g.status().message();
+        EXPECT_NE(g.status().message().find("0-1023"), std::string::npos) << g.status().message();
+    }
+    EXPECT_FALSE(parse_group_spec("gpus=0-1023+0-1023", "--group #1").is_ok());  // > 1024 GPUs
+    Result<RunGroupConfig> ok = parse_group_spec("gpus=1020-1023", "--group #1");
+    ASSERT_TRUE(ok.is_ok()) << ok.status().message();
+    EXPECT_EQ(ok->gpus, (std::vector<int>{1020, 1021, 1022, 1023}));
+    const std::string msg = file_error(
+        "gpus_huge.toml", "policy = \"cap-only\"\n[[group]]\ngpus = [0, 2000000000]\n");
+    EXPECT_NE(msg.find("gpus_huge.toml"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("0-1023"), std::string::npos) << msg;
+    const std::string seqs = load_error([] {
+        RunConfigSources s;
+        s.group_flags = {"gpus=0,max_num_seqs=2000000000"};
+        s.flags = {{"policy", "cap-only"}};
+        return s;
+    }());
+    EXPECT_NE(seqs.find("max_num_seqs: must be 1-1000000"), std::string::npos) << seqs;
+}
+
+TEST(RunConfigErrorTest, HugeTimesAreRefused) {
+    // 1e300 s became a std::chrono duration (overflow) or a timer that never fires.
+    for (const char* key : {"period_s", "latency_window_s", "scrape_timeout_s", "slo_ttft_s"}) {
+        RunConfigSources s;
+        s.group_flags = {"gpus=0"};
+        s.flags = {{"policy", "cap-only"}, {key, "1e300"}};
+        const std::string msg = load_error(s);
+        EXPECT_NE(msg.find("must be <="), std::string::npos) << key << ": " << msg;
+    }
+}
+
 TEST(RunConfigErrorTest, NoGroup) {
     const std::string msg = file_error("nogroup.toml", "policy = \"cap-only\"\n");
     EXPECT_NE(msg.find("nogroup.toml: no GPU group"), std::string::npos) << msg;

@@ -71,6 +71,32 @@ TEST(ScenarioTest, BudgetBelowTheMinimumCapsIsRejected) {
         << s.status().message();
 }
 
+TEST(ScenarioTest, CountsAndNonFiniteValuesAreBounded) {
+    // Each used to load: an int64 truncated to int, a count sized for billions, NaN budget steps.
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"[workload]\nnum_requests = 8589934593\n", "workload.num_requests: is out of range"},
+        {"[workload]\nnum_requests = 2000000000\n", "workload.num_requests: must be 0-10000000"},
+        {"[workload]\nrate_rps = 1000000\nduration_s = 1e6\n", "workload.rate_rps"},
+        {"[workload]\nrate_rps = -1\nduration_s = 10\n", "workload.rate_rps"},
+        {"[workload]\nrate_rps = 1\nduration_s = 10\nburstiness = 0\n", "burstiness"},
+        {"[workload]\nrate_rps = 1\nduration_s = 10\n[budget]\nsteps = [[0, nan]]\n", "budget.steps[0]"},
+        {"[workload]\nrate_rps = 1\nduration_s = 10\n[budget]\nsteps = [[inf, 300]]\n", "budget.steps[0]"},
+        {"[workload]\nrate_rps = 1\nduration_s = 10\n[run]\nperiod_s = 1e-300\n", "run.period_s"},
+        {"[workload]\nrate_rps = 1\nduration_s = nan\n", "workload.duration_s: must be a finite number"},
+    };
+    int i = 0;
+    for (const auto& [text, needle] : cases) {
+        auto s = load_scenario(write("bounded" + std::to_string(i++) + ".toml", std::string(kNode) + text), kShared);
+        ASSERT_FALSE(s.is_ok()) << text;
+        EXPECT_NE(s.status().message().find(needle), std::string::npos) << s.status().message();
+    }
+    const std::string big_node = "[node]\nmodel = \"models/meta-llama__Llama-3.1-8B-Instruct.json\"\n"
+                                 "tp = 2000000000\n[workload]\nrate_rps = 1\nduration_s = 10\n";
+    auto s = load_scenario(write("big_node.toml", big_node), kShared);
+    ASSERT_FALSE(s.is_ok());
+    EXPECT_NE(s.status().message().find("at most 1024 GPUs"), std::string::npos) << s.status().message();
+}
+
 TEST(ScenarioTest, WorkloadShorterThanTheWarmupIsRejected) {
     const auto path = write("short.toml", std::string(kNode) +
                                               "[workload]\nrate_rps = 2\nduration_s = 5\n[run]\nwarmup_s = 30\n"

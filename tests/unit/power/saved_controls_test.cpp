@@ -198,7 +198,7 @@ TEST_F(SavedControlsTest, MissingGpuIsReportedAndKept) {
         {"index": 9, "uuid": "GPU-GONE", "power_limit_w": 450.0}]})";
     auto saved = SavedControls::load(state_file());
     ASSERT_OK(saved);
-    EXPECT_STATUS(saved->restore(m_backend), StatusCode::kNotFound, "GPU-GONE");
+    EXPECT_STATUS(saved->restore(m_backend), StatusCode::kUnavailable, "GPU-GONE");
     EXPECT_TRUE(std::filesystem::exists(state_file()));
 }
 

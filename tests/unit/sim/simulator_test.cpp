@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "test_models.hpp"
 
 namespace pals::sim {
@@ -142,6 +144,34 @@ TEST(SimulatorTest, RejectsRequestsLongerThanTheModel) {
     const SimulationReport r = run(node, {{0, 0.0, 900, 200}, {1, 0.0, 100, 10}});
     EXPECT_EQ(r.requests_rejected, 1U);
     EXPECT_EQ(r.requests_completed, 1U);
+}
+
+TEST(SimulatorTest, RejectsARequestWhoseLengthOverflowsInt) {
+    // input + output > INT_MAX used to wrap negative: admitted, never finished, never rejected.
+    NodeConfig node = node_of(testing::llama8b(), 1, 8);
+    const SimulationReport r = run(node, {{0, 0.0, std::numeric_limits<int>::max(), 128}, {1, 0.0, 100, 10}});
+    EXPECT_EQ(r.requests_rejected, 1U);
+    EXPECT_EQ(r.requests_completed, 1U);
+}
+
+TEST(SimulatorTest, RejectsNanSettings) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    NodeConfig node = node_of(testing::llama8b(), 1, 8);
+    node.engine.gpu_memory_utilization = nan;
+    EXPECT_FALSE(Simulator::create(node, {}).is_ok());
+    node = node_of(testing::llama8b(), 1, 8);
+    node.power_cap_w = nan;
+    EXPECT_FALSE(Simulator::create(node, {}).is_ok());
+    node = node_of(testing::llama8b(), 1, 8);
+    node.locked_clock_mhz = nan;
+    EXPECT_FALSE(Simulator::create(node, {}).is_ok());
+    node = node_of(testing::llama8b(), 1, 8);
+    node.parallel.routing_skew = nan;
+    EXPECT_FALSE(Simulator::create(node, {}).is_ok());
+    node = node_of(testing::llama8b(), 1, 8);
+    EXPECT_FALSE(Simulator::create(node, {}, SloTargets{nan, 0.1}).is_ok());
+    EXPECT_FALSE(Simulator::create(node, {}, SloTargets{1.0, std::numeric_limits<double>::infinity()}).is_ok());
+    EXPECT_TRUE(Simulator::create(node, {}).is_ok());
 }
 
 TEST(SimulatorTest, RejectsBadEngineSettings) {
