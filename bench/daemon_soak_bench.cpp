@@ -45,7 +45,8 @@ double rss_mb() {
     long pages_total = 0;
     long pages_resident = 0;
     statm >> pages_total >> pages_resident;
-    return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
+    return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) /
+           (1024.0 * 1024.0);
 }
 
 /// Wall times in log buckets (2 % wide, 10 ns .. 100 s): a fixed-size record, so that the
@@ -111,9 +112,11 @@ public:
     }
 
     void report(const char* what) const {
-        std::printf("soak %-5s t=%7.2f h rss=%8.2f MB periods=%llu tick_p50=%.1f us tick_p99=%.1f us tick_max=%.1f us\n",
-                    what, m_now_s / kHourS, rss_mb(), static_cast<unsigned long long>(m_work.count()),
-                    m_work.quantile(0.5) * 1e6, m_work.quantile(0.99) * 1e6, m_work.max_s() * 1e6);
+        std::printf(
+            "soak %-5s t=%7.2f h rss=%8.2f MB periods=%llu tick_p50=%.1f us tick_p99=%.1f us "
+            "tick_max=%.1f us\n",
+            what, m_now_s / kHourS, rss_mb(), static_cast<unsigned long long>(m_work.count()),
+            m_work.quantile(0.5) * 1e6, m_work.quantile(0.99) * 1e6, m_work.max_s() * 1e6);
         std::fflush(stdout);
     }
 
@@ -132,10 +135,13 @@ private:
     public:
         explicit Engine(SoakNode& node)
             : m_node(node)
-            , m_ttft(pals::engine::CumulativeHistogram::with_bounds(pals::engine::vllm_ttft_buckets()))
-            , m_itl(pals::engine::CumulativeHistogram::with_bounds(pals::engine::vllm_itl_buckets()))
+            , m_ttft(
+                  pals::engine::CumulativeHistogram::with_bounds(pals::engine::vllm_ttft_buckets()))
+            , m_itl(
+                  pals::engine::CumulativeHistogram::with_bounds(pals::engine::vllm_itl_buckets()))
             , m_tpot(m_itl)
-            , m_e2e(pals::engine::CumulativeHistogram::with_bounds(pals::engine::vllm_e2e_buckets())) {}
+            , m_e2e(pals::engine::CumulativeHistogram::with_bounds(
+                  pals::engine::vllm_e2e_buckets())) {}
         [[nodiscard]] std::string_view engine_name() const override { return "soak"; }
         [[nodiscard]] pals::Result<pals::engine::EngineSnapshot> snapshot() override {
             pals::engine::EngineSnapshot s;
@@ -165,7 +171,8 @@ private:
             const double served = std::min(demand_tok_s, capacity);
             m_tokens += served * dt_s;
             m_running = std::min(m_batch_cap, static_cast<int>(served / 40.0));
-            m_waiting = demand_tok_s > capacity ? static_cast<int>((demand_tok_s - capacity) / 40.0) : 0;
+            m_waiting =
+                demand_tok_s > capacity ? static_cast<int>((demand_tok_s - capacity) / 40.0) : 0;
             const double itl = 0.012 * (1.0 + m_running / 128.0) / std::max(speed, 0.1);
             m_itl.observe(itl, served * dt_s);
             m_tpot.observe(itl, served * dt_s / 200.0);
@@ -202,7 +209,8 @@ private:
             }
             const double want_w = 150.0 + 500.0 * demand / 6000.0 * clock / spec.sm_clock_max_mhz;
             const double power = std::min(limit, want_w);
-            speed = std::min(speed, std::sqrt(power / std::max(want_w, 1.0)) * clock / spec.sm_clock_max_mhz);
+            speed = std::min(
+                speed, std::sqrt(power / std::max(want_w, 1.0)) * clock / spec.sm_clock_max_mhz);
             (void)m_gpus.record_interval(g, power, clock * std::min(1.0, power / want_w), dt_s);
         }
         m_engine.serve(dt_s, demand, speed);
@@ -237,9 +245,9 @@ void BM_DaemonSoak(benchmark::State& state) {
         const double rss_start = rss_mb();
         SoakNode node;
         pals::api::StateStore store;
-        const std::string saved_path =
-            (std::filesystem::temp_directory_path() / ("pals_soak_saved_" + std::to_string(getpid()) + ".json"))
-                .string();
+        const std::string saved_path = (std::filesystem::temp_directory_path() /
+                                        ("pals_soak_saved_" + std::to_string(getpid()) + ".json"))
+                                           .string();
         pals::power::SavedControls saved(saved_path);
         pals::control::ControllerConfig config;
         config.period = Seconds{kPeriodS};
@@ -251,14 +259,18 @@ void BM_DaemonSoak(benchmark::State& state) {
             steps.emplace_back(t, static_cast<int>(t / kHourS) % 2 == 0 ? 1400.0 : 900.0);
         }
         config.budget = pals::control::BudgetSchedule::from_steps(steps).value();
-        pals::control::Daemon daemon(node, node.gpus(), {&node.engine()}, make_policy(), config, store, saved);
-        std::printf("soak start t=   0.00 h rss=%8.2f MB (before the daemon: %.2f MB) policy=%s duration=%.2f h\n",
-                    rss_mb(), rss_start, g_policy.c_str(), duration_s / kHourS);
+        pals::control::Daemon daemon(node, node.gpus(), {&node.engine()}, make_policy(), config,
+                                     store, saved);
+        std::printf(
+            "soak start t=   0.00 h rss=%8.2f MB (before the daemon: %.2f MB) policy=%s "
+            "duration=%.2f h\n",
+            rss_mb(), rss_start, g_policy.c_str(), duration_s / kHourS);
         const auto wall_start = std::chrono::steady_clock::now();
         std::atomic<bool> stop{false};
         node.start_timing();
         const pals::Status status = daemon.run(stop, Seconds{duration_s});
-        const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+        const double wall_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
         node.report("end");
         if (!status.is_ok()) {
             state.SkipWithError(status.message().c_str());
@@ -301,14 +313,17 @@ int main(int argc, char** argv) {
     if (const std::string hours = take_flag(argc, argv, "soak_hours"); !hours.empty()) {
         const double h = std::strtod(hours.c_str(), nullptr);
         if (!(h > 0.0 && h <= 24.0 * 365.0)) {
-            std::fprintf(stderr, "daemon_soak_bench: --soak_hours must be in (0, 8760], got '%s'\n", hours.c_str());
+            std::fprintf(stderr, "daemon_soak_bench: --soak_hours must be in (0, 8760], got '%s'\n",
+                         hours.c_str());
             return 2;
         }
         g_soak_seconds = h * kHourS;
     }
     if (const std::string policy = take_flag(argc, argv, "soak_policy"); !policy.empty()) {
         if (policy != "cap-only" && policy != "batch-only" && policy != "clock-only") {
-            std::fprintf(stderr, "daemon_soak_bench: --soak_policy must be cap-only, batch-only or clock-only\n");
+            std::fprintf(
+                stderr,
+                "daemon_soak_bench: --soak_policy must be cap-only, batch-only or clock-only\n");
             return 2;
         }
         g_policy = policy;

@@ -67,7 +67,8 @@ void expect_within_budget_from_the_first_period(const ScenarioResult& result) {
     const Scenario& sc = result.scenario;
     ASSERT_EQ(result.runs.size(), sc.policies.size());
     for (const PolicyRun& run : result.runs) {
-        if (run.policy == "default") {  // budget-unaware by design: must exceed, or the test is void
+        if (run.policy ==
+            "default") {  // budget-unaware by design: must exceed, or the test is void
             EXPECT_GT(run.metrics.budget_excess_j, 0.0);
             ASSERT_FALSE(run.history.empty());
             EXPECT_GT(run.history.front().power_w, sc.budget.at(0.0));
@@ -84,16 +85,19 @@ void expect_within_budget_from_the_first_period(const ScenarioResult& result) {
                 any_drop = true;
             } else {
                 EXPECT_LE(tick.power_w, budget + kBudgetToleranceW)
-                    << run.policy << " at t = " << tick.time_s << " s (period " << sc.period_s << " s)";
+                    << run.policy << " at t = " << tick.time_s << " s (period " << sc.period_s
+                    << " s)";
             }
             double caps_w = 0.0;
             for (double cap : tick.cap_w) {
                 caps_w += cap * sc.node.parallel.tp;
             }
-            EXPECT_LE(caps_w, sc.budget.at(tick.time_s) + kBudgetToleranceW) << run.policy << " at t = " << tick.time_s;
+            EXPECT_LE(caps_w, sc.budget.at(tick.time_s) + kBudgetToleranceW)
+                << run.policy << " at t = " << tick.time_s;
         }
         if (any_drop) {
-            EXPECT_LE(run.metrics.budget_excess_j, kStepExcessShare * run.metrics.budget_energy_j) << run.policy;
+            EXPECT_LE(run.metrics.budget_excess_j, kStepExcessShare * run.metrics.budget_energy_j)
+                << run.policy;
             EXPECT_LE(run.metrics.settle_time_s, sc.period_s + 1e-9) << run.policy;
         } else {
             EXPECT_EQ(run.metrics.budget_excess_j, 0.0) << run.policy;
@@ -105,8 +109,9 @@ void expect_within_budget_from_the_first_period(const ScenarioResult& result) {
 }
 
 TEST(EvaluationBudgetTest, EveryBudgetHonouringPolicyHoldsAConstantBudgetFromTheFirstPeriod) {
-    const auto path = write("budget_from_t0.toml", std::string(kLoadedNode) + "[budget]\nwatts = 300\n[run]\n" +
-                                                       kAllPolicies + "\n");
+    const auto path =
+        write("budget_from_t0.toml",
+              std::string(kLoadedNode) + "[budget]\nwatts = 300\n[run]\n" + kAllPolicies + "\n");
     auto s = load_scenario(path, PALS_SHARED_DIR);
     ASSERT_TRUE(s.is_ok()) << s.status().message();
     auto r = evaluate_scenario(s.value(), small_model());
@@ -116,7 +121,8 @@ TEST(EvaluationBudgetTest, EveryBudgetHonouringPolicyHoldsAConstantBudgetFromThe
 
 TEST(EvaluationBudgetTest, EveryBudgetHonouringPolicyHoldsAStepScheduleFromTheFirstPeriod) {
     const auto path = write("budget_steps_from_t0.toml",
-                            std::string(kLoadedNode) + "[budget]\nsteps = [[0, 450], [8, 250], [14, 400]]\n[run]\n" +
+                            std::string(kLoadedNode) +
+                                "[budget]\nsteps = [[0, 450], [8, 250], [14, 400]]\n[run]\n" +
                                 kAllPolicies + "\n");
     auto s = load_scenario(path, PALS_SHARED_DIR);
     ASSERT_TRUE(s.is_ok()) << s.status().message();
