@@ -141,6 +141,11 @@ Result<PolicyRun> run_controlled(const Scenario& sc, const std::vector<workload:
     run.policy = std::string(policy->name());
     Controller controller(n.clock(), n.gpus(), engines, std::move(policy), config);
     PALS_RETURN_IF_ERROR(controller.start());
+    // The GPUs start at their launch limits (the maximum). Bound them by the budget in force at
+    // t = 0 before the simulation serves anything, as the daemon does on its first poll: the
+    // caps above the minimum are scaled down together, i.e. an even share of the budget clamped
+    // to the cap range, until the policy's first decision one period later.
+    PALS_RETURN_IF_ERROR(controller.enforce_budget());
     const double stop = last_arrival(requests) + kDrainLimitS;
     double t = sc.period_s;
     while (!(n.simulator().done() && t > last_arrival(requests)) && t < stop) {

@@ -1,0 +1,135 @@
+// Budget tracking of `pals evaluate` from t = 0: every budget-honouring policy holds the budget in
+// its first period as in every later one (caps are in force before the first request is served).
+#include "pals/control/evaluation.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "pals/profile/model_fit.hpp"
+#include "pals/profile/power_model.hpp"
+#include "unit/profile/profile_test_helpers.hpp"
+
+namespace pals::control {
+namespace {
+
+/// The evaluation's own tolerance: score() counts a period over budget when its mean power
+/// exceeds the budget by more than this (src/control/evaluation.cpp).
+constexpr double kBudgetToleranceW = 1e-6;
+
+std::string write(const std::string& name, const std::string& text) {
+    const std::string path = ::testing::TempDir() + "/" + name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+/// Llama-3.1-8B on one H100 at 20 req/s: the GPU draws well above the budget from the first
+/// second when uncapped, so a cap that comes one period late shows up in the first tick.
+const char* const kLoadedNode = R"([node]
+model = "models/meta-llama__Llama-3.1-8B-Instruct.json"
+gpu = "H100-SXM"
+tp = 1
+max_num_seqs = 128
+[workload]
+rate_rps = 20
+duration_s = 20
+input_len = "500"
+output_len = "200"
+)";
+
+const char* const kAllPolicies =
+    R"(policies = ["default", "cap-only", "batch-only", "clock-only", "static-oracle", "window-oracle", "pals"])";
+
+/// A model for `pals`, fitted on the small simulated profile the profile tests use.
+std::shared_ptr<const profile::PowerModel> small_model() {
+    auto fit = profile::fit_profile(profile::testing::small_sim_profile());
+    EXPECT_TRUE(fit.is_ok()) << fit.status().message();
+    auto model = profile::PowerModel::parse(profile::model_json(fit.value()), "small_sim_profile");
+    EXPECT_TRUE(model.is_ok()) << model.status().message();
+    return std::make_shared<const profile::PowerModel>(std::move(model).value());
+}
+
+/// The documented goal after a budget drop (docs/results.md): energy above the budget below
+/// 0.5 % of budget x time.
+constexpr double kStepExcessShare = 0.005;
+
+/// True if the budget dropped at the start of the period ending at `tick_s`. The simulator runs a
+/// step in flight under the cap it started with (tens of ms), so the period right after a drop
+/// may end a fraction of a watt above the new budget; every other period must not.
+bool follows_a_drop(const Scenario& sc, double tick_s) {
+    const double start = tick_s - sc.period_s;
+    return start > 0.0 && sc.budget.at(start - 1e-9) > sc.budget.at(start);
+}
+
+void expect_within_budget_from_the_first_period(const ScenarioResult& result) {
+    const Scenario& sc = result.scenario;
+    ASSERT_EQ(result.runs.size(), sc.policies.size());
+    for (const PolicyRun& run : result.runs) {
+        if (run.policy ==
+            "default") {  // budget-unaware by design: must exceed, or the test is void
+            EXPECT_GT(run.metrics.budget_excess_j, 0.0);
+            ASSERT_FALSE(run.history.empty());
+            EXPECT_GT(run.history.front().power_w, sc.budget.at(0.0));
+            continue;
+        }
+        ASSERT_FALSE(run.history.empty()) << run.policy;
+        EXPECT_NEAR(run.history.front().time_s, sc.period_s, 1e-9) << run.policy;
+        bool any_drop = false;
+        for (const TickRecord& tick : run.history) {
+            // Each tick's power is the mean over the period that just ended: the budget in force
+            // at the period's middle, as score() reads it.
+            const double budget = sc.budget.at(tick.time_s - 0.5 * sc.period_s);
+            if (follows_a_drop(sc, tick.time_s)) {
+                any_drop = true;
+            } else {
+                EXPECT_LE(tick.power_w, budget + kBudgetToleranceW)
+                    << run.policy << " at t = " << tick.time_s << " s (period " << sc.period_s
+                    << " s)";
+            }
+            double caps_w = 0.0;
+            for (double cap : tick.cap_w) {
+                caps_w += cap * sc.node.parallel.tp;
+            }
+            EXPECT_LE(caps_w, sc.budget.at(tick.time_s) + kBudgetToleranceW)
+                << run.policy << " at t = " << tick.time_s;
+        }
+        if (any_drop) {
+            EXPECT_LE(run.metrics.budget_excess_j, kStepExcessShare * run.metrics.budget_energy_j)
+                << run.policy;
+            EXPECT_LE(run.metrics.settle_time_s, sc.period_s + 1e-9) << run.policy;
+        } else {
+            EXPECT_EQ(run.metrics.budget_excess_j, 0.0) << run.policy;
+            EXPECT_EQ(run.metrics.time_over_budget_s, 0.0) << run.policy;
+            EXPECT_EQ(run.metrics.budget_peak_excess_w, 0.0) << run.policy;
+            EXPECT_EQ(run.metrics.settle_time_s, 0.0) << run.policy;
+        }
+    }
+}
+
+TEST(EvaluationBudgetTest, EveryBudgetHonouringPolicyHoldsAConstantBudgetFromTheFirstPeriod) {
+    const auto path =
+        write("budget_from_t0.toml",
+              std::string(kLoadedNode) + "[budget]\nwatts = 300\n[run]\n" + kAllPolicies + "\n");
+    auto s = load_scenario(path, PALS_SHARED_DIR);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    auto r = evaluate_scenario(s.value(), small_model());
+    ASSERT_TRUE(r.is_ok()) << r.status().message();
+    expect_within_budget_from_the_first_period(r.value());
+}
+
+TEST(EvaluationBudgetTest, EveryBudgetHonouringPolicyHoldsAStepScheduleFromTheFirstPeriod) {
+    const auto path = write("budget_steps_from_t0.toml",
+                            std::string(kLoadedNode) +
+                                "[budget]\nsteps = [[0, 450], [8, 250], [14, 400]]\n[run]\n" +
+                                kAllPolicies + "\n");
+    auto s = load_scenario(path, PALS_SHARED_DIR);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    auto r = evaluate_scenario(s.value(), small_model());
+    ASSERT_TRUE(r.is_ok()) << r.status().message();
+    expect_within_budget_from_the_first_period(r.value());
+}
+
+}  // namespace
+}  // namespace pals::control
