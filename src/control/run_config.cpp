@@ -14,6 +14,7 @@
 #include <system_error>
 #include <variant>
 
+#include "pals/common/file_util.hpp"
 #include "pals/control/pals_policy.hpp"
 #include "pals/control/policies.hpp"
 #include "pals/profile/power_model.hpp"
@@ -475,12 +476,14 @@ Status read_file(RunConfig& config, const std::string& path) {
     if (!std::filesystem::exists(path, ec)) {
         return Status::not_found(path + ": no such config file");
     }
-    if (!std::filesystem::is_regular_file(path, ec)) {
-        return Status::invalid_argument(path + ": not a regular file (a directory?)");
+    // One reader for every input file: a regular file, bounded size (no FIFO, no /dev/zero).
+    Result<std::string> text = pals::read_file(path);
+    if (!text.is_ok()) {
+        return text.status();
     }
     toml::table root;
     try {
-        root = toml::parse_file(path);
+        root = toml::parse(text.value(), path);
     } catch (const toml::parse_error& e) {
         return Status::invalid_argument(where(path, e.source()) + ": " +
                                         std::string(e.description()));

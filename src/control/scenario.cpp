@@ -2,6 +2,8 @@
 
 #include <toml++/toml.h>
 
+#include "pals/common/file_util.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -93,9 +95,13 @@ const std::vector<std::string>& known_policies() {
 }
 
 Result<Scenario> load_scenario(const std::filesystem::path& path, const std::filesystem::path& shared_dir) {
+    Result<std::string> document = read_file(path);
+    if (!document.is_ok()) {
+        return document.status();
+    }
     toml::table root;
     try {
-        root = toml::parse_file(path.string());
+        root = toml::parse(document.value(), path.string());
     } catch (const toml::parse_error& e) {
         const auto& where = e.source().begin;
         return Status::invalid_argument(path.string() + ":" + std::to_string(where.line) + ":" +
