@@ -272,6 +272,12 @@ def rows():
     add("run --check pals without model", ["run", "--check", "--policy", "pals", "--group", g], 2, ["power_model"])
     add("run --check missing config", ["run", "--check", "--config", "{D}/none.toml"], 2, ["none.toml"])
     add("run --check config is a directory", ["run", "--check", "--config", "{D}/adir"], 2, ["adir"])
+    # Inputs that are not regular files: refused at once (no hang on a FIFO, no /dev/zero read).
+    add("run --check config is a FIFO", ["run", "--check", "--config", "{D}/fifo"], 2, ["fifo", "FIFO"])
+    add("evaluate scenario is a FIFO", ["evaluate", "--scenario", "{D}/fifo", "--report", "{D}/r.html"], 2,
+        ["fifo", "FIFO"])
+    add("simulate trace is a FIFO", sim + ["--trace", "{D}/fifo.csv"], 2, ["fifo.csv", "FIFO"])
+    add("simulate trace links to /dev/zero", sim + ["--trace", "{D}/zero.csv"], 2, ["zero.csv", "device"])
     add("run --check garbage config", ["run", "--check", "--config", "{D}/bad.toml"], 2, ["bad.toml"])
     add("run --check config gpus huge", ["run", "--check", "--config", "{D}/gpus_huge.toml"], 2,
         ["gpus_huge.toml", "gpus"])
@@ -359,6 +365,9 @@ def make_fixtures(folder, source_dir):
         with open(os.path.join(folder, name), "w") as f:
             f.write(text)
     os.chmod(os.path.join(folder, "noread.json"), 0)
+    os.mkfifo(os.path.join(folder, "fifo"))
+    os.mkfifo(os.path.join(folder, "fifo.csv"))
+    os.symlink("/dev/zero", os.path.join(folder, "zero.csv"))
 
 
 def snapshot(folder):
