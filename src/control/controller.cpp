@@ -173,6 +173,36 @@ Status Controller::write_cap(GroupState& g, double cap_w) {
     return Status::ok();
 }
 
+Status Controller::raise_cap(std::size_t group, double cap_w) {
+    GroupState& g = m_groups[group];
+    if (!m_policy->honours_budget()) {
+        return write_cap(g, cap_w);
+    }
+    // GPU by GPU, each write only as far as the budget in force *now* allows: a slow write may
+    // have let a lower budget step come due since the decision (enforce_budget() lowers next).
+    double others_w = 0.0;
+    for (std::size_t j = 0; j < m_groups.size(); ++j) {
+        others_w += j == group ? 0.0 : m_groups[j].cap_w * static_cast<double>(m_groups[j].gpus.size());
+    }
+    const double old_w = g.cap_w;
+    const auto n = static_cast<double>(g.gpus.size());
+    double written = 0.0;
+    for (int gpu : g.gpus) {
+        const double budget_w = m_config.budget.at(m_clock.now().count());
+        if (others_w + (written + 1.0) * cap_w + (n - written - 1.0) * old_w > budget_w + 1e-6) {
+            break;
+        }
+        Result<double> set = m_gpus.set_power_limit(gpu, cap_w);
+        if (!set.is_ok()) {
+            g.cap_w = written > 0.0 ? cap_w : old_w;  // an upper bound of every GPU's limit
+            return set.status();
+        }
+        written += 1.0;
+    }
+    g.cap_w = written > 0.0 ? cap_w : old_w;
+    return Status::ok();
+}
+
 std::vector<double> Controller::caps_w() const {
     std::vector<double> out;
     for (const GroupState& g : m_groups) {
@@ -249,7 +279,7 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
     // 3. Caps that rise, last.
     for (std::size_t i = 0; i < decisions.size(); ++i) {
         if (decisions[i].cap_w > m_groups[i].cap_w + kCapEpsilonW) {
-            PALS_RETURN_IF_ERROR(write_cap(m_groups[i], decisions[i].cap_w));
+            PALS_RETURN_IF_ERROR(raise_cap(i, decisions[i].cap_w));
         }
     }
     TickRecord rec;
@@ -268,6 +298,10 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
                       rec.reason);
     }
     m_history.push_back(std::move(rec));
+    ++m_decisions_total;
+    if (m_config.history_limit > 0 && m_history.size() > m_config.history_limit) {
+        m_history.pop_front();
+    }
     return Status::ok();
 }
 
