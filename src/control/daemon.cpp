@@ -317,6 +317,17 @@ std::vector<double> Daemon::hold_targets(double budget_w) const {
 }
 
 void Daemon::hold_limits() {
+    // A slow write may let a scheduled step come due meanwhile: hold again for it (bounded).
+    constexpr int kMaxRounds = 3;
+    for (int round = 0; round < kMaxRounds; ++round) {
+        hold_limits_once();
+        if (budget_to_hold_w() == m_held_budget_w) {
+            break;
+        }
+    }
+}
+
+void Daemon::hold_limits_once() {
     if (m_all_gpus.empty()) {
         m_hold_pending = false;
         return;
@@ -330,6 +341,7 @@ void Daemon::hold_limits() {
         in_force[i] = limit_in_force_w(i);
     }
     Status first_error;
+    int writes = 0;
     auto write = [&](std::size_t i, double limit_w) {
         Result<double> set = m_gpus.set_power_limit(m_all_gpus[i], limit_w);
         if (!set.is_ok()) {
@@ -342,6 +354,7 @@ void Daemon::hold_limits() {
         in_force[i] = limit_w;
         m_known_limit_w[i] = limit_w;
         ++m_cap_changes;
+        ++writes;
     };
     // 1. Lowers, so that the sum only falls ...
     for (std::size_t i = 0; i < n; ++i) {
@@ -372,15 +385,36 @@ void Daemon::hold_limits() {
                             m_all_gpus[i], in_force[i], target[i], budget_now_w));
         }
     }
+    const bool was_pending = m_hold_pending;
     m_hold_pending = !first_error.is_ok();
-    if (m_hold_pending) {
+    if (m_hold_pending && was_pending) {
+        PALS_LOG_DEBUG("degraded: still cannot hold every limit: {}", first_error.message());
+    } else if (m_hold_pending) {
         ++m_errors;
         PALS_LOG_WARN("degraded: cannot hold every limit within the budget of {:.0f} W: {}",
                       budget_w, first_error.message());
-    } else if (std::isfinite(budget_w)) {
-        PALS_LOG_INFO("degraded: limits held at the saved values within the budget of {:.0f} W",
-                      budget_w);
+    } else if (writes > 0 || was_pending) {
+        PALS_LOG_INFO("degraded: limits held at the saved values{}",
+                      std::isfinite(budget_w)
+                          ? fmt::format(" within the budget of {:.0f} W", budget_w)
+                          : std::string());
     }
+}
+
+Status Daemon::enforce_budget(bool* lowered) {
+    constexpr int kMaxRounds = 3;
+    for (int round = 0; round < kMaxRounds; ++round) {
+        const double budget_w = budget_to_hold_w();
+        bool wrote = false;
+        PALS_RETURN_IF_ERROR(m_controller.enforce_budget(&wrote));
+        if (lowered != nullptr) {
+            *lowered = *lowered || wrote;
+        }
+        if (budget_to_hold_w() == budget_w) {
+            break;
+        }
+    }
+    return Status::ok();
 }
 
 Status Daemon::try_resume() {
@@ -397,7 +431,7 @@ Status Daemon::try_resume() {
     read_limit_ranges();
     PALS_RETURN_IF_ERROR(m_controller.start());
     // The limits in force may exceed a budget that dropped meanwhile: lower them at once.
-    return m_controller.enforce_budget();
+    return enforce_budget(nullptr);
 }
 
 void Daemon::apply_budget_request(const api::BudgetRequest& request) {
@@ -471,7 +505,7 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
     Status started = m_controller.start();
     if (started.is_ok()) {
         // The limits found may exceed the budget: lower them now, not one period later.
-        started = m_controller.enforce_budget();
+        started = enforce_budget(nullptr);
     }
     if (!started.is_ok()) {
         ++m_errors;
@@ -498,8 +532,10 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
             }
         }
         if (m_degraded) {
-            if (budget_to_hold_w() != m_held_budget_w) {
-                hold_limits();  // a scheduled step came due
+            if (m_hold_pending || budget_to_hold_w() != m_held_budget_w) {
+                // A scheduled step came due, or a write failed: at every wake-up, not only at
+                // the next retry, so that an overshoot lasts one poll period.
+                hold_limits();
                 publish();
             }
             if (m_clock.now() < m_next_retry) {
@@ -531,7 +567,7 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
         // A budget that just dropped (through the API or a scheduled step) bounds the caps at
         // once, not at the next period: a breaker does not wait for the control loop.
         bool lowered = false;
-        Status result = m_controller.enforce_budget(&lowered);
+        Status result = enforce_budget(&lowered);
         if (lowered) {
             ++m_cap_changes;
             m_last_cap_w = m_controller.caps_w();
@@ -543,6 +579,15 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
             const std::uint64_t before = m_controller.decisions_total();
             result = m_controller.run_until(m_clock.now());
             count_changes(before);
+            bool lowered_after = false;
+            if (result.is_ok()) {
+                // A step that came due during a slow write of the tick is held now.
+                result = enforce_budget(&lowered_after);
+            }
+            if (lowered_after) {
+                ++m_cap_changes;
+                m_last_cap_w = m_controller.caps_w();
+            }
         }
         if (!result.is_ok()) {
             ++m_errors;

@@ -90,6 +90,9 @@ private:
     /// the budget leaves. The originals stay saved for the restore on exit. A failure is counted
     /// and retried at the next retry (m_hold_pending).
     void hold_limits();
+    void hold_limits_once();
+    /// Controller::enforce_budget(), again when a slow write let a budget step come due.
+    [[nodiscard]] Status enforce_budget(bool* lowered);
     /// The limits hold_limits() aims at, per entry of m_all_gpus.
     [[nodiscard]] std::vector<double> hold_targets(double budget_w) const;
     /// Reads each GPU's power-limit range (once at start and on every resume) and publishes the
