@@ -175,6 +175,9 @@ private:
     /// their sum over GPUs fits `budget_w`.
     void fit_caps_to_budget(std::vector<double>& caps_w, double budget_w) const;
     [[nodiscard]] Status write_cap(GroupState& group, double cap_w);
+    /// Writes the falling caps (group, cap per GPU): every GPU above its new cap first, then
+    /// those of the same groups below it.
+    [[nodiscard]] Status lower_caps(const std::vector<std::pair<std::size_t, double>>& caps);
     /// Raises group `group` to `cap_w`, GPU by GPU, stopping where the sum of the caps in force
     /// would pass the budget in force at that moment.
     [[nodiscard]] Status raise_cap(std::size_t group, double cap_w);
