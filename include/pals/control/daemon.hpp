@@ -76,6 +76,8 @@ public:
     [[nodiscard]] const Status& last_error() const { return m_last_error; }
     /// Failed ticks and failed retries so far.
     [[nodiscard]] std::uint64_t errors_total() const { return m_errors; }
+    /// Tick records the Controller keeps now (at most DaemonOptions::history_limit).
+    [[nodiscard]] std::size_t history_size() const { return m_controller.history().size(); }
     /// Times the daemon went from degraded back to running.
     [[nodiscard]] std::uint64_t recoveries_total() const { return m_recoveries; }
 
