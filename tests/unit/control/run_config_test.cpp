@@ -313,7 +313,7 @@ TEST(RunConfigErrorTest, GpusOutOfRangeAtStart) {
 TEST(RunConfigErrorTest, ABudgetBelowTheGpusMinimumIsRefusedNamingIt) {
     RunConfigSources s;
     s.group_flags = {"url=http://h:1,gpus=0+1,batch_cap_file=/a"};
-    s.flags = {{"budget_w", "350"}};
+    s.flags = {{"policy", "cap-only"}, {"budget_w", "350"}};
     Result<RunConfig> c = load_run_config(s);
     ASSERT_TRUE(c.is_ok()) << c.status().message();
     const Status st = check_budget_feasible(c.value(), 400.0);
@@ -323,7 +323,7 @@ TEST(RunConfigErrorTest, ABudgetBelowTheGpusMinimumIsRefusedNamingIt) {
               "--budget-w: 350 W is below the minimum of 400 W the GPUs of the groups can hold "
               "(the sum of their minimum power limits)");
     EXPECT_TRUE(check_budget_feasible(c.value(), 350.0).is_ok());
-    s.flags = {{"budget_w", "0"}};  // no budget
+    s.flags = {{"policy", "cap-only"}, {"budget_w", "0"}};  // no budget
     EXPECT_TRUE(check_budget_feasible(load_run_config(s).value(), 400.0).is_ok());
 }
 
