@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 #include "pals/common/log.hpp"
@@ -67,6 +69,38 @@ Result<BudgetRequest> parse_budget_request(const std::string& body) {
     return request;
 }
 
+Status check_budget_feasible(const BudgetRequest& request, double budget_min_w) {
+    constexpr double kToleranceW = 1e-6;
+    for (std::size_t i = 0; i < request.steps.size(); ++i) {
+        const double w = request.steps[i].second;
+        if (budget_min_w > 0.0 && w < budget_min_w - kToleranceW) {
+            return Status::out_of_range(
+                fmt::format("{}budget of {:g} W is below the minimum of {:g} W the GPUs can hold "
+                            "(the sum of their minimum power limits)",
+                            request.steps.size() > 1 ? fmt::format("\"steps\"[{}]: ", i) : "", w,
+                            budget_min_w));
+        }
+    }
+    return Status::ok();
+}
+
+std::string health_json(const StateSnapshot* s) {
+    if (s == nullptr) {
+        return json{{"status", "starting"}}.dump();
+    }
+    if (s->degraded) {
+        return json{{"status", "degraded"}, {"reason", s->last_decision}}.dump();
+    }
+    if (!s->budget_feasible) {
+        return json{{"status", "degraded"},
+                    {"reason", fmt::format("infeasible budget: {:g} W is below the minimum of {:g} W; "
+                                           "every power limit is at its minimum",
+                                           s->budget_w, s->budget_min_w)}}
+            .dump();
+    }
+    return json{{"status", "ok"}}.dump();
+}
+
 std::string state_json(const StateSnapshot& s) {
     json groups = json::array();
     for (const GroupState& g : s.groups) {
@@ -88,6 +122,8 @@ std::string state_json(const StateSnapshot& s) {
                 {"degraded", s.degraded},
                 {"budget_w", finite_or_null(s.budget_w)},
                 {"budget_steps", steps},
+                {"budget_min_w", s.budget_min_w},
+                {"budget_feasible", s.budget_feasible},
                 {"power_w", s.power_w},
                 {"energy_j", s.energy_j},
                 {"generation_tokens", s.generation_tokens},
@@ -126,8 +162,7 @@ struct HttpServer::Impl {
         });
         server.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
             auto s = store.latest();
-            const char* status = !s ? "starting" : s->degraded ? "degraded" : "ok";
-            res.set_content(json{{"status", status}}.dump(), "application/json");
+            res.set_content(health_json(s.get()), "application/json");
         });
         server.Get("/v1/state", [this](const httplib::Request&, httplib::Response& res) {
             auto s = store.latest();
@@ -153,6 +188,10 @@ struct HttpServer::Impl {
             Result<BudgetRequest> budget = parse_budget_request(req.body);
             if (!budget.is_ok()) {
                 send_error(res, 400, "invalid_argument", budget.status().message());
+                return;
+            }
+            if (Status feasible = check_budget_feasible(*budget, store.budget_min_w()); !feasible.is_ok()) {
+                send_error(res, 409, "infeasible", feasible.message());
                 return;
             }
             json steps = json::array();

@@ -61,6 +61,13 @@ std::string render_metrics(const StateSnapshot& s) {
     e.sample("pals_node_power_watts", "", s.power_w);
     e.family("pals_power_budget_watts", "gauge", "Node power budget in force (+Inf: none).");
     e.sample("pals_power_budget_watts", "", s.budget_w);
+    e.family("pals_power_budget_min_watts", "gauge",
+             "Least budget the GPUs can hold: the sum of their minimum power limits (0: unknown).");
+    e.sample("pals_power_budget_min_watts", "", s.budget_min_w);
+    e.family("pals_budget_feasible", "gauge",
+             "1 when the budget in force is at least the GPUs' minimum (0: every cap at its minimum, "
+             "best effort).");
+    e.sample("pals_budget_feasible", "", s.budget_feasible ? 1.0 : 0.0);
     e.family("pals_generation_tokens_total", "counter", "Output tokens served since the daemon started.");
     e.sample("pals_generation_tokens_total", "", s.generation_tokens);
     e.family("pals_tokens_per_joule", "gauge", "Output tokens per joule of GPU energy since the daemon started.");

@@ -160,6 +160,15 @@ Status run_daemon(const RunOptions& opt) {
         return count.status();
     }
     PALS_RETURN_IF_ERROR(control::check_gpu_count(config, count.value()));
+    std::vector<int> group_gpus;
+    for (const control::RunGroupConfig& g : config.groups) {
+        group_gpus.insert(group_gpus.end(), g.gpus.begin(), g.gpus.end());
+    }
+    Result<double> budget_min_w = control::min_budget_w(gpus, group_gpus);
+    if (!budget_min_w.is_ok()) {
+        return budget_min_w.status().with_prefix("reading the GPUs' power-limit ranges");
+    }
+    PALS_RETURN_IF_ERROR(control::check_budget_feasible(config, budget_min_w.value()));
     Result<power::SavedControls> saved = power::SavedControls::load(config.saved_controls);
     if (!saved.is_ok()) {
         return saved.status();
@@ -178,6 +187,7 @@ Status run_daemon(const RunOptions& opt) {
         engine_ptrs.push_back(engines.back().get());
     }
     api::StateStore store;
+    store.set_budget_min_w(budget_min_w.value());  // before the API answers its first PUT
     control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy).value(),
                            control::controller_config(config), store, saved.value(),
                            control::daemon_options(config));

@@ -70,11 +70,13 @@ Status Controller::start() {
         g.snapshots = {snap.value()};
         g.batch_cap = snap->batch_cap > 0 ? snap->batch_cap : g.engine->max_batch_cap();
         g.energy_j = 0.0;
-        g.cap_w = m_range.max_w;
+        // The highest limit of the group's GPUs: the cap is an upper bound of each GPU's limit,
+        // so the budget check (cap x GPUs) never underestimates the sum in force.
+        g.cap_w = 0.0;
         for (int gpu : g.gpus) {
             const power::GpuSample& s = samples->at(static_cast<std::size_t>(gpu));
             g.energy_j += s.energy_j;
-            g.cap_w = std::min(g.cap_w, s.power_limit_w);
+            g.cap_w = std::max(g.cap_w, s.power_limit_w);
         }
     }
     m_last_time_s = m_clock.now().count();
@@ -166,10 +168,73 @@ Status Controller::write_cap(GroupState& g, double cap_w) {
     for (int gpu : g.gpus) {
         Result<double> set = m_gpus.set_power_limit(gpu, cap_w);
         if (!set.is_ok()) {
+            g.cap_w = std::max(g.cap_w, cap_w);  // still an upper bound of every GPU's limit
             return set.status();
         }
     }
     g.cap_w = cap_w;
+    return Status::ok();
+}
+
+Status Controller::lower_caps(const std::vector<std::pair<std::size_t, double>>& caps) {
+    // The GPUs of a group may hold different limits (an operator's, a partial failure), so a
+    // group whose cap falls may still raise some GPU: every GPU above its new cap, in every
+    // group, is lowered before any GPU below its new cap is raised.
+    struct Write {
+        std::size_t group;
+        int gpu;
+        double cap_w;
+    };
+    std::vector<Write> lowers;
+    std::vector<Write> raises;
+    for (const auto& [i, cap_w] : caps) {
+        const GroupState& g = m_groups[i];
+        for (int gpu : g.gpus) {
+            Result<double> now = g.gpus.size() > 1 ? m_gpus.power_limit_w(gpu) : Result<double>(g.cap_w);
+            (now.is_ok() && *now < cap_w ? raises : lowers).push_back({i, gpu, cap_w});
+        }
+    }
+    for (const std::vector<Write>* phase : {&lowers, &raises}) {
+        for (const Write& w : *phase) {
+            Result<double> set = m_gpus.set_power_limit(w.gpu, w.cap_w);
+            if (!set.is_ok()) {
+                return set.status();  // the groups keep their old (higher) caps: upper bounds
+            }
+        }
+    }
+    for (const auto& [i, cap_w] : caps) {
+        m_groups[i].cap_w = cap_w;
+    }
+    return Status::ok();
+}
+
+Status Controller::raise_cap(std::size_t group, double cap_w) {
+    GroupState& g = m_groups[group];
+    if (!m_policy->honours_budget()) {
+        return write_cap(g, cap_w);
+    }
+    // GPU by GPU, each write only as far as the budget in force *now* allows: a slow write may
+    // have let a lower budget step come due since the decision (enforce_budget() lowers next).
+    double others_w = 0.0;
+    for (std::size_t j = 0; j < m_groups.size(); ++j) {
+        others_w += j == group ? 0.0 : m_groups[j].cap_w * static_cast<double>(m_groups[j].gpus.size());
+    }
+    const double old_w = g.cap_w;
+    const auto n = static_cast<double>(g.gpus.size());
+    double written = 0.0;
+    for (int gpu : g.gpus) {
+        const double budget_w = m_config.budget.at(m_clock.now().count());
+        if (others_w + (written + 1.0) * cap_w + (n - written - 1.0) * old_w > budget_w + 1e-6) {
+            break;
+        }
+        Result<double> set = m_gpus.set_power_limit(gpu, cap_w);
+        if (!set.is_ok()) {
+            g.cap_w = written > 0.0 ? cap_w : old_w;  // an upper bound of every GPU's limit
+            return set.status();
+        }
+        written += 1.0;
+    }
+    g.cap_w = written > 0.0 ? cap_w : old_w;
     return Status::ok();
 }
 
@@ -191,15 +256,19 @@ Status Controller::enforce_budget(bool* lowered) {
     }
     std::vector<double> caps = caps_w();
     fit_caps_to_budget(caps, budget_w);
+    std::vector<std::pair<std::size_t, double>> falling;
     for (std::size_t i = 0; i < caps.size(); ++i) {
         if (caps[i] < m_groups[i].cap_w - kCapEpsilonW) {
-            PALS_RETURN_IF_ERROR(write_cap(m_groups[i], caps[i]));
-            if (lowered != nullptr) {
-                *lowered = true;
-            }
+            falling.emplace_back(i, caps[i]);
         }
     }
-    return Status::ok();
+    if (falling.empty()) {
+        return Status::ok();
+    }
+    if (lowered != nullptr) {
+        *lowered = true;
+    }
+    return lower_caps(falling);
 }
 
 Status Controller::actuate(const Observation& o, std::vector<GroupDecision> decisions) {
@@ -224,10 +293,14 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
         }
     }
     // 1. Caps that fall, first: the budget may just have dropped.
+    std::vector<std::pair<std::size_t, double>> falling;
     for (std::size_t i = 0; i < decisions.size(); ++i) {
         if (decisions[i].cap_w < m_groups[i].cap_w - kCapEpsilonW) {
-            PALS_RETURN_IF_ERROR(write_cap(m_groups[i], decisions[i].cap_w));
+            falling.emplace_back(i, decisions[i].cap_w);
         }
+    }
+    if (!falling.empty()) {
+        PALS_RETURN_IF_ERROR(lower_caps(falling));
     }
     // 2. Batch caps and clocks.
     for (std::size_t i = 0; i < decisions.size(); ++i) {
@@ -249,7 +322,7 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
     // 3. Caps that rise, last.
     for (std::size_t i = 0; i < decisions.size(); ++i) {
         if (decisions[i].cap_w > m_groups[i].cap_w + kCapEpsilonW) {
-            PALS_RETURN_IF_ERROR(write_cap(m_groups[i], decisions[i].cap_w));
+            PALS_RETURN_IF_ERROR(raise_cap(i, decisions[i].cap_w));
         }
     }
     TickRecord rec;
@@ -268,6 +341,10 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
                       rec.reason);
     }
     m_history.push_back(std::move(rec));
+    ++m_decisions_total;
+    if (m_config.history_limit > 0 && m_history.size() > m_config.history_limit) {
+        m_history.pop_front();
+    }
     return Status::ok();
 }
 

@@ -5,6 +5,8 @@
 #include <limits>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "pals/common/log.hpp"
 
 namespace pals::control {
@@ -12,6 +14,18 @@ namespace pals::control {
 namespace {
 /// The loop wakes at least this often to notice a stop request.
 constexpr Seconds kStopPollPeriod{0.1};
+
+/// Writes closer than this to the limit in force change nothing (NVML's mW rounding), W.
+constexpr double kLimitEpsilonW = 0.5;
+/// A lower is written unless the limit in force is within 1 mW of it: the budget is a hard bound.
+constexpr double kLowerEpsilonW = 1e-3;
+/// A budget this close above the minimum counts as feasible (float sums), W.
+constexpr double kBudgetToleranceW = 1e-6;
+
+ControllerConfig with_history_limit(ControllerConfig config, const DaemonOptions& options) {
+    config.history_limit = std::max<std::size_t>(1, options.history_limit);
+    return config;
+}
 
 /// Adds the increase of a cumulative reading to `total`; a decrease means the source restarted
 /// from zero (Prometheus' increase() rule), so the new reading counts whole.
@@ -26,6 +40,18 @@ void accumulate(double reading, double& last, double& total) {
 }
 }  // namespace
 
+Result<double> min_budget_w(power::GpuBackend& backend, const std::vector<int>& gpus) {
+    double total_w = 0.0;
+    for (int gpu : gpus) {
+        Result<power::PowerLimitRange> range = backend.power_limit_range(gpu);
+        if (!range.is_ok()) {
+            return range.status();
+        }
+        total_w += range->min_w;
+    }
+    return total_w;
+}
+
 Daemon::Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::ServingEngine*> engines,
                std::unique_ptr<Policy> policy, ControllerConfig config, api::StateStore& store,
                power::SavedControls& saved, DaemonOptions options)
@@ -33,7 +59,8 @@ Daemon::Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::Servin
     , m_gpus(gpus)
     , m_engines(engines)
     , m_period(config.period)
-    , m_controller(clock, gpus, std::move(engines), std::move(policy), std::move(config))
+    , m_controller(clock, gpus, std::move(engines), std::move(policy),
+                   with_history_limit(std::move(config), options))
     , m_store(store)
     , m_saved(saved)
     , m_options(options)
@@ -48,6 +75,8 @@ Daemon::Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::Servin
             m_all_gpus.push_back(g);
         }
     }
+    m_ranges.resize(m_all_gpus.size());
+    m_known_limit_w.assign(m_all_gpus.size(), std::numeric_limits<double>::quiet_NaN());
 }
 
 void Daemon::publish() {
@@ -57,13 +86,26 @@ void Daemon::publish() {
     s->policy = m_policy_name;
     s->degraded = m_degraded;
     s->budget_w = m_controller.budget().at(now_s);
+    s->budget_min_w = m_budget_min_w;
+    s->budget_feasible = !(s->budget_w < m_budget_min_w - kBudgetToleranceW);
+    if (s->budget_feasible != m_budget_feasible) {
+        m_budget_feasible = s->budget_feasible;
+        if (m_budget_feasible) {
+            PALS_LOG_INFO("the budget of {:.0f} W is feasible again", s->budget_w);
+        } else {
+            PALS_LOG_WARN(
+                "infeasible budget: {:.0f} W is below the {:.0f} W the GPUs draw at their minimum "
+                "power limits; every limit is held at its minimum (best effort)",
+                s->budget_w, m_budget_min_w);
+        }
+    }
     s->budget_steps = m_controller.budget().steps();
     s->errors_total = m_errors;
     s->budget_updates_total = m_budget_updates;
     s->cap_changes_total = m_cap_changes;
     s->batch_changes_total = m_batch_changes;
     const auto& history = m_controller.history();
-    s->decisions_total = history.size();
+    s->decisions_total = m_controller.decisions_total();
 
     if (auto samples = m_gpus.sample_all(); samples.is_ok()) {
         const std::size_t n = samples->size();
@@ -72,6 +114,11 @@ void Daemon::publish() {
         for (std::size_t i = 0; i < n; ++i) {
             const power::GpuSample& g = samples.value()[i];
             accumulate(g.energy_j, m_gpu_energy_last_j[i], m_gpu_energy_j[i]);
+            for (std::size_t k = 0; k < m_all_gpus.size(); ++k) {
+                if (static_cast<std::size_t>(m_all_gpus[k]) == i) {
+                    m_known_limit_w[k] = g.power_limit_w;
+                }
+            }
             s->gpu_power_w.push_back(g.power_w);
             s->gpu_energy_j.push_back(m_gpu_energy_j[i]);
             s->energy_j += m_gpu_energy_j[i];
@@ -156,88 +203,235 @@ void Daemon::enter_degraded(const Status& error) {
     m_degraded_since = m_clock.now();
     m_next_retry = m_clock.now() + m_period * m_options.retry_periods;
     m_failed_retries = 0;
-    const Status restored = m_saved.restore(m_gpus);
-    m_restore_pending = !restored.is_ok();
+    // What the Controller wrote last is an upper bound of a limit that can no longer be read.
+    const std::vector<double> caps = m_controller.caps_w();
+    for (std::size_t g = 0, k = 0; g < m_engines.size() && g < caps.size(); ++g) {
+        for (std::size_t n = m_engines[g]->gpus().size(); n > 0 && k < m_known_limit_w.size();
+             --n, ++k) {
+            if (caps[g] > 0.0 && !(m_known_limit_w[k] >= caps[g])) {
+                m_known_limit_w[k] = caps[g];
+            }
+        }
+    }
     reset_batch_caps();
-    if (restored.is_ok()) {
-        hold_budget_degraded();
-        PALS_LOG_WARN("control degraded: {}; saved limits restored; retrying every {:.3g} s",
-                      error.message(), (m_period * m_options.retry_periods).count());
-    } else {
-        PALS_LOG_WARN(
-            "control degraded: {}; restoring the saved limits failed: {}; retrying every {:.3g} s",
-            error.message(), restored.message(), (m_period * m_options.retry_periods).count());
+    hold_limits();
+    // Clocks: back to their saved state (no effect on the budget).
+    for (const power::SavedGpuControls& e : m_saved.entries()) {
+        if (e.sm_clocks_saved &&
+            std::find(m_all_gpus.begin(), m_all_gpus.end(), e.index) != m_all_gpus.end()) {
+            const Status st = e.locked_sm_clocks ? m_gpus.lock_sm_clocks(e.index, *e.locked_sm_clocks)
+                                                 : m_gpus.reset_sm_clocks(e.index);
+            if (!st.is_ok()) {
+                PALS_LOG_WARN("degraded: gpu {}: cannot restore the SM clocks: {}", e.index,
+                              st.message());
+            }
+        }
     }
+    PALS_LOG_WARN("control degraded: {}; limits {}; retrying every {:.3g} s", error.message(),
+                  m_hold_pending ? "not all held (retried)" : "held at the saved values within the budget",
+                  (m_period * m_options.retry_periods).count());
 }
 
-bool Daemon::gpu_writes_refused() {
-    if (m_all_gpus.empty()) {
-        return false;
-    }
-    const int gpu = m_all_gpus.front();
-    Result<double> limit = m_gpus.power_limit_w(gpu);
-    if (!limit.is_ok()) {
-        return false;
-    }
-    // Writing the limit in force changes nothing; only the permission check matters.
-    Result<double> set = m_gpus.set_power_limit(gpu, limit.value());
-    return !set.is_ok() && set.status().code() == StatusCode::kPermissionDenied;
-}
-
-void Daemon::hold_budget_degraded() {
+double Daemon::budget_to_hold_w() const {
     const double budget_w = m_controller.budget().at(m_clock.now().count());
-    if (!m_controller.policy().honours_budget() || !std::isfinite(budget_w) || m_all_gpus.empty()) {
+    return m_controller.policy().honours_budget() && std::isfinite(budget_w)
+               ? budget_w
+               : std::numeric_limits<double>::infinity();
+}
+
+void Daemon::read_limit_ranges() {
+    double min_total_w = 0.0;
+    for (std::size_t i = 0; i < m_all_gpus.size(); ++i) {
+        if (Result<power::PowerLimitRange> r = m_gpus.power_limit_range(m_all_gpus[i]); r.is_ok()) {
+            m_ranges[i] = r.value();
+        } else if (m_ranges[i].max_w <= 0.0 && i > 0) {
+            m_ranges[i] = m_ranges[i - 1];  // same model in one node: the best guess
+        }
+        min_total_w += m_ranges[i].min_w;
+    }
+    m_budget_min_w = min_total_w;
+    m_store.set_budget_min_w(min_total_w);
+}
+
+double Daemon::limit_in_force_w(std::size_t i) {
+    if (Result<double> limit = m_gpus.power_limit_w(m_all_gpus[i]); limit.is_ok()) {
+        m_known_limit_w[i] = limit.value();
+        return limit.value();
+    }
+    // Unreadable (lost): the last limit known, else the most it can be.
+    if (std::isfinite(m_known_limit_w[i])) {
+        return m_known_limit_w[i];
+    }
+    return m_ranges[i].max_w > 0.0 ? m_ranges[i].max_w : std::numeric_limits<double>::infinity();
+}
+
+std::vector<double> Daemon::hold_targets(double budget_w) const {
+    const std::size_t n = m_all_gpus.size();
+    std::vector<double> target(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto saved = std::find_if(m_saved.entries().begin(), m_saved.entries().end(),
+                                  [&](const auto& e) { return e.index == m_all_gpus[i]; });
+        target[i] = saved != m_saved.entries().end() ? saved->power_limit_w : m_known_limit_w[i];
+        if (!std::isfinite(target[i])) {
+            target[i] = m_ranges[i].max_w;
+        }
+        if (m_ranges[i].max_w > 0.0) {
+            target[i] = m_ranges[i].clamp(target[i]);
+        }
+    }
+    if (!std::isfinite(budget_w)) {
+        return target;
+    }
+    double total_w = 0.0;
+    double floor_w = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+        total_w += target[i];
+        floor_w += std::min(m_ranges[i].min_w, target[i]);
+    }
+    if (total_w <= budget_w) {
+        return target;
+    }
+    auto level_sum = [&](double level_w) {
+        double sum = 0.0;
+        for (std::size_t i = 0; i < n; ++i) {
+            sum += std::max(std::min(m_ranges[i].min_w, target[i]), std::min(target[i], level_w));
+        }
+        return sum;
+    };
+    // Water-filling: one level caps every saved value; GPUs saved below it keep theirs. Below
+    // the floor (infeasible) every GPU sits at its minimum.
+    double lo = 0.0;
+    double hi = *std::max_element(target.begin(), target.end());
+    if (floor_w < budget_w) {
+        constexpr int kBisections = 60;
+        for (int k = 0; k < kBisections; ++k) {
+            const double mid = 0.5 * (lo + hi);
+            (level_sum(mid) <= budget_w ? lo : hi) = mid;
+        }
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        const double w = std::max(std::min(m_ranges[i].min_w, target[i]), std::min(target[i], lo));
+        target[i] = std::floor(w * 1000.0) / 1000.0;  // whole mW, never above the level
+    }
+    return target;
+}
+
+void Daemon::hold_limits() {
+    // A slow write may let a scheduled step come due meanwhile: hold again for it (bounded).
+    constexpr int kMaxRounds = 3;
+    for (int round = 0; round < kMaxRounds; ++round) {
+        hold_limits_once();
+        if (budget_to_hold_w() == m_held_budget_w) {
+            break;
+        }
+    }
+}
+
+void Daemon::hold_limits_once() {
+    if (m_all_gpus.empty()) {
+        m_hold_pending = false;
         return;
     }
-    auto hold = [&]() -> Status {
-        std::vector<double> limits;
-        double total_w = 0.0;
-        for (int gpu : m_all_gpus) {
-            Result<double> limit = m_gpus.power_limit_w(gpu);
-            if (!limit.is_ok()) {
-                return limit.status();
-            }
-            limits.push_back(limit.value());
-            total_w += limit.value();
-        }
-        constexpr double kToleranceW = 0.5;
-        if (total_w <= budget_w + kToleranceW) {
-            return Status::ok();
-        }
-        Result<power::PowerLimitRange> range = m_gpus.power_limit_range(m_all_gpus.front());
-        if (!range.is_ok()) {
-            return range.status();
-        }
-        const double share_w = range->clamp(budget_w / static_cast<double>(m_all_gpus.size()));
-        // Saved again first: a restore on entering degraded mode removed the saved state.
-        PALS_RETURN_IF_ERROR(m_saved.save(m_gpus, m_all_gpus, m_options.save_sm_clocks));
-        for (std::size_t i = 0; i < m_all_gpus.size(); ++i) {
-            if (limits[i] > share_w + kToleranceW) {
-                Result<double> set = m_gpus.set_power_limit(m_all_gpus[i], share_w);
-                if (!set.is_ok()) {
-                    return set.status();
-                }
-            }
-        }
-        PALS_LOG_WARN("degraded: limits lowered to {:.0f} W per GPU to hold the budget of {:.0f} W",
-                      share_w, budget_w);
-        return Status::ok();
-    };
-    if (const Status held = hold(); !held.is_ok()) {
-        ++m_errors;
-        PALS_LOG_WARN("degraded: cannot hold the budget of {:.0f} W: {}", budget_w, held.message());
+    const double budget_w = budget_to_hold_w();
+    m_held_budget_w = budget_w;
+    const std::vector<double> target = hold_targets(budget_w);
+    const std::size_t n = m_all_gpus.size();
+    std::vector<double> in_force(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        in_force[i] = limit_in_force_w(i);
     }
+    Status first_error;
+    int writes = 0;
+    auto write = [&](std::size_t i, double limit_w) {
+        Result<double> set = m_gpus.set_power_limit(m_all_gpus[i], limit_w);
+        if (!set.is_ok()) {
+            // Not known to have changed: it still counts at what it held.
+            if (first_error.is_ok()) {
+                first_error = set.status().with_prefix("gpu " + std::to_string(m_all_gpus[i]));
+            }
+            return;
+        }
+        in_force[i] = limit_w;
+        m_known_limit_w[i] = limit_w;
+        ++m_cap_changes;
+        ++writes;
+    };
+    // 1. Lowers, so that the sum only falls ...
+    for (std::size_t i = 0; i < n; ++i) {
+        if (target[i] < in_force[i] - kLowerEpsilonW) {
+            write(i, target[i]);
+        }
+    }
+    // 2. ... then raises, each cut to what the budget in force now leaves (a GPU that could not
+    // be lowered still counts at its old limit; a slow call may have let a lower step come due).
+    for (std::size_t i = 0; i < n; ++i) {
+        if (target[i] <= in_force[i] + kLimitEpsilonW) {
+            continue;
+        }
+        const double budget_now_w = budget_to_hold_w();
+        double others_w = 0.0;
+        for (std::size_t k = 0; k < n; ++k) {
+            others_w += k == i ? 0.0 : in_force[k];
+        }
+        const double room_w = std::floor((budget_now_w - others_w) * 1000.0) / 1000.0;
+        const double limit_w = std::min(target[i], room_w);
+        if (limit_w > in_force[i] + kLimitEpsilonW) {
+            write(i, limit_w);
+        }
+        if (limit_w < target[i] && first_error.is_ok()) {
+            first_error = Status::unavailable(
+                fmt::format("gpu {}: held at {:.0f} W, not its target {:.0f} W: the budget of "
+                            "{:.0f} W leaves no more",
+                            m_all_gpus[i], in_force[i], target[i], budget_now_w));
+        }
+    }
+    const bool was_pending = m_hold_pending;
+    m_hold_pending = !first_error.is_ok();
+    if (m_hold_pending && was_pending) {
+        PALS_LOG_DEBUG("degraded: still cannot hold every limit: {}", first_error.message());
+    } else if (m_hold_pending) {
+        ++m_errors;
+        PALS_LOG_WARN("degraded: cannot hold every limit within the budget of {:.0f} W: {}",
+                      budget_w, first_error.message());
+    } else if (writes > 0 || was_pending) {
+        PALS_LOG_INFO("degraded: limits held at the saved values{}",
+                      std::isfinite(budget_w)
+                          ? fmt::format(" within the budget of {:.0f} W", budget_w)
+                          : std::string());
+    }
+}
+
+Status Daemon::enforce_budget(bool* lowered) {
+    constexpr int kMaxRounds = 3;
+    for (int round = 0; round < kMaxRounds; ++round) {
+        const double budget_w = budget_to_hold_w();
+        bool wrote = false;
+        PALS_RETURN_IF_ERROR(m_controller.enforce_budget(&wrote));
+        if (lowered != nullptr) {
+            *lowered = *lowered || wrote;
+        }
+        if (budget_to_hold_w() == budget_w) {
+            break;
+        }
+    }
+    return Status::ok();
 }
 
 Status Daemon::try_resume() {
-    if (m_restore_pending) {
-        PALS_RETURN_IF_ERROR(m_saved.restore(m_gpus));
-        m_restore_pending = false;
+    if (m_hold_pending) {
+        hold_limits();
+        if (m_hold_pending) {
+            return Status::unavailable("the power limits could not be held: " +
+                                       m_last_error.message());
+        }
     }
-    // The controls are saved again before the first write: after a restore the state file is
-    // gone, and SavedControls keeps the first value saved anyway.
+    // The controls are saved again before the first write: a GPU that was not answering at the
+    // start may be back (SavedControls keeps the first value saved anyway).
     PALS_RETURN_IF_ERROR(m_saved.save(m_gpus, m_all_gpus, m_options.save_sm_clocks));
-    return m_controller.start();
+    read_limit_ranges();
+    PALS_RETURN_IF_ERROR(m_controller.start());
+    // The limits in force may exceed a budget that dropped meanwhile: lower them at once.
+    return enforce_budget(nullptr);
 }
 
 void Daemon::apply_budget_request(const api::BudgetRequest& request) {
@@ -279,10 +473,12 @@ void Daemon::note_controls_in_force() {
     }
 }
 
-void Daemon::count_changes(std::size_t history_before) {
+void Daemon::count_changes(std::uint64_t decisions_before) {
     constexpr double kCapEpsilonW = 0.5;  // the Controller skips writes closer than this
     const auto& history = m_controller.history();
-    for (std::size_t i = history_before; i < history.size(); ++i) {
+    const auto added = static_cast<std::size_t>(
+        std::min<std::uint64_t>(m_controller.decisions_total() - decisions_before, history.size()));
+    for (std::size_t i = history.size() - added; i < history.size(); ++i) {
         for (std::size_t g = 0; g < m_engines.size() && g < history[i].cap_w.size(); ++g) {
             const double cap = history[i].cap_w[g];
             const int batch = history[i].batch_cap[g];
@@ -298,21 +494,30 @@ void Daemon::count_changes(std::size_t history_before) {
 }
 
 Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) {
+    read_limit_ranges();
     if (Status saved = m_saved.save(m_gpus, m_all_gpus, m_options.save_sm_clocks); !saved.is_ok()) {
         return saved.with_prefix("saving the GPU controls before the first write");
     }
     m_degraded = false;
     m_last_error = Status::ok();
-    m_restore_pending = false;
-    if (Status started = m_controller.start(); !started.is_ok()) {
+    m_hold_pending = false;
+    Status fatal;
+    Status started = m_controller.start();
+    if (started.is_ok()) {
+        // The limits found may exceed the budget: lower them now, not one period later.
+        started = enforce_budget(nullptr);
+    }
+    if (!started.is_ok()) {
         ++m_errors;
         enter_degraded(started);
+        if (started.code() == StatusCode::kPermissionDenied) {
+            fatal = started;
+        }
     } else {
         note_controls_in_force();
     }
     publish();
-    Status fatal;
-    while (!stop.load() && !(until && m_clock.now() >= *until)) {
+    while (fatal.is_ok() && !stop.load() && !(until && m_clock.now() >= *until)) {
         const Seconds due = m_degraded ? m_next_retry : m_controller.next_tick();
         Seconds next = std::min(due, m_clock.now() + kStopPollPeriod);
         if (until) {
@@ -322,11 +527,17 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
         if (std::optional<api::BudgetRequest> request = m_store.take_budget()) {
             apply_budget_request(*request);
             if (m_degraded) {
-                hold_budget_degraded();
+                hold_limits();
                 publish();  // running: the next period publishes it
             }
         }
         if (m_degraded) {
+            if (m_hold_pending || budget_to_hold_w() != m_held_budget_w) {
+                // A scheduled step came due, or a write failed: at every wake-up, not only at
+                // the next retry, so that an overshoot lasts one poll period.
+                hold_limits();
+                publish();
+            }
             if (m_clock.now() < m_next_retry) {
                 continue;
             }
@@ -342,13 +553,12 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
                 ++m_errors;
                 ++m_failed_retries;
                 m_last_error = resumed;
-                hold_budget_degraded();  // a scheduled budget step may have come due
                 m_next_retry = m_clock.now() + m_period * m_options.retry_periods;
                 PALS_LOG_DEBUG("control still degraded: {}", resumed.message());
+                // A failed start may have written (enforce_budget): hold again.
+                hold_limits();
                 if (resumed.code() == StatusCode::kPermissionDenied) {
                     fatal = resumed;
-                    publish();
-                    break;
                 }
             }
             publish();
@@ -357,7 +567,7 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
         // A budget that just dropped (through the API or a scheduled step) bounds the caps at
         // once, not at the next period: a breaker does not wait for the control loop.
         bool lowered = false;
-        Status result = m_controller.enforce_budget(&lowered);
+        Status result = enforce_budget(&lowered);
         if (lowered) {
             ++m_cap_changes;
             m_last_cap_w = m_controller.caps_w();
@@ -366,32 +576,25 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
         }
         const bool tick_due = result.is_ok() && m_clock.now() >= m_controller.next_tick();
         if (tick_due) {
-            const std::size_t before = m_controller.history().size();
+            const std::uint64_t before = m_controller.decisions_total();
             result = m_controller.run_until(m_clock.now());
             count_changes(before);
+            bool lowered_after = false;
+            if (result.is_ok()) {
+                // A step that came due during a slow write of the tick is held now.
+                result = enforce_budget(&lowered_after);
+            }
+            if (lowered_after) {
+                ++m_cap_changes;
+                m_last_cap_w = m_controller.caps_w();
+            }
         }
         if (!result.is_ok()) {
             ++m_errors;
-            if (result.code() == StatusCode::kPermissionDenied && gpu_writes_refused()) {
-                // The GPUs refuse every write (no root / CAP_SYS_ADMIN): none of ours took effect,
-                // so there is nothing to restore, now or after exit. Retrying cannot help.
-                m_degraded = true;
-                m_last_error = result;
-                if (const Status dropped = m_saved.discard_new(); !dropped.is_ok()) {
-                    PALS_LOG_ERROR("dropping the saved controls failed: {}", dropped.message());
-                }
-                PALS_LOG_ERROR(
-                    "no permission to change GPU settings: stopping (nothing was changed)");
-                fatal = result;
-                publish();
-                break;
-            }
             enter_degraded(result);
             if (result.code() == StatusCode::kPermissionDenied) {
-                // E.g. an unwritable batch-cap file: retrying cannot help either.
+                // No root / CAP_SYS_ADMIN, an unwritable batch-cap file: retrying cannot help.
                 fatal = result;
-                publish();
-                break;
             }
         }
         if (tick_due || lowered || !result.is_ok()) {
@@ -399,12 +602,28 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
         }
     }
     reset_batch_caps();
+    // Every GPU whose controls differ from the saved ones is written back (lowers first); one
+    // that already holds its saved values needs no write. Entries not restored stay on disk.
     const Status restored = m_saved.restore(m_gpus);
+    if (!fatal.is_ok()) {
+        if (restored.is_ok()) {
+            PALS_LOG_ERROR("{}: stopping; the GPU limits hold their saved values", fatal.message());
+            return fatal;
+        }
+        PALS_LOG_ERROR("{}: stopping; {}", fatal.message(), restored.message());
+        return {fatal.code(),
+                fmt::format("{}; stopping, and the GPU limits could not all be restored: {}; "
+                            "restore them with `pals power restore --state-file {}` (as root)",
+                            fatal.message(), restored.message(), m_saved.path().string())};
+    }
     if (!restored.is_ok()) {
         PALS_LOG_ERROR("restoring saved limits failed: {}", restored.message());
-        return fatal.is_ok() ? restored : fatal;
+        return restored.with_prefix(
+            fmt::format("restoring the saved GPU limits (kept in {}; retry with `pals power "
+                        "restore --state-file {}`)",
+                        m_saved.path().string(), m_saved.path().string()));
     }
-    return fatal;
+    return Status::ok();
 }
 
 }  // namespace pals::control

@@ -152,7 +152,7 @@ Result<PolicyRun> run_controlled(const Scenario& sc, const std::vector<workload:
         PALS_RETURN_IF_ERROR(controller.run_until(Seconds{t}));
         t += sc.period_s;
     }
-    run.history = controller.history();
+    run.history.assign(controller.history().begin(), controller.history().end());
     run.metrics = score(sc, requests, n.simulator(), run.history, run);
     return run;
 }

@@ -865,6 +865,18 @@ Status check_gpu_count(const RunConfig& config, int gpu_count) {
     return Status::ok();
 }
 
+Status check_budget_feasible(const RunConfig& config, double budget_min_w) {
+    constexpr double kToleranceW = 1e-6;
+    if (config.budget_w > 0.0 && config.budget_w < budget_min_w - kToleranceW) {
+        return Status::invalid_argument(
+            key_origin(config, "budget_w") +
+            fmt::format(": {:g} W is below the minimum of {:g} W the GPUs of the groups can hold "
+                        "(the sum of their minimum power limits)",
+                        config.budget_w, budget_min_w));
+    }
+    return Status::ok();
+}
+
 std::string run_config_to_toml(const RunConfig& c) {
     std::string out = "# pals run: effective configuration (flag > environment > file > default)\n";
     for (const KeyDef& def : key_defs()) {

@@ -256,6 +256,15 @@ Status SavedControls::restore_matching(GpuBackend& backend,
         errors += (errors.empty() ? "" : "; ") + st.message();
     };
 
+    // Resolve every entry first, so that limits that fall are written before limits that rise:
+    // the sum in force never passes the larger of the sums before and after the restore.
+    struct Pending {
+        const SavedGpuControls* entry = nullptr;
+        int gpu = -1;
+        Result<double> before = Status::unavailable("not read");
+        bool raise = false;
+    };
+    std::vector<Pending> pending;
     for (const SavedGpuControls& e : m_entries) {
         if (only_uuids != nullptr &&
             std::find(only_uuids->begin(), only_uuids->end(), e.uuid) == only_uuids->end()) {
@@ -277,23 +286,40 @@ Status SavedControls::restore_matching(GpuBackend& backend,
                                                   e.index, e.uuid)));
             continue;
         }
-        auto set = backend.set_power_limit(gpu, e.power_limit_w);
-        if (!set.is_ok()) {
-            fail(e, set.status());
-            continue;
-        }
-        auto now = backend.power_limit_w(gpu);
-        if (!now.is_ok()) {
-            fail(e, now.status());
-            continue;
-        }
-        if (std::abs(*now - e.power_limit_w) > kRestoreToleranceW) {
-            fail(e, Status::internal(fmt::format("GPU {}: restored power limit {:.1f} W but it "
-                                                 "reads back {:.1f} W",
-                                                 gpu, e.power_limit_w, *now)));
-            continue;
+        Result<double> before = backend.power_limit_w(gpu);
+        const bool raise = !before.is_ok() || *before < e.power_limit_w;
+        pending.push_back({&e, gpu, std::move(before), raise});
+    }
+    std::stable_partition(pending.begin(), pending.end(), [](const Pending& p) { return !p.raise; });
+
+    for (const Pending& p : pending) {
+        const SavedGpuControls& e = *p.entry;
+        const int gpu = p.gpu;
+        // Nothing to write when the GPU already holds its saved controls (e.g. writes are
+        // refused but none of them had taken effect).
+        const bool limit_ok =
+            p.before.is_ok() && std::abs(*p.before - e.power_limit_w) <= kRestoreToleranceW;
+        if (!limit_ok) {
+            auto set = backend.set_power_limit(gpu, e.power_limit_w);
+            if (!set.is_ok()) {
+                fail(e, set.status());
+                continue;
+            }
+            auto now = backend.power_limit_w(gpu);
+            if (!now.is_ok()) {
+                fail(e, now.status());
+                continue;
+            }
+            if (std::abs(*now - e.power_limit_w) > kRestoreToleranceW) {
+                fail(e, Status::internal(fmt::format("GPU {}: restored power limit {:.1f} W but it "
+                                                     "reads back {:.1f} W",
+                                                     gpu, e.power_limit_w, *now)));
+                continue;
+            }
         }
         if (e.sm_clocks_saved) {
+            // Always written: NVML cannot read locked clocks back, so an earlier (crashed)
+            // process's lock is invisible here.
             Status st = e.locked_sm_clocks ? backend.lock_sm_clocks(gpu, *e.locked_sm_clocks)
                                            : backend.reset_sm_clocks(gpu);
             if (!st.is_ok()) {

@@ -473,6 +473,65 @@ def case_permission_denied(e):
     e.expect(r, 4, "insufficient permissions")
 
 
+def case_infeasible_budget(e):
+    # The fake's H100s cannot go below 200 W each: 2 GPUs hold no less than 400 W.
+    s = e.stand_in()
+    low = e.write_config(e.config_text([(s.url(), [0, 1])], budget_w=300), "low.toml")
+    e.expect(e.run("run", "--config", low, timeout=30), 2,
+             "budget_w: 300 W is below the minimum of 400 W")
+    e.expect(e.run("run", "--config", low, "--budget-w", "350", timeout=30), 2,
+             "--budget-w: 350 W is below the minimum of 400 W")
+    cfg = e.write_config(e.config_text([(s.url(), [0, 1])], budget_w=800))
+    d = Daemon(e, "--config", cfg)
+    try:
+        d.wait_for(lambda: d.health() == "ok", "healthz ok")
+        code, body = d.request("PUT", "/v1/budget", {"watts": 399}, token=TOKEN)
+        check(code == 409 and "below the minimum of 400 W" in body, f"PUT 399 W: {code} {body}")
+        code, body = d.request("PUT", "/v1/budget", {"steps": [[0, 800], [60, 100]]}, token=TOKEN)
+        check(code == 409 and "minimum of 400 W" in body, f"PUT a step of 100 W: {code} {body}")
+        code, body = d.request("PUT", "/v1/budget", {"watts": 400}, token=TOKEN)
+        check(code == 200, f"PUT 400 W: {code} {body}")
+        d.wait_for(lambda: e.limits()[:2] == [200.0, 200.0], "the minimum caps", timeout=5)
+        state = d.json("/v1/state")
+        check(state["budget_feasible"] and state["budget_min_w"] == 400.0, str(state))
+        check("pals_budget_feasible 1" in d.request("GET", "/metrics")[1], "pals_budget_feasible")
+    finally:
+        if d.proc.poll() is None:
+            d.stop()
+
+
+def case_permission_after_writes(e):
+    # Writes succeed twice (700 -> 300 W on both GPUs), then NO_PERMISSION: the daemon must not
+    # claim that nothing was changed, and must keep the saved controls for `pals power restore`.
+    e.config_fake({"faults": [{"function": "nvmlDeviceSetPowerManagementLimit",
+                               "error": "NO_PERMISSION", "after_calls": 2}]})
+    s = e.stand_in()
+    cfg = e.write_config(e.config_text([(s.url(), [0, 1])], budget_w=600))
+    d = Daemon(e, "--config", cfg)
+    d.wait_for(lambda: e.limits()[:2] == [300.0, 300.0], "the 300 W caps", timeout=10)
+    code, body = d.request("PUT", "/v1/budget", {"watts": 500}, token=TOKEN)
+    check(code == 200, f"PUT: {code} {body}")
+    try:
+        code = d.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        d.proc.kill()
+        raise CaseFailure(f"the daemon did not stop after a refused write\n{d.log()}")
+    d.stderr.close()
+    log = d.log()
+    check(code == 4, f"exit {code}, expected 4\n{log}")
+    check("nothing was changed" not in log, log)
+    check(f"pals power restore --state-file {e.saved}" in log, log)
+    check(os.path.exists(e.saved), "the saved controls were discarded")
+    check(e.limits()[:2] == [300.0, 300.0], f"limits {e.limits()}")
+    with open(e.saved) as f:
+        saved = json.load(f)
+    check([g["power_limit_w"] for g in saved["gpus"]] == [700.0, 700.0], str(saved))
+    # As root (no fault): the documented command puts the originals back.
+    e.config_fake({})
+    e.expect(e.run("power", "restore", "--state-file", e.saved), 0)
+    check(e.limits()[:2] == [700.0, 700.0], f"limits after pals power restore: {e.limits()}")
+
+
 CASES = {
     "config_errors": case_config_errors,
     "check_deploy": case_check_deploy,
@@ -481,6 +540,8 @@ CASES = {
     "vllm_outage": case_vllm_outage,
     "pals_policy": case_pals_policy,
     "permission_denied": case_permission_denied,
+    "infeasible_budget": case_infeasible_budget,
+    "permission_after_writes": case_permission_after_writes,
 }
 
 

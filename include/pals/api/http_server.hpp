@@ -1,12 +1,12 @@
 #pragma once
 /// @file http_server.hpp
 /// @brief The daemon's HTTP API (cpp-httplib; loopback by default; docs/api.md):
-///   GET  /healthz    {"status": "ok" | "degraded" | "starting"}
+///   GET  /healthz    {"status": "ok" | "degraded" | "starting"[, "reason": "..."]}
 ///   GET  /v1/state   the latest StateSnapshot as JSON
 ///   PUT  /v1/budget  {"watts": W} or {"steps": [[t_s, W], ...]}; needs "Authorization: Bearer T"
 ///   GET  /metrics    Prometheus text exposition of the daemon's own metrics
 /// Malformed or oversized bodies get 400 with {"error": {"code", "type", "message"}}; a missing
-/// or wrong token 401; nothing throws out of a handler.
+/// or wrong token 401; a budget step below the GPUs' minimum 409; nothing throws out of a handler.
 ///
 /// Thread-safety: start()/stop() from one thread; handlers run on httplib's worker threads and
 /// only touch the thread-safe StateStore.
@@ -48,6 +48,13 @@ private:
 
 /// Parses a PUT /v1/budget body. Errors name the field.
 [[nodiscard]] Result<BudgetRequest> parse_budget_request(const std::string& body);
+/// A budget request the GPUs can hold: kOutOfRange naming the step and the minimum (W) when a
+/// step is below `budget_min_w` (the sum of the GPUs' minimum power limits; 0: unknown, no
+/// check). PUT /v1/budget answers 409 then.
+[[nodiscard]] Status check_budget_feasible(const BudgetRequest& request, double budget_min_w);
+/// The body of GET /healthz: {"status": "starting" | "ok" | "degraded"}, with a "reason" when
+/// degraded (control stopped after a backend failure, or a budget below the minimum).
+[[nodiscard]] std::string health_json(const StateSnapshot* snapshot);
 /// The snapshot as the JSON of GET /v1/state.
 [[nodiscard]] std::string state_json(const StateSnapshot& snapshot);
 /// Prometheus text exposition (format 0.0.4) of the daemon's metrics.

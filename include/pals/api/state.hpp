@@ -34,6 +34,11 @@ struct StateSnapshot {
     std::string policy;
     bool degraded = false;
     double budget_w = 0.0;  ///< +inf: no budget
+    /// The least budget the GPUs can hold: the sum of their minimum power limits, W (0: unknown).
+    double budget_min_w = 0.0;
+    /// False while budget_w < budget_min_w: every cap is at its minimum and the node may draw
+    /// more than the budget (best effort; /healthz reports "degraded").
+    bool budget_feasible = true;
     std::vector<std::pair<double, double>> budget_steps;  ///< (t_s, W) of the schedule in force
     double power_w = 0.0;   ///< node total, last period
     double energy_j = 0.0;  ///< cumulative, all GPUs
@@ -70,6 +75,16 @@ public:
         std::lock_guard<std::mutex> lock(m_mutex);
         m_budget = std::move(request);
     }
+    /// The least budget the GPUs can hold (sum of their minimum power limits), W; 0 while unknown.
+    /// PUT /v1/budget refuses (409) a step below it.
+    void set_budget_min_w(double watts) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_budget_min_w = watts;
+    }
+    [[nodiscard]] double budget_min_w() const {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        return m_budget_min_w;
+    }
     /// Takes the queued budget change, if any.
     [[nodiscard]] std::optional<BudgetRequest> take_budget() {
         std::lock_guard<std::mutex> lock(m_mutex);
@@ -82,6 +97,7 @@ private:
     mutable std::mutex m_mutex;
     std::shared_ptr<const StateSnapshot> m_snapshot;
     std::optional<BudgetRequest> m_budget;
+    double m_budget_min_w = 0.0;
 };
 
 }  // namespace pals::api

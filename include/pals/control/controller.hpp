@@ -11,6 +11,9 @@
 /// caps that fall are written before anything else, caps that rise after the batch caps.
 /// Thread-safety: not thread-safe; one thread owns the loop (set_budget included).
 
+#include <cstddef>
+#include <cstdint>
+#include <deque>
 #include <limits>
 #include <memory>
 #include <string>
@@ -111,6 +114,10 @@ struct ControllerConfig {
     double slo_tpot_s = 0.1;
     double sm_clock_max_mhz = 1980.0;  ///< for clock-locking policies (NVML cannot report it)
     BudgetSchedule budget;
+    /// The most TickRecords history() keeps (the newest); 0 keeps every one (offline runs that
+    /// score the whole history). The live daemon bounds it (DaemonOptions::history_limit):
+    /// one record per period would otherwise grow forever.
+    std::size_t history_limit = 0;
 };
 
 /// The control loop over the groups of one node.
@@ -138,7 +145,10 @@ public:
     /// Replaces the budget from now on (a single value) or with a schedule.
     void set_budget(BudgetSchedule budget) { m_config.budget = std::move(budget); }
     [[nodiscard]] const BudgetSchedule& budget() const { return m_config.budget; }
-    [[nodiscard]] const std::vector<TickRecord>& history() const { return m_history; }
+    /// The newest ticks, oldest first: every tick, or the last ControllerConfig::history_limit.
+    [[nodiscard]] const std::deque<TickRecord>& history() const { return m_history; }
+    /// Ticks decided since construction (also those history() dropped).
+    [[nodiscard]] std::uint64_t decisions_total() const { return m_decisions_total; }
     [[nodiscard]] const Policy& policy() const { return *m_policy; }
     [[nodiscard]] Seconds next_tick() const { return m_next_tick; }
     /// The newest engine snapshot of group `group` read by start()/tick(); nullptr before start()
@@ -165,6 +175,12 @@ private:
     /// their sum over GPUs fits `budget_w`.
     void fit_caps_to_budget(std::vector<double>& caps_w, double budget_w) const;
     [[nodiscard]] Status write_cap(GroupState& group, double cap_w);
+    /// Writes the falling caps (group, cap per GPU): every GPU above its new cap first, then
+    /// those of the same groups below it.
+    [[nodiscard]] Status lower_caps(const std::vector<std::pair<std::size_t, double>>& caps);
+    /// Raises group `group` to `cap_w`, GPU by GPU, stopping where the sum of the caps in force
+    /// would pass the budget in force at that moment.
+    [[nodiscard]] Status raise_cap(std::size_t group, double cap_w);
 
     Clock& m_clock;
     power::GpuBackend& m_gpus;
@@ -174,7 +190,8 @@ private:
     power::PowerLimitRange m_range;
     double m_last_time_s = 0.0;
     Seconds m_next_tick{0.0};
-    std::vector<TickRecord> m_history;
+    std::deque<TickRecord> m_history;
+    std::uint64_t m_decisions_total = 0;
 };
 
 }  // namespace pals::control

@@ -6,12 +6,21 @@
 /// publish a snapshot per period; on a backend failure stop actuating, restore the saved limits,
 /// report "degraded", keep serving, and try to resume control every few periods.
 ///
-/// States: running (the Controller ticks every period) and degraded (no writes; the saved limits
-/// are restored once and every batch cap is put back to the engine's launch maximum; every
-/// `DaemonOptions::retry_periods` periods the daemon retries: restore what is still saved, save
-/// the controls again, Controller::start(); on success it is running again). A permission error
-/// (no root / CAP_SYS_ADMIN, an unwritable state or batch-cap file) is not retried: run() restores
-/// and returns it.
+/// States: running (the Controller ticks every period) and degraded (the policy does not run;
+/// every batch cap is put back to the engine's launch maximum; the power limits are held at the
+/// saved values, each lowered to its share of the budget in force; every
+/// `DaemonOptions::retry_periods` periods the daemon retries: save the controls (a no-op for
+/// those saved already), Controller::start(); on success it is running again). A permission
+/// error (no root / CAP_SYS_ADMIN, an unwritable state or batch-cap file) is not retried: run()
+/// restores what it can and returns it.
+///
+/// Budget invariant: the sum of the power limits in force never rises above the budget in force
+/// through a write of the daemon (start, degraded mode, a partial failure), except while the
+/// budget is below the sum of the GPUs' minimum limits (infeasible: every limit at its minimum,
+/// reported in the snapshot, /healthz and pals_budget_feasible). Writes that lower a limit come
+/// before writes that raise one, and a raise is cut to what the budget leaves. A GPU whose limit
+/// cannot be read (lost) counts at its last known limit. On exit the saved limits are restored
+/// (the budget no longer applies); the saved state stays on disk while a GPU differs from it.
 ///
 /// Thread-safety: run() owns the backends on the calling thread; StateStore is the only object
 /// shared with other threads (and the `stop` flag, which a signal handler may set).
@@ -34,7 +43,13 @@ struct DaemonOptions {
     int retry_periods = 5;
     /// Save (and restore) the locked SM clock state too, for policies that lock clocks.
     bool save_sm_clocks = true;
+    /// The Controller keeps this many tick records (ControllerConfig::history_limit, >= 1): the
+    /// daemon only needs the newest, and runs for months.
+    std::size_t history_limit = 600;
 };
+
+/// The least node budget `gpus` can hold: the sum of their minimum power limits, W.
+[[nodiscard]] Result<double> min_budget_w(power::GpuBackend& backend, const std::vector<int>& gpus);
 
 class Daemon {
 public:
@@ -61,29 +76,43 @@ public:
     [[nodiscard]] const Status& last_error() const { return m_last_error; }
     /// Failed ticks and failed retries so far.
     [[nodiscard]] std::uint64_t errors_total() const { return m_errors; }
+    /// Tick records the Controller keeps now (at most DaemonOptions::history_limit).
+    [[nodiscard]] std::size_t history_size() const { return m_controller.history().size(); }
     /// Times the daemon went from degraded back to running.
     [[nodiscard]] std::uint64_t recoveries_total() const { return m_recoveries; }
 
 private:
-    /// Stops actuating after `error`: restores the saved limits, resets batch caps, logs once.
+    /// Stops actuating after `error`: resets batch caps, holds the limits (hold_limits()), logs once.
     void enter_degraded(const Status& error);
     /// One retry in degraded mode; ok when the Controller runs again.
     [[nodiscard]] Status try_resume();
-    /// Degraded, the policy is not running but the budget still holds: when the limits in force
-    /// sum to more than the budget now, every GPU above an even share is lowered to it (the
-    /// originals stay saved for the restore on exit). No-op for budget-unaware policies.
-    void hold_budget_degraded();
-    /// After a refused write: true when the GPUs refuse any power-limit write (probed by
-    /// writing the limit in force on the first GPU), so none of this session's writes took effect.
-    [[nodiscard]] bool gpu_writes_refused();
+    /// Degraded, the policy does not run but the budget still holds: writes each GPU's saved
+    /// limit, lowered to its share of the budget in force (water-filling over the saved values;
+    /// all at the minimum when the budget is infeasible); lowers first, raises only within what
+    /// the budget leaves. The originals stay saved for the restore on exit. A failure is counted
+    /// and retried at the next retry (m_hold_pending).
+    void hold_limits();
+    void hold_limits_once();
+    /// Controller::enforce_budget(), again when a slow write let a budget step come due.
+    [[nodiscard]] Status enforce_budget(bool* lowered);
+    /// The limits hold_limits() aims at, per entry of m_all_gpus.
+    [[nodiscard]] std::vector<double> hold_targets(double budget_w) const;
+    /// Reads each GPU's power-limit range (once at start and on every resume) and publishes the
+    /// least feasible budget to the StateStore.
+    void read_limit_ranges();
+    /// The limit in force on m_all_gpus[i]: read, else the last one known (never below it).
+    [[nodiscard]] double limit_in_force_w(std::size_t i);
     /// Puts every engine's batch cap back to its launch maximum (best effort).
     void reset_batch_caps();
     void apply_budget_request(const api::BudgetRequest& request);
     /// Records each group's cap and batch cap in force (after Controller::start()), so that
     /// count_changes() counts the first decision's writes too.
     void note_controls_in_force();
-    /// Counts cap and batch-cap changes (per group) in the history records from `history_before`.
-    void count_changes(std::size_t history_before);
+    /// Counts cap and batch-cap changes (per group) in the records decided after
+    /// `decisions_before` (Controller::decisions_total()).
+    void count_changes(std::uint64_t decisions_before);
+    /// The budget in force now, +inf when none or when the policy ignores budgets.
+    [[nodiscard]] double budget_to_hold_w() const;
     void publish();
 
     Clock& m_clock;
@@ -101,7 +130,12 @@ private:
     Seconds m_degraded_since{0.0};
     Seconds m_next_retry{0.0};
     std::uint64_t m_failed_retries = 0;     ///< since the last transition to degraded
-    bool m_restore_pending = false;         ///< a restore in degraded mode failed: retry it first
+    bool m_hold_pending = false;            ///< a hold in degraded mode failed: retry it first
+    double m_held_budget_w = 0.0;           ///< the budget the last hold aimed at
+    std::vector<power::PowerLimitRange> m_ranges;  ///< per entry of m_all_gpus
+    std::vector<double> m_known_limit_w;    ///< per entry of m_all_gpus: last read or written
+    double m_budget_min_w = 0.0;            ///< sum of the minimum limits (0: unknown)
+    bool m_budget_feasible = true;          ///< as last published
     std::vector<bool> m_batch_cap_touched;  ///< per engine: a cap below the maximum was set
     std::vector<double> m_last_cap_w;       ///< per group: the cap last in force
     std::vector<int> m_last_batch_cap;      ///< per group: the batch cap last in force

@@ -125,6 +125,11 @@ struct RunConfigSources {
 /// Every group's GPUs must exist: kInvalidArgument naming the group's origin otherwise.
 [[nodiscard]] Status check_gpu_count(const RunConfig& config, int gpu_count);
 
+/// The budget at start must be one the groups' GPUs can hold: kInvalidArgument naming budget_w's
+/// origin and the minimum (W) when 0 < budget_w < `budget_min_w` (the sum of the GPUs' minimum
+/// power limits, see min_budget_w() in daemon.hpp).
+[[nodiscard]] Status check_budget_feasible(const RunConfig& config, double budget_min_w);
+
 /// The effective configuration as a TOML file that load_run_config() reads back, each value
 /// commented with where it came from.
 [[nodiscard]] std::string run_config_to_toml(const RunConfig& config);

@@ -121,5 +121,47 @@ TEST(MetricsTest, InfiniteBudgetIsWrittenAsPromDoes) {
     EXPECT_NE(render_metrics(s).find("pals_power_budget_watts +Inf"), std::string::npos);
 }
 
+// Defect: a budget below the sum of the GPUs' minimum limits was accepted and reported healthy.
+TEST_F(HttpServerTest, ABudgetBelowTheGpusMinimumIsRefusedWith409NamingIt) {
+    m_store.set_budget_min_w(400.0);  // 2 GPUs x 200 W
+    httplib::Headers auth = {{"Authorization", "Bearer secret"}};
+    auto low = m_client->Put("/v1/budget", auth, R"({"watts": 300})", "application/json");
+    ASSERT_TRUE(low);
+    EXPECT_EQ(low->status, 409);
+    EXPECT_NE(low->body.find("\"infeasible\""), std::string::npos) << low->body;
+    EXPECT_NE(low->body.find("300 W is below the minimum of 400 W"), std::string::npos) << low->body;
+    auto step = m_client->Put("/v1/budget", auth, R"({"steps": [[0, 1000], [30, 399]]})",
+                              "application/json");
+    ASSERT_TRUE(step);
+    EXPECT_EQ(step->status, 409);
+    EXPECT_NE(step->body.find("\\\"steps\\\"[1]"), std::string::npos) << step->body;
+    EXPECT_FALSE(m_store.take_budget().has_value());
+    auto ok = m_client->Put("/v1/budget", auth, R"({"watts": 400})", "application/json");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
+TEST(HealthTest, AnInfeasibleBudgetIsDegradedInHealthStateAndMetrics) {
+    auto s = std::make_shared<StateSnapshot>(*sample_state());
+    s->budget_w = 300.0;
+    s->budget_min_w = 400.0;
+    s->budget_feasible = false;
+    const std::string health = health_json(s.get());
+    EXPECT_NE(health.find("\"status\":\"degraded\""), std::string::npos) << health;
+    EXPECT_NE(health.find("infeasible budget: 300 W is below the minimum of 400 W"),
+              std::string::npos)
+        << health;
+    const std::string state = state_json(*s);
+    EXPECT_NE(state.find("\"budget_feasible\": false"), std::string::npos) << state;
+    EXPECT_NE(state.find("\"budget_min_w\": 400.0"), std::string::npos) << state;
+    const std::string metrics = render_metrics(*s);
+    EXPECT_NE(metrics.find("pals_budget_feasible 0\n"), std::string::npos) << metrics;
+    EXPECT_NE(metrics.find("pals_power_budget_min_watts 400\n"), std::string::npos) << metrics;
+    s->budget_feasible = true;
+    EXPECT_EQ(health_json(s.get()), "{\"status\":\"ok\"}");
+    EXPECT_NE(render_metrics(*s).find("pals_budget_feasible 1\n"), std::string::npos);
+    EXPECT_EQ(health_json(nullptr), "{\"status\":\"starting\"}");
+}
+
 }  // namespace
 }  // namespace pals::api

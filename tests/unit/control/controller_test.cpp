@@ -49,6 +49,29 @@ TEST(BudgetScheduleTest, StepsAndValidation) {
     EXPECT_TRUE(std::isinf(BudgetSchedule().at(3.0)));
 }
 
+// Defect: the history grew by one record per tick forever (the live daemon runs for months).
+TEST(ControllerTest, HistoryLimitKeepsTheNewestRecordsAndCountsEveryDecision) {
+    auto node = make_node(2, 20.0);
+    ControllerConfig config;
+    config.budget = BudgetSchedule::from_steps({{0.0, 1400.0}, {30.0, 700.0}}).value();
+    config.history_limit = 10;
+    Controller c(node->clock(), node->gpus(), engines_of(*node), make_cap_only_policy(), config);
+    ASSERT_TRUE(c.start().is_ok());
+    ASSERT_TRUE(c.run_until(Seconds{60.0}).is_ok());
+    EXPECT_EQ(c.decisions_total(), 60U);
+    ASSERT_EQ(c.history().size(), 10U);
+    EXPECT_DOUBLE_EQ(c.history().front().time_s, 51.0);
+    EXPECT_DOUBLE_EQ(c.history().back().time_s, 60.0);
+    EXPECT_DOUBLE_EQ(c.history().back().cap_w[0], 350.0);
+    // 0 (offline evaluation's default) keeps every record.
+    config.history_limit = 0;
+    auto other = make_node(2, 20.0);
+    Controller full(other->clock(), other->gpus(), engines_of(*other), make_cap_only_policy(), config);
+    ASSERT_TRUE(full.start().is_ok());
+    ASSERT_TRUE(full.run_until(Seconds{60.0}).is_ok());
+    EXPECT_EQ(full.history().size(), 60U);
+}
+
 TEST(ControllerTest, CapOnlyTracksABudgetStepWithinOnePeriod) {
     auto node = make_node(2, 20.0);
     ControllerConfig config;

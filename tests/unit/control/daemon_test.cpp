@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <functional>
+#include <limits>
+#include <string>
 
 #include "pals/control/policies.hpp"
 #include "pals/sim/simulated_node.hpp"
@@ -271,6 +273,284 @@ TEST(DaemonTest, StopsAtOnceWhenTheFlagIsSet) {
     ASSERT_TRUE(state);
     EXPECT_EQ(state->groups.size(), 2U);  // groups are listed before the first period
     EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
+}
+
+/// Forwards to the simulated GPUs and sees every write: the sum of the limits in force after each
+/// one that raised a limit (`max_sum_w`, until `watch_until_s`), GPUs that are "lost" (every call fails) and writes that
+/// are refused after the first `allowed_sets` (NO_PERMISSION).
+class WatchedGpus final : public power::GpuBackend {
+public:
+    explicit WatchedGpus(power::GpuBackend& inner) : m_inner(inner) {}
+
+    int lost_gpu = -1;
+    int allowed_sets = std::numeric_limits<int>::max();
+    /// Watched until the clock reaches this (then run() restores on its way out).
+    const Clock* clock = nullptr;
+    double watch_until_s = std::numeric_limits<double>::infinity();
+    double max_sum_w = 0.0;  ///< the largest sum in force after a write that raised a limit
+    int sets = 0;
+
+    [[nodiscard]] double sum_w() const {
+        double sum = 0.0;
+        for (int g = 0; g < 2; ++g) {
+            sum += m_inner.power_limit_w(g).value();
+        }
+        return sum;
+    }
+    [[nodiscard]] std::string_view backend_name() const override { return m_inner.backend_name(); }
+    [[nodiscard]] Result<int> device_count() const override { return m_inner.device_count(); }
+    [[nodiscard]] Result<power::GpuInfo> device_info(int gpu) const override {
+        PALS_RETURN_IF_ERROR(check(gpu));
+        return m_inner.device_info(gpu);
+    }
+    [[nodiscard]] Result<power::PowerLimitRange> power_limit_range(int gpu) const override {
+        PALS_RETURN_IF_ERROR(check(gpu));
+        return m_inner.power_limit_range(gpu);
+    }
+    [[nodiscard]] Result<double> power_limit_w(int gpu) const override {
+        PALS_RETURN_IF_ERROR(check(gpu));
+        return m_inner.power_limit_w(gpu);
+    }
+    [[nodiscard]] Result<double> enforced_power_limit_w(int gpu) const override {
+        PALS_RETURN_IF_ERROR(check(gpu));
+        return m_inner.enforced_power_limit_w(gpu);
+    }
+    [[nodiscard]] Result<power::GpuSample> sample(int gpu) override {
+        PALS_RETURN_IF_ERROR(check(gpu));
+        return m_inner.sample(gpu);
+    }
+    [[nodiscard]] Result<std::vector<power::GpuSample>> sample_all() override {
+        if (lost_gpu >= 0) {
+            return check(lost_gpu);
+        }
+        return m_inner.sample_all();
+    }
+    [[nodiscard]] Result<double> set_power_limit(int gpu, double limit_w) override {
+        PALS_RETURN_IF_ERROR(check(gpu));
+        if (sets >= allowed_sets) {
+            return Status::permission_denied(
+                "GPU " + std::to_string(gpu) +
+                ": nvmlDeviceSetPowerManagementLimit: insufficient permissions");
+        }
+        ++sets;
+        const double before_w = m_inner.power_limit_w(gpu).value();
+        Result<double> set = m_inner.set_power_limit(gpu, limit_w);
+        // A write that lowers a limit is always safe; one that raises it must fit the budget.
+        if (m_inner.power_limit_w(gpu).value() > before_w &&
+            (clock == nullptr || clock->now().count() < watch_until_s)) {
+            max_sum_w = std::max(max_sum_w, sum_w());
+        }
+        return set;
+    }
+    [[nodiscard]] Result<std::optional<power::ClockRangeMhz>> locked_sm_clocks(int gpu) const override {
+        return m_inner.locked_sm_clocks(gpu);
+    }
+    [[nodiscard]] Status lock_sm_clocks(int gpu, power::ClockRangeMhz range) override {
+        return m_inner.lock_sm_clocks(gpu, range);
+    }
+    [[nodiscard]] Status reset_sm_clocks(int gpu) override { return m_inner.reset_sm_clocks(gpu); }
+
+private:
+    [[nodiscard]] Status check(int gpu) const {
+        return gpu == lost_gpu ? Status::unavailable("GPU " + std::to_string(gpu) + ": GPU is lost")
+                               : Status::ok();
+    }
+    power::GpuBackend& m_inner;
+};
+
+// Defect: entering degraded mode wrote the saved limits (700 + 700 W) before lowering them to
+// the budget share (500 W budget): 1400 W in force for as long as the writes took.
+TEST(DaemonTest, EnteringDegradedNeverWritesTheSavedLimitsAboveTheBudget) {
+    auto node = make_node();
+    api::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved_d1.json");
+    WatchedGpus gpus(node->gpus());
+    FlakyEngine flaky(node->engine(0), node->clock(), 10.5, 14.0);
+    std::vector<engine::ServingEngine*> engines = {&flaky, &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(500.0);
+    DaemonOptions options;
+    options.retry_periods = 2;
+    bool was_degraded = false;
+    flaky.on_snapshot = [&](double) {
+        auto s = store.latest();
+        was_degraded = was_degraded || (s && s->degraded);
+    };
+    Daemon daemon(node->clock(), gpus, engines, make_cap_only_policy(), config, store, saved,
+                  options);
+    gpus.clock = &node->clock();
+    gpus.watch_until_s = 13.0;
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{13.0}).is_ok());  // stops while degraded
+    EXPECT_TRUE(was_degraded);
+    EXPECT_LE(gpus.max_sum_w, 500.0 + 1e-6);  // before the exit's restore
+    EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);  // restored on exit
+}
+
+// The same at start-up with the engine down, and a state file left by a crashed run (700 W
+// saved, 250 W in force): the start wrote 700 W first.
+TEST(DaemonTest, AStartWithTheEngineDownHoldsTheBudgetOverACrashedRunsSavedLimits) {
+    auto node = make_node();
+    const std::string path = ::testing::TempDir() + "/daemon_saved_d1b.json";
+    std::filesystem::remove(path);
+    {
+        power::SavedControls crashed(path);
+        ASSERT_TRUE(crashed.save(node->gpus(), {0, 1}).is_ok());  // 700 W each
+    }
+    ASSERT_TRUE(node->gpus().set_power_limit(0, 250.0).is_ok());
+    ASSERT_TRUE(node->gpus().set_power_limit(1, 250.0).is_ok());
+    auto saved = power::SavedControls::load(path);
+    ASSERT_TRUE(saved.is_ok());
+    api::StateStore store;
+    WatchedGpus gpus(node->gpus());
+    FlakyEngine flaky(node->engine(0), node->clock(), 0.0, 100.0);
+    std::vector<engine::ServingEngine*> engines = {&flaky, &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(500.0);
+    Daemon daemon(node->clock(), gpus, engines, make_cap_only_policy(), config, store,
+                  saved.value());
+    gpus.clock = &node->clock();
+    gpus.watch_until_s = 6.0;
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{6.0}).is_ok());
+    EXPECT_TRUE(daemon.degraded());
+    EXPECT_LE(gpus.max_sum_w, 500.0 + 1e-6);
+    EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);  // the crashed run's original
+}
+
+// Defect: when a GPU was lost, the restore failed part-way and the budget hold was skipped:
+// GPU 0 went back to 700 W against a 600 W budget.
+TEST(DaemonTest, ALostGpuStillCountsAndTheOthersStayWithinTheBudget) {
+    auto node = make_node();
+    api::StateStore store;
+    const std::string path = ::testing::TempDir() + "/daemon_saved_d2.json";
+    std::filesystem::remove(path);
+    power::SavedControls saved(path);
+    WatchedGpus gpus(node->gpus());
+    std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(600.0);
+    HookedClock clock(node->clock(), [&](Seconds now) {
+        if (now.count() >= 5.0) {
+            gpus.lost_gpu = 1;  // falls off the bus at 300 W
+        }
+    });
+    Daemon daemon(clock, gpus, engines, make_cap_only_policy(), config, store, saved);
+    gpus.clock = &node->clock();
+    gpus.watch_until_s = 12.0;
+    std::atomic<bool> stop{false};
+    const Status s = daemon.run(stop, Seconds{12.0});
+    EXPECT_FALSE(s.is_ok());  // GPU 1 cannot be restored
+    EXPECT_NE(s.message().find("pals power restore --state-file"), std::string::npos) << s.message();
+    EXPECT_TRUE(daemon.degraded());
+    // Up to the exit, GPU 0 stayed at its 300 W share: GPU 1 still holds 300 W.
+    EXPECT_LE(gpus.max_sum_w, 600.0 + 1e-6);
+    EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);  // restored on exit
+    auto left = power::SavedControls::load(path);
+    ASSERT_TRUE(left.is_ok());
+    ASSERT_EQ(left->entries().size(), 1U);  // GPU 1, for `pals power restore`
+    EXPECT_EQ(left->entries()[0].index, 1);
+    EXPECT_DOUBLE_EQ(left->entries()[0].power_limit_w, 700.0);
+}
+
+// Defect: NO_PERMISSION after some writes had succeeded exited saying "nothing was changed",
+// left the GPUs at 300 W and discarded the saved controls.
+TEST(DaemonTest, ARefusedWriteAfterOthersSucceededKeepsTheSavedControls) {
+    auto node = make_node();
+    api::StateStore store;
+    const std::string path = ::testing::TempDir() + "/daemon_saved_d3.json";
+    std::filesystem::remove(path);
+    power::SavedControls saved(path);
+    WatchedGpus gpus(node->gpus());
+    gpus.allowed_sets = 2;  // 700 -> 300 W on both, then refused
+    std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(600.0);
+    bool requested = false;
+    HookedClock clock(node->clock(), [&](Seconds now) {
+        if (!requested && now.count() >= 3.0) {
+            store.request_budget({{{0.0, 500.0}}});  // 250 W each: refused
+            requested = true;
+        }
+    });
+    Daemon daemon(clock, gpus, engines, make_cap_only_policy(), config, store, saved);
+    std::atomic<bool> stop{false};
+    const Status s = daemon.run(stop, Seconds{6.0});
+    EXPECT_TRUE(requested);
+    EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s.message();
+    EXPECT_EQ(s.message().find("nothing was changed"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("pals power restore --state-file " + path), std::string::npos)
+        << s.message();
+    EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 300.0);
+    auto left = power::SavedControls::load(path);
+    ASSERT_TRUE(left.is_ok());
+    ASSERT_EQ(left->entries().size(), 2U);
+    EXPECT_DOUBLE_EQ(left->entries()[0].power_limit_w, 700.0);
+}
+
+TEST(DaemonTest, WritesRefusedFromTheStartChangeNothingAndSaySo) {
+    auto node = make_node();
+    api::StateStore store;
+    const std::string path = ::testing::TempDir() + "/daemon_saved_d3b.json";
+    std::filesystem::remove(path);
+    power::SavedControls saved(path);
+    WatchedGpus gpus(node->gpus());
+    gpus.allowed_sets = 0;
+    std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(600.0);
+    Daemon daemon(node->clock(), gpus, engines, make_cap_only_policy(), config, store, saved);
+    std::atomic<bool> stop{false};
+    const Status s = daemon.run(stop, Seconds{5.0});
+    EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << s.message();
+    EXPECT_EQ(s.message().find("pals power restore"), std::string::npos) << s.message();
+    EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
+    EXPECT_FALSE(std::filesystem::exists(path));  // nothing differs from it
+}
+
+// Defect: a budget below the sum of the minimum limits was reported healthy ("feasible").
+TEST(DaemonTest, AnInfeasibleBudgetIsReportedAndHoldsEveryCapAtItsMinimum) {
+    auto node = make_node();
+    api::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved_d4.json");
+    std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(1000.0);
+    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store,
+                  saved);
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{3.0}).is_ok());
+    EXPECT_DOUBLE_EQ(store.budget_min_w(), 400.0);  // 2 x 200 W: what PUT /v1/budget checks
+    ASSERT_TRUE(store.latest()->budget_feasible);
+    // Not refusable: e.g. a step accepted before the GPUs' minimum rose. 300 W < 400 W.
+    store.request_budget({{{0.0, 300.0}}});
+    ASSERT_TRUE(daemon.run(stop, Seconds{6.0}).is_ok());
+    auto s = store.latest();
+    ASSERT_TRUE(s);
+    EXPECT_FALSE(s->budget_feasible);
+    EXPECT_DOUBLE_EQ(s->budget_min_w, 400.0);
+    EXPECT_DOUBLE_EQ(s->groups.at(0).cap_w, 200.0);
+    EXPECT_DOUBLE_EQ(s->groups.at(1).cap_w, 200.0);
+    // /healthz, /v1/state and /metrics render these fields: tests/unit/api/http_server_test.cpp.
+}
+
+// Defect: the Controller's history grew by one record per period forever in the daemon.
+TEST(DaemonTest, KeepsABoundedHistoryAndCountsEveryDecision) {
+    auto node = make_node();
+    api::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved_d5.json");
+    std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(1000.0);
+    DaemonOptions options;
+    options.history_limit = 5;
+    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store,
+                  saved, options);
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{100.0}).is_ok());
+    EXPECT_GE(daemon.history_size(), 1U);
+    EXPECT_LE(daemon.history_size(), 5U);
+    EXPECT_GE(store.latest()->decisions_total, 99U);  // counted apart from the records kept
 }
 
 }  // namespace

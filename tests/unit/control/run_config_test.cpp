@@ -309,6 +309,24 @@ TEST(RunConfigErrorTest, GpusOutOfRangeAtStart) {
     EXPECT_EQ(st.message(), "--group #2: gpus: GPU 8 does not exist (NVML reports 8 GPUs: 0-7)");
 }
 
+// Defect: a budget below the sum of the GPUs' minimum limits was accepted (and run "feasible").
+TEST(RunConfigErrorTest, ABudgetBelowTheGpusMinimumIsRefusedNamingIt) {
+    RunConfigSources s;
+    s.group_flags = {"url=http://h:1,gpus=0+1,batch_cap_file=/a"};
+    s.flags = {{"policy", "cap-only"}, {"budget_w", "350"}};
+    Result<RunConfig> c = load_run_config(s);
+    ASSERT_TRUE(c.is_ok()) << c.status().message();
+    const Status st = check_budget_feasible(c.value(), 400.0);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(exit_code_for(st), 2);
+    EXPECT_EQ(st.message(),
+              "--budget-w: 350 W is below the minimum of 400 W the GPUs of the groups can hold "
+              "(the sum of their minimum power limits)");
+    EXPECT_TRUE(check_budget_feasible(c.value(), 350.0).is_ok());
+    s.flags = {{"policy", "cap-only"}, {"budget_w", "0"}};  // no budget
+    EXPECT_TRUE(check_budget_feasible(load_run_config(s).value(), 400.0).is_ok());
+}
+
 TEST(RunConfigErrorTest, PalsNeedsAPowerModel) {
     std::string msg = file_error("nomodel.toml", std::string("policy = \"pals\"\n") + kGroup);
     EXPECT_NE(msg.find("nomodel.toml:1:1: policy: policy 'pals' needs power_model"),

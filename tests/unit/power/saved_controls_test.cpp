@@ -161,7 +161,9 @@ TEST_F(SavedControlsTest, RestoreFindsGpusByUuid) {
     EXPECT_CALL(mock, device_info(1)).WillOnce(Return(Result<GpuInfo>(GpuInfo{1, "x", "GPU-A"})));
     // The GPU once at index 0 is now at index 1: its saved value goes there.
     EXPECT_CALL(mock, set_power_limit(1, 450.0)).WillOnce(Return(Result<double>(450.0)));
-    EXPECT_CALL(mock, power_limit_w(1)).WillOnce(Return(Result<double>(450.0)));
+    EXPECT_CALL(mock, power_limit_w(1))
+        .WillOnce(Return(Result<double>(300.0)))   // before: PALS had lowered it
+        .WillOnce(Return(Result<double>(450.0)));  // read back
     auto saved = SavedControls::load(state_file());
     ASSERT_OK(saved);
     EXPECT_OK(saved->restore(mock));
@@ -179,6 +181,11 @@ TEST_F(SavedControlsTest, FailedRestoreKeepsTheFileForLater) {
     SavedControls saved(state_file());
     ASSERT_OK(saved.save(mock, {0, 1}));
 
+    // PALS had lowered both; GPU 0 goes back, GPU 1 is lost.
+    EXPECT_CALL(mock, power_limit_w(0))
+        .WillOnce(Return(Result<double>(300.0)))
+        .WillRepeatedly(Return(Result<double>(650.0)));
+    EXPECT_CALL(mock, power_limit_w(1)).WillRepeatedly(Return(Result<double>(300.0)));
     EXPECT_CALL(mock, set_power_limit(0, 650.0)).WillOnce(Return(Result<double>(650.0)));
     EXPECT_CALL(mock, set_power_limit(1, 600.0))
         .WillOnce(Return(Result<double>(Status::unavailable("GPU 1: GPU is lost"))));
@@ -190,6 +197,47 @@ TEST_F(SavedControlsTest, FailedRestoreKeepsTheFileForLater) {
     ASSERT_EQ(left->entries().size(), 1U);
     EXPECT_EQ(left->entries()[0].uuid, "GPU-B");
     EXPECT_DOUBLE_EQ(left->entries()[0].power_limit_w, 600.0);
+}
+
+TEST_F(SavedControlsTest, RestoreLowersBeforeItRaises) {
+    // GPU 0 goes up (300 -> 700 W), GPU 1 down (700 -> 300 W): the lower is written first, so
+    // the sum in force never passes 1000 W on the way.
+    StrictMock<MockGpuBackend> mock;
+    std::filesystem::create_directories(state_file().parent_path());
+    std::ofstream(state_file()) << R"({"schema_version": 1, "gpus": [
+        {"index": 0, "uuid": "GPU-A", "power_limit_w": 700.0},
+        {"index": 1, "uuid": "GPU-B", "power_limit_w": 300.0}]})";
+    EXPECT_CALL(mock, device_count()).WillRepeatedly(Return(Result<int>(2)));
+    EXPECT_CALL(mock, device_info(0)).WillRepeatedly(Return(Result<GpuInfo>(GpuInfo{0, "x", "GPU-A"})));
+    EXPECT_CALL(mock, device_info(1)).WillRepeatedly(Return(Result<GpuInfo>(GpuInfo{1, "x", "GPU-B"})));
+    EXPECT_CALL(mock, power_limit_w(0))
+        .WillOnce(Return(Result<double>(300.0)))
+        .WillOnce(Return(Result<double>(700.0)));
+    EXPECT_CALL(mock, power_limit_w(1))
+        .WillOnce(Return(Result<double>(700.0)))
+        .WillOnce(Return(Result<double>(300.0)));
+    {
+        ::testing::InSequence order;
+        EXPECT_CALL(mock, set_power_limit(1, 300.0)).WillOnce(Return(Result<double>(300.0)));
+        EXPECT_CALL(mock, set_power_limit(0, 700.0)).WillOnce(Return(Result<double>(700.0)));
+    }
+    auto saved = SavedControls::load(state_file());
+    ASSERT_OK(saved);
+    EXPECT_OK(saved->restore(mock));
+}
+
+TEST_F(SavedControlsTest, RestoreWritesNothingToGpusThatHoldTheirSavedValues) {
+    // Writes are refused (no root), but none had taken effect: nothing to restore, file gone.
+    NiceMock<MockGpuBackend> mock;
+    ON_CALL(mock, backend_name()).WillByDefault(Return(std::string_view("mock")));
+    ON_CALL(mock, device_count()).WillByDefault(Return(Result<int>(1)));
+    ON_CALL(mock, device_info(0)).WillByDefault(Return(Result<GpuInfo>(GpuInfo{0, "x", "GPU-A"})));
+    ON_CALL(mock, power_limit_w(0)).WillByDefault(Return(Result<double>(700.0)));
+    SavedControls saved(state_file());
+    ASSERT_OK(saved.save(mock, {0}));
+    EXPECT_CALL(mock, set_power_limit(::testing::_, ::testing::_)).Times(0);
+    EXPECT_OK(saved.restore(mock));
+    EXPECT_FALSE(std::filesystem::exists(state_file()));
 }
 
 TEST_F(SavedControlsTest, MissingGpuIsReportedAndKept) {
