@@ -34,10 +34,10 @@ int run_file(const std::filesystem::path& path) {
 
 int main(int argc, char** argv) {
     // Like libFuzzer's -rss_limit_mb for the regression run: an input that makes a parser
-    // allocate without bound fails (std::bad_alloc) instead of swapping the machine. A 4 GiB
+    // allocate without bound fails (std::bad_alloc) instead of swapping the machine. A 2 GiB
     // address-space limit, so only without ASan (its shadow memory reserves terabytes).
 #if !defined(PALS_FUZZ_NO_AS_LIMIT)
-    const rlimit limit{4UL << 30, 4UL << 30};
+    const rlimit limit{2UL << 30, 2UL << 30};
     setrlimit(RLIMIT_AS, &limit);
 #endif
     int failures = 0;
