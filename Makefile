@@ -3,7 +3,11 @@ BUILD_DIR ?= build/release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench clean
+FUZZ_BUILD_DIR ?= build/fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?=
+
+.PHONY: all deps configure build demo test bench clean fuzz fuzz-build
 
 all: build
 
@@ -25,5 +29,15 @@ test: build
 bench: build
 	@for b in $(BUILD_DIR)/*_bench; do $$b; done
 
+# libFuzzer targets (docs/fuzzing.md): a separate clang build with ASan+UBSan, then each target
+# for FUZZ_SECONDS over a copy of its seed corpus. One target: make fuzz FUZZ_TARGETS=sse
+fuzz-build: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+		-DPALS_FUZZ=ON -DPALS_BUILD_TESTS=OFF -DPALS_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target fuzz_all
+
+fuzz: fuzz-build
+	@FUZZ_BUILD_DIR=$(FUZZ_BUILD_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(FUZZ_BUILD_DIR)
