@@ -133,6 +133,12 @@ echo
 printf '%-18s %12s %10s  %s\n' target executions "exec/s" result
 printf '%s\n' "${summary[@]}"
 echo "fuzz: ${#targets[@]} targets, $total_execs executions, $n_findings findings, $n_env environment failures, ${seconds}s each"
+# The plain closing line CI reads: targets without a finding, error or environment failure passed.
+n_failed=0
+for line in "${summary[@]}"; do
+    case "$line" in *FINDING*|*ENV:*|*ERROR*) n_failed=$((n_failed + 1)) ;; esac
+done
+echo "fuzz: $((${#targets[@]} - n_failed)) passed, $n_failed failed"
 if [ "$n_findings" -gt 0 ] || [ "$n_errors" -gt 0 ]; then
     exit 1
 fi
