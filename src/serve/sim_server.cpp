@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "pals/common/http_guard.hpp"
 #include "pals/common/log.hpp"
 #include "serve/node_coupling.hpp"
 #include "serve/openai_protocol.hpp"
@@ -84,6 +85,20 @@ std::string default_model_name(const std::string& config_name) {
     return out;
 }
 
+/// Deadlines and limits of the HTTP server (pals/common/http_guard.hpp).
+pals::http::GuardOptions guard_options(const SimServerOptions& o) {
+    pals::http::GuardOptions g;
+    g.max_body_bytes = o.max_body_bytes;
+    g.header_timeout = o.header_timeout;
+    g.read_timeout = o.header_timeout;
+    g.body_timeout = std::chrono::milliseconds{30000};
+    g.keep_alive_timeout = std::chrono::seconds{kKeepAliveTimeoutS};
+    g.keep_alive_max_count = kKeepAliveMaxRequests;
+    // One thread per connection: max_connections concurrent streams.
+    g.threads = static_cast<std::size_t>(std::max(1, o.max_connections));
+    return g;
+}
+
 std::int64_t unix_now_s() {
     return std::chrono::duration_cast<std::chrono::seconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -94,7 +109,10 @@ std::int64_t unix_now_s() {
 
 struct SimServer::Impl {
     Impl(sim::NodeConfig node_config, SimServerOptions opts, sim::Simulator sim)
-        : node(std::move(node_config)), options(std::move(opts)), simulator(std::move(sim)) {}
+        : node(std::move(node_config)),
+          options(std::move(opts)),
+          simulator(std::move(sim)),
+          http(guard_options(options)) {}
 
     // ---- immutable after create() ----------------------------------------------------------
     sim::NodeConfig node;
@@ -134,7 +152,7 @@ struct SimServer::Impl {
     SteadyClock::time_point start_wall;
 
     // ---- HTTP ------------------------------------------------------------------------------
-    httplib::Server http;
+    pals::http::GuardedServer http;
     std::thread http_thread;
     std::atomic<int> listen_fd{-1};
     std::atomic<bool> http_done{false};  ///< the listen loop returned
@@ -410,10 +428,24 @@ struct SimServer::Impl {
                            endpoint == Endpoint::kCompletions ? "cmpl" : "chatcmpl", id_seed, n);
     }
 
-    void handle_generation(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
+    void handle_generation(const httplib::Request& req, httplib::Response& res,
+                           const httplib::ContentReader& reader, Endpoint endpoint) {
+        std::string body;
+        switch (pals::http::read_body(req, reader, options.max_body_bytes, body)) {
+            case pals::http::BodyRead::kOk:
+                break;
+            case pals::http::BodyRead::kTooLarge:
+                send_error(res, bad_request(fmt::format("the request body is larger than {} bytes",
+                                                        options.max_body_bytes)));
+                return;
+            case pals::http::BodyRead::kFailed:
+                send_error(res, bad_request("the request body could not be read (malformed "
+                                            "chunks or timeout)"));
+                return;
+        }
         Result<GenerationRequest> parsed = endpoint == Endpoint::kCompletions
-                                               ? parse_completion_request(req.body)
-                                               : parse_chat_request(req.body);
+                                               ? parse_completion_request(body)
+                                               : parse_chat_request(body);
         if (!parsed.is_ok()) {
             send_error(res, bad_request(parsed.status().message()));
             return;
@@ -538,12 +570,7 @@ struct SimServer::Impl {
     }
 
     void routes() {
-        http.set_payload_max_length(options.max_body_bytes);
-        http.set_keep_alive_timeout(kKeepAliveTimeoutS);
-        http.set_keep_alive_max_count(kKeepAliveMaxRequests);
-        // The default pool has 8 threads: one per connection, so 8 concurrent streams at most.
-        const auto threads = static_cast<std::size_t>(options.max_connections);
-        http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+        // Body limits, deadlines, keep-alive and the thread pool: guard_options().
         http.set_socket_options([this](socket_t sock) {
             int yes = 1;
             // SO_REUSEADDR only (no SO_REUSEPORT): a port in use must fail to bind.
@@ -578,13 +605,14 @@ struct SimServer::Impl {
         http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
             res.set_content(metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
         });
-        http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-            handle_generation(req, res, Endpoint::kCompletions);
+        http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res,
+                                            const httplib::ContentReader& reader) {
+            handle_generation(req, res, reader, Endpoint::kCompletions);
         });
-        http.Post("/v1/chat/completions",
-                  [this](const httplib::Request& req, httplib::Response& res) {
-                      handle_generation(req, res, Endpoint::kChatCompletions);
-                  });
+        http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res,
+                                                 const httplib::ContentReader& reader) {
+            handle_generation(req, res, reader, Endpoint::kChatCompletions);
+        });
     }
 
     /// Wakes every request waiting on the simulator, for stop().

@@ -62,6 +62,9 @@ struct SimServerOptions {
     int max_connections = 512;
     /// Larger request bodies are refused with 400.
     std::size_t max_body_bytes = std::size_t{32} * 1024 * 1024;
+    /// The request line and headers must arrive within this (whole request; slow clients are
+    /// disconnected); also the per-read timeout.
+    std::chrono::milliseconds header_timeout{5000};
 };
 
 /// Counters of the simulation thread (for tests and the measured numbers in the docs).
