@@ -179,7 +179,7 @@ struct HttpServer::Impl {
         // Writes are authenticated from the headers, before any byte of the body is read.
         server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
             if (req.method == "PUT" && req.path == "/v1/budget" && refuse_write(req, res)) {
-                pals::http::close_connection_after_response();
+                pals::http::close_connection_after_response(res);
                 return httplib::Server::HandlerResponse::Handled;
             }
             return httplib::Server::HandlerResponse::Unhandled;
@@ -217,11 +217,11 @@ struct HttpServer::Impl {
         server.Put("/v1/budget", [this](const httplib::Request& req, httplib::Response& res,
                                         const httplib::ContentReader& reader) {
             if (refuse_write(req, res)) {  // pre-routing did already; kept for defence in depth
-                pals::http::close_connection_after_response();
+                pals::http::close_connection_after_response(res);
                 return;
             }
             std::string body;
-            switch (pals::http::read_body(req, reader, options.max_body_bytes, body)) {
+            switch (pals::http::read_body(req, res, reader, options.max_body_bytes, body)) {
                 case pals::http::BodyRead::kOk:
                     break;
                 case pals::http::BodyRead::kTooLarge:

@@ -172,6 +172,10 @@ private:
 
 GuardedServer::GuardedServer(GuardOptions options) : m_guard(options) {
     set_payload_max_length(m_guard.max_body_bytes);
+    // What httplib itself uses of these: the Keep-Alive response header.
+    set_keep_alive_max_count(std::max<std::size_t>(1, m_guard.keep_alive_max_count));
+    set_keep_alive_timeout(std::max<time_t>(
+        1, std::chrono::duration_cast<std::chrono::seconds>(m_guard.keep_alive_timeout).count()));
     const auto threads = std::max<std::size_t>(1, m_guard.threads);
     new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 }
@@ -226,14 +230,15 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     return ret;
 }
 
-void close_connection_after_response() {
+void close_connection_after_response(httplib::Response& res) {
+    res.set_header("Connection", "close");
     if (t_close_after_response != nullptr) {
         *t_close_after_response = true;
     }
 }
 
-BodyRead read_body(const httplib::Request& req, const httplib::ContentReader& reader,
-                   std::size_t max_bytes, std::string& out) {
+BodyRead read_body(const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader, std::size_t max_bytes, std::string& out) {
     out.clear();
     if (req.has_header("Content-Length")) {
         const std::string value = req.get_header_value("Content-Length");
@@ -241,7 +246,7 @@ BodyRead read_body(const httplib::Request& req, const httplib::ContentReader& re
         errno = 0;
         const unsigned long long len = std::strtoull(value.c_str(), &end, 10);
         if (errno == ERANGE || len > max_bytes) {
-            close_connection_after_response();
+            close_connection_after_response(res);
             return BodyRead::kTooLarge;
         }
     }
@@ -255,11 +260,11 @@ BodyRead read_body(const httplib::Request& req, const httplib::ContentReader& re
         return true;
     });
     if (too_large) {
-        close_connection_after_response();
+        close_connection_after_response(res);
         return BodyRead::kTooLarge;
     }
     if (!ok) {
-        close_connection_after_response();
+        close_connection_after_response(res);
         return BodyRead::kFailed;
     }
     return BodyRead::kOk;

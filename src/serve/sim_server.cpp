@@ -78,10 +78,14 @@ void send_error(httplib::Response& res, const ApiError& error) {
 
 /// Model configs in the shared folder are named `org__name.json`: serve them as `org/name`.
 std::string default_model_name(const std::string& config_name) {
-    std::string out = config_name;
-    if (const auto pos = out.find("__"); pos != std::string::npos) {
-        out.replace(pos, 2, "/");
+    const auto pos = config_name.find("__");
+    if (pos == std::string::npos) {
+        return config_name;
     }
+    // Appended piecewise (std::string::replace here trips GCC 12's -Wrestrict false positive).
+    std::string out;
+    out.reserve(config_name.size() - 1);
+    out.append(config_name, 0, pos).append(1, '/').append(config_name, pos + 2, std::string::npos);
     return out;
 }
 
@@ -299,6 +303,8 @@ struct SimServer::Impl {
             simulator.run_until(sim_target(now));
             ++stats.ticks;
             stats.sim_time_s = simulator.now();
+            stats.requests_held = simulator.requests_held();
+            stats.requests_finished_held = simulator.finished_requests().size();
             if (nvml) {
                 stats.nvml_state_reads = nvml->state_reads();
             }
@@ -431,7 +437,7 @@ struct SimServer::Impl {
     void handle_generation(const httplib::Request& req, httplib::Response& res,
                            const httplib::ContentReader& reader, Endpoint endpoint) {
         std::string body;
-        switch (pals::http::read_body(req, reader, options.max_body_bytes, body)) {
+        switch (pals::http::read_body(req, res, reader, options.max_body_bytes, body)) {
             case pals::http::BodyRead::kOk:
                 break;
             case pals::http::BodyRead::kTooLarge:
@@ -658,6 +664,12 @@ Result<std::unique_ptr<SimServer>> SimServer::create(sim::NodeConfig node, SimSe
     if (options.port < 0 || options.port > USHRT_MAX) {
         return Status::invalid_argument("--port must be in 0..65535");
     }
+    if (options.max_finished_requests < 1) {
+        return Status::invalid_argument("--max-finished-requests must be >= 1");
+    }
+    if (options.header_timeout.count() < 1) {
+        return Status::invalid_argument("--header-timeout must be > 0");
+    }
     Result<sim::Simulator> simulator = sim::Simulator::create(node, {}, slo);
     if (!simulator.is_ok()) {
         return simulator.status();
@@ -693,6 +705,8 @@ Result<std::unique_ptr<SimServer>> SimServer::create(sim::NodeConfig node, SimSe
     for (std::size_t r = 0; r < replicas; ++r) {
         s.metrics[r].power_w = node.gpu.idle_power_w * s.gpus_per_replica;
     }
+    // Memory stays flat over hours of serving: ended requests are dropped.
+    s.simulator.limit_history(s.options.max_finished_requests);
     Impl* raw = impl.get();
     s.simulator.set_token_listener([raw](const sim::TokenEvent& e) { raw->on_token(e); });
     return std::unique_ptr<SimServer>(new SimServer(std::move(impl)));

@@ -68,8 +68,9 @@ private:
 };
 
 /// Marks the connection of the calling handler to be closed once its response is written (its
-/// request body was not read to the end). No effect outside a GuardedServer handler.
-void close_connection_after_response();
+/// request body was not read to the end) and says so in `res` (Connection: close). Outside a
+/// GuardedServer handler it only sets the header.
+void close_connection_after_response(httplib::Response& res);
 
 /// What read_body() did.
 enum class BodyRead {
@@ -81,8 +82,9 @@ enum class BodyRead {
 /// Reads the body of `req` through `reader` into `out`, stopping as soon as it exceeds
 /// `max_bytes` (chunked or not; a larger Content-Length is refused before reading). On
 /// kTooLarge and kFailed the connection is closed after the response.
-[[nodiscard]] BodyRead read_body(const httplib::Request& req, const httplib::ContentReader& reader,
-                                 std::size_t max_bytes, std::string& out);
+[[nodiscard]] BodyRead read_body(const httplib::Request& req, httplib::Response& res,
+                                 const httplib::ContentReader& reader, std::size_t max_bytes,
+                                 std::string& out);
 
 /// Equality of two secrets in time that depends only on their lengths, never on where they
 /// differ (no early exit; a length difference still compares every byte of `given`).
