@@ -263,6 +263,7 @@ Status HttpServer::start() {
                                    std::to_string(m_impl->options.port));
     }
     m_port = port;
+    m_impl->server.raise_listen_backlog();
     m_impl->thread = std::thread([this] { m_impl->server.listen_after_bind(); });
     return Status::ok();
 }

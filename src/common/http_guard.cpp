@@ -180,6 +180,12 @@ GuardedServer::GuardedServer(GuardOptions options) : m_guard(options) {
     new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
 }
 
+void GuardedServer::raise_listen_backlog() {
+    if (const socket_t fd = svr_sock_; fd != INVALID_SOCKET) {
+        ::listen(fd, SOMAXCONN);
+    }
+}
+
 bool GuardedServer::process_and_close_socket(socket_t sock) {
     GuardedStream stream(sock, m_guard);
     bool ret = false;

@@ -158,7 +158,6 @@ struct SimServer::Impl {
     // ---- HTTP ------------------------------------------------------------------------------
     pals::http::GuardedServer http;
     std::thread http_thread;
-    std::atomic<int> listen_fd{-1};
     std::atomic<bool> http_done{false};  ///< the listen loop returned
     std::atomic<std::uint64_t> next_response_id{0};
     int port = 0;
@@ -577,11 +576,10 @@ struct SimServer::Impl {
 
     void routes() {
         // Body limits, deadlines, keep-alive and the thread pool: guard_options().
-        http.set_socket_options([this](socket_t sock) {
+        http.set_socket_options([](socket_t sock) {
             int yes = 1;
             // SO_REUSEADDR only (no SO_REUSEPORT): a port in use must fail to bind.
             ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-            listen_fd = sock;
         });
         http.set_exception_handler(
             [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
@@ -728,9 +726,7 @@ Status SimServer::start() {
                                    " (address in use or not available)");
     }
     // cpp-httplib listens with a backlog of 5; many clients connecting at once need more.
-    if (const int fd = s.listen_fd.load(); fd >= 0) {
-        ::listen(fd, SOMAXCONN);
-    }
+    s.http.raise_listen_backlog();
     s.port = port;
     if (s.nvml && (s.node.power_cap_w > 0.0 || s.node.locked_clock_mhz > 0.0)) {
         // --power-cap / --locked-clock at launch: set them where other processes see them.

@@ -61,6 +61,10 @@ class GuardedServer : public httplib::Server {
 public:
     explicit GuardedServer(GuardOptions options = {});
     [[nodiscard]] const GuardOptions& guard_options() const { return m_guard; }
+    /// After bind_to_port()/bind_to_any_port(): raises the listen backlog from cpp-httplib's 5
+    /// to SOMAXCONN (a burst of clients connecting at once would otherwise see dropped SYNs and
+    /// second-long connect retries).
+    void raise_listen_backlog();
 
 private:
     bool process_and_close_socket(socket_t sock) override;
