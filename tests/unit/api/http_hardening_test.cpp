@@ -117,6 +117,9 @@ TEST(BudgetRequestRangeTest, NumbersOutOfRangeAreErrorsNamingTheField) {
     EXPECT_NE(r.status().message().find("\"watts\""), std::string::npos) << r.status().message();
     auto neg = parse_budget_request(R"({"watts": -1e400})");
     EXPECT_FALSE(neg.is_ok());
+    // The fuzzer's input (../shared/repro/fuzz_budget_uncaught_out_of_range.json): threw before.
+    EXPECT_FALSE(parse_budget_request("1e332e").is_ok());
+    EXPECT_FALSE(parse_budget_request("1e332").is_ok());
 }
 
 TEST_F(HttpHardeningTest, SlowHeadersDoNotStarveHealthz) {
