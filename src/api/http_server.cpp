@@ -137,6 +137,9 @@ std::string state_json(const StateSnapshot& s) {
         .dump(2);
 }
 
+namespace {
+
+/// Deadlines and limits of the server (pals/common/http_guard.hpp; docs/api.md).
 pals::http::GuardOptions guard_options(const ServerOptions& o) {
     pals::http::GuardOptions g;
     g.max_body_bytes = o.max_body_bytes;
@@ -146,6 +149,8 @@ pals::http::GuardOptions guard_options(const ServerOptions& o) {
     g.threads = o.threads;
     return g;
 }
+
+}  // namespace
 
 struct HttpServer::Impl {
     StateStore& store;
