@@ -8,6 +8,8 @@
 
 #include <cmath>
 
+#include "pals/common/http_guard.hpp"
+#include "pals/common/json.hpp"
 #include "pals/common/log.hpp"
 
 namespace pals::api {
@@ -23,15 +25,49 @@ void send_error(httplib::Response& res, int code, const char* type, const std::s
 
 json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
+/// The key whose value holds the number a parse error quotes ("... parsing '1e400'"), for an
+/// error that names the field; empty if there is none. A text scan, not a parse.
+std::string field_before_number(const std::string& body, const std::string& message) {
+    const std::string marker = "parsing '";
+    const std::size_t start = message.find(marker);
+    if (start == std::string::npos) {
+        return {};
+    }
+    const std::size_t lit_begin = start + marker.size();
+    const std::size_t lit_end = message.find('\'', lit_begin);
+    if (lit_end == std::string::npos || lit_end == lit_begin) {
+        return {};
+    }
+    const std::size_t at = body.find(message.substr(lit_begin, lit_end - lit_begin));
+    if (at == std::string::npos) {
+        return {};
+    }
+    const std::size_t colon = body.rfind(':', at);
+    if (colon == std::string::npos) {
+        return {};
+    }
+    const std::size_t close = body.rfind('"', colon);
+    if (close == std::string::npos || close == 0) {
+        return {};
+    }
+    const std::size_t open = body.rfind('"', close - 1);
+    if (open == std::string::npos) {
+        return {};
+    }
+    return body.substr(open + 1, close - open - 1);
+}
+
 }  // namespace
 
 Result<BudgetRequest> parse_budget_request(const std::string& body) {
-    json j;
-    try {
-        j = json::parse(body);
-    } catch (const json::parse_error& e) {
-        return Status::invalid_argument(std::string("malformed JSON: ") + e.what());
+    // Bounded depth and size; a number out of range (1e400) is an error naming it, not a throw.
+    Result<json> parsed = pals::parse_json(body, "the request body", {.max_depth = 8});
+    if (!parsed.is_ok()) {
+        const std::string field = field_before_number(body, parsed.status().message());
+        return field.empty() ? parsed.status()
+                             : Status::invalid_argument("\"" + field + "\": " + parsed.status().message());
     }
+    const json j = std::move(parsed).value();
     if (!j.is_object()) {
         return Status::invalid_argument("the body must be a JSON object with \"watts\" or \"steps\"");
     }
@@ -137,16 +173,58 @@ std::string state_json(const StateSnapshot& s) {
         .dump(2);
 }
 
+namespace {
+
+/// Deadlines and limits of the server (pals/common/http_guard.hpp; docs/api.md).
+pals::http::GuardOptions guard_options(const ServerOptions& o) {
+    pals::http::GuardOptions g;
+    g.max_body_bytes = o.max_body_bytes;
+    g.header_timeout = o.header_timeout;
+    g.body_timeout = o.header_timeout * 2;
+    g.read_timeout = o.header_timeout;
+    g.threads = o.threads;
+    return g;
+}
+
+}  // namespace
+
 struct HttpServer::Impl {
     StateStore& store;
     ServerOptions options;
-    httplib::Server server;
+    pals::http::GuardedServer server;
     std::thread thread;
 
-    Impl(StateStore& s, ServerOptions o) : store(s), options(std::move(o)) {}
+    Impl(StateStore& s, ServerOptions o) : store(s), options(std::move(o)), server(guard_options(options)) {}
+
+    /// 403/401 for a write without the right token, decided from the headers alone.
+    bool refuse_write(const httplib::Request& req, httplib::Response& res) const {
+        if (options.token.empty()) {
+            send_error(res, 403, "forbidden", "writes are disabled: the daemon has no token file");
+            return true;
+        }
+        const std::string header = req.get_header_value("Authorization");
+        constexpr std::string_view kBearer = "Bearer ";
+        const bool bearer = header.size() >= kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0;
+        const std::string_view given =
+            bearer ? std::string_view(header).substr(kBearer.size()) : std::string_view(header);
+        // Both computed, whatever the prefix: the time depends only on the lengths.
+        const bool token_ok = pals::http::constant_time_equal(given, options.token);
+        if (!bearer || !token_ok) {
+            send_error(res, 401, "unauthorized", "a valid \"Authorization: Bearer <token>\" header is required");
+            return true;
+        }
+        return false;
+    }
 
     void routes() {
-        server.set_payload_max_length(options.max_body_bytes);
+        // Writes are authenticated from the headers, before any byte of the body is read.
+        server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+            if (req.method == "PUT" && req.path == "/v1/budget" && refuse_write(req, res)) {
+                pals::http::close_connection_after_response(res);
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            return httplib::Server::HandlerResponse::Unhandled;
+        });
         // No exception crosses a handler (llama.cpp's ex_wrapper idea).
         server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
             const std::string what = exception_message(ep);
@@ -156,8 +234,8 @@ struct HttpServer::Impl {
         server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
             if (res.body.empty()) {
                 const char* type = res.status == 413 ? "payload_too_large" : res.status == 404 ? "not_found" : "error";
-                send_error(res, res.status == 413 ? 400 : res.status, type,
-                           res.status == 413 ? "body too large" : "no such route");
+                send_error(res, res.status, type,
+                           res.status == 413 ? "body too large" : res.status == 404 ? "no such route" : "bad request");
             }
         });
         server.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
@@ -176,16 +254,25 @@ struct HttpServer::Impl {
             auto s = store.latest();
             res.set_content(render_metrics(s ? *s : StateSnapshot{}), "text/plain; version=0.0.4");
         });
-        server.Put("/v1/budget", [this](const httplib::Request& req, httplib::Response& res) {
-            if (options.token.empty()) {
-                send_error(res, 403, "forbidden", "writes are disabled: the daemon has no token file");
+        server.Put("/v1/budget", [this](const httplib::Request& req, httplib::Response& res,
+                                        const httplib::ContentReader& reader) {
+            if (refuse_write(req, res)) {  // pre-routing did already; kept for defence in depth
+                pals::http::close_connection_after_response(res);
                 return;
             }
-            if (req.get_header_value("Authorization") != "Bearer " + options.token) {
-                send_error(res, 401, "unauthorized", "a valid \"Authorization: Bearer <token>\" header is required");
-                return;
+            std::string body;
+            switch (pals::http::read_body(req, res, reader, options.max_body_bytes, body)) {
+                case pals::http::BodyRead::kOk:
+                    break;
+                case pals::http::BodyRead::kTooLarge:
+                    send_error(res, 413, "payload_too_large",
+                               "the body is larger than " + std::to_string(options.max_body_bytes) + " bytes");
+                    return;
+                case pals::http::BodyRead::kFailed:
+                    send_error(res, 400, "invalid_argument", "the body could not be read (malformed chunks or timeout)");
+                    return;
             }
-            Result<BudgetRequest> budget = parse_budget_request(req.body);
+            Result<BudgetRequest> budget = parse_budget_request(body);
             if (!budget.is_ok()) {
                 send_error(res, 400, "invalid_argument", budget.status().message());
                 return;
@@ -220,6 +307,7 @@ Status HttpServer::start() {
                                    std::to_string(m_impl->options.port));
     }
     m_port = port;
+    m_impl->server.raise_listen_backlog();
     m_impl->thread = std::thread([this] { m_impl->server.listen_after_bind(); });
     return Status::ok();
 }

@@ -44,6 +44,8 @@ struct SimServeOptions {
     int nvml_count = 0;
     int max_connections = 512;
     int tick_us = kDefaultTickUs;
+    int header_timeout_ms = 5000;
+    std::int64_t max_finished_requests = 1000;
 };
 
 /// The fake libnvidia-ml.so.1 of the build tree this executable belongs to, if it is there.
@@ -96,6 +98,14 @@ Status run_sim_serve(const SimServeOptions& opt) {
     options.batch_cap_path =
         opt.batch_cap_file.empty() ? (dir / "batch_cap").string() : opt.batch_cap_file;
     options.max_connections = opt.max_connections;
+    if (opt.header_timeout_ms < 1) {
+        return Status::invalid_argument("--header-timeout-ms must be >= 1");
+    }
+    options.header_timeout = std::chrono::milliseconds(opt.header_timeout_ms);
+    if (opt.max_finished_requests < 1) {
+        return Status::invalid_argument("--max-finished-requests must be >= 1");
+    }
+    options.max_finished_requests = static_cast<std::size_t>(opt.max_finished_requests);
     if (opt.tick_us < 1) {
         return Status::invalid_argument("--tick-us must be >= 1");
     }
@@ -174,6 +184,14 @@ void add_sim_serve_command(CLI::App& app, CommandContext& ctx) {
         ->capture_default_str();
     cmd->add_option("--tick-us", opt->tick_us, "simulation tick period in microseconds")
         ->check(integer_in(1, 10'000'000))
+        ->capture_default_str();
+    cmd->add_option("--header-timeout-ms", opt->header_timeout_ms,
+                    "a request's line and headers must arrive within this (slow clients are "
+                    "disconnected); also the per-read timeout")
+        ->capture_default_str();
+    cmd->add_option("--max-finished-requests", opt->max_finished_requests,
+                    "finished requests whose timings are kept (N to 2N); ended requests are "
+                    "dropped so memory stays flat")
         ->capture_default_str();
     cmd->callback([opt, &ctx] {
         const Status status = run_sim_serve(*opt);

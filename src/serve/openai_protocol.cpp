@@ -7,11 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "pals/common/json.hpp"
+
 namespace pals::serve {
 
 namespace {
 
-using json = nlohmann::ordered_json;
+using json = nlohmann::ordered_json;  // responses keep their keys in order
+using in_json = nlohmann::json;        // request bodies, parsed by pals::parse_json
 
 /// The words of the generated text, cycled.
 constexpr std::array<std::string_view, 32> kWords = {
@@ -20,28 +23,30 @@ constexpr std::array<std::string_view, 32> kWords = {
     "past",      "green", "hills",   "under",   "clear", "skies",   "and",     "every",
     "simulated", "token", "arrives", "exactly", "when",  "it",      "should.", "Then"};
 
-Result<json> parse_object(std::string_view body) {
-    json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded()) {
-        return Status::invalid_argument("malformed JSON in the request body");
+Result<in_json> parse_object(std::string_view body) {
+    // Bounded depth and size, every nlohmann exception (1e400 too) as a Status.
+    Result<in_json> parsed = pals::parse_json(body, "the request body");
+    if (!parsed.is_ok()) {
+        return parsed.status();
     }
+    in_json doc = std::move(parsed).value();
     if (!doc.is_object()) {
         return Status::invalid_argument("the request body must be a JSON object");
     }
     return doc;
 }
 
-bool present(const json& obj, const char* key) {
+bool present(const in_json& obj, const char* key) {
     const auto it = obj.find(key);
     return it != obj.end() && !it->is_null();
 }
 
 /// An optional positive int field; kInvalidArgument naming it otherwise.
-Status read_positive_int(const json& obj, const char* key, std::optional<int>& out) {
+Status read_positive_int(const in_json& obj, const char* key, std::optional<int>& out) {
     if (!present(obj, key)) {
         return Status::ok();
     }
-    const json& v = obj.at(key);
+    const in_json& v = obj.at(key);
     if (!v.is_number_integer()) {
         return Status::invalid_argument(std::string("'") + key + "' must be an integer");
     }
@@ -60,7 +65,7 @@ Status read_positive_int(const json& obj, const char* key, std::optional<int>& o
     return Status::ok();
 }
 
-Status read_bool(const json& obj, const char* key, bool& out) {
+Status read_bool(const in_json& obj, const char* key, bool& out) {
     if (!present(obj, key)) {
         return Status::ok();
     }
@@ -72,7 +77,7 @@ Status read_bool(const json& obj, const char* key, bool& out) {
 }
 
 /// The fields both endpoints share: model, n, stream, stream_options.
-Status read_common(const json& doc, GenerationRequest& out) {
+Status read_common(const in_json& doc, GenerationRequest& out) {
     if (present(doc, "model")) {
         if (!doc.at("model").is_string()) {
             return Status::invalid_argument("'model' must be a string");
@@ -80,7 +85,7 @@ Status read_common(const json& doc, GenerationRequest& out) {
         out.model = doc.at("model").get<std::string>();
     }
     if (present(doc, "n")) {
-        const json& v = doc.at("n");
+        const in_json& v = doc.at("n");
         if (!v.is_number_integer() || v.get<std::int64_t>() != 1) {
             return Status::invalid_argument(
                 "'n' must be 1: the simulated server returns one choice");
@@ -88,7 +93,7 @@ Status read_common(const json& doc, GenerationRequest& out) {
     }
     PALS_RETURN_IF_ERROR(read_bool(doc, "stream", out.stream));
     if (present(doc, "stream_options")) {
-        const json& opts = doc.at("stream_options");
+        const in_json& opts = doc.at("stream_options");
         if (!opts.is_object()) {
             return Status::invalid_argument("'stream_options' must be an object");
         }
@@ -103,11 +108,11 @@ Status read_common(const json& doc, GenerationRequest& out) {
 }
 
 /// Token ids: every element an integer >= 0.
-bool is_token_ids(const json& v) {
+bool is_token_ids(const in_json& v) {
     if (!v.is_array() || v.empty()) {
         return false;
     }
-    for (const json& t : v) {
+    for (const in_json& t : v) {
         if (!t.is_number_integer() || (!t.is_number_unsigned() && t.get<std::int64_t>() < 0)) {
             return false;
         }
@@ -115,7 +120,7 @@ bool is_token_ids(const json& v) {
     return true;
 }
 
-Result<int> prompt_tokens_of(const json& prompt) {
+Result<int> prompt_tokens_of(const in_json& prompt) {
     if (prompt.is_string()) {
         const int n = count_text_tokens(prompt.get_ref<const std::string&>());
         if (n == 0) {
@@ -137,7 +142,7 @@ Result<int> prompt_tokens_of(const json& prompt) {
         return Status::invalid_argument(
             "batched prompts are not supported: send one prompt per request");
     }
-    const json& only = prompt.front();
+    const in_json& only = prompt.front();
     if (only.is_string()) {
         return prompt_tokens_of(only);
     }
@@ -148,7 +153,7 @@ Result<int> prompt_tokens_of(const json& prompt) {
         "'prompt' must be a string, an array of token ids, or a one-element array of either");
 }
 
-Result<int> message_tokens(const json& message, std::size_t index) {
+Result<int> message_tokens(const in_json& message, std::size_t index) {
     const std::string where = "'messages'[" + std::to_string(index) + "]";
     if (!message.is_object()) {
         return Status::invalid_argument(where + " must be an object");
@@ -158,11 +163,11 @@ Result<int> message_tokens(const json& message, std::size_t index) {
     }
     std::size_t bytes = 0;
     if (present(message, "content")) {
-        const json& content = message.at("content");
+        const in_json& content = message.at("content");
         if (content.is_string()) {
             bytes = content.get_ref<const std::string&>().size();
         } else if (content.is_array()) {
-            for (const json& part : content) {
+            for (const in_json& part : content) {
                 if (!part.is_object() || !part.contains("type") || part.at("type") != "text" ||
                     !part.contains("text") || !part.at("text").is_string()) {
                     return Status::invalid_argument(
@@ -200,7 +205,7 @@ int count_text_tokens(std::string_view text) {
 }
 
 Result<GenerationRequest> parse_completion_request(std::string_view body) {
-    Result<json> doc = parse_object(body);
+    Result<in_json> doc = parse_object(body);
     if (!doc.is_ok()) {
         return doc.status();
     }
@@ -220,7 +225,7 @@ Result<GenerationRequest> parse_completion_request(std::string_view body) {
 }
 
 Result<GenerationRequest> parse_chat_request(std::string_view body) {
-    Result<json> doc = parse_object(body);
+    Result<in_json> doc = parse_object(body);
     if (!doc.is_ok()) {
         return doc.status();
     }
@@ -232,7 +237,7 @@ Result<GenerationRequest> parse_chat_request(std::string_view body) {
         return Status::invalid_argument("'messages' must be a non-empty array");
     }
     std::int64_t tokens = kChatGenerationPromptTokens;
-    const json& messages = doc->at("messages");
+    const in_json& messages = doc->at("messages");
     for (std::size_t i = 0; i < messages.size(); ++i) {
         Result<int> n = message_tokens(messages[i], i);
         if (!n.is_ok()) {

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "pals/common/http_guard.hpp"
 #include "pals/common/log.hpp"
 #include "serve/node_coupling.hpp"
 #include "serve/openai_protocol.hpp"
@@ -77,11 +78,29 @@ void send_error(httplib::Response& res, const ApiError& error) {
 
 /// Model configs in the shared folder are named `org__name.json`: serve them as `org/name`.
 std::string default_model_name(const std::string& config_name) {
-    std::string out = config_name;
-    if (const auto pos = out.find("__"); pos != std::string::npos) {
-        out.replace(pos, 2, "/");
+    const auto pos = config_name.find("__");
+    if (pos == std::string::npos) {
+        return config_name;
     }
+    // Appended piecewise (std::string::replace here trips GCC 12's -Wrestrict false positive).
+    std::string out;
+    out.reserve(config_name.size() - 1);
+    out.append(config_name, 0, pos).append(1, '/').append(config_name, pos + 2, std::string::npos);
     return out;
+}
+
+/// Deadlines and limits of the HTTP server (pals/common/http_guard.hpp).
+pals::http::GuardOptions guard_options(const SimServerOptions& o) {
+    pals::http::GuardOptions g;
+    g.max_body_bytes = o.max_body_bytes;
+    g.header_timeout = o.header_timeout;
+    g.read_timeout = o.header_timeout;
+    g.body_timeout = std::chrono::milliseconds{30000};
+    g.keep_alive_timeout = std::chrono::seconds{kKeepAliveTimeoutS};
+    g.keep_alive_max_count = kKeepAliveMaxRequests;
+    // One thread per connection: max_connections concurrent streams.
+    g.threads = static_cast<std::size_t>(std::max(1, o.max_connections));
+    return g;
 }
 
 std::int64_t unix_now_s() {
@@ -94,7 +113,10 @@ std::int64_t unix_now_s() {
 
 struct SimServer::Impl {
     Impl(sim::NodeConfig node_config, SimServerOptions opts, sim::Simulator sim)
-        : node(std::move(node_config)), options(std::move(opts)), simulator(std::move(sim)) {}
+        : node(std::move(node_config)),
+          options(std::move(opts)),
+          simulator(std::move(sim)),
+          http(guard_options(options)) {}
 
     // ---- immutable after create() ----------------------------------------------------------
     sim::NodeConfig node;
@@ -134,9 +156,8 @@ struct SimServer::Impl {
     SteadyClock::time_point start_wall;
 
     // ---- HTTP ------------------------------------------------------------------------------
-    httplib::Server http;
+    pals::http::GuardedServer http;
     std::thread http_thread;
-    std::atomic<int> listen_fd{-1};
     std::atomic<bool> http_done{false};  ///< the listen loop returned
     std::atomic<std::uint64_t> next_response_id{0};
     int port = 0;
@@ -281,6 +302,8 @@ struct SimServer::Impl {
             simulator.run_until(sim_target(now));
             ++stats.ticks;
             stats.sim_time_s = simulator.now();
+            stats.requests_held = simulator.requests_held();
+            stats.requests_finished_held = simulator.finished_requests().size();
             if (nvml) {
                 stats.nvml_state_reads = nvml->state_reads();
             }
@@ -410,10 +433,24 @@ struct SimServer::Impl {
                            endpoint == Endpoint::kCompletions ? "cmpl" : "chatcmpl", id_seed, n);
     }
 
-    void handle_generation(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
+    void handle_generation(const httplib::Request& req, httplib::Response& res,
+                           const httplib::ContentReader& reader, Endpoint endpoint) {
+        std::string body;
+        switch (pals::http::read_body(req, res, reader, options.max_body_bytes, body)) {
+            case pals::http::BodyRead::kOk:
+                break;
+            case pals::http::BodyRead::kTooLarge:
+                send_error(res, bad_request(fmt::format("the request body is larger than {} bytes",
+                                                        options.max_body_bytes)));
+                return;
+            case pals::http::BodyRead::kFailed:
+                send_error(res, bad_request("the request body could not be read (malformed "
+                                            "chunks or timeout)"));
+                return;
+        }
         Result<GenerationRequest> parsed = endpoint == Endpoint::kCompletions
-                                               ? parse_completion_request(req.body)
-                                               : parse_chat_request(req.body);
+                                               ? parse_completion_request(body)
+                                               : parse_chat_request(body);
         if (!parsed.is_ok()) {
             send_error(res, bad_request(parsed.status().message()));
             return;
@@ -538,17 +575,11 @@ struct SimServer::Impl {
     }
 
     void routes() {
-        http.set_payload_max_length(options.max_body_bytes);
-        http.set_keep_alive_timeout(kKeepAliveTimeoutS);
-        http.set_keep_alive_max_count(kKeepAliveMaxRequests);
-        // The default pool has 8 threads: one per connection, so 8 concurrent streams at most.
-        const auto threads = static_cast<std::size_t>(options.max_connections);
-        http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-        http.set_socket_options([this](socket_t sock) {
+        // Body limits, deadlines, keep-alive and the thread pool: guard_options().
+        http.set_socket_options([](socket_t sock) {
             int yes = 1;
             // SO_REUSEADDR only (no SO_REUSEPORT): a port in use must fail to bind.
             ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-            listen_fd = sock;
         });
         http.set_exception_handler(
             [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
@@ -578,13 +609,14 @@ struct SimServer::Impl {
         http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
             res.set_content(metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
         });
-        http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-            handle_generation(req, res, Endpoint::kCompletions);
+        http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res,
+                                            const httplib::ContentReader& reader) {
+            handle_generation(req, res, reader, Endpoint::kCompletions);
         });
-        http.Post("/v1/chat/completions",
-                  [this](const httplib::Request& req, httplib::Response& res) {
-                      handle_generation(req, res, Endpoint::kChatCompletions);
-                  });
+        http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res,
+                                                 const httplib::ContentReader& reader) {
+            handle_generation(req, res, reader, Endpoint::kChatCompletions);
+        });
     }
 
     /// Wakes every request waiting on the simulator, for stop().
@@ -630,6 +662,12 @@ Result<std::unique_ptr<SimServer>> SimServer::create(sim::NodeConfig node, SimSe
     if (options.port < 0 || options.port > USHRT_MAX) {
         return Status::invalid_argument("--port must be in 0..65535");
     }
+    if (options.max_finished_requests < 1) {
+        return Status::invalid_argument("--max-finished-requests must be >= 1");
+    }
+    if (options.header_timeout.count() < 1) {
+        return Status::invalid_argument("--header-timeout must be > 0");
+    }
     Result<sim::Simulator> simulator = sim::Simulator::create(node, {}, slo);
     if (!simulator.is_ok()) {
         return simulator.status();
@@ -665,6 +703,8 @@ Result<std::unique_ptr<SimServer>> SimServer::create(sim::NodeConfig node, SimSe
     for (std::size_t r = 0; r < replicas; ++r) {
         s.metrics[r].power_w = node.gpu.idle_power_w * s.gpus_per_replica;
     }
+    // Memory stays flat over hours of serving: ended requests are dropped.
+    s.simulator.limit_history(s.options.max_finished_requests);
     Impl* raw = impl.get();
     s.simulator.set_token_listener([raw](const sim::TokenEvent& e) { raw->on_token(e); });
     return std::unique_ptr<SimServer>(new SimServer(std::move(impl)));
@@ -686,9 +726,7 @@ Status SimServer::start() {
                                    " (address in use or not available)");
     }
     // cpp-httplib listens with a backlog of 5; many clients connecting at once need more.
-    if (const int fd = s.listen_fd.load(); fd >= 0) {
-        ::listen(fd, SOMAXCONN);
-    }
+    s.http.raise_listen_backlog();
     s.port = port;
     if (s.nvml && (s.node.power_cap_w > 0.0 || s.node.locked_clock_mhz > 0.0)) {
         // --power-cap / --locked-clock at launch: set them where other processes see them.

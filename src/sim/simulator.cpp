@@ -84,8 +84,9 @@ struct Simulator::Impl {
     SloTargets slo;
     StepCostModel cost;
     GpuPhysics physics;
-    std::vector<RequestState> requests;
-    std::size_t next_arrival = 0;
+    std::vector<RequestState> requests;  ///< requests[i] has handle first_handle + i
+    std::size_t first_handle = 0;        ///< handles below were dropped (limit_history())
+    std::size_t next_arrival = 0;        ///< handle of the next request to dispatch
     std::vector<Replica> replicas;
     int gpus_per_replica = 1;
     int max_model_len = 0;
@@ -93,6 +94,10 @@ struct Simulator::Impl {
 
     // Run-wide statistics.
     std::vector<RequestTiming> finished;
+    std::uint64_t finished_total = 0;
+    /// limit_history(): 0 keeps everything; else finished timings kept (the newest, between
+    /// this and twice this) and ended requests dropped.
+    std::size_t max_finished = 0;
     std::uint64_t rejected = 0;
     std::uint64_t preemptions = 0;
     std::uint64_t steps = 0;
@@ -115,6 +120,47 @@ struct Simulator::Impl {
         : node(std::move(n)), slo(s), cost(std::move(c)),
           physics(node.gpu, node.model.dtype == model::WeightDtype::kFp8) {}
 
+    [[nodiscard]] RequestState& at(std::size_t handle) { return requests[handle - first_handle]; }
+    [[nodiscard]] const RequestState& at(std::size_t handle) const {
+        return requests[handle - first_handle];
+    }
+    [[nodiscard]] std::size_t end_handle() const { return first_handle + requests.size(); }
+
+    /// limit_history(): drops the requests no replica refers to any more (every handle below
+    /// the lowest one waiting, running, in a step or not yet dispatched has ended), in batches,
+    /// and the oldest finished timings.
+    void compact() {
+        if (max_finished == 0) {
+            return;
+        }
+        if (finished.size() > 2 * max_finished) {
+            finished.erase(finished.begin(),
+                           finished.begin() + static_cast<std::ptrdiff_t>(finished.size() - max_finished));
+        }
+        constexpr std::size_t kBatch = 1024;
+        if (next_arrival - first_handle < kBatch) {
+            return;
+        }
+        std::size_t low = next_arrival;
+        for (const Replica& r : replicas) {
+            for (const int i : r.waiting) {
+                low = std::min(low, static_cast<std::size_t>(i));
+            }
+            for (const int i : r.running) {
+                low = std::min(low, static_cast<std::size_t>(i));
+            }
+            if (r.in_step) {
+                for (const ScheduledChunk& c : r.plan) {
+                    low = std::min(low, static_cast<std::size_t>(c.index));
+                }
+            }
+        }
+        if (low - first_handle >= kBatch) {
+            requests.erase(requests.begin(), requests.begin() + static_cast<std::ptrdiff_t>(low - first_handle));
+            first_handle = low;
+        }
+    }
+
     [[nodiscard]] int blocks_for(int tokens) const {
         return (tokens + node.engine.block_size - 1) / node.engine.block_size;
     }
@@ -132,7 +178,7 @@ struct Simulator::Impl {
     }
 
     void preempt(Replica& r, int index) {
-        RequestState& q = requests[static_cast<std::size_t>(index)];
+        RequestState& q = at(index);
         r.free_blocks += q.blocks;
         q.blocks = 0;
         q.num_computed = 0;  // recompute mode, as vLLM V1 does
@@ -148,7 +194,7 @@ struct Simulator::Impl {
         bool preempted = false;
         for (std::size_t i = 0; i < r.running.size() && budget > 0; ++i) {
             const int index = r.running[i];
-            RequestState& q = requests[static_cast<std::size_t>(index)];
+            RequestState& q = at(index);
             const int want = std::min(q.num_tokens - q.num_computed, budget);
             int need = blocks_for(q.num_computed + want) - q.blocks;
             bool self_preempted = false;
@@ -176,7 +222,7 @@ struct Simulator::Impl {
         while (!r.waiting.empty() && budget > 0 &&
                static_cast<int>(r.running.size()) < r.batch_cap) {
             const int index = r.waiting.front();
-            RequestState& q = requests[static_cast<std::size_t>(index)];
+            RequestState& q = at(index);
             const int remaining = q.num_tokens - q.num_computed;
             if (!node.engine.enable_chunked_prefill && remaining > budget) {
                 break;
@@ -199,7 +245,7 @@ struct Simulator::Impl {
         StepShape s;
         const double window = node.model.sliding_window;
         for (const ScheduledChunk& c : r.plan) {
-            const RequestState& q = requests[static_cast<std::size_t>(c.index)];
+            const RequestState& q = at(c.index);
             const double context = q.num_computed;
             const double end = context + c.tokens;
             if (q.num_computed + c.tokens == q.num_tokens) {
@@ -267,7 +313,7 @@ struct Simulator::Impl {
         bool any_finished = false;
         bool any_aborted = false;
         for (const ScheduledChunk& c : r.plan) {
-            RequestState& q = requests[static_cast<std::size_t>(c.index)];
+            RequestState& q = at(c.index);
             if (q.aborted) {
                 r.free_blocks += q.blocks;
                 q.blocks = 0;
@@ -309,6 +355,7 @@ struct Simulator::Impl {
                     r.latency[kTpot].add((t - q.first_token_s) / (q.request.output_tokens - 1));
                 }
                 r.latency[kE2e].add(t - q.request.arrival_s);
+                ++finished_total;
                 finished.push_back({q.request.id, replica_index, q.request.arrival_s, q.first_token_s, t,
                                     q.request.output_tokens});
             }
@@ -316,7 +363,7 @@ struct Simulator::Impl {
         r.output_tokens += step_tokens;
         if (any_finished || any_aborted) {
             std::erase_if(r.running, [this](int index) {
-                const RequestState& q = requests[static_cast<std::size_t>(index)];
+                const RequestState& q = at(index);
                 return q.aborted || q.generated >= q.request.output_tokens;
             });
         }
@@ -333,7 +380,7 @@ struct Simulator::Impl {
 
     /// Routes a request to the replica with the fewest outstanding requests.
     void dispatch(std::size_t index) {
-        RequestState& q = requests[index];
+        RequestState& q = at(index);
         if (q.aborted) {
             return;
         }
@@ -365,9 +412,7 @@ struct Simulator::Impl {
     void advance(double limit_s) {
         const auto wall_start = std::chrono::steady_clock::now();
         while (true) {
-            const double t_arrival = next_arrival < requests.size()
-                                         ? requests[next_arrival].request.arrival_s
-                                         : kInf;
+            const double t_arrival = next_arrival < end_handle() ? at(next_arrival).request.arrival_s : kInf;
             int next_replica = -1;
             double t_step = kInf;
             for (std::size_t i = 0; i < replicas.size(); ++i) {
@@ -395,7 +440,7 @@ struct Simulator::Impl {
     }
 
     [[nodiscard]] bool done() const {
-        if (next_arrival < requests.size()) {
+        if (next_arrival < end_handle()) {
             return false;
         }
         return std::all_of(replicas.begin(), replicas.end(), [](const Replica& r) {
@@ -524,15 +569,15 @@ Result<std::size_t> Simulator::submit(workload::Request request) {
     q.request = request;
     q.num_tokens = request.input_tokens;
     s.requests.push_back(q);
-    return s.requests.size() - 1;
+    return s.end_handle() - 1;
 }
 
 void Simulator::abort(std::size_t handle) {
     Impl& s = *m_impl;
-    if (handle >= s.requests.size()) {
-        return;
+    if (handle < s.first_handle || handle >= s.end_handle()) {
+        return;  // dropped long after it ended, or never submitted
     }
-    RequestState& q = s.requests[handle];
+    RequestState& q = s.at(handle);
     if (q.ended) {
         return;
     }
@@ -560,7 +605,17 @@ void Simulator::set_token_listener(std::function<void(const TokenEvent&)> listen
     m_impl->listener = std::move(listener);
 }
 
-void Simulator::run_until(double t_s) { m_impl->advance(t_s); }
+void Simulator::run_until(double t_s) {
+    m_impl->advance(t_s);
+    m_impl->compact();
+}
+
+std::size_t Simulator::requests_held() const { return m_impl->requests.size(); }
+
+void Simulator::limit_history(std::size_t max_finished) {
+    m_impl->max_finished = max_finished;
+    m_impl->compact();
+}
 
 void Simulator::run_to_completion() { m_impl->advance(kInf); }
 
@@ -602,8 +657,8 @@ ReplicaObservation Simulator::observe(int replica) const {
 SimulationReport Simulator::report() const {
     const Impl& s = *m_impl;
     SimulationReport out;
-    out.requests_total = s.requests.size();
-    out.requests_completed = s.finished.size();
+    out.requests_total = s.end_handle();
+    out.requests_completed = s.finished_total;
     out.requests_rejected = s.rejected;
     out.preemptions = s.preemptions;
     out.steps = s.steps;

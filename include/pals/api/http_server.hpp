@@ -5,12 +5,17 @@
 ///   GET  /v1/state   the latest StateSnapshot as JSON
 ///   PUT  /v1/budget  {"watts": W} or {"steps": [[t_s, W], ...]}; needs "Authorization: Bearer T"
 ///   GET  /metrics    Prometheus text exposition of the daemon's own metrics
-/// Malformed or oversized bodies get 400 with {"error": {"code", "type", "message"}}; a missing
-/// or wrong token 401; a budget step below the GPUs' minimum 409; nothing throws out of a handler.
+/// Malformed bodies get 400 with {"error": {"code", "type", "message"}}, oversized ones 413
+/// (chunked too); a missing or wrong token 401, decided from the headers before any of the body
+/// is read (constant-time comparison); a budget step below the GPUs' minimum 409; nothing throws
+/// out of a handler. Slow clients are cut off by pals::http::GuardedServer's deadlines
+/// (pals/common/http_guard.hpp).
 ///
 /// Thread-safety: start()/stop() from one thread; handlers run on httplib's worker threads and
 /// only touch the thread-safe StateStore.
 
+#include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,7 +29,11 @@ struct ServerOptions {
     std::string host = "127.0.0.1";
     int port = 0;                 ///< 0: any free port (see HttpServer::port())
     std::string token;            ///< bearer token for writes; empty: writes are refused (403)
-    std::size_t max_body_bytes = 64 * 1024;
+    std::size_t max_body_bytes = 64 * 1024;  ///< larger bodies (chunked too): 413
+    /// The request line and headers must arrive within this (whole request); also the per-read
+    /// timeout, and twice it bounds the body.
+    std::chrono::milliseconds header_timeout{5000};
+    std::size_t threads = 32;  ///< worker threads (concurrent connections served)
 };
 
 class HttpServer {

@@ -62,6 +62,13 @@ struct SimServerOptions {
     int max_connections = 512;
     /// Larger request bodies are refused with 400.
     std::size_t max_body_bytes = std::size_t{32} * 1024 * 1024;
+    /// The request line and headers must arrive within this (whole request; slow clients are
+    /// disconnected); also the per-read timeout.
+    std::chrono::milliseconds header_timeout{5000};
+    /// Finished requests whose timings the simulator keeps (the newest N to 2N); the state of
+    /// requests that ended is dropped, so memory stays flat however long the server runs
+    /// (>= 1).
+    std::size_t max_finished_requests = 1000;
 };
 
 /// Counters of the simulation thread (for tests and the measured numbers in the docs).
@@ -72,6 +79,8 @@ struct SimServerStats {
     std::uint64_t requests_submitted = 0;
     std::uint64_t requests_rejected = 0;
     std::uint64_t requests_aborted = 0;  ///< clients that went away before the last token
+    std::uint64_t requests_held = 0;     ///< request states the simulator holds now
+    std::uint64_t requests_finished_held = 0;  ///< finished timings the simulator holds now
     double sim_time_s = 0.0;             ///< simulated time reached
 };
 

@@ -179,8 +179,17 @@ public:
     [[nodiscard]] ReplicaObservation observe(int replica) const;
     /// Latencies observed so far on `replica` (ITL: one entry per token gap).
     [[nodiscard]] const LatencyHistogram& latency(int replica, LatencyKind kind) const;
-    /// Timings of requests finished so far, in completion order.
+    /// Timings of requests finished so far, in completion order (after limit_history(n): the
+    /// newest n to 2n of them).
     [[nodiscard]] const std::vector<RequestTiming>& finished_requests() const;
+    /// For a long-running online simulation (`pals sim-serve`): memory stays flat instead of
+    /// growing with every request served. Requests that ended and that no replica refers to any
+    /// more are dropped (in batches of 1024; their handles are never reused, abort() ignores
+    /// them) and only the newest `max_finished` .. 2 * `max_finished` finished timings are kept,
+    /// so report()'s latency/SLO figures cover those. 0 (the default) keeps everything.
+    void limit_history(std::size_t max_finished);
+    /// Requests whose state is held (all of them, unless limit_history() drops ended ones).
+    [[nodiscard]] std::size_t requests_held() const;
     [[nodiscard]] SimulationReport report() const;
     [[nodiscard]] const NodeConfig& node() const;
 

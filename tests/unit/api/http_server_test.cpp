@@ -79,11 +79,12 @@ TEST_F(HttpServerTest, BudgetNeedsTheTokenAndAWellFormedBody) {
     EXPECT_DOUBLE_EQ(queued->steps[1].second, 700.0);
 }
 
-TEST_F(HttpServerTest, OversizedBodyIs400AndUnknownRouteIs404) {
+TEST_F(HttpServerTest, OversizedBodyIs413AndUnknownRouteIs404) {
     httplib::Headers auth = {{"Authorization", "Bearer secret"}};
     auto big = m_client->Put("/v1/budget", auth, std::string(200 * 1024, ' '), "application/json");
     ASSERT_TRUE(big);
-    EXPECT_EQ(big->status, 400);
+    EXPECT_EQ(big->status, 413);
+    EXPECT_NE(big->body.find("\"payload_too_large\""), std::string::npos) << big->body;
     auto missing = m_client->Get("/nope");
     ASSERT_TRUE(missing);
     EXPECT_EQ(missing->status, 404);
