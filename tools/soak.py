@@ -23,7 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
-from live_harness import Failure, Process, check, http_get, http_put_json, metric_values, run  # noqa: E402
+from live_harness import (Failure, Process, check, fake_nvml_env, http_get, http_put_json,  # noqa: E402
+                          metric_values, run, start_daemon)
 
 MODEL = "models/mistralai__Mixtral-8x7B-Instruct-v0.1.json"
 TP = 2
@@ -119,39 +120,12 @@ def main():
                                        "--max-num-seqs", str(MAX_NUM_SEQS), "--port", "0",
                                        "--state-dir", state_dir], env, folder)
         procs.append(server)
-        nvml_env = dict(env)
-        nvml_env["PALS_NVML_LIB"] = args.fake_lib
-        nvml_env["PALS_FAKE_NVML_CONFIG"] = os.path.join(state_dir, "fake-nvml.json")
-        nvml_env["PALS_FAKE_NVML_STATE"] = os.path.join(state_dir, "fake-nvml-state.json")
-        token_file = os.path.join(folder, "token")
-        with open(token_file, "w") as f:
-            f.write(TOKEN + "\n")
-        config = os.path.join(folder, "pals.toml")
-        with open(config, "w") as f:
-            f.write(f"""policy = "{args.policy}"
-{f'power_model = "{args.power_model}"' if args.power_model else ''}
-period_s = 1.0
-budget_w = {args.budget_w}
-listen = "127.0.0.1:0"
-token_file = "{token_file}"
-saved_controls = "{os.path.join(folder, 'saved_controls.json')}"
-
-[[group]]
-url = "{server.base}"
-gpus = [0, 1]
-max_num_seqs = {MAX_NUM_SEQS}
-batch_cap_file = "{os.path.join(state_dir, 'batch_cap')}"
-""")
-        daemon = Process("pals-run", [args.pals, "run", "--config", config], nvml_env, folder)
+        nvml_env = fake_nvml_env(env, args.fake_lib, state_dir)
+        settings = [f'policy = "{args.policy}"', "period_s = 1.0", f"budget_w = {args.budget_w}"]
+        if args.power_model:
+            settings.append(f'power_model = "{args.power_model}"')
+        daemon = start_daemon(args.pals, folder, server, state_dir, nvml_env, TOKEN, settings, MAX_NUM_SEQS)
         procs.append(daemon)
-        deadline = time.time() + 15
-        while True:
-            try:
-                json.loads(http_get(daemon.base + "/v1/state"))
-                break
-            except OSError:
-                check(time.time() < deadline, f"pals run published no state within 15 s\n{daemon.stderr()}")
-                time.sleep(0.2)
 
         loadgen = subprocess.Popen(
             [args.pals, "loadgen", "--url", server.base, "--rate", str(args.rate), "--duration", str(args.duration_s),

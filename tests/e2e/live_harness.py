@@ -92,3 +92,44 @@ def run(cmd, env, timeout):
     if r.returncode != 0:
         raise Failure(f"{' '.join(cmd)}: exit {r.returncode}\n{r.stdout}\n{r.stderr}")
     return r.stdout
+
+
+def fake_nvml_env(env, fake_lib, state_dir):
+    """`env` plus the variables that point NVML at sim-serve's fake GPUs in `state_dir`."""
+    nvml_env = dict(env)
+    nvml_env["PALS_NVML_LIB"] = fake_lib
+    nvml_env["PALS_FAKE_NVML_CONFIG"] = os.path.join(state_dir, "fake-nvml.json")
+    nvml_env["PALS_FAKE_NVML_STATE"] = os.path.join(state_dir, "fake-nvml-state.json")
+    return nvml_env
+
+
+def start_daemon(pals, folder, server, state_dir, nvml_env, token, settings, max_num_seqs):
+    """Writes the token file and a pals.toml (the `settings` lines, then one group over GPUs 0-1
+    of `server`), starts `pals run` and waits until it publishes a state. Returns the Process."""
+    token_file = os.path.join(folder, "token")
+    with open(token_file, "w") as f:
+        f.write(token + "\n")
+    config = os.path.join(folder, "pals.toml")
+    with open(config, "w") as f:
+        f.write("\n".join(settings) + f"""
+listen = "127.0.0.1:0"
+token_file = "{token_file}"
+saved_controls = "{os.path.join(folder, 'saved_controls.json')}"
+
+[[group]]
+url = "{server.base}"
+gpus = [0, 1]
+max_num_seqs = {max_num_seqs}
+batch_cap_file = "{os.path.join(state_dir, 'batch_cap')}"
+""")
+    daemon = Process("pals-run", [pals, "run", "--config", config], nvml_env, folder)
+    deadline = time.time() + 15
+    while True:
+        try:
+            json.loads(http_get(daemon.base + "/v1/state"))
+            return daemon
+        except OSError:
+            if time.time() >= deadline:
+                daemon.terminate()
+                raise Failure(f"pals run published no state within 15 s\n{daemon.stderr()}")
+            time.sleep(0.2)

@@ -29,7 +29,8 @@ import tempfile
 import time
 
 # Shared with test_live_profile.py and tools/soak.py (re-exported: they import these from here too).
-from live_harness import Failure, Process, check, http_get, http_put_json, metric_values, run  # noqa: F401
+from live_harness import (Failure, Process, check, fake_nvml_env, http_get, http_put_json,  # noqa: F401
+                          metric_values, run, start_daemon)
 
 MODEL = "models/mistralai__Mixtral-8x7B-Instruct-v0.1.json"
 TP = 2
@@ -77,45 +78,16 @@ def main():
                                        "--max-num-seqs", str(MAX_NUM_SEQS), "--port", "0",
                                        "--state-dir", state_dir], env, folder)
         procs.append(server)
-        nvml_env = dict(env)
-        nvml_env["PALS_NVML_LIB"] = args.fake_lib
-        nvml_env["PALS_FAKE_NVML_CONFIG"] = os.path.join(state_dir, "fake-nvml.json")
-        nvml_env["PALS_FAKE_NVML_STATE"] = os.path.join(state_dir, "fake-nvml-state.json")
+        nvml_env = fake_nvml_env(env, args.fake_lib, state_dir)
         limits_before = [g["power_limit_w"] for g in json.loads(run([args.pals, "gpus", "--json"], nvml_env, 30))["gpus"]]
         check(len(limits_before) == TP, f"expected {TP} fake GPUs, got {limits_before}")
 
         # 3. The daemon.
-        token_file = os.path.join(folder, "token")
-        with open(token_file, "w") as f:
-            f.write("e2e-secret\n")
-        config = os.path.join(folder, "pals.toml")
-        with open(config, "w") as f:
-            f.write(f"""policy = "pals"
-power_model = "{fitted}"
-period_s = {PERIOD_S}
-budget_w = {START_BUDGET_W}
-slo_ttft_s = {SLO_TTFT_MS / 1000}
-slo_tpot_s = {SLO_TPOT_MS / 1000}
-listen = "127.0.0.1:0"
-token_file = "{token_file}"
-saved_controls = "{os.path.join(folder, 'saved_controls.json')}"
-
-[[group]]
-url = "{server.base}"
-gpus = [0, 1]
-max_num_seqs = {MAX_NUM_SEQS}
-batch_cap_file = "{os.path.join(state_dir, 'batch_cap')}"
-""")
-        daemon = Process("pals-run", [args.pals, "run", "--config", config], nvml_env, folder)
+        settings = ['policy = "pals"', f'power_model = "{fitted}"', f"period_s = {PERIOD_S}",
+                    f"budget_w = {START_BUDGET_W}", f"slo_ttft_s = {SLO_TTFT_MS / 1000}",
+                    f"slo_tpot_s = {SLO_TPOT_MS / 1000}"]
+        daemon = start_daemon(args.pals, folder, server, state_dir, nvml_env, "e2e-secret", settings, MAX_NUM_SEQS)
         procs.append(daemon)
-        deadline = time.time() + 15
-        while True:
-            try:
-                json.loads(http_get(daemon.base + "/v1/state"))
-                break
-            except OSError:
-                check(time.time() < deadline, f"pals run published no state within 15 s\n{daemon.stderr()}")
-                time.sleep(0.2)
 
         # 4. Load, and a sampler of both sides once every 0.25 s.
         result = os.path.join(folder, "loadgen.json")
