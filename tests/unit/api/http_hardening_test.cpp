@@ -19,6 +19,7 @@ namespace {
 using namespace std::chrono_literals;
 using pals::testing::chunk;
 using pals::testing::RawConnection;
+using pals::testing::SlowClients;
 using pals::testing::status_of;
 
 class HttpHardeningTest : public ::testing::Test {
@@ -125,37 +126,21 @@ TEST(BudgetRequestRangeTest, NumbersOutOfRangeAreErrorsNamingTheField) {
 TEST_F(HttpHardeningTest, SlowHeadersDoNotStarveHealthz) {
     // Fewer workers than slow clients: only a whole-request header deadline frees them.
     start(/*threads=*/4, /*header_timeout=*/600ms);
-    std::vector<RawConnection> slow;
-    for (int i = 0; i < 16; ++i) {
-        slow.emplace_back(m_server->port());
-        ASSERT_GE(slow.back().fd(), 0);
-        ASSERT_TRUE(slow.back().send("GET /healthz HTTP/1.1\r\nHost: x\r\n"));
-    }
-    // Keep trickling a byte per connection every 100 ms while /healthz is asked.
-    std::atomic<bool> stop{false};
-    std::thread trickle([&] {
-        for (int round = 0; round < 100 && !stop; ++round) {
-            for (auto& c : slow) {
-                c.send("X");
-            }
-            std::this_thread::sleep_for(100ms);
-        }
-    });
+    // 16 connections trickling a header byte each every 100 ms while /healthz is asked.
+    SlowClients slow(m_server->port(), 16, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    ASSERT_TRUE(slow.all_sent());
     const auto t0 = std::chrono::steady_clock::now();
     httplib::Client client("127.0.0.1", m_server->port());
     client.set_connection_timeout(1);
     client.set_read_timeout(8);
     auto health = client.Get("/healthz");
     const double waited_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    stop = true;
-    trickle.join();
+    slow.stop();
     ASSERT_TRUE(health);
     EXPECT_EQ(health->status, 200);
     // 16 slow clients over 4 workers, each cut off after 0.6 s: about 2.4 s; forever without.
     EXPECT_LT(waited_s, 6.0);
-    for (auto& c : slow) {
-        EXPECT_TRUE(c.closed_within(2000ms));
-    }
+    EXPECT_TRUE(slow.all_closed_within(2000ms));
 }
 
 TEST_F(HttpHardeningTest, OversizedHeadersCloseTheConnection) {

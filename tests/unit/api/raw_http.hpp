@@ -9,9 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 namespace pals::testing {
 
@@ -125,5 +128,54 @@ inline std::string chunk(const std::string& payload) {
     std::snprintf(size, sizeof(size), "%zx\r\n", payload.size());
     return size + payload + "\r\n";
 }
+
+/// A slowloris: `count` connections that each send `request_head` (a request line and some
+/// headers, never the blank line) and then one more header byte every 100 ms, from a thread,
+/// for at most 10 s or until the object is destroyed.
+class SlowClients {
+public:
+    SlowClients(int port, int count, const std::string& request_head) {
+        for (int i = 0; i < count; ++i) {
+            m_connections.emplace_back(port);
+            m_all_sent = m_all_sent && m_connections.back().fd() >= 0 &&
+                         m_connections.back().send(request_head);
+        }
+        m_trickle = std::thread([this] {
+            for (int round = 0; round < 100 && !m_stop; ++round) {
+                for (auto& c : m_connections) {
+                    c.send("X");
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+        });
+    }
+    SlowClients(const SlowClients&) = delete;
+    SlowClients& operator=(const SlowClients&) = delete;
+    ~SlowClients() { stop(); }
+
+    /// True when every connection was made and sent its request head.
+    [[nodiscard]] bool all_sent() const { return m_all_sent; }
+    /// Stops trickling (idempotent).
+    void stop() {
+        m_stop = true;
+        if (m_trickle.joinable()) {
+            m_trickle.join();
+        }
+    }
+    /// True when the server closed every connection within `timeout` (each).
+    [[nodiscard]] bool all_closed_within(std::chrono::milliseconds timeout) {
+        bool closed = true;
+        for (auto& c : m_connections) {
+            closed = c.closed_within(timeout) && closed;
+        }
+        return closed;
+    }
+
+private:
+    std::vector<RawConnection> m_connections;
+    bool m_all_sent = true;
+    std::atomic<bool> m_stop{false};
+    std::thread m_trickle;
+};
 
 }  // namespace pals::testing

@@ -22,6 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 using pals::testing::chunk;
 using pals::testing::RawConnection;
+using pals::testing::SlowClients;
 using pals::testing::status_of;
 
 class SimServerHardeningTest : public ::testing::Test {
@@ -94,33 +95,17 @@ TEST_F(SimServerHardeningTest, SlowHeadersDoNotStarveHealth) {
         o.max_connections = 4;
         o.header_timeout = 600ms;
     });
-    std::vector<RawConnection> slow;
-    for (int i = 0; i < 16; ++i) {
-        slow.emplace_back(m_server->port());
-        ASSERT_GE(slow.back().fd(), 0);
-        ASSERT_TRUE(slow.back().send("GET /health HTTP/1.1\r\nHost: x\r\n"));
-    }
-    std::atomic<bool> stop{false};
-    std::thread trickle([&] {
-        for (int round = 0; round < 100 && !stop; ++round) {
-            for (auto& c : slow) {
-                c.send("X");
-            }
-            std::this_thread::sleep_for(100ms);
-        }
-    });
+    SlowClients slow(m_server->port(), 16, "GET /health HTTP/1.1\r\nHost: x\r\n");
+    ASSERT_TRUE(slow.all_sent());
     const auto t0 = std::chrono::steady_clock::now();
     auto c = client();
     auto health = c.Get("/health");
     const double waited_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    stop = true;
-    trickle.join();
+    slow.stop();
     ASSERT_TRUE(health);
     EXPECT_EQ(health->status, 200);
     EXPECT_LT(waited_s, 6.0);  // 16 slow clients / 4 workers * 0.6 s; forever without a deadline
-    for (auto& s : slow) {
-        EXPECT_TRUE(s.closed_within(2000ms));
-    }
+    EXPECT_TRUE(slow.all_closed_within(2000ms));
 }
 
 TEST_F(SimServerHardeningTest, HeldRequestsStayBoundedAfterManyRequests) {
