@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 from live_harness import (Failure, Process, check, fake_nvml_env, http_get, http_put_json,  # noqa: E402
-                          metric_values, run, start_daemon)
+                          kill_all, metric_values, report_failure, run, start_daemon)
 
 MODEL = "models/mistralai__Mixtral-8x7B-Instruct-v0.1.json"
 TP = 2
@@ -178,14 +178,9 @@ def main():
         }, indent=1))
         return 0
     except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        for p in procs:
-            print(f"--- {p.name} stderr ---\n{p.stderr()}", file=sys.stderr)
-        return 1
+        return report_failure(e, procs)
     finally:
-        for p in procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
+        kill_all(procs)
 
 
 if __name__ == "__main__":

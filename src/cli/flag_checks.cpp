@@ -36,6 +36,17 @@ std::string range_text(double lo, double hi, std::string_view unit) {
     return fmt::format("{:g}-{:g}{}", lo, hi, suffix);
 }
 
+/// Parses `text` into `v`; returns why it is not a finite number ("" when it is).
+std::string parse_finite(const std::string& text, double& v) {
+    if (!parse_double(text, v)) {
+        return "'" + text + "' is not a number";
+    }
+    if (!std::isfinite(v)) {
+        return "'" + text + "' is not a finite number";
+    }
+    return "";
+}
+
 }  // namespace
 
 std::string format_quantity(double value, std::string_view unit) {
@@ -49,11 +60,8 @@ CLI::Validator finite_in(double lo, double hi, std::string unit) {
     return CLI::Validator(
         [lo, hi, unit](std::string& text) -> std::string {
             double v = 0.0;
-            if (!parse_double(text, v)) {
-                return "'" + text + "' is not a number";
-            }
-            if (!std::isfinite(v)) {
-                return "'" + text + "' is not a finite number";
+            if (std::string error = parse_finite(text, v); !error.empty()) {
+                return error;
             }
             if (!(v >= lo && v <= hi)) {
                 return format_quantity(v, unit) + " is outside " + range_text(lo, hi, unit);
@@ -67,11 +75,8 @@ CLI::Validator finite_above(double lo, double hi, std::string unit) {
     return CLI::Validator(
         [lo, hi, unit](std::string& text) -> std::string {
             double v = 0.0;
-            if (!parse_double(text, v)) {
-                return "'" + text + "' is not a number";
-            }
-            if (!std::isfinite(v)) {
-                return "'" + text + "' is not a finite number";
+            if (std::string error = parse_finite(text, v); !error.empty()) {
+                return error;
             }
             if (!(v > lo && v <= hi)) {
                 return format_quantity(v, unit) + " must be > " + format_quantity(lo, unit) +

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -133,3 +134,18 @@ batch_cap_file = "{os.path.join(state_dir, 'batch_cap')}"
                 daemon.terminate()
                 raise Failure(f"pals run published no state within 15 s\n{daemon.stderr()}")
             time.sleep(0.2)
+
+
+def report_failure(error, procs):
+    """Prints a Failure and the stderr of every process; returns the exit code 1."""
+    print(f"FAIL: {error}", file=sys.stderr)
+    for p in procs:
+        print(f"--- {p.name} stderr ---\n{p.stderr()}", file=sys.stderr)
+    return 1
+
+
+def kill_all(procs):
+    """Kills every process still running (the last resort of a script's `finally`)."""
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.kill()

@@ -30,7 +30,7 @@ import time
 
 # Shared with test_live_profile.py and tools/soak.py (re-exported: they import these from here too).
 from live_harness import (Failure, Process, check, fake_nvml_env, http_get, http_put_json,  # noqa: F401
-                          metric_values, run, start_daemon)
+                          kill_all, metric_values, report_failure, run, start_daemon)
 
 MODEL = "models/mistralai__Mixtral-8x7B-Instruct-v0.1.json"
 TP = 2
@@ -199,14 +199,9 @@ def main():
         print("PASS")
         return 0
     except Failure as e:
-        print(f"FAIL: {e}", file=sys.stderr)
-        for p in procs:
-            print(f"--- {p.name} stderr ---\n{p.stderr()}", file=sys.stderr)
-        return 1
+        return report_failure(e, procs)
     finally:
-        for p in procs:
-            if p.proc.poll() is None:
-                p.proc.kill()
+        kill_all(procs)
 
 
 if __name__ == "__main__":
