@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <utility>
 
+#include "pals/sim/gpu_physics.hpp"
+
 namespace pals::power {
 
 namespace {
@@ -47,8 +49,25 @@ double SimulatedGpuBackend::enforced_locked(const Device& d) const {
     return m_out_of_band_limit_w ? std::min(d.limit_w, *m_out_of_band_limit_w) : d.limit_w;
 }
 
+ThrottleMask throttle_reasons_of(unsigned clock_limits, bool busy) {
+    if (!busy) {
+        return to_mask(ThrottleReason::kGpuIdle);
+    }
+    ThrottleMask mask = 0;
+    if ((clock_limits & sim::kClockLocked) != 0U) {
+        mask |= to_mask(ThrottleReason::kApplicationsClocksSetting);
+    }
+    if ((clock_limits & sim::kClockPowerCap) != 0U) {
+        mask |= to_mask(ThrottleReason::kSwPowerCap);
+    }
+    if ((clock_limits & sim::kClockCapAtFloor) != 0U) {
+        mask |= to_mask(ThrottleReason::kSwPowerCap) | to_mask(ThrottleReason::kHwSlowdown);
+    }
+    return mask;
+}
+
 Status SimulatedGpuBackend::record_interval(int gpu, double power_w, double sm_clock_mhz,
-                                            double dt_s) {
+                                            double dt_s, std::optional<ThrottleMask> reasons) {
     std::lock_guard lock(m_mutex);
     PALS_RETURN_IF_ERROR(check_index(gpu));
     if (!std::isfinite(power_w) || !std::isfinite(sm_clock_mhz) || !std::isfinite(dt_s) ||
@@ -62,19 +81,23 @@ Status SimulatedGpuBackend::record_interval(int gpu, double power_w, double sm_c
     d.time_s += dt_s;
     d.power_w = power_w;
     d.sm_clock_mhz = sm_clock_mhz;
+    if (reasons) {
+        d.reasons = *reasons;
+        return Status::ok();
+    }
     const double spec_max = m_spec.sm_clock_max_mhz;
     const double locked_max = d.locked ? std::min(d.locked->max_mhz, spec_max) : spec_max;
     const double enforced = enforced_locked(d);
-    ThrottleMask reasons = 0;
+    ThrottleMask derived = 0;
     if (sm_clock_mhz < locked_max - kClockToleranceMhz) {
-        reasons |= to_mask(ThrottleReason::kSwPowerCap);
+        derived |= to_mask(ThrottleReason::kSwPowerCap);
     } else if (d.locked && locked_max < spec_max - kClockToleranceMhz) {
-        reasons |= to_mask(ThrottleReason::kApplicationsClocksSetting);
+        derived |= to_mask(ThrottleReason::kApplicationsClocksSetting);
     }
     if (power_w > enforced + kPowerToleranceW) {
-        reasons |= to_mask(ThrottleReason::kHwPowerBrakeSlowdown);
+        derived |= to_mask(ThrottleReason::kHwSlowdown);
     }
-    d.reasons = reasons;
+    d.reasons = derived;
     return Status::ok();
 }
 

@@ -1,6 +1,7 @@
 #include "pals/sim/calibration.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <future>
@@ -10,6 +11,7 @@
 #include "pals/common/file_util.hpp"
 #include "pals/common/log.hpp"
 #include "pals/model/model_spec.hpp"
+#include "pals/sim/dvfs_calibration.hpp"
 #include "pals/sim/simulator.hpp"
 #include "pals/workload/workload.hpp"
 
@@ -239,14 +241,9 @@ Result<FidelityReport> evaluate_fidelity(const std::vector<MeasuredRun>& runs, c
 }
 
 Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, const GpuSpec& start,
-                                       const FidelitySettings& settings, int evaluations) {
-    struct Param {
-        const char* name;
-        double GpuCalibration::*field;
-        double lo;
-        double hi;
-    };
-    const Param params[] = {
+                                       const FidelitySettings& settings, int evaluations,
+                                       std::span<const PublishedDecodeFigure> decode_figures) {
+    static constexpr std::array<FitParam, 16> kParams = {{
         {"mem_efficiency", &GpuCalibration::mem_efficiency, 0.3, 0.95},
         {"compute_efficiency", &GpuCalibration::compute_efficiency, 0.2, 0.95},
         {"attention_efficiency", &GpuCalibration::attention_efficiency, 0.1, 0.95},
@@ -258,49 +255,36 @@ Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, con
         {"mem_power_w", &GpuCalibration::mem_power_w, 10.0, 400.0},
         {"sm_power_w", &GpuCalibration::sm_power_w, 50.0, 2000.0},
         {"sm_busy_fraction", &GpuCalibration::sm_busy_fraction, 0.0, 1.0},
-    };
-    auto objective = [](const FidelityReport& r) {
-        return (r.mape_tok_s + r.mape_j_per_tok + r.mape_median_itl + r.mape_avg_power) / 4.0 + 0.5 * r.worst_mape();
-    };
-    GpuSpec best = start;
-    Result<FidelityReport> first = evaluate_fidelity(runs, best, settings);
-    if (!first.is_ok()) {
-        return first.status();
-    }
-    double best_score = objective(first.value());
-    int used = 1;
-    double step = 0.2;
-    while (used < evaluations && step > 0.005) {
-        bool improved = false;
-        for (const Param& p : params) {
-            for (const double direction : {1.0, -1.0}) {
-                if (used >= evaluations) {
-                    break;
-                }
-                GpuSpec candidate = best;
-                double& value = candidate.calibration.*(p.field);
-                const double base = value == 0.0 ? p.hi * 0.01 : value;
-                value = std::clamp(base * (1.0 + direction * step), p.lo, p.hi);
-                Result<FidelityReport> r = evaluate_fidelity(runs, candidate, settings);
-                ++used;
-                if (!r.is_ok()) {
-                    return r.status();
-                }
-                const double score = objective(r.value());
-                if (score < best_score) {
-                    best_score = score;
-                    best = candidate;
-                    improved = true;
-                    PALS_LOG_INFO("calibrate: {} -> {:.6g} (score {:.3f}, eval {})", p.name, value, score, used);
-                    break;
-                }
+        {"active_power_w", &GpuCalibration::active_power_w, 0.0, 400.0},
+        // Identified only by the clock-locked figures: the 700 W rows run at f_max.
+        {"leakage_w", &GpuCalibration::leakage_w, 0.0, 400.0},
+        {"voltage_floor", &GpuCalibration::voltage_floor, 0.3, 1.0},
+        {"voltage_floor_clock", &GpuCalibration::voltage_floor_clock, 0.2, 0.95},
+        {"mem_clock_knee", &GpuCalibration::mem_clock_knee, 0.1, 0.9},
+    }};
+    constexpr std::size_t kFullLoadParams = 12;
+    auto score = [&](const GpuSpec& gpu) -> Result<double> {
+        Result<FidelityReport> r = evaluate_fidelity(runs, gpu, settings);
+        if (!r.is_ok()) {
+            return r.status();
+        }
+        double s = (r->mape_tok_s + r->mape_j_per_tok + r->mape_median_itl + r->mape_avg_power) / 4.0 +
+                   0.5 * r->worst_mape();
+        if (!decode_figures.empty()) {
+            Result<std::vector<DecodeFigureRow>> rows = replay_decode_figures(decode_figures, gpu, settings.models_dir);
+            if (!rows.is_ok()) {
+                return rows.status();
             }
+            s += decode_figure_error(rows.value());
         }
-        if (!improved) {
-            step /= 2.0;
-        }
+        return s;
+    };
+    const std::span<const FitParam> params(kParams.data(), decode_figures.empty() ? kFullLoadParams : kParams.size());
+    Result<GpuSpec> best = coordinate_search(start, params, score, evaluations);
+    if (!best.is_ok()) {
+        return best.status();
     }
-    return best.calibration;
+    return best->calibration;
 }
 
 }  // namespace pals::sim

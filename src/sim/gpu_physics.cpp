@@ -5,18 +5,37 @@
 
 namespace pals::sim {
 
-namespace {
-/// Bisection steps for the cap-limited clock: 2^-12 of the clock range is under 1 MHz.
-constexpr int kClockSearchSteps = 12;
-}  // namespace
-
 GpuPhysics::GpuPhysics(GpuSpec spec, bool fp8_compute)
     : m_spec(std::move(spec))
     , m_peak_flops(fp8_compute ? m_spec.peak_fp8_flops : m_spec.peak_bf16_flops)
-    , m_clock_ratio_min(m_spec.sm_clock_min_mhz / m_spec.sm_clock_max_mhz) {}
+    , m_step_mhz(m_spec.sm_clock_step_mhz > 0.0 ? m_spec.sm_clock_step_mhz : 1.0)
+    , m_clock_steps(std::max(0, static_cast<int>(std::floor(
+                                    (m_spec.sm_clock_max_mhz - m_spec.sm_clock_min_mhz) / m_step_mhz + 1e-9)))) {}
 
 double GpuPhysics::clamp_cap(double power_cap_w) const {
     return std::clamp(power_cap_w, m_spec.power_limit_min_w, m_spec.power_limit_max_w);
+}
+
+double GpuPhysics::voltage_ratio(double clock_ratio) const {
+    const GpuCalibration& cal = m_spec.calibration;
+    const double floor_clock = std::clamp(cal.voltage_floor_clock, 0.0, 1.0 - 1e-9);
+    if (clock_ratio <= floor_clock) {
+        return cal.voltage_floor;
+    }
+    return cal.voltage_floor + (1.0 - cal.voltage_floor) * (clock_ratio - floor_clock) / (1.0 - floor_clock);
+}
+
+double GpuPhysics::step_ratio(int k) const {
+    if (k >= m_clock_steps) {
+        return m_spec.sm_clock_min_mhz / m_spec.sm_clock_max_mhz;
+    }
+    return (m_spec.sm_clock_max_mhz - k * m_step_mhz) / m_spec.sm_clock_max_mhz;
+}
+
+double GpuPhysics::supported_clock_mhz(double mhz) const {
+    const double clamped = std::clamp(mhz, m_spec.sm_clock_min_mhz, m_spec.sm_clock_max_mhz);
+    const int k = static_cast<int>(std::ceil((m_spec.sm_clock_max_mhz - clamped) / m_step_mhz - 1e-9));
+    return step_ratio(k) * m_spec.sm_clock_max_mhz;
 }
 
 StepOutcome GpuPhysics::evaluate(const StepWork& work, double clock_ratio) const {
@@ -47,38 +66,48 @@ StepOutcome GpuPhysics::evaluate(const StepWork& work, double clock_ratio) const
     const double u_busy = busy_s / step_s;
     const double u_tensor = total_flops / (m_peak_flops * clock_ratio * step_s);
     const double sm_activity = cal.sm_busy_fraction * u_busy + (1.0 - cal.sm_busy_fraction) * u_tensor;
-    out.power_w = m_spec.idle_power_w + cal.mem_power_w * u_mem +
-                  cal.sm_power_w * std::pow(clock_ratio, cal.clock_exponent) * sm_activity;
+    const double v = voltage_ratio(clock_ratio);
+    out.power_w = m_spec.idle_power_w + cal.active_power_w + cal.leakage_w * (v - cal.voltage_floor) +
+                  cal.mem_power_w * u_mem + cal.sm_power_w * clock_ratio * v * v * sm_activity;
     return out;
 }
 
 StepOutcome GpuPhysics::run_step(const StepWork& work, double power_cap_w,
                                  double locked_clock_mhz) const {
     const double cap = clamp_cap(power_cap_w);
-    double hi = 1.0;
-    if (locked_clock_mhz > 0.0) {
-        hi = std::clamp(locked_clock_mhz / m_spec.sm_clock_max_mhz, m_clock_ratio_min, 1.0);
+    // Supported clocks are f_max - k * step; k_top is the ceiling (f_max or the locked clock).
+    int k_top = 0;
+    unsigned limits = kClockFree;
+    if (locked_clock_mhz > 0.0 && locked_clock_mhz < m_spec.sm_clock_max_mhz) {
+        const double mhz = supported_clock_mhz(locked_clock_mhz);
+        k_top = static_cast<int>(std::lround((m_spec.sm_clock_max_mhz - mhz) / m_step_mhz));
+        limits = kClockLocked;
     }
-    StepOutcome top = evaluate(work, hi);
+    StepOutcome top = evaluate(work, step_ratio(k_top));
+    top.limits = limits;
     if (top.power_w <= cap) {
         return top;
     }
-    // Power rises with the clock: find the largest clock whose power fits the cap.
-    double lo = m_clock_ratio_min;
-    StepOutcome best = evaluate(work, lo);
-    if (best.power_w > cap) {
-        return best;  // even the lowest clock exceeds the cap: the firmware can go no lower
+    // Power rises with the clock: find the highest supported clock whose power fits the cap.
+    StepOutcome lowest = evaluate(work, step_ratio(m_clock_steps));
+    if (lowest.power_w > cap) {
+        lowest.limits = limits | kClockPowerCap | kClockCapAtFloor;  // the firmware can go no lower
+        return lowest;
     }
-    for (int i = 0; i < kClockSearchSteps; ++i) {
-        const double mid = 0.5 * (lo + hi);
-        StepOutcome o = evaluate(work, mid);
+    int fits = m_clock_steps;  // lowest k known to fit
+    int over = k_top;          // highest k known not to fit
+    StepOutcome best = lowest;
+    while (fits - over > 1) {
+        const int mid = over + (fits - over) / 2;
+        StepOutcome o = evaluate(work, step_ratio(mid));
         if (o.power_w <= cap) {
-            lo = mid;
+            fits = mid;
             best = o;
         } else {
-            hi = mid;
+            over = mid;
         }
     }
+    best.limits = limits | kClockPowerCap;
     return best;
 }
 

@@ -25,9 +25,12 @@ GpuCalibration h100_calibration() {
     c.ep_layer_latency_s = 3.78384e-05;
     c.sample_s_per_vocab = 3.456e-10;
     c.mem_power_w = 66.18;
-    c.sm_power_w = 900.0;
-    c.sm_busy_fraction = 0.5069;
-    c.clock_exponent = 2.0;
+    c.sm_power_w = 700.0;
+    c.sm_busy_fraction = 0.4;
+    c.active_power_w = 80.0;
+    c.leakage_w = 60.0;
+    c.voltage_floor = 0.65;
+    c.voltage_floor_clock = 0.5;
     c.mem_clock_knee = 0.45;
     return c;
 }
@@ -39,6 +42,20 @@ GpuCalibration scaled_calibration(double tdp_w, double idle_w) {
     const double scale = (tdp_w - idle_w) / kH100DynamicW;
     c.mem_power_w *= scale;
     c.sm_power_w *= scale;
+    c.active_power_w *= scale;
+    c.leakage_w *= scale;
+    return c;
+}
+
+/// The A100's own voltage-frequency curve and power split, fitted on the measured clock sweeps
+/// (`pals calibrate --source sweep --fit`, docs/fidelity.md); efficiencies stay the H100's.
+GpuCalibration a100_calibration(double tdp_w, double idle_w) {
+    GpuCalibration c = scaled_calibration(tdp_w, idle_w);
+    c.sm_power_w = 502.66;
+    c.active_power_w = 52.47;
+    c.leakage_w = 24.85;
+    c.voltage_floor = 0.6825;
+    c.voltage_floor_clock = 0.7883;
     return c;
 }
 
@@ -62,14 +79,21 @@ GpuSpec make(std::string name, double bf16_tflops, double fp8_tflops, double hbm
     return s;
 }
 
+GpuSpec with_calibration(GpuSpec spec, const GpuCalibration& calibration) {
+    spec.calibration = calibration;
+    return spec;
+}
+
 const std::array<GpuSpec, 6>& table() {
     // Sources: docs/gpus.md. Throughputs dense (no sparsity); NVLink per direction.
     static const std::array<GpuSpec, 6> kTable = {
         make("H100-SXM", 989.4, 1978.9, 3.35, 80, 450, 200, 700, 1980, 345, 75),
         make("H800", 989.4, 1978.9, 3.35, 80, 200, 200, 700, 1980, 345, 75),
         make("H200", 989.4, 1978.9, 4.8, 141, 450, 200, 700, 1980, 345, 75),
-        make("A100-40GB", 312, 312, 1.555, 40, 300, 100, 400, 1410, 210, 55),
-        make("A100-80GB", 312, 312, 2.039, 80, 300, 100, 400, 1410, 210, 60),
+        with_calibration(make("A100-40GB", 312, 312, 1.555, 40, 300, 100, 400, 1410, 210, 55),
+                         a100_calibration(400, 55)),
+        with_calibration(make("A100-80GB", 312, 312, 2.039, 80, 300, 100, 400, 1410, 210, 60),
+                         a100_calibration(400, 60)),
         make("B200", 2250, 4500, 8.0, 180, 900, 200, 1000, 1965, 600, 140),
     };
     return kTable;

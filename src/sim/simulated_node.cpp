@@ -150,7 +150,7 @@ void SimulatedNode::advance_to(double t_s) {
         for (int g : m_engines[static_cast<std::size_t>(r)]->gpus()) {
             // Recording cannot fail here: indices and values come from the simulator itself.
             (void)m_gpus.record_interval(g, power, o.sm_clock_mhz > 0.0 ? o.sm_clock_mhz : m_gpus.spec().sm_clock_max_mhz,
-                                         dt);
+                                         dt, power::throttle_reasons_of(o.clock_limits, o.busy));
         }
     }
 }

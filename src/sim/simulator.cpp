@@ -78,6 +78,7 @@ struct Simulator::Impl {
         std::array<LatencyHistogram, 4> latency;  ///< indexed by LatencyKind
         double last_power_w = 0.0;
         double last_clock_mhz = 0.0;
+        unsigned last_limits = 0;
     };
 
     NodeConfig node;
@@ -288,6 +289,7 @@ struct Simulator::Impl {
         r.step_batch = static_cast<int>(r.running.size());
         r.last_power_w = r.step.power_w;
         r.last_clock_mhz = r.step.sm_clock_mhz;
+        r.last_limits = r.step.limits;
         // ML.ENERGY's steady window opens at the first pure-decode step with a queue.
         if (!steady_started && queue_before && !r.waiting.empty() && shape.prefill_tokens == 0) {
             steady_started = true;
@@ -648,6 +650,8 @@ ReplicaObservation Simulator::observe(int replica) const {
     o.preemptions = r.preemptions;
     o.power_w = r.in_step ? r.last_power_w : s.physics.idle_power_w();
     o.sm_clock_mhz = r.last_clock_mhz;
+    o.clock_limits = r.in_step ? r.last_limits : 0U;
+    o.busy = r.in_step;
     o.power_cap_w = r.power_cap_w;
     o.batch_cap = r.batch_cap;
     o.gpus = s.gpus_per_replica;

@@ -29,7 +29,7 @@ enum class ThrottleReason : std::uint64_t {
     kSyncBoost = 0x10,                 ///< clock synchronised with other GPUs of a sync-boost group
     kSwThermalSlowdown = 0x20,         ///< software thermal slowdown
     kHwThermalSlowdown = 0x40,         ///< hardware thermal slowdown
-    kHwPowerBrakeSlowdown = 0x80,      ///< external power brake (or a cap below the lowest clock)
+    kHwPowerBrakeSlowdown = 0x80,      ///< external power brake assertion (system power supply)
     kDisplayClockSetting = 0x100,      ///< display clock setting
 };
 

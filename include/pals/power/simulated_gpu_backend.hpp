@@ -20,6 +20,11 @@ namespace pals::power {
 /// `count` identical simulated GPUs of type `spec`.
 /// Thread-safety: thread-safe (one internal mutex), so a metrics reader may sample while the
 /// simulator records.
+/// The NVML clocks-event reasons of what held a simulated GPU's clock (sim::ClockLimit bits):
+/// a locked clock is kApplicationsClocksSetting, a binding cap kSwPowerCap, a cap not met even at
+/// the lowest clock kSwPowerCap | kHwSlowdown (the firmware's last resort), an idle GPU kGpuIdle.
+[[nodiscard]] ThrottleMask throttle_reasons_of(unsigned clock_limits, bool busy = true);
+
 class SimulatedGpuBackend final : public GpuBackend {
 public:
     /// @param count number of GPUs (a count below 1 gives a backend with no GPU).
@@ -27,12 +32,13 @@ public:
 
     /// Records that GPU `gpu` drew `power_w` on average at SM clock `sm_clock_mhz` for `dt_s`
     /// seconds: energy grows by power_w * dt_s, and the reading (power, clock, throttle reasons)
-    /// becomes this interval's. The throttle reasons are derived: kSwPowerCap when the clock is
-    /// below its ceiling (spec maximum, or the locked maximum) because the cap binds,
-    /// kHwPowerBrakeSlowdown when the power still exceeds the enforced limit, and
-    /// kApplicationsClocksSetting when a locked clock is the ceiling.
+    /// becomes this interval's. `reasons` are the physics' own (throttle_reasons_of()); without
+    /// them they are derived: kSwPowerCap when the clock is below its ceiling (spec maximum, or
+    /// the locked maximum) because the cap binds, kHwSlowdown when the power still exceeds the
+    /// enforced limit, and kApplicationsClocksSetting when a locked clock is the ceiling.
     /// @return kNotFound for a bad index, kInvalidArgument for negative or non-finite values.
-    [[nodiscard]] Status record_interval(int gpu, double power_w, double sm_clock_mhz, double dt_s);
+    [[nodiscard]] Status record_interval(int gpu, double power_w, double sm_clock_mhz, double dt_s,
+                                         std::optional<ThrottleMask> reasons = std::nullopt);
 
     /// false makes every write return kPermissionDenied, as NVML does without root.
     void set_writable(bool writable);

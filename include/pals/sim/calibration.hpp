@@ -10,10 +10,12 @@
 /// all rows.
 
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "pals/common/status.hpp"
+#include "pals/sim/dvfs_calibration.hpp"
 #include "pals/sim/gpu_spec.hpp"
 
 namespace pals::sim {
@@ -74,9 +76,12 @@ struct FidelityReport {
 
 /// Coordinate search over the free parameters of `start.calibration`, minimising the mean of
 /// the four MAPEs (and their maximum). `evaluations` bounds the number of full fidelity runs.
+/// With `decode_figures`, their errors join the objective and the voltage-frequency curve,
+/// leakage and HBM knee are fitted too (the 700 W rows alone cannot identify them).
 [[nodiscard]] Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs,
                                                      const GpuSpec& start,
                                                      const FidelitySettings& settings,
-                                                     int evaluations);
+                                                     int evaluations,
+                                                     std::span<const PublishedDecodeFigure> decode_figures = {});
 
 }  // namespace pals::sim

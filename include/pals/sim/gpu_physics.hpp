@@ -4,16 +4,24 @@
 ///
 /// Time: each kernel is a roofline, max(FLOPs / (eta_c * F * r), bytes / (eta_m * BW * m(r))),
 /// where r = f / f_max and m(r) = min(1, r / knee): HBM bandwidth does not follow the SM clock
-/// until the clock is low. Communication and launch time are not scaled by the clock; the
-/// per-step host time leaves the GPU waiting.
+/// until the clock is too low to issue enough loads. Communication and launch time are not
+/// scaled by the clock; the per-step host time leaves the GPU waiting.
+///
+/// Voltage: v(r) = V(f) / V(f_max) falls linearly with the clock from 1 at f_max to the floor
+/// v0 at r0, and stays at v0 below: there the clock falls without the voltage.
 ///
 /// Power (average over the step):
-///   P(r) = P_idle + P_mem * u_mem + P_sm * r^alpha * (a * u_busy + (1 - a) * u_tensor)
+///   P(r) = P_idle + P_active + P_leak * (v(r) - v0) + P_mem * u_mem
+///          + P_sm * r * v(r)^2 * (a * u_busy + (1 - a) * u_tensor)
 /// with u_mem the achieved fraction of peak bandwidth, u_busy the fraction of the step the SMs
-/// run kernels, u_tensor the fraction of tensor peak (at clock r) achieved.
+/// run kernels, u_tensor the fraction of tensor peak (at clock r) achieved. Above the floor,
+/// dynamic power falls about as f^3; below it, only as f.
 ///
-/// The firmware picks the largest clock whose power fits the cap, as NVIDIA's power brake does;
-/// a locked clock bounds it further. Thread-safety: immutable after construction.
+/// Cap enforcement: the firmware runs at the largest supported clock (f_max - k * step) whose
+/// power fits the cap, as NVIDIA's power controller settles; a locked clock bounds it further.
+/// The outcome says what held the clock down, which NVML reports as clocks-event reasons (SW
+/// power cap; HW slowdown when even the lowest clock exceeds the cap). Thread-safety: immutable
+/// after construction.
 
 #include <array>
 
@@ -42,12 +50,21 @@ struct StepWork {
     }
 };
 
+/// What held the SM clock below f_max during a step (a bit mask).
+enum ClockLimit : unsigned {
+    kClockFree = 0,
+    kClockLocked = 1U << 0,      ///< a locked clock (nvidia-smi -lgc) set the ceiling
+    kClockPowerCap = 1U << 1,    ///< the power cap lowered the clock (NVML: SW power cap)
+    kClockCapAtFloor = 1U << 2,  ///< the cap is not met even at the lowest clock (HW slowdown)
+};
+
 /// What a step took on one GPU.
 struct StepOutcome {
     double duration_s = 0.0;
     double power_w = 0.0;       ///< average over the step
     double clock_ratio = 1.0;   ///< f / f_max
     double sm_clock_mhz = 0.0;
+    unsigned limits = kClockFree;  ///< ClockLimit bits
 };
 
 /// The GPU model: one per GPU type and compute precision.
@@ -57,7 +74,7 @@ public:
     explicit GpuPhysics(GpuSpec spec, bool fp8_compute = false);
 
     /// Runs `work` under `power_cap_w` (clamped to the spec's range). `locked_clock_mhz` > 0
-    /// caps the SM clock as `nvidia-smi -lgc` would.
+    /// caps the SM clock as `nvidia-smi -lgc` would (rounded down to a supported clock).
     [[nodiscard]] StepOutcome run_step(const StepWork& work, double power_cap_w,
                                        double locked_clock_mhz = 0.0) const;
 
@@ -69,11 +86,19 @@ public:
     [[nodiscard]] double peak_flops() const { return m_peak_flops; }
     /// Clamps a requested cap to [power_limit_min_w, power_limit_max_w].
     [[nodiscard]] double clamp_cap(double power_cap_w) const;
+    /// v(r): core voltage at clock ratio r relative to the voltage at f_max.
+    [[nodiscard]] double voltage_ratio(double clock_ratio) const;
+    /// The highest supported SM clock at or below `mhz` (within [min, max]).
+    [[nodiscard]] double supported_clock_mhz(double mhz) const;
 
 private:
+    /// Supported clock k steps below f_max, as a ratio.
+    [[nodiscard]] double step_ratio(int k) const;
+
     GpuSpec m_spec;
     double m_peak_flops;
-    double m_clock_ratio_min;
+    double m_step_mhz;  ///< spacing of supported clocks
+    int m_clock_steps;  ///< supported clocks below f_max down to f_min
 };
 
 }  // namespace pals::sim

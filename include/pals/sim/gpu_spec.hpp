@@ -25,10 +25,16 @@ struct GpuCalibration {
     double sample_s_per_vocab = 2e-10;   ///< per sequence per vocabulary entry at f_max
                                          ///< (logits processing, top-p/top-k sampling)
     double mem_power_w = 150.0;       ///< HBM + interface power at full bandwidth
-    double sm_power_w = 450.0;        ///< SM power at f_max with tensor cores saturated
+    double sm_power_w = 450.0;        ///< SM dynamic power at f_max and V_max, tensor cores
+                                      ///< saturated; scales as f x V(f)^2 x activity
     double sm_busy_fraction = 0.5;    ///< SM power drawn by a busy, memory-bound kernel, as a
                                       ///< fraction of sm_power_w (issue, load/store units)
-    double clock_exponent = 2.0;      ///< alpha in (f / f_max)^alpha
+    double active_power_w = 0.0;      ///< drawn above idle by a GPU serving steps, whatever
+                                      ///< its clock (P0 state: uncore, links, regulators)
+    double leakage_w = 0.0;           ///< leakage at V_max above its value at the voltage floor;
+                                      ///< scales with V(f)
+    double voltage_floor = 0.7;       ///< V at and below the floor clock, relative to V(f_max)
+    double voltage_floor_clock = 0.5; ///< f / f_max below which the voltage stays at the floor
     double mem_clock_knee = 0.45;     ///< below this f/f_max the SMs cannot keep HBM saturated
 };
 
@@ -45,6 +51,7 @@ struct GpuSpec {
     double power_limit_default_w = 0;
     double sm_clock_max_mhz = 0;
     double sm_clock_min_mhz = 0;
+    double sm_clock_step_mhz = 15;  ///< supported SM clocks: max - k x step, down to min
     double idle_power_w = 0;
     GpuCalibration calibration;
 };

@@ -107,6 +107,8 @@ struct ReplicaObservation {
     std::uint64_t preemptions = 0;  ///< cumulative
     double power_w = 0.0;          ///< per GPU, of the last step (idle power when idle)
     double sm_clock_mhz = 0.0;     ///< of the last step
+    unsigned clock_limits = 0;     ///< ClockLimit bits of the last step (0 when idle)
+    bool busy = false;             ///< a step is running now
     double power_cap_w = 0.0;      ///< per GPU
     int batch_cap = 0;
     int gpus = 0;

@@ -19,6 +19,7 @@
 #include "pals/common/file_util.hpp"
 #include "pals/common/json.hpp"
 #include "pals/power/gpu_backend.hpp"
+#include "pals/power/simulated_gpu_backend.hpp"
 #include "pals/sim/gpu_spec.hpp"
 #include "power/nvml/nvml_error.hpp"
 
@@ -679,23 +680,9 @@ Operating FakeDriver::operating(const DeviceState& state) const {
     const double cap = m_physics->clamp_cap(enforced_limit_w(state));
     const double locked = state.locked_max_mhz;
     const sim::StepOutcome out = m_physics->run_step(m_config.load.work, cap, locked);
-    double top_ratio = 1.0;
-    if (locked > 0.0) {
-        top_ratio = std::clamp(locked / spec.sm_clock_max_mhz,
-                               spec.sm_clock_min_mhz / spec.sm_clock_max_mhz, 1.0);
-    }
-    const sim::StepOutcome top = m_physics->evaluate(m_config.load.work, top_ratio);
     op.power_w = out.power_w;
     op.sm_clock_mhz = out.sm_clock_mhz;
-    if (top.power_w > cap) {
-        op.reasons |= to_mask(ThrottleReason::kSwPowerCap);
-    }
-    if (out.power_w > cap + kBrakeToleranceW) {
-        op.reasons |= to_mask(ThrottleReason::kHwPowerBrakeSlowdown);
-    }
-    if (locked > 0.0 && locked < spec.sm_clock_max_mhz) {
-        op.reasons |= to_mask(ThrottleReason::kApplicationsClocksSetting);
-    }
+    op.reasons |= throttle_reasons_of(out.limits);
     return op;
 }
 

@@ -122,12 +122,34 @@ TEST(SimulatedGpuBackendTest, ThrottleFlagWhenTheCapBinds) {
     EXPECT_LE(s->power_w, 250.0);
 }
 
-TEST(SimulatedGpuBackendTest, PowerAboveTheCapIsAPowerBrake) {
+TEST(SimulatedGpuBackendTest, PowerAboveTheCapIsAHardwareSlowdown) {
     SimulatedGpuBackend backend(h100(), 1);
     ASSERT_OK(backend.set_power_limit(0, 200.0));
     ASSERT_OK(backend.record_interval(0, 260.0, 345.0, 0.1));
-    EXPECT_NE(backend.sample(0)->throttle_reasons & to_mask(ThrottleReason::kHwPowerBrakeSlowdown),
-              0U);
+    EXPECT_NE(backend.sample(0)->throttle_reasons & to_mask(ThrottleReason::kHwSlowdown), 0U);
+}
+
+TEST(SimulatedGpuBackendTest, ReasonsFromThePhysicsAreReportedAsNvmlWould) {
+    EXPECT_EQ(throttle_reasons_of(sim::kClockFree), 0U);
+    EXPECT_EQ(throttle_reasons_of(sim::kClockFree, false), to_mask(ThrottleReason::kGpuIdle));
+    EXPECT_EQ(throttle_reasons_of(sim::kClockLocked), to_mask(ThrottleReason::kApplicationsClocksSetting));
+    EXPECT_EQ(throttle_reasons_of(sim::kClockPowerCap), to_mask(ThrottleReason::kSwPowerCap));
+    EXPECT_EQ(throttle_reasons_of(sim::kClockPowerCap | sim::kClockCapAtFloor),
+              to_mask(ThrottleReason::kSwPowerCap) | to_mask(ThrottleReason::kHwSlowdown));
+    // A cap that holds the clock under a lock reports both.
+    EXPECT_EQ(throttle_reasons_of(sim::kClockLocked | sim::kClockPowerCap),
+              to_mask(ThrottleReason::kApplicationsClocksSetting) | to_mask(ThrottleReason::kSwPowerCap));
+
+    // The physics' reasons replace the derived ones.
+    SimulatedGpuBackend backend(h100(), 1);
+    ASSERT_OK(backend.set_power_limit(0, 200.0));
+    const sim::GpuPhysics physics(h100());
+    sim::StepWork prefill;
+    prefill.add(400e12, 20e9);
+    const sim::StepOutcome o = physics.run_step(prefill, 200.0);
+    ASSERT_NE(o.limits & sim::kClockPowerCap, 0U);
+    ASSERT_OK(backend.record_interval(0, o.power_w, o.sm_clock_mhz, o.duration_s, throttle_reasons_of(o.limits)));
+    EXPECT_EQ(backend.sample(0)->throttle_reasons, to_mask(ThrottleReason::kSwPowerCap));
 }
 
 TEST(SimulatedGpuBackendTest, LockedClocksAreKeptAndReported) {

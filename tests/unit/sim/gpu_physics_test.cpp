@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "test_models.hpp"
 
 namespace pals::sim {
@@ -77,6 +79,65 @@ TEST(GpuPhysicsTest, LockedClockBoundsTheClock) {
     GpuPhysics gpu(testing::h100());
     const StepOutcome o = gpu.run_step(compute_bound_step(), 700.0, 990.0);
     EXPECT_NEAR(o.sm_clock_mhz, 990.0, 1e-6);
+}
+
+TEST(GpuPhysicsTest, VoltageFallsWithTheClockDownToTheFloorOnly) {
+    GpuPhysics gpu(testing::h100());
+    const GpuCalibration& cal = gpu.spec().calibration;
+    EXPECT_DOUBLE_EQ(gpu.voltage_ratio(1.0), 1.0);
+    EXPECT_DOUBLE_EQ(gpu.voltage_ratio(cal.voltage_floor_clock), cal.voltage_floor);
+    EXPECT_DOUBLE_EQ(gpu.voltage_ratio(cal.voltage_floor_clock * 0.5), cal.voltage_floor);
+    EXPECT_LT(gpu.voltage_ratio(0.5 * (1.0 + cal.voltage_floor_clock)), 1.0);
+    EXPECT_GT(gpu.voltage_ratio(0.5 * (1.0 + cal.voltage_floor_clock)), cal.voltage_floor);
+}
+
+TEST(GpuPhysicsTest, BelowTheVoltageFloorPowerFallsOnlyLinearly) {
+    // Same relative clock step above and below the floor: dynamic power ~ f V^2 falls by the
+    // clock ratio cubed above the floor, by the ratio alone below it.
+    GpuPhysics gpu(testing::h100());
+    const double floor = gpu.spec().calibration.voltage_floor_clock;
+    const StepWork w = compute_bound_step();
+    auto drop = [&](double hi) {
+        const double lo = hi * 0.9;
+        return gpu.evaluate(w, hi).power_w * gpu.evaluate(w, hi).duration_s -
+               gpu.evaluate(w, lo).power_w * gpu.evaluate(w, lo).duration_s;
+    };
+    const double above = drop(1.0);
+    const double below = drop(floor * 0.9);
+    EXPECT_GT(above, 0.0);
+    // Energy per step: above the floor a lower clock saves energy; below it the longer step
+    // costs more static energy than the clock saves (the energy minimum sits near the floor).
+    EXPECT_LT(below, above);
+}
+
+TEST(GpuPhysicsTest, ClocksAreTheSupportedSteps) {
+    GpuPhysics gpu(testing::h100());
+    EXPECT_DOUBLE_EQ(gpu.supported_clock_mhz(1000.0), 990.0);  // 1980 - 66 x 15
+    EXPECT_DOUBLE_EQ(gpu.supported_clock_mhz(5000.0), 1980.0);
+    EXPECT_DOUBLE_EQ(gpu.supported_clock_mhz(100.0), 345.0);
+    const StepOutcome locked = gpu.run_step(memory_bound_step(), 700.0, 1000.0);
+    EXPECT_DOUBLE_EQ(locked.sm_clock_mhz, 990.0);
+    EXPECT_EQ(locked.limits, kClockLocked);
+    const StepOutcome capped = gpu.run_step(compute_bound_step(), 300.0);
+    EXPECT_EQ(capped.limits, kClockPowerCap);
+    const double steps = (1980.0 - capped.sm_clock_mhz) / 15.0;
+    EXPECT_NEAR(steps, std::round(steps), 1e-9) << capped.sm_clock_mhz;
+    // One supported step higher would not fit the cap.
+    EXPECT_GT(gpu.evaluate(compute_bound_step(), (capped.sm_clock_mhz + 15.0) / 1980.0).power_w, 300.0);
+}
+
+TEST(GpuPhysicsTest, LimitsSayWhatHeldTheClock) {
+    GpuPhysics gpu(testing::h100());
+    EXPECT_EQ(gpu.run_step(memory_bound_step(), 700.0).limits, kClockFree);
+    EXPECT_EQ(gpu.run_step(compute_bound_step(), 700.0, 990.0).limits & kClockLocked, kClockLocked);
+    // A cap the lowest clock cannot meet: the GPU runs at its lowest clock, over the cap.
+    GpuSpec hot = testing::h100();
+    hot.calibration.active_power_w = 300.0;
+    GpuPhysics hot_gpu(hot);
+    const StepOutcome o = hot_gpu.run_step(compute_bound_step(), 200.0);
+    EXPECT_DOUBLE_EQ(o.sm_clock_mhz, 345.0);
+    EXPECT_GT(o.power_w, 200.0);
+    EXPECT_EQ(o.limits, kClockPowerCap | kClockCapAtFloor);
 }
 
 TEST(GpuPhysicsTest, CapIsClampedToTheRange) {

@@ -1,0 +1,392 @@
+#include "pals/sim/dvfs_calibration.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <map>
+
+#include "pals/common/file_util.hpp"
+#include "pals/common/log.hpp"
+#include "pals/model/model_spec.hpp"
+#include "pals/sim/gpu_physics.hpp"
+#include "pals/sim/simulator.hpp"
+
+namespace pals::sim {
+
+namespace {
+
+/// Grid of the stage's GEMM share searched against its time curve.
+constexpr double kShareLo = 0.20;
+constexpr double kShareHi = 1.00;
+constexpr double kShareStep = 0.005;
+/// Starting points of the voltage floor clock (f / f_max) in the sweep fit.
+constexpr int kFloorClockStarts = 9;
+constexpr double kFloorClockLo = 0.45;
+constexpr double kFloorClockHi = 0.85;
+/// Requests per sequence slot of a decode replay (enough for a steady state).
+constexpr int kDecodeRequestsPerSeq = 4;
+
+bool parse_number(std::string_view text, double& out) {
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(text.data(), end, out);
+    return ec == std::errc() && ptr == end && std::isfinite(out);
+}
+
+std::vector<std::string_view> split_commas(std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t pos = line.find(',', start);
+        out.push_back(line.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
+        if (pos == std::string_view::npos) {
+            return out;
+        }
+        start = pos + 1;
+    }
+}
+
+/// The stage as the simulator sees it: `share` of the time at f_max in GEMMs, the rest
+/// streaming memory (elementwise ops, norms, optimizer-free activations).
+StepWork stage_work(const GpuSpec& gpu, double share, double time_at_fmax_s) {
+    const GpuCalibration& cal = gpu.calibration;
+    StepWork w;
+    w.add(share * time_at_fmax_s * cal.compute_efficiency * gpu.peak_bf16_flops, 0.0);
+    w.add(0.0, (1.0 - share) * time_at_fmax_s * cal.mem_efficiency * gpu.hbm_bandwidth_bps);
+    return w;
+}
+
+struct SweepPrediction {
+    std::vector<StepOutcome> outcomes;  ///< one per point
+};
+
+SweepPrediction predict(const ClockSweep& sweep, const GpuPhysics& physics, double share, double limit_w) {
+    SweepPrediction p;
+    const double t_top = sweep.points.front().time_s;
+    const StepWork work = stage_work(physics.spec(), share, t_top);
+    for (const ClockSweep::Point& pt : sweep.points) {
+        p.outcomes.push_back(physics.run_step(work, limit_w, pt.clock_mhz));
+    }
+    return p;
+}
+
+double time_error(const ClockSweep& sweep, const SweepPrediction& p) {
+    double err = 0.0;
+    const double t0 = p.outcomes.front().duration_s;
+    const double m0 = sweep.points.front().time_s;
+    for (std::size_t i = 0; i < sweep.points.size(); ++i) {
+        err += std::abs(p.outcomes[i].duration_s / t0 - sweep.points[i].time_s / m0);
+    }
+    return err / static_cast<double>(sweep.points.size());
+}
+
+}  // namespace
+
+Result<std::vector<ClockSweep>> load_clock_sweeps(const std::filesystem::path& csv) {
+    Result<std::string> text = read_file(csv);
+    if (!text.is_ok()) {
+        return text.status();
+    }
+    // instruction -> clock -> (time, energy) summed over stages
+    std::map<std::string, std::map<double, std::pair<double, double>>> sums;
+    std::map<std::string, std::size_t> column;
+    std::size_t start = 0;
+    int line_no = 0;
+    const std::string& data = text.value();
+    while (start < data.size()) {
+        std::size_t end = data.find('\n', start);
+        if (end == std::string::npos) {
+            end = data.size();
+        }
+        std::string_view line(data.data() + start, end - start);
+        start = end + 1;
+        ++line_no;
+        if (!line.empty() && line.back() == '\r') {
+            line.remove_suffix(1);
+        }
+        if (line.empty()) {
+            continue;
+        }
+        const auto fields = split_commas(line);
+        const std::string where = csv.string() + ":" + std::to_string(line_no);
+        if (column.empty()) {
+            for (std::size_t i = 0; i < fields.size(); ++i) {
+                column[std::string(fields[i])] = i;
+            }
+            for (const char* name : {"instruction", "frequency", "time", "energy"}) {
+                if (!column.contains(name)) {
+                    return Status::invalid_argument(where + ": missing column '" + name + "'");
+                }
+            }
+            continue;
+        }
+        if (fields.size() != column.size()) {
+            return Status::invalid_argument(where + ": expected " + std::to_string(column.size()) + " fields, found " +
+                                            std::to_string(fields.size()));
+        }
+        double values[3] = {};
+        const char* names[3] = {"frequency", "time", "energy"};
+        for (int i = 0; i < 3; ++i) {
+            const std::string_view field = fields[column.at(names[i])];
+            if (!parse_number(field, values[i]) || values[i] <= 0.0) {
+                return Status::invalid_argument(where + ": column '" + names[i] + "' must be a positive number, got '" +
+                                                std::string(field) + "'");
+            }
+        }
+        auto& cell = sums[std::string(fields[column.at("instruction")])][values[0]];
+        cell.first += values[1];
+        cell.second += values[2];
+    }
+    if (sums.empty()) {
+        return Status::invalid_argument(csv.string() + ": no data rows");
+    }
+    std::vector<ClockSweep> out;
+    for (const auto& [instruction, by_clock] : sums) {
+        ClockSweep sweep;
+        sweep.name = csv.stem().string() + " " + instruction;
+        for (auto it = by_clock.rbegin(); it != by_clock.rend(); ++it) {
+            sweep.points.push_back({it->first, it->second.first, it->second.second});
+        }
+        if (sweep.points.size() < 2) {
+            return Status::invalid_argument(csv.string() + ": '" + instruction + "' has fewer than two clocks");
+        }
+        out.push_back(std::move(sweep));
+    }
+    return out;
+}
+
+SweepReport replay_clock_sweep(const ClockSweep& sweep, const GpuSpec& gpu, double power_limit_w) {
+    if (power_limit_w <= 0.0) {
+        power_limit_w = sweep.points.front().energy_j / sweep.points.front().time_s;
+    }
+    GpuSpec spec = gpu;
+    spec.power_limit_max_w = std::max(spec.power_limit_max_w, power_limit_w);
+    const GpuPhysics physics(spec);
+    // The GEMM share is a property of the workload: fit it to the time curve alone.
+    double best_share = kShareLo;
+    double best_err = std::numeric_limits<double>::infinity();
+    for (double share = kShareLo; share <= kShareHi + 1e-9; share += kShareStep) {
+        const double err = time_error(sweep, predict(sweep, physics, share, power_limit_w));
+        if (err < best_err) {
+            best_err = err;
+            best_share = share;
+        }
+    }
+    const SweepPrediction p = predict(sweep, physics, best_share, power_limit_w);
+    SweepReport r;
+    r.name = sweep.name;
+    r.power_limit_w = power_limit_w;
+    r.compute_share = best_share;
+    const ClockSweep::Point& top = sweep.points.front();
+    const StepOutcome& sim_top = p.outcomes.front();
+    r.power_top_meas_w = top.energy_j / top.time_s;
+    r.power_top_sim_w = sim_top.power_w;
+    double min_meas = std::numeric_limits<double>::infinity();
+    double min_sim = std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < sweep.points.size(); ++i) {
+        const ClockSweep::Point& m = sweep.points[i];
+        const StepOutcome& o = p.outcomes[i];
+        SweepRow row;
+        row.clock_mhz = m.clock_mhz;
+        row.sim_clock_mhz = o.sm_clock_mhz;
+        row.time_ratio_meas = m.time_s / top.time_s;
+        row.time_ratio_sim = o.duration_s / sim_top.duration_s;
+        row.energy_ratio_meas = m.energy_j / top.energy_j;
+        row.energy_ratio_sim = (o.power_w * o.duration_s) / (sim_top.power_w * sim_top.duration_s);
+        r.mae_time_pct += std::abs(row.time_ratio_sim - row.time_ratio_meas) * 100.0;
+        r.mae_energy_pct += std::abs(row.energy_ratio_sim - row.energy_ratio_meas) * 100.0;
+        if (row.energy_ratio_meas < min_meas) {
+            min_meas = row.energy_ratio_meas;
+            r.min_energy_clock_meas_mhz = m.clock_mhz;
+        }
+        if (row.energy_ratio_sim < min_sim) {
+            min_sim = row.energy_ratio_sim;
+            r.min_energy_clock_sim_mhz = m.clock_mhz;
+        }
+        r.rows.push_back(row);
+    }
+    const auto n = static_cast<double>(r.rows.size());
+    r.mae_time_pct /= n;
+    r.mae_energy_pct /= n;
+    return r;
+}
+
+std::span<const PublishedDecodeFigure> published_decode_figures() {
+    static const std::vector<PublishedDecodeFigure> kFigures = {};
+    return kFigures;
+}
+
+namespace {
+
+struct DecodeRun {
+    double j_per_token = 0;
+    double median_itl_s = 0;
+    double power_w = 0;  ///< per GPU
+};
+
+Result<DecodeRun> run_decode(const model::ModelSpec& model, const GpuSpec& gpu, const PublishedDecodeFigure& f,
+                             double locked_clock_mhz) {
+    NodeConfig node;
+    node.model = model;
+    node.gpu = gpu;
+    node.parallel.tp = f.tp;
+    node.engine.max_num_seqs = f.batch;
+    node.locked_clock_mhz = locked_clock_mhz;
+    std::vector<workload::Request> requests;
+    for (int i = 0; i < f.batch * kDecodeRequestsPerSeq; ++i) {
+        requests.push_back({static_cast<std::uint64_t>(i), 0.0, f.input_len, f.output_len});
+    }
+    Result<Simulator> sim = Simulator::create(node, std::move(requests));
+    if (!sim.is_ok()) {
+        return sim.status().with_prefix(f.source);
+    }
+    sim->run_to_completion();
+    const SimulationReport report = sim->report();
+    DecodeRun run;
+    if (report.steady) {
+        run.j_per_token = report.steady->j_per_token;
+        run.median_itl_s = report.steady->itl_s.p50;
+        run.power_w = report.steady->avg_power_w / f.tp;
+    } else {
+        run.j_per_token = report.j_per_token;
+        run.median_itl_s = report.itl_s.p50;
+        run.power_w = report.avg_power_w / f.tp;
+    }
+    return run;
+}
+
+}  // namespace
+
+Result<std::vector<DecodeFigureRow>> replay_decode_figures(std::span<const PublishedDecodeFigure> figures,
+                                                           const GpuSpec& gpu_for_h100_family,
+                                                           const std::filesystem::path& models_dir) {
+    std::vector<DecodeFigureRow> rows;
+    for (const PublishedDecodeFigure& f : figures) {
+        Result<GpuSpec> named = find_gpu_spec(f.gpu);
+        if (!named.is_ok()) {
+            return named.status().with_prefix(f.source);
+        }
+        // The figure's GPU with the calibration under test (GH100 parts share one curve).
+        GpuSpec gpu = named.value();
+        gpu.calibration = gpu_for_h100_family.calibration;
+        Result<model::ModelSpec> model = model::load_model_spec(models_dir / f.model_file);
+        if (!model.is_ok()) {
+            return model.status().with_prefix(f.source);
+        }
+        const double clock = f.locked_clock_mhz > 0.0 ? GpuPhysics(gpu).supported_clock_mhz(f.locked_clock_mhz)
+                                                      : gpu.sm_clock_min_mhz;
+        Result<DecodeRun> base = run_decode(model.value(), gpu, f, 0.0);
+        if (!base.is_ok()) {
+            return base.status();
+        }
+        Result<DecodeRun> locked = run_decode(model.value(), gpu, f, clock);
+        if (!locked.is_ok()) {
+            return locked.status();
+        }
+        DecodeFigureRow row;
+        row.published = f;
+        row.clock_mhz = clock;
+        row.energy_saving_pct = (1.0 - locked->j_per_token / base->j_per_token) * 100.0;
+        row.latency_increase_pct = (locked->median_itl_s / base->median_itl_s - 1.0) * 100.0;
+        row.power_default_w = base->power_w;
+        row.power_locked_w = locked->power_w;
+        rows.push_back(row);
+    }
+    return rows;
+}
+
+double decode_figure_error(const std::vector<DecodeFigureRow>& rows) {
+    if (rows.empty()) {
+        return 0.0;
+    }
+    double err = 0.0;
+    for (const DecodeFigureRow& r : rows) {
+        err += std::abs(r.energy_saving_pct - r.published.energy_saving_pct) +
+               0.5 * std::abs(r.latency_increase_pct - r.published.latency_increase_pct);
+    }
+    return err / static_cast<double>(rows.size());
+}
+
+Result<GpuSpec> coordinate_search(const GpuSpec& start, std::span<const FitParam> params,
+                                  const std::function<Result<double>(const GpuSpec&)>& score, int evaluations) {
+    GpuSpec best = start;
+    Result<double> first = score(best);
+    if (!first.is_ok()) {
+        return first.status();
+    }
+    double best_score = first.value();
+    int used = 1;
+    double step = 0.2;
+    while (used < evaluations && step > 0.005) {
+        bool improved = false;
+        for (const FitParam& p : params) {
+            for (const double direction : {1.0, -1.0}) {
+                if (used >= evaluations) {
+                    break;
+                }
+                GpuSpec candidate = best;
+                double& value = candidate.calibration.*(p.field);
+                const double base = value == 0.0 ? p.hi * 0.01 : value;
+                value = std::clamp(base * (1.0 + direction * step), p.lo, p.hi);
+                Result<double> s = score(candidate);
+                ++used;
+                if (!s.is_ok()) {
+                    return s.status();
+                }
+                if (s.value() < best_score) {
+                    best_score = s.value();
+                    best = candidate;
+                    improved = true;
+                    PALS_LOG_INFO("calibrate: {} -> {:.6g} (score {:.3f}, eval {})", p.name, value, best_score, used);
+                    break;
+                }
+            }
+        }
+        if (!improved) {
+            step /= 2.0;
+        }
+    }
+    return best;
+}
+
+Result<GpuSpec> fit_sweep_calibration(const std::vector<ClockSweep>& sweeps, const GpuSpec& start,
+                                      double power_limit_w, int evaluations) {
+    // Compute-bound stages: the busy fraction of memory-bound kernels is not identified here.
+    static constexpr std::array<FitParam, 5> kParams = {{
+        {"sm_power_w", &GpuCalibration::sm_power_w, 50.0, 2000.0},
+        {"active_power_w", &GpuCalibration::active_power_w, 0.0, 400.0},
+        {"leakage_w", &GpuCalibration::leakage_w, 0.0, 400.0},
+        {"voltage_floor", &GpuCalibration::voltage_floor, 0.3, 1.0},
+        {"voltage_floor_clock", &GpuCalibration::voltage_floor_clock, 0.2, 0.95},
+    }};
+    auto score = [&](const GpuSpec& gpu) -> Result<double> {
+        double s = 0.0;
+        for (const ClockSweep& sweep : sweeps) {
+            const SweepReport r = replay_clock_sweep(sweep, gpu, power_limit_w);
+            s += r.mae_time_pct + r.mae_energy_pct +
+                 std::abs(r.power_top_sim_w - r.power_top_meas_w) / r.power_top_meas_w * 100.0;
+        }
+        return s / static_cast<double>(sweeps.size());
+    };
+    // The floor clock moves the curve's kink, where a local search stalls: start from a grid.
+    GpuSpec best = start;
+    double best_score = std::numeric_limits<double>::infinity();
+    const int per_start = std::max(1, evaluations / kFloorClockStarts);
+    for (int i = 0; i < kFloorClockStarts; ++i) {
+        GpuSpec from = start;
+        from.calibration.voltage_floor_clock =
+            kFloorClockLo + (kFloorClockHi - kFloorClockLo) * i / static_cast<double>(kFloorClockStarts - 1);
+        Result<GpuSpec> fitted = coordinate_search(from, kParams, score, per_start);
+        if (!fitted.is_ok()) {
+            return fitted.status();
+        }
+        Result<double> s = score(fitted.value());
+        if (s.is_ok() && s.value() < best_score) {
+            best_score = s.value();
+            best = fitted.value();
+        }
+    }
+    return best;
+}
+
+}  // namespace pals::sim
