@@ -83,7 +83,7 @@ std::string decode_table(const std::vector<sim::DecodeFigureRow>& rows) {
     for (const sim::DecodeFigureRow& r : rows) {
         const sim::PublishedDecodeFigure& f = r.published;
         const std::string model = f.model_file.substr(f.model_file.find("__") + 2);
-        cells.push_back({f.source, fmt::format("{} {} TP{} B={}", f.gpu, model.substr(0, model.rfind('.')), f.tp, f.batch),
+        cells.push_back({f.source, fmt::format("{} {} TP{} B={}", f.gpu, model.substr(0, model.rfind('.')), f.tp, r.batch),
                          fmt::format("{:.0f}", r.clock_mhz), fmt::format("{:.0f}", f.energy_saving_pct),
                          fmt::format("{:.1f}", r.energy_saving_pct), fmt::format("{:.0f}", f.latency_increase_pct),
                          fmt::format("{:.1f}", r.latency_increase_pct),
@@ -105,7 +105,7 @@ nlohmann::json decode_json(const std::vector<sim::DecodeFigureRow>& rows) {
                        {"gpu", f.gpu},
                        {"model", f.model_file},
                        {"tp", f.tp},
-                       {"batch", f.batch},
+                       {"batch", r.batch},
                        {"clock_mhz", r.clock_mhz},
                        {"energy_saving_pct", {{"published", f.energy_saving_pct}, {"predicted", r.energy_saving_pct}}},
                        {"latency_increase_pct",

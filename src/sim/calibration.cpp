@@ -243,7 +243,7 @@ Result<FidelityReport> evaluate_fidelity(const std::vector<MeasuredRun>& runs, c
 Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, const GpuSpec& start,
                                        const FidelitySettings& settings, int evaluations,
                                        std::span<const PublishedDecodeFigure> decode_figures) {
-    static constexpr std::array<FitParam, 16> kParams = {{
+    static constexpr std::array<FitParam, 13> kParams = {{
         {"mem_efficiency", &GpuCalibration::mem_efficiency, 0.3, 0.95},
         {"compute_efficiency", &GpuCalibration::compute_efficiency, 0.2, 0.95},
         {"attention_efficiency", &GpuCalibration::attention_efficiency, 0.1, 0.95},
@@ -256,11 +256,10 @@ Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, con
         {"sm_power_w", &GpuCalibration::sm_power_w, 50.0, 2000.0},
         {"sm_busy_fraction", &GpuCalibration::sm_busy_fraction, 0.0, 1.0},
         {"active_power_w", &GpuCalibration::active_power_w, 0.0, 400.0},
-        // Identified only by the clock-locked figures: the 700 W rows run at f_max.
+        // Identified only by the clock-locked figures: the 700 W rows run at f_max. The voltage
+        // curve and the HBM knee are not fitted: one published figure cannot identify them
+        // (docs/gpus.md gives their sources).
         {"leakage_w", &GpuCalibration::leakage_w, 0.0, 400.0},
-        {"voltage_floor", &GpuCalibration::voltage_floor, 0.3, 1.0},
-        {"voltage_floor_clock", &GpuCalibration::voltage_floor_clock, 0.2, 0.95},
-        {"mem_clock_knee", &GpuCalibration::mem_clock_knee, 0.1, 0.9},
     }};
     constexpr std::size_t kFullLoadParams = 12;
     auto score = [&](const GpuSpec& gpu) -> Result<double> {

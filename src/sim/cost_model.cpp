@@ -203,6 +203,8 @@ StepWork StepCostModel::step_work(const StepShape& shape) const {
     work.add(2.0 * n * m_dense_params_per_token + 2.0 * shape.logits * m_lm_head_params,
              m_dense_weight_bytes);
     // Routed experts: weights of every distinct expert touched are streamed once.
+    int expert_kernel = -1;
+    KernelWork mean_expert;
     if (m_model.is_moe()) {
         const RoutingEntry& r = routing(shape.tokens());
         const double layers = m_model.num_moe_layers;
@@ -210,6 +212,10 @@ StepWork StepCostModel::step_work(const StepShape& shape) const {
         if (m_parallel.ep > 1) {
             work.add(2.0 * assignments * r.token_share_busiest * m_expert_params_gpu * layers,
                      layers * r.distinct_busiest * m_expert_bytes);
+            expert_kernel = work.num_kernels - 1;
+            const double ranks = m_parallel.ep;
+            mean_expert = KernelWork{2.0 * assignments / ranks * m_expert_params_gpu * layers,
+                                     layers * r.distinct_total / ranks * m_expert_bytes, 1.0};
         } else {
             work.add(2.0 * assignments * m_expert_params_gpu * layers,
                      layers * r.distinct_total * m_expert_bytes);
@@ -233,6 +239,24 @@ StepWork StepCostModel::step_work(const StepShape& shape) const {
     work.wait_s = m_model.num_layers * cal.layer_overhead_s + moe_overhead + m_allreduce_fixed_s +
                   m_allreduce_s_per_token * n;
     work.host_s = cal.step_overhead_s;
+    if (expert_kernel >= 0) {
+        // Roofline times at f_max on this GPU vs the replica's average GPU.
+        const double peak = m_model.weight_bytes <= 1.0 ? m_gpu.peak_fp8_flops : m_gpu.peak_bf16_flops;
+        const double flops_rate = cal.compute_efficiency * peak;
+        const double mem_rate = cal.mem_efficiency * m_gpu.hbm_bandwidth_bps;
+        auto kernel_s = [&](const KernelWork& k) {
+            return std::max(k.flops / flops_rate, k.bytes / (mem_rate * k.bandwidth_scale));
+        };
+        double busy = work.scaled_busy_s;
+        for (int i = 0; i < work.num_kernels; ++i) {
+            busy += kernel_s(work.kernels[static_cast<std::size_t>(i)]);
+        }
+        const double busiest_expert = kernel_s(work.kernels[static_cast<std::size_t>(expert_kernel)]);
+        if (busy > 0.0) {
+            work.mean_rank_busy_scale =
+                std::clamp((busy - busiest_expert + kernel_s(mean_expert)) / busy, 0.0, 1.0);
+        }
+    }
     return work;
 }
 

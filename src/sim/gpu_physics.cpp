@@ -62,9 +62,12 @@ StepOutcome GpuPhysics::evaluate(const StepWork& work, double clock_ratio) const
         out.power_w = m_spec.idle_power_w;
         return out;
     }
-    const double u_mem = total_bytes / (m_spec.hbm_bandwidth_bps * step_s);
-    const double u_busy = busy_s / step_s;
-    const double u_tensor = total_flops / (m_peak_flops * clock_ratio * step_s);
+    // Power is the replica's average GPU's: with expert parallelism the other ranks wait part of
+    // each MoE layer for the busiest one (mean_rank_busy_scale < 1).
+    const double rank_scale = work.mean_rank_busy_scale;
+    const double u_mem = rank_scale * total_bytes / (m_spec.hbm_bandwidth_bps * step_s);
+    const double u_busy = rank_scale * busy_s / step_s;
+    const double u_tensor = rank_scale * total_flops / (m_peak_flops * clock_ratio * step_s);
     const double sm_activity = cal.sm_busy_fraction * u_busy + (1.0 - cal.sm_busy_fraction) * u_tensor;
     const double v = voltage_ratio(clock_ratio);
     out.power_w = m_spec.idle_power_w + cal.active_power_w + cal.leakage_w * (v - cal.voltage_floor) +

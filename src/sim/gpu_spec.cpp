@@ -17,21 +17,24 @@ constexpr double kGiga = 1e9;
 GpuCalibration h100_calibration() {
     GpuCalibration c;
     c.mem_efficiency = 0.9216;
-    c.compute_efficiency = 0.8343;
-    c.attention_efficiency = 0.5942;
-    c.step_overhead_s = 0.000552922;
+    c.compute_efficiency = 0.6755;
+    c.attention_efficiency = 0.5281;
+    c.step_overhead_s = 0.00054601;
     c.layer_overhead_s = 4.01724e-05;
-    c.moe_layer_overhead_s = 2.72339e-06;
-    c.ep_layer_latency_s = 3.78384e-05;
+    c.moe_layer_overhead_s = 1.13656e-06;
+    c.ep_layer_latency_s = 3.57573e-05;
     c.sample_s_per_vocab = 3.456e-10;
-    c.mem_power_w = 66.18;
-    c.sm_power_w = 700.0;
-    c.sm_busy_fraction = 0.4;
-    c.active_power_w = 80.0;
-    c.leakage_w = 60.0;
-    c.voltage_floor = 0.65;
-    c.voltage_floor_clock = 0.5;
-    c.mem_clock_knee = 0.45;
+    c.mem_power_w = 240;
+    c.sm_power_w = 850;
+    c.sm_busy_fraction = 0.32;
+    c.active_power_w = 30.0;
+    c.leakage_w = 57.6;
+    // Assumed (docs/gpus.md): 685 mV measured at 345 MHz over an assumed 1.0 V at 1980 MHz; the
+    // floor at the base clock 1590 MHz, as the A100's sweep fit puts its floor at its base clock.
+    c.voltage_floor = 0.685;
+    c.voltage_floor_clock = 1590.0 / 1980.0;
+    // Assumed: streaming holds full bandwidth down to ~38 % of f_max (research notes).
+    c.mem_clock_knee = 0.38;
     return c;
 }
 
@@ -51,11 +54,12 @@ GpuCalibration scaled_calibration(double tdp_w, double idle_w) {
 /// (`pals calibrate --source sweep --fit`, docs/fidelity.md); efficiencies stay the H100's.
 GpuCalibration a100_calibration(double tdp_w, double idle_w) {
     GpuCalibration c = scaled_calibration(tdp_w, idle_w);
-    c.sm_power_w = 502.66;
-    c.active_power_w = 52.47;
-    c.leakage_w = 24.85;
-    c.voltage_floor = 0.6825;
-    c.voltage_floor_clock = 0.7883;
+    c.sm_power_w = 587.52;
+    c.active_power_w = 21.94;
+    c.leakage_w = 86.70;
+    c.voltage_floor = 0.7356;
+    c.voltage_floor_clock = 0.79;
+    c.mem_clock_knee = 0.38;
     return c;
 }
 

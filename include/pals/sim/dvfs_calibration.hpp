@@ -63,16 +63,20 @@ struct SweepReport {
 [[nodiscard]] SweepReport replay_clock_sweep(const ClockSweep& sweep, const GpuSpec& gpu, double power_limit_w);
 
 /// A published decode measurement at a locked SM clock (no raw data: the paper's figure).
+/// Either at one clock (`locked_clock_mhz`; 0 = the lowest supported), or "up to X % saved at
+/// minimal throughput loss": the best saving over batches and supported clocks whose ITL rises
+/// by at most `max_latency_increase_pct`.
 struct PublishedDecodeFigure {
     std::string source;        ///< citation
     std::string gpu;           ///< GpuSpec name
     std::string model_file;    ///< <org>__<name>.json in the models folder
     int tp = 1;
-    int batch = 8;             ///< concurrent sequences (max_num_seqs, closed loop)
-    int input_len = 512;
-    int output_len = 256;
-    double locked_clock_mhz = 0;  ///< the clock of the figure; 0: the lowest supported
-    double energy_saving_pct = 0;   ///< published: 1 - J/token(locked) / J/token(default)
+    std::vector<int> batches = {8};  ///< concurrent sequences (max_num_seqs, closed loop)
+    int input_len = 128;
+    int output_len = 1024;
+    double locked_clock_mhz = 0;
+    double max_latency_increase_pct = 0;  ///< > 0: search the best clock within this ITL rise
+    double energy_saving_pct = 0;     ///< published: 1 - J/token(locked) / J/token(default)
     double latency_increase_pct = 0;  ///< published: ITL(locked) / ITL(default) - 1
 };
 
@@ -81,7 +85,8 @@ struct PublishedDecodeFigure {
 
 struct DecodeFigureRow {
     PublishedDecodeFigure published;
-    double clock_mhz = 0;           ///< the locked clock simulated
+    int batch = 0;                  ///< the batch of the predicted figure
+    double clock_mhz = 0;           ///< the locked clock of the predicted figure
     double energy_saving_pct = 0;   ///< predicted
     double latency_increase_pct = 0;
     double power_default_w = 0;     ///< predicted per-GPU power at the default clock

