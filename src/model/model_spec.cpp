@@ -615,6 +615,29 @@ void read_sliding_window(FieldReader& r, Family family, ModelSpec& s) {
     }
 }
 
+/// Hybrid and state-space models keep a fixed-size recurrent state per sequence in their Mamba
+/// layers instead of a KV cache that grows per token; the cost model has no term for that, so
+/// these are refused by name rather than half-modelled as transformers.
+bool is_state_space(std::string_view name) {
+    const std::string lower = to_lower(name);
+    for (std::string_view key : {"mamba", "jamba", "zamba", "nemotronh", "nemotron_h",
+                                 "falconh1", "falcon_h1", "rwkv", "recurrentgemma", "bamba",
+                                 "granitemoehybrid", "plamo2", "lfm2"}) {
+        if (lower.find(key) != std::string::npos) {
+            return true;
+        }
+    }
+    return false;
+}
+
+Status state_space_error(std::string_view source, std::string_view name) {
+    return Status::invalid_argument(fmt::format(
+        "{}: architecture '{}' has hybrid/state-space (Mamba-style) layers, which are "
+        "unsupported: they hold a fixed recurrent state per sequence instead of a per-token KV "
+        "cache, and the cost model has no term for that state",
+        source, name));
+}
+
 /// Finds the architecture from `architectures[0]`, else from `model_type`.
 Result<const ArchInfo*> find_architecture(FieldReader& root, std::string_view source) {
     const std::vector<std::string> architectures = root.optional_strings("architectures");
@@ -623,6 +646,9 @@ Result<const ArchInfo*> find_architecture(FieldReader& root, std::string_view so
     }
     if (!architectures.empty()) {
         const ArchInfo* info = find_by_architecture(architectures.front());
+        if (info == nullptr && is_state_space(architectures.front())) {
+            return state_space_error(source, architectures.front());
+        }
         if (info == nullptr) {
             return Status::invalid_argument(
                 fmt::format("{}: unsupported architecture '{}' (supported: {})", source,
@@ -639,6 +665,9 @@ Result<const ArchInfo*> find_architecture(FieldReader& root, std::string_view so
             fmt::format("{}: missing field 'architectures' (and no 'model_type')", source));
     }
     const ArchInfo* info = find_by_model_type(*model_type);
+    if (info == nullptr && is_state_space(*model_type)) {
+        return state_space_error(source, *model_type);
+    }
     if (info == nullptr) {
         return Status::invalid_argument(
             fmt::format("{}: unsupported model_type '{}' (supported architectures: {})", source,

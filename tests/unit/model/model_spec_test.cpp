@@ -541,6 +541,14 @@ TEST(ModelSpecTest, UnknownArchitectureListsSupportedOnes) {
     expect_parse_error(config.dump(), "Gemma3ForConditionalGeneration");
 }
 
+TEST(ModelSpecTest, HybridStateSpaceModelsAreRefusedByName) {
+    expect_parse_error(R"({"architectures": ["NemotronHForCausalLM"], "model_type": "nemotron_h",
+                           "hybrid_override_pattern": "M-M-M*-"})",
+                       "'NemotronHForCausalLM' has hybrid/state-space");
+    expect_parse_error(R"({"architectures": ["JambaForCausalLM"]})", "per-token KV");
+    expect_parse_error(R"({"model_type": "mamba"})", "'mamba' has hybrid/state-space");
+}
+
 TEST(ModelSpecTest, LoadErrorsNameThePath) {
     const std::filesystem::path missing = models_dir() / "no-such-model.json";
     Result<ModelSpec> spec = load_model_spec(missing);
