@@ -47,6 +47,8 @@ enum class Family {
     kGptOss,    ///< MoE with MXFP4 experts, alternating sliding/full attention
     kGemma2,    ///< alternating local/global attention
     kGemma3,    ///< sliding_window_pattern local:global attention
+    kGptNeoX,   ///< GPT-NeoX / Pythia: MHA, plain two-matrix GELU MLP, untied lm_head
+    kGptJ,      ///< GPT-J: GPT-2 field names (n_embd, n_layer, n_head, n_inner), plain MLP
 };
 
 struct ArchInfo {
@@ -72,6 +74,8 @@ constexpr std::array kArchitectures = {
     ArchInfo{"Gemma2ForCausalLM", "gemma2", Family::kGemma2, false},
     ArchInfo{"Gemma3ForCausalLM", "gemma3_text", Family::kGemma3, false},
     ArchInfo{"Gemma3ForConditionalGeneration", "gemma3", Family::kGemma3, true},
+    ArchInfo{"GPTNeoXForCausalLM", "gpt_neox", Family::kGptNeoX, false},
+    ArchInfo{"GPTJForCausalLM", "gptj", Family::kGptJ, false},
 };
 
 std::string supported_architectures() {
@@ -611,6 +615,8 @@ void read_sliding_window(FieldReader& r, Family family, ModelSpec& s) {
         }
         case Family::kDeepseek:
         case Family::kLlama4:
+        case Family::kGptNeoX:
+        case Family::kGptJ:
             return;
     }
 }
@@ -713,9 +719,10 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
                  .value_or(std::filesystem::path(std::string(source)).stem().string());
 
     const bool gemma = info.family == Family::kGemma2 || info.family == Family::kGemma3;
-    s.num_layers = r.require_int("num_hidden_layers");
-    s.hidden_size = r.require_int("hidden_size");
-    s.num_attention_heads = r.require_int("num_attention_heads");
+    const bool gptj = info.family == Family::kGptJ;
+    s.num_layers = r.require_int(gptj ? "n_layer" : "num_hidden_layers");
+    s.hidden_size = r.require_int(gptj ? "n_embd" : "hidden_size");
+    s.num_attention_heads = r.require_int(gptj ? "n_head" : "num_attention_heads");
     s.num_kv_heads = r.optional_int("num_key_value_heads", s.num_attention_heads);
     s.vocab_size = info.family == Family::kGemma3
                        ? r.optional_int("vocab_size", kGemma3DefaultVocabSize)
@@ -769,6 +776,15 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
             const int width = r.require_int("intermediate_size");
             s.num_dense_layers = s.num_layers;
             s.dense_ffn_params = gated_mlp_params(s.hidden_size, width);
+            break;
+        }
+        case Family::kGptNeoX:
+        case Family::kGptJ: {
+            // Plain GELU MLP: up (hidden x width) and down (width x hidden), no gate.
+            const int width = gptj ? r.optional_int("n_inner", 4 * s.hidden_size)
+                                   : r.require_int("intermediate_size");
+            s.num_dense_layers = s.num_layers;
+            s.dense_ffn_params = 2.0 * s.hidden_size * static_cast<double>(width);
             break;
         }
         case Family::kMixtral: {
