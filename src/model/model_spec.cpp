@@ -47,6 +47,8 @@ enum class Family {
     kGptOss,    ///< MoE with MXFP4 experts, alternating sliding/full attention
     kGemma2,    ///< alternating local/global attention
     kGemma3,    ///< sliding_window_pattern local:global attention
+    kGptNeoX,   ///< GPT-NeoX / Pythia: MHA, plain two-matrix GELU MLP, untied lm_head
+    kGptJ,      ///< GPT-J: GPT-2 field names (n_embd, n_layer, n_head, n_inner), plain MLP
 };
 
 struct ArchInfo {
@@ -72,6 +74,8 @@ constexpr std::array kArchitectures = {
     ArchInfo{"Gemma2ForCausalLM", "gemma2", Family::kGemma2, false},
     ArchInfo{"Gemma3ForCausalLM", "gemma3_text", Family::kGemma3, false},
     ArchInfo{"Gemma3ForConditionalGeneration", "gemma3", Family::kGemma3, true},
+    ArchInfo{"GPTNeoXForCausalLM", "gpt_neox", Family::kGptNeoX, false},
+    ArchInfo{"GPTJForCausalLM", "gptj", Family::kGptJ, false},
 };
 
 std::string supported_architectures() {
@@ -611,8 +615,33 @@ void read_sliding_window(FieldReader& r, Family family, ModelSpec& s) {
         }
         case Family::kDeepseek:
         case Family::kLlama4:
+        case Family::kGptNeoX:
+        case Family::kGptJ:
             return;
     }
+}
+
+/// Hybrid and state-space models keep a fixed-size recurrent state per sequence in their Mamba
+/// layers instead of a KV cache that grows per token; the cost model has no term for that, so
+/// these are refused by name rather than half-modelled as transformers.
+bool is_state_space(std::string_view name) {
+    const std::string lower = to_lower(name);
+    for (std::string_view key : {"mamba", "jamba", "zamba", "nemotronh", "nemotron_h",
+                                 "falconh1", "falcon_h1", "rwkv", "recurrentgemma", "bamba",
+                                 "granitemoehybrid", "plamo2", "lfm2"}) {
+        if (lower.find(key) != std::string::npos) {
+            return true;
+        }
+    }
+    return false;
+}
+
+Status state_space_error(std::string_view source, std::string_view name) {
+    return Status::invalid_argument(fmt::format(
+        "{}: architecture '{}' has hybrid/state-space (Mamba-style) layers, which are "
+        "unsupported: they hold a fixed recurrent state per sequence instead of a per-token KV "
+        "cache, and the cost model has no term for that state",
+        source, name));
 }
 
 /// Finds the architecture from `architectures[0]`, else from `model_type`.
@@ -623,6 +652,9 @@ Result<const ArchInfo*> find_architecture(FieldReader& root, std::string_view so
     }
     if (!architectures.empty()) {
         const ArchInfo* info = find_by_architecture(architectures.front());
+        if (info == nullptr && is_state_space(architectures.front())) {
+            return state_space_error(source, architectures.front());
+        }
         if (info == nullptr) {
             return Status::invalid_argument(
                 fmt::format("{}: unsupported architecture '{}' (supported: {})", source,
@@ -639,6 +671,9 @@ Result<const ArchInfo*> find_architecture(FieldReader& root, std::string_view so
             fmt::format("{}: missing field 'architectures' (and no 'model_type')", source));
     }
     const ArchInfo* info = find_by_model_type(*model_type);
+    if (info == nullptr && is_state_space(*model_type)) {
+        return state_space_error(source, *model_type);
+    }
     if (info == nullptr) {
         return Status::invalid_argument(
             fmt::format("{}: unsupported model_type '{}' (supported architectures: {})", source,
@@ -684,9 +719,10 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
                  .value_or(std::filesystem::path(std::string(source)).stem().string());
 
     const bool gemma = info.family == Family::kGemma2 || info.family == Family::kGemma3;
-    s.num_layers = r.require_int("num_hidden_layers");
-    s.hidden_size = r.require_int("hidden_size");
-    s.num_attention_heads = r.require_int("num_attention_heads");
+    const bool gptj = info.family == Family::kGptJ;
+    s.num_layers = r.require_int(gptj ? "n_layer" : "num_hidden_layers");
+    s.hidden_size = r.require_int(gptj ? "n_embd" : "hidden_size");
+    s.num_attention_heads = r.require_int(gptj ? "n_head" : "num_attention_heads");
     s.num_kv_heads = r.optional_int("num_key_value_heads", s.num_attention_heads);
     s.vocab_size = info.family == Family::kGemma3
                        ? r.optional_int("vocab_size", kGemma3DefaultVocabSize)
@@ -740,6 +776,15 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
             const int width = r.require_int("intermediate_size");
             s.num_dense_layers = s.num_layers;
             s.dense_ffn_params = gated_mlp_params(s.hidden_size, width);
+            break;
+        }
+        case Family::kGptNeoX:
+        case Family::kGptJ: {
+            // Plain GELU MLP: up (hidden x width) and down (width x hidden), no gate.
+            const int width = gptj ? r.optional_int("n_inner", 4 * s.hidden_size)
+                                   : r.require_int("intermediate_size");
+            s.num_dense_layers = s.num_layers;
+            s.dense_ffn_params = 2.0 * s.hidden_size * static_cast<double>(width);
             break;
         }
         case Family::kMixtral: {

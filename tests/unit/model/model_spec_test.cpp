@@ -541,6 +541,30 @@ TEST(ModelSpecTest, UnknownArchitectureListsSupportedOnes) {
     expect_parse_error(config.dump(), "Gemma3ForConditionalGeneration");
 }
 
+TEST(ModelSpecTest, Pythia69bAndGptJ6bMatchPublishedCounts) {
+    const ModelSpec pythia = parse_ok(Json::parse(R"({"architectures": ["GPTNeoXForCausalLM"],
+        "model_type": "gpt_neox", "hidden_size": 4096, "intermediate_size": 16384,
+        "num_hidden_layers": 32, "num_attention_heads": 32, "vocab_size": 50432,
+        "rotary_pct": 0.25, "use_parallel_residual": true, "tie_word_embeddings": false,
+        "torch_dtype": "float16"})"));
+    expect_near_rel(pythia.total_params(), 6.86e9, 0.01, "pythia-6.9b");
+    EXPECT_DOUBLE_EQ(pythia.kv_bytes_per_token(), 32.0 * 2 * 4096 * 2);
+    const ModelSpec gptj = parse_ok(Json::parse(R"({"architectures": ["GPTJForCausalLM"],
+        "model_type": "gptj", "n_embd": 4096, "n_layer": 28, "n_head": 16, "rotary_dim": 64,
+        "n_inner": null, "vocab_size": 50400, "tie_word_embeddings": false})"));
+    expect_near_rel(gptj.total_params(), 6.05e9, 0.01, "gpt-j-6b");
+    EXPECT_EQ(gptj.head_dim, 256);
+    EXPECT_DOUBLE_EQ(gptj.kv_bytes_per_token(), 28.0 * 2 * 4096 * 2);
+}
+
+TEST(ModelSpecTest, HybridStateSpaceModelsAreRefusedByName) {
+    expect_parse_error(R"({"architectures": ["NemotronHForCausalLM"], "model_type": "nemotron_h",
+                           "hybrid_override_pattern": "M-M-M*-"})",
+                       "'NemotronHForCausalLM' has hybrid/state-space");
+    expect_parse_error(R"({"architectures": ["JambaForCausalLM"]})", "per-token KV");
+    expect_parse_error(R"({"model_type": "mamba"})", "'mamba' has hybrid/state-space");
+}
+
 TEST(ModelSpecTest, LoadErrorsNameThePath) {
     const std::filesystem::path missing = models_dir() / "no-such-model.json";
     Result<ModelSpec> spec = load_model_spec(missing);
