@@ -13,6 +13,7 @@
 #include "pals/model/model_spec.hpp"
 #include "pals/sim/dvfs_calibration.hpp"
 #include "pals/sim/simulator.hpp"
+#include "sim/csv_fields.hpp"
 #include "pals/workload/workload.hpp"
 
 namespace pals::sim {
@@ -23,25 +24,8 @@ namespace {
 constexpr int kMlEnergyBatchedTokens = 8192;
 constexpr int kMlEnergyMaxModelLen = 20480;
 
-std::vector<std::string_view> split(std::string_view line, char sep) {
-    std::vector<std::string_view> out;
-    std::size_t start = 0;
-    while (true) {
-        const std::size_t pos = line.find(sep, start);
-        out.push_back(line.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
-        if (pos == std::string_view::npos) {
-            break;
-        }
-        start = pos + 1;
-    }
-    return out;
-}
-
-bool parse_double(std::string_view text, double& out) {
-    const char* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, out);
-    return ec == std::errc() && ptr == end;
-}
+using detail::parse_field;
+using detail::split_fields;
 
 double ape(double predicted, double measured) {
     return std::abs(predicted - measured) / std::abs(measured) * 100.0;
@@ -143,7 +127,7 @@ Result<std::vector<MeasuredRun>> load_measured_runs(const std::filesystem::path&
         if (line.empty()) {
             continue;
         }
-        const auto fields = split(line, ',');
+        const auto fields = split_fields(line);
         const std::string where = csv.string() + ":" + std::to_string(line_no);
         if (column.empty()) {
             for (std::size_t i = 0; i < fields.size(); ++i) {
@@ -178,7 +162,7 @@ Result<std::vector<MeasuredRun>> load_measured_runs(const std::filesystem::path&
                                  {"tok_s", &run.tok_s},           {"median_itl_ms", &run.median_itl_ms},
                                  {"avg_out_len", &run.avg_out_len}};
         for (const Field& f : numeric) {
-            if (!parse_double(get(f.name), *f.target) || !std::isfinite(*f.target) || *f.target <= 0.0) {
+            if (!parse_field(get(f.name), *f.target) || !std::isfinite(*f.target) || *f.target <= 0.0) {
                 return Status::invalid_argument(where + ": column '" + f.name + "' must be a positive number, got '" +
                                                 std::string(get(f.name)) + "'");
             }

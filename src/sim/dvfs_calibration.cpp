@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -12,6 +11,7 @@
 #include "pals/model/model_spec.hpp"
 #include "pals/sim/gpu_physics.hpp"
 #include "pals/sim/simulator.hpp"
+#include "sim/csv_fields.hpp"
 
 namespace pals::sim {
 
@@ -31,22 +31,7 @@ constexpr double kDecodeClockStrideMhz = 45.0;
 constexpr int kDecodeRequestsPerSeq = 4;
 
 bool parse_number(std::string_view text, double& out) {
-    const char* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, out);
-    return ec == std::errc() && ptr == end && std::isfinite(out);
-}
-
-std::vector<std::string_view> split_commas(std::string_view line) {
-    std::vector<std::string_view> out;
-    std::size_t start = 0;
-    while (true) {
-        const std::size_t pos = line.find(',', start);
-        out.push_back(line.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
-        if (pos == std::string_view::npos) {
-            return out;
-        }
-        start = pos + 1;
-    }
+    return detail::parse_field(text, out) && std::isfinite(out);
 }
 
 /// The stage as the simulator sees it: `share` of the time at f_max in GEMMs, the rest
@@ -110,7 +95,7 @@ Result<std::vector<ClockSweep>> load_clock_sweeps(const std::filesystem::path& c
         if (line.empty()) {
             continue;
         }
-        const auto fields = split_commas(line);
+        const auto fields = detail::split_fields(line);
         const std::string where = csv.string() + ":" + std::to_string(line_no);
         if (column.empty()) {
             for (std::size_t i = 0; i < fields.size(); ++i) {
