@@ -110,20 +110,11 @@ Result<std::vector<MeasuredRun>> load_measured_runs(const std::filesystem::path&
     const std::vector<std::string> required = {"model", "gpu", "num_gpus", "ep", "max_num_seqs", "avg_batch",
                                                "avg_power_w", "j_per_tok", "tok_s", "median_itl_ms",
                                                "avg_out_len"};
-    std::size_t line_start = 0;
+    std::size_t pos = 0;
     int line_no = 0;
-    const std::string& data = text.value();
-    while (line_start < data.size()) {
-        std::size_t line_end = data.find('\n', line_start);
-        if (line_end == std::string::npos) {
-            line_end = data.size();
-        }
-        std::string_view line(data.data() + line_start, line_end - line_start);
-        line_start = line_end + 1;
+    std::string_view line;
+    while (detail::next_line(text.value(), pos, line)) {
         ++line_no;
-        if (!line.empty() && line.back() == '\r') {
-            line.remove_suffix(1);
-        }
         if (line.empty()) {
             continue;
         }

@@ -20,6 +20,24 @@ inline std::vector<std::string_view> split_fields(std::string_view line, char se
     }
 }
 
+/// Reads the next line of `data` from `pos` (advanced past it) without its "\r\n" or "\n";
+/// false at the end of the data.
+inline bool next_line(std::string_view data, std::size_t& pos, std::string_view& line) {
+    if (pos >= data.size()) {
+        return false;
+    }
+    std::size_t end = data.find('\n', pos);
+    if (end == std::string_view::npos) {
+        end = data.size();
+    }
+    line = data.substr(pos, end - pos);
+    pos = end + 1;
+    if (!line.empty() && line.back() == '\r') {
+        line.remove_suffix(1);
+    }
+    return true;
+}
+
 /// Parses the whole field as a double.
 inline bool parse_field(std::string_view text, double& out) {
     const char* end = text.data() + text.size();

@@ -78,20 +78,11 @@ Result<std::vector<ClockSweep>> load_clock_sweeps(const std::filesystem::path& c
     // instruction -> clock -> (time, energy) summed over stages
     std::map<std::string, std::map<double, std::pair<double, double>>> sums;
     std::map<std::string, std::size_t> column;
-    std::size_t start = 0;
+    std::size_t pos = 0;
     int line_no = 0;
-    const std::string& data = text.value();
-    while (start < data.size()) {
-        std::size_t end = data.find('\n', start);
-        if (end == std::string::npos) {
-            end = data.size();
-        }
-        std::string_view line(data.data() + start, end - start);
-        start = end + 1;
+    std::string_view line;
+    while (detail::next_line(text.value(), pos, line)) {
         ++line_no;
-        if (!line.empty() && line.back() == '\r') {
-            line.remove_suffix(1);
-        }
         if (line.empty()) {
             continue;
         }

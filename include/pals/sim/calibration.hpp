@@ -76,8 +76,8 @@ struct FidelityReport {
 
 /// Coordinate search over the free parameters of `start.calibration`, minimising the mean of
 /// the four MAPEs (and their maximum). `evaluations` bounds the number of full fidelity runs.
-/// With `decode_figures`, their errors join the objective and the voltage-frequency curve,
-/// leakage and HBM knee are fitted too (the 700 W rows alone cannot identify them).
+/// With `decode_figures`, their errors join the objective and leakage is fitted too (the 700 W
+/// rows alone cannot identify it; the voltage curve and HBM knee stay as set, docs/gpus.md).
 [[nodiscard]] Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs,
                                                      const GpuSpec& start,
                                                      const FidelitySettings& settings,
