@@ -17,7 +17,9 @@ void NodeOptions::add_to(CLI::App& app) {
     app.add_option("--model", model, "Hugging Face config.json of the model (default: Mixtral-8x7B)");
     app.add_option("--gpu", gpu, "GPU type: H100-SXM, H800, H200, A100-40GB, A100-80GB, B200")
         ->capture_default_str();
-    app.add_option("--dtype", dtype, "weight precision: bf16 or fp8 (default: from the config)");
+    app.add_option("--dtype", dtype,
+                   "matmul precision: bf16, fp8 or int8 (8-bit: 1 byte per weight; default: from "
+                   "the config)");
     app.add_option("--tp", tp, "GPUs per replica (tensor-parallel degree)")
         ->check(integer_in(1, kMaxGpus))->capture_default_str();
     app.add_option("--ep", ep, "expert parallel degree: 1, or equal to --tp (vLLM --enable-expert-parallel)")

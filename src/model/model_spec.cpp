@@ -21,7 +21,7 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr double kSixteenBitBytes = 2.0;
-constexpr double kFp8Bytes = 1.0;
+constexpr double kEightBitBytes = 1.0;
 /// MXFP4: 4-bit values plus one 8-bit shared exponent per block of 32 weights.
 constexpr double kMxfp4Bytes = 4.25 / 8.0;
 /// vLLM's default KV-cache dtype is the model's 16-bit activation dtype, also for FP8 weights.
@@ -32,15 +32,27 @@ constexpr double kGatedMlpMatrices = 3.0;
 // Hugging Face defaults, used where a family's config.json routinely leaves a field out.
 constexpr int kGemmaDefaultHeadDim = 256;
 constexpr int kGemmaDefaultSlidingWindow = 4096;
-constexpr int kGemma3DefaultVocabSize = 262208;
-constexpr int kGemma3DefaultMaxPositions = 131072;
-constexpr int kGemma3DefaultSlidingPattern = 6;
 constexpr int kLlama4DefaultNoRopeInterval = 4;
+/// Plain (two-matrix) MLPs default to 4 x hidden (Falcon's ffn_hidden_size, GPT-J's n_inner).
+constexpr int kPlainMlpWidthFactor = 4;
+
+/// Gemma3TextConfig's defaults: Gemma 3 checkpoints (the 4B, 12B and 27B `text_config`) leave
+/// out whatever equals them, even the head counts.
+struct Gemma3TextDefaults {
+    static constexpr int kHiddenSize = 2304;
+    static constexpr int kIntermediateSize = 9216;
+    static constexpr int kNumLayers = 26;
+    static constexpr int kNumHeads = 8;
+    static constexpr int kNumKvHeads = 4;
+    static constexpr int kVocabSize = 262208;
+    static constexpr int kMaxPositions = 131072;
+    static constexpr int kSlidingPattern = 6;
+};
 
 /// How a family lays out its layers; decides which fields are read.
 enum class Family {
-    kDense,     ///< Llama, Mistral, Qwen2, Qwen3
-    kMixtral,   ///< every layer MoE, experts of width intermediate_size
+    kDense,     ///< Llama, Mistral, Qwen2, Qwen3, Phi-3 / Phi-4 (gated MLP of intermediate_size)
+    kMixtral,   ///< every layer MoE, experts of width intermediate_size (Mixtral, PhiMoE)
     kQwenMoe,   ///< Qwen2-MoE / Qwen3-MoE: decoder_sparse_step, mlp_only_layers
     kDeepseek,  ///< MLA attention, first_k_dense_replace, shared experts
     kLlama4,    ///< nested text_config, interleaved MoE with one shared expert, chunked attention
@@ -49,6 +61,7 @@ enum class Family {
     kGemma3,    ///< sliding_window_pattern local:global attention
     kGptNeoX,   ///< GPT-NeoX / Pythia: MHA, plain two-matrix GELU MLP, untied lm_head
     kGptJ,      ///< GPT-J: GPT-2 field names (n_embd, n_layer, n_head, n_inner), plain MLP
+    kFalcon,    ///< Falcon / RefinedWeb: MQA or GQA (new decoder), plain GELU MLP, tied lm_head
 };
 
 struct ArchInfo {
@@ -76,15 +89,24 @@ constexpr std::array kArchitectures = {
     ArchInfo{"Gemma3ForConditionalGeneration", "gemma3", Family::kGemma3, true},
     ArchInfo{"GPTNeoXForCausalLM", "gpt_neox", Family::kGptNeoX, false},
     ArchInfo{"GPTJForCausalLM", "gptj", Family::kGptJ, false},
+    ArchInfo{"FalconForCausalLM", "falcon", Family::kFalcon, false},
+    ArchInfo{"RWForCausalLM", "RefinedWebModel", Family::kFalcon, false},  // Falcon-7B's first config
+    ArchInfo{"RWForCausalLM", "RefinedWeb", Family::kFalcon, false},       // Falcon-40B's first config
+    ArchInfo{"Phi3ForCausalLM", "phi3", Family::kDense, false},
+    ArchInfo{"PhiMoEForCausalLM", "phimoe", Family::kMixtral, false},
 };
 
 std::string supported_architectures() {
     std::string out;
-    for (const ArchInfo& info : kArchitectures) {
+    for (std::size_t i = 0; i < kArchitectures.size(); ++i) {
+        const std::string_view name = kArchitectures[i].architecture;
+        if (i > 0 && kArchitectures[i - 1].architecture == name) {
+            continue;  // one architecture name, several model_types
+        }
         if (!out.empty()) {
             out += ", ";
         }
-        out += info.architecture;
+        out += name;
     }
     return out;
 }
@@ -267,39 +289,180 @@ struct Precision {
     WeightDtype dtype = WeightDtype::kBf16;
     double weight_bytes = kSixteenBitBytes;
     double expert_weight_bytes = kSixteenBitBytes;
+    double embedding_weight_bytes = kSixteenBitBytes;
+
+    bool operator==(const Precision&) const = default;
 };
 
 Precision precision_of(WeightDtype dtype) {
-    const double bytes = dtype == WeightDtype::kFp8 ? kFp8Bytes : kSixteenBitBytes;
-    return {dtype, bytes, bytes};
+    const double bytes = dtype == WeightDtype::kBf16 ? kSixteenBitBytes : kEightBitBytes;
+    return {dtype, bytes, bytes, kSixteenBitBytes};
 }
 
-/// compressed-tensors: 8-bit weights in every config group count as FP8 (1 byte per weight).
-bool compressed_tensors_is_8bit(const Json& quant) {
+/// Bytes per weight of `bits`-bit weights quantized in groups of `group_size` (0: per channel or
+/// per tensor, whose scales are negligible), each group with one scale of `scale_bytes` and, when
+/// asymmetric, one `bits`-bit zero point.
+double grouped_weight_bytes(int bits, int group_size, double scale_bytes, bool zero_point) {
+    const double bytes = bits / 8.0;
+    if (group_size <= 0) {
+        return bytes;
+    }
+    return bytes + (scale_bytes + (zero_point ? bytes : 0.0)) / group_size;
+}
+
+/// One compressed-tensors scheme (`config_groups.<name>`): weights `num_bits`/`type`/`strategy`/
+/// `group_size`/`symmetric`, and `input_activations` (absent: weight-only, 16-bit matmul).
+Result<Precision> compressed_tensors_scheme(const Json& group, std::string_view source,
+                                            const std::string& prefix) {
+    if (!group.is_object()) {
+        return Status::invalid_argument(
+            fmt::format("{}: field '{}' must be an object", source, prefix));
+    }
+    FieldReader g(group, source, prefix + ".");
+    const Json* weights = g.find("weights");
+    if (weights == nullptr || !weights->is_object()) {
+        return Status::invalid_argument(
+            fmt::format("{}: field '{}.weights' must be an object", source, prefix));
+    }
+    FieldReader w(*weights, source, prefix + ".weights.");
+    const int bits = w.require_int("num_bits");
+    const std::string type = to_lower(w.optional_string("type").value_or("int"));
+    const std::string strategy = to_lower(w.optional_string("strategy").value_or("tensor"));
+    const int group_size = w.optional_int("group_size", 0, -1);
+    const bool symmetric = w.optional_bool("symmetric", true);
+    if (!w.ok()) {
+        return w.status();
+    }
+    int act_bits = 16;
+    std::string act_type;
+    if (const Json* act = g.find("input_activations"); act != nullptr) {
+        if (!act->is_object()) {
+            return Status::invalid_argument(fmt::format(
+                "{}: field '{}.input_activations' must be an object or null", source, prefix));
+        }
+        FieldReader a(*act, source, prefix + ".input_activations.");
+        act_bits = a.require_int("num_bits");
+        act_type = to_lower(a.optional_string("type").value_or("int"));
+        if (!a.ok()) {
+            return a.status();
+        }
+    }
+    if (type != "int" && type != "float") {
+        return Status::invalid_argument(fmt::format(
+            "{}: field '{}.weights.type' is '{}' (expected int or float)", source, prefix, type));
+    }
+    const bool float_weights = type == "float";
+    const bool bits_ok = float_weights ? (bits == 8 || bits == 4) : (bits >= 2 && bits <= 8);
+    if (!bits_ok) {
+        return Status::invalid_argument(fmt::format(
+            "{}: {}-bit {} weights ('{}.weights.num_bits') are not supported (int: 2-8 bits, "
+            "float: 4 or 8)",
+            source, bits, type, prefix));
+    }
+    if (act_bits != 16 && act_bits != 8) {
+        return Status::invalid_argument(fmt::format(
+            "{}: {}-bit activations ('{}.input_activations.num_bits') are not supported: the cost "
+            "model has 16-bit, FP8 and INT8 matmuls only (W4A4 / NVFP4 needs FP4 tensor cores)",
+            source, act_bits, prefix));
+    }
+    Precision p;
+    if (act_bits == 8) {
+        p.dtype = act_type == "float" ? WeightDtype::kFp8 : WeightDtype::kInt8;
+    }
+    const bool grouped = strategy == "group" || strategy == "tensor_group";
+    // Int groups carry 16-bit scales; 4-bit float (NVFP4) groups carry FP8 scales.
+    const double scale_bytes = float_weights ? kEightBitBytes : kSixteenBitBytes;
+    p.weight_bytes = grouped_weight_bytes(bits, grouped ? group_size : 0, scale_bytes, !symmetric);
+    p.expert_weight_bytes = p.weight_bytes;
+    return p;
+}
+
+/// compressed-tensors (llm-compressor's format): every config group must use one scheme.
+Result<Precision> compressed_tensors_precision(const Json& quant, std::string_view source,
+                                               const std::string& field) {
     auto groups = quant.find("config_groups");
     if (groups == quant.end() || !groups->is_object() || groups->empty()) {
-        return false;
+        return Status::invalid_argument(fmt::format(
+            "{}: field '{}.config_groups' must be a non-empty object", source, field));
     }
+    std::optional<Precision> common;
+    std::string first_group;
     for (const auto& item : groups->items()) {
-        const Json& group = item.value();
-        if (!group.is_object()) {
-            return false;
+        const std::string prefix = fmt::format("{}.config_groups.{}", field, item.key());
+        Result<Precision> p = compressed_tensors_scheme(item.value(), source, prefix);
+        if (!p.is_ok()) {
+            return p.status();
         }
-        auto weights = group.find("weights");
-        if (weights == group.end() || !weights->is_object()) {
-            return false;
+        if (common && !(*common == *p)) {
+            return Status::invalid_argument(fmt::format(
+                "{}: config groups '{}' and '{}' of '{}' use different schemes; mixed-precision "
+                "checkpoints are not supported (pass a dtype override)",
+                source, first_group, item.key(), field));
         }
-        auto bits = weights->find("num_bits");
-        if (bits == weights->end() || !bits->is_number_integer() || bits->get<int>() != 8) {
-            return false;
-        }
+        common = *p;
+        first_group = item.key();
     }
-    return true;
+    return *common;
 }
 
-/// The weights' storage precision: `quantization_config` first, then `torch_dtype`/`dtype`.
-/// Serving runs 16-bit models in 16 bits even when the checkpoint is float32.
-Precision read_precision(FieldReader& root, FieldReader& text) {
+/// GPTQ and AWQ: `bits`-bit integer weights in groups of `group_size` (-1: per channel), each
+/// group with a 16-bit scale and a packed zero point; the matmul runs in 16 bits.
+Result<Precision> gptq_awq_precision(const Json& quant, std::string_view source,
+                                     const std::string& field, bool awq) {
+    FieldReader q(quant, source, field + ".");
+    // AutoAWQ's own names (w_bit, q_group_size) also appear in shipped configs.
+    const std::string_view bits_key = awq && !q.has("bits") && q.has("w_bit") ? "w_bit" : "bits";
+    const std::string_view group_key =
+        awq && !q.has("group_size") && q.has("q_group_size") ? "q_group_size" : "group_size";
+    const int bits = q.require_int(bits_key);
+    const int group_size = q.optional_int(group_key, 128, -1);
+    const bool zero_point = awq ? q.optional_bool("zero_point", true) : true;
+    if (!q.ok()) {
+        return q.status();
+    }
+    if (bits < 2 || bits > 8) {
+        return Status::invalid_argument(fmt::format(
+            "{}: field '{}.{}' is {} (expected 2 to 8)", source, field, bits_key, bits));
+    }
+    Precision p;
+    p.weight_bytes = grouped_weight_bytes(bits, group_size, kSixteenBitBytes, zero_point);
+    p.expert_weight_bytes = p.weight_bytes;
+    return p;
+}
+
+/// NVIDIA ModelOpt: `quant_algo` at the top of the block or under `quantization`.
+Result<Precision> modelopt_precision(const Json& quant, std::string_view source,
+                                     const std::string& field) {
+    const Json* holder = &quant;
+    std::string where = field;
+    if (auto nested = quant.find("quantization"); nested != quant.end() && nested->is_object() &&
+                                                  !quant.contains("quant_algo")) {
+        holder = &*nested;
+        where = field + ".quantization";
+    }
+    FieldReader q(*holder, source, where + ".");
+    const std::optional<std::string> algo = q.optional_string("quant_algo");
+    if (!q.ok()) {
+        return q.status();
+    }
+    if (!algo) {
+        return Status::invalid_argument(
+            fmt::format("{}: missing field '{}.quant_algo'", source, where));
+    }
+    const std::string lower = to_lower(*algo);
+    if (lower.rfind("fp8", 0) == 0) {
+        return precision_of(WeightDtype::kFp8);
+    }
+    return Status::invalid_argument(fmt::format(
+        "{}: {}.quant_algo '{}' is not supported (ModelOpt FP8 is; NVFP4 and W4A8 need FP4/mixed "
+        "kernels the cost model does not have): pass a dtype override",
+        source, where, *algo));
+}
+
+/// The weights' matmul precision and storage: `quantization_config` first, then
+/// `torch_dtype`/`dtype`. Serving runs 16-bit models in 16 bits even when the checkpoint is
+/// float32.
+Result<Precision> read_precision(FieldReader& root, FieldReader& text, std::string_view source) {
     for (FieldReader* reader : {&root, &text}) {
         const Json* quant = reader->find("quantization_config");
         if (quant == nullptr) {
@@ -307,20 +470,26 @@ Precision read_precision(FieldReader& root, FieldReader& text) {
         }
         const std::string field = reader->prefix() + "quantization_config";
         if (!quant->is_object()) {
-            reader->fail(fmt::format("field '{}' must be an object", field));
-            return {};
+            return Status::invalid_argument(
+                fmt::format("{}: field '{}' must be an object", source, field));
         }
         auto method_it = quant->find("quant_method");
         if (method_it == quant->end() || !method_it->is_string()) {
-            reader->fail(fmt::format("missing field '{}.quant_method'", field));
-            return {};
+            return Status::invalid_argument(
+                fmt::format("{}: missing field '{}.quant_method'", source, field));
         }
         const std::string method = to_lower(method_it->get<std::string>());
         if (method == "fp8" || method == "fbgemm_fp8") {
             return precision_of(WeightDtype::kFp8);
         }
-        if (method == "compressed-tensors" && compressed_tensors_is_8bit(*quant)) {
-            return precision_of(WeightDtype::kFp8);
+        if (method == "compressed-tensors" || method == "compressed_tensors") {
+            return compressed_tensors_precision(*quant, source, field);
+        }
+        if (method == "gptq" || method == "awq") {
+            return gptq_awq_precision(*quant, source, field, method == "awq");
+        }
+        if (method == "modelopt") {
+            return modelopt_precision(*quant, source, field);
         }
         if (method == "mxfp4") {
             // gpt-oss: only the routed experts are MXFP4; attention, router and embeddings stay
@@ -329,15 +498,17 @@ Precision read_precision(FieldReader& root, FieldReader& text) {
             p.expert_weight_bytes = kMxfp4Bytes;
             return p;
         }
-        reader->fail(fmt::format(
-            "{}.quant_method '{}' is not supported (supported: fp8, fbgemm_fp8, "
-            "compressed-tensors with 8-bit weights, mxfp4); pass a dtype override",
-            field, method_it->get<std::string>()));
-        return {};
+        return Status::invalid_argument(fmt::format(
+            "{}: {}.quant_method '{}' is not supported (supported: fp8, fbgemm_fp8, "
+            "compressed-tensors, gptq, awq, modelopt FP8, mxfp4); pass a dtype override",
+            source, field, method_it->get<std::string>()));
     }
     for (FieldReader* reader : {&root, &text}) {
         for (std::string_view key : {"torch_dtype", "dtype"}) {
             std::optional<std::string> name = reader->optional_string(key);
+            if (!reader->ok()) {
+                return reader->status();
+            }
             if (!name) {
                 continue;
             }
@@ -349,15 +520,15 @@ Precision read_precision(FieldReader& root, FieldReader& text) {
                 return precision_of(WeightDtype::kFp8);
             }
             Result<WeightDtype> parsed = parse_weight_dtype(lower);
-            if (!parsed.is_ok()) {
-                reader->fail(fmt::format("field '{}{}' has unsupported value '{}'",
-                                         reader->prefix(), key, *name));
-                return {};
+            if (!parsed.is_ok() || *parsed == WeightDtype::kInt8) {
+                return Status::invalid_argument(fmt::format(
+                    "{}: field '{}{}' has unsupported value '{}'", source, reader->prefix(), key,
+                    *name));
             }
             return precision_of(*parsed);
         }
     }
-    return {};
+    return Precision{};
 }
 
 /// Counts the local (sliding-window or chunked) layers named in `layer_types`.
@@ -609,7 +780,7 @@ void read_sliding_window(FieldReader& r, Family family, ModelSpec& s) {
             const int pattern = family == Family::kGemma2
                                     ? 2
                                     : r.optional_int("sliding_window_pattern",
-                                                     kGemma3DefaultSlidingPattern);
+                                                     Gemma3TextDefaults::kSlidingPattern);
             s.num_sliding_layers = s.num_layers - s.num_layers / pattern;
             return;
         }
@@ -617,8 +788,22 @@ void read_sliding_window(FieldReader& r, Family family, ModelSpec& s) {
         case Family::kLlama4:
         case Family::kGptNeoX:
         case Family::kGptJ:
+        case Family::kFalcon:
             return;
     }
+}
+
+/// Falcon's KV heads: `num_kv_heads` (RefinedWeb: `n_head_kv`) under the new decoder
+/// architecture (40B, 180B, Falcon 2), one shared head when `multi_query` (7B; FalconConfig's
+/// default), else one per attention head.
+int falcon_kv_heads(FieldReader& r, int heads) {
+    if (r.has("n_head_kv")) {
+        return r.require_int("n_head_kv");
+    }
+    if (r.optional_bool("new_decoder_architecture", false)) {
+        return r.optional_int("num_kv_heads", heads);
+    }
+    return r.optional_bool("multi_query", true) ? 1 : heads;
 }
 
 /// Hybrid and state-space models keep a fixed-size recurrent state per sequence in their Mamba
@@ -719,16 +904,33 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
                  .value_or(std::filesystem::path(std::string(source)).stem().string());
 
     const bool gemma = info.family == Family::kGemma2 || info.family == Family::kGemma3;
+    const bool gemma3 = info.family == Family::kGemma3;
     const bool gptj = info.family == Family::kGptJ;
-    s.num_layers = r.require_int(gptj ? "n_layer" : "num_hidden_layers");
-    s.hidden_size = r.require_int(gptj ? "n_embd" : "hidden_size");
-    s.num_attention_heads = r.require_int(gptj ? "n_head" : "num_attention_heads");
-    s.num_kv_heads = r.optional_int("num_key_value_heads", s.num_attention_heads);
-    s.vocab_size = info.family == Family::kGemma3
-                       ? r.optional_int("vocab_size", kGemma3DefaultVocabSize)
-                       : r.require_int("vocab_size");
-    s.max_position_embeddings = r.optional_int(
-        "max_position_embeddings", info.family == Family::kGemma3 ? kGemma3DefaultMaxPositions : 0);
+    const bool falcon = info.family == Family::kFalcon;
+    // GPT-J writes GPT-2's names; Falcon's first (RefinedWeb) configs too, later ones HF's.
+    const std::string_view layers_key =
+        gptj || (falcon && !r.has("num_hidden_layers") && r.has("n_layer")) ? "n_layer"
+                                                                            : "num_hidden_layers";
+    const std::string_view heads_key =
+        gptj || (falcon && !r.has("num_attention_heads") && r.has("n_head")) ? "n_head"
+                                                                               : "num_attention_heads";
+    if (gemma3) {
+        using D = Gemma3TextDefaults;
+        s.num_layers = r.optional_int("num_hidden_layers", D::kNumLayers);
+        s.hidden_size = r.optional_int("hidden_size", D::kHiddenSize);
+        s.num_attention_heads = r.optional_int("num_attention_heads", D::kNumHeads);
+        s.num_kv_heads = r.optional_int("num_key_value_heads", D::kNumKvHeads);
+        s.vocab_size = r.optional_int("vocab_size", D::kVocabSize);
+        s.max_position_embeddings = r.optional_int("max_position_embeddings", D::kMaxPositions);
+    } else {
+        s.num_layers = r.require_int(layers_key);
+        s.hidden_size = r.require_int(gptj ? "n_embd" : "hidden_size");
+        s.num_attention_heads = r.require_int(heads_key);
+        s.num_kv_heads = falcon ? falcon_kv_heads(r, s.num_attention_heads)
+                                : r.optional_int("num_key_value_heads", s.num_attention_heads);
+        s.vocab_size = r.require_int("vocab_size");
+        s.max_position_embeddings = r.optional_int("max_position_embeddings", 0);
+    }
     if (!r.ok()) {
         return r.status();
     }
@@ -739,29 +941,27 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
                            "head_dim",
                            s.hidden_size, s.num_attention_heads));
     }
-    // Gemma ties its embeddings unless told otherwise; the other families do not.
-    const bool tie_default = gemma;
+    // Gemma and Falcon tie their embeddings unless told otherwise; the other families do not.
+    const bool tie_default = gemma || falcon;
     s.tie_word_embeddings =
         root.optional_bool("tie_word_embeddings", r.optional_bool("tie_word_embeddings", tie_default));
-
-    if (dtype_override) {
-        const Precision p = precision_of(*dtype_override);
-        s.dtype = p.dtype;
-        s.weight_bytes = p.weight_bytes;
-        s.expert_weight_bytes = p.expert_weight_bytes;
-    } else {
-        const Precision p = read_precision(root, r);
-        s.dtype = p.dtype;
-        s.weight_bytes = p.weight_bytes;
-        s.expert_weight_bytes = p.expert_weight_bytes;
-    }
-    s.kv_cache_bytes = kKvCacheBytes;
     if (!root.ok()) {
         return root.status();
     }
     if (!r.ok()) {
         return r.status();
     }
+
+    Result<Precision> precision = dtype_override ? Result<Precision>(precision_of(*dtype_override))
+                                                 : read_precision(root, r, source);
+    if (!precision.is_ok()) {
+        return precision.status();
+    }
+    s.dtype = precision->dtype;
+    s.weight_bytes = precision->weight_bytes;
+    s.expert_weight_bytes = precision->expert_weight_bytes;
+    s.embedding_weight_bytes = precision->embedding_weight_bytes;
+    s.kv_cache_bytes = kKvCacheBytes;
 
     // Standard (GQA/MHA) attention; DeepSeek replaces these in read_deepseek.
     s.attention = AttentionKind::kMultiHead;
@@ -773,16 +973,21 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
         case Family::kDense:
         case Family::kGemma2:
         case Family::kGemma3: {
-            const int width = r.require_int("intermediate_size");
+            const int width = gemma3 ? r.optional_int("intermediate_size",
+                                                      Gemma3TextDefaults::kIntermediateSize)
+                                     : r.require_int("intermediate_size");
             s.num_dense_layers = s.num_layers;
             s.dense_ffn_params = gated_mlp_params(s.hidden_size, width);
             break;
         }
         case Family::kGptNeoX:
-        case Family::kGptJ: {
+        case Family::kGptJ:
+        case Family::kFalcon: {
             // Plain GELU MLP: up (hidden x width) and down (width x hidden), no gate.
-            const int width = gptj ? r.optional_int("n_inner", 4 * s.hidden_size)
-                                   : r.require_int("intermediate_size");
+            const int default_width = kPlainMlpWidthFactor * s.hidden_size;
+            const int width = gptj     ? r.optional_int("n_inner", default_width)
+                              : falcon ? r.optional_int("ffn_hidden_size", default_width)
+                                       : r.require_int("intermediate_size");
             s.num_dense_layers = s.num_layers;
             s.dense_ffn_params = 2.0 * s.hidden_size * static_cast<double>(width);
             break;
@@ -836,8 +1041,13 @@ Result<WeightDtype> parse_weight_dtype(std::string_view text) {
     if (lower == "fp8" || lower == "float8") {
         return WeightDtype::kFp8;
     }
+    if (lower == "int8" || lower == "w8a8") {
+        return WeightDtype::kInt8;
+    }
     return Status::invalid_argument(fmt::format(
-        "unknown weight dtype '{}' (expected bf16, bfloat16, fp16, float16, fp8 or float8)", text));
+        "unknown weight dtype '{}' (expected bf16, bfloat16, fp16, float16, fp8, float8, int8 or "
+        "w8a8)",
+        text));
 }
 
 double ModelSpec::total_params() const {
@@ -857,7 +1067,9 @@ double ModelSpec::active_params() const {
 
 double ModelSpec::weight_bytes_total() const {
     const double routed = static_cast<double>(num_moe_layers) * num_experts * expert_params;
-    return (total_params() - routed) * weight_bytes + routed * expert_weight_bytes;
+    const double embeddings = embedding_params + (tie_word_embeddings ? 0.0 : lm_head_params);
+    return (total_params() - routed - embeddings) * weight_bytes + routed * expert_weight_bytes +
+           embeddings * embedding_weight_bytes;
 }
 
 double ModelSpec::kv_bytes_per_token() const {

@@ -68,7 +68,7 @@ int SimSessionFactory::requests_needed(const WorkloadMix& mix, const SweepPoint&
         shape.decode_ctx_full = batch * context;
         const double window = m_node.model.sliding_window;
         shape.decode_ctx_local = window > 0 ? batch * std::min(context, window) : 0.0;
-        const sim::GpuPhysics physics(m_node.gpu, m_node.model.dtype == model::WeightDtype::kFp8);
+        const sim::GpuPhysics physics(m_node.gpu, m_node.model.dtype);
         step_s = std::max(
             1e-4,
             physics.run_step(cost->step_work(shape), m_node.gpu.power_limit_max_w).duration_s);

@@ -89,7 +89,8 @@ Result<StepCostModel> StepCostModel::create(const model::ModelSpec& model, const
                                 model.num_moe_layers * (model.shared_expert_params + model.router_params);
     m.m_dense_params_per_token = dense_params / tp;
     m.m_lm_head_params = model.lm_head_params / tp;
-    m.m_dense_weight_bytes = (dense_params + model.lm_head_params) * model.weight_bytes / tp;
+    m.m_dense_weight_bytes =
+        (dense_params * model.weight_bytes + model.lm_head_params * model.embedding_weight_bytes) / tp;
 
     const bool expert_parallel = parallel.ep > 1;
     m.m_expert_params_gpu = expert_parallel ? model.expert_params : model.expert_params / tp;
@@ -98,7 +99,7 @@ Result<StepCostModel> StepCostModel::create(const model::ModelSpec& model, const
         static_cast<double>(model.num_moe_layers) * model.num_experts * model.expert_params *
         model.expert_weight_bytes / tp;
     const double embedding_bytes =
-        model.tie_word_embeddings ? 0.0 : model.embedding_params * model.weight_bytes / tp;
+        model.tie_word_embeddings ? 0.0 : model.embedding_params * model.embedding_weight_bytes / tp;
     m.m_weight_bytes_per_gpu = m.m_dense_weight_bytes + embedding_bytes + expert_bytes_per_gpu;
 
     // KV heads are split across TP ranks, and replicated when tp exceeds them; MLA's latent
@@ -241,8 +242,7 @@ StepWork StepCostModel::step_work(const StepShape& shape) const {
     work.host_s = cal.step_overhead_s;
     if (expert_kernel >= 0) {
         // Roofline times at f_max on this GPU vs the replica's average GPU.
-        const double peak = m_model.weight_bytes <= 1.0 ? m_gpu.peak_fp8_flops : m_gpu.peak_bf16_flops;
-        const double flops_rate = cal.compute_efficiency * peak;
+        const double flops_rate = cal.compute_efficiency * matmul_peak_flops(m_gpu, m_model.dtype);
         const double mem_rate = cal.mem_efficiency * m_gpu.hbm_bandwidth_bps;
         auto kernel_s = [&](const KernelWork& k) {
             return std::max(k.flops / flops_rate, k.bytes / (mem_rate * k.bandwidth_scale));

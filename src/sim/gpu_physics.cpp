@@ -5,9 +5,9 @@
 
 namespace pals::sim {
 
-GpuPhysics::GpuPhysics(GpuSpec spec, bool fp8_compute)
+GpuPhysics::GpuPhysics(GpuSpec spec, model::WeightDtype matmul_precision)
     : m_spec(std::move(spec))
-    , m_peak_flops(fp8_compute ? m_spec.peak_fp8_flops : m_spec.peak_bf16_flops)
+    , m_peak_flops(matmul_peak_flops(m_spec, matmul_precision))
     , m_step_mhz(m_spec.sm_clock_step_mhz > 0.0 ? m_spec.sm_clock_step_mhz : 1.0)
     , m_clock_steps(std::max(0, static_cast<int>(std::floor(
                                     (m_spec.sm_clock_max_mhz - m_spec.sm_clock_min_mhz) / m_step_mhz + 1e-9)))) {}

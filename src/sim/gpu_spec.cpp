@@ -63,13 +63,14 @@ GpuCalibration a100_calibration(double tdp_w, double idle_w) {
     return c;
 }
 
-GpuSpec make(std::string name, double bf16_tflops, double fp8_tflops, double hbm_tbps,
+GpuSpec make(std::string name, double bf16_tflops, double fp8_tflops, double int8_tops, double hbm_tbps,
              double hbm_gb, double nvlink_gbps_per_dir, double limit_min_w, double limit_max_w,
              double clock_max_mhz, double clock_min_mhz, double idle_w) {
     GpuSpec s;
     s.name = std::move(name);
     s.peak_bf16_flops = bf16_tflops * kTera;
     s.peak_fp8_flops = fp8_tflops * kTera;
+    s.peak_int8_flops = int8_tops * kTera;
     s.hbm_bandwidth_bps = hbm_tbps * kTera;
     s.hbm_bytes = hbm_gb * kGiga;
     s.nvlink_bandwidth_bps = nvlink_gbps_per_dir * kGiga;
@@ -91,14 +92,14 @@ GpuSpec with_calibration(GpuSpec spec, const GpuCalibration& calibration) {
 const std::array<GpuSpec, 6>& table() {
     // Sources: docs/gpus.md. Throughputs dense (no sparsity); NVLink per direction.
     static const std::array<GpuSpec, 6> kTable = {
-        make("H100-SXM", 989.4, 1978.9, 3.35, 80, 450, 200, 700, 1980, 345, 75),
-        make("H800", 989.4, 1978.9, 3.35, 80, 200, 200, 700, 1980, 345, 75),
-        make("H200", 989.4, 1978.9, 4.8, 141, 450, 200, 700, 1980, 345, 75),
-        with_calibration(make("A100-40GB", 312, 312, 1.555, 40, 300, 100, 400, 1410, 210, 55),
+        make("H100-SXM", 989.4, 1978.9, 1978.9, 3.35, 80, 450, 200, 700, 1980, 345, 75),
+        make("H800", 989.4, 1978.9, 1978.9, 3.35, 80, 200, 200, 700, 1980, 345, 75),
+        make("H200", 989.4, 1978.9, 1978.9, 4.8, 141, 450, 200, 700, 1980, 345, 75),
+        with_calibration(make("A100-40GB", 312, 312, 624, 1.555, 40, 300, 100, 400, 1410, 210, 55),
                          a100_calibration(400, 55)),
-        with_calibration(make("A100-80GB", 312, 312, 2.039, 80, 300, 100, 400, 1410, 210, 60),
+        with_calibration(make("A100-80GB", 312, 312, 624, 2.039, 80, 300, 100, 400, 1410, 210, 60),
                          a100_calibration(400, 60)),
-        make("B200", 2250, 4500, 8.0, 180, 900, 200, 1000, 1965, 600, 140),
+        make("B200", 2250, 4500, 4500, 8.0, 180, 900, 200, 1000, 1965, 600, 140),
     };
     return kTable;
 }
@@ -113,6 +114,18 @@ std::string lower(std::string_view s) {
 }  // namespace
 
 std::span<const GpuSpec> gpu_specs() { return table(); }
+
+double matmul_peak_flops(const GpuSpec& spec, model::WeightDtype precision) {
+    switch (precision) {
+        case model::WeightDtype::kFp8:
+            return spec.peak_fp8_flops;
+        case model::WeightDtype::kInt8:
+            return spec.peak_int8_flops;
+        case model::WeightDtype::kBf16:
+            break;
+    }
+    return spec.peak_bf16_flops;
+}
 
 Result<GpuSpec> find_gpu_spec(std::string_view name) {
     std::string key = lower(name);

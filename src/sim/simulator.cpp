@@ -119,7 +119,7 @@ struct Simulator::Impl {
 
     Impl(NodeConfig n, SloTargets s, StepCostModel c)
         : node(std::move(n)), slo(s), cost(std::move(c)),
-          physics(node.gpu, node.model.dtype == model::WeightDtype::kFp8) {}
+          physics(node.gpu, node.model.dtype) {}
 
     [[nodiscard]] RequestState& at(std::size_t handle) { return requests[handle - first_handle]; }
     [[nodiscard]] const RequestState& at(std::size_t handle) const {

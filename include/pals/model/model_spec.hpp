@@ -15,10 +15,17 @@
 
 namespace pals::model {
 
-/// Storage precision of the weights.
-enum class WeightDtype { kBf16, kFp8 };
+/// Precision the tensor cores multiply the weights in. Weight-only quantization (W4A16, W8A16:
+/// GPTQ, AWQ, compressed-tensors without activation quantization) dequantizes inside the kernel
+/// and multiplies in 16 bits: kBf16, with fewer storage bytes (ModelSpec::weight_bytes).
+enum class WeightDtype {
+    kBf16,  ///< 16-bit activations (bf16/fp16), whatever the storage
+    kFp8,   ///< FP8 weights and activations (W8A8-FP8)
+    kInt8,  ///< INT8 weights and activations (W8A8-INT8)
+};
 
-/// Parses "bf16"/"bfloat16"/"fp16"/"float16" -> kBf16 and "fp8"/"float8" -> kFp8.
+/// Parses "bf16"/"bfloat16"/"fp16"/"float16" -> kBf16, "fp8"/"float8" -> kFp8 and
+/// "int8"/"w8a8" -> kInt8 (as an override: 1 byte per weight for the 8-bit ones).
 [[nodiscard]] Result<WeightDtype> parse_weight_dtype(std::string_view text);
 
 /// How attention stores its KV cache.
@@ -41,9 +48,13 @@ struct ModelSpec {
     int vocab_size = 0;
     int max_position_embeddings = 0;  ///< 0 when the config does not say
 
-    WeightDtype dtype = WeightDtype::kBf16;
-    double weight_bytes = 2.0;         ///< bytes per weight of attention, dense FFN, embeddings
+    WeightDtype dtype = WeightDtype::kBf16;  ///< matmul precision (not the storage)
+    double weight_bytes = 2.0;         ///< bytes per weight of attention and dense FFN layers,
+                                       ///< group scales and zero points included
     double expert_weight_bytes = 2.0;  ///< bytes per weight of routed experts (MXFP4 differs)
+    /// Bytes per weight of the embedding table and lm_head: vLLM keeps both in 16 bits under
+    /// every quantization method it loads (they are not linear layers it quantizes).
+    double embedding_weight_bytes = 2.0;
     double kv_cache_bytes = 2.0;       ///< bytes per KV-cache element (vLLM default: model dtype)
 
     // ---- attention ----

@@ -75,8 +75,8 @@ struct StepOutcome {
 /// The GPU model: one per GPU type and compute precision.
 class GpuPhysics {
 public:
-    /// @param fp8_compute use the FP8 tensor peak (FP8 weights on a GPU with FP8 tensor cores).
-    explicit GpuPhysics(GpuSpec spec, bool fp8_compute = false);
+    /// @param matmul_precision selects the tensor-core peak (bf16, FP8 or INT8).
+    explicit GpuPhysics(GpuSpec spec, model::WeightDtype matmul_precision = model::WeightDtype::kBf16);
 
     /// Runs `work` under `power_cap_w` (clamped to the spec's range). `locked_clock_mhz` > 0
     /// caps the SM clock as `nvidia-smi -lgc` would (rounded down to a supported clock).

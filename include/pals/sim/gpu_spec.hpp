@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "pals/common/status.hpp"
+#include "pals/model/model_spec.hpp"
 
 namespace pals::sim {
 
@@ -43,6 +44,7 @@ struct GpuSpec {
     std::string name;            ///< canonical name, e.g. "H100-SXM"
     double peak_bf16_flops = 0;  ///< FLOP/s
     double peak_fp8_flops = 0;   ///< FLOP/s; equal to bf16 where the GPU has no FP8 tensor cores
+    double peak_int8_flops = 0;  ///< OP/s of the INT8 tensor cores
     double hbm_bandwidth_bps = 0;  ///< bytes/s
     double hbm_bytes = 0;          ///< bytes
     double nvlink_bandwidth_bps = 0;  ///< bytes/s per direction
@@ -58,6 +60,9 @@ struct GpuSpec {
 
 /// The built-in GPU table (H100-SXM, H800, H200, A100-40GB, A100-80GB, B200).
 [[nodiscard]] std::span<const GpuSpec> gpu_specs();
+
+/// The dense tensor-core peak for matmuls in `precision` (bf16, FP8 or INT8) on `spec`.
+[[nodiscard]] double matmul_peak_flops(const GpuSpec& spec, model::WeightDtype precision);
 
 /// Looks up a GPU by name, case-insensitively; accepts aliases ("h100" = "H100-SXM",
 /// "a100" = "A100-80GB"). The error lists the known names.

@@ -310,7 +310,8 @@ TEST(ModelSpecTest, DeepseekV3WithQueryCompressionAndFp8) {
     // Published: 671B total, 37B active (without the 14B multi-token-prediction module).
     expect_near_rel(s.total_params(), 671e9, kParamTolerance, "total");
     expect_near_rel(s.active_params(), 37e9, kParamTolerance, "active");
-    EXPECT_DOUBLE_EQ(s.weight_bytes_total(), s.total_params());
+    EXPECT_DOUBLE_EQ(s.weight_bytes_total(),
+                     s.total_params() + s.embedding_params + s.lm_head_params);
 }
 
 TEST(ModelSpecTest, Llama4ScoutChunkedAttentionAndSharedExpert) {
@@ -422,7 +423,10 @@ TEST(ModelSpecTest, Fp8QuantizationConfig) {
     EXPECT_EQ(s.dtype, WeightDtype::kFp8);
     EXPECT_DOUBLE_EQ(s.weight_bytes, 1.0);
     EXPECT_DOUBLE_EQ(s.kv_cache_bytes, 2.0);
-    EXPECT_DOUBLE_EQ(s.weight_bytes_total(), s.total_params());
+    // vLLM keeps the embedding table and lm_head in 16 bits under every quantization method.
+    EXPECT_DOUBLE_EQ(s.embedding_weight_bytes, 2.0);
+    EXPECT_DOUBLE_EQ(s.weight_bytes_total(),
+                     s.total_params() + s.embedding_params + s.lm_head_params);
 
     config["quantization_config"] = {{"quant_method", "fbgemm_fp8"}};
     EXPECT_EQ(parse_ok(config).dtype, WeightDtype::kFp8);
@@ -434,10 +438,123 @@ TEST(ModelSpecTest, CompressedTensorsEightBitIsFp8) {
         "quant_method": "compressed-tensors",
         "config_groups": {"group_0": {"targets": ["Linear"],
             "weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}}})");
-    EXPECT_EQ(parse_ok(config).dtype, WeightDtype::kFp8);
+    // Weight-only FP8 (no input_activations): 1 byte per weight, 16-bit matmuls.
+    ModelSpec spec = parse_ok(config);
+    EXPECT_EQ(spec.dtype, WeightDtype::kBf16);
+    EXPECT_DOUBLE_EQ(spec.weight_bytes, 1.0);
 
-    config["quantization_config"]["config_groups"]["group_0"]["weights"]["num_bits"] = 4;
-    expect_parse_error(config.dump(), "quant_method 'compressed-tensors' is not supported");
+    config["quantization_config"]["config_groups"]["group_0"]["input_activations"] =
+        Json::parse(R"({"num_bits": 8, "type": "float", "strategy": "token", "dynamic": true})");
+    spec = parse_ok(config);
+    EXPECT_EQ(spec.dtype, WeightDtype::kFp8);
+    EXPECT_DOUBLE_EQ(spec.weight_bytes, 1.0);
+    EXPECT_DOUBLE_EQ(spec.expert_weight_bytes, 1.0);
+}
+
+/// The compressed-tensors schemes llm-compressor writes (W8A8 INT8, W8A16, W4A16, NVFP4A16).
+TEST(ModelSpecTest, CompressedTensorsSchemes) {
+    Json config = llama_8b_config();
+    auto scheme = [&](const std::string& group_json) {
+        config["quantization_config"] = Json::parse(
+            R"({"quant_method": "compressed-tensors", "format": "pack-quantized",
+                "ignore": ["lm_head"], "config_groups": {"group_0": )" +
+            group_json + "}}");
+        return parse_ok(config);
+    };
+    ModelSpec s = scheme(R"({"targets": ["Linear"],
+        "weights": {"num_bits": 8, "type": "int", "symmetric": true, "strategy": "channel"},
+        "input_activations": {"num_bits": 8, "type": "int", "symmetric": true, "dynamic": true,
+                              "strategy": "token"}})");
+    EXPECT_EQ(s.dtype, WeightDtype::kInt8);
+    EXPECT_DOUBLE_EQ(s.weight_bytes, 1.0);
+
+    s = scheme(R"({"targets": ["Linear"],
+        "weights": {"num_bits": 8, "type": "int", "symmetric": true, "strategy": "channel"},
+        "input_activations": null})");
+    EXPECT_EQ(s.dtype, WeightDtype::kBf16);
+    EXPECT_DOUBLE_EQ(s.weight_bytes, 1.0);
+
+    // W4A16, groups of 128 with a 16-bit scale each: 4 + 16/128 bits per weight.
+    s = scheme(R"({"targets": ["Linear"],
+        "weights": {"num_bits": 4, "type": "int", "symmetric": true, "strategy": "group",
+                    "group_size": 128}})");
+    EXPECT_EQ(s.dtype, WeightDtype::kBf16);
+    EXPECT_DOUBLE_EQ(s.weight_bytes, 4.125 / 8.0);
+    EXPECT_DOUBLE_EQ(s.embedding_weight_bytes, 2.0);
+    // About 5.7 GB for Llama-3.1-8B: 6.98 B linear weights at 0.516 B plus 1.05 B embeddings at 2.
+    expect_near_rel(s.weight_bytes_total(), 5.7e9, 0.02, "llama-8b w4a16 bytes");
+
+    // Asymmetric groups add a 4-bit zero point per group.
+    s = scheme(R"({"weights": {"num_bits": 4, "type": "int", "symmetric": false,
+                               "strategy": "group", "group_size": 128}})");
+    EXPECT_DOUBLE_EQ(s.weight_bytes, (4.0 + 20.0 / 128.0) / 8.0);
+
+    // NVFP4 weights with FP8 scales per 16, activations in 16 bits.
+    s = scheme(R"({"weights": {"num_bits": 4, "type": "float", "strategy": "tensor_group",
+                               "group_size": 16}})");
+    EXPECT_DOUBLE_EQ(s.weight_bytes, (4.0 + 8.0 / 16.0) / 8.0);
+
+    // What cannot be modelled says so, naming the field.
+    config["quantization_config"]["config_groups"]["group_0"]["input_activations"] =
+        Json::parse(R"({"num_bits": 4, "type": "float"})");
+    expect_parse_error(config.dump(),
+                       "'quantization_config.config_groups.group_0.input_activations.num_bits'");
+    config["quantization_config"]["config_groups"]["group_0"] =
+        Json::parse(R"({"weights": {"num_bits": 3, "type": "float"}})");
+    expect_parse_error(config.dump(), "3-bit float weights");
+    config["quantization_config"]["config_groups"] = Json::parse(R"({
+        "group_0": {"weights": {"num_bits": 8, "type": "float"}},
+        "group_1": {"weights": {"num_bits": 4, "type": "int", "strategy": "group",
+                                "group_size": 128}}})");
+    expect_parse_error(config.dump(), "use different schemes");
+    config["quantization_config"]["config_groups"] = Json::object();
+    expect_parse_error(config.dump(), "'quantization_config.config_groups' must be a non-empty");
+    config["quantization_config"]["config_groups"] =
+        Json::parse(R"({"group_0": {"weights": {"type": "int"}}})");
+    expect_parse_error(config.dump(),
+                       "missing field 'quantization_config.config_groups.group_0.weights.num_bits'");
+}
+
+TEST(ModelSpecTest, GptqAndAwqAreWeightOnly) {
+    Json config = llama_8b_config();
+    config["quantization_config"] = Json::parse(
+        R"({"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": false,
+            "sym": true, "damp_percent": 0.01})");
+    ModelSpec s = parse_ok(config);
+    EXPECT_EQ(s.dtype, WeightDtype::kBf16);
+    EXPECT_DOUBLE_EQ(s.weight_bytes, (4.0 + 20.0 / 128.0) / 8.0);  // scale + packed zero per group
+
+    config["quantization_config"] = Json::parse(
+        R"({"quant_method": "gptq", "bits": 8, "group_size": -1})");
+    EXPECT_DOUBLE_EQ(parse_ok(config).weight_bytes, 1.0);  // per channel
+
+    config["quantization_config"] = Json::parse(
+        R"({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": true,
+            "version": "gemm"})");
+    EXPECT_DOUBLE_EQ(parse_ok(config).weight_bytes, (4.0 + 20.0 / 128.0) / 8.0);
+    config["quantization_config"] = Json::parse(
+        R"({"quant_method": "awq", "w_bit": 4, "q_group_size": 64, "zero_point": false})");
+    EXPECT_DOUBLE_EQ(parse_ok(config).weight_bytes, (4.0 + 16.0 / 64.0) / 8.0);
+
+    config["quantization_config"] = Json::parse(R"({"quant_method": "gptq", "bits": 16})");
+    expect_parse_error(config.dump(), "'quantization_config.bits' is 16 (expected 2 to 8)");
+    config["quantization_config"] = Json::parse(R"({"quant_method": "awq"})");
+    expect_parse_error(config.dump(), "missing field 'quantization_config.bits'");
+}
+
+TEST(ModelSpecTest, ModelOptFp8AndRefusedNvfp4) {
+    Json config = llama_8b_config();
+    config["quantization_config"] = Json::parse(
+        R"({"quant_method": "modelopt", "quant_algo": "FP8", "kv_cache_quant_algo": null})");
+    EXPECT_EQ(parse_ok(config).dtype, WeightDtype::kFp8);
+    config["quantization_config"] = Json::parse(
+        R"({"quant_method": "modelopt", "quantization": {"quant_algo": "FP8"}})");
+    EXPECT_EQ(parse_ok(config).dtype, WeightDtype::kFp8);
+    config["quantization_config"] = Json::parse(
+        R"({"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16})");
+    expect_parse_error(config.dump(), "quant_algo 'NVFP4' is not supported");
+    config["quantization_config"] = Json::parse(R"({"quant_method": "bitsandbytes"})");
+    expect_parse_error(config.dump(), "quant_method 'bitsandbytes' is not supported");
 }
 
 TEST(ModelSpecTest, DtypeOverrideWins) {
@@ -446,16 +563,18 @@ TEST(ModelSpecTest, DtypeOverrideWins) {
     ASSERT_TRUE(fp8.is_ok()) << fp8.status().message();
     EXPECT_EQ(fp8->dtype, WeightDtype::kFp8);
     EXPECT_DOUBLE_EQ(fp8->weight_bytes, 1.0);
-    EXPECT_DOUBLE_EQ(fp8->weight_bytes_total(), fp8->total_params());
+    EXPECT_DOUBLE_EQ(fp8->weight_bytes_total(),
+                     fp8->total_params() + fp8->embedding_params + fp8->lm_head_params);
 
     const ModelSpec gpt = parse_ok(gpt_oss_20b_config(), WeightDtype::kBf16);
     EXPECT_DOUBLE_EQ(gpt.expert_weight_bytes, 2.0);
 
     // An unsupported quantization is an error unless the caller says what to assume.
-    Json awq = llama_8b_config();
-    awq["quantization_config"] = {{"quant_method", "awq"}, {"bits", 4}};
-    expect_parse_error(awq.dump(), "quant_method 'awq' is not supported");
-    EXPECT_EQ(parse_ok(awq, WeightDtype::kFp8).dtype, WeightDtype::kFp8);
+    Json hqq = llama_8b_config();
+    hqq["quantization_config"] = {{"quant_method", "hqq"}, {"bits", 4}};
+    expect_parse_error(hqq.dump(), "quant_method 'hqq' is not supported");
+    EXPECT_EQ(parse_ok(hqq, WeightDtype::kFp8).dtype, WeightDtype::kFp8);
+    EXPECT_EQ(parse_ok(hqq, WeightDtype::kInt8).dtype, WeightDtype::kInt8);
 }
 
 TEST(ModelSpecTest, ParsesWeightDtypeNames) {
@@ -468,6 +587,11 @@ TEST(ModelSpecTest, ParsesWeightDtypeNames) {
         Result<WeightDtype> d = parse_weight_dtype(name);
         ASSERT_TRUE(d.is_ok()) << name;
         EXPECT_EQ(*d, WeightDtype::kFp8) << name;
+    }
+    for (const char* name : {"int8", "W8A8"}) {
+        Result<WeightDtype> d = parse_weight_dtype(name);
+        ASSERT_TRUE(d.is_ok()) << name;
+        EXPECT_EQ(*d, WeightDtype::kInt8) << name;
     }
     Result<WeightDtype> bad = parse_weight_dtype("int4");
     ASSERT_FALSE(bad.is_ok());
@@ -535,8 +659,8 @@ TEST(ModelSpecTest, MalformedJsonReportsPosition) {
 
 TEST(ModelSpecTest, UnknownArchitectureListsSupportedOnes) {
     Json config = llama_8b_config();
-    config["architectures"] = {"FalconForCausalLM"};
-    expect_parse_error(config.dump(), "unsupported architecture 'FalconForCausalLM'");
+    config["architectures"] = {"BloomForCausalLM"};
+    expect_parse_error(config.dump(), "unsupported architecture 'BloomForCausalLM'");
     expect_parse_error(config.dump(), "LlamaForCausalLM");
     expect_parse_error(config.dump(), "Gemma3ForConditionalGeneration");
 }
@@ -555,6 +679,139 @@ TEST(ModelSpecTest, Pythia69bAndGptJ6bMatchPublishedCounts) {
     expect_near_rel(gptj.total_params(), 6.05e9, 0.01, "gpt-j-6b");
     EXPECT_EQ(gptj.head_dim, 256);
     EXPECT_DOUBLE_EQ(gptj.kv_bytes_per_token(), 28.0 * 2 * 4096 * 2);
+}
+
+/// Falcon in both config generations: FalconConfig names (7B: multi_query; 40B/180B: the new
+/// decoder architecture with num_kv_heads) and the first RefinedWeb names (n_layer, n_head,
+/// n_head_kv). Counts from the layer shapes vLLM loads (7B: qkv 4544 -> 4672 = (71 + 2) x 64).
+TEST(ModelSpecTest, FalconMultiQueryAndNewDecoder) {
+    const ModelSpec f7 = parse_ok(Json::parse(R"({"architectures": ["FalconForCausalLM"],
+        "model_type": "falcon", "hidden_size": 4544, "num_hidden_layers": 32,
+        "num_attention_heads": 71, "multi_query": true, "new_decoder_architecture": false,
+        "parallel_attn": true, "alibi": false, "bias": false, "vocab_size": 65024,
+        "torch_dtype": "bfloat16"})"));
+    EXPECT_EQ(f7.num_kv_heads, 1);
+    EXPECT_EQ(f7.head_dim, 64);
+    EXPECT_TRUE(f7.tie_word_embeddings);
+    EXPECT_DOUBLE_EQ(f7.dense_ffn_params, 2.0 * 4544 * 4 * 4544);
+    expect_near_rel(f7.total_params(), 6.92e9, 0.01, "falcon-7b");
+    EXPECT_DOUBLE_EQ(f7.kv_bytes_per_token(), 32.0 * 2 * 64 * 2);
+
+    const ModelSpec rw7 = parse_ok(Json::parse(R"({"architectures": ["RWForCausalLM"],
+        "model_type": "RefinedWebModel", "hidden_size": 4544, "n_layer": 32, "n_head": 71,
+        "multi_query": true, "vocab_size": 65024})"));
+    EXPECT_DOUBLE_EQ(rw7.total_params(), f7.total_params());
+
+    const ModelSpec f40 = parse_ok(Json::parse(R"({"architectures": ["FalconForCausalLM"],
+        "model_type": "falcon", "hidden_size": 8192, "num_hidden_layers": 60,
+        "num_attention_heads": 128, "num_kv_heads": 8, "new_decoder_architecture": true,
+        "vocab_size": 65024})"));
+    EXPECT_EQ(f40.num_kv_heads, 8);
+    expect_near_rel(f40.total_params(), 41.3e9, 0.01, "falcon-40b");
+    const ModelSpec rw40 = parse_ok(Json::parse(R"({"architectures": ["RWForCausalLM"],
+        "model_type": "RefinedWeb", "hidden_size": 8192, "n_layer": 60, "n_head": 128,
+        "n_head_kv": 8, "vocab_size": 65024})"));
+    EXPECT_DOUBLE_EQ(rw40.total_params(), f40.total_params());
+
+    const ModelSpec f180 = parse_ok(Json::parse(R"({"architectures": ["FalconForCausalLM"],
+        "model_type": "falcon", "hidden_size": 14848, "num_hidden_layers": 80,
+        "num_attention_heads": 232, "num_kv_heads": 8, "new_decoder_architecture": true,
+        "vocab_size": 65024})"));
+    expect_near_rel(f180.total_params(), 180e9, kParamTolerance, "falcon-180b");
+
+    // Falcon 2 11B: an untied lm_head and the default 4 x hidden MLP.
+    const ModelSpec f11 = parse_ok(Json::parse(R"({"architectures": ["FalconForCausalLM"],
+        "model_type": "falcon", "hidden_size": 4096, "num_hidden_layers": 60,
+        "num_attention_heads": 32, "num_kv_heads": 8, "new_decoder_architecture": true,
+        "tie_word_embeddings": false, "vocab_size": 65024})"));
+    expect_near_rel(f11.total_params(), 11.1e9, 0.01, "falcon2-11b");
+
+    expect_parse_error(R"({"architectures": ["FalconForCausalLM"], "hidden_size": 4544,
+                           "num_attention_heads": 71, "vocab_size": 65024})",
+                       "missing field 'num_hidden_layers'");
+}
+
+/// Phi-3 and Phi-4 are Llama-shaped (fused gate/up and qkv do not change the counts); PhiMoE is
+/// Mixtral-shaped. Published counts: Phi-3-mini 3.8B, Phi-3-medium 14B, Phi-4 14.7B, Phi-4-mini
+/// 3.8B, Phi-3.5-MoE 41.9B total / 6.6B active (model cards).
+TEST(ModelSpecTest, Phi3Phi4AndPhiMoe) {
+    auto phi3 = [](int hidden, int inter, int layers, int heads, int kv, int vocab, bool tied) {
+        return Json{{"architectures", {"Phi3ForCausalLM"}}, {"model_type", "phi3"},
+                    {"hidden_size", hidden}, {"intermediate_size", inter},
+                    {"num_hidden_layers", layers}, {"num_attention_heads", heads},
+                    {"num_key_value_heads", kv}, {"vocab_size", vocab},
+                    {"sliding_window", 2047}, {"tie_word_embeddings", tied},
+                    {"torch_dtype", "bfloat16"}};
+    };
+    const ModelSpec mini = parse_ok(phi3(3072, 8192, 32, 32, 32, 32064, false));
+    expect_near_rel(mini.total_params(), 3.82e9, 0.01, "phi-3-mini");
+    EXPECT_EQ(mini.sliding_window, 0);  // vLLM serves Phi-3 with full attention on every layer
+    expect_near_rel(parse_ok(phi3(5120, 17920, 40, 40, 10, 32064, false)).total_params(), 14e9,
+                    0.01, "phi-3-medium");
+    expect_near_rel(parse_ok(phi3(5120, 17920, 40, 40, 10, 100352, false)).total_params(), 14.7e9,
+                    0.01, "phi-4");
+    const ModelSpec mini4 = parse_ok(phi3(3072, 8192, 32, 24, 8, 200064, true));
+    expect_near_rel(mini4.total_params(), 3.84e9, 0.01, "phi-4-mini");
+    EXPECT_EQ(mini4.head_dim, 128);
+
+    const ModelSpec moe = parse_ok(Json::parse(R"({"architectures": ["PhiMoEForCausalLM"],
+        "model_type": "phimoe", "hidden_size": 4096, "intermediate_size": 6400,
+        "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+        "num_local_experts": 16, "num_experts_per_tok": 2, "vocab_size": 32064,
+        "sliding_window": 131072, "tie_word_embeddings": false})"));
+    EXPECT_TRUE(moe.is_moe());
+    expect_near_rel(moe.total_params(), 41.9e9, 0.01, "phi-3.5-moe total");
+    expect_near_rel(moe.active_params() + moe.embedding_params, 6.6e9, 0.01, "phi-3.5-moe active");
+
+    expect_parse_error(R"({"architectures": ["Phi3SmallForCausalLM"]})",
+                       "unsupported architecture 'Phi3SmallForCausalLM'");
+}
+
+/// Gemma 3 at every size, as the checkpoints ship their configs: 270M and 1B are text-only
+/// (gemma3_text); 4B, 12B and 27B nest the language model under text_config and leave out what
+/// equals Gemma3TextConfig's defaults (the 4B even its head counts). Counts are the language
+/// model only; the published 4B/12B/27B include a ~0.4B vision tower that is not served per
+/// token. Published text counts: 268M, 1.0B, 3.88B, 11.8B, 27.0B.
+TEST(ModelSpecTest, Gemma3EverySize) {
+    const ModelSpec g270m = parse_ok(Json::parse(R"({"architectures": ["Gemma3ForCausalLM"],
+        "model_type": "gemma3_text", "hidden_size": 640, "intermediate_size": 2048,
+        "num_hidden_layers": 18, "num_attention_heads": 4, "num_key_value_heads": 1,
+        "head_dim": 256, "vocab_size": 262144, "sliding_window": 512,
+        "max_position_embeddings": 32768})"));
+    expect_near_rel(g270m.total_params(), 0.268e9, 0.01, "gemma-3-270m");
+    const ModelSpec g1 = parse_ok(Json::parse(R"({"architectures": ["Gemma3ForCausalLM"],
+        "model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912,
+        "num_hidden_layers": 26, "num_attention_heads": 4, "num_key_value_heads": 1,
+        "head_dim": 256, "vocab_size": 262144, "sliding_window": 512,
+        "sliding_window_pattern": 6, "max_position_embeddings": 32768})"));
+    expect_near_rel(g1.total_params(), 1.0e9, 0.01, "gemma-3-1b");
+    EXPECT_EQ(g1.num_sliding_layers, 22);
+
+    auto nested = [](const Json& text) {
+        return Json{{"architectures", {"Gemma3ForConditionalGeneration"}},
+                    {"model_type", "gemma3"},
+                    {"torch_dtype", "bfloat16"},
+                    {"text_config", text}};
+    };
+    const ModelSpec g4 = parse_ok(nested(Json::parse(R"({"model_type": "gemma3_text",
+        "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 34,
+        "sliding_window": 1024, "rope_scaling": {"factor": 8.0, "rope_type": "linear"}})")));
+    EXPECT_EQ(g4.num_attention_heads, 8);
+    EXPECT_EQ(g4.num_kv_heads, 4);
+    EXPECT_EQ(g4.head_dim, 256);
+    EXPECT_EQ(g4.vocab_size, 262208);
+    expect_near_rel(g4.total_params(), 3.88e9, 0.01, "gemma-3-4b text");
+    const ModelSpec g12 = parse_ok(nested(Json::parse(R"({"model_type": "gemma3_text",
+        "hidden_size": 3840, "intermediate_size": 15360, "num_hidden_layers": 48,
+        "num_attention_heads": 16, "num_key_value_heads": 8, "sliding_window": 1024})")));
+    expect_near_rel(g12.total_params(), 11.8e9, 0.01, "gemma-3-12b text");
+    expect_near_rel(parse_ok(gemma3_27b_config()).total_params(), 27.0e9, 0.01,
+                    "gemma-3-27b text");
+
+    // An empty text_config is Gemma3TextConfig's own default model.
+    const ModelSpec defaults = parse_ok(nested(Json::object()));
+    EXPECT_EQ(defaults.hidden_size, 2304);
+    EXPECT_EQ(defaults.num_layers, 26);
 }
 
 TEST(ModelSpecTest, HybridStateSpaceModelsAreRefusedByName) {
