@@ -294,9 +294,11 @@ struct Precision {
     bool operator==(const Precision&) const = default;
 };
 
+/// Every linear layer (dense and expert) stored in `bytes` per weight; embeddings in 16 bits.
+Precision stored_as(WeightDtype dtype, double bytes) { return {dtype, bytes, bytes, kSixteenBitBytes}; }
+
 Precision precision_of(WeightDtype dtype) {
-    const double bytes = dtype == WeightDtype::kBf16 ? kSixteenBitBytes : kEightBitBytes;
-    return {dtype, bytes, bytes, kSixteenBitBytes};
+    return stored_as(dtype, dtype == WeightDtype::kBf16 ? kSixteenBitBytes : kEightBitBytes);
 }
 
 /// Bytes per weight of `bits`-bit weights quantized in groups of `group_size` (0: per channel or
@@ -365,16 +367,15 @@ Result<Precision> compressed_tensors_scheme(const Json& group, std::string_view 
             "model has 16-bit, FP8 and INT8 matmuls only (W4A4 / NVFP4 needs FP4 tensor cores)",
             source, act_bits, prefix));
     }
-    Precision p;
+    WeightDtype matmul = WeightDtype::kBf16;
     if (act_bits == 8) {
-        p.dtype = act_type == "float" ? WeightDtype::kFp8 : WeightDtype::kInt8;
+        matmul = act_type == "float" ? WeightDtype::kFp8 : WeightDtype::kInt8;
     }
     const bool grouped = strategy == "group" || strategy == "tensor_group";
     // Int groups carry 16-bit scales; 4-bit float (NVFP4) groups carry FP8 scales.
     const double scale_bytes = float_weights ? kEightBitBytes : kSixteenBitBytes;
-    p.weight_bytes = grouped_weight_bytes(bits, grouped ? group_size : 0, scale_bytes, !symmetric);
-    p.expert_weight_bytes = p.weight_bytes;
-    return p;
+    return stored_as(matmul,
+                     grouped_weight_bytes(bits, grouped ? group_size : 0, scale_bytes, !symmetric));
 }
 
 /// compressed-tensors (llm-compressor's format): every config group must use one scheme.
@@ -424,10 +425,8 @@ Result<Precision> gptq_awq_precision(const Json& quant, std::string_view source,
         return Status::invalid_argument(fmt::format(
             "{}: field '{}.{}' is {} (expected 2 to 8)", source, field, bits_key, bits));
     }
-    Precision p;
-    p.weight_bytes = grouped_weight_bytes(bits, group_size, kSixteenBitBytes, zero_point);
-    p.expert_weight_bytes = p.weight_bytes;
-    return p;
+    return stored_as(WeightDtype::kBf16,
+                     grouped_weight_bytes(bits, group_size, kSixteenBitBytes, zero_point));
 }
 
 /// NVIDIA ModelOpt: `quant_algo` at the top of the block or under `quantization`.
