@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <vector>
 
 #include "cli/evaluate_report.hpp"
 #include "pals/common/file_util.hpp"
@@ -14,6 +15,8 @@
 #include "pals/profile/profiler.hpp"
 #include "pals/profile/sim_session_factory.hpp"
 #include "pals/profile/workload_mix.hpp"
+#include "pals/sim/cost_model.hpp"
+#include "pals/sim/gpu_physics.hpp"
 
 namespace pals::cli {
 
@@ -62,6 +65,40 @@ std::string frontier_svg_for(const profile::PowerModel& model, const control::Sc
     return profile::render_frontier_svg(frontier.value(), options);
 }
 
+namespace {
+
+/// What the simulator predicts for this node on probe steps (decode at batch 1 and 64, a 2048-token
+/// prefill; each at the maximum and minimum cap). Part of the cache key, so that a profile made
+/// before a change to the model spec, the GPU's calibration or the physics is never reused after it.
+std::string physics_fingerprint(const sim::NodeConfig& n) {
+    Result<sim::StepCostModel> cost = sim::StepCostModel::create(n.model, n.gpu, n.parallel);
+    if (!cost.is_ok()) {
+        return "invalid";
+    }
+    const sim::GpuPhysics physics(n.gpu, n.model.dtype);
+    std::vector<sim::StepShape> probes(3);
+    for (int i = 0; i < 2; ++i) {
+        const int batch = i == 0 ? 1 : 64;
+        probes[i].decode_seqs = batch;
+        probes[i].logits = batch;
+        probes[i].decode_ctx_full = batch * 1024.0;
+    }
+    probes[2].prefill_tokens = 2048;
+    probes[2].logits = 1;
+    probes[2].prefill_pairs_full = 2048.0 * 2048.0 / 2.0;
+    probes[2].prefill_ctx_full = 2048.0;
+    std::string out;
+    for (const sim::StepShape& shape : probes) {
+        for (double cap : {n.gpu.power_limit_max_w, n.gpu.power_limit_min_w}) {
+            const sim::StepOutcome o = physics.run_step(cost->step_work(shape), cap);
+            out += fmt::format("|{:.9g},{:.9g}", o.duration_s, o.power_w);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
 Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control::Scenario& sc) {
     std::filesystem::path path = sc.power_model;
     if (path.empty()) {
@@ -70,9 +107,9 @@ Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control
             return mix.status();
         }
         const sim::NodeConfig& n = sc.node;
-        const std::string key = fmt::format("v1|{}|{}|{}|{}|{}|{}|{}|{}", n.model.name, n.gpu.name, n.parallel.tp,
+        const std::string key = fmt::format("v2|{}|{}|{}|{}|{}|{}|{}|{}{}", n.model.name, n.gpu.name, n.parallel.tp,
                                             n.parallel.ep, n.parallel.routing_skew, n.engine.max_num_seqs,
-                                            n.engine.max_num_batched_tokens, mix->spec);
+                                            n.engine.max_num_batched_tokens, mix->spec, physics_fingerprint(n));
         path = cache_dir() / fmt::format("model-{:016x}.json", std::hash<std::string>{}(key));
         std::error_code ec;
         if (!std::filesystem::exists(path, ec)) {
