@@ -11,6 +11,7 @@
 #include "pals/common/file_util.hpp"
 #include "pals/sim/calibration.hpp"
 #include "pals/sim/dvfs_calibration.hpp"
+#include "pals/sim/serving_figures.hpp"
 
 namespace pals::cli {
 
@@ -20,6 +21,7 @@ struct CalibrateOptions {
     std::string csv;
     std::string gpu = "H100-SXM";
     bool fit = false;
+    bool fit_power = false;
     int evaluations = 150;
     bool json = false;
     double max_mape = 0.0;
@@ -115,6 +117,50 @@ nlohmann::json decode_json(const std::vector<sim::DecodeFigureRow>& rows) {
     return out;
 }
 
+std::string serving_table(const std::vector<sim::ServingFigureRow>& rows) {
+    std::vector<std::vector<std::string>> cells;
+    for (const sim::ServingFigureRow& r : rows) {
+        const sim::PublishedServingFigure& f = r.published;
+        const std::string model = f.model_file.substr(f.model_file.find("__") + 2);
+        const std::string tok_s_pub = f.tok_s > 0.0 ? fmt::format("{:.0f}", f.tok_s) : std::string("-");
+        const std::string tok_s_err = f.tok_s > 0.0 ? fmt::format("{:+.0f}", r.tok_s_error_pct()) : std::string("-");
+        cells.push_back({f.source, f.engine,
+                         fmt::format("{} {}{} TP{} EP{} C={} {}/{}", f.gpu, model.substr(0, model.rfind('.')),
+                                     f.dtype.empty() ? std::string() : " " + f.dtype, f.tp, f.ep, f.concurrency,
+                                     f.input_len, f.output_len),
+                         fmt::format("{:.1f}", f.itl_ms), fmt::format("{:.1f}", r.itl_ms),
+                         fmt::format("{:+.0f}", r.itl_error_pct()), tok_s_pub, fmt::format("{:.0f}", r.tok_s),
+                         tok_s_err});
+    }
+    return format_table({"source", "engine", "run", "ITL ms pub", "ITL ms sim", "ITL err %", "tok/s pub", "tok/s sim",
+                         "tok/s err %"},
+                        cells) +
+           "\n";
+}
+
+nlohmann::json serving_json(const std::vector<sim::ServingFigureRow>& rows) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const sim::ServingFigureRow& r : rows) {
+        const sim::PublishedServingFigure& f = r.published;
+        nlohmann::json row = {{"source", f.source},
+                              {"engine", f.engine},
+                              {"gpu", f.gpu},
+                              {"model", f.model_file},
+                              {"dtype", f.dtype},
+                              {"tp", f.tp},
+                              {"ep", f.ep},
+                              {"concurrency", f.concurrency},
+                              {"input_len", f.input_len},
+                              {"output_len", f.output_len},
+                              {"itl_ms", {{"published", f.itl_ms}, {"predicted", r.itl_ms}}},
+                              {"power_per_gpu_w", r.power_per_gpu_w}};
+        row["tok_s"] = {{"published", f.tok_s > 0.0 ? nlohmann::json(f.tok_s) : nlohmann::json(nullptr)},
+                        {"predicted", r.tok_s}};
+        out.push_back(row);
+    }
+    return out;
+}
+
 std::string calibration_text(const sim::GpuSpec& spec) {
     const sim::GpuCalibration& c = spec.calibration;
     return fmt::format(
@@ -186,7 +232,7 @@ Status run_mlenergy(const CalibrateOptions& opt, const std::string& shared, sim:
     settings.input_len = opt.input_len;
     if (opt.fit) {
         Result<sim::GpuCalibration> fitted = sim::fit_calibration(runs.value(), spec, settings, opt.evaluations,
-                                                                  sim::published_decode_figures());
+                                                                  sim::published_decode_figures(), opt.fit_power);
         if (!fitted.is_ok()) {
             return fitted.status();
         }
@@ -197,9 +243,19 @@ Status run_mlenergy(const CalibrateOptions& opt, const std::string& shared, sim:
     if (!report.is_ok()) {
         return report.status();
     }
+    const sim::CapRangeCheck cap = sim::check_cap_range(spec);
     json_out["mlenergy"] = fidelity_json(report.value());
+    json_out["cap_range"] = {{"power_limit_min_w", cap.power_limit_min_w},
+                             {"gemm_power_at_min_clock_w", cap.gemm_power_at_min_clock_w},
+                             {"stream_power_at_min_clock_w", cap.stream_power_at_min_clock_w},
+                             {"excess_w", cap.excess_w()}};
     text_out += "== ML.ENERGY v3, " + spec.name + " at the default limit (" + csv + ")\n" +
-                fidelity_table(report.value()) + "\n";
+                fidelity_table(report.value()) +
+                fmt::format("lowest limit {:.0f} W at {:.0f} MHz: saturated GEMM {:.0f} W ({}), weight streaming {:.0f} W\n\n",
+                            cap.power_limit_min_w, spec.sm_clock_min_mhz, cap.gemm_power_at_min_clock_w,
+                            cap.excess_w() > 0.0 ? fmt::format("unreachable by {:.0f} W", cap.excess_w())
+                                                 : std::string("reachable"),
+                            cap.stream_power_at_min_clock_w);
     if (opt.max_mape > 0.0 && report->worst_mape() > opt.max_mape) {
         return Status::out_of_range(fmt::format("worst MAPE {:.1f} % exceeds --max-mape {:.1f} %",
                                                 report->worst_mape(), opt.max_mape));
@@ -263,6 +319,20 @@ Status run_decode_figures(const std::string& shared, const sim::GpuSpec& spec, n
     return Status::ok();
 }
 
+/// Published serving figures of deployments the calibration rows do not cover (held out).
+Status run_serving_figures(const std::string& shared, const sim::GpuSpec& spec, nlohmann::json& json_out,
+                           std::string& text_out) {
+    Result<std::vector<sim::ServingFigureRow>> rows =
+        sim::replay_serving_figures(sim::published_serving_figures(), spec, shared + "/models");
+    if (!rows.is_ok()) {
+        return rows.status();
+    }
+    json_out["serving_figures"] = serving_json(rows.value());
+    text_out += "== Published serving figures, held out (" + spec.name + " parameters; closed loop, fixed lengths)\n" +
+                serving_table(rows.value());
+    return Status::ok();
+}
+
 Status run_calibrate(const CalibrateOptions& opt) {
     const std::string shared = default_shared_dir();
     Result<sim::GpuSpec> gpu = sim::find_gpu_spec(opt.gpu);
@@ -282,6 +352,9 @@ Status run_calibrate(const CalibrateOptions& opt) {
     if (status.is_ok() && wants(opt, "decode")) {
         status = run_decode_figures(shared, spec, json_out, text_out);
     }
+    if (status.is_ok() && wants(opt, "serving")) {
+        status = run_serving_figures(shared, spec, json_out, text_out);
+    }
     if (status.is_ok() && wants(opt, "sweep")) {
         status = run_sweeps(opt, shared, json_out, text_out);
     }
@@ -300,9 +373,9 @@ void add_calibrate_command(CLI::App& app, CommandContext& ctx) {
     CLI::App* cmd = app.add_subcommand(
         "calibrate",
         "compare the simulator with measurements, one table per source (ML.ENERGY H100 runs, A100 clock sweeps, "
-        "published decode figures); --fit refits");
-    cmd->add_option("--source", opt->source, "which source: all, mlenergy, sweep, decode")
-        ->check(CLI::IsMember({"all", "mlenergy", "sweep", "decode"}))
+        "published decode figures, held-out serving figures); --fit refits");
+    cmd->add_option("--source", opt->source, "which source: all, mlenergy, sweep, decode, serving")
+        ->check(CLI::IsMember({"all", "mlenergy", "sweep", "decode", "serving"}))
         ->capture_default_str();
     cmd->add_option("--csv", opt->csv, "measured runs (default: shared/calibration/mlenergy-v3/h100_lm_arena_chat.csv)");
     cmd->add_option("--gpu", opt->gpu, "GPU type of the ML.ENERGY runs and decode figures")->capture_default_str();
@@ -315,6 +388,9 @@ void add_calibrate_command(CLI::App& app, CommandContext& ctx) {
         ->capture_default_str();
     cmd->add_flag("--fit", opt->fit, "fit the GPUs' free parameters first (H100: ML.ENERGY rows + decode figures; "
                                       "sweep GPU: the sweeps)");
+    cmd->add_flag("--fit-power", opt->fit_power,
+                  "with --fit on the H100: also fit the power split (under the lowest-limit check), not only "
+                  "the time parameters");
     cmd->add_option("--evaluations", opt->evaluations, "fit budget: full fidelity runs")
         ->check(integer_in(1, 100000))
         ->capture_default_str();

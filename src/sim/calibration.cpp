@@ -12,6 +12,7 @@
 #include "pals/common/log.hpp"
 #include "pals/model/model_spec.hpp"
 #include "pals/sim/dvfs_calibration.hpp"
+#include "pals/sim/gpu_physics.hpp"
 #include "pals/sim/simulator.hpp"
 #include "sim/csv_fields.hpp"
 #include "pals/workload/workload.hpp"
@@ -215,12 +216,32 @@ Result<FidelityReport> evaluate_fidelity(const std::vector<MeasuredRun>& runs, c
     return report;
 }
 
+double CapRangeCheck::excess_w() const {
+    return std::max(0.0, gemm_power_at_min_clock_w - power_limit_min_w);
+}
+
+CapRangeCheck check_cap_range(const GpuSpec& gpu) {
+    const GpuPhysics physics(gpu);
+    const double r_min = gpu.sm_clock_min_mhz / gpu.sm_clock_max_mhz;
+    // One second of work at f_max: a GEMM at tensor peak that also streams a tenth of a second
+    // of HBM traffic, and pure weight streaming with a token of arithmetic.
+    StepWork gemm;
+    gemm.add(physics.peak_flops(), 0.1 * gpu.hbm_bandwidth_bps);
+    StepWork stream;
+    stream.add(0.01 * physics.peak_flops(), gpu.hbm_bandwidth_bps);
+    CapRangeCheck check;
+    check.power_limit_min_w = gpu.power_limit_min_w;
+    check.gemm_power_at_min_clock_w = physics.evaluate(gemm, r_min).power_w;
+    check.stream_power_at_min_clock_w = physics.evaluate(stream, r_min).power_w;
+    return check;
+}
+
 Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, const GpuSpec& start,
                                        const FidelitySettings& settings, int evaluations,
-                                       std::span<const PublishedDecodeFigure> decode_figures) {
+                                       std::span<const PublishedDecodeFigure> decode_figures, bool fit_power) {
     static constexpr std::array<FitParam, 13> kParams = {{
         {"mem_efficiency", &GpuCalibration::mem_efficiency, 0.3, 0.95},
-        {"compute_efficiency", &GpuCalibration::compute_efficiency, 0.2, 0.95},
+        {"compute_efficiency", &GpuCalibration::compute_efficiency, 0.2, 0.8},
         {"attention_efficiency", &GpuCalibration::attention_efficiency, 0.1, 0.95},
         {"step_overhead_s", &GpuCalibration::step_overhead_s, 1e-5, 2e-2},
         {"layer_overhead_s", &GpuCalibration::layer_overhead_s, 0.0, 1e-4},
@@ -236,6 +257,7 @@ Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, con
         // (docs/gpus.md gives their sources).
         {"leakage_w", &GpuCalibration::leakage_w, 0.0, 400.0},
     }};
+    constexpr std::size_t kTimeParams = 8;
     constexpr std::size_t kFullLoadParams = 12;
     auto score = [&](const GpuSpec& gpu) -> Result<double> {
         Result<FidelityReport> r = evaluate_fidelity(runs, gpu, settings);
@@ -251,9 +273,13 @@ Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, con
             }
             s += decode_figure_error(rows.value());
         }
+        // A fit that makes the lowest limit unreachable contradicts the firmware: one point
+        // per percent of that limit exceeded.
+        s += 100.0 * check_cap_range(gpu).excess_w() / gpu.power_limit_min_w;
         return s;
     };
-    const std::span<const FitParam> params(kParams.data(), decode_figures.empty() ? kFullLoadParams : kParams.size());
+    const std::size_t n_params = !fit_power ? kTimeParams : decode_figures.empty() ? kFullLoadParams : kParams.size();
+    const std::span<const FitParam> params(kParams.data(), n_params);
     Result<GpuSpec> best = coordinate_search(start, params, score, evaluations);
     if (!best.is_ok()) {
         return best.status();

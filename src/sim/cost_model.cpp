@@ -11,8 +11,6 @@ namespace {
 
 /// Bytes of one activation element moved by all-reduce (bf16 activations).
 constexpr double kActivationBytes = 2.0;
-/// Latency of one small all-reduce over NVLink (vLLM's custom all-reduce, a few microseconds).
-constexpr double kAllReduceLatencyS = 8e-6;
 /// All-reduces per layer: after attention and after the MLP / MoE block.
 constexpr int kAllReducesPerLayer = 2;
 /// Seed of the fixed expert-to-GPU permutation (popularity is unrelated to expert ids).
@@ -115,7 +113,7 @@ Result<StepCostModel> StepCostModel::create(const model::ModelSpec& model, const
     if (parallel.tp > 1) {
         const double ring = 2.0 * (tp - 1.0) / tp;
         const double layers = model.num_layers * kAllReducesPerLayer;
-        m.m_allreduce_fixed_s = layers * kAllReduceLatencyS;
+        m.m_allreduce_fixed_s = layers * allreduce_latency_s(gpu, parallel.tp);
         m.m_allreduce_s_per_token =
             layers * ring * model.hidden_size * kActivationBytes / gpu.nvlink_bandwidth_bps;
     }

@@ -10,6 +10,7 @@
 #include "pals/common/log.hpp"
 #include "pals/model/model_spec.hpp"
 #include "pals/sim/gpu_physics.hpp"
+#include "pals/sim/serving_figures.hpp"
 #include "pals/sim/simulator.hpp"
 #include "sim/csv_fields.hpp"
 
@@ -212,39 +213,20 @@ std::span<const PublishedDecodeFigure> published_decode_figures() {
 
 namespace {
 
-struct DecodeRun {
-    double j_per_token = 0;
-    double median_itl_s = 0;
-    double power_w = 0;  ///< per GPU
-};
-
-Result<DecodeRun> run_decode(const model::ModelSpec& model, const GpuSpec& gpu, const PublishedDecodeFigure& f,
-                             int batch, double locked_clock_mhz) {
-    NodeConfig node;
-    node.model = model;
-    node.gpu = gpu;
-    node.parallel.tp = f.tp;
-    node.engine.max_num_seqs = batch;
-    node.locked_clock_mhz = locked_clock_mhz;
-    std::vector<workload::Request> requests;
-    for (int i = 0; i < batch * kDecodeRequestsPerSeq; ++i) {
-        requests.push_back({static_cast<std::uint64_t>(i), 0.0, f.input_len, f.output_len});
-    }
-    Result<Simulator> sim = Simulator::create(node, std::move(requests));
-    if (!sim.is_ok()) {
-        return sim.status().with_prefix(f.source);
-    }
-    sim->run_to_completion();
-    const SimulationReport report = sim->report();
-    DecodeRun run;
-    if (report.steady) {
-        run.j_per_token = report.steady->j_per_token;
-        run.median_itl_s = report.steady->itl_s.p50;
-        run.power_w = report.steady->avg_power_w / f.tp;
-    } else {
-        run.j_per_token = report.j_per_token;
-        run.median_itl_s = report.itl_s.p50;
-        run.power_w = report.avg_power_w / f.tp;
+Result<ClosedLoopResult> run_decode(const model::ModelSpec& model, const GpuSpec& gpu,
+                                    const PublishedDecodeFigure& f, int batch, double locked_clock_mhz) {
+    ClosedLoopSetup setup;
+    setup.model = model;
+    setup.gpu = gpu;
+    setup.tp = f.tp;
+    setup.concurrency = batch;
+    setup.requests_per_seq = kDecodeRequestsPerSeq;
+    setup.input_len = f.input_len;
+    setup.output_len = f.output_len;
+    setup.locked_clock_mhz = locked_clock_mhz;
+    Result<ClosedLoopResult> run = run_closed_loop(setup);
+    if (!run.is_ok()) {
+        return run.status().with_prefix(f.source);
     }
     return run;
 }
@@ -282,12 +264,12 @@ Result<std::vector<DecodeFigureRow>> replay_decode_figures(std::span<const Publi
         best.published = f;
         best.energy_saving_pct = -std::numeric_limits<double>::infinity();
         for (const int batch : f.batches) {
-            Result<DecodeRun> base = run_decode(model.value(), gpu, f, batch, 0.0);
+            Result<ClosedLoopResult> base = run_decode(model.value(), gpu, f, batch, 0.0);
             if (!base.is_ok()) {
                 return base.status();
             }
             for (const double clock : clocks) {
-                Result<DecodeRun> locked = run_decode(model.value(), gpu, f, batch, clock);
+                Result<ClosedLoopResult> locked = run_decode(model.value(), gpu, f, batch, clock);
                 if (!locked.is_ok()) {
                     return locked.status();
                 }
@@ -301,8 +283,8 @@ Result<std::vector<DecodeFigureRow>> replay_decode_figures(std::span<const Publi
                     best.clock_mhz = clock;
                     best.energy_saving_pct = saving;
                     best.latency_increase_pct = slower;
-                    best.power_default_w = base->power_w;
-                    best.power_locked_w = locked->power_w;
+                    best.power_default_w = base->power_per_gpu_w;
+                    best.power_locked_w = locked->power_per_gpu_w;
                 }
             }
         }

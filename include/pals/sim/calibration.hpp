@@ -74,14 +74,30 @@ struct FidelityReport {
                                                        const GpuSpec& gpu,
                                                        const FidelitySettings& settings);
 
+/// Whether the GPU's lowest power limit can be met: the power of a saturated GEMM step and of a
+/// saturated weight-streaming step at the lowest supported clock. NVIDIA's minimum enforceable
+/// limit is one the firmware holds by clocking down, so compute-bound work must fit under it;
+/// streaming is reported only (HBM power follows the achieved bandwidth, not the SM clock, and
+/// no measurement here says whether an H100 meets 200 W on it).
+struct CapRangeCheck {
+    double power_limit_min_w = 0;
+    double gemm_power_at_min_clock_w = 0;
+    double stream_power_at_min_clock_w = 0;
+    /// Watts by which the GEMM step exceeds the lowest limit (0 when it fits).
+    [[nodiscard]] double excess_w() const;
+};
+[[nodiscard]] CapRangeCheck check_cap_range(const GpuSpec& gpu);
+
 /// Coordinate search over the free parameters of `start.calibration`, minimising the mean of
-/// the four MAPEs (and their maximum). `evaluations` bounds the number of full fidelity runs.
+/// the four MAPEs (and their maximum), penalised where the lowest power limit becomes unreachable
+/// (check_cap_range). `evaluations` bounds the number of full fidelity runs.
 /// With `decode_figures`, their errors join the objective and leakage is fitted too (the 700 W
 /// rows alone cannot identify it; the voltage curve and HBM knee stay as set, docs/gpus.md).
 [[nodiscard]] Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs,
                                                      const GpuSpec& start,
                                                      const FidelitySettings& settings,
                                                      int evaluations,
-                                                     std::span<const PublishedDecodeFigure> decode_figures = {});
+                                                     std::span<const PublishedDecodeFigure> decode_figures = {},
+                                                     bool fit_power = true);
 
 }  // namespace pals::sim

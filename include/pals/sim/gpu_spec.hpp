@@ -48,6 +48,11 @@ struct GpuSpec {
     double hbm_bandwidth_bps = 0;  ///< bytes/s
     double hbm_bytes = 0;          ///< bytes
     double nvlink_bandwidth_bps = 0;  ///< bytes/s per direction
+    /// Latency of a small all-reduce over the NVLink switch: base + 2 (ranks - 1) x hop, the
+    /// form of NCCL's ring latency model. Base is NCCL's ring-LL base latency; the hop is fitted
+    /// to measured H100 DGX all-reduces at 2, 4 and 8 ranks (docs/gpus.md).
+    double allreduce_base_latency_s = 6.6e-6;
+    double allreduce_hop_latency_s = 0.94e-6;
     double power_limit_min_w = 0;
     double power_limit_max_w = 0;
     double power_limit_default_w = 0;
@@ -63,6 +68,9 @@ struct GpuSpec {
 
 /// The dense tensor-core peak for matmuls in `precision` (bf16, FP8 or INT8) on `spec`.
 [[nodiscard]] double matmul_peak_flops(const GpuSpec& spec, model::WeightDtype precision);
+
+/// Latency of one small all-reduce over `ranks` GPUs (0 for one rank).
+[[nodiscard]] double allreduce_latency_s(const GpuSpec& spec, int ranks);
 
 /// Looks up a GPU by name, case-insensitively; accepts aliases ("h100" = "H100-SXM",
 /// "a100" = "A100-80GB"). The error lists the known names.

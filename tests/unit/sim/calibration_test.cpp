@@ -30,6 +30,24 @@ TEST(FidelityTest, H100MapeWithinTenPercent) {
     EXPECT_LE(report->mape_avg_power, 10.0);
 }
 
+// The fitted H100 power split keeps the lowest limit (200 W) reachable for compute-bound work by
+// clocking down; weight streaming at the lowest clock draws more (HBM power does not follow the
+// SM clock), which the simulator reports as a cap held at the floor.
+TEST(CapRangeTest, LowestLimitIsReachableForGemmsOnTheFittedH100) {
+    const CapRangeCheck check = check_cap_range(find_gpu_spec("H100-SXM").value());
+    EXPECT_DOUBLE_EQ(check.power_limit_min_w, 200.0);
+    EXPECT_LE(check.gemm_power_at_min_clock_w, 200.0);
+    EXPECT_EQ(check.excess_w(), 0.0);
+    EXPECT_GT(check.stream_power_at_min_clock_w, check.gemm_power_at_min_clock_w);
+}
+
+TEST(CapRangeTest, ALargeClockIndependentPowerMakesTheLimitUnreachable) {
+    GpuSpec gpu = find_gpu_spec("H100-SXM").value();
+    gpu.calibration.active_power_w = 200.0;
+    const CapRangeCheck check = check_cap_range(gpu);
+    EXPECT_GT(check.excess_w(), 50.0);
+}
+
 TEST(FidelityTest, BadCsvNamesFileAndLine) {
     const std::string path = ::testing::TempDir() + "/bad_runs.csv";
     std::ofstream(path) << "model,gpu,num_gpus,ep,max_num_seqs,avg_batch,avg_power_w,j_per_tok,tok_s,median_itl_ms,"

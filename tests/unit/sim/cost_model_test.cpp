@@ -80,6 +80,24 @@ TEST(StepCostModelTest, ExpertParallelMeanRankIsLessBusyThanTheBusiest) {
     EXPECT_GT(scale, 0.5);
 }
 
+// All-reduce latency grows with the ranks (base + 2 (n - 1) hops): about 8.5 / 12 / 20 us at
+// 2 / 4 / 8 H100s, the lower envelope of measured DGX all-reduces (docs/gpus.md).
+TEST(StepCostModelTest, AllReduceLatencyGrowsWithRanks) {
+    const GpuSpec h100 = testing::h100();
+    EXPECT_EQ(allreduce_latency_s(h100, 1), 0.0);
+    EXPECT_NEAR(allreduce_latency_s(h100, 2), 8.5e-6, 0.5e-6);
+    EXPECT_NEAR(allreduce_latency_s(h100, 4), 12.2e-6, 0.5e-6);
+    EXPECT_NEAR(allreduce_latency_s(h100, 8), 19.8e-6, 0.5e-6);
+    // A dense decode step at TP8 waits two all-reduces per layer more than at TP2.
+    const model::ModelSpec dense = testing::llama8b();
+    auto tp2 = StepCostModel::create(dense, h100, {2, 1, 0.0});
+    auto tp8 = StepCostModel::create(dense, h100, {8, 1, 0.0});
+    ASSERT_TRUE(tp2.is_ok() && tp8.is_ok());
+    const double extra = tp8->step_work(decode(1, 128)).wait_s - tp2->step_work(decode(1, 128)).wait_s;
+    const double per_layer = 2.0 * (allreduce_latency_s(h100, 8) - allreduce_latency_s(h100, 2));
+    EXPECT_GT(extra, 0.9 * dense.num_layers * per_layer);
+}
+
 TEST(StepCostModelTest, RejectsBadLayouts) {
     EXPECT_FALSE(StepCostModel::create(testing::mixtral(), testing::h100(), {0, 1, 0.0}).is_ok());
     EXPECT_FALSE(StepCostModel::create(testing::mixtral(), testing::h100(), {4, 2, 0.0}).is_ok());
