@@ -7,7 +7,7 @@ FUZZ_BUILD_DIR ?= build/fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?=
 
-.PHONY: all deps configure build demo test bench clean fuzz fuzz-build
+.PHONY: all deps configure build demo test bench clean fuzz fuzz-build format format-check
 
 all: build
 
@@ -25,6 +25,14 @@ demo: build
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# clang-format 14 (Debian bookworm) with the repository's .clang-format, over every C/C++ file.
+FORMAT_FILES = $(shell find src include tests bench fuzz -name '*.cpp' -o -name '*.hpp' -o -name '*.h' -o -name '*.c' -o -name '*.cc')
+format:
+	@clang-format -i $(FORMAT_FILES)
+
+format-check:
+	@clang-format --dry-run -Werror $(FORMAT_FILES) && echo "format: $(words $(FORMAT_FILES)) files clean"
 
 bench: build
 	@for b in $(BUILD_DIR)/*_bench; do $$b; done

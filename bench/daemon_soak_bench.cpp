@@ -1,5 +1,5 @@
 // Soak of the live control loop: control::Daemon (and its Controller) run for hours of simulated
-// time on a manual clock, against power::SimulatedGpuBackend and a synthetic serving engine whose
+// time on a manual clock, against sim::SimulatedGpuBackend and a synthetic serving engine whose
 // load follows a day curve. Prints the process RSS at start, every simulated hour and at the end,
 // and the wall time of one period's work (the daemon's polls plus its tick) as p50/p99/max.
 //   build/release/daemon_soak_bench                      # 10 simulated minutes (the ctest smoke)
@@ -21,13 +21,13 @@
 #include <string>
 #include <vector>
 
-#include "pals/api/state.hpp"
 #include "pals/common/clock.hpp"
 #include "pals/control/daemon.hpp"
 #include "pals/control/policies.hpp"
+#include "pals/control/state.hpp"
 #include "pals/power/saved_controls.hpp"
-#include "pals/power/simulated_gpu_backend.hpp"
 #include "pals/sim/gpu_spec.hpp"
+#include "pals/sim/simulated_gpu_backend.hpp"
 
 namespace {
 
@@ -120,7 +120,7 @@ public:
         std::fflush(stdout);
     }
 
-    [[nodiscard]] pals::power::SimulatedGpuBackend& gpus() { return m_gpus; }
+    [[nodiscard]] pals::sim::SimulatedGpuBackend& gpus() { return m_gpus; }
     [[nodiscard]] pals::engine::ServingEngine& engine() { return m_engine; }
     [[nodiscard]] const WallHistogram& work() const { return m_work; }
     void start_timing() { m_woke = std::chrono::steady_clock::now(); }
@@ -222,7 +222,7 @@ private:
     double m_period_work_s = 0.0;
     std::chrono::steady_clock::time_point m_woke = std::chrono::steady_clock::now();
     WallHistogram m_work;
-    pals::power::SimulatedGpuBackend m_gpus;
+    pals::sim::SimulatedGpuBackend m_gpus;
     Engine m_engine;
 };
 
@@ -244,7 +244,7 @@ void BM_DaemonSoak(benchmark::State& state) {
     for (auto _ : state) {
         const double rss_start = rss_mb();
         SoakNode node;
-        pals::api::StateStore store;
+        pals::control::StateStore store;
         const std::string saved_path = (std::filesystem::temp_directory_path() /
                                         ("pals_soak_saved_" + std::to_string(getpid()) + ".json"))
                                            .string();

@@ -13,14 +13,17 @@ const std::string kShared = PALS_SHARED_DIR;
 
 pals::sim::NodeConfig mixtral_tp2() {
     pals::sim::NodeConfig node;
-    node.model = pals::model::load_model_spec(kShared + "/models/mistralai__Mixtral-8x7B-Instruct-v0.1.json").value();
+    node.model =
+        pals::model::load_model_spec(kShared + "/models/mistralai__Mixtral-8x7B-Instruct-v0.1.json")
+            .value();
     node.gpu = pals::sim::find_gpu_spec("H100-SXM").value();
     node.parallel.tp = 2;
     return node;
 }
 
 void BM_ReplayAzureConversationTrace(benchmark::State& state) {
-    auto requests = pals::workload::load_azure_trace(kShared + "/traces/AzureLLMInferenceTrace_conv.csv");
+    auto requests =
+        pals::workload::load_azure_trace(kShared + "/traces/AzureLLMInferenceTrace_conv.csv");
     if (!requests.is_ok()) {
         state.SkipWithError(requests.status().message().c_str());
         return;
@@ -36,7 +39,8 @@ void BM_ReplayAzureConversationTrace(benchmark::State& state) {
         events += static_cast<double>(r.events);
         benchmark::DoNotOptimize(r.energy_j);
     }
-    state.counters["sim_s_per_wall_s"] = benchmark::Counter(simulated_s, benchmark::Counter::kIsRate);
+    state.counters["sim_s_per_wall_s"] =
+        benchmark::Counter(simulated_s, benchmark::Counter::kIsRate);
     state.counters["events_per_s"] = benchmark::Counter(events, benchmark::Counter::kIsRate);
     state.counters["requests"] = static_cast<double>(requests->size());
 }
@@ -44,7 +48,8 @@ BENCHMARK(BM_ReplayAzureConversationTrace)->Unit(benchmark::kMillisecond);
 
 void BM_LoadAzureConversationTrace(benchmark::State& state) {
     for (auto _ : state) {
-        auto requests = pals::workload::load_azure_trace(kShared + "/traces/AzureLLMInferenceTrace_conv.csv");
+        auto requests =
+            pals::workload::load_azure_trace(kShared + "/traces/AzureLLMInferenceTrace_conv.csv");
         benchmark::DoNotOptimize(requests.is_ok());
     }
 }

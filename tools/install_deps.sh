@@ -5,7 +5,8 @@ packages=(g++ cmake ninja-build make pkg-config python3 python3-pytest
           nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libspdlog-dev libfmt-dev
           libtomlplusplus-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev
           chromium prometheus
-          clang libclang-rt-dev)  # clang + compiler-rt (libFuzzer, ASan, UBSan): make fuzz
+          clang libclang-rt-dev  # clang + compiler-rt (libFuzzer, ASan, UBSan): make fuzz
+          clang-format)          # make format-check (clang-format 14 on bookworm)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,4 +1,5 @@
-// Azure LLM inference trace CSV (workload::load_azure_trace takes a path: written to a scratch file).
+// Azure LLM inference trace CSV (workload::load_azure_trace takes a path: written to a scratch
+// file).
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -4,8 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "fake_nvml/fake_driver.hpp"
 #include "fuzz_util.hpp"
-#include "power/fake_nvml/fake_driver.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);

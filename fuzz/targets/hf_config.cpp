@@ -15,6 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         (void)spec.value().kv_bytes_per_token();
     }
     auto fp8 = pals::model::parse_model_spec(text, "fuzz.json", pals::model::WeightDtype::kFp8);
-    if (fp8.is_ok()) (void)fp8.value().weight_bytes_total();
+    if (fp8.is_ok())
+        (void)fp8.value().weight_bytes_total();
     return 0;
 }

@@ -1,10 +1,10 @@
 // Run configuration from flags, environment and --group values (control::load_run_config).
 // One item per line: "PALS_NAME=value" is an environment variable, "group:SPEC" a --group value,
 // "key=value" a flag. Each group spec also goes through parse_group_spec alone.
-#include <map>
-#include <optional>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             continue;
         }
         const std::size_t eq = line.find('=');
-        if (eq == std::string_view::npos) continue;
+        if (eq == std::string_view::npos)
+            continue;
         std::string key(line.substr(0, eq));
         std::string value(line.substr(eq + 1));
         if (key.rfind("PALS_", 0) == 0) {
@@ -34,7 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     sources.env = [&env](const std::string& name) -> std::optional<std::string> {
         auto it = env.find(name);
-        if (it == env.end()) return std::nullopt;
+        if (it == env.end())
+            return std::nullopt;
         return it->second;
     };
     (void)c::load_run_config(sources);

@@ -1,12 +1,10 @@
 #include "pals/api/http_server.hpp"
 
+#include <fmt/format.h>
 #include <httplib.h>
 
-#include <nlohmann/json.hpp>
-
-#include <fmt/format.h>
-
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "pals/common/http_guard.hpp"
 #include "pals/common/json.hpp"
@@ -20,10 +18,13 @@ using nlohmann::json;
 
 void send_error(httplib::Response& res, int code, const char* type, const std::string& message) {
     res.status = code;
-    res.set_content(json{{"error", {{"code", code}, {"type", type}, {"message", message}}}}.dump(), "application/json");
+    res.set_content(json{{"error", {{"code", code}, {"type", type}, {"message", message}}}}.dump(),
+                    "application/json");
 }
 
-json finite_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+json finite_or_null(double v) {
+    return std::isfinite(v) ? json(v) : json(nullptr);
+}
 
 /// The key whose value holds the number a parse error quotes ("... parsing '1e400'"), for an
 /// error that names the field; empty if there is none. A text scan, not a parse.
@@ -64,12 +65,14 @@ Result<BudgetRequest> parse_budget_request(const std::string& body) {
     Result<json> parsed = pals::parse_json(body, "the request body", {.max_depth = 8});
     if (!parsed.is_ok()) {
         const std::string field = field_before_number(body, parsed.status().message());
-        return field.empty() ? parsed.status()
-                             : Status::invalid_argument("\"" + field + "\": " + parsed.status().message());
+        return field.empty()
+                   ? parsed.status()
+                   : Status::invalid_argument("\"" + field + "\": " + parsed.status().message());
     }
     const json j = std::move(parsed).value();
     if (!j.is_object()) {
-        return Status::invalid_argument("the body must be a JSON object with \"watts\" or \"steps\"");
+        return Status::invalid_argument(
+            "the body must be a JSON object with \"watts\" or \"steps\"");
     }
     BudgetRequest request;
     if (j.contains("watts") == j.contains("steps")) {
@@ -85,20 +88,24 @@ Result<BudgetRequest> parse_budget_request(const std::string& body) {
     }
     const json& steps = j["steps"];
     if (!steps.is_array() || steps.empty() || steps.size() > 1000) {
-        return Status::invalid_argument("\"steps\" must be a non-empty array of [t_s, watts] (at most 1000)");
+        return Status::invalid_argument(
+            "\"steps\" must be a non-empty array of [t_s, watts] (at most 1000)");
     }
     for (std::size_t i = 0; i < steps.size(); ++i) {
         const json& s = steps[i];
         if (!s.is_array() || s.size() != 2 || !s[0].is_number() || !s[1].is_number()) {
-            return Status::invalid_argument("\"steps\"[" + std::to_string(i) + "] must be [t_s, watts]");
+            return Status::invalid_argument("\"steps\"[" + std::to_string(i) +
+                                            "] must be [t_s, watts]");
         }
         const double t = s[0].get<double>();
         const double w = s[1].get<double>();
         if (!std::isfinite(t) || t < 0.0 || !std::isfinite(w) || w <= 0.0) {
-            return Status::invalid_argument("\"steps\"[" + std::to_string(i) + "]: t_s must be >= 0 and watts > 0");
+            return Status::invalid_argument("\"steps\"[" + std::to_string(i) +
+                                            "]: t_s must be >= 0 and watts > 0");
         }
         if (i > 0 && t <= request.steps.back().first) {
-            return Status::invalid_argument("\"steps\"[" + std::to_string(i) + "]: times must increase");
+            return Status::invalid_argument("\"steps\"[" + std::to_string(i) +
+                                            "]: times must increase");
         }
         request.steps.emplace_back(t, w);
     }
@@ -128,10 +135,11 @@ std::string health_json(const StateSnapshot* s) {
         return json{{"status", "degraded"}, {"reason", s->last_decision}}.dump();
     }
     if (!s->budget_feasible) {
-        return json{{"status", "degraded"},
-                    {"reason", fmt::format("infeasible budget: {:g} W is below the minimum of {:g} W; "
-                                           "every power limit is at its minimum",
-                                           s->budget_w, s->budget_min_w)}}
+        return json{
+            {"status", "degraded"},
+            {"reason", fmt::format("infeasible budget: {:g} W is below the minimum of {:g} W; "
+                                   "every power limit is at its minimum",
+                                   s->budget_w, s->budget_min_w)}}
             .dump();
     }
     return json{{"status", "ok"}}.dump();
@@ -139,7 +147,7 @@ std::string health_json(const StateSnapshot* s) {
 
 std::string state_json(const StateSnapshot& s) {
     json groups = json::array();
-    for (const GroupState& g : s.groups) {
+    for (const GroupSnapshot& g : s.groups) {
         groups.push_back({{"index", g.index},
                           {"gpus", g.gpus},
                           {"power_cap_w", g.cap_w},
@@ -194,7 +202,8 @@ struct HttpServer::Impl {
     pals::http::GuardedServer server;
     std::thread thread;
 
-    Impl(StateStore& s, ServerOptions o) : store(s), options(std::move(o)), server(guard_options(options)) {}
+    Impl(StateStore& s, ServerOptions o)
+        : store(s), options(std::move(o)), server(guard_options(options)) {}
 
     /// 403/401 for a write without the right token, decided from the headers alone.
     bool refuse_write(const httplib::Request& req, httplib::Response& res) const {
@@ -204,13 +213,15 @@ struct HttpServer::Impl {
         }
         const std::string header = req.get_header_value("Authorization");
         constexpr std::string_view kBearer = "Bearer ";
-        const bool bearer = header.size() >= kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0;
+        const bool bearer =
+            header.size() >= kBearer.size() && header.compare(0, kBearer.size(), kBearer) == 0;
         const std::string_view given =
             bearer ? std::string_view(header).substr(kBearer.size()) : std::string_view(header);
         // Both computed, whatever the prefix: the time depends only on the lengths.
         const bool token_ok = pals::http::constant_time_equal(given, options.token);
         if (!bearer || !token_ok) {
-            send_error(res, 401, "unauthorized", "a valid \"Authorization: Bearer <token>\" header is required");
+            send_error(res, 401, "unauthorized",
+                       "a valid \"Authorization: Bearer <token>\" header is required");
             return true;
         }
         return false;
@@ -226,16 +237,21 @@ struct HttpServer::Impl {
             return httplib::Server::HandlerResponse::Unhandled;
         });
         // No exception crosses a handler (llama.cpp's ex_wrapper idea).
-        server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-            const std::string what = exception_message(ep);
-            PALS_LOG_ERROR("http: {}", what);
-            send_error(res, 500, "internal", what);
-        });
+        server.set_exception_handler(
+            [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+                const std::string what = exception_message(ep);
+                PALS_LOG_ERROR("http: {}", what);
+                send_error(res, 500, "internal", what);
+            });
         server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
             if (res.body.empty()) {
-                const char* type = res.status == 413 ? "payload_too_large" : res.status == 404 ? "not_found" : "error";
+                const char* type = res.status == 413   ? "payload_too_large"
+                                   : res.status == 404 ? "not_found"
+                                                       : "error";
                 send_error(res, res.status, type,
-                           res.status == 413 ? "body too large" : res.status == 404 ? "no such route" : "bad request");
+                           res.status == 413   ? "body too large"
+                           : res.status == 404 ? "no such route"
+                                               : "bad request");
             }
         });
         server.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
@@ -266,10 +282,12 @@ struct HttpServer::Impl {
                     break;
                 case pals::http::BodyRead::kTooLarge:
                     send_error(res, 413, "payload_too_large",
-                               "the body is larger than " + std::to_string(options.max_body_bytes) + " bytes");
+                               "the body is larger than " + std::to_string(options.max_body_bytes) +
+                                   " bytes");
                     return;
                 case pals::http::BodyRead::kFailed:
-                    send_error(res, 400, "invalid_argument", "the body could not be read (malformed chunks or timeout)");
+                    send_error(res, 400, "invalid_argument",
+                               "the body could not be read (malformed chunks or timeout)");
                     return;
             }
             Result<BudgetRequest> budget = parse_budget_request(body);
@@ -277,7 +295,8 @@ struct HttpServer::Impl {
                 send_error(res, 400, "invalid_argument", budget.status().message());
                 return;
             }
-            if (Status feasible = check_budget_feasible(*budget, store.budget_min_w()); !feasible.is_ok()) {
+            if (Status feasible = check_budget_feasible(*budget, store.budget_min_w());
+                !feasible.is_ok()) {
                 send_error(res, 409, "infeasible", feasible.message());
                 return;
             }
@@ -294,14 +313,17 @@ struct HttpServer::Impl {
 HttpServer::HttpServer(StateStore& store, ServerOptions options)
     : m_impl(std::make_unique<Impl>(store, std::move(options))) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+    stop();
+}
 
 Status HttpServer::start() {
     m_impl->routes();
-    const int port = m_impl->options.port == 0 ? m_impl->server.bind_to_any_port(m_impl->options.host)
-                                               : (m_impl->server.bind_to_port(m_impl->options.host, m_impl->options.port)
-                                                      ? m_impl->options.port
-                                                      : -1);
+    const int port = m_impl->options.port == 0
+                         ? m_impl->server.bind_to_any_port(m_impl->options.host)
+                         : (m_impl->server.bind_to_port(m_impl->options.host, m_impl->options.port)
+                                ? m_impl->options.port
+                                : -1);
     if (port <= 0) {
         return Status::unavailable("cannot listen on " + m_impl->options.host + ":" +
                                    std::to_string(m_impl->options.port));

@@ -46,32 +46,39 @@ std::string render_metrics(const StateSnapshot& s) {
         e.sample("pals_gpu_energy_joules_total", fmt::format("gpu=\"{}\"", g), s.gpu_energy_j[g]);
     }
     e.family("pals_group_power_cap_watts", "gauge", "Power cap per GPU of each GPU group.");
-    for (const GroupState& g : s.groups) {
+    for (const GroupSnapshot& g : s.groups) {
         e.sample("pals_group_power_cap_watts", fmt::format("group=\"{}\"", g.index), g.cap_w);
     }
-    e.family("pals_group_batch_cap", "gauge", "Batch cap (max running sequences) of each GPU group.");
-    for (const GroupState& g : s.groups) {
+    e.family("pals_group_batch_cap", "gauge",
+             "Batch cap (max running sequences) of each GPU group.");
+    for (const GroupSnapshot& g : s.groups) {
         e.sample("pals_group_batch_cap", fmt::format("group=\"{}\"", g.index), g.batch_cap);
     }
-    e.family("pals_group_power_watts", "gauge", "Power of all GPUs of each group over the last period.");
-    for (const GroupState& g : s.groups) {
+    e.family("pals_group_power_watts", "gauge",
+             "Power of all GPUs of each group over the last period.");
+    for (const GroupSnapshot& g : s.groups) {
         e.sample("pals_group_power_watts", fmt::format("group=\"{}\"", g.index), g.power_w);
     }
-    e.family("pals_node_power_watts", "gauge", "Power of all GPUs of the node over the last period.");
+    e.family("pals_node_power_watts", "gauge",
+             "Power of all GPUs of the node over the last period.");
     e.sample("pals_node_power_watts", "", s.power_w);
     e.family("pals_power_budget_watts", "gauge", "Node power budget in force (+Inf: none).");
     e.sample("pals_power_budget_watts", "", s.budget_w);
     e.family("pals_power_budget_min_watts", "gauge",
              "Least budget the GPUs can hold: the sum of their minimum power limits (0: unknown).");
     e.sample("pals_power_budget_min_watts", "", s.budget_min_w);
-    e.family("pals_budget_feasible", "gauge",
-             "1 when the budget in force is at least the GPUs' minimum (0: every cap at its minimum, "
-             "best effort).");
+    e.family(
+        "pals_budget_feasible", "gauge",
+        "1 when the budget in force is at least the GPUs' minimum (0: every cap at its minimum, "
+        "best effort).");
     e.sample("pals_budget_feasible", "", s.budget_feasible ? 1.0 : 0.0);
-    e.family("pals_generation_tokens_total", "counter", "Output tokens served since the daemon started.");
+    e.family("pals_generation_tokens_total", "counter",
+             "Output tokens served since the daemon started.");
     e.sample("pals_generation_tokens_total", "", s.generation_tokens);
-    e.family("pals_tokens_per_joule", "gauge", "Output tokens per joule of GPU energy since the daemon started.");
-    e.sample("pals_tokens_per_joule", "", s.energy_j > 0.0 ? s.generation_tokens / s.energy_j : 0.0);
+    e.family("pals_tokens_per_joule", "gauge",
+             "Output tokens per joule of GPU energy since the daemon started.");
+    e.sample("pals_tokens_per_joule", "",
+             s.energy_j > 0.0 ? s.generation_tokens / s.energy_j : 0.0);
     e.family("pals_decisions_total", "counter", "Control periods decided.");
     e.sample("pals_decisions_total", "", static_cast<double>(s.decisions_total));
     e.family("pals_power_limit_changes_total", "counter", "Power cap writes.");
@@ -82,7 +89,8 @@ std::string render_metrics(const StateSnapshot& s) {
     e.sample("pals_budget_updates_total", "", static_cast<double>(s.budget_updates_total));
     e.family("pals_errors_total", "counter", "Backend errors seen by the control loop.");
     e.sample("pals_errors_total", "", static_cast<double>(s.errors_total));
-    e.family("pals_degraded", "gauge", "1 when the controller stopped actuating after a backend failure.");
+    e.family("pals_degraded", "gauge",
+             "1 when the controller stopped actuating after a backend failure.");
     e.sample("pals_degraded", "", s.degraded ? 1.0 : 0.0);
     return std::move(e).str();
 }

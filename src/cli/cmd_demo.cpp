@@ -8,11 +8,11 @@
 #include <memory>
 
 #include "cli/commands.hpp"
-#include "cli/flag_checks.hpp"
 #include "cli/evaluate_report.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/report_format.hpp"
-#include "pals/common/file_util.hpp"
 #include "cli/sim_options.hpp"
+#include "pals/common/file_util.hpp"
 
 namespace pals::cli {
 
@@ -37,24 +37,27 @@ Status run_demo(const DemoOptions& opt) {
         return node.status();
     }
     for (const double cap : opt.caps_w) {
-        if (Status st = check_range("--caps", cap, node->gpu.power_limit_min_w, node->gpu.power_limit_max_w, "W",
-                                    node->gpu.name);
+        if (Status st = check_range("--caps", cap, node->gpu.power_limit_min_w,
+                                    node->gpu.power_limit_max_w, "W", node->gpu.name);
             !st.is_ok()) {
             return st;
         }
     }
     workload::WorkloadSpec spec;
     spec.kind = workload::WorkloadKind::kTrace;
-    spec.trace_path = opt.trace.empty() ? default_shared_dir() + "/traces/AzureLLMInferenceTrace_conv.csv" : opt.trace;
+    spec.trace_path = opt.trace.empty()
+                          ? default_shared_dir() + "/traces/AzureLLMInferenceTrace_conv.csv"
+                          : opt.trace;
     spec.duration_s = opt.duration_s;
     Result<std::vector<workload::Request>> requests = workload::build_workload(spec);
     if (!requests.is_ok()) {
         return requests.status();
     }
-    std::printf("PALS demo: %s on 2x %s (TP2), %zu requests from %s (first %.0f s)\n"
-                "SLOs: TTFT <= 1 s, TPOT <= 100 ms. Energy and power are all GPUs, idle included.\n\n",
-                node->model.name.c_str(), node->gpu.name.c_str(), requests->size(), spec.trace_path.filename().c_str(),
-                opt.duration_s);
+    std::printf(
+        "PALS demo: %s on 2x %s (TP2), %zu requests from %s (first %.0f s)\n"
+        "SLOs: TTFT <= 1 s, TPOT <= 100 ms. Energy and power are all GPUs, idle included.\n\n",
+        node->model.name.c_str(), node->gpu.name.c_str(), requests->size(),
+        spec.trace_path.filename().c_str(), opt.duration_s);
     std::vector<std::vector<std::string>> rows;
     double wall = 0.0;
     for (const double cap : opt.caps_w) {
@@ -70,15 +73,19 @@ Status run_demo(const DemoOptions& opt) {
             const sim::SimulationReport r = sim->report();
             wall += r.sim_wall_s;
             rows.push_back({fmt::format("{:.0f}", cap), fmt::format("{}", batch),
-                            fmt::format("{:.0f}", r.throughput_tok_s), fmt::format("{:.0f}", r.avg_power_w),
-                            fmt::format("{:.3f}", r.tokens_per_joule), fmt::format("{:.0f}", r.sm_clock_mhz_avg),
-                            fmt::format("{:.0f}", r.ttft_s.p50 * 1e3), fmt::format("{:.0f}", r.ttft_s.p99 * 1e3),
-                            fmt::format("{:.1f}", r.tpot_s.p50 * 1e3), fmt::format("{:.1f}", r.tpot_s.p99 * 1e3),
+                            fmt::format("{:.0f}", r.throughput_tok_s),
+                            fmt::format("{:.0f}", r.avg_power_w),
+                            fmt::format("{:.3f}", r.tokens_per_joule),
+                            fmt::format("{:.0f}", r.sm_clock_mhz_avg),
+                            fmt::format("{:.0f}", r.ttft_s.p50 * 1e3),
+                            fmt::format("{:.0f}", r.ttft_s.p99 * 1e3),
+                            fmt::format("{:.1f}", r.tpot_s.p50 * 1e3),
+                            fmt::format("{:.1f}", r.tpot_s.p99 * 1e3),
                             fmt::format("{:.1f}", r.slo_attainment * 100.0)});
         }
     }
-    std::fputs(format_table({"cap W/GPU", "batch cap", "tok/s", "power W", "tok/J", "SM MHz", "TTFT p50 ms",
-                             "TTFT p99 ms", "TPOT p50 ms", "TPOT p99 ms", "SLO %"},
+    std::fputs(format_table({"cap W/GPU", "batch cap", "tok/s", "power W", "tok/J", "SM MHz",
+                             "TTFT p50 ms", "TTFT p99 ms", "TPOT p50 ms", "TPOT p99 ms", "SLO %"},
                             rows)
                    .c_str(),
                stdout);
@@ -97,7 +104,8 @@ Status run_demo(const DemoOptions& opt) {
     if (!model.is_ok()) {
         return model.status();
     }
-    Result<control::ScenarioResult> result = control::evaluate_scenario(scenario.value(), model.value());
+    Result<control::ScenarioResult> result =
+        control::evaluate_scenario(scenario.value(), model.value());
     if (!result.is_ok()) {
         return result.status();
     }
@@ -114,7 +122,8 @@ Status run_demo(const DemoOptions& opt) {
 
 void add_demo_command(CLI::App& app, CommandContext& ctx) {
     auto opt = std::make_shared<DemoOptions>();
-    CLI::App* cmd = app.add_subcommand("demo", "the main job on the simulator: energy/latency over power caps x batch caps");
+    CLI::App* cmd = app.add_subcommand(
+        "demo", "the main job on the simulator: energy/latency over power caps x batch caps");
     cmd->add_option("--trace", opt->trace, "trace to replay (default: Azure conversation trace)");
     cmd->add_option("--duration", opt->duration_s, "seconds of the trace to replay")
         ->check(finite_above(0.0, kMaxSeconds, "s"))
@@ -122,10 +131,14 @@ void add_demo_command(CLI::App& app, CommandContext& ctx) {
     cmd->add_option("--caps", opt->caps_w, "power caps per GPU (W)")
         ->delimiter(',')
         ->check(finite_in(0.0, 10000.0, "W"));
-    cmd->add_option("--batch-caps", opt->batch_caps, "batch caps")->delimiter(',')->check(integer_in(1, kMaxSeqs));
-    cmd->add_option("--scenario", opt->scenario, "scenario of the policy comparison (\"\" skips it)")
+    cmd->add_option("--batch-caps", opt->batch_caps, "batch caps")
+        ->delimiter(',')
+        ->check(integer_in(1, kMaxSeqs));
+    cmd->add_option("--scenario", opt->scenario,
+                    "scenario of the policy comparison (\"\" skips it)")
         ->capture_default_str();
-    cmd->add_option("--report", opt->report, "HTML report of the comparison (\"\" for none)")->capture_default_str();
+    cmd->add_option("--report", opt->report, "HTML report of the comparison (\"\" for none)")
+        ->capture_default_str();
     cmd->callback([opt, &ctx] {
         const Status status = run_demo(*opt);
         ctx.exit_code = status.is_ok() ? 0 : report_error(status);

@@ -6,8 +6,8 @@
 #include <memory>
 
 #include "cli/commands.hpp"
-#include "cli/flag_checks.hpp"
 #include "cli/evaluate_report.hpp"
+#include "cli/flag_checks.hpp"
 #include "cli/report_format.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/control/evaluation.hpp"
@@ -38,14 +38,17 @@ Status run_evaluate(const EvaluateOptions& opt) {
             scenario->period_s = opt.period_s;
         }
         std::shared_ptr<const profile::PowerModel> model;
-        if (std::find(scenario->policies.begin(), scenario->policies.end(), "pals") != scenario->policies.end()) {
-            Result<std::shared_ptr<const profile::PowerModel>> m = power_model_for(scenario.value());
+        if (std::find(scenario->policies.begin(), scenario->policies.end(), "pals") !=
+            scenario->policies.end()) {
+            Result<std::shared_ptr<const profile::PowerModel>> m =
+                power_model_for(scenario.value());
             if (!m.is_ok()) {
                 return m.status();
             }
             model = m.value();
         }
-        Result<control::ScenarioResult> result = control::evaluate_scenario(scenario.value(), model);
+        Result<control::ScenarioResult> result =
+            control::evaluate_scenario(scenario.value(), model);
         if (!result.is_ok()) {
             return result.status();
         }
@@ -78,11 +81,15 @@ Status run_evaluate(const EvaluateOptions& opt) {
 
 void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
     auto opt = std::make_shared<EvaluateOptions>();
-    CLI::App* cmd = app.add_subcommand("evaluate", "compare PALS with the baselines on scenario files (TOML)");
-    cmd->add_option("--scenario", opt->scenarios, "scenario file(s)")->required()->check(CLI::ExistingFile);
+    CLI::App* cmd =
+        app.add_subcommand("evaluate", "compare PALS with the baselines on scenario files (TOML)");
+    cmd->add_option("--scenario", opt->scenarios, "scenario file(s)")
+        ->required()
+        ->check(CLI::ExistingFile);
     cmd->add_flag("--json", opt->json, "print JSON instead of tables");
     cmd->add_option("--report", opt->report, "write a self-contained HTML report here");
-    cmd->add_option("--period", opt->period_s, "control period in seconds (default: each scenario's run.period_s)")
+    cmd->add_option("--period", opt->period_s,
+                    "control period in seconds (default: each scenario's run.period_s)")
         ->check(finite_in(0.0, 3600.0, "s"));
     cmd->callback([opt, &ctx] {
         const Status status = run_evaluate(*opt);

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "cli/commands.hpp"
-#include "pals/common/json.hpp"
 #include "cli/flag_checks.hpp"
 #include "cli/sim_options.hpp"
 #include "pals/common/file_util.hpp"
+#include "pals/common/json.hpp"
 #include "pals/common/log.hpp"
 #include "pals/loadgen/loadgen.hpp"
 

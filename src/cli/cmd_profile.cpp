@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <charconv>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -77,8 +77,9 @@ Result<std::vector<int>> parse_gpu_list(const std::string& text, int tp) {
         start = comma + 1;
     }
     if (static_cast<int>(out.size()) != tp) {
-        return Status::invalid_argument(fmt::format(
-            "--gpus lists {} GPU(s) but --tp is {}: one group of tp GPUs is profiled", out.size(), tp));
+        return Status::invalid_argument(
+            fmt::format("--gpus lists {} GPU(s) but --tp is {}: one group of tp GPUs is profiled",
+                        out.size(), tp));
     }
     return out;
 }
@@ -200,13 +201,14 @@ Status run_profile(ProfileOptions opt) {
             const std::size_t comma = rest.find(',');
             std::string_view item = rest.substr(0, comma);
             rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-            if (const std::size_t eq = item.find('='); eq != std::string_view::npos &&
-                                                        item.find("in=") != 0 && item.find("out=") != 0) {
+            if (const std::size_t eq = item.find('=');
+                eq != std::string_view::npos && item.find("in=") != 0 && item.find("out=") != 0) {
                 item = item.substr(eq + 1);  // the NAME= before the first key
             }
             for (const std::string_view key : {"in=", "out="}) {
                 if (item.starts_with(key)) {
-                    PALS_RETURN_IF_ERROR(check_length_text("--workload " + text, item.substr(key.size())));
+                    PALS_RETURN_IF_ERROR(
+                        check_length_text("--workload " + text, item.substr(key.size())));
                 }
             }
         }
@@ -290,7 +292,8 @@ Status run_profile(ProfileOptions opt) {
         load.concurrency = opt.concurrency;
         auto made = profile::LiveSessionFactory::create(
             live->clock, *live->gpus, *live->engine,
-            profile::model_shape_of(node->model, node->gpu.name, node->parallel.tp, node->parallel.ep),
+            profile::model_shape_of(node->model, node->gpu.name, node->parallel.tp,
+                                    node->parallel.ep),
             std::move(load), max_batch);
         if (!made.is_ok()) {
             return made.status();
@@ -393,7 +396,8 @@ void add_profile_command(CLI::App& app, CommandContext& ctx) {
         ->capture_default_str();
     cmd->add_option("--served-model-name", opt->served_model_name,
                     "live: the model name requests carry (default: the server's first)");
-    cmd->add_option("--gpus", opt->gpus, "live: NVML indices of the server's GPUs (default 0..tp-1)");
+    cmd->add_option("--gpus", opt->gpus,
+                    "live: NVML indices of the server's GPUs (default 0..tp-1)");
     cmd->add_option("--batch-cap-file", opt->batch_cap_file,
                     "live: the file the server's PALS plugin reads the batch cap from")
         ->capture_default_str();

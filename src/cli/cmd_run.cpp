@@ -186,7 +186,7 @@ Status run_daemon(const RunOptions& opt) {
         engines.push_back(std::make_unique<engine::vllm::VllmEngine>(std::move(e), clock));
         engine_ptrs.push_back(engines.back().get());
     }
-    api::StateStore store;
+    control::StateStore store;
     store.set_budget_min_w(budget_min_w.value());  // before the API answers its first PUT
     control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy).value(),
                            control::controller_config(config), store, saved.value(),

@@ -119,7 +119,8 @@ Status run_sim_serve(const SimServeOptions& opt) {
     if (!server.is_ok()) {
         return server.status();
     }
-    StopSignals signals({.ignore_sigpipe = true});  // from here on, Ctrl-C or SIGTERM ends in a clean stop
+    StopSignals signals(
+        {.ignore_sigpipe = true});  // from here on, Ctrl-C or SIGTERM ends in a clean stop
     PALS_RETURN_IF_ERROR((*server)->start());
 
     const std::string lib = find_fake_nvml_library();

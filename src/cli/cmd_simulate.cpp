@@ -32,14 +32,15 @@ Status run_simulate(const SimulateOptions& opt) {
     if (!requests.is_ok()) {
         return requests.status();
     }
-    Result<sim::Simulator> simulator =
-        sim::Simulator::create(std::move(node).value(), std::move(requests).value(), opt.slo.build());
+    Result<sim::Simulator> simulator = sim::Simulator::create(
+        std::move(node).value(), std::move(requests).value(), opt.slo.build());
     if (!simulator.is_ok()) {
         return simulator.status();
     }
     simulator->run_to_completion();
     const sim::SimulationReport report = simulator->report();
-    const std::string text = opt.json ? report_to_json(report).dump(2) + "\n" : report_to_text(report);
+    const std::string text =
+        opt.json ? report_to_json(report).dump(2) + "\n" : report_to_text(report);
     if (!opt.out.empty()) {
         return write_file_atomic(opt.out, text);
     }
@@ -51,12 +52,14 @@ Status run_simulate(const SimulateOptions& opt) {
 
 void add_simulate_command(CLI::App& app, CommandContext& ctx) {
     auto opt = std::make_shared<SimulateOptions>();
-    CLI::App* cmd = app.add_subcommand("simulate", "simulate a serving node at a fixed power cap and batch cap");
+    CLI::App* cmd = app.add_subcommand(
+        "simulate", "simulate a serving node at a fixed power cap and batch cap");
     opt->node.add_to(*cmd);
     opt->workload.add_to(*cmd);
     opt->slo.add_to(*cmd);
     cmd->add_flag("--json", opt->json, "print one JSON object instead of a table");
-    cmd->add_option("--out", opt->out, "write the output to this file (atomically) instead of stdout");
+    cmd->add_option("--out", opt->out,
+                    "write the output to this file (atomically) instead of stdout");
     cmd->callback([opt, &ctx] {
         const Status status = run_simulate(*opt);
         ctx.exit_code = status.is_ok() ? 0 : report_error(status);

@@ -4,7 +4,6 @@
 /// root CLI11 app; its callback stores the process exit code in the context.
 
 #include <CLI/CLI.hpp>
-
 #include <string>
 
 #include "pals/common/status.hpp"

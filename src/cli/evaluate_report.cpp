@@ -31,7 +31,9 @@ std::string ratio(double v) {
 }
 
 /// JSON has no infinity: a ratio over a zero reference is null.
-nlohmann::json json_ratio(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json json_ratio(double v) {
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 /// Up to `n` points of a sorted sample as a CDF.
 SvgSeries cdf(const std::string& label, const std::vector<double>& sorted, double scale) {
@@ -54,20 +56,26 @@ std::string evaluation_table(const control::ScenarioResult& result) {
     std::vector<std::vector<std::string>> rows;
     for (const control::PolicyRun& r : result.runs) {
         const control::PolicyMetrics& m = r.metrics;
-        rows.push_back({r.policy, fmt::format("{:.3f}", m.tokens_per_joule), ratio(m.efficiency_vs_default),
-                        fmt::format("{:.1f}", m.slo_attainment * 100.0), fmt::format("{}", m.qos_violations),
-                        ratio(m.qos_vs_cap_only), fmt::format("{}/{}", m.windows_missed, m.windows_total),
-                        fmt::format("{:.0f}", m.budget_excess_j), fmt::format("{:.0f}", m.budget_peak_excess_w),
-                        fmt::format("{:.0f}", m.time_over_budget_s), fmt::format("{:.0f}", m.settle_time_s), m.chosen});
+        rows.push_back(
+            {r.policy, fmt::format("{:.3f}", m.tokens_per_joule), ratio(m.efficiency_vs_default),
+             fmt::format("{:.1f}", m.slo_attainment * 100.0), fmt::format("{}", m.qos_violations),
+             ratio(m.qos_vs_cap_only), fmt::format("{}/{}", m.windows_missed, m.windows_total),
+             fmt::format("{:.0f}", m.budget_excess_j),
+             fmt::format("{:.0f}", m.budget_peak_excess_w),
+             fmt::format("{:.0f}", m.time_over_budget_s), fmt::format("{:.0f}", m.settle_time_s),
+             m.chosen});
     }
-    std::string out = fmt::format("\n== {} ==\n{} on {}x {} (TP{}{}), {}; SLO TTFT {:.2f} s, TPOT {:.3f} s; budget: {}\n\n",
-                                  sc.name, sc.node.model.name, sc.node.parallel.tp * sc.node.replicas, sc.node.gpu.name,
-                                  sc.node.parallel.tp, sc.node.replicas > 1 ? fmt::format(" x {} replicas", sc.node.replicas) : "",
-                                  sc.workload.kind == workload::WorkloadKind::kTrace ? sc.workload.trace_path.filename().string()
-                                                                                      : std::string("synthetic"),
-                                  sc.slo.ttft_s, sc.slo.tpot_s, budget_text(sc));
-    out += format_table({"policy", "tok/J", "vs default", "SLO %", "QoS viol.", "vs cap-only", "windows missed",
-                         "excess J", "peak W", "over s", "settle s", "chosen"},
+    std::string out = fmt::format(
+        "\n== {} ==\n{} on {}x {} (TP{}{}), {}; SLO TTFT {:.2f} s, TPOT {:.3f} s; budget: {}\n\n",
+        sc.name, sc.node.model.name, sc.node.parallel.tp * sc.node.replicas, sc.node.gpu.name,
+        sc.node.parallel.tp,
+        sc.node.replicas > 1 ? fmt::format(" x {} replicas", sc.node.replicas) : "",
+        sc.workload.kind == workload::WorkloadKind::kTrace
+            ? sc.workload.trace_path.filename().string()
+            : std::string("synthetic"),
+        sc.slo.ttft_s, sc.slo.tpot_s, budget_text(sc));
+    out += format_table({"policy", "tok/J", "vs default", "SLO %", "QoS viol.", "vs cap-only",
+                         "windows missed", "excess J", "peak W", "over s", "settle s", "chosen"},
                         rows);
     out += fmt::format("({} policies in {:.1f} s)\n", result.runs.size(), result.wall_s);
     return out;
@@ -86,7 +94,8 @@ nlohmann::json evaluation_json(const control::ScenarioResult& result) {
                               {"windows_missed", m.windows_missed},
                               {"windows_total", m.windows_total},
                               {"budget_excess_j", m.budget_excess_j},
-                              {"budget_excess_share", m.budget_energy_j > 0 ? m.budget_excess_j / m.budget_energy_j : 0.0},
+                              {"budget_excess_share",
+                               m.budget_energy_j > 0 ? m.budget_excess_j / m.budget_energy_j : 0.0},
                               {"budget_peak_excess_w", m.budget_peak_excess_w},
                               {"time_over_budget_s", m.time_over_budget_s},
                               {"settle_time_s", m.settle_time_s},
@@ -102,27 +111,36 @@ nlohmann::json evaluation_json(const control::ScenarioResult& result) {
 std::string evaluation_html(const std::vector<control::ScenarioResult>& results) {
     std::string html =
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>PALS evaluation</title><style>"
-        "body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+        "body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-"
+        "size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px "
+        "8px;text-align:right}td:first-child,th:first-child{text-align:left}"
         "h2{margin-top:36px}.charts{display:flex;flex-wrap:wrap;gap:12px}</style></head><body>"
-        "<h1>PALS evaluation</h1><p>All policies run on the same trace, model and simulated hardware. "
+        "<h1>PALS evaluation</h1><p>All policies run on the same trace, model and simulated "
+        "hardware. "
         "Energy counts all GPUs, idle included.</p>";
     for (const control::ScenarioResult& result : results) {
         const control::Scenario& sc = result.scenario;
-        html += fmt::format("<h2 id=\"{0}\">{0}</h2><p>{1} on {2}x {3}; budget: {4}</p>", escape_xml(sc.name),
-                            escape_xml(sc.node.model.name), sc.node.parallel.tp * sc.node.replicas, escape_xml(sc.node.gpu.name),
+        html += fmt::format("<h2 id=\"{0}\">{0}</h2><p>{1} on {2}x {3}; budget: {4}</p>",
+                            escape_xml(sc.name), escape_xml(sc.node.model.name),
+                            sc.node.parallel.tp * sc.node.replicas, escape_xml(sc.node.gpu.name),
                             escape_xml(budget_text(sc)));
-        html += "<table><tr><th>policy</th><th>tok/J</th><th>vs default</th><th>SLO %</th><th>QoS violations</th>"
-                "<th>vs cap-only</th><th>windows missed</th><th>excess J</th><th>peak excess W</th><th>over budget s</th>"
-                "<th>settle s</th></tr>";
+        html +=
+            "<table><tr><th>policy</th><th>tok/J</th><th>vs default</th><th>SLO %</th><th>QoS "
+            "violations</th>"
+            "<th>vs cap-only</th><th>windows missed</th><th>excess J</th><th>peak excess "
+            "W</th><th>over budget s</th>"
+            "<th>settle s</th></tr>";
         for (const control::PolicyRun& r : result.runs) {
             const control::PolicyMetrics& m = r.metrics;
-            html += fmt::format("<tr><td>{}</td><td>{:.3f}</td><td>{}</td><td>{:.1f}</td><td>{}</td><td>{}</td><td>{}/{}</td>"
-                                "<td>{:.0f}</td><td>{:.0f}</td><td>{:.0f}</td><td>{:.0f}</td></tr>",
-                                escape_xml(r.policy), m.tokens_per_joule, ratio(m.efficiency_vs_default),
-                                m.slo_attainment * 100.0, m.qos_violations, ratio(m.qos_vs_cap_only), m.windows_missed,
-                                m.windows_total, m.budget_excess_j, m.budget_peak_excess_w, m.time_over_budget_s,
-                                m.settle_time_s);
+            html += fmt::format(
+                "<tr><td>{}</td><td>{:.3f}</td><td>{}</td><td>{:.1f}</td><td>{}</td><td>{}</"
+                "td><td>{}/{}</td>"
+                "<td>{:.0f}</td><td>{:.0f}</td><td>{:.0f}</td><td>{:.0f}</td></tr>",
+                escape_xml(r.policy), m.tokens_per_joule, ratio(m.efficiency_vs_default),
+                m.slo_attainment * 100.0, m.qos_violations, ratio(m.qos_vs_cap_only),
+                m.windows_missed, m.windows_total, m.budget_excess_j, m.budget_peak_excess_w,
+                m.time_over_budget_s, m.settle_time_s);
         }
         html += "</table><div class=\"charts\">";
         SvgChart power{"Node GPU power vs budget", "time (s)", "power (W)", {}};

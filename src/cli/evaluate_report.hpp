@@ -3,9 +3,8 @@
 /// @brief Rendering evaluation results: table, JSON (the documented shape), HTML report; and
 /// the power model a scenario's `pals` policy uses.
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -21,10 +20,12 @@ namespace pals::cli {
 [[nodiscard]] std::string evaluation_html(const std::vector<control::ScenarioResult>& results);
 
 /// The model's frontier under the scenario's ITL SLO, as an SVG for the report ("" on error).
-[[nodiscard]] std::string frontier_svg_for(const profile::PowerModel& model, const control::Scenario& scenario);
+[[nodiscard]] std::string frontier_svg_for(const profile::PowerModel& model,
+                                           const control::Scenario& scenario);
 
 /// The scenario's `run.power_model` file, else a model profiled and fitted on the simulator for
 /// the scenario's node (cached under the build's temp folder by node shape).
-[[nodiscard]] Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control::Scenario& scenario);
+[[nodiscard]] Result<std::shared_ptr<const profile::PowerModel>> power_model_for(
+    const control::Scenario& scenario);
 
 }  // namespace pals::cli

@@ -39,7 +39,8 @@ std::string unknown_command(CLI::App& app, int argc, char** argv) {
             }
             continue;
         }
-        const std::vector<CLI::App*> subs = current->get_subcommands([](const CLI::App*) { return true; });
+        const std::vector<CLI::App*> subs =
+            current->get_subcommands([](const CLI::App*) { return true; });
         if (subs.empty()) {
             return "";
         }
@@ -69,7 +70,8 @@ int main(int argc, char** argv) {
     std::string log_level = "warn";
     app.add_option("--log-level", log_level, "debug, info, warn, error or off")
         ->envname("PALS_LOG_LEVEL")
-        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"}));
+        ->check(CLI::IsMember(
+            {"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"}));
     app.parse_complete_callback([&log_level] { pals::init_logging(log_level); });
 
     CommandContext ctx;

@@ -42,7 +42,8 @@ Result<profile::WorkloadMix> mix_for(const control::Scenario& sc) {
     }
     profile::WorkloadMix mix = profile::default_workload_mix();
     mix.name = "scenario";
-    mix.spec = fmt::format("in={},out={}", sc.workload.input.describe(), sc.workload.output.describe());
+    mix.spec =
+        fmt::format("in={},out={}", sc.workload.input.describe(), sc.workload.output.describe());
     mix.input = sc.workload.input;
     mix.output = sc.workload.output;
     mix.seed = sc.seed;
@@ -59,8 +60,8 @@ std::string frontier_svg_for(const profile::PowerModel& model, const control::Sc
         return {};
     }
     profile::FrontierSvgOptions options;
-    options.title = fmt::format("{} on {}x {}: the power model's frontier", sc.node.model.name, sc.node.parallel.tp,
-                                sc.node.gpu.name);
+    options.title = fmt::format("{} on {}x {}: the power model's frontier", sc.node.model.name,
+                                sc.node.parallel.tp, sc.node.gpu.name);
     options.subtitle = fmt::format("ITL p90 <= {:.0f} ms", sc.slo.tpot_s * 1e3);
     return profile::render_frontier_svg(frontier.value(), options);
 }
@@ -69,7 +70,8 @@ namespace {
 
 /// What the simulator predicts for this node on probe steps (decode at batch 1 and 64, a 2048-token
 /// prefill; each at the maximum and minimum cap). Part of the cache key, so that a profile made
-/// before a change to the model spec, the GPU's calibration or the physics is never reused after it.
+/// before a change to the model spec, the GPU's calibration or the physics is never reused after
+/// it.
 std::string physics_fingerprint(const sim::NodeConfig& n) {
     Result<sim::StepCostModel> cost = sim::StepCostModel::create(n.model, n.gpu, n.parallel);
     if (!cost.is_ok()) {
@@ -107,17 +109,20 @@ Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control
             return mix.status();
         }
         const sim::NodeConfig& n = sc.node;
-        const std::string key = fmt::format("v2|{}|{}|{}|{}|{}|{}|{}|{}{}", n.model.name, n.gpu.name, n.parallel.tp,
-                                            n.parallel.ep, n.parallel.routing_skew, n.engine.max_num_seqs,
-                                            n.engine.max_num_batched_tokens, mix->spec, physics_fingerprint(n));
+        const std::string key =
+            fmt::format("v2|{}|{}|{}|{}|{}|{}|{}|{}{}", n.model.name, n.gpu.name, n.parallel.tp,
+                        n.parallel.ep, n.parallel.routing_skew, n.engine.max_num_seqs,
+                        n.engine.max_num_batched_tokens, mix->spec, physics_fingerprint(n));
         path = cache_dir() / fmt::format("model-{:016x}.json", std::hash<std::string>{}(key));
         std::error_code ec;
         if (!std::filesystem::exists(path, ec)) {
-            std::fprintf(stderr, "pals: profiling %s on the simulator for policy 'pals' (cached in %s)\n",
+            std::fprintf(stderr,
+                         "pals: profiling %s on the simulator for policy 'pals' (cached in %s)\n",
                          n.model.name.c_str(), path.c_str());
             profile::SweepPlan plan;
             plan.workloads = {mix.value()};
-            for (double cap = n.gpu.power_limit_min_w; cap <= n.gpu.power_limit_max_w + 1e-9; cap += kCapStepW) {
+            for (double cap = n.gpu.power_limit_min_w; cap <= n.gpu.power_limit_max_w + 1e-9;
+                 cap += kCapStepW) {
                 plan.caps_w.push_back(cap);
             }
             for (int b = kFirstBatch; b < n.engine.max_num_seqs; b *= 2) {
@@ -128,13 +133,15 @@ Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control
             plan.measure.window = Seconds{kWindowS};
             sim::NodeConfig group = n;
             group.replicas = 1;
-            auto factory = profile::SimSessionFactory::create(group, plan.measure, n.engine.max_num_seqs);
+            auto factory =
+                profile::SimSessionFactory::create(group, plan.measure, n.engine.max_num_seqs);
             if (!factory.is_ok()) {
                 return factory.status();
             }
             profile::ProfileTable table;
-            PALS_RETURN_IF_ERROR(profile::run_sweep(*factory.value(), plan, table,
-                                                    [](const profile::ProfileTable&) { return Status::ok(); }));
+            PALS_RETURN_IF_ERROR(
+                profile::run_sweep(*factory.value(), plan, table,
+                                   [](const profile::ProfileTable&) { return Status::ok(); }));
             Result<profile::FitResult> fit = profile::fit_profile(table);
             if (!fit.is_ok()) {
                 return fit.status();

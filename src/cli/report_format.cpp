@@ -59,16 +59,22 @@ std::string report_to_text(const sim::SimulationReport& r) {
         out += fmt::format("  {:<22} {}\n", name, value);
     };
     auto lat = [](const sim::LatencySummary& s) {
-        return fmt::format("p50 {:8.1f} ms  p90 {:8.1f} ms  p99 {:8.1f} ms  mean {:8.1f} ms", s.p50 * 1e3,
-                           s.p90 * 1e3, s.p99 * 1e3, s.mean * 1e3);
+        return fmt::format("p50 {:8.1f} ms  p90 {:8.1f} ms  p99 {:8.1f} ms  mean {:8.1f} ms",
+                           s.p50 * 1e3, s.p90 * 1e3, s.p99 * 1e3, s.mean * 1e3);
     };
-    line("requests", fmt::format("{} completed of {} ({} rejected, {} preemptions)", r.requests_completed,
-                                 r.requests_total, r.requests_rejected, r.preemptions));
-    line("duration", fmt::format("{:.1f} s simulated in {:.3f} s wall", r.duration_s, r.sim_wall_s));
-    line("output tokens", fmt::format("{:.0f} ({:.1f} tok/s)", r.output_tokens, r.throughput_tok_s));
-    line("energy", fmt::format("{:.0f} J, avg power {:.1f} W (all GPUs)", r.energy_j, r.avg_power_w));
-    line("efficiency", fmt::format("{:.3f} tok/J ({:.4f} J/tok)", r.tokens_per_joule, r.j_per_token));
-    line("batch / SM clock", fmt::format("avg batch {:.1f}, SM clock {:.0f} MHz", r.avg_batch, r.sm_clock_mhz_avg));
+    line("requests",
+         fmt::format("{} completed of {} ({} rejected, {} preemptions)", r.requests_completed,
+                     r.requests_total, r.requests_rejected, r.preemptions));
+    line("duration",
+         fmt::format("{:.1f} s simulated in {:.3f} s wall", r.duration_s, r.sim_wall_s));
+    line("output tokens",
+         fmt::format("{:.0f} ({:.1f} tok/s)", r.output_tokens, r.throughput_tok_s));
+    line("energy",
+         fmt::format("{:.0f} J, avg power {:.1f} W (all GPUs)", r.energy_j, r.avg_power_w));
+    line("efficiency",
+         fmt::format("{:.3f} tok/J ({:.4f} J/tok)", r.tokens_per_joule, r.j_per_token));
+    line("batch / SM clock",
+         fmt::format("avg batch {:.1f}, SM clock {:.0f} MHz", r.avg_batch, r.sm_clock_mhz_avg));
     line("TTFT", lat(r.ttft_s));
     line("TPOT", lat(r.tpot_s));
     line("ITL", lat(r.itl_s));
@@ -76,10 +82,11 @@ std::string report_to_text(const sim::SimulationReport& r) {
     line("SLO attainment", fmt::format("{:.1f} %", r.slo_attainment * 100.0));
     if (r.steady) {
         const sim::SteadyStateReport& s = *r.steady;
-        line("steady state", fmt::format("{:.1f} s from {:.1f} s: {:.1f} tok/s, {:.1f} W, {:.4f} J/tok, "
-                                         "batch {:.1f}, median ITL {:.2f} ms",
-                                         s.duration_s, s.start_s, s.throughput_tok_s, s.avg_power_w,
-                                         s.j_per_token, s.avg_batch, s.itl_s.p50 * 1e3));
+        line("steady state",
+             fmt::format("{:.1f} s from {:.1f} s: {:.1f} tok/s, {:.1f} W, {:.4f} J/tok, "
+                         "batch {:.1f}, median ITL {:.2f} ms",
+                         s.duration_s, s.start_s, s.throughput_tok_s, s.avg_power_w, s.j_per_token,
+                         s.avg_batch, s.itl_s.p50 * 1e3));
     }
     return out;
 }
@@ -99,7 +106,8 @@ std::string format_table(const std::vector<std::string>& header,
         std::string line;
         for (std::size_t c = 0; c < width.size(); ++c) {
             const std::string& cell = c < cells.size() ? cells[c] : std::string();
-            line += c == 0 ? fmt::format("{:<{}}", cell, width[c]) : fmt::format("  {:>{}}", cell, width[c]);
+            line += c == 0 ? fmt::format("{:<{}}", cell, width[c])
+                           : fmt::format("  {:>{}}", cell, width[c]);
         }
         return line + "\n";
     };

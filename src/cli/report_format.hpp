@@ -3,7 +3,6 @@
 /// @brief Rendering simulation reports for people (tables) and programs (JSON).
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 

@@ -1,11 +1,11 @@
 #include "cli/sim_options.hpp"
 
-#include "cli/commands.hpp"
-#include "cli/flag_checks.hpp"
-
 #include <fmt/format.h>
 
 #include <cmath>
+
+#include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
 
 namespace pals::cli {
 
@@ -14,34 +14,45 @@ std::string default_model_path() {
 }
 
 void NodeOptions::add_to(CLI::App& app) {
-    app.add_option("--model", model, "Hugging Face config.json of the model (default: Mixtral-8x7B)");
+    app.add_option("--model", model,
+                   "Hugging Face config.json of the model (default: Mixtral-8x7B)");
     app.add_option("--gpu", gpu, "GPU type: H100-SXM, H800, H200, A100-40GB, A100-80GB, B200")
         ->capture_default_str();
     app.add_option("--dtype", dtype,
                    "matmul precision: bf16, fp8 or int8 (8-bit: 1 byte per weight; default: from "
                    "the config)");
     app.add_option("--tp", tp, "GPUs per replica (tensor-parallel degree)")
-        ->check(integer_in(1, kMaxGpus))->capture_default_str();
-    app.add_option("--ep", ep, "expert parallel degree: 1, or equal to --tp (vLLM --enable-expert-parallel)")
         ->check(integer_in(1, kMaxGpus))
         ->capture_default_str();
-    app.add_option("--replicas", replicas, "model replicas on the node")->check(integer_in(1, kMaxGpus))->capture_default_str();
+    app.add_option("--ep", ep,
+                   "expert parallel degree: 1, or equal to --tp (vLLM --enable-expert-parallel)")
+        ->check(integer_in(1, kMaxGpus))
+        ->capture_default_str();
+    app.add_option("--replicas", replicas, "model replicas on the node")
+        ->check(integer_in(1, kMaxGpus))
+        ->capture_default_str();
     app.add_option("--max-num-seqs", max_num_seqs, "batch cap: max running sequences per replica")
         ->check(integer_in(1, kMaxSeqs))
         ->capture_default_str();
-    app.add_option("--max-num-batched-tokens", max_num_batched_tokens, "token budget per step")->check(integer_in(1, kMaxTokens))
+    app.add_option("--max-num-batched-tokens", max_num_batched_tokens, "token budget per step")
+        ->check(integer_in(1, kMaxTokens))
         ->capture_default_str();
     app.add_flag("--no-chunked-prefill", no_chunked_prefill, "disable chunked prefill");
-    app.add_option("--block-size", block_size, "KV-cache block size (tokens)")->check(integer_in(1, 4096))->capture_default_str();
-    app.add_option("--gpu-memory-utilization", gpu_memory_utilization, "share of GPU memory vLLM may use")
+    app.add_option("--block-size", block_size, "KV-cache block size (tokens)")
+        ->check(integer_in(1, 4096))
+        ->capture_default_str();
+    app.add_option("--gpu-memory-utilization", gpu_memory_utilization,
+                   "share of GPU memory vLLM may use")
         ->check(finite_above(0.0, 1.0))
         ->capture_default_str();
     app.add_option("--max-model-len", max_model_len, "longest request (0: the model's limit)")
         ->check(integer_in(0, kMaxTokens));
-    app.add_option("--routing-skew", routing_skew, "Zipf exponent of MoE expert popularity (0 = uniform)")
+    app.add_option("--routing-skew", routing_skew,
+                   "Zipf exponent of MoE expert popularity (0 = uniform)")
         ->check(finite_in(0.0, 100.0))
         ->capture_default_str();
-    app.add_option("--power-cap", power_cap_w, "power cap per GPU in W (default: the GPU's default limit)")
+    app.add_option("--power-cap", power_cap_w,
+                   "power cap per GPU in W (default: the GPU's default limit)")
         ->check(finite_in(0.0, 10000.0, "W"));
     app.add_option("--locked-clock", locked_clock_mhz, "lock the SM clock (MHz); 0 = not locked")
         ->check(finite_in(0.0, 10000.0, "MHz"));
@@ -89,8 +100,8 @@ Result<sim::NodeConfig> NodeOptions::build() const {
         }
     }
     node.power_cap_w = power_cap_w;
-    if (Status st = check_range("--locked-clock", locked_clock_mhz, 0.0, node.gpu.sm_clock_max_mhz, "MHz",
-                                node.gpu.name + " (0: not locked)");
+    if (Status st = check_range("--locked-clock", locked_clock_mhz, 0.0, node.gpu.sm_clock_max_mhz,
+                                "MHz", node.gpu.name + " (0: not locked)");
         !st.is_ok()) {
         return st;
     }
@@ -99,12 +110,17 @@ Result<sim::NodeConfig> NodeOptions::build() const {
 }
 
 void WorkloadOptions::add_to(CLI::App& app) {
-    app.add_option("--trace", trace, "request trace: Azure CSV or JSONL ({timestamp ms, input_length, output_length})");
+    app.add_option(
+        "--trace", trace,
+        "request trace: Azure CSV or JSONL ({timestamp ms, input_length, output_length})");
     app.add_option("--time-scale", time_scale, "stretch trace time by this factor")
-        ->check(finite_above(0.0, 1e6))->capture_default_str();
+        ->check(finite_above(0.0, 1e6))
+        ->capture_default_str();
     app.add_option("--rate-scale", rate_scale, "multiply the arrival rate (compress time)")
-        ->check(finite_above(0.0, 1e6))->capture_default_str();
-    app.add_option("--duration", duration_s, "keep requests arriving in the first S seconds (after scaling)")
+        ->check(finite_above(0.0, 1e6))
+        ->capture_default_str();
+    app.add_option("--duration", duration_s,
+                   "keep requests arriving in the first S seconds (after scaling)")
         ->check(finite_in(0.0, kMaxSeconds, "s"));
     app.add_option("--rate", rate_rps, "synthetic arrivals: mean requests per second")
         ->check(finite_in(0.0, 1e6, "req/s"));
@@ -114,9 +130,11 @@ void WorkloadOptions::add_to(CLI::App& app) {
     app.add_option("--num-requests", num_requests,
                    "number of requests; without --trace or --rate: closed loop, all at t = 0")
         ->check(integer_in(0, kMaxRequests));
-    app.add_option("--input-len", input_len, "prompt tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]")
+    app.add_option("--input-len", input_len,
+                   "prompt tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]")
         ->capture_default_str();
-    app.add_option("--output-len", output_len, "output tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]")
+    app.add_option("--output-len", output_len,
+                   "output tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]")
         ->capture_default_str();
     app.add_option("--seed", seed, "random seed")->capture_default_str();
 }
@@ -134,7 +152,8 @@ Result<workload::WorkloadSpec> WorkloadOptions::build() const {
     spec.seed = seed;
     spec.num_requests = num_requests;
     if (num_requests < 0 || num_requests > kMaxRequests) {
-        return Status::out_of_range(fmt::format("--num-requests: {} is outside 0-{}", num_requests, kMaxRequests));
+        return Status::out_of_range(
+            fmt::format("--num-requests: {} is outside 0-{}", num_requests, kMaxRequests));
     }
     if (!trace.empty()) {
         spec.kind = workload::WorkloadKind::kTrace;
@@ -160,8 +179,8 @@ Result<workload::WorkloadSpec> WorkloadOptions::build() const {
     if (rate_rps != 0.0) {
         if (num_requests == 0 && duration_s * rate_rps > static_cast<double>(kMaxRequests)) {
             return Status::out_of_range(fmt::format(
-                "--rate {:g} x --duration {:g} s is {:g} requests, more than the limit of {}", rate_rps,
-                duration_s, duration_s * rate_rps, kMaxRequests));
+                "--rate {:g} x --duration {:g} s is {:g} requests, more than the limit of {}",
+                rate_rps, duration_s, duration_s * rate_rps, kMaxRequests));
         }
         spec.kind = workload::WorkloadKind::kSynthetic;
         spec.rate_rps = rate_rps;
@@ -172,14 +191,17 @@ Result<workload::WorkloadSpec> WorkloadOptions::build() const {
         spec.kind = workload::WorkloadKind::kClosedLoop;
         return spec;
     }
-    return Status::invalid_argument("no workload: give --trace FILE, --rate R, or --num-requests N");
+    return Status::invalid_argument(
+        "no workload: give --trace FILE, --rate R, or --num-requests N");
 }
 
 void SloOptions::add_to(CLI::App& app) {
     app.add_option("--slo-ttft", ttft_s, "time-to-first-token target (s)")
-        ->check(finite_above(0.0, kMaxSeconds, "s"))->capture_default_str();
+        ->check(finite_above(0.0, kMaxSeconds, "s"))
+        ->capture_default_str();
     app.add_option("--slo-tpot", tpot_s, "time-per-output-token target (s)")
-        ->check(finite_above(0.0, kMaxSeconds, "s"))->capture_default_str();
+        ->check(finite_above(0.0, kMaxSeconds, "s"))
+        ->capture_default_str();
 }
 
 }  // namespace pals::cli

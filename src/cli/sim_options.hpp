@@ -5,7 +5,6 @@
 /// conversion to typed configs.
 
 #include <CLI/CLI.hpp>
-
 #include <optional>
 #include <string>
 

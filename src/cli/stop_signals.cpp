@@ -69,9 +69,13 @@ StopSignals::~StopSignals() {
     }
 }
 
-bool StopSignals::stop_requested() const { return g_stop.load(); }
+bool StopSignals::stop_requested() const {
+    return g_stop.load();
+}
 
-const std::atomic<bool>& StopSignals::flag() const { return g_stop; }
+const std::atomic<bool>& StopSignals::flag() const {
+    return g_stop;
+}
 
 bool StopSignals::wait_for(double seconds) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
@@ -83,7 +87,8 @@ bool StopSignals::wait_for(double seconds) {
             if (left_s <= 0.0) {
                 return false;
             }
-            const int left_ms = static_cast<int>(std::min(std::ceil(left_s * kMsPerS), double{INT_MAX}));
+            const int left_ms =
+                static_cast<int>(std::min(std::ceil(left_s * kMsPerS), double{INT_MAX}));
             timeout_ms = timeout_ms < 0 ? left_ms : std::min(timeout_ms, left_ms);
         }
         pollfd pfd{m_pipe[0], POLLIN, 0};

@@ -42,17 +42,28 @@ std::string number(double v) {
 
 }  // namespace
 
-std::string palette_color(std::size_t k) { return kPalette[k % std::size(kPalette)]; }
+std::string palette_color(std::size_t k) {
+    return kPalette[k % std::size(kPalette)];
+}
 
 std::string escape_xml(const std::string& text) {
     std::string out;
     for (char c : text) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -87,41 +98,49 @@ std::string render_svg(const SvgChart& c) {
     const double plot_w = c.width - kMarginLeft - kMarginRight;
     const double plot_h = c.height - kMarginTop - kMarginBottom;
     auto px = [&](double x) { return kMarginLeft + (tx(x) - x_lo) / (x_hi - x_lo) * plot_w; };
-    auto py = [&](double y) { return kMarginTop + (1.0 - (std::clamp(y, y_lo, y_top) - y_lo) / (y_top - y_lo)) * plot_h; };
+    auto py = [&](double y) {
+        return kMarginTop + (1.0 - (std::clamp(y, y_lo, y_top) - y_lo) / (y_top - y_lo)) * plot_h;
+    };
 
     std::string svg = fmt::format(
         R"(<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}" viewBox="0 0 {} {}" font-family="sans-serif" font-size="11">)",
         c.width, c.height, c.width, c.height);
-    svg += fmt::format(R"(<rect width="100%" height="100%" fill="white"/><text x="{}" y="16" font-size="13" font-weight="bold">{}</text>)",
-                       kMarginLeft, escape_xml(c.title));
+    svg += fmt::format(
+        R"(<rect width="100%" height="100%" fill="white"/><text x="{}" y="16" font-size="13" font-weight="bold">{}</text>)",
+        kMarginLeft, escape_xml(c.title));
     // Grid and y ticks.
     for (double y = y_lo; y <= y_top + 1e-9 * y_step; y += y_step) {
-        svg += fmt::format(R"(<line x1="{:.1f}" x2="{:.1f}" y1="{:.1f}" y2="{:.1f}" stroke="#e5e5e5"/>)", double{kMarginLeft},
-                           kMarginLeft + plot_w, py(y), py(y));
-        svg += fmt::format(R"(<text x="{}" y="{:.1f}" text-anchor="end">{}</text>)", kMarginLeft - 6, py(y) + 4, number(y));
+        svg += fmt::format(
+            R"(<line x1="{:.1f}" x2="{:.1f}" y1="{:.1f}" y2="{:.1f}" stroke="#e5e5e5"/>)",
+            double{kMarginLeft}, kMarginLeft + plot_w, py(y), py(y));
+        svg += fmt::format(R"(<text x="{}" y="{:.1f}" text-anchor="end">{}</text>)",
+                           kMarginLeft - 6, py(y) + 4, number(y));
     }
     // X ticks.
     if (c.log_x) {
         for (double e = std::ceil(x_lo); e <= x_hi + 1e-9; e += 1.0) {
             const double x = std::pow(10.0, e);
-            svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" text-anchor="middle">{}</text>)", px(x), kMarginTop + plot_h + 16,
-                               number(x));
+            svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" text-anchor="middle">{}</text>)",
+                               px(x), kMarginTop + plot_h + 16, number(x));
         }
     } else {
         const double x_step = nice_step(x_hi - x_lo);
         for (double x = std::ceil(x_lo / x_step) * x_step; x <= x_hi + 1e-9; x += x_step) {
-            svg += fmt::format(R"(<line x1="{:.1f}" x2="{:.1f}" y1="{:.1f}" y2="{:.1f}" stroke="#999"/>)", px(x), px(x),
-                               kMarginTop + plot_h, kMarginTop + plot_h + 4);
-            svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" text-anchor="middle">{}</text>)", px(x), kMarginTop + plot_h + 16,
-                               number(x));
+            svg += fmt::format(
+                R"(<line x1="{:.1f}" x2="{:.1f}" y1="{:.1f}" y2="{:.1f}" stroke="#999"/>)", px(x),
+                px(x), kMarginTop + plot_h, kMarginTop + plot_h + 4);
+            svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}" text-anchor="middle">{}</text>)",
+                               px(x), kMarginTop + plot_h + 16, number(x));
         }
     }
-    svg += fmt::format(R"(<rect x="{}" y="{}" width="{:.1f}" height="{:.1f}" fill="none" stroke="#333"/>)", kMarginLeft, kMarginTop,
-                       plot_w, plot_h);
-    svg += fmt::format(R"(<text x="{:.1f}" y="{}" text-anchor="middle">{}</text>)", kMarginLeft + plot_w / 2, c.height - 8,
-                       escape_xml(c.x_label));
-    svg += fmt::format(R"svg(<text transform="translate(14,{:.1f}) rotate(-90)" text-anchor="middle">{}</text>)svg",
-                       kMarginTop + plot_h / 2, escape_xml(c.y_label));
+    svg += fmt::format(
+        R"(<rect x="{}" y="{}" width="{:.1f}" height="{:.1f}" fill="none" stroke="#333"/>)",
+        kMarginLeft, kMarginTop, plot_w, plot_h);
+    svg += fmt::format(R"(<text x="{:.1f}" y="{}" text-anchor="middle">{}</text>)",
+                       kMarginLeft + plot_w / 2, c.height - 8, escape_xml(c.x_label));
+    svg += fmt::format(
+        R"svg(<text transform="translate(14,{:.1f}) rotate(-90)" text-anchor="middle">{}</text>)svg",
+        kMarginTop + plot_h / 2, escape_xml(c.y_label));
     // Series and legend.
     for (std::size_t k = 0; k < c.series.size(); ++k) {
         const SvgSeries& s = c.series[k];
@@ -136,13 +155,16 @@ std::string render_svg(const SvgChart& c) {
             }
             points += fmt::format("{:.1f},{:.1f} ", px(s.x[i]), py(s.y[i]));
         }
-        svg += fmt::format(R"(<polyline fill="none" stroke="{}" stroke-width="1.6"{} points="{}"/>)", color,
-                           s.dashed ? R"( stroke-dasharray="6,4")" : "", points);
+        svg +=
+            fmt::format(R"(<polyline fill="none" stroke="{}" stroke-width="1.6"{} points="{}"/>)",
+                        color, s.dashed ? R"( stroke-dasharray="6,4")" : "", points);
         const double ly = kMarginTop + 10 + 16.0 * static_cast<double>(k);
-        svg += fmt::format(R"(<line x1="{:.1f}" x2="{:.1f}" y1="{:.1f}" y2="{:.1f}" stroke="{}" stroke-width="2"{}/>)",
-                           kMarginLeft + plot_w + 10, kMarginLeft + plot_w + 30, ly, ly, color,
-                           s.dashed ? R"( stroke-dasharray="6,4")" : "");
-        svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}">{}</text>)", kMarginLeft + plot_w + 34, ly + 4, escape_xml(s.label));
+        svg += fmt::format(
+            R"(<line x1="{:.1f}" x2="{:.1f}" y1="{:.1f}" y2="{:.1f}" stroke="{}" stroke-width="2"{}/>)",
+            kMarginLeft + plot_w + 10, kMarginLeft + plot_w + 30, ly, ly, color,
+            s.dashed ? R"( stroke-dasharray="6,4")" : "");
+        svg += fmt::format(R"(<text x="{:.1f}" y="{:.1f}">{}</text>)", kMarginLeft + plot_w + 34,
+                           ly + 4, escape_xml(s.label));
     }
     svg += "</svg>";
     return svg;

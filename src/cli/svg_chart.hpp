@@ -11,9 +11,9 @@ struct SvgSeries {
     std::string label;
     std::vector<double> x;
     std::vector<double> y;
-    std::string color;       ///< CSS colour; empty picks from a palette
+    std::string color;  ///< CSS colour; empty picks from a palette
     bool dashed = false;
-    bool step = false;       ///< draw as a step function (values hold until the next x)
+    bool step = false;  ///< draw as a step function (values hold until the next x)
 };
 
 struct SvgChart {
@@ -24,7 +24,7 @@ struct SvgChart {
     int width = 720;
     int height = 300;
     bool log_x = false;
-    double y_min = 0.0;   ///< lower bound of the y axis (upper bound from the data)
+    double y_min = 0.0;  ///< lower bound of the y axis (upper bound from the data)
 };
 
 /// The k-th colour of the chart palette (so one policy keeps its colour across charts).

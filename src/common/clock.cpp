@@ -11,7 +11,8 @@ Seconds SystemClock::now() const {
 }
 
 void SystemClock::sleep_until(Seconds t) {
-    std::this_thread::sleep_until(m_epoch + std::chrono::duration_cast<std::chrono::nanoseconds>(t));
+    std::this_thread::sleep_until(m_epoch +
+                                  std::chrono::duration_cast<std::chrono::nanoseconds>(t));
 }
 
 }  // namespace pals

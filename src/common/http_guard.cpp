@@ -153,8 +153,8 @@ public:
 private:
     /// The per-read timeout, cut to what is left of the phase's deadline.
     [[nodiscard]] std::chrono::milliseconds wait_time() const {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline -
-                                                                                SteadyClock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(m_deadline - SteadyClock::now());
         return std::max(std::chrono::milliseconds{0}, std::min(left, m_options.read_timeout));
     }
 
@@ -282,7 +282,8 @@ bool constant_time_equal(std::string_view given, std::string_view expected) {
     unsigned diff = given.size() == expected.size() ? 0U : 1U;
     for (std::size_t i = 0; i < given.size(); ++i) {
         const auto g = static_cast<unsigned char>(given[i]);
-        const auto e = expected.empty() ? g : static_cast<unsigned char>(expected[i % expected.size()]);
+        const auto e =
+            expected.empty() ? g : static_cast<unsigned char>(expected[i % expected.size()]);
         diff |= static_cast<unsigned>(g ^ e);
     }
     if (given.empty() && !expected.empty()) {

@@ -13,10 +13,12 @@ Result<BudgetSchedule> BudgetSchedule::from_steps(std::vector<std::pair<double, 
     }
     for (std::size_t i = 0; i < steps.size(); ++i) {
         if (!std::isfinite(steps[i].second) || steps[i].second <= 0.0) {
-            return Status::invalid_argument("budget step " + std::to_string(i) + ": watts must be > 0");
+            return Status::invalid_argument("budget step " + std::to_string(i) +
+                                            ": watts must be > 0");
         }
         if (!std::isfinite(steps[i].first) || (i > 0 && steps[i].first <= steps[i - 1].first)) {
-            return Status::invalid_argument("budget step " + std::to_string(i) + ": times must increase");
+            return Status::invalid_argument("budget step " + std::to_string(i) +
+                                            ": times must increase");
         }
     }
     BudgetSchedule b;
@@ -38,8 +40,9 @@ double BudgetSchedule::at(double t_s) const {
     return watts;
 }
 
-Controller::Controller(Clock& clock, power::GpuBackend& gpus, std::vector<engine::ServingEngine*> engines,
-                       std::unique_ptr<Policy> policy, ControllerConfig config)
+Controller::Controller(Clock& clock, power::GpuBackend& gpus,
+                       std::vector<engine::ServingEngine*> engines, std::unique_ptr<Policy> policy,
+                       ControllerConfig config)
     : m_clock(clock), m_gpus(gpus), m_policy(std::move(policy)), m_config(std::move(config)) {
     for (engine::ServingEngine* e : engines) {
         GroupState g;
@@ -98,7 +101,9 @@ Result<Observation> Controller::observe() {
         return samples.status();
     }
     const auto latency_snapshots =
-        static_cast<std::size_t>(std::max(1.0, std::round(m_config.latency_window / m_config.period))) + 1;
+        static_cast<std::size_t>(
+            std::max(1.0, std::round(m_config.latency_window / m_config.period))) +
+        1;
     for (GroupState& g : m_groups) {
         Result<engine::EngineSnapshot> snap = g.engine->snapshot();
         if (!snap.is_ok()) {
@@ -116,12 +121,14 @@ Result<Observation> Controller::observe() {
         go.power_w = std::max(0.0, energy - g.energy_j) / o.period_s;
         g.energy_j = energy;
         go.sm_clock_mhz = clock / static_cast<double>(g.gpus.size());
-        Result<engine::EngineWindow> last = engine::window_between(g.snapshots.back(), snap.value());
+        Result<engine::EngineWindow> last =
+            engine::window_between(g.snapshots.back(), snap.value());
         g.snapshots.push_back(snap.value());
         if (g.snapshots.size() > latency_snapshots) {
             g.snapshots.erase(g.snapshots.begin());
         }
-        Result<engine::EngineWindow> window = engine::window_between(g.snapshots.front(), snap.value());
+        Result<engine::EngineWindow> window =
+            engine::window_between(g.snapshots.front(), snap.value());
         if (!last.is_ok() || !window.is_ok()) {
             return last.is_ok() ? window.status() : last.status();
         }
@@ -134,7 +141,8 @@ Result<Observation> Controller::observe() {
         g.waiting_previous = snap->waiting;
         go.generation_tok_s = last->generation_tok_s();
         go.prompt_tok_s = last->duration_s > 0.0 ? last->prompt_tokens / last->duration_s : 0.0;
-        go.avg_output_tokens = snap->requests_finished > 0.0 ? snap->generation_tokens / snap->requests_finished : 0.0;
+        go.avg_output_tokens =
+            snap->requests_finished > 0.0 ? snap->generation_tokens / snap->requests_finished : 0.0;
         go.itl_p90_s = window->itl_s.quantile(0.9);
         go.ttft_p90_s = window->ttft_s.quantile(0.9);
         go.tpot_p90_s = window->tpot_s.quantile(0.9);
@@ -190,7 +198,8 @@ Status Controller::lower_caps(const std::vector<std::pair<std::size_t, double>>&
     for (const auto& [i, cap_w] : caps) {
         const GroupState& g = m_groups[i];
         for (int gpu : g.gpus) {
-            Result<double> now = g.gpus.size() > 1 ? m_gpus.power_limit_w(gpu) : Result<double>(g.cap_w);
+            Result<double> now =
+                g.gpus.size() > 1 ? m_gpus.power_limit_w(gpu) : Result<double>(g.cap_w);
             (now.is_ok() && *now < cap_w ? raises : lowers).push_back({i, gpu, cap_w});
         }
     }
@@ -217,7 +226,8 @@ Status Controller::raise_cap(std::size_t group, double cap_w) {
     // have let a lower budget step come due since the decision (enforce_budget() lowers next).
     double others_w = 0.0;
     for (std::size_t j = 0; j < m_groups.size(); ++j) {
-        others_w += j == group ? 0.0 : m_groups[j].cap_w * static_cast<double>(m_groups[j].gpus.size());
+        others_w +=
+            j == group ? 0.0 : m_groups[j].cap_w * static_cast<double>(m_groups[j].gpus.size());
     }
     const double old_w = g.cap_w;
     const auto n = static_cast<double>(g.gpus.size());
@@ -273,8 +283,9 @@ Status Controller::enforce_budget(bool* lowered) {
 
 Status Controller::actuate(const Observation& o, std::vector<GroupDecision> decisions) {
     if (decisions.size() != m_groups.size()) {
-        return Status::internal(std::string(m_policy->name()) + " returned " + std::to_string(decisions.size()) +
-                                " decisions for " + std::to_string(m_groups.size()) + " groups");
+        return Status::internal(std::string(m_policy->name()) + " returned " +
+                                std::to_string(decisions.size()) + " decisions for " +
+                                std::to_string(m_groups.size()) + " groups");
     }
     for (std::size_t i = 0; i < decisions.size(); ++i) {
         GroupDecision& d = decisions[i];
@@ -312,9 +323,10 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
         }
         if (d.locked_clock_mhz >= 0.0 && d.locked_clock_mhz != g.locked_clock_mhz) {
             for (int gpu : g.gpus) {
-                PALS_RETURN_IF_ERROR(d.locked_clock_mhz > 0.0
-                                         ? m_gpus.lock_sm_clocks(gpu, {d.locked_clock_mhz, d.locked_clock_mhz})
-                                         : m_gpus.reset_sm_clocks(gpu));
+                PALS_RETURN_IF_ERROR(
+                    d.locked_clock_mhz > 0.0
+                        ? m_gpus.lock_sm_clocks(gpu, {d.locked_clock_mhz, d.locked_clock_mhz})
+                        : m_gpus.reset_sm_clocks(gpu));
             }
             g.locked_clock_mhz = d.locked_clock_mhz;
         }
@@ -336,9 +348,10 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
         rec.generation_tok_s += o.groups[i].generation_tok_s;
     }
     rec.reason = decisions.empty() ? std::string() : decisions.front().reason;
-    if (!m_history.empty() && (m_history.back().cap_w != rec.cap_w || m_history.back().batch_cap != rec.batch_cap)) {
-        PALS_LOG_INFO("{}: cap {:.0f} W batch {} ({})", m_policy->name(), rec.cap_w.front(), rec.batch_cap.front(),
-                      rec.reason);
+    if (!m_history.empty() &&
+        (m_history.back().cap_w != rec.cap_w || m_history.back().batch_cap != rec.batch_cap)) {
+        PALS_LOG_INFO("{}: cap {:.0f} W batch {} ({})", m_policy->name(), rec.cap_w.front(),
+                      rec.batch_cap.front(), rec.reason);
     }
     m_history.push_back(std::move(rec));
     ++m_decisions_total;

@@ -1,11 +1,11 @@
 #include "pals/control/daemon.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "pals/common/log.hpp"
 
@@ -53,7 +53,7 @@ Result<double> min_budget_w(power::GpuBackend& backend, const std::vector<int>& 
 }
 
 Daemon::Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::ServingEngine*> engines,
-               std::unique_ptr<Policy> policy, ControllerConfig config, api::StateStore& store,
+               std::unique_ptr<Policy> policy, ControllerConfig config, StateStore& store,
                power::SavedControls& saved, DaemonOptions options)
     : m_clock(clock)
     , m_gpus(gpus)
@@ -80,7 +80,7 @@ Daemon::Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::Servin
 }
 
 void Daemon::publish() {
-    auto s = std::make_shared<api::StateSnapshot>();
+    auto s = std::make_shared<StateSnapshot>();
     const double now_s = m_clock.now().count();
     s->time_s = now_s;
     s->policy = m_policy_name;
@@ -133,7 +133,7 @@ void Daemon::publish() {
     double node_power_w = 0.0;
     for (std::size_t i = 0; i < m_engines.size(); ++i) {
         engine::ServingEngine& engine = *m_engines[i];
-        api::GroupState g;
+        GroupSnapshot g;
         g.index = static_cast<int>(i);
         g.gpus = engine.gpus();
         g.batch_cap = engine.max_batch_cap();
@@ -141,7 +141,8 @@ void Daemon::publish() {
         // While controlling, the controller's own reading of this period (one scrape per period);
         // degraded, a fresh one.
         Result<engine::EngineSnapshot> fresh = Status::unavailable("not read");
-        const engine::EngineSnapshot* snap = tick != nullptr ? m_controller.last_snapshot(i) : nullptr;
+        const engine::EngineSnapshot* snap =
+            tick != nullptr ? m_controller.last_snapshot(i) : nullptr;
         if (snap == nullptr) {
             fresh = engine.snapshot();
             snap = fresh.is_ok() ? &fresh.value() : nullptr;
@@ -219,17 +220,19 @@ void Daemon::enter_degraded(const Status& error) {
     for (const power::SavedGpuControls& e : m_saved.entries()) {
         if (e.sm_clocks_saved &&
             std::find(m_all_gpus.begin(), m_all_gpus.end(), e.index) != m_all_gpus.end()) {
-            const Status st = e.locked_sm_clocks ? m_gpus.lock_sm_clocks(e.index, *e.locked_sm_clocks)
-                                                 : m_gpus.reset_sm_clocks(e.index);
+            const Status st = e.locked_sm_clocks
+                                  ? m_gpus.lock_sm_clocks(e.index, *e.locked_sm_clocks)
+                                  : m_gpus.reset_sm_clocks(e.index);
             if (!st.is_ok()) {
                 PALS_LOG_WARN("degraded: gpu {}: cannot restore the SM clocks: {}", e.index,
                               st.message());
             }
         }
     }
-    PALS_LOG_WARN("control degraded: {}; limits {}; retrying every {:.3g} s", error.message(),
-                  m_hold_pending ? "not all held (retried)" : "held at the saved values within the budget",
-                  (m_period * m_options.retry_periods).count());
+    PALS_LOG_WARN(
+        "control degraded: {}; limits {}; retrying every {:.3g} s", error.message(),
+        m_hold_pending ? "not all held (retried)" : "held at the saved values within the budget",
+        (m_period * m_options.retry_periods).count());
 }
 
 double Daemon::budget_to_hold_w() const {
@@ -434,7 +437,7 @@ Status Daemon::try_resume() {
     return enforce_budget(nullptr);
 }
 
-void Daemon::apply_budget_request(const api::BudgetRequest& request) {
+void Daemon::apply_budget_request(const BudgetRequest& request) {
     std::vector<std::pair<double, double>> steps;
     const double now = m_clock.now().count();
     for (const auto& [t, w] : request.steps) {
@@ -524,7 +527,7 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
             next = std::min(next, *until);
         }
         m_clock.sleep_until(next);
-        if (std::optional<api::BudgetRequest> request = m_store.take_budget()) {
+        if (std::optional<BudgetRequest> request = m_store.take_budget()) {
             apply_budget_request(*request);
             if (m_degraded) {
                 hold_limits();

@@ -1,12 +1,12 @@
 #include "pals/control/evaluation.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <map>
-
-#include <fmt/format.h>
 
 #include "pals/common/log.hpp"
 #include "pals/control/pals_policy.hpp"
@@ -17,18 +17,19 @@ namespace pals::control {
 
 namespace {
 
-constexpr double kWindowS = 10.0;            ///< the protocol's throughput windows
-constexpr double kServedShare = 0.95;        ///< a window is missed below this share of offered load
-constexpr double kOracleWindowS = 10.0;      ///< the window oracle re-plans this often
-constexpr double kDrainLimitS = 3600.0;      ///< stop a run this long after the last arrival
+constexpr double kWindowS = 10.0;        ///< the protocol's throughput windows
+constexpr double kServedShare = 0.95;    ///< a window is missed below this share of offered load
+constexpr double kOracleWindowS = 10.0;  ///< the window oracle re-plans this often
+constexpr double kDrainLimitS = 3600.0;  ///< stop a run this long after the last arrival
 
 double last_arrival(const std::vector<workload::Request>& requests) {
     return requests.empty() ? 0.0 : requests.back().arrival_s;
 }
 
 /// The protocol's figures from a finished simulation and the tick history.
-PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& requests, const sim::Simulator& sim,
-                    const std::vector<TickRecord>& history, PolicyRun& run) {
+PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& requests,
+                    const sim::Simulator& sim, const std::vector<TickRecord>& history,
+                    PolicyRun& run) {
     PolicyMetrics m;
     const sim::SimulationReport report = sim.report();
     m.output_tokens = report.output_tokens;
@@ -47,7 +48,8 @@ PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& re
             continue;
         }
         const double ttft = f.first_token_s - f.arrival_s;
-        const double tpot = f.output_tokens > 1 ? (f.finish_s - f.first_token_s) / (f.output_tokens - 1) : 0.0;
+        const double tpot =
+            f.output_tokens > 1 ? (f.finish_s - f.first_token_s) / (f.output_tokens - 1) : 0.0;
         run.ttft_s.push_back(ttft);
         if (f.output_tokens > 1) {
             run.tpot_s.push_back(tpot);
@@ -106,7 +108,8 @@ PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& re
         const auto& steps = sc.budget.steps();
         for (std::size_t i = 0; i < steps.size(); ++i) {
             const double t_step = steps[i].first;
-            const double t_next = i + 1 < steps.size() ? steps[i + 1].first : std::numeric_limits<double>::infinity();
+            const double t_next =
+                i + 1 < steps.size() ? steps[i + 1].first : std::numeric_limits<double>::infinity();
             double settled = t_step;
             for (const TickRecord& tick : history) {
                 const double mid = tick.time_s - 0.5 * sc.period_s;
@@ -159,7 +162,8 @@ Result<PolicyRun> run_controlled(const Scenario& sc, const std::vector<workload:
 
 /// The best fixed point in hindsight: every grid point run whole, the most efficient one whose
 /// SLO attainment is within half a point of the best attainment any point reached.
-Result<PolicyRun> static_oracle(const Scenario& sc, const std::vector<workload::Request>& requests) {
+Result<PolicyRun> static_oracle(const Scenario& sc,
+                                const std::vector<workload::Request>& requests) {
     const OracleGrid grid = oracle_grid(sc);
     std::vector<PolicyRun> candidates;
     double best_attainment = 0.0;
@@ -186,7 +190,8 @@ Result<PolicyRun> static_oracle(const Scenario& sc, const std::vector<workload::
 
 /// The bound: every window, each grid point is simulated from the same state and the most
 /// efficient one that keeps latency within the SLOs and keeps up with the load is applied.
-Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::Request>& requests) {
+Result<PolicyRun> window_oracle(const Scenario& sc,
+                                const std::vector<workload::Request>& requests) {
     auto created = sim::Simulator::create(sc.node, requests, sc.slo);
     if (!created.is_ok()) {
         return created.status();
@@ -226,7 +231,8 @@ Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::
         for (double u = t; u < t_end; u += sc.period_s) {
             budget = std::min(budget, sc.budget.at(u));
         }
-        const double max_cap = std::isfinite(budget) ? budget / gpus : sc.node.gpu.power_limit_max_w;
+        const double max_cap =
+            std::isfinite(budget) ? budget / gpus : sc.node.gpu.power_limit_max_w;
         double tokens0 = 0.0;
         double energy0 = 0.0;
         int waiting0 = 0;
@@ -242,7 +248,8 @@ Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::
                 std::vector<sim::LatencyHistogram> itl0;
                 std::vector<sim::LatencyHistogram> ttft0;
                 for (int r = 0; r < replicas; ++r) {
-                    trial.set_power_cap(r, std::min(cap, std::max(max_cap, sc.node.gpu.power_limit_min_w)));
+                    trial.set_power_cap(
+                        r, std::min(cap, std::max(max_cap, sc.node.gpu.power_limit_min_w)));
                     trial.set_batch_cap(r, batch);
                     itl0.push_back(trial.latency(r, sim::LatencyKind::kItl));
                     ttft0.push_back(trial.latency(r, sim::LatencyKind::kTtft));
@@ -257,8 +264,10 @@ Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::
                 sim::LatencyHistogram itl;
                 sim::LatencyHistogram ttft;
                 for (int r = 0; r < replicas; ++r) {
-                    itl.merge(trial.latency(r, sim::LatencyKind::kItl).since(itl0[static_cast<std::size_t>(r)]));
-                    ttft.merge(trial.latency(r, sim::LatencyKind::kTtft).since(ttft0[static_cast<std::size_t>(r)]));
+                    itl.merge(trial.latency(r, sim::LatencyKind::kItl)
+                                  .since(itl0[static_cast<std::size_t>(r)]));
+                    ttft.merge(trial.latency(r, sim::LatencyKind::kTtft)
+                                   .since(ttft0[static_cast<std::size_t>(r)]));
                 }
                 o.itl_p90 = itl.quantile(0.9);
                 o.ttft_p90 = ttft.quantile(0.9);
@@ -268,7 +277,8 @@ Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::
         }
         const Outcome* best = nullptr;
         for (const Outcome& o : outcomes) {
-            const bool ok = o.itl_p90 <= sc.slo.tpot_s && o.ttft_p90 <= sc.slo.ttft_s && o.waiting <= waiting_at_max + 1;
+            const bool ok = o.itl_p90 <= sc.slo.tpot_s && o.ttft_p90 <= sc.slo.ttft_s &&
+                            o.waiting <= waiting_at_max + 1;
             const double eff = o.energy > 0.0 ? o.tokens / o.energy : 0.0;
             if (ok && (best == nullptr || eff > best->tokens / std::max(best->energy, 1e-9))) {
                 best = &o;
@@ -284,7 +294,8 @@ Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::
         }
         ++chosen[fmt::format("{:.0f}x{}", best->cap, best->batch)];
         for (int r = 0; r < replicas; ++r) {
-            real.set_power_cap(r, std::min(best->cap, std::max(max_cap, sc.node.gpu.power_limit_min_w)));
+            real.set_power_cap(
+                r, std::min(best->cap, std::max(max_cap, sc.node.gpu.power_limit_min_w)));
             real.set_batch_cap(r, best->batch);
         }
         // Advance period by period, recording ticks like the controller does.
@@ -303,8 +314,10 @@ Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::
             tick.budget_w = sc.budget.at(u);
             tick.power_w = (en1 - en0) / sc.period_s;
             tick.group_power_w = {tick.power_w};
-            tick.cap_w = std::vector<double>(static_cast<std::size_t>(replicas), real.observe(0).power_cap_w);
-            tick.batch_cap = std::vector<int>(static_cast<std::size_t>(replicas), real.observe(0).batch_cap);
+            tick.cap_w = std::vector<double>(static_cast<std::size_t>(replicas),
+                                             real.observe(0).power_cap_w);
+            tick.batch_cap =
+                std::vector<int>(static_cast<std::size_t>(replicas), real.observe(0).batch_cap);
             tick.generation_tok_s = (tok1 - tok0) / sc.period_s;
             tick.reason = "window oracle";
             history.push_back(std::move(tick));
@@ -320,7 +333,8 @@ Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::
     }
     std::sort(ranked.rbegin(), ranked.rend());
     for (std::size_t i = 0; i < std::min<std::size_t>(3, ranked.size()); ++i) {
-        run.metrics.chosen += (i ? ", " : "") + ranked[i].second + fmt::format(" ({})", ranked[i].first);
+        run.metrics.chosen +=
+            (i ? ", " : "") + ranked[i].second + fmt::format(" ({})", ranked[i].first);
     }
     return run;
 }
@@ -330,7 +344,8 @@ Result<PolicyRun> window_oracle(const Scenario& sc, const std::vector<workload::
 OracleGrid oracle_grid(const Scenario& sc) {
     OracleGrid g;
     constexpr double kCapStepW = 100.0;
-    for (double cap = sc.node.gpu.power_limit_max_w; cap >= sc.node.gpu.power_limit_min_w - 1e-9; cap -= kCapStepW) {
+    for (double cap = sc.node.gpu.power_limit_max_w; cap >= sc.node.gpu.power_limit_min_w - 1e-9;
+         cap -= kCapStepW) {
         g.caps_w.insert(g.caps_w.begin(), cap);
     }
     for (int b = 16; b < sc.node.engine.max_num_seqs; b *= 2) {
@@ -340,7 +355,8 @@ OracleGrid oracle_grid(const Scenario& sc) {
     return g;
 }
 
-Result<ScenarioResult> evaluate_scenario(const Scenario& sc, std::shared_ptr<const profile::PowerModel> model) {
+Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
+                                         std::shared_ptr<const profile::PowerModel> model) {
     const auto wall_start = std::chrono::steady_clock::now();
     auto built = workload::build_workload(sc.workload);
     if (!built.is_ok()) {
@@ -350,9 +366,11 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc, std::shared_ptr<con
     if (requests.empty()) {
         return Status::invalid_argument(sc.path.string() + ": workload: no requests");
     }
-    if (last_arrival(requests) <= sc.warmup_s && sc.workload.kind != workload::WorkloadKind::kClosedLoop) {
-        return Status::invalid_argument(fmt::format("{}: the workload spans {:.1f} s, not longer than run.warmup_s = {:.1f} s",
-                                                    sc.path.string(), last_arrival(requests), sc.warmup_s));
+    if (last_arrival(requests) <= sc.warmup_s &&
+        sc.workload.kind != workload::WorkloadKind::kClosedLoop) {
+        return Status::invalid_argument(
+            fmt::format("{}: the workload spans {:.1f} s, not longer than run.warmup_s = {:.1f} s",
+                        sc.path.string(), last_arrival(requests), sc.warmup_s));
     }
     ScenarioResult result;
     result.scenario = sc;
@@ -372,7 +390,8 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc, std::shared_ptr<con
             run = window_oracle(sc, requests);
         } else if (name == "pals") {
             if (!model) {
-                return Status::invalid_argument(sc.path.string() + ": policy 'pals' needs a power model");
+                return Status::invalid_argument(sc.path.string() +
+                                                ": policy 'pals' needs a power model");
             }
             run = run_controlled(sc, requests, make_pals_policy(model));
         } else {
@@ -382,8 +401,8 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc, std::shared_ptr<con
             return run.status().with_prefix(sc.path.string() + ": " + name);
         }
         run->policy = name;
-        PALS_LOG_INFO("{}: {} done: {:.3f} tok/J, SLO {:.1f} %", sc.name, name, run->metrics.tokens_per_joule,
-                      run->metrics.slo_attainment * 100.0);
+        PALS_LOG_INFO("{}: {} done: {:.3f} tok/J, SLO {:.1f} %", sc.name, name,
+                      run->metrics.tokens_per_joule, run->metrics.slo_attainment * 100.0);
         result.runs.push_back(std::move(run).value());
     }
     // Ratios to the reference policies.
@@ -395,18 +414,21 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc, std::shared_ptr<con
     }
     for (PolicyRun& r : result.runs) {
         if (reference_default && reference_default->metrics.tokens_per_joule > 0.0) {
-            r.metrics.efficiency_vs_default = r.metrics.tokens_per_joule / reference_default->metrics.tokens_per_joule;
+            r.metrics.efficiency_vs_default =
+                r.metrics.tokens_per_joule / reference_default->metrics.tokens_per_joule;
         }
         if (reference_cap_only) {
             const double base = static_cast<double>(reference_cap_only->metrics.qos_violations);
             // 0 / 0 is parity; anything over a perfect cap-only is infinitely worse.
-            r.metrics.qos_vs_cap_only = base > 0.0 ? static_cast<double>(r.metrics.qos_violations) / base
-                                                   : (r.metrics.qos_violations == 0
-                                                          ? 1.0
-                                                          : std::numeric_limits<double>::infinity());
+            r.metrics.qos_vs_cap_only =
+                base > 0.0
+                    ? static_cast<double>(r.metrics.qos_violations) / base
+                    : (r.metrics.qos_violations == 0 ? 1.0
+                                                     : std::numeric_limits<double>::infinity());
         }
     }
-    result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    result.wall_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     return result;
 }
 

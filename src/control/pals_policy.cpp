@@ -1,9 +1,9 @@
 #include "pals/control/pals_policy.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "pals/control/policies.hpp"
 
@@ -77,16 +77,20 @@ private:
         }
         // Compare with the model at the current cap and the batch actually running.
         const std::vector<int> profiled = m_model->batch_caps();
-        const int batch = std::clamp(std::min(g.batch_cap, std::max(g.running, 1)), profiled.front(), profiled.back());
-        Result<profile::Prediction> p = m_model->predict(o.cap_range.clamp(g.cap_w), batch, m_settings.workload);
+        const int batch = std::clamp(std::min(g.batch_cap, std::max(g.running, 1)),
+                                     profiled.front(), profiled.back());
+        Result<profile::Prediction> p =
+            m_model->predict(o.cap_range.clamp(g.cap_w), batch, m_settings.workload);
         if (p.is_ok()) {
             const bool saturated = g.waiting > 0 || g.running >= g.batch_cap;
             if (saturated && p->throughput_tok_s > 0.0 && g.generation_tok_s > 0.0) {
-                const double ratio = std::clamp(g.generation_tok_s / p->throughput_tok_s, kMinCorrection, kMaxCorrection);
+                const double ratio = std::clamp(g.generation_tok_s / p->throughput_tok_s,
+                                                kMinCorrection, kMaxCorrection);
                 s.throughput_correction = (1.0 - a) * s.throughput_correction + a * ratio;
             }
             if (!std::isnan(g.itl_p90_s) && p->itl_p90_s > 0.0) {
-                const double ratio = std::clamp(g.itl_p90_s / p->itl_p90_s, kMinCorrection, kMaxCorrection);
+                const double ratio =
+                    std::clamp(g.itl_p90_s / p->itl_p90_s, kMinCorrection, kMaxCorrection);
                 s.itl_correction = (1.0 - a) * s.itl_correction + a * ratio;
             }
         }
@@ -95,14 +99,16 @@ private:
         const bool ttft_risk = !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > 0.7 * o.slo_ttft_s;
         const bool itl_risk = !std::isnan(g.itl_p90_s) && g.itl_p90_s > 0.95 * o.slo_tpot_s;
         if (queue_growing || ttft_risk || itl_risk) {
-            s.cap_floor_w = std::min(o.cap_range.max_w, std::max(s.cap_floor_w, g.cap_w) + m_settings.escalation_w);
+            s.cap_floor_w = std::min(o.cap_range.max_w,
+                                     std::max(s.cap_floor_w, g.cap_w) + m_settings.escalation_w);
         } else {
             s.cap_floor_w = std::max(0.0, s.cap_floor_w - m_settings.floor_decay_w);
         }
     }
 
     double planned_demand(const GroupObservation& g, const GroupState& s) const {
-        const double out_tokens = g.avg_output_tokens > 0.0 ? g.avg_output_tokens : kDefaultOutputTokens;
+        const double out_tokens =
+            g.avg_output_tokens > 0.0 ? g.avg_output_tokens : kDefaultOutputTokens;
         const double backlog = g.waiting * out_tokens / m_settings.drain_horizon_s;
         return std::max(s.demand_tok_s, g.generation_tok_s) * m_settings.demand_margin + backlog;
     }
@@ -116,7 +122,8 @@ private:
         return r.feasible ? r.point.power_cap_w : o.cap_range.max_w;
     }
 
-    std::vector<double> split_budget(const Observation& o, const std::vector<double>& demand) const {
+    std::vector<double> split_budget(const Observation& o,
+                                     const std::vector<double>& demand) const {
         const std::size_t n = o.groups.size();
         std::vector<double> share(n, o.cap_range.max_w);
         if (!std::isfinite(o.budget_w)) {
@@ -126,7 +133,8 @@ private:
         double gpus_total = 0.0;
         std::vector<double> need(n);
         for (std::size_t i = 0; i < n; ++i) {
-            need[i] = std::max(o.cap_range.min_w, std::max(needed_cap(o, m_state[i], demand[i]), m_state[i].cap_floor_w));
+            need[i] = std::max(o.cap_range.min_w, std::max(needed_cap(o, m_state[i], demand[i]),
+                                                           m_state[i].cap_floor_w));
             need_total += need[i] * o.groups[i].gpus;
             gpus_total += o.groups[i].gpus;
         }
@@ -143,8 +151,8 @@ private:
         return share;
     }
 
-    GroupDecision choose(const Observation& o, const GroupObservation& g, const GroupState& s, double demand,
-                         double share_w) const {
+    GroupDecision choose(const Observation& o, const GroupObservation& g, const GroupState& s,
+                         double demand, double share_w) const {
         profile::Query q;
         q.demand_tok_s = demand / s.throughput_correction;
         q.max_itl_s = m_settings.itl_target * o.slo_tpot_s / s.itl_correction;
@@ -154,11 +162,13 @@ private:
         d.cap_w = std::min(share_w, std::max(r.point.power_cap_w, s.cap_floor_w));
         d.batch_cap = std::clamp(r.point.batch_cap, 1, g.max_batch_cap);
         if (s.cap_floor_w > r.point.power_cap_w) {
-            d.batch_cap = std::max(d.batch_cap, g.batch_cap);  // escalating: do not shrink the batch
+            d.batch_cap =
+                std::max(d.batch_cap, g.batch_cap);  // escalating: do not shrink the batch
         }
         d.reason = fmt::format("{} demand {:.0f} tok/s, share {:.0f} W/GPU, model {:.0f} W x {}{}",
-                               r.feasible ? "feasible:" : "best effort:", demand, share_w, r.point.power_cap_w,
-                               r.point.batch_cap, s.cap_floor_w > r.point.power_cap_w ? ", escalated" : "");
+                               r.feasible ? "feasible:" : "best effort:", demand, share_w,
+                               r.point.power_cap_w, r.point.batch_cap,
+                               s.cap_floor_w > r.point.power_cap_w ? ", escalated" : "");
         return d;
     }
 
@@ -169,7 +179,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Policy> make_pals_policy(std::shared_ptr<const profile::PowerModel> model, PalsSettings settings) {
+std::unique_ptr<Policy> make_pals_policy(std::shared_ptr<const profile::PowerModel> model,
+                                         PalsSettings settings) {
     return std::make_unique<PalsPolicy>(std::move(model), std::move(settings));
 }
 

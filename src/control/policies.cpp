@@ -1,9 +1,9 @@
 #include "pals/control/policies.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 namespace pals::control {
 
@@ -31,7 +31,8 @@ public:
     std::vector<GroupDecision> decide(const Observation& o) override {
         std::vector<GroupDecision> out;
         for (const GroupObservation& g : o.groups) {
-            out.push_back({o.cap_range.max_w, g.max_batch_cap, -1.0, "vLLM default: max cap, launch batch"});
+            out.push_back(
+                {o.cap_range.max_w, g.max_batch_cap, -1.0, "vLLM default: max cap, launch batch"});
         }
         return out;
     }
@@ -106,8 +107,9 @@ public:
         : m_name(std::move(name)), m_cap_w(cap_w), m_batch_cap(batch_cap) {}
     [[nodiscard]] std::string_view name() const override { return m_name; }
     std::vector<GroupDecision> decide(const Observation& o) override {
-        return std::vector<GroupDecision>(o.groups.size(),
-                                          {m_cap_w, m_batch_cap, -1.0, fmt::format("fixed {:.0f} W, batch {}", m_cap_w, m_batch_cap)});
+        return std::vector<GroupDecision>(
+            o.groups.size(), {m_cap_w, m_batch_cap, -1.0,
+                              fmt::format("fixed {:.0f} W, batch {}", m_cap_w, m_batch_cap)});
     }
 
 private:
@@ -148,10 +150,18 @@ double even_share_cap_w(const Observation& o) {
     return o.cap_range.clamp(o.budget_w / gpus);
 }
 
-std::unique_ptr<Policy> make_default_policy() { return std::make_unique<DefaultPolicy>(); }
-std::unique_ptr<Policy> make_cap_only_policy() { return std::make_unique<CapOnlyPolicy>(); }
-std::unique_ptr<Policy> make_batch_only_policy() { return std::make_unique<BatchOnlyPolicy>(); }
-std::unique_ptr<Policy> make_clock_only_policy() { return std::make_unique<ClockOnlyPolicy>(); }
+std::unique_ptr<Policy> make_default_policy() {
+    return std::make_unique<DefaultPolicy>();
+}
+std::unique_ptr<Policy> make_cap_only_policy() {
+    return std::make_unique<CapOnlyPolicy>();
+}
+std::unique_ptr<Policy> make_batch_only_policy() {
+    return std::make_unique<BatchOnlyPolicy>();
+}
+std::unique_ptr<Policy> make_clock_only_policy() {
+    return std::make_unique<ClockOnlyPolicy>();
+}
 std::unique_ptr<Policy> make_fixed_policy(std::string name, double cap_w, int batch_cap) {
     return std::make_unique<FixedPolicy>(std::move(name), cap_w, batch_cap);
 }

@@ -1,4 +1,3 @@
-#include "pals/common/strings.hpp"
 #include "pals/control/run_config.hpp"
 
 #include <fmt/format.h>
@@ -15,6 +14,7 @@
 #include <variant>
 
 #include "pals/common/file_util.hpp"
+#include "pals/common/strings.hpp"
 #include "pals/control/pals_policy.hpp"
 #include "pals/control/policies.hpp"
 #include "pals/profile/power_model.hpp"
@@ -147,7 +147,6 @@ std::string where(const std::string& file, const toml::source_region& region) {
     return fmt::format("{}:{}:{}", file, region.begin.line, region.begin.column);
 }
 
-
 std::vector<std::string> split(std::string_view s, char separator) {
     std::vector<std::string> out;
     std::size_t start = 0;
@@ -268,8 +267,8 @@ Result<std::vector<int>> parse_gpu_spec(std::string_view text) {
             }
             // Bounded before the loop: no huge allocation, no overflow of g at INT_MAX.
             if (*lo < 0 || *hi > kMaxGpuIndex) {
-                return Status::out_of_range(fmt::format(
-                    "'{}': GPU indices are 0-{}", item, kMaxGpuIndex));
+                return Status::out_of_range(
+                    fmt::format("'{}': GPU indices are 0-{}", item, kMaxGpuIndex));
             }
             if (gpus.size() + static_cast<std::size_t>(*hi - *lo + 1) >
                 static_cast<std::size_t>(kMaxGpuIndex + 1)) {
@@ -335,8 +334,8 @@ Status set_group_from_toml(RunGroupConfig& g, std::string_view key, const toml::
         for (const toml::node& item : *array) {
             auto v = item.value_exact<std::int64_t>();
             if (!v || *v < 0 || *v > kMaxGpuIndex) {
-                return Status::invalid_argument(fmt::format(
-                    "must be an array of GPU indices (integers 0-{})", kMaxGpuIndex));
+                return Status::invalid_argument(
+                    fmt::format("must be an array of GPU indices (integers 0-{})", kMaxGpuIndex));
             }
             if (g.gpus.size() > static_cast<std::size_t>(kMaxGpuIndex)) {
                 return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
@@ -653,8 +652,9 @@ Status validate(RunConfig& c) {
             }
         }
         if (g.max_num_seqs < 1 || g.max_num_seqs > kMaxGroupNumSeqs) {
-            return group_error(g, "max_num_seqs",
-                               fmt::format("must be 1-{} (the server's --max-num-seqs)", kMaxGroupNumSeqs));
+            return group_error(
+                g, "max_num_seqs",
+                fmt::format("must be 1-{} (the server's --max-num-seqs)", kMaxGroupNumSeqs));
         }
         if (g.batch_cap_file.empty()) {
             return group_error(g, "batch_cap_file", "must not be empty");

@@ -2,11 +2,11 @@
 
 #include <toml++/toml.h>
 
-#include "pals/common/file_util.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "pals/common/file_util.hpp"
 
 namespace pals::control {
 
@@ -79,22 +79,24 @@ constexpr int kMaxScenarioTokens = 10'000'000;
 constexpr int kMaxScenarioRequests = 10'000'000;
 constexpr double kMinScenarioPeriodS = 0.001;
 
-#define PALS_GET(var, type, key)                 \
-    auto var##_r = reader.get<type>(key);        \
-    if (!var##_r.is_ok()) {                      \
-        return var##_r.status();                 \
-    }                                            \
+#define PALS_GET(var, type, key)          \
+    auto var##_r = reader.get<type>(key); \
+    if (!var##_r.is_ok()) {               \
+        return var##_r.status();          \
+    }                                     \
     const std::optional<type> var = var##_r.value()
 
 }  // namespace
 
 const std::vector<std::string>& known_policies() {
-    static const std::vector<std::string> kPolicies = {"default",    "cap-only",      "batch-only",   "clock-only",
-                                                       "static-oracle", "window-oracle", "pals"};
+    static const std::vector<std::string> kPolicies = {
+        "default",       "cap-only",      "batch-only", "clock-only",
+        "static-oracle", "window-oracle", "pals"};
     return kPolicies;
 }
 
-Result<Scenario> load_scenario(const std::filesystem::path& path, const std::filesystem::path& shared_dir) {
+Result<Scenario> load_scenario(const std::filesystem::path& path,
+                               const std::filesystem::path& shared_dir) {
     Result<std::string> document = read_file(path);
     if (!document.is_ok()) {
         return document.status();
@@ -105,17 +107,21 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
     } catch (const toml::parse_error& e) {
         const auto& where = e.source().begin;
         return Status::invalid_argument(path.string() + ":" + std::to_string(where.line) + ":" +
-                                        std::to_string(where.column) + ": " + std::string(e.description()));
+                                        std::to_string(where.column) + ": " +
+                                        std::string(e.description()));
     }
     Reader reader(root, path.string());
     const std::filesystem::path dir = path.parent_path();
     Scenario s;
     s.path = path;
     s.name = path.stem().string();
-    static const std::vector<std::string> kSections = {"name", "node", "workload", "slo", "budget", "run"};
+    static const std::vector<std::string> kSections = {"name", "node",   "workload",
+                                                       "slo",  "budget", "run"};
     for (const auto& [key, value] : root) {
-        if (std::find(kSections.begin(), kSections.end(), std::string(key.str())) == kSections.end()) {
-            return reader.error(std::string(key.str()), "unknown section (expected node, workload, slo, budget, run)");
+        if (std::find(kSections.begin(), kSections.end(), std::string(key.str())) ==
+            kSections.end()) {
+            return reader.error(std::string(key.str()),
+                                "unknown section (expected node, workload, slo, budget, run)");
         }
     }
     PALS_GET(name, std::string, "name");
@@ -165,13 +171,17 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
     }
     if (s.node.parallel.tp > kMaxScenarioGpus || s.node.replicas > kMaxScenarioGpus ||
         s.node.parallel.tp * s.node.replicas > kMaxScenarioGpus) {
-        return reader.error("node", "tp x replicas must be at most " + std::to_string(kMaxScenarioGpus) + " GPUs");
+        return reader.error(
+            "node", "tp x replicas must be at most " + std::to_string(kMaxScenarioGpus) + " GPUs");
     }
     if (s.node.engine.max_num_seqs > kMaxScenarioSeqs) {
-        return reader.error("node.max_num_seqs", "must be at most " + std::to_string(kMaxScenarioSeqs));
+        return reader.error("node.max_num_seqs",
+                            "must be at most " + std::to_string(kMaxScenarioSeqs));
     }
-    if (s.node.engine.max_num_batched_tokens < 1 || s.node.engine.max_num_batched_tokens > kMaxScenarioTokens) {
-        return reader.error("node.max_num_batched_tokens", "must be 1-" + std::to_string(kMaxScenarioTokens));
+    if (s.node.engine.max_num_batched_tokens < 1 ||
+        s.node.engine.max_num_batched_tokens > kMaxScenarioTokens) {
+        return reader.error("node.max_num_batched_tokens",
+                            "must be 1-" + std::to_string(kMaxScenarioTokens));
     }
     if (s.node.parallel.routing_skew < 0.0) {
         return reader.error("node.routing_skew", "must be >= 0");
@@ -202,19 +212,22 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
         return reader.error("workload.duration_s", "must be > 0");
     }
     if (w.num_requests < 0 || w.num_requests > kMaxScenarioRequests) {
-        return reader.error("workload.num_requests", "must be 0-" + std::to_string(kMaxScenarioRequests));
+        return reader.error("workload.num_requests",
+                            "must be 0-" + std::to_string(kMaxScenarioRequests));
     }
     if (rate && (!(*rate > 0.0) ||
                  (w.num_requests == 0 && duration && *rate * *duration > kMaxScenarioRequests))) {
         return reader.error("workload.rate_rps", "must be > 0, and rate_rps x duration_s at most " +
-                                                     std::to_string(kMaxScenarioRequests) + " requests");
+                                                     std::to_string(kMaxScenarioRequests) +
+                                                     " requests");
     }
     if (trace) {
         w.kind = workload::WorkloadKind::kTrace;
         w.trace_path = resolve(*trace, dir, shared_dir);
     } else {
         for (const auto& [key, text, target_len] :
-             {std::tuple{"workload.input_len", input_len, &w.input}, std::tuple{"workload.output_len", output_len, &w.output}}) {
+             {std::tuple{"workload.input_len", input_len, &w.input},
+              std::tuple{"workload.output_len", output_len, &w.output}}) {
             if (text) {
                 auto d = workload::LengthDistribution::parse(*text);
                 if (!d.is_ok()) {
@@ -265,8 +278,10 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
         const double scale = std::string(key) == "budget.step_fractions" ? tdp : 1.0;
         for (std::size_t i = 0; i < array->size(); ++i) {
             const toml::array* pair = array->get(i)->as_array();
-            std::optional<double> t = pair && pair->size() == 2 ? pair->get(0)->value<double>() : std::nullopt;
-            std::optional<double> v = pair && pair->size() == 2 ? pair->get(1)->value<double>() : std::nullopt;
+            std::optional<double> t =
+                pair && pair->size() == 2 ? pair->get(0)->value<double>() : std::nullopt;
+            std::optional<double> v =
+                pair && pair->size() == 2 ? pair->get(1)->value<double>() : std::nullopt;
             if (!t || !v || !std::isfinite(*t) || !std::isfinite(*v) || *t < 0.0) {
                 return reader.error(std::string(key) + "[" + std::to_string(i) + "]",
                                     "must be [t_s, value] (finite numbers, t_s >= 0)");
@@ -278,10 +293,12 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
         std::sort(steps.begin(), steps.end());
         for (const auto& [t, v] : steps) {
             if (v < minimum) {
-                return reader.error("budget", "budget " + std::to_string(static_cast<int>(v)) + " W at t=" +
-                                                  std::to_string(static_cast<int>(t)) + " s is below the GPUs' minimum caps (" +
-                                                  std::to_string(static_cast<int>(minimum)) + " W for " +
-                                                  std::to_string(static_cast<int>(gpus)) + " GPUs)");
+                return reader.error("budget",
+                                    "budget " + std::to_string(static_cast<int>(v)) +
+                                        " W at t=" + std::to_string(static_cast<int>(t)) +
+                                        " s is below the GPUs' minimum caps (" +
+                                        std::to_string(static_cast<int>(minimum)) + " W for " +
+                                        std::to_string(static_cast<int>(gpus)) + " GPUs)");
             }
         }
         auto schedule = BudgetSchedule::from_steps(steps);
@@ -303,12 +320,14 @@ Result<Scenario> load_scenario(const std::filesystem::path& path, const std::fil
             if (!name_value) {
                 return reader.error("run.policies", "must be an array of strings");
             }
-            if (std::find(known_policies().begin(), known_policies().end(), *name_value) == known_policies().end()) {
+            if (std::find(known_policies().begin(), known_policies().end(), *name_value) ==
+                known_policies().end()) {
                 std::string known;
                 for (const std::string& k : known_policies()) {
                     known += (known.empty() ? "" : ", ") + k;
                 }
-                return reader.error("run.policies", "unknown policy '" + *name_value + "' (known: " + known + ")");
+                return reader.error("run.policies",
+                                    "unknown policy '" + *name_value + "' (known: " + known + ")");
             }
             s.policies.push_back(*name_value);
         }

@@ -20,7 +20,8 @@ CumulativeHistogram CumulativeHistogram::with_bounds(std::vector<double> bounds)
 
 void CumulativeHistogram::observe(double value, double n) {
     const auto first = std::lower_bound(upper_bounds.begin(), upper_bounds.end(), value);
-    for (auto i = static_cast<std::size_t>(first - upper_bounds.begin()); i < cumulative_counts.size(); ++i) {
+    for (auto i = static_cast<std::size_t>(first - upper_bounds.begin());
+         i < cumulative_counts.size(); ++i) {
         cumulative_counts[i] += n;
     }
     sum += value * n;
@@ -66,16 +67,17 @@ double CumulativeHistogram::quantile(double q) const {
 }
 
 std::vector<double> vllm_ttft_buckets() {
-    return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75,
+    return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25,  0.5,   0.75,
             1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};
 }
 
 std::vector<double> vllm_itl_buckets() {
-    return {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0};
+    return {0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2,  0.3,  0.4, 0.5,
+            0.75, 1.0,   2.5,  5.0,   7.5, 10.0, 20.0, 40.0, 80.0};
 }
 
 std::vector<double> vllm_e2e_buckets() {
-    return {0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0,
+    return {0.3,  0.5,  0.8,  1.0,  1.5,   2.0,   2.5,   5.0,   10.0,   15.0,  20.0,
             30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 }
 
@@ -94,8 +96,10 @@ Result<EngineWindow> window_between(const EngineSnapshot& earlier, const EngineS
         const CumulativeHistogram& b;
         CumulativeHistogram& out;
     };
-    for (const Pair& p : {Pair{earlier.ttft_s, later.ttft_s, w.ttft_s}, Pair{earlier.itl_s, later.itl_s, w.itl_s},
-                          Pair{earlier.tpot_s, later.tpot_s, w.tpot_s}, Pair{earlier.e2e_s, later.e2e_s, w.e2e_s}}) {
+    for (const Pair& p :
+         {Pair{earlier.ttft_s, later.ttft_s, w.ttft_s}, Pair{earlier.itl_s, later.itl_s, w.itl_s},
+          Pair{earlier.tpot_s, later.tpot_s, w.tpot_s},
+          Pair{earlier.e2e_s, later.e2e_s, w.e2e_s}}) {
         Result<CumulativeHistogram> d = p.b.minus(p.a);
         if (!d.is_ok()) {
             return d.status();

@@ -1,7 +1,6 @@
 /// @file metrics.cpp
 /// @brief vLLM bench serve's metrics (`calculate_metrics`), as pure functions.
 
-#include "pals/common/strings.hpp"
 #include "pals/loadgen/metrics.hpp"
 
 #include <fmt/format.h>
@@ -13,12 +12,13 @@
 #include <numeric>
 #include <system_error>
 
+#include "pals/common/strings.hpp"
+
 namespace pals::loadgen {
 
 namespace {
 
 constexpr double kMsPerSecond = 1000.0;
-
 
 /// Splits on ',' and drops empty (whitespace-only) entries.
 std::vector<std::string_view> split_list(std::string_view text) {

@@ -374,7 +374,8 @@ std::string RequestSender::build_body(const workload::Request& request) const {
     }
     if (!m_config.extra_body_json.empty()) {
         // Validated in create(), so this parse succeeds.
-        if (Result<json> extra = parse_json(m_config.extra_body_json, "extra body"); extra.is_ok()) {
+        if (Result<json> extra = parse_json(m_config.extra_body_json, "extra body");
+            extra.is_ok()) {
             body.update(*extra);
         }
     }

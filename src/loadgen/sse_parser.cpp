@@ -3,14 +3,14 @@
 
 #include "pals/loadgen/sse_parser.hpp"
 
-#include "pals/common/json.hpp"
-#include "pals/common/strings.hpp"
-
 #include <fmt/format.h>
 
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+
+#include "pals/common/json.hpp"
+#include "pals/common/strings.hpp"
 
 namespace pals::loadgen {
 
@@ -20,7 +20,6 @@ using nlohmann::json;
 
 /// Longest error text kept from a body that is not a recognised error object.
 constexpr std::size_t kMaxRawErrorBytes = 300;
-
 
 /// A JSON number as an int token count, or nullopt when it is not a usable count.
 std::optional<int> as_token_count(const json& value) {
@@ -107,9 +106,9 @@ std::vector<std::string> SseParser::feed(std::string_view bytes) {
     } else {
         m_buffer.erase(0, consumed);
         if (m_buffer.size() > m_max_event_bytes) {
-            m_error = fmt::format(
-                "stream event exceeds {} bytes without an event separator (blank line)",
-                m_max_event_bytes);
+            m_error =
+                fmt::format("stream event exceeds {} bytes without an event separator (blank line)",
+                            m_max_event_bytes);
             m_buffer.clear();
             m_buffer.shrink_to_fit();
         }

@@ -90,8 +90,9 @@ constexpr std::array kArchitectures = {
     ArchInfo{"GPTNeoXForCausalLM", "gpt_neox", Family::kGptNeoX, false},
     ArchInfo{"GPTJForCausalLM", "gptj", Family::kGptJ, false},
     ArchInfo{"FalconForCausalLM", "falcon", Family::kFalcon, false},
-    ArchInfo{"RWForCausalLM", "RefinedWebModel", Family::kFalcon, false},  // Falcon-7B's first config
-    ArchInfo{"RWForCausalLM", "RefinedWeb", Family::kFalcon, false},       // Falcon-40B's first config
+    ArchInfo{"RWForCausalLM", "RefinedWebModel", Family::kFalcon,
+             false},                                                  // Falcon-7B's first config
+    ArchInfo{"RWForCausalLM", "RefinedWeb", Family::kFalcon, false},  // Falcon-40B's first config
     ArchInfo{"Phi3ForCausalLM", "phi3", Family::kDense, false},
     ArchInfo{"PhiMoEForCausalLM", "phimoe", Family::kMixtral, false},
 };
@@ -259,7 +260,8 @@ private:
         constexpr std::int64_t kMax = std::numeric_limits<int>::max();
         if (value.is_number_unsigned()) {  // nlohmann stores non-negative integers unsigned
             const std::uint64_t v = value.get<std::uint64_t>();
-            return v <= static_cast<std::uint64_t>(kMax) && static_cast<std::int64_t>(v) >= min_value;
+            return v <= static_cast<std::uint64_t>(kMax) &&
+                   static_cast<std::int64_t>(v) >= min_value;
         }
         if (value.is_number_integer()) {
             const std::int64_t v = value.get<std::int64_t>();
@@ -295,7 +297,9 @@ struct Precision {
 };
 
 /// Every linear layer (dense and expert) stored in `bytes` per weight; embeddings in 16 bits.
-Precision stored_as(WeightDtype dtype, double bytes) { return {dtype, bytes, bytes, kSixteenBitBytes}; }
+Precision stored_as(WeightDtype dtype, double bytes) {
+    return {dtype, bytes, bytes, kSixteenBitBytes};
+}
 
 Precision precision_of(WeightDtype dtype) {
     return stored_as(dtype, dtype == WeightDtype::kBf16 ? kSixteenBitBytes : kEightBitBytes);
@@ -383,8 +387,8 @@ Result<Precision> compressed_tensors_precision(const Json& quant, std::string_vi
                                                const std::string& field) {
     auto groups = quant.find("config_groups");
     if (groups == quant.end() || !groups->is_object() || groups->empty()) {
-        return Status::invalid_argument(fmt::format(
-            "{}: field '{}.config_groups' must be a non-empty object", source, field));
+        return Status::invalid_argument(
+            fmt::format("{}: field '{}.config_groups' must be a non-empty object", source, field));
     }
     std::optional<Precision> common;
     std::string first_group;
@@ -422,8 +426,8 @@ Result<Precision> gptq_awq_precision(const Json& quant, std::string_view source,
         return q.status();
     }
     if (bits < 2 || bits > 8) {
-        return Status::invalid_argument(fmt::format(
-            "{}: field '{}.{}' is {} (expected 2 to 8)", source, field, bits_key, bits));
+        return Status::invalid_argument(fmt::format("{}: field '{}.{}' is {} (expected 2 to 8)",
+                                                    source, field, bits_key, bits));
     }
     return stored_as(WeightDtype::kBf16,
                      grouped_weight_bytes(bits, group_size, kSixteenBitBytes, zero_point));
@@ -434,8 +438,8 @@ Result<Precision> modelopt_precision(const Json& quant, std::string_view source,
                                      const std::string& field) {
     const Json* holder = &quant;
     std::string where = field;
-    if (auto nested = quant.find("quantization"); nested != quant.end() && nested->is_object() &&
-                                                  !quant.contains("quant_algo")) {
+    if (auto nested = quant.find("quantization");
+        nested != quant.end() && nested->is_object() && !quant.contains("quant_algo")) {
         holder = &*nested;
         where = field + ".quantization";
     }
@@ -520,9 +524,9 @@ Result<Precision> read_precision(FieldReader& root, FieldReader& text, std::stri
             }
             Result<WeightDtype> parsed = parse_weight_dtype(lower);
             if (!parsed.is_ok() || *parsed == WeightDtype::kInt8) {
-                return Status::invalid_argument(fmt::format(
-                    "{}: field '{}{}' has unsupported value '{}'", source, reader->prefix(), key,
-                    *name));
+                return Status::invalid_argument(
+                    fmt::format("{}: field '{}{}' has unsupported value '{}'", source,
+                                reader->prefix(), key, *name));
             }
             return precision_of(*parsed);
         }
@@ -637,9 +641,9 @@ void read_deepseek(FieldReader& r, ModelSpec& s) {
     }
     const double hidden = s.hidden_size;
     const double qk_dim = static_cast<double>(nope_dim) + rope_dim;
-    const double q_params = q_lora_rank > 0
-                                ? hidden * q_lora_rank + static_cast<double>(q_lora_rank) * heads * qk_dim
-                                : hidden * heads * qk_dim;
+    const double q_params =
+        q_lora_rank > 0 ? hidden * q_lora_rank + static_cast<double>(q_lora_rank) * heads * qk_dim
+                        : hidden * heads * qk_dim;
     const double kv_a_params = hidden * (static_cast<double>(kv_lora_rank) + rope_dim);
     const double kv_b_params =
         static_cast<double>(kv_lora_rank) * heads * (static_cast<double>(nope_dim) + v_dim);
@@ -683,9 +687,9 @@ void read_llama4(FieldReader& r, ModelSpec& s) {
     const bool has_listed_moe_layers = r.has("moe_layers");
     int moe_layers = 0;
     if (has_listed_moe_layers) {
-        moe_layers = static_cast<int>(std::count_if(
-            listed_moe_layers.begin(), listed_moe_layers.end(),
-            [&](int layer) { return layer < s.num_layers; }));
+        moe_layers =
+            static_cast<int>(std::count_if(listed_moe_layers.begin(), listed_moe_layers.end(),
+                                           [&](int layer) { return layer < s.num_layers; }));
     } else {
         moe_layers = s.num_layers / step;
     }
@@ -776,10 +780,10 @@ void read_sliding_window(FieldReader& r, Family family, ModelSpec& s) {
             // Gemma 2 alternates local and global layers; Gemma 3 has one global layer every
             // sliding_window_pattern layers (6: five local, one global). Both put the global
             // layer where (layer + 1) % pattern == 0.
-            const int pattern = family == Family::kGemma2
-                                    ? 2
-                                    : r.optional_int("sliding_window_pattern",
-                                                     Gemma3TextDefaults::kSlidingPattern);
+            const int pattern =
+                family == Family::kGemma2
+                    ? 2
+                    : r.optional_int("sliding_window_pattern", Gemma3TextDefaults::kSlidingPattern);
             s.num_sliding_layers = s.num_layers - s.num_layers / pattern;
             return;
         }
@@ -810,9 +814,9 @@ int falcon_kv_heads(FieldReader& r, int heads) {
 /// these are refused by name rather than half-modelled as transformers.
 bool is_state_space(std::string_view name) {
     const std::string lower = to_lower(name);
-    for (std::string_view key : {"mamba", "jamba", "zamba", "nemotronh", "nemotron_h",
-                                 "falconh1", "falcon_h1", "rwkv", "recurrentgemma", "bamba",
-                                 "granitemoehybrid", "plamo2", "lfm2"}) {
+    for (std::string_view key :
+         {"mamba", "jamba", "zamba", "nemotronh", "nemotron_h", "falconh1", "falcon_h1", "rwkv",
+          "recurrentgemma", "bamba", "granitemoehybrid", "plamo2", "lfm2"}) {
         if (lower.find(key) != std::string::npos) {
             return true;
         }
@@ -880,10 +884,10 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
 
     const Json* text_json = &root_json;
     std::string prefix;
-    if (const Json* nested = root.find("text_config"); nested != nullptr || info.nested_text_config) {
+    if (const Json* nested = root.find("text_config");
+        nested != nullptr || info.nested_text_config) {
         if (nested == nullptr) {
-            return Status::invalid_argument(
-                fmt::format("{}: missing field 'text_config'", source));
+            return Status::invalid_argument(fmt::format("{}: missing field 'text_config'", source));
         }
         if (!nested->is_object()) {
             return Status::invalid_argument(
@@ -896,9 +900,9 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
 
     ModelSpec s;
     s.architecture = std::string(info.architecture);
-    s.model_type = r.optional_string("model_type")
-                       .value_or(root.optional_string("model_type").value_or(
-                           std::string(info.model_type)));
+    s.model_type =
+        r.optional_string("model_type")
+            .value_or(root.optional_string("model_type").value_or(std::string(info.model_type)));
     s.name = root.optional_string("_name_or_path")
                  .value_or(std::filesystem::path(std::string(source)).stem().string());
 
@@ -911,8 +915,9 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
         gptj || (falcon && !r.has("num_hidden_layers") && r.has("n_layer")) ? "n_layer"
                                                                             : "num_hidden_layers";
     const std::string_view heads_key =
-        gptj || (falcon && !r.has("num_attention_heads") && r.has("n_head")) ? "n_head"
-                                                                               : "num_attention_heads";
+        gptj || (falcon && !r.has("num_attention_heads") && r.has("n_head"))
+            ? "n_head"
+            : "num_attention_heads";
     if (gemma3) {
         using D = Gemma3TextDefaults;
         s.num_layers = r.optional_int("num_hidden_layers", D::kNumLayers);
@@ -933,17 +938,18 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
     if (!r.ok()) {
         return r.status();
     }
-    s.head_dim = r.optional_int("head_dim",
-                                gemma ? kGemmaDefaultHeadDim : s.hidden_size / s.num_attention_heads);
+    s.head_dim = r.optional_int(
+        "head_dim", gemma ? kGemmaDefaultHeadDim : s.hidden_size / s.num_attention_heads);
     if (r.ok() && s.head_dim == 0) {
-        r.fail(fmt::format("hidden_size ({}) is smaller than num_attention_heads ({}); set "
-                           "head_dim",
-                           s.hidden_size, s.num_attention_heads));
+        r.fail(
+            fmt::format("hidden_size ({}) is smaller than num_attention_heads ({}); set "
+                        "head_dim",
+                        s.hidden_size, s.num_attention_heads));
     }
     // Gemma and Falcon tie their embeddings unless told otherwise; the other families do not.
     const bool tie_default = gemma || falcon;
-    s.tie_word_embeddings =
-        root.optional_bool("tie_word_embeddings", r.optional_bool("tie_word_embeddings", tie_default));
+    s.tie_word_embeddings = root.optional_bool("tie_word_embeddings",
+                                               r.optional_bool("tie_word_embeddings", tie_default));
     if (!root.ok()) {
         return root.status();
     }
@@ -972,9 +978,9 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
         case Family::kDense:
         case Family::kGemma2:
         case Family::kGemma3: {
-            const int width = gemma3 ? r.optional_int("intermediate_size",
-                                                      Gemma3TextDefaults::kIntermediateSize)
-                                     : r.require_int("intermediate_size");
+            const int width =
+                gemma3 ? r.optional_int("intermediate_size", Gemma3TextDefaults::kIntermediateSize)
+                       : r.require_int("intermediate_size");
             s.num_dense_layers = s.num_layers;
             s.dense_ffn_params = gated_mlp_params(s.hidden_size, width);
             break;
@@ -1050,8 +1056,7 @@ Result<WeightDtype> parse_weight_dtype(std::string_view text) {
 }
 
 double ModelSpec::total_params() const {
-    const double per_moe_layer =
-        num_experts * expert_params + shared_expert_params + router_params;
+    const double per_moe_layer = num_experts * expert_params + shared_expert_params + router_params;
     return num_layers * attn_params_per_layer + num_dense_layers * dense_ffn_params +
            num_moe_layers * per_moe_layer + embedding_params +
            (tie_word_embeddings ? 0.0 : lm_head_params);
@@ -1086,8 +1091,8 @@ Result<ModelSpec> parse_model_spec(std::string_view json_text, std::string_view 
         return build_spec(root, source, dtype);
     } catch (const std::exception& e) {
         // The readers check types before every get<>(), so this is a bug, not bad input.
-        return Status::internal(fmt::format("{}: unexpected error reading model config: {}",
-                                            source, e.what()));
+        return Status::internal(
+            fmt::format("{}: unexpected error reading model config: {}", source, e.what()));
     }
 }
 

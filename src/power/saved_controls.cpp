@@ -209,7 +209,9 @@ Status SavedControls::save(GpuBackend& backend, const std::vector<int>& gpus,
     return Status::ok();
 }
 
-Status SavedControls::restore(GpuBackend& backend) { return restore_matching(backend, nullptr); }
+Status SavedControls::restore(GpuBackend& backend) {
+    return restore_matching(backend, nullptr);
+}
 
 Status SavedControls::restore_gpus(GpuBackend& backend, const std::vector<int>& gpus) {
     std::vector<std::string> uuids;
@@ -282,15 +284,16 @@ Status SavedControls::restore_matching(GpuBackend& backend,
         }
         if (gpu < 0 || gpu >= *count) {
             fail(e, Status::unavailable(fmt::format("saved GPU {} ({}) is not present (or not "
-                                                  "answering); its power limit stays unrestored",
-                                                  e.index, e.uuid)));
+                                                    "answering); its power limit stays unrestored",
+                                                    e.index, e.uuid)));
             continue;
         }
         Result<double> before = backend.power_limit_w(gpu);
         const bool raise = !before.is_ok() || *before < e.power_limit_w;
         pending.push_back({&e, gpu, std::move(before), raise});
     }
-    std::stable_partition(pending.begin(), pending.end(), [](const Pending& p) { return !p.raise; });
+    std::stable_partition(pending.begin(), pending.end(),
+                          [](const Pending& p) { return !p.raise; });
 
     for (const Pending& p : pending) {
         const SavedGpuControls& e = *p.entry;
@@ -340,8 +343,8 @@ Status SavedControls::restore_matching(GpuBackend& backend,
         }
         return Status::ok();
     }
-    Status st = write_file(m_backend_name.empty() ? std::string(backend.backend_name())
-                                                  : m_backend_name);
+    Status st =
+        write_file(m_backend_name.empty() ? std::string(backend.backend_name()) : m_backend_name);
     if (failed == 0) {
         return st;
     }

@@ -40,7 +40,9 @@ LiveSessionFactory::LiveSessionFactory(Clock& clock, power::GpuBackend& gpus,
     , m_sender(std::move(sender))
     , m_concurrency(concurrency) {}
 
-LiveSessionFactory::~LiveSessionFactory() { stop_load(); }
+LiveSessionFactory::~LiveSessionFactory() {
+    stop_load();
+}
 
 void LiveSessionFactory::stop_load() {
     m_stop.store(true);
@@ -54,7 +56,8 @@ void LiveSessionFactory::start_load(const WorkloadMix& mix) {
     stop_load();
     m_stop.store(false);
     m_running_mix = mix.name;
-    PALS_LOG_INFO("profile: closed-loop load '{}' with {} requests in flight", mix.name, m_concurrency);
+    PALS_LOG_INFO("profile: closed-loop load '{}' with {} requests in flight", mix.name,
+                  m_concurrency);
     m_load = std::thread([this, mix] {
         loadgen::RunOptions options;
         options.max_concurrency = m_concurrency;
@@ -65,7 +68,8 @@ void LiveSessionFactory::start_load(const WorkloadMix& mix) {
             this_round.seed = mix.seed + round++;
             const std::vector<workload::Request> requests =
                 this_round.closed_loop_requests(kRequestsPerRound, m_concurrency);
-            Result<loadgen::RunResult> result = loadgen::run_load(m_sender, requests, options, m_clock);
+            Result<loadgen::RunResult> result =
+                loadgen::run_load(m_sender, requests, options, m_clock);
             if (!result.is_ok()) {
                 PALS_LOG_ERROR("profile: load stopped: {}", result.status().message());
                 return;

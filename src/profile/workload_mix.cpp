@@ -1,16 +1,16 @@
-#include "pals/common/strings.hpp"
 #include "pals/profile/workload_mix.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 
+#include "pals/common/strings.hpp"
+
 namespace pals::profile {
 
 namespace {
 
 constexpr std::size_t kMaxWorkloadNameLength = 64;
-
 
 Result<std::vector<workload::Request>> load_trace_lengths(const std::string& path) {
     Result<std::vector<workload::Request>> trace = path.ends_with(".jsonl")

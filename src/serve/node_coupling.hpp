@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "fake_nvml/fake_driver.hpp"
 #include "pals/common/status.hpp"
 #include "pals/sim/gpu_spec.hpp"
-#include "power/fake_nvml/fake_driver.hpp"
 
 namespace pals::serve {
 

@@ -14,7 +14,7 @@ namespace pals::serve {
 namespace {
 
 using json = nlohmann::ordered_json;  // responses keep their keys in order
-using in_json = nlohmann::json;        // request bodies, parsed by pals::parse_json
+using in_json = nlohmann::json;       // request bodies, parsed by pals::parse_json
 
 /// The words of the generated text, cycled.
 constexpr std::array<std::string_view, 32> kWords = {

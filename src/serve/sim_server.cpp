@@ -113,10 +113,10 @@ std::int64_t unix_now_s() {
 
 struct SimServer::Impl {
     Impl(sim::NodeConfig node_config, SimServerOptions opts, sim::Simulator sim)
-        : node(std::move(node_config)),
-          options(std::move(opts)),
-          simulator(std::move(sim)),
-          http(guard_options(options)) {}
+        : node(std::move(node_config))
+        , options(std::move(opts))
+        , simulator(std::move(sim))
+        , http(guard_options(options)) {}
 
     // ---- immutable after create() ----------------------------------------------------------
     sim::NodeConfig node;
@@ -613,10 +613,11 @@ struct SimServer::Impl {
                                             const httplib::ContentReader& reader) {
             handle_generation(req, res, reader, Endpoint::kCompletions);
         });
-        http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res,
-                                                 const httplib::ContentReader& reader) {
-            handle_generation(req, res, reader, Endpoint::kChatCompletions);
-        });
+        http.Post("/v1/chat/completions",
+                  [this](const httplib::Request& req, httplib::Response& res,
+                         const httplib::ContentReader& reader) {
+                      handle_generation(req, res, reader, Endpoint::kChatCompletions);
+                  });
     }
 
     /// Wakes every request waiting on the simulator, for stop().

@@ -14,8 +14,8 @@
 #include "pals/sim/dvfs_calibration.hpp"
 #include "pals/sim/gpu_physics.hpp"
 #include "pals/sim/simulator.hpp"
-#include "sim/csv_fields.hpp"
 #include "pals/workload/workload.hpp"
+#include "sim/csv_fields.hpp"
 
 namespace pals::sim {
 
@@ -41,8 +41,8 @@ std::string model_file_name(const std::string& model) {
     return name + ".json";
 }
 
-Result<FidelityRow> simulate_row(const MeasuredRun& run, const model::ModelSpec& spec, const GpuSpec& gpu,
-                                 const FidelitySettings& settings) {
+Result<FidelityRow> simulate_row(const MeasuredRun& run, const model::ModelSpec& spec,
+                                 const GpuSpec& gpu, const FidelitySettings& settings) {
     NodeConfig node;
     node.model = spec;
     node.gpu = gpu;
@@ -56,7 +56,8 @@ Result<FidelityRow> simulate_row(const MeasuredRun& run, const model::ModelSpec&
     w.kind = workload::WorkloadKind::kClosedLoop;
     w.num_requests = std::max(settings.min_requests, settings.requests_per_seq * run.max_num_seqs);
     w.seed = settings.seed;
-    Result<workload::LengthDistribution> in = workload::LengthDistribution::parse(settings.input_len);
+    Result<workload::LengthDistribution> in =
+        workload::LengthDistribution::parse(settings.input_len);
     if (!in.is_ok()) {
         return in.status();
     }
@@ -108,9 +109,10 @@ Result<std::vector<MeasuredRun>> load_measured_runs(const std::filesystem::path&
     }
     std::vector<MeasuredRun> runs;
     std::map<std::string, std::size_t> column;
-    const std::vector<std::string> required = {"model", "gpu", "num_gpus", "ep", "max_num_seqs", "avg_batch",
-                                               "avg_power_w", "j_per_tok", "tok_s", "median_itl_ms",
-                                               "avg_out_len"};
+    const std::vector<std::string> required = {
+        "model",        "gpu",           "num_gpus",    "ep",
+        "max_num_seqs", "avg_batch",     "avg_power_w", "j_per_tok",
+        "tok_s",        "median_itl_ms", "avg_out_len"};
     std::size_t pos = 0;
     int line_no = 0;
     std::string_view line;
@@ -132,10 +134,12 @@ Result<std::vector<MeasuredRun>> load_measured_runs(const std::filesystem::path&
             }
             continue;
         }
-        auto get = [&](const std::string& name) { return column.at(name) < fields.size() ? fields[column.at(name)] : std::string_view(); };
+        auto get = [&](const std::string& name) {
+            return column.at(name) < fields.size() ? fields[column.at(name)] : std::string_view();
+        };
         if (fields.size() != column.size()) {
-            return Status::invalid_argument(where + ": expected " + std::to_string(column.size()) + " fields, found " +
-                                            std::to_string(fields.size()));
+            return Status::invalid_argument(where + ": expected " + std::to_string(column.size()) +
+                                            " fields, found " + std::to_string(fields.size()));
         }
         MeasuredRun run;
         run.line = line_no;
@@ -148,14 +152,20 @@ Result<std::vector<MeasuredRun>> load_measured_runs(const std::filesystem::path&
             const char* name;
             double* target;
         };
-        const Field numeric[] = {{"num_gpus", &num_gpus},         {"ep", &ep},
-                                 {"max_num_seqs", &max_num_seqs}, {"avg_batch", &run.avg_batch},
-                                 {"avg_power_w", &run.avg_power_w}, {"j_per_tok", &run.j_per_tok},
-                                 {"tok_s", &run.tok_s},           {"median_itl_ms", &run.median_itl_ms},
+        const Field numeric[] = {{"num_gpus", &num_gpus},
+                                 {"ep", &ep},
+                                 {"max_num_seqs", &max_num_seqs},
+                                 {"avg_batch", &run.avg_batch},
+                                 {"avg_power_w", &run.avg_power_w},
+                                 {"j_per_tok", &run.j_per_tok},
+                                 {"tok_s", &run.tok_s},
+                                 {"median_itl_ms", &run.median_itl_ms},
                                  {"avg_out_len", &run.avg_out_len}};
         for (const Field& f : numeric) {
-            if (!parse_field(get(f.name), *f.target) || !std::isfinite(*f.target) || *f.target <= 0.0) {
-                return Status::invalid_argument(where + ": column '" + f.name + "' must be a positive number, got '" +
+            if (!parse_field(get(f.name), *f.target) || !std::isfinite(*f.target) ||
+                *f.target <= 0.0) {
+                return Status::invalid_argument(where + ": column '" + f.name +
+                                                "' must be a positive number, got '" +
                                                 std::string(get(f.name)) + "'");
             }
         }
@@ -175,7 +185,8 @@ Result<FidelityReport> evaluate_fidelity(const std::vector<MeasuredRun>& runs, c
     std::map<std::string, model::ModelSpec> specs;
     for (const MeasuredRun& run : runs) {
         if (!specs.contains(run.model)) {
-            Result<model::ModelSpec> spec = model::load_model_spec(settings.models_dir / model_file_name(run.model));
+            Result<model::ModelSpec> spec =
+                model::load_model_spec(settings.models_dir / model_file_name(run.model));
             if (!spec.is_ok()) {
                 return spec.status();
             }
@@ -238,7 +249,8 @@ CapRangeCheck check_cap_range(const GpuSpec& gpu) {
 
 Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, const GpuSpec& start,
                                        const FidelitySettings& settings, int evaluations,
-                                       std::span<const PublishedDecodeFigure> decode_figures, bool fit_power) {
+                                       std::span<const PublishedDecodeFigure> decode_figures,
+                                       bool fit_power) {
     static constexpr std::array<FitParam, 13> kParams = {{
         {"mem_efficiency", &GpuCalibration::mem_efficiency, 0.3, 0.95},
         {"compute_efficiency", &GpuCalibration::compute_efficiency, 0.2, 0.8},
@@ -264,10 +276,12 @@ Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, con
         if (!r.is_ok()) {
             return r.status();
         }
-        double s = (r->mape_tok_s + r->mape_j_per_tok + r->mape_median_itl + r->mape_avg_power) / 4.0 +
-                   0.5 * r->worst_mape();
+        double s =
+            (r->mape_tok_s + r->mape_j_per_tok + r->mape_median_itl + r->mape_avg_power) / 4.0 +
+            0.5 * r->worst_mape();
         if (!decode_figures.empty()) {
-            Result<std::vector<DecodeFigureRow>> rows = replay_decode_figures(decode_figures, gpu, settings.models_dir);
+            Result<std::vector<DecodeFigureRow>> rows =
+                replay_decode_figures(decode_figures, gpu, settings.models_dir);
             if (!rows.is_ok()) {
                 return rows.status();
             }
@@ -278,7 +292,9 @@ Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, con
         s += 100.0 * check_cap_range(gpu).excess_w() / gpu.power_limit_min_w;
         return s;
     };
-    const std::size_t n_params = !fit_power ? kTimeParams : decode_figures.empty() ? kFullLoadParams : kParams.size();
+    const std::size_t n_params = !fit_power               ? kTimeParams
+                                 : decode_figures.empty() ? kFullLoadParams
+                                                          : kParams.size();
     const std::span<const FitParam> params(kParams.data(), n_params);
     Result<GpuSpec> best = coordinate_search(start, params, score, evaluations);
     if (!best.is_ok()) {

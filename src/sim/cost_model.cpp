@@ -19,12 +19,14 @@ constexpr std::uint64_t kExpertPlacementSeed = 0x9E3779B97F4A7C15ULL;
 /// Expected maximum of k independent standard normal variables (exact for k <= 8, Blom's
 /// approximation beyond).
 double expected_max_standard_normal(int k) {
-    static constexpr double kTable[] = {0.0, 0.0, 0.5642, 0.8463, 1.0294, 1.1630, 1.2672, 1.3522, 1.4236};
+    static constexpr double kTable[] = {0.0,    0.0,    0.5642, 0.8463, 1.0294,
+                                        1.1630, 1.2672, 1.3522, 1.4236};
     if (k < static_cast<int>(std::size(kTable))) {
         return kTable[std::max(k, 0)];
     }
-    return std::sqrt(2.0 * std::log(static_cast<double>(k))) - 0.5 * std::log(std::log(static_cast<double>(k))) /
-                                                                      std::sqrt(2.0 * std::log(static_cast<double>(k)));
+    return std::sqrt(2.0 * std::log(static_cast<double>(k))) -
+           0.5 * std::log(std::log(static_cast<double>(k))) /
+               std::sqrt(2.0 * std::log(static_cast<double>(k)));
 }
 
 std::vector<int> expert_placement(int experts, int ranks) {
@@ -54,21 +56,22 @@ std::vector<int> expert_placement(int experts, int ranks) {
 Result<StepCostModel> StepCostModel::create(const model::ModelSpec& model, const GpuSpec& gpu,
                                             const ParallelConfig& parallel) {
     if (parallel.tp < 1) {
-        return Status::invalid_argument("tp must be >= 1 (got " + std::to_string(parallel.tp) + ")");
+        return Status::invalid_argument("tp must be >= 1 (got " + std::to_string(parallel.tp) +
+                                        ")");
     }
     if (parallel.ep != 1 && parallel.ep != parallel.tp) {
-        return Status::invalid_argument("ep must be 1 or equal to tp (vLLM's expert parallelism "
-                                        "spans the tensor-parallel GPUs); got tp=" +
-                                        std::to_string(parallel.tp) +
-                                        " ep=" + std::to_string(parallel.ep));
+        return Status::invalid_argument(
+            "ep must be 1 or equal to tp (vLLM's expert parallelism "
+            "spans the tensor-parallel GPUs); got tp=" +
+            std::to_string(parallel.tp) + " ep=" + std::to_string(parallel.ep));
     }
     if (parallel.ep > 1 && !model.is_moe()) {
         return Status::invalid_argument("ep > 1 needs an MoE model; " + model.name + " is dense");
     }
     if (parallel.ep > 1 && model.num_experts % parallel.ep != 0) {
-        return Status::invalid_argument("ep=" + std::to_string(parallel.ep) + " does not divide the " +
-                                        std::to_string(model.num_experts) + " experts of " +
-                                        model.name);
+        return Status::invalid_argument(
+            "ep=" + std::to_string(parallel.ep) + " does not divide the " +
+            std::to_string(model.num_experts) + " experts of " + model.name);
     }
     if (parallel.routing_skew < 0.0) {
         return Status::invalid_argument("routing skew must be >= 0");
@@ -82,22 +85,25 @@ Result<StepCostModel> StepCostModel::create(const model::ModelSpec& model, const
     m.m_local_layers = model.sliding_window > 0 ? model.num_sliding_layers : 0;
     m.m_full_layers = model.num_layers - m.m_local_layers;
 
-    const double dense_params = model.num_layers * model.attn_params_per_layer +
-                                model.num_dense_layers * model.dense_ffn_params +
-                                model.num_moe_layers * (model.shared_expert_params + model.router_params);
+    const double dense_params =
+        model.num_layers * model.attn_params_per_layer +
+        model.num_dense_layers * model.dense_ffn_params +
+        model.num_moe_layers * (model.shared_expert_params + model.router_params);
     m.m_dense_params_per_token = dense_params / tp;
     m.m_lm_head_params = model.lm_head_params / tp;
     m.m_dense_weight_bytes =
-        (dense_params * model.weight_bytes + model.lm_head_params * model.embedding_weight_bytes) / tp;
+        (dense_params * model.weight_bytes + model.lm_head_params * model.embedding_weight_bytes) /
+        tp;
 
     const bool expert_parallel = parallel.ep > 1;
     m.m_expert_params_gpu = expert_parallel ? model.expert_params : model.expert_params / tp;
     m.m_expert_bytes = m.m_expert_params_gpu * model.expert_weight_bytes;
-    const double expert_bytes_per_gpu =
-        static_cast<double>(model.num_moe_layers) * model.num_experts * model.expert_params *
-        model.expert_weight_bytes / tp;
-    const double embedding_bytes =
-        model.tie_word_embeddings ? 0.0 : model.embedding_params * model.embedding_weight_bytes / tp;
+    const double expert_bytes_per_gpu = static_cast<double>(model.num_moe_layers) *
+                                        model.num_experts * model.expert_params *
+                                        model.expert_weight_bytes / tp;
+    const double embedding_bytes = model.tie_word_embeddings
+                                       ? 0.0
+                                       : model.embedding_params * model.embedding_weight_bytes / tp;
     m.m_weight_bytes_per_gpu = m.m_dense_weight_bytes + embedding_bytes + expert_bytes_per_gpu;
 
     // KV heads are split across TP ranks, and replicated when tp exceeds them; MLA's latent
@@ -106,7 +112,8 @@ Result<StepCostModel> StepCostModel::create(const model::ModelSpec& model, const
     if (model.attention == model::AttentionKind::kMultiHead) {
         kv_shards = std::min<double>(tp, std::max(1, model.num_kv_heads));
     }
-    m.m_kv_layer_bytes_per_gpu = model.kv_elems_per_token_per_layer * model.kv_cache_bytes / kv_shards;
+    m.m_kv_layer_bytes_per_gpu =
+        model.kv_elems_per_token_per_layer * model.kv_cache_bytes / kv_shards;
     m.m_kv_bytes_per_token_per_gpu = m.m_kv_layer_bytes_per_gpu * model.num_layers;
     m.m_attn_flops_pair_gpu = model.attn_flops_per_pair_per_layer / tp;
 
@@ -173,12 +180,14 @@ const StepCostModel::RoutingEntry& StepCostModel::routing(int tokens) const {
     entry.distinct_busiest = 0.0;
     entry.token_share_busiest = ranks > 1 ? 0.0 : 1.0;
     for (std::size_t r = 0; r < n_ranks; ++r) {
-        entry.distinct_busiest =
-            std::max(entry.distinct_busiest, std::min(held[r], mean[r] + spread * std::sqrt(var[r])));
+        entry.distinct_busiest = std::max(entry.distinct_busiest,
+                                          std::min(held[r], mean[r] + spread * std::sqrt(var[r])));
         if (ranks > 1 && assignments > 0.0) {
             const double p = share[r];
-            const double busiest = assignments * p + spread * std::sqrt(assignments * p * (1.0 - p));
-            entry.token_share_busiest = std::max(entry.token_share_busiest, std::min(1.0, busiest / assignments));
+            const double busiest =
+                assignments * p + spread * std::sqrt(assignments * p * (1.0 - p));
+            entry.token_share_busiest =
+                std::max(entry.token_share_busiest, std::min(1.0, busiest / assignments));
         }
     }
     return entry;
@@ -232,8 +241,9 @@ StepWork StepCostModel::step_work(const StepShape& shape) const {
 
     double moe_overhead = 0.0;
     if (m_model.is_moe()) {
-        moe_overhead = m_model.num_moe_layers *
-                       (cal.moe_layer_overhead_s + 2.0 * cal.ep_layer_latency_s * std::log2(m_parallel.ep));
+        moe_overhead =
+            m_model.num_moe_layers *
+            (cal.moe_layer_overhead_s + 2.0 * cal.ep_layer_latency_s * std::log2(m_parallel.ep));
     }
     work.wait_s = m_model.num_layers * cal.layer_overhead_s + moe_overhead + m_allreduce_fixed_s +
                   m_allreduce_s_per_token * n;
@@ -249,7 +259,8 @@ StepWork StepCostModel::step_work(const StepShape& shape) const {
         for (int i = 0; i < work.num_kernels; ++i) {
             busy += kernel_s(work.kernels[static_cast<std::size_t>(i)]);
         }
-        const double busiest_expert = kernel_s(work.kernels[static_cast<std::size_t>(expert_kernel)]);
+        const double busiest_expert =
+            kernel_s(work.kernels[static_cast<std::size_t>(expert_kernel)]);
         if (busy > 0.0) {
             work.mean_rank_busy_scale =
                 std::clamp((busy - busiest_expert + kernel_s(mean_expert)) / busy, 0.0, 1.0);

@@ -12,7 +12,8 @@ inline std::vector<std::string_view> split_fields(std::string_view line, char se
     std::size_t start = 0;
     while (true) {
         const std::size_t pos = line.find(sep, start);
-        out.push_back(line.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
+        out.push_back(line.substr(
+            start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
         if (pos == std::string_view::npos) {
             return out;
         }

@@ -49,7 +49,8 @@ struct SweepPrediction {
     std::vector<StepOutcome> outcomes;  ///< one per point
 };
 
-SweepPrediction predict(const ClockSweep& sweep, const GpuPhysics& physics, double share, double limit_w) {
+SweepPrediction predict(const ClockSweep& sweep, const GpuPhysics& physics, double share,
+                        double limit_w) {
     SweepPrediction p;
     const double t_top = sweep.points.front().time_s;
     const StepWork work = stage_work(physics.spec(), share, t_top);
@@ -101,15 +102,16 @@ Result<std::vector<ClockSweep>> load_clock_sweeps(const std::filesystem::path& c
             continue;
         }
         if (fields.size() != column.size()) {
-            return Status::invalid_argument(where + ": expected " + std::to_string(column.size()) + " fields, found " +
-                                            std::to_string(fields.size()));
+            return Status::invalid_argument(where + ": expected " + std::to_string(column.size()) +
+                                            " fields, found " + std::to_string(fields.size()));
         }
         double values[3] = {};
         const char* names[3] = {"frequency", "time", "energy"};
         for (int i = 0; i < 3; ++i) {
             const std::string_view field = fields[column.at(names[i])];
             if (!parse_number(field, values[i]) || values[i] <= 0.0) {
-                return Status::invalid_argument(where + ": column '" + names[i] + "' must be a positive number, got '" +
+                return Status::invalid_argument(where + ": column '" + names[i] +
+                                                "' must be a positive number, got '" +
                                                 std::string(field) + "'");
             }
         }
@@ -128,7 +130,8 @@ Result<std::vector<ClockSweep>> load_clock_sweeps(const std::filesystem::path& c
             sweep.points.push_back({it->first, it->second.first, it->second.second});
         }
         if (sweep.points.size() < 2) {
-            return Status::invalid_argument(csv.string() + ": '" + instruction + "' has fewer than two clocks");
+            return Status::invalid_argument(csv.string() + ": '" + instruction +
+                                            "' has fewer than two clocks");
         }
         out.push_back(std::move(sweep));
     }
@@ -214,7 +217,8 @@ std::span<const PublishedDecodeFigure> published_decode_figures() {
 namespace {
 
 Result<ClosedLoopResult> run_decode(const model::ModelSpec& model, const GpuSpec& gpu,
-                                    const PublishedDecodeFigure& f, int batch, double locked_clock_mhz) {
+                                    const PublishedDecodeFigure& f, int batch,
+                                    double locked_clock_mhz) {
     ClosedLoopSetup setup;
     setup.model = model;
     setup.gpu = gpu;
@@ -233,9 +237,9 @@ Result<ClosedLoopResult> run_decode(const model::ModelSpec& model, const GpuSpec
 
 }  // namespace
 
-Result<std::vector<DecodeFigureRow>> replay_decode_figures(std::span<const PublishedDecodeFigure> figures,
-                                                           const GpuSpec& gpu_for_h100_family,
-                                                           const std::filesystem::path& models_dir) {
+Result<std::vector<DecodeFigureRow>> replay_decode_figures(
+    std::span<const PublishedDecodeFigure> figures, const GpuSpec& gpu_for_h100_family,
+    const std::filesystem::path& models_dir) {
     std::vector<DecodeFigureRow> rows;
     for (const PublishedDecodeFigure& f : figures) {
         Result<GpuSpec> named = find_gpu_spec(f.gpu);
@@ -252,13 +256,14 @@ Result<std::vector<DecodeFigureRow>> replay_decode_figures(std::span<const Publi
         const GpuPhysics physics(gpu);
         std::vector<double> clocks;
         if (f.max_latency_increase_pct > 0.0) {
-            for (double mhz = gpu.sm_clock_max_mhz - kDecodeClockStrideMhz; mhz >= gpu.sm_clock_min_mhz;
-                 mhz -= kDecodeClockStrideMhz) {
+            for (double mhz = gpu.sm_clock_max_mhz - kDecodeClockStrideMhz;
+                 mhz >= gpu.sm_clock_min_mhz; mhz -= kDecodeClockStrideMhz) {
                 clocks.push_back(physics.supported_clock_mhz(mhz));
             }
         } else {
-            clocks.push_back(f.locked_clock_mhz > 0.0 ? physics.supported_clock_mhz(f.locked_clock_mhz)
-                                                      : gpu.sm_clock_min_mhz);
+            clocks.push_back(f.locked_clock_mhz > 0.0
+                                 ? physics.supported_clock_mhz(f.locked_clock_mhz)
+                                 : gpu.sm_clock_min_mhz);
         }
         DecodeFigureRow best;
         best.published = f;
@@ -310,7 +315,8 @@ double decode_figure_error(const std::vector<DecodeFigureRow>& rows) {
 }
 
 Result<GpuSpec> coordinate_search(const GpuSpec& start, std::span<const FitParam> params,
-                                  const std::function<Result<double>(const GpuSpec&)>& score, int evaluations) {
+                                  const std::function<Result<double>(const GpuSpec&)>& score,
+                                  int evaluations) {
     GpuSpec best = start;
     for (const FitParam& p : params) {
         double& value = best.calibration.*(p.field);
@@ -343,7 +349,8 @@ Result<GpuSpec> coordinate_search(const GpuSpec& start, std::span<const FitParam
                     best_score = s.value();
                     best = candidate;
                     improved = true;
-                    PALS_LOG_INFO("calibrate: {} -> {:.6g} (score {:.3f}, eval {})", p.name, value, best_score, used);
+                    PALS_LOG_INFO("calibrate: {} -> {:.6g} (score {:.3f}, eval {})", p.name, value,
+                                  best_score, used);
                     break;
                 }
             }
@@ -382,7 +389,8 @@ Result<GpuSpec> fit_sweep_calibration(const std::vector<ClockSweep>& sweeps, con
     for (int i = 0; i < kFloorClockStarts; ++i) {
         GpuSpec from = start;
         from.calibration.voltage_floor_clock =
-            kFloorClockLo + (kFloorClockHi - kFloorClockLo) * i / static_cast<double>(kFloorClockStarts - 1);
+            kFloorClockLo +
+            (kFloorClockHi - kFloorClockLo) * i / static_cast<double>(kFloorClockStarts - 1);
         Result<GpuSpec> fitted = coordinate_search(from, kParams, score, per_start);
         if (!fitted.is_ok()) {
             return fitted.status();

@@ -9,8 +9,9 @@ GpuPhysics::GpuPhysics(GpuSpec spec, model::WeightDtype matmul_precision)
     : m_spec(std::move(spec))
     , m_peak_flops(matmul_peak_flops(m_spec, matmul_precision))
     , m_step_mhz(m_spec.sm_clock_step_mhz > 0.0 ? m_spec.sm_clock_step_mhz : 1.0)
-    , m_clock_steps(std::max(0, static_cast<int>(std::floor(
-                                    (m_spec.sm_clock_max_mhz - m_spec.sm_clock_min_mhz) / m_step_mhz + 1e-9)))) {}
+    , m_clock_steps(std::max(
+          0, static_cast<int>(std::floor(
+                 (m_spec.sm_clock_max_mhz - m_spec.sm_clock_min_mhz) / m_step_mhz + 1e-9)))) {}
 
 double GpuPhysics::clamp_cap(double power_cap_w) const {
     return std::clamp(power_cap_w, m_spec.power_limit_min_w, m_spec.power_limit_max_w);
@@ -22,7 +23,8 @@ double GpuPhysics::voltage_ratio(double clock_ratio) const {
     if (clock_ratio <= floor_clock) {
         return cal.voltage_floor;
     }
-    return cal.voltage_floor + (1.0 - cal.voltage_floor) * (clock_ratio - floor_clock) / (1.0 - floor_clock);
+    return cal.voltage_floor +
+           (1.0 - cal.voltage_floor) * (clock_ratio - floor_clock) / (1.0 - floor_clock);
 }
 
 double GpuPhysics::step_ratio(int k) const {
@@ -34,7 +36,8 @@ double GpuPhysics::step_ratio(int k) const {
 
 double GpuPhysics::supported_clock_mhz(double mhz) const {
     const double clamped = std::clamp(mhz, m_spec.sm_clock_min_mhz, m_spec.sm_clock_max_mhz);
-    const int k = static_cast<int>(std::ceil((m_spec.sm_clock_max_mhz - clamped) / m_step_mhz - 1e-9));
+    const int k =
+        static_cast<int>(std::ceil((m_spec.sm_clock_max_mhz - clamped) / m_step_mhz - 1e-9));
     return step_ratio(k) * m_spec.sm_clock_max_mhz;
 }
 
@@ -68,10 +71,12 @@ StepOutcome GpuPhysics::evaluate(const StepWork& work, double clock_ratio) const
     const double u_mem = rank_scale * total_bytes / (m_spec.hbm_bandwidth_bps * step_s);
     const double u_busy = rank_scale * busy_s / step_s;
     const double u_tensor = rank_scale * total_flops / (m_peak_flops * clock_ratio * step_s);
-    const double sm_activity = cal.sm_busy_fraction * u_busy + (1.0 - cal.sm_busy_fraction) * u_tensor;
+    const double sm_activity =
+        cal.sm_busy_fraction * u_busy + (1.0 - cal.sm_busy_fraction) * u_tensor;
     const double v = voltage_ratio(clock_ratio);
-    out.power_w = m_spec.idle_power_w + cal.active_power_w + cal.leakage_w * (v - cal.voltage_floor) +
-                  cal.mem_power_w * u_mem + cal.sm_power_w * clock_ratio * v * v * sm_activity;
+    out.power_w = m_spec.idle_power_w + cal.active_power_w +
+                  cal.leakage_w * (v - cal.voltage_floor) + cal.mem_power_w * u_mem +
+                  cal.sm_power_w * clock_ratio * v * v * sm_activity;
     return out;
 }
 

@@ -66,9 +66,9 @@ GpuCalibration a100_calibration(double tdp_w, double idle_w) {
     return c;
 }
 
-GpuSpec make(std::string name, double bf16_tflops, double fp8_tflops, double int8_tops, double hbm_tbps,
-             double hbm_gb, double nvlink_gbps_per_dir, double limit_min_w, double limit_max_w,
-             double clock_max_mhz, double clock_min_mhz, double idle_w) {
+GpuSpec make(std::string name, double bf16_tflops, double fp8_tflops, double int8_tops,
+             double hbm_tbps, double hbm_gb, double nvlink_gbps_per_dir, double limit_min_w,
+             double limit_max_w, double clock_max_mhz, double clock_min_mhz, double idle_w) {
     GpuSpec s;
     s.name = std::move(name);
     s.peak_bf16_flops = bf16_tflops * kTera;
@@ -116,7 +116,9 @@ std::string lower(std::string_view s) {
 
 }  // namespace
 
-std::span<const GpuSpec> gpu_specs() { return table(); }
+std::span<const GpuSpec> gpu_specs() {
+    return table();
+}
 
 double allreduce_latency_s(const GpuSpec& spec, int ranks) {
     if (ranks <= 1) {
@@ -155,7 +157,8 @@ Result<GpuSpec> find_gpu_spec(std::string_view name) {
         }
         known += (known.empty() ? "" : ", ") + spec.name;
     }
-    return Status::invalid_argument("unknown GPU '" + std::string(name) + "' (known: " + known + ")");
+    return Status::invalid_argument("unknown GPU '" + std::string(name) + "' (known: " + known +
+                                    ")");
 }
 
 }  // namespace pals::sim

@@ -32,7 +32,8 @@ void LatencyHistogram::add(double seconds, std::uint64_t count) {
     m_sum += seconds * static_cast<double>(count);
     if (seconds != m_last_value) {
         m_last_value = seconds;
-        const double position = std::log10(std::max(seconds, kMinSeconds) / kMinSeconds) * kBucketsPerDecade;
+        const double position =
+            std::log10(std::max(seconds, kMinSeconds) / kMinSeconds) * kBucketsPerDecade;
         m_last_bucket = static_cast<std::size_t>(std::clamp(position, 0.0, kBuckets - 1.0));
     }
     m_buckets[m_last_bucket] += count;
@@ -61,7 +62,8 @@ double LatencyHistogram::quantile(double q) const {
     if (m_count == 0) {
         return 0.0;
     }
-    const auto rank = static_cast<std::uint64_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(m_count)));
+    const auto rank = static_cast<std::uint64_t>(
+        std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(m_count)));
     std::uint64_t seen = 0;
     for (std::size_t i = 0; i < m_buckets.size(); ++i) {
         seen += m_buckets[i];
@@ -92,7 +94,8 @@ LatencySummary summarize(std::vector<double> values) {
     s.p50 = at(0.5);
     s.p90 = at(0.9);
     s.p99 = at(0.99);
-    s.mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+    s.mean =
+        std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
     return s;
 }
 

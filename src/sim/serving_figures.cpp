@@ -45,29 +45,33 @@ std::span<const PublishedServingFigure> published_serving_figures() {
         // LambdaLabsML/vllm-benchmark, results/prompt_10/8xH100-80GB-SXM/
         // Meta-Llama-3.1-70B-Instruct-FP8_tp8_len2048.json: 10 ShareGPT prompts at once (mean 137
         // tokens in, 212 out; replayed as fixed lengths), median TPOT.
-        f.push_back({"LambdaLabsML/vllm-benchmark prompt_10 8xH100 Llama-3.1-70B-FP8 tp8", "vLLM 0.5.4/0.6.0",
-                     "H100-SXM", "meta-llama__Llama-3.1-70B-Instruct.json", "fp8", 8, 1, 10, 137, 212, 10.2, 0.0});
+        f.push_back({"LambdaLabsML/vllm-benchmark prompt_10 8xH100 Llama-3.1-70B-FP8 tp8",
+                     "vLLM 0.5.4/0.6.0", "H100-SXM", "meta-llama__Llama-3.1-70B-Instruct.json",
+                     "fp8", 8, 1, 10, 137, 212, 10.2, 0.0});
         // NVIDIA NIM for LLMs 1.8.0 benchmark page, Llama-3.3-70B-Instruct FP8 on 2 H100 (same
         // architecture as Llama-3.1-70B), 5000 tokens in, 500 out: ITL and output tok/s.
         for (const auto& [conc, itl, tok_s] :
              {std::tuple{1, 18.6, 51.7}, std::tuple{5, 21.8, 218.0}, std::tuple{25, 38.8, 623.0}}) {
-            f.push_back({"NVIDIA NIM 1.8.0 benchmarks, Llama-3.3-70B FP8 TP2", "TensorRT-LLM (NIM)", "H100-SXM",
-                         "meta-llama__Llama-3.1-70B-Instruct.json", "fp8", 2, 1, conc, 5000, 500, itl, tok_s});
+            f.push_back({"NVIDIA NIM 1.8.0 benchmarks, Llama-3.3-70B FP8 TP2", "TensorRT-LLM (NIM)",
+                         "H100-SXM", "meta-llama__Llama-3.1-70B-Instruct.json", "fp8", 2, 1, conc,
+                         5000, 500, itl, tok_s});
         }
         return f;
     }();
     return kFigures;
 }
 
-double ServingFigureRow::itl_error_pct() const { return (itl_ms / published.itl_ms - 1.0) * 100.0; }
+double ServingFigureRow::itl_error_pct() const {
+    return (itl_ms / published.itl_ms - 1.0) * 100.0;
+}
 
 double ServingFigureRow::tok_s_error_pct() const {
     return published.tok_s > 0.0 ? (tok_s / published.tok_s - 1.0) * 100.0 : 0.0;
 }
 
-Result<std::vector<ServingFigureRow>> replay_serving_figures(std::span<const PublishedServingFigure> figures,
-                                                             const GpuSpec& gpu_for_h100_family,
-                                                             const std::filesystem::path& models_dir) {
+Result<std::vector<ServingFigureRow>> replay_serving_figures(
+    std::span<const PublishedServingFigure> figures, const GpuSpec& gpu_for_h100_family,
+    const std::filesystem::path& models_dir) {
     std::vector<ServingFigureRow> rows;
     for (const PublishedServingFigure& f : figures) {
         Result<GpuSpec> gpu = find_gpu_spec(f.gpu);

@@ -60,7 +60,9 @@ public:
         return s;
     }
 
-    [[nodiscard]] int max_batch_cap() const override { return m_node.m_simulator.node().engine.max_num_seqs; }
+    [[nodiscard]] int max_batch_cap() const override {
+        return m_node.m_simulator.node().engine.max_num_seqs;
+    }
 
     [[nodiscard]] Status set_batch_cap(int batch_cap) override {
         m_node.m_simulator.set_batch_cap(m_replica, batch_cap);
@@ -81,8 +83,8 @@ private:
     int m_replica;
 };
 
-Result<std::unique_ptr<SimulatedNode>> SimulatedNode::create(NodeConfig node, std::vector<workload::Request> requests,
-                                                             SloTargets slo) {
+Result<std::unique_ptr<SimulatedNode>> SimulatedNode::create(
+    NodeConfig node, std::vector<workload::Request> requests, SloTargets slo) {
     GpuSpec gpu = node.gpu;
     Result<Simulator> sim = Simulator::create(std::move(node), std::move(requests), slo);
     if (!sim.is_ok()) {
@@ -114,12 +116,24 @@ SimulatedNode::SimulatedNode(Simulator simulator, sim::GpuSpec gpu)
 
 SimulatedNode::~SimulatedNode() = default;
 
-Clock& SimulatedNode::clock() { return *m_clock; }
-power::SimulatedGpuBackend& SimulatedNode::gpus() { return m_gpus; }
-engine::ServingEngine& SimulatedNode::engine(int replica) { return *m_engines.at(static_cast<std::size_t>(replica)); }
-int SimulatedNode::replica_count() const { return m_simulator.replica_count(); }
-Simulator& SimulatedNode::simulator() { return m_simulator; }
-const Simulator& SimulatedNode::simulator() const { return m_simulator; }
+Clock& SimulatedNode::clock() {
+    return *m_clock;
+}
+SimulatedGpuBackend& SimulatedNode::gpus() {
+    return m_gpus;
+}
+engine::ServingEngine& SimulatedNode::engine(int replica) {
+    return *m_engines.at(static_cast<std::size_t>(replica));
+}
+int SimulatedNode::replica_count() const {
+    return m_simulator.replica_count();
+}
+Simulator& SimulatedNode::simulator() {
+    return m_simulator;
+}
+const Simulator& SimulatedNode::simulator() const {
+    return m_simulator;
+}
 
 void SimulatedNode::advance_to(double t_s) {
     const double start = m_simulator.now();
@@ -134,7 +148,8 @@ void SimulatedNode::advance_to(double t_s) {
                 cap = std::min(cap, enforced.value());
             }
             if (auto lock = m_gpus.locked_sm_clocks(g); lock.is_ok() && lock.value()) {
-                locked = locked > 0.0 ? std::min(locked, lock.value()->max_mhz) : lock.value()->max_mhz;
+                locked =
+                    locked > 0.0 ? std::min(locked, lock.value()->max_mhz) : lock.value()->max_mhz;
             }
         }
         m_simulator.set_power_cap(r, cap);
@@ -149,8 +164,9 @@ void SimulatedNode::advance_to(double t_s) {
         const double power = energy / (dt * o.gpus);
         for (int g : m_engines[static_cast<std::size_t>(r)]->gpus()) {
             // Recording cannot fail here: indices and values come from the simulator itself.
-            (void)m_gpus.record_interval(g, power, o.sm_clock_mhz > 0.0 ? o.sm_clock_mhz : m_gpus.spec().sm_clock_max_mhz,
-                                         dt, power::throttle_reasons_of(o.clock_limits, o.busy));
+            (void)m_gpus.record_interval(
+                g, power, o.sm_clock_mhz > 0.0 ? o.sm_clock_mhz : m_gpus.spec().sm_clock_max_mhz,
+                dt, throttle_reasons_of(o.clock_limits, o.busy));
         }
     }
 }

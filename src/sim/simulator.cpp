@@ -103,9 +103,9 @@ struct Simulator::Impl {
     std::uint64_t preemptions = 0;
     std::uint64_t steps = 0;
     std::uint64_t arrivals = 0;
-    double batch_time = 0.0;   ///< sum of running * step duration
-    double busy_time = 0.0;    ///< sum of step durations over replicas
-    double clock_time = 0.0;   ///< sum of clock * step duration
+    double batch_time = 0.0;  ///< sum of running * step duration
+    double busy_time = 0.0;   ///< sum of step durations over replicas
+    double clock_time = 0.0;  ///< sum of clock * step duration
     double wall_s = 0.0;
     std::function<void(const TokenEvent&)> listener;
 
@@ -118,8 +118,7 @@ struct Simulator::Impl {
     LatencyHistogram steady_itl;
 
     Impl(NodeConfig n, SloTargets s, StepCostModel c)
-        : node(std::move(n)), slo(s), cost(std::move(c)),
-          physics(node.gpu, node.model.dtype) {}
+        : node(std::move(n)), slo(s), cost(std::move(c)), physics(node.gpu, node.model.dtype) {}
 
     [[nodiscard]] RequestState& at(std::size_t handle) { return requests[handle - first_handle]; }
     [[nodiscard]] const RequestState& at(std::size_t handle) const {
@@ -135,8 +134,9 @@ struct Simulator::Impl {
             return;
         }
         if (finished.size() > 2 * max_finished) {
-            finished.erase(finished.begin(),
-                           finished.begin() + static_cast<std::ptrdiff_t>(finished.size() - max_finished));
+            finished.erase(
+                finished.begin(),
+                finished.begin() + static_cast<std::ptrdiff_t>(finished.size() - max_finished));
         }
         constexpr std::size_t kBatch = 1024;
         if (next_arrival - first_handle < kBatch) {
@@ -157,7 +157,8 @@ struct Simulator::Impl {
             }
         }
         if (low - first_handle >= kBatch) {
-            requests.erase(requests.begin(), requests.begin() + static_cast<std::ptrdiff_t>(low - first_handle));
+            requests.erase(requests.begin(),
+                           requests.begin() + static_cast<std::ptrdiff_t>(low - first_handle));
             first_handle = low;
         }
     }
@@ -344,8 +345,8 @@ struct Simulator::Impl {
             q.last_token_s = t;
             const bool last = q.generated >= q.request.output_tokens;
             if (listener) {
-                listener({TokenEvent::Kind::kToken, static_cast<std::size_t>(c.index), replica_index, t,
-                          q.generated, last});
+                listener({TokenEvent::Kind::kToken, static_cast<std::size_t>(c.index),
+                          replica_index, t, q.generated, last});
             }
             if (last) {
                 any_finished = true;
@@ -358,8 +359,8 @@ struct Simulator::Impl {
                 }
                 r.latency[kE2e].add(t - q.request.arrival_s);
                 ++finished_total;
-                finished.push_back({q.request.id, replica_index, q.request.arrival_s, q.first_token_s, t,
-                                    q.request.output_tokens});
+                finished.push_back({q.request.id, replica_index, q.request.arrival_s,
+                                    q.first_token_s, t, q.request.output_tokens});
             }
         }
         r.output_tokens += step_tokens;
@@ -388,7 +389,8 @@ struct Simulator::Impl {
         }
         ++arrivals;
         const std::int64_t need = blocks_for_request(q.request);
-        if (static_cast<std::int64_t>(q.request.input_tokens) + q.request.output_tokens > max_model_len ||
+        if (static_cast<std::int64_t>(q.request.input_tokens) + q.request.output_tokens >
+                max_model_len ||
             need > replicas.front().total_blocks) {
             ++rejected;
             q.ended = true;
@@ -414,7 +416,8 @@ struct Simulator::Impl {
     void advance(double limit_s) {
         const auto wall_start = std::chrono::steady_clock::now();
         while (true) {
-            const double t_arrival = next_arrival < end_handle() ? at(next_arrival).request.arrival_s : kInf;
+            const double t_arrival =
+                next_arrival < end_handle() ? at(next_arrival).request.arrival_s : kInf;
             int next_replica = -1;
             double t_step = kInf;
             for (std::size_t i = 0; i < replicas.size(); ++i) {
@@ -438,7 +441,8 @@ struct Simulator::Impl {
         if (limit_s != kInf) {
             now_s = std::max(now_s, limit_s);
         }
-        wall_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+        wall_s +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     }
 
     [[nodiscard]] bool done() const {
@@ -452,9 +456,11 @@ struct Simulator::Impl {
 
     [[nodiscard]] double energy_until(const Replica& r, double t) const {
         if (r.in_step) {
-            return r.energy_j + r.step.power_w * gpus_per_replica * std::max(0.0, t - r.step_start_s);
+            return r.energy_j +
+                   r.step.power_w * gpus_per_replica * std::max(0.0, t - r.step_start_s);
         }
-        return r.energy_j + physics.idle_power_w() * gpus_per_replica * std::max(0.0, t - r.accounted_until_s);
+        return r.energy_j +
+               physics.idle_power_w() * gpus_per_replica * std::max(0.0, t - r.accounted_until_s);
     }
 };
 
@@ -465,7 +471,8 @@ Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Reque
     }
     const EngineConfig& e = node.engine;
     if (e.max_num_seqs < 1) {
-        return Status::invalid_argument("max_num_seqs must be >= 1 (got " + std::to_string(e.max_num_seqs) + ")");
+        return Status::invalid_argument("max_num_seqs must be >= 1 (got " +
+                                        std::to_string(e.max_num_seqs) + ")");
     }
     if (e.max_num_batched_tokens < 1) {
         return Status::invalid_argument("max_num_batched_tokens must be >= 1");
@@ -477,7 +484,8 @@ Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Reque
     if (!(e.gpu_memory_utilization > 0.0 && e.gpu_memory_utilization <= 1.0)) {
         return Status::invalid_argument("gpu_memory_utilization must be in (0, 1]");
     }
-    if (!(slo.ttft_s > 0.0 && std::isfinite(slo.ttft_s) && slo.tpot_s > 0.0 && std::isfinite(slo.tpot_s))) {
+    if (!(slo.ttft_s > 0.0 && std::isfinite(slo.ttft_s) && slo.tpot_s > 0.0 &&
+          std::isfinite(slo.tpot_s))) {
         return Status::invalid_argument("SLO targets must be finite and > 0");
     }
     if (!std::isfinite(node.parallel.routing_skew) || node.parallel.routing_skew < 0.0) {
@@ -501,7 +509,8 @@ Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Reque
     }
     auto impl = std::make_unique<Impl>(node, slo, std::move(cost).value());
     impl->gpus_per_replica = node.parallel.tp;
-    impl->max_model_len = e.max_model_len > 0 ? e.max_model_len : node.model.max_position_embeddings;
+    impl->max_model_len =
+        e.max_model_len > 0 ? e.max_model_len : node.model.max_position_embeddings;
     if (impl->max_model_len <= 0) {
         impl->max_model_len = std::numeric_limits<int>::max();
     }
@@ -510,8 +519,9 @@ Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Reque
     const double block_bytes = impl->cost.kv_bytes_per_token_per_gpu() * e.block_size;
     if (free_bytes < block_bytes) {
         return Status::invalid_argument(
-            node.model.name + " does not fit on " + std::to_string(node.parallel.tp) + "x " + node.gpu.name +
-            ": " + std::to_string(impl->cost.weight_bytes_per_gpu() / 1e9) + " GB of weights per GPU, " +
+            node.model.name + " does not fit on " + std::to_string(node.parallel.tp) + "x " +
+            node.gpu.name + ": " + std::to_string(impl->cost.weight_bytes_per_gpu() / 1e9) +
+            " GB of weights per GPU, " +
             std::to_string(node.gpu.hbm_bytes * e.gpu_memory_utilization / 1e9) + " GB usable");
     }
     const int total_blocks = static_cast<int>(std::min(free_bytes / block_bytes, 1e9));
@@ -541,12 +551,15 @@ Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Reque
 Simulator::Simulator(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 Simulator::Simulator(Simulator&&) noexcept = default;
 
-Simulator Simulator::clone() const { return Simulator(std::make_unique<Impl>(*m_impl)); }
+Simulator Simulator::clone() const {
+    return Simulator(std::make_unique<Impl>(*m_impl));
+}
 Simulator& Simulator::operator=(Simulator&&) noexcept = default;
 Simulator::~Simulator() = default;
 
 void Simulator::set_power_cap(int replica, double power_cap_w) {
-    m_impl->replicas.at(static_cast<std::size_t>(replica)).power_cap_w = m_impl->physics.clamp_cap(power_cap_w);
+    m_impl->replicas.at(static_cast<std::size_t>(replica)).power_cap_w =
+        m_impl->physics.clamp_cap(power_cap_w);
 }
 
 void Simulator::set_batch_cap(int replica, int batch_cap) {
@@ -555,7 +568,8 @@ void Simulator::set_batch_cap(int replica, int batch_cap) {
 }
 
 void Simulator::set_locked_clock(int replica, double clock_mhz) {
-    m_impl->replicas.at(static_cast<std::size_t>(replica)).locked_clock_mhz = std::max(0.0, clock_mhz);
+    m_impl->replicas.at(static_cast<std::size_t>(replica)).locked_clock_mhz =
+        std::max(0.0, clock_mhz);
 }
 
 Result<std::size_t> Simulator::submit(workload::Request request) {
@@ -594,8 +608,9 @@ void Simulator::abort(std::size_t handle) {
         r.waiting.erase(it);
         return;
     }
-    const bool in_step = r.in_step && std::any_of(r.plan.begin(), r.plan.end(),
-                                                  [index](const ScheduledChunk& c) { return c.index == index; });
+    const bool in_step =
+        r.in_step && std::any_of(r.plan.begin(), r.plan.end(),
+                                 [index](const ScheduledChunk& c) { return c.index == index; });
     if (!in_step) {
         std::erase(r.running, index);
         r.free_blocks += q.blocks;
@@ -612,28 +627,43 @@ void Simulator::run_until(double t_s) {
     m_impl->compact();
 }
 
-std::size_t Simulator::requests_held() const { return m_impl->requests.size(); }
+std::size_t Simulator::requests_held() const {
+    return m_impl->requests.size();
+}
 
 void Simulator::limit_history(std::size_t max_finished) {
     m_impl->max_finished = max_finished;
     m_impl->compact();
 }
 
-void Simulator::run_to_completion() { m_impl->advance(kInf); }
-
-bool Simulator::done() const { return m_impl->done(); }
-
-double Simulator::now() const { return m_impl->now_s; }
-
-int Simulator::replica_count() const { return static_cast<int>(m_impl->replicas.size()); }
-
-const NodeConfig& Simulator::node() const { return m_impl->node; }
-
-const LatencyHistogram& Simulator::latency(int replica, LatencyKind kind) const {
-    return m_impl->replicas.at(static_cast<std::size_t>(replica)).latency[static_cast<std::size_t>(kind)];
+void Simulator::run_to_completion() {
+    m_impl->advance(kInf);
 }
 
-const std::vector<RequestTiming>& Simulator::finished_requests() const { return m_impl->finished; }
+bool Simulator::done() const {
+    return m_impl->done();
+}
+
+double Simulator::now() const {
+    return m_impl->now_s;
+}
+
+int Simulator::replica_count() const {
+    return static_cast<int>(m_impl->replicas.size());
+}
+
+const NodeConfig& Simulator::node() const {
+    return m_impl->node;
+}
+
+const LatencyHistogram& Simulator::latency(int replica, LatencyKind kind) const {
+    return m_impl->replicas.at(static_cast<std::size_t>(replica))
+        .latency[static_cast<std::size_t>(kind)];
+}
+
+const std::vector<RequestTiming>& Simulator::finished_requests() const {
+    return m_impl->finished;
+}
 
 ReplicaObservation Simulator::observe(int replica) const {
     const Impl& s = *m_impl;
@@ -642,7 +672,8 @@ ReplicaObservation Simulator::observe(int replica) const {
     o.now_s = s.now_s;
     o.running = static_cast<int>(r.running.size());
     o.waiting = static_cast<int>(r.waiting.size());
-    o.kv_usage = r.total_blocks > 0 ? 1.0 - static_cast<double>(r.free_blocks) / r.total_blocks : 0.0;
+    o.kv_usage =
+        r.total_blocks > 0 ? 1.0 - static_cast<double>(r.free_blocks) / r.total_blocks : 0.0;
     o.energy_j = s.energy_until(r, s.now_s);
     o.output_tokens = r.output_tokens;
     o.prompt_tokens = r.prompt_tokens;
@@ -696,7 +727,8 @@ SimulationReport Simulator::report() const {
     std::uint64_t met = 0;
     for (const RequestTiming& f : s.finished) {
         const double t_first = f.first_token_s - f.arrival_s;
-        const double t_per = f.output_tokens > 1 ? (f.finish_s - f.first_token_s) / (f.output_tokens - 1) : 0.0;
+        const double t_per =
+            f.output_tokens > 1 ? (f.finish_s - f.first_token_s) / (f.output_tokens - 1) : 0.0;
         ttft.push_back(t_first);
         if (f.output_tokens > 1) {
             tpot.push_back(t_per);

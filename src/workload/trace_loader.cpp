@@ -35,8 +35,7 @@ constexpr double kSecondsPerMilli = 1e-3;
 /// the difference of two of them never overflow. docs/formats.md states the same range.
 constexpr int kAzureFirstYear = 1970;
 constexpr int kAzureLastYear = 2262;
-constexpr std::string_view kAzureRange =
-    "1970-01-01 00:00:00 .. 2262-04-11 23:47:16.854775807";
+constexpr std::string_view kAzureRange = "1970-01-01 00:00:00 .. 2262-04-11 23:47:16.854775807";
 /// JSONL timestamps (milliseconds) are accepted within +-1e15 ms (about 31,700 years), so the
 /// arrival times derived from them are finite and exact to well under a millisecond.
 constexpr double kMaxJsonlTimestampMs = 1e15;
@@ -86,7 +85,6 @@ private:
     std::size_t m_number = 0;
     bool m_done = false;
 };
-
 
 bool is_blank(std::string_view s) {
     return trim(s).empty();
@@ -196,8 +194,7 @@ Status line_error(const std::filesystem::path& path, std::size_t line, std::stri
 /// An error at a 1-based column of a line (file:line:column: what).
 Status column_error(const std::filesystem::path& path, std::size_t line, std::size_t column,
                     std::string_view what) {
-    return Status::invalid_argument(
-        fmt::format("{}:{}:{}: {}", path.string(), line, column, what));
+    return Status::invalid_argument(fmt::format("{}:{}:{}: {}", path.string(), line, column, what));
 }
 
 /// 1-based column of `field` (a view into `line`).
@@ -378,8 +375,7 @@ Result<std::vector<Request>> load_jsonl_trace(const std::filesystem::path& path)
             return line_error(path, cursor.number(),
                               fmt::format("\"timestamp\" {} ms is outside the accepted range "
                                           "[-{:g}, {:g}] ms",
-                                          quoted(*ts), kMaxJsonlTimestampMs,
-                                          kMaxJsonlTimestampMs));
+                                          quoted(*ts), kMaxJsonlTimestampMs, kMaxJsonlTimestampMs));
         }
         Request r;
         if (auto err = json_tokens(row, "input_length", r.input_tokens); !err.empty()) {

@@ -20,15 +20,21 @@
 #include <string>
 #include <thread>
 
-#include "pals/api/state.hpp"
 #include "pals/common/status.hpp"
+#include "pals/control/state.hpp"
 
 namespace pals::api {
 
+// The published state lives in the control layer below; the API serves it.
+using control::BudgetRequest;
+using control::GroupSnapshot;
+using control::StateSnapshot;
+using control::StateStore;
+
 struct ServerOptions {
     std::string host = "127.0.0.1";
-    int port = 0;                 ///< 0: any free port (see HttpServer::port())
-    std::string token;            ///< bearer token for writes; empty: writes are refused (403)
+    int port = 0;       ///< 0: any free port (see HttpServer::port())
+    std::string token;  ///< bearer token for writes; empty: writes are refused (403)
     std::size_t max_body_bytes = 64 * 1024;  ///< larger bodies (chunked too): 413
     /// The request line and headers must arrive within this (whole request); also the per-read
     /// timeout, and twice it bounds the body.

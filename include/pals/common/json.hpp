@@ -10,9 +10,8 @@
 ///
 /// Thread-safety: free functions, no shared state.
 
-#include <nlohmann/json.hpp>
-
 #include <cstddef>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 

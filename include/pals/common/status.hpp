@@ -30,11 +30,15 @@ public:
     Status(StatusCode code, std::string message) : m_code(code), m_message(std::move(message)) {}
 
     static Status ok() { return {}; }
-    static Status invalid_argument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+    static Status invalid_argument(std::string m) {
+        return {StatusCode::kInvalidArgument, std::move(m)};
+    }
     static Status not_found(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
     static Status out_of_range(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
     static Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
-    static Status permission_denied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+    static Status permission_denied(std::string m) {
+        return {StatusCode::kPermissionDenied, std::move(m)};
+    }
     static Status internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
     [[nodiscard]] bool is_ok() const { return m_code == StatusCode::kOk; }
@@ -55,7 +59,7 @@ private:
 template <class T>
 class [[nodiscard]] Result {
 public:
-    Result(T value) : m_data(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+    Result(T value) : m_data(std::move(value)) {}        // NOLINT(google-explicit-constructor)
     Result(Status status) : m_data(std::move(status)) {  // NOLINT(google-explicit-constructor)
         assert(!std::get<Status>(m_data).is_ok() && "a Result needs a value or an error");
     }
@@ -78,12 +82,12 @@ private:
 };
 
 /// Returns `status` from the enclosing function when it is an error.
-#define PALS_RETURN_IF_ERROR(expr)              \
-    do {                                        \
-        ::pals::Status _pals_status = (expr);   \
-        if (!_pals_status.is_ok()) {            \
-            return _pals_status;                \
-        }                                       \
+#define PALS_RETURN_IF_ERROR(expr)            \
+    do {                                      \
+        ::pals::Status _pals_status = (expr); \
+        if (!_pals_status.is_ok()) {          \
+            return _pals_status;              \
+        }                                     \
     } while (false)
 
 /// The process exit code the CLI uses for a failed Status: 2 bad input, 3 backend unavailable,

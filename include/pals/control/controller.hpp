@@ -34,7 +34,8 @@ public:
     BudgetSchedule() = default;
     explicit BudgetSchedule(double watts) : m_steps{{0.0, watts}} {}
     /// Steps sorted by time; kInvalidArgument if empty, unsorted or a watt value <= 0.
-    [[nodiscard]] static Result<BudgetSchedule> from_steps(std::vector<std::pair<double, double>> steps);
+    [[nodiscard]] static Result<BudgetSchedule> from_steps(
+        std::vector<std::pair<double, double>> steps);
     /// The budget in force at `t_s`; +inf when there are no steps (no budget).
     [[nodiscard]] double at(double t_s) const;
     [[nodiscard]] const std::vector<std::pair<double, double>>& steps() const { return m_steps; }
@@ -47,20 +48,20 @@ private:
 /// What the loop measured for one group over the last period (latencies: a longer window).
 struct GroupObservation {
     int gpus = 0;
-    double power_w = 0.0;        ///< all GPUs of the group, from energy-counter deltas
-    double cap_w = 0.0;          ///< requested cap per GPU now
+    double power_w = 0.0;  ///< all GPUs of the group, from energy-counter deltas
+    double cap_w = 0.0;    ///< requested cap per GPU now
     int batch_cap = 0;
     int max_batch_cap = 0;
     int running = 0;
     int waiting = 0;
-    int waiting_previous = 0;    ///< waiting one period earlier
+    int waiting_previous = 0;       ///< waiting one period earlier
     double generation_tok_s = 0.0;  ///< output tokens/s over the period
     double prompt_tok_s = 0.0;
     double avg_output_tokens = 0.0;  ///< per finished request, since start (0 if none yet)
-    double itl_p90_s = 0.0;     ///< over the latency window; NaN when no token was generated
-    double ttft_p90_s = 0.0;    ///< over the latency window; NaN when no request started
-    double tpot_p90_s = 0.0;    ///< over the latency window; NaN when none finished
-    double sm_clock_mhz = 0.0;  ///< mean over the group's GPUs
+    double itl_p90_s = 0.0;          ///< over the latency window; NaN when no token was generated
+    double ttft_p90_s = 0.0;         ///< over the latency window; NaN when no request started
+    double tpot_p90_s = 0.0;         ///< over the latency window; NaN when none finished
+    double sm_clock_mhz = 0.0;       ///< mean over the group's GPUs
 };
 
 /// Everything a policy sees at one tick.
@@ -68,7 +69,7 @@ struct Observation {
     double time_s = 0.0;
     double period_s = 1.0;
     double budget_w = std::numeric_limits<double>::infinity();  ///< node total
-    power::PowerLimitRange cap_range;  ///< per GPU
+    power::PowerLimitRange cap_range;                           ///< per GPU
     double sm_clock_max_mhz = 0.0;
     double slo_ttft_s = 1.0;
     double slo_tpot_s = 0.1;
@@ -77,10 +78,10 @@ struct Observation {
 
 /// What a policy wants for one group.
 struct GroupDecision {
-    double cap_w = 0.0;               ///< per GPU
+    double cap_w = 0.0;  ///< per GPU
     int batch_cap = 0;
-    double locked_clock_mhz = -1.0;   ///< < 0: leave as is; 0: unlock; > 0: lock SM clock max
-    std::string reason;               ///< one line, for logs and /v1/state
+    double locked_clock_mhz = -1.0;  ///< < 0: leave as is; 0: unlock; > 0: lock SM clock max
+    std::string reason;              ///< one line, for logs and /v1/state
 };
 
 /// A control policy. Implementations: PALS and the baselines (policies.hpp).
@@ -154,8 +155,9 @@ public:
     /// The newest engine snapshot of group `group` read by start()/tick(); nullptr before start()
     /// or for an unknown group. Valid until the next start()/tick().
     [[nodiscard]] const engine::EngineSnapshot* last_snapshot(std::size_t group) const {
-        return group < m_groups.size() && !m_groups[group].snapshots.empty() ? &m_groups[group].snapshots.back()
-                                                                             : nullptr;
+        return group < m_groups.size() && !m_groups[group].snapshots.empty()
+                   ? &m_groups[group].snapshots.back()
+                   : nullptr;
     }
 
 private:
@@ -170,7 +172,8 @@ private:
         int waiting_previous = 0;
     };
     [[nodiscard]] Result<Observation> observe();
-    [[nodiscard]] Status actuate(const Observation& observation, std::vector<GroupDecision> decisions);
+    [[nodiscard]] Status actuate(const Observation& observation,
+                                 std::vector<GroupDecision> decisions);
     /// Scales caps (per GPU, one per group) above the range's minimum down together so that
     /// their sum over GPUs fits `budget_w`.
     void fit_caps_to_budget(std::vector<double>& caps_w, double budget_w) const;

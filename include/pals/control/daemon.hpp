@@ -31,8 +31,8 @@
 #include <optional>
 #include <vector>
 
-#include "pals/api/state.hpp"
 #include "pals/control/controller.hpp"
+#include "pals/control/state.hpp"
 #include "pals/power/saved_controls.hpp"
 
 namespace pals::control {
@@ -56,7 +56,7 @@ public:
     /// @param engines one per GPU group; not owned, must outlive the daemon (as must `clock`,
     ///        `gpus`, `store` and `saved`).
     Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::ServingEngine*> engines,
-           std::unique_ptr<Policy> policy, ControllerConfig config, api::StateStore& store,
+           std::unique_ptr<Policy> policy, ControllerConfig config, StateStore& store,
            power::SavedControls& saved, DaemonOptions options = {});
 
     /// Saves the controls of every GPU of every group, then runs until `stop` is set or the
@@ -82,7 +82,8 @@ public:
     [[nodiscard]] std::uint64_t recoveries_total() const { return m_recoveries; }
 
 private:
-    /// Stops actuating after `error`: resets batch caps, holds the limits (hold_limits()), logs once.
+    /// Stops actuating after `error`: resets batch caps, holds the limits (hold_limits()), logs
+    /// once.
     void enter_degraded(const Status& error);
     /// One retry in degraded mode; ok when the Controller runs again.
     [[nodiscard]] Status try_resume();
@@ -104,7 +105,7 @@ private:
     [[nodiscard]] double limit_in_force_w(std::size_t i);
     /// Puts every engine's batch cap back to its launch maximum (best effort).
     void reset_batch_caps();
-    void apply_budget_request(const api::BudgetRequest& request);
+    void apply_budget_request(const BudgetRequest& request);
     /// Records each group's cap and batch cap in force (after Controller::start()), so that
     /// count_changes() counts the first decision's writes too.
     void note_controls_in_force();
@@ -121,7 +122,7 @@ private:
     std::vector<int> m_all_gpus;
     Seconds m_period;  ///< before m_controller: read from the config before it is moved in
     Controller m_controller;
-    api::StateStore& m_store;
+    StateStore& m_store;
     power::SavedControls& m_saved;
     DaemonOptions m_options;
     std::string m_policy_name;
@@ -129,9 +130,9 @@ private:
     Status m_last_error;
     Seconds m_degraded_since{0.0};
     Seconds m_next_retry{0.0};
-    std::uint64_t m_failed_retries = 0;     ///< since the last transition to degraded
-    bool m_hold_pending = false;            ///< a hold in degraded mode failed: retry it first
-    double m_held_budget_w = 0.0;           ///< the budget the last hold aimed at
+    std::uint64_t m_failed_retries = 0;  ///< since the last transition to degraded
+    bool m_hold_pending = false;         ///< a hold in degraded mode failed: retry it first
+    double m_held_budget_w = 0.0;        ///< the budget the last hold aimed at
     std::vector<power::PowerLimitRange> m_ranges;  ///< per entry of m_all_gpus
     std::vector<double> m_known_limit_w;    ///< per entry of m_all_gpus: last read or written
     double m_budget_min_w = 0.0;            ///< sum of the minimum limits (0: unknown)

@@ -17,24 +17,24 @@ namespace pals::control {
 /// The protocol's figures for one policy.
 struct PolicyMetrics {
     double output_tokens = 0.0;
-    double energy_j = 0.0;            ///< all GPUs, idle included
+    double energy_j = 0.0;  ///< all GPUs, idle included
     double duration_s = 0.0;
     double tokens_per_joule = 0.0;
-    double efficiency_vs_default = 0.0;   ///< tokens/J over default's (0 without default)
-    double slo_attainment = 0.0;          ///< requests meeting both TTFT and TPOT SLOs
+    double efficiency_vs_default = 0.0;  ///< tokens/J over default's (0 without default)
+    double slo_attainment = 0.0;         ///< requests meeting both TTFT and TPOT SLOs
     std::uint64_t requests = 0;
-    std::uint64_t qos_violations = 0;     ///< requests missing TTFT or TPOT SLO
+    std::uint64_t qos_violations = 0;  ///< requests missing TTFT or TPOT SLO
     double qos_violation_rate = 0.0;
-    double qos_vs_cap_only = 0.0;         ///< violations over cap-only's (0 without cap-only;
-                                          ///< +inf when cap-only had none and this policy some)
-    int windows_missed = 0;               ///< 10-s windows served < 95 % of offered load
+    double qos_vs_cap_only = 0.0;  ///< violations over cap-only's (0 without cap-only;
+                                   ///< +inf when cap-only had none and this policy some)
+    int windows_missed = 0;        ///< 10-s windows served < 95 % of offered load
     int windows_total = 0;
-    double budget_excess_j = 0.0;         ///< energy above the budget
+    double budget_excess_j = 0.0;  ///< energy above the budget
     double budget_peak_excess_w = 0.0;
     double time_over_budget_s = 0.0;
-    double settle_time_s = 0.0;           ///< worst over budget steps: time until under budget
-    double budget_energy_j = 0.0;         ///< integral of the budget over the run (for ratios)
-    std::string chosen;                   ///< oracles: the point(s) chosen
+    double settle_time_s = 0.0;    ///< worst over budget steps: time until under budget
+    double budget_energy_j = 0.0;  ///< integral of the budget over the run (for ratios)
+    std::string chosen;            ///< oracles: the point(s) chosen
 };
 
 /// One policy's run: figures and time series for the report.
@@ -50,7 +50,7 @@ struct ScenarioResult {
     Scenario scenario;
     std::vector<PolicyRun> runs;  ///< in the order of scenario.policies
     double wall_s = 0.0;
-    std::string frontier_svg;     ///< the pals model's frontier plot, filled in by the caller
+    std::string frontier_svg;  ///< the pals model's frontier plot, filled in by the caller
 };
 
 /// Candidate (cap, batch) points the oracles search: caps 200..700 W in 100-W steps (the GPU's
@@ -62,7 +62,7 @@ struct OracleGrid {
 [[nodiscard]] OracleGrid oracle_grid(const Scenario& scenario);
 
 /// Runs the scenario's policies. `model` is needed only for `pals` (nullptr otherwise).
-[[nodiscard]] Result<ScenarioResult> evaluate_scenario(const Scenario& scenario,
-                                                       std::shared_ptr<const profile::PowerModel> model);
+[[nodiscard]] Result<ScenarioResult> evaluate_scenario(
+    const Scenario& scenario, std::shared_ptr<const profile::PowerModel> model);
 
 }  // namespace pals::control

@@ -29,7 +29,7 @@ struct PalsSettings {
     double smoothing = 0.3;         ///< EWMA weight of a new measurement
 };
 
-[[nodiscard]] std::unique_ptr<Policy> make_pals_policy(std::shared_ptr<const profile::PowerModel> model,
-                                                       PalsSettings settings = {});
+[[nodiscard]] std::unique_ptr<Policy> make_pals_policy(
+    std::shared_ptr<const profile::PowerModel> model, PalsSettings settings = {});
 
 }  // namespace pals::control

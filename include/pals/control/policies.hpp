@@ -8,9 +8,9 @@
 /// | default       | the GPU's maximum; ignores the budget | launch max_num_seqs       |
 /// | cap-only      | budget / GPUs                         | launch max_num_seqs       |
 /// | batch-only    | min(max, budget / GPUs)               | AIMD on latency and queue |
-/// | clock-only    | budget / GPUs, SM clock locked as low as latency allows (VoltanaLLM style) | launch |
-/// | fixed         | a given (cap, batch) point (static oracle candidates)                      |   |
-/// | pals          | model-driven (cap, batch) with feedback corrections (pals_policy.hpp)      |   |
+/// | clock-only    | budget / GPUs, SM clock locked as low as latency allows (VoltanaLLM style) |
+/// launch | | fixed         | a given (cap, batch) point (static oracle candidates) |   | | pals |
+/// model-driven (cap, batch) with feedback corrections (pals_policy.hpp)      |   |
 
 #include <memory>
 #include <string>
@@ -46,6 +46,7 @@ private:
 [[nodiscard]] std::unique_ptr<Policy> make_batch_only_policy();
 [[nodiscard]] std::unique_ptr<Policy> make_clock_only_policy();
 /// Holds every group at (cap_w, batch_cap), within the budget.
-[[nodiscard]] std::unique_ptr<Policy> make_fixed_policy(std::string name, double cap_w, int batch_cap);
+[[nodiscard]] std::unique_ptr<Policy> make_fixed_policy(std::string name, double cap_w,
+                                                        int batch_cap);
 
 }  // namespace pals::control

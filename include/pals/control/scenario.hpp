@@ -19,16 +19,16 @@ namespace pals::control {
 [[nodiscard]] const std::vector<std::string>& known_policies();
 
 struct Scenario {
-    std::string name;                 ///< file stem unless `name` is set
+    std::string name;  ///< file stem unless `name` is set
     std::filesystem::path path;
     sim::NodeConfig node;
     workload::WorkloadSpec workload;
-    double target_tok_s = 0.0;        ///< offline case: the throughput target (0: the trace's load)
+    double target_tok_s = 0.0;  ///< offline case: the throughput target (0: the trace's load)
     sim::SloTargets slo;
-    BudgetSchedule budget;            ///< empty: no budget
+    BudgetSchedule budget;  ///< empty: no budget
     std::vector<std::string> policies;
     double period_s = 1.0;
-    double warmup_s = 0.0;            ///< metrics ignore requests arriving and ticks before this
+    double warmup_s = 0.0;  ///< metrics ignore requests arriving and ticks before this
     std::uint64_t seed = 0;
     std::filesystem::path power_model;  ///< MODEL.json for `pals`; empty: profile on the fly
 };

@@ -46,18 +46,18 @@ struct CumulativeHistogram {
 /// One reading of an engine. Counters and histograms are cumulative since the engine started.
 struct EngineSnapshot {
     Seconds time{0.0};
-    int running = 0;             ///< sequences in the running batch (gauge)
-    int waiting = 0;             ///< requests queued (gauge)
-    double kv_cache_usage = 0.0;  ///< 0..1 (gauge)
-    int batch_cap = 0;           ///< the batch cap in force
+    int running = 0;                 ///< sequences in the running batch (gauge)
+    int waiting = 0;                 ///< requests queued (gauge)
+    double kv_cache_usage = 0.0;     ///< 0..1 (gauge)
+    int batch_cap = 0;               ///< the batch cap in force
     double prompt_tokens = 0.0;      ///< counter
     double generation_tokens = 0.0;  ///< counter
     double requests_finished = 0.0;  ///< counter
     double preemptions = 0.0;        ///< counter
-    CumulativeHistogram ttft_s;  ///< time to first token per request
-    CumulativeHistogram itl_s;   ///< gaps between output tokens
-    CumulativeHistogram tpot_s;  ///< per-request mean time per output token
-    CumulativeHistogram e2e_s;   ///< request latency
+    CumulativeHistogram ttft_s;      ///< time to first token per request
+    CumulativeHistogram itl_s;       ///< gaps between output tokens
+    CumulativeHistogram tpot_s;      ///< per-request mean time per output token
+    CumulativeHistogram e2e_s;       ///< request latency
 };
 
 /// What happened between two snapshots.
@@ -74,11 +74,14 @@ struct EngineWindow {
     int running = 0;  ///< at the end of the window
     int waiting = 0;
 
-    [[nodiscard]] double generation_tok_s() const { return duration_s > 0 ? generation_tokens / duration_s : 0.0; }
+    [[nodiscard]] double generation_tok_s() const {
+        return duration_s > 0 ? generation_tokens / duration_s : 0.0;
+    }
 };
 
 /// later - earlier. Counters that decreased (a restart) count from zero.
-[[nodiscard]] Result<EngineWindow> window_between(const EngineSnapshot& earlier, const EngineSnapshot& later);
+[[nodiscard]] Result<EngineWindow> window_between(const EngineSnapshot& earlier,
+                                                  const EngineSnapshot& later);
 
 /// One serving engine (one replica: a TP/EP group of GPUs).
 /// Thread-safety: not thread-safe; one owner calls it.

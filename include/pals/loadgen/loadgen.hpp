@@ -12,9 +12,9 @@
 /// - run_load: sends every request at its arrival time, many in flight at once.
 /// - format_*: vLLM's "Serving Benchmark Result" table, its result JSON, per-request JSONL.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>

@@ -55,7 +55,7 @@ struct ModelSpec {
     /// Bytes per weight of the embedding table and lm_head: vLLM keeps both in 16 bits under
     /// every quantization method it loads (they are not linear layers it quantizes).
     double embedding_weight_bytes = 2.0;
-    double kv_cache_bytes = 2.0;       ///< bytes per KV-cache element (vLLM default: model dtype)
+    double kv_cache_bytes = 2.0;  ///< bytes per KV-cache element (vLLM default: model dtype)
 
     // ---- attention ----
     AttentionKind attention = AttentionKind::kMultiHead;
@@ -64,18 +64,18 @@ struct ModelSpec {
     /// FLOPs of the attention kernel for one (query token, cached token) pair in one layer:
     /// QK^T plus score x V, i.e. 2 * heads * (qk_dim + v_dim).
     double attn_flops_per_pair_per_layer = 0;
-    int sliding_window = 0;       ///< tokens a local layer attends to; 0 when no layer is local
-    int num_sliding_layers = 0;   ///< how many of num_layers use the window (the rest are global)
+    int sliding_window = 0;      ///< tokens a local layer attends to; 0 when no layer is local
+    int num_sliding_layers = 0;  ///< how many of num_layers use the window (the rest are global)
 
     // ---- feed-forward ----
-    int num_dense_layers = 0;       ///< layers with a dense MLP
-    double dense_ffn_params = 0;    ///< weights of one dense MLP
-    int num_moe_layers = 0;         ///< layers with routed experts
-    int num_experts = 0;            ///< routed experts per MoE layer
-    int experts_per_token = 0;      ///< top-k
-    double expert_params = 0;       ///< weights of one routed expert
+    int num_dense_layers = 0;         ///< layers with a dense MLP
+    double dense_ffn_params = 0;      ///< weights of one dense MLP
+    int num_moe_layers = 0;           ///< layers with routed experts
+    int num_experts = 0;              ///< routed experts per MoE layer
+    int experts_per_token = 0;        ///< top-k
+    double expert_params = 0;         ///< weights of one routed expert
     double shared_expert_params = 0;  ///< always-active weights per MoE layer (shared experts)
-    double router_params = 0;       ///< gate weights per MoE layer
+    double router_params = 0;         ///< gate weights per MoE layer
 
     // ---- embeddings ----
     double embedding_params = 0;  ///< input embedding table (read sparsely: not streamed per step)
@@ -96,7 +96,8 @@ struct ModelSpec {
 /// Builds a ModelSpec from the text of a Hugging Face config.json. `source` names the file in
 /// errors ("<source>: missing field 'hidden_size'"). `dtype` overrides the config's precision
 /// (its `quantization_config` or `torch_dtype`).
-[[nodiscard]] Result<ModelSpec> parse_model_spec(std::string_view json_text, std::string_view source,
+[[nodiscard]] Result<ModelSpec> parse_model_spec(std::string_view json_text,
+                                                 std::string_view source,
                                                  std::optional<WeightDtype> dtype = std::nullopt);
 
 /// Reads and parses a config.json file; the model name is the file stem.

@@ -78,10 +78,10 @@ struct SimServerStats {
     std::uint64_t nvml_state_reads = 0;  ///< fake NVML state files parsed (changed on disk)
     std::uint64_t requests_submitted = 0;
     std::uint64_t requests_rejected = 0;
-    std::uint64_t requests_aborted = 0;  ///< clients that went away before the last token
-    std::uint64_t requests_held = 0;     ///< request states the simulator holds now
+    std::uint64_t requests_aborted = 0;        ///< clients that went away before the last token
+    std::uint64_t requests_held = 0;           ///< request states the simulator holds now
     std::uint64_t requests_finished_held = 0;  ///< finished timings the simulator holds now
-    double sim_time_s = 0.0;             ///< simulated time reached
+    double sim_time_s = 0.0;                   ///< simulated time reached
 };
 
 /// The server. Owns the simulator, the simulation thread and the HTTP server.

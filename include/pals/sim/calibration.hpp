@@ -93,11 +93,9 @@ struct CapRangeCheck {
 /// (check_cap_range). `evaluations` bounds the number of full fidelity runs.
 /// With `decode_figures`, their errors join the objective and leakage is fitted too (the 700 W
 /// rows alone cannot identify it; the voltage curve and HBM knee stay as set, docs/gpus.md).
-[[nodiscard]] Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs,
-                                                     const GpuSpec& start,
-                                                     const FidelitySettings& settings,
-                                                     int evaluations,
-                                                     std::span<const PublishedDecodeFigure> decode_figures = {},
-                                                     bool fit_power = true);
+[[nodiscard]] Result<GpuCalibration> fit_calibration(
+    const std::vector<MeasuredRun>& runs, const GpuSpec& start, const FidelitySettings& settings,
+    int evaluations, std::span<const PublishedDecodeFigure> decode_figures = {},
+    bool fit_power = true);
 
 }  // namespace pals::sim

@@ -28,15 +28,15 @@ struct ParallelConfig {
 
 /// The shape of one engine step over the whole replica.
 struct StepShape {
-    int decode_seqs = 0;             ///< sequences generating one token
-    int prefill_tokens = 0;          ///< prompt tokens computed this step (all chunks)
-    int logits = 0;                  ///< sequences whose last token is sampled (LM head rows)
-    double decode_ctx_full = 0.0;    ///< sum over decode seqs of context length
-    double decode_ctx_local = 0.0;   ///< same, each capped at the sliding window
+    int decode_seqs = 0;               ///< sequences generating one token
+    int prefill_tokens = 0;            ///< prompt tokens computed this step (all chunks)
+    int logits = 0;                    ///< sequences whose last token is sampled (LM head rows)
+    double decode_ctx_full = 0.0;      ///< sum over decode seqs of context length
+    double decode_ctx_local = 0.0;     ///< same, each capped at the sliding window
     double prefill_pairs_full = 0.0;   ///< sum over prefill chunks of (query, key) pairs
     double prefill_pairs_local = 0.0;  ///< same, keys limited to the sliding window
-    double prefill_ctx_full = 0.0;   ///< KV tokens read by prefill chunks (context + chunk)
-    double prefill_ctx_local = 0.0;  ///< same, capped at the window
+    double prefill_ctx_full = 0.0;     ///< KV tokens read by prefill chunks (context + chunk)
+    double prefill_ctx_local = 0.0;    ///< same, capped at the window
 
     [[nodiscard]] int tokens() const { return decode_seqs + prefill_tokens; }
 };
@@ -72,8 +72,8 @@ private:
     model::ModelSpec m_model;
     GpuSpec m_gpu;
     ParallelConfig m_parallel;
-    std::vector<double> m_expert_popularity;   ///< q_i, sums to experts_per_token
-    std::vector<int> m_expert_rank;            ///< GPU that holds expert i (EP)
+    std::vector<double> m_expert_popularity;  ///< q_i, sums to experts_per_token
+    std::vector<int> m_expert_rank;           ///< GPU that holds expert i (EP)
     mutable std::vector<RoutingEntry> m_routing_cache;
 
     // Precomputed per-GPU constants.

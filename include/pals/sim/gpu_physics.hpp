@@ -51,7 +51,8 @@ struct StepWork {
     double mean_rank_busy_scale = 1.0;
 
     void add(double flops, double bytes, double bandwidth_scale = 1.0) {
-        kernels[static_cast<std::size_t>(num_kernels++)] = KernelWork{flops, bytes, bandwidth_scale};
+        kernels[static_cast<std::size_t>(num_kernels++)] =
+            KernelWork{flops, bytes, bandwidth_scale};
     }
 };
 
@@ -66,8 +67,8 @@ enum ClockLimit : unsigned {
 /// What a step took on one GPU.
 struct StepOutcome {
     double duration_s = 0.0;
-    double power_w = 0.0;       ///< average over the step
-    double clock_ratio = 1.0;   ///< f / f_max
+    double power_w = 0.0;      ///< average over the step
+    double clock_ratio = 1.0;  ///< f / f_max
     double sm_clock_mhz = 0.0;
     unsigned limits = kClockFree;  ///< ClockLimit bits
 };
@@ -76,7 +77,8 @@ struct StepOutcome {
 class GpuPhysics {
 public:
     /// @param matmul_precision selects the tensor-core peak (bf16, FP8 or INT8).
-    explicit GpuPhysics(GpuSpec spec, model::WeightDtype matmul_precision = model::WeightDtype::kBf16);
+    explicit GpuPhysics(GpuSpec spec,
+                        model::WeightDtype matmul_precision = model::WeightDtype::kBf16);
 
     /// Runs `work` under `power_cap_w` (clamped to the spec's range). `locked_clock_mhz` > 0
     /// caps the SM clock as `nvidia-smi -lgc` would (rounded down to a supported clock).

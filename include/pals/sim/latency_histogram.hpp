@@ -28,7 +28,9 @@ public:
     /// What was added since `earlier` (a previous copy of this histogram).
     [[nodiscard]] LatencyHistogram since(const LatencyHistogram& earlier) const;
     [[nodiscard]] std::uint64_t count() const { return m_count; }
-    [[nodiscard]] double mean() const { return m_count ? m_sum / static_cast<double>(m_count) : 0.0; }
+    [[nodiscard]] double mean() const {
+        return m_count ? m_sum / static_cast<double>(m_count) : 0.0;
+    }
     /// The q-quantile (0 <= q <= 1), 0 when empty.
     [[nodiscard]] double quantile(double q) const;
     [[nodiscard]] LatencySummary summary() const;

@@ -21,7 +21,7 @@ struct ClosedLoopSetup {
     GpuSpec gpu;
     int tp = 1;
     int ep = 1;
-    int concurrency = 8;      ///< max_num_seqs; requests = concurrency x requests_per_seq
+    int concurrency = 8;  ///< max_num_seqs; requests = concurrency x requests_per_seq
     int requests_per_seq = 4;
     int input_len = 128;
     int output_len = 1024;
@@ -30,7 +30,7 @@ struct ClosedLoopSetup {
 
 /// Steady-state figures of a closed loop (the whole run where no steady state is found).
 struct ClosedLoopResult {
-    double tok_s = 0;          ///< output tokens per second, whole replica
+    double tok_s = 0;  ///< output tokens per second, whole replica
     double median_itl_s = 0;
     double j_per_token = 0;
     double power_per_gpu_w = 0;
@@ -51,8 +51,8 @@ struct PublishedServingFigure {
     int concurrency = 1;
     int input_len = 0;
     int output_len = 0;
-    double itl_ms = 0;       ///< published median TPOT or ITL
-    double tok_s = 0;        ///< published output tok/s; 0 when not published
+    double itl_ms = 0;  ///< published median TPOT or ITL
+    double tok_s = 0;   ///< published output tok/s; 0 when not published
 };
 
 /// The built-in published serving figures (sources in the definitions).
@@ -60,8 +60,8 @@ struct PublishedServingFigure {
 
 struct ServingFigureRow {
     PublishedServingFigure published;
-    double itl_ms = 0;   ///< predicted median ITL
-    double tok_s = 0;    ///< predicted output tok/s
+    double itl_ms = 0;  ///< predicted median ITL
+    double tok_s = 0;   ///< predicted output tok/s
     double power_per_gpu_w = 0;
     [[nodiscard]] double itl_error_pct() const;
     [[nodiscard]] double tok_s_error_pct() const;  ///< 0 when not published

@@ -17,7 +17,7 @@
 
 #include "pals/common/clock.hpp"
 #include "pals/engine/serving_engine.hpp"
-#include "pals/power/simulated_gpu_backend.hpp"
+#include "pals/sim/simulated_gpu_backend.hpp"
 #include "pals/sim/simulator.hpp"
 
 namespace pals::sim {
@@ -25,16 +25,15 @@ namespace pals::sim {
 class SimulatedNode {
 public:
     /// Builds the simulator and a backend of replicas x tp GPUs.
-    [[nodiscard]] static Result<std::unique_ptr<SimulatedNode>> create(NodeConfig node,
-                                                                      std::vector<workload::Request> requests,
-                                                                      SloTargets slo = {});
+    [[nodiscard]] static Result<std::unique_ptr<SimulatedNode>> create(
+        NodeConfig node, std::vector<workload::Request> requests, SloTargets slo = {});
     ~SimulatedNode();
     SimulatedNode(const SimulatedNode&) = delete;
     SimulatedNode& operator=(const SimulatedNode&) = delete;
 
     /// Simulated time: now() is the simulation's; sleep_until(t) advances it to t.
     [[nodiscard]] Clock& clock();
-    [[nodiscard]] power::SimulatedGpuBackend& gpus();
+    [[nodiscard]] SimulatedGpuBackend& gpus();
     [[nodiscard]] engine::ServingEngine& engine(int replica);
     [[nodiscard]] int replica_count() const;
     [[nodiscard]] Simulator& simulator();
@@ -49,7 +48,7 @@ private:
     SimulatedNode(Simulator simulator, sim::GpuSpec gpu);
 
     Simulator m_simulator;
-    power::SimulatedGpuBackend m_gpus;
+    SimulatedGpuBackend m_gpus;
     std::unique_ptr<SimClock> m_clock;
     std::vector<std::unique_ptr<SimEngine>> m_engines;
     std::vector<double> m_replica_energy_j;  ///< at the last advance

@@ -31,9 +31,9 @@ struct EngineConfig {
     int max_num_seqs = 256;             ///< --max-num-seqs: the launch batch cap
     int max_num_batched_tokens = 8192;  ///< --max-num-batched-tokens: token budget per step
     bool enable_chunked_prefill = true;
-    int block_size = 16;                ///< KV-cache block size in tokens
+    int block_size = 16;  ///< KV-cache block size in tokens
     double gpu_memory_utilization = 0.9;
-    int max_model_len = 0;              ///< 0: the model's max_position_embeddings
+    int max_model_len = 0;                    ///< 0: the model's max_position_embeddings
     double activation_reserve_bytes = 1.5e9;  ///< per GPU: activations, CUDA graphs, workspace
 };
 
@@ -44,8 +44,8 @@ struct NodeConfig {
     ParallelConfig parallel;
     int replicas = 1;
     EngineConfig engine;
-    double power_cap_w = 0.0;        ///< per GPU; 0: the GPU's default limit
-    double locked_clock_mhz = 0.0;   ///< 0: not locked
+    double power_cap_w = 0.0;       ///< per GPU; 0: the GPU's default limit
+    double locked_clock_mhz = 0.0;  ///< 0: not locked
 };
 
 /// Per-request latency targets.
@@ -83,7 +83,7 @@ struct SimulationReport {
     double avg_power_w = 0.0;
     double tokens_per_joule = 0.0;
     double j_per_token = 0.0;
-    double avg_batch = 0.0;       ///< time-weighted running sequences per replica
+    double avg_batch = 0.0;         ///< time-weighted running sequences per replica
     double sm_clock_mhz_avg = 0.0;  ///< time-weighted over busy steps
     LatencySummary ttft_s;
     LatencySummary tpot_s;
@@ -99,17 +99,17 @@ struct ReplicaObservation {
     double now_s = 0.0;
     int running = 0;
     int waiting = 0;
-    double kv_usage = 0.0;         ///< fraction of KV blocks in use
-    double energy_j = 0.0;         ///< cumulative, all GPUs of the replica
-    double output_tokens = 0.0;    ///< cumulative
-    double prompt_tokens = 0.0;    ///< cumulative, computed prefill tokens
-    std::uint64_t completed = 0;   ///< cumulative
+    double kv_usage = 0.0;          ///< fraction of KV blocks in use
+    double energy_j = 0.0;          ///< cumulative, all GPUs of the replica
+    double output_tokens = 0.0;     ///< cumulative
+    double prompt_tokens = 0.0;     ///< cumulative, computed prefill tokens
+    std::uint64_t completed = 0;    ///< cumulative
     std::uint64_t preemptions = 0;  ///< cumulative
-    double power_w = 0.0;          ///< per GPU, of the last step (idle power when idle)
-    double sm_clock_mhz = 0.0;     ///< of the last step
-    unsigned clock_limits = 0;     ///< ClockLimit bits of the last step (0 when idle)
-    bool busy = false;             ///< a step is running now
-    double power_cap_w = 0.0;      ///< per GPU
+    double power_w = 0.0;           ///< per GPU, of the last step (idle power when idle)
+    double sm_clock_mhz = 0.0;      ///< of the last step
+    unsigned clock_limits = 0;      ///< ClockLimit bits of the last step (0 when idle)
+    bool busy = false;              ///< a step is running now
+    double power_cap_w = 0.0;       ///< per GPU
     int batch_cap = 0;
     int gpus = 0;
 };
@@ -135,8 +135,8 @@ struct TokenEvent {
     std::size_t handle = 0;  ///< index of the request (create() order, then submit() order)
     int replica = 0;
     double time_s = 0.0;
-    int generated = 0;       ///< output tokens so far, this one included
-    bool finished = false;   ///< this was the request's last token
+    int generated = 0;      ///< output tokens so far, this one included
+    bool finished = false;  ///< this was the request's last token
 };
 
 class Simulator {

@@ -12,10 +12,18 @@ namespace {
 bool is_name_start(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
-bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
-bool is_metric_name_start(char c) { return is_name_start(c) || c == ':'; }
-bool is_metric_name_char(char c) { return is_name_char(c) || c == ':'; }
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
+bool is_name_char(char c) {
+    return is_name_start(c) || (c >= '0' && c <= '9');
+}
+bool is_metric_name_start(char c) {
+    return is_name_start(c) || c == ':';
+}
+bool is_metric_name_char(char c) {
+    return is_name_char(c) || c == ':';
+}
+bool is_blank(char c) {
+    return c == ' ' || c == '\t';
+}
 
 bool equals_ignore_case(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) {
@@ -105,12 +113,18 @@ Status read_label_value(LineReader& in, std::string_view label_name, std::string
         const char e = in.peek();
         in.advance();
         switch (e) {
-            case '\\': out.push_back('\\'); break;
-            case '"': out.push_back('"'); break;
-            case 'n': out.push_back('\n'); break;
+            case '\\':
+                out.push_back('\\');
+                break;
+            case '"':
+                out.push_back('"');
+                break;
+            case 'n':
+                out.push_back('\n');
+                break;
             default:
-                return in.error("invalid escape sequence '\\" + std::string(1, e) + "' in label \"" +
-                                std::string(label_name) + "\"");
+                return in.error("invalid escape sequence '\\" + std::string(1, e) +
+                                "' in label \"" + std::string(label_name) + "\"");
         }
     }
 }
@@ -140,7 +154,8 @@ Status parse_labels(LineReader& in, std::vector<Label>& labels) {
         in.advance();
         in.skip_blanks();
         if (in.peek() != '"') {
-            return in.error("expected '\"' to open the value of label \"" + std::string(name) + "\"");
+            return in.error("expected '\"' to open the value of label \"" + std::string(name) +
+                            "\"");
         }
         in.advance();
         Label label{std::string(name), {}};
@@ -155,8 +170,9 @@ Status parse_labels(LineReader& in, std::vector<Label>& labels) {
             in.advance();
             return Status::ok();
         }
-        return in.at_end() ? in.error("unterminated label set, expected '}'")
-                           : in.error("expected ',' or '}' after label \"" + std::string(name) + "\"");
+        return in.at_end()
+                   ? in.error("unterminated label set, expected '}'")
+                   : in.error("expected ',' or '}' after label \"" + std::string(name) + "\"");
     }
 }
 
@@ -256,8 +272,8 @@ Status parse_sample(LineReader& in, ParsedMetrics& out) {
     const std::string_view value_token = in.read_token();
     auto value = parse_prometheus_float(value_token);
     if (!value.is_ok()) {
-        return in.error("invalid value '" + std::string(value_token) + "' for metric \"" + sample.name +
-                        "\"");
+        return in.error("invalid value '" + std::string(value_token) + "' for metric \"" +
+                        sample.name + "\"");
     }
     sample.value = *value;
     in.skip_blanks();
@@ -266,13 +282,14 @@ Status parse_sample(LineReader& in, ParsedMetrics& out) {
         std::int64_t ms = 0;
         const auto [ptr, ec] = std::from_chars(ts.data(), ts.data() + ts.size(), ms);
         if (ec != std::errc{} || ptr != ts.data() + ts.size()) {
-            return in.error("invalid timestamp '" + std::string(ts) + "' for metric \"" + sample.name +
-                            "\" (expected integer milliseconds)");
+            return in.error("invalid timestamp '" + std::string(ts) + "' for metric \"" +
+                            sample.name + "\" (expected integer milliseconds)");
         }
         sample.timestamp_ms = ms;
         in.skip_blanks();
         if (!in.at_end()) {
-            return in.error("unexpected text after the timestamp: '" + std::string(in.rest()) + "'");
+            return in.error("unexpected text after the timestamp: '" + std::string(in.rest()) +
+                            "'");
         }
     }
     out.samples.push_back(std::move(sample));
@@ -319,7 +336,8 @@ Result<double> parse_prometheus_float(std::string_view token) {
     double v = 0.0;
     const auto [ptr, ec] =
         std::from_chars(body.data(), body.data() + body.size(), v, std::chars_format::general);
-    if (ptr != body.data() + body.size() || (ec != std::errc{} && ec != std::errc::result_out_of_range)) {
+    if (ptr != body.data() + body.size() ||
+        (ec != std::errc{} && ec != std::errc::result_out_of_range)) {
         return Status::invalid_argument("not a number: '" + std::string(token) + "'");
     }
     if (ec == std::errc::result_out_of_range) {

@@ -46,16 +46,19 @@ Result<EngineSnapshot> VllmEngine::snapshot() {
     std::string body;
     try {
         httplib::Client client(m_config.host, m_config.port);
-        const auto timeout = std::chrono::duration_cast<std::chrono::microseconds>(m_config.timeout);
+        const auto timeout =
+            std::chrono::duration_cast<std::chrono::microseconds>(m_config.timeout);
         client.set_connection_timeout(timeout);
         client.set_read_timeout(timeout);
         client.set_keep_alive(false);
         const httplib::Result response = client.Get("/metrics");
         if (!response) {
-            return Status::unavailable("GET " + url + " failed: " + httplib::to_string(response.error()));
+            return Status::unavailable("GET " + url +
+                                       " failed: " + httplib::to_string(response.error()));
         }
         if (response->status != 200) {
-            return Status::unavailable("GET " + url + " answered HTTP " + std::to_string(response->status));
+            return Status::unavailable("GET " + url + " answered HTTP " +
+                                       std::to_string(response->status));
         }
         body = response->body;
     } catch (const std::exception& e) {

@@ -46,7 +46,8 @@ struct Aggregate {
     int n = 0;
 };
 
-Aggregate aggregate(const ParsedMetrics& metrics, std::string_view name, const VllmSeriesFilter& filter) {
+Aggregate aggregate(const ParsedMetrics& metrics, std::string_view name,
+                    const VllmSeriesFilter& filter) {
     Aggregate a;
     for (const Sample& s : metrics.samples) {
         if (s.name == name && passes(s, filter)) {
@@ -63,7 +64,8 @@ Status missing(std::string_view name, const VllmSeriesFilter& filter) {
 }
 
 /// The summed value of the first of `names` that has samples; kInvalidArgument naming them all.
-Result<double> required_sum(const ParsedMetrics& metrics, std::initializer_list<std::string_view> names,
+Result<double> required_sum(const ParsedMetrics& metrics,
+                            std::initializer_list<std::string_view> names,
                             const VllmSeriesFilter& filter, bool mean = false) {
     for (std::string_view name : names) {
         const Aggregate a = aggregate(metrics, name, filter);
@@ -71,7 +73,8 @@ Result<double> required_sum(const ParsedMetrics& metrics, std::initializer_list<
             continue;
         }
         if (!std::isfinite(a.sum)) {
-            return Status::invalid_argument("vLLM metrics: " + std::string(name) + " is not finite");
+            return Status::invalid_argument("vLLM metrics: " + std::string(name) +
+                                            " is not finite");
         }
         return mean ? a.sum / a.n : a.sum;
     }
@@ -99,7 +102,8 @@ std::string series_key(const Sample& s) {
             labels.push_back(&l);
         }
     }
-    std::sort(labels.begin(), labels.end(), [](const Label* a, const Label* b) { return a->name < b->name; });
+    std::sort(labels.begin(), labels.end(),
+              [](const Label* a, const Label* b) { return a->name < b->name; });
     std::string key;
     for (const Label* l : labels) {
         key += l->name;
@@ -128,7 +132,8 @@ Result<CumulativeHistogram> histogram_of_first(const ParsedMetrics& metrics,
 
 }  // namespace
 
-Result<CumulativeHistogram> histogram_from_metrics(const ParsedMetrics& metrics, std::string_view family,
+Result<CumulativeHistogram> histogram_from_metrics(const ParsedMetrics& metrics,
+                                                   std::string_view family,
                                                    const VllmSeriesFilter& filter) {
     const std::string bucket_name = std::string(family) + "_bucket";
     const std::string sum_name = std::string(family) + "_sum";
@@ -182,8 +187,8 @@ Result<CumulativeHistogram> histogram_from_metrics(const ParsedMetrics& metrics,
         std::size_t i = 0;
         for (const auto& [le, count] : buckets) {
             if (count < previous) {
-                return Status::invalid_argument(where + ": cumulative bucket counts decrease at le=" +
-                                                std::to_string(le));
+                return Status::invalid_argument(
+                    where + ": cumulative bucket counts decrease at le=" + std::to_string(le));
             }
             previous = count;
             h.cumulative_counts[i++] += count;
@@ -200,8 +205,8 @@ Result<CumulativeHistogram> histogram_from_metrics(const ParsedMetrics& metrics,
     return h;
 }
 
-Result<EngineSnapshot> snapshot_from_metrics(const ParsedMetrics& metrics, const VllmSeriesFilter& filter,
-                                             Seconds time) {
+Result<EngineSnapshot> snapshot_from_metrics(const ParsedMetrics& metrics,
+                                             const VllmSeriesFilter& filter, Seconds time) {
     EngineSnapshot s;
     s.time = time;
 
@@ -215,7 +220,8 @@ Result<EngineSnapshot> snapshot_from_metrics(const ParsedMetrics& metrics, const
         return waiting.status();
     }
     s.waiting = *waiting;
-    auto kv = required_sum(metrics, {kKvCacheUsageMetric, kKvCacheUsageOldMetric}, filter, /*mean=*/true);
+    auto kv =
+        required_sum(metrics, {kKvCacheUsageMetric, kKvCacheUsageOldMetric}, filter, /*mean=*/true);
     if (!kv.is_ok()) {
         return kv.status();
     }

@@ -4,7 +4,7 @@
 /// (docs/research/integration.md section 5, from nvml.h of CUDA 13.x, NVML_API_VERSION 13).
 ///
 /// Shared by NvmlBackend (which resolves these functions with dlsym) and by the fake
-/// libnvidia-ml.so.1 (src/power/fake_nvml/, which defines them with C linkage and checks each
+/// libnvidia-ml.so.1 (src/fake_nvml/, which defines them with C linkage and checks each
 /// definition against the function-pointer types below, so both sides agree on the ABI).
 /// Units are NVML's: mW, mJ, MHz.
 

@@ -80,8 +80,9 @@ TEST_F(HttpHardeningTest, ContentLengthOverTheLimitIs413WithoutReadingIt) {
     start();
     RawConnection c(m_server->port());
     ASSERT_GE(c.fd(), 0);
-    ASSERT_TRUE(c.send("PUT /v1/budget HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-token\r\n"
-                       "Content-Length: 10000000000\r\n\r\n{"));
+    ASSERT_TRUE(
+        c.send("PUT /v1/budget HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-token\r\n"
+               "Content-Length: 10000000000\r\n\r\n{"));
     EXPECT_EQ(status_of(c.read_response(3000ms)), 413);
 }
 
@@ -90,7 +91,8 @@ TEST_F(HttpHardeningTest, DeeplyNestedBodyIs400) {
     httplib::Client client("127.0.0.1", m_server->port());
     client.set_read_timeout(5);
     const std::string deep(60 * 1024, '[');
-    auto res = client.Put("/v1/budget", {{"Authorization", "Bearer secret-token"}}, deep, "application/json");
+    auto res = client.Put("/v1/budget", {{"Authorization", "Bearer secret-token"}}, deep,
+                          "application/json");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 400);
     EXPECT_NE(res->body.find("nested deeper"), std::string::npos) << res->body;
@@ -105,7 +107,8 @@ TEST_F(HttpHardeningTest, NumberOutOfRangeIs400NamingTheField) {
     ASSERT_TRUE(watts);
     EXPECT_EQ(watts->status, 400);
     EXPECT_NE(watts->body.find("\\\"watts\\\""), std::string::npos) << watts->body;
-    auto steps = client.Put("/v1/budget", auth, R"({"steps": [[0, 100], [1e999, 5]]})", "application/json");
+    auto steps =
+        client.Put("/v1/budget", auth, R"({"steps": [[0, 100], [1e999, 5]]})", "application/json");
     ASSERT_TRUE(steps);
     EXPECT_EQ(steps->status, 400);
     EXPECT_NE(steps->body.find("\\\"steps\\\""), std::string::npos) << steps->body;
@@ -134,7 +137,8 @@ TEST_F(HttpHardeningTest, SlowHeadersDoNotStarveHealthz) {
     client.set_connection_timeout(1);
     client.set_read_timeout(8);
     auto health = client.Get("/healthz");
-    const double waited_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double waited_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     slow.stop();
     ASSERT_TRUE(health);
     EXPECT_EQ(health->status, 200);
@@ -160,7 +164,7 @@ TEST(ConstantTimeEqualTest, ComparesWholeSecrets) {
     EXPECT_TRUE(constant_time_equal("secret-token", "secret-token"));
     EXPECT_FALSE(constant_time_equal("secret-tokem", "secret-token"));
     EXPECT_FALSE(constant_time_equal("Secret-token", "secret-token"));
-    EXPECT_FALSE(constant_time_equal("secret", "secret-token"));          // prefix
+    EXPECT_FALSE(constant_time_equal("secret", "secret-token"));  // prefix
     EXPECT_FALSE(constant_time_equal("secret-token-and-more", "secret-token"));
     EXPECT_FALSE(constant_time_equal("secret-tokensecret-token", "secret-token"));  // cycled
     EXPECT_FALSE(constant_time_equal("", "secret-token"));

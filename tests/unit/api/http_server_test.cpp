@@ -70,7 +70,8 @@ TEST_F(HttpServerTest, BudgetNeedsTheTokenAndAWellFormedBody) {
     ASSERT_TRUE(junk);
     EXPECT_EQ(junk->status, 400);
     EXPECT_FALSE(m_store.take_budget().has_value());
-    auto ok = m_client->Put("/v1/budget", auth, R"({"steps": [[0, 1000], [30, 700]]})", "application/json");
+    auto ok = m_client->Put("/v1/budget", auth, R"({"steps": [[0, 1000], [30, 700]]})",
+                            "application/json");
     ASSERT_TRUE(ok);
     EXPECT_EQ(ok->status, 200) << ok->body;
     auto queued = m_store.take_budget();
@@ -95,7 +96,8 @@ TEST_F(HttpServerTest, MetricsPassPromtool) {
     auto metrics = m_client->Get("/metrics");
     ASSERT_TRUE(metrics);
     EXPECT_EQ(metrics->status, 200);
-    EXPECT_NE(metrics->body.find("pals_gpu_power_watts{gpu=\"1\"} 450.5"), std::string::npos) << metrics->body;
+    EXPECT_NE(metrics->body.find("pals_gpu_power_watts{gpu=\"1\"} 450.5"), std::string::npos)
+        << metrics->body;
     EXPECT_NE(metrics->body.find("pals_group_power_cap_watts{group=\"0\"} 350"), std::string::npos);
     if (std::system("command -v promtool > /dev/null 2>&1") != 0) {
         GTEST_SKIP() << "promtool not installed (Debian package prometheus)";
@@ -130,7 +132,8 @@ TEST_F(HttpServerTest, ABudgetBelowTheGpusMinimumIsRefusedWith409NamingIt) {
     ASSERT_TRUE(low);
     EXPECT_EQ(low->status, 409);
     EXPECT_NE(low->body.find("\"infeasible\""), std::string::npos) << low->body;
-    EXPECT_NE(low->body.find("300 W is below the minimum of 400 W"), std::string::npos) << low->body;
+    EXPECT_NE(low->body.find("300 W is below the minimum of 400 W"), std::string::npos)
+        << low->body;
     auto step = m_client->Put("/v1/budget", auth, R"({"steps": [[0, 1000], [30, 399]]})",
                               "application/json");
     ASSERT_TRUE(step);

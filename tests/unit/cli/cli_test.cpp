@@ -1,12 +1,12 @@
 // End-to-end tests of the `pals` executable: outputs, exit codes and bad input.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace {
@@ -45,9 +45,10 @@ TEST(CliTest, SimulateJsonHasTheDocumentedFields) {
     const CommandResult r = run("simulate --tp 2 --rate 2 --num-requests 200 --seed 3 --json");
     ASSERT_EQ(r.exit_code, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
-    for (const char* key : {"output_tokens", "duration_s", "throughput_tok_s", "energy_j", "avg_power_w",
-                            "tokens_per_joule", "j_per_token", "avg_batch", "sm_clock_mhz_avg", "slo_attainment",
-                            "requests_completed", "sim_wall_s"}) {
+    for (const char* key :
+         {"output_tokens", "duration_s", "throughput_tok_s", "energy_j", "avg_power_w",
+          "tokens_per_joule", "j_per_token", "avg_batch", "sm_clock_mhz_avg", "slo_attainment",
+          "requests_completed", "sim_wall_s"}) {
         EXPECT_TRUE(j.contains(key)) << key;
     }
     for (const char* key : {"ttft_s", "tpot_s", "itl_s", "e2e_s"}) {
@@ -60,17 +61,22 @@ TEST(CliTest, SimulateJsonHasTheDocumentedFields) {
 }
 
 TEST(CliTest, SimulateReplaysTheAzureTraceWithScaling) {
-    const CommandResult r = run("simulate --tp 2 --trace " + kShared +
-                      "/traces/AzureLLMInferenceTrace_conv.csv --duration 60 --rate-scale 2 --json");
+    const CommandResult r =
+        run("simulate --tp 2 --trace " + kShared +
+            "/traces/AzureLLMInferenceTrace_conv.csv --duration 60 --rate-scale 2 --json");
     ASSERT_EQ(r.exit_code, 0) << r.out;
     const auto j = nlohmann::json::parse(r.out);
     EXPECT_GT(j["requests_completed"].get<int>(), 400);  // ~5.5 req/s x 2 x 60 s
 }
 
 TEST(CliTest, ClosedLoopWithHistogramLengths) {
-    const CommandResult r = run("simulate --model " + kShared + "/models/meta-llama__Llama-3.1-8B-Instruct.json "
-                      "--num-requests 64 --max-num-seqs 32 --input-len uniform:64:512 --output-len " + kShared +
-                      "/calibration/mlenergy-v3/output_length_distributions.json#meta-llama/Llama-3.1-8B-Instruct --json");
+    const CommandResult r =
+        run("simulate --model " + kShared +
+            "/models/meta-llama__Llama-3.1-8B-Instruct.json "
+            "--num-requests 64 --max-num-seqs 32 --input-len uniform:64:512 --output-len " +
+            kShared +
+            "/calibration/mlenergy-v3/output_length_distributions.json#meta-llama/"
+            "Llama-3.1-8B-Instruct --json");
     ASSERT_EQ(r.exit_code, 0) << r.out;
     EXPECT_EQ(nlohmann::json::parse(r.out)["requests_completed"], 64);
 }
@@ -86,8 +92,9 @@ TEST(CliTest, MalformedTraceRowNamesFileAndLineAndExits2) {
 }
 
 TEST(CliTest, ModelConfigMissingFieldIsNamed) {
-    const std::string config = temp_file("no_hidden.json",
-                                         R"({"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 2,
+    const std::string config =
+        temp_file("no_hidden.json",
+                  R"({"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 2,
                                              "num_attention_heads": 4, "intermediate_size": 64, "vocab_size": 100})");
     const CommandResult r = run("simulate --model " + config + " --num-requests 4");
     EXPECT_EQ(r.exit_code, 2) << r.out;

@@ -46,7 +46,9 @@ constexpr double kMinLimitW = 200.0;  // the fake's H100-SXM range
 constexpr double kMaxLimitW = 700.0;
 constexpr double kRunS = 40.0;
 
-std::string fake_nvml_path() { return std::string(PALS_BINARY_DIR) + "/fake_nvml/libnvidia-ml.so.1"; }
+std::string fake_nvml_path() {
+    return std::string(PALS_BINARY_DIR) + "/fake_nvml/libnvidia-ml.so.1";
+}
 
 /// Manual time with hooks: before a sleep (the daemon is between actions) and after it.
 class HookedManualClock final : public Clock {
@@ -74,7 +76,8 @@ private:
 /// An engine whose scrape fails inside the outage windows (vLLM restarting).
 class OutageEngine final : public engine::ServingEngine {
 public:
-    OutageEngine(const Clock& clock, std::vector<int> gpus, std::vector<std::pair<double, double>> outages)
+    OutageEngine(const Clock& clock, std::vector<int> gpus,
+                 std::vector<std::pair<double, double>> outages)
         : m_clock(clock), m_gpus(std::move(gpus)), m_outages(std::move(outages)) {}
     [[nodiscard]] std::string_view engine_name() const override { return "outage-engine"; }
     [[nodiscard]] Result<engine::EngineSnapshot> snapshot() override {
@@ -140,7 +143,8 @@ struct Verdict {
 class ObservedGpus final : public power::GpuBackend {
 public:
     ObservedGpus(power::GpuBackend& inner, HookedManualClock& clock, std::vector<double> limits_w,
-                 std::string fake_state, std::mt19937_64& rng, double slow_write_p, Verdict& verdict)
+                 std::string fake_state, std::mt19937_64& rng, double slow_write_p,
+                 Verdict& verdict)
         : m_inner(inner)
         , m_fake_state(std::move(fake_state))
         , m_clock(clock)
@@ -160,21 +164,30 @@ public:
         return sum;
     }
     [[nodiscard]] const std::vector<double>& limits_w() const { return m_limit_w; }
-    [[nodiscard]] double min_total_w() const { return kMinLimitW * static_cast<double>(m_limit_w.size()); }
+    [[nodiscard]] double min_total_w() const {
+        return kMinLimitW * static_cast<double>(m_limit_w.size());
+    }
 
     [[nodiscard]] std::string_view backend_name() const override { return m_inner.backend_name(); }
     [[nodiscard]] Result<int> device_count() const override { return m_inner.device_count(); }
-    [[nodiscard]] Result<power::GpuInfo> device_info(int gpu) const override { return m_inner.device_info(gpu); }
+    [[nodiscard]] Result<power::GpuInfo> device_info(int gpu) const override {
+        return m_inner.device_info(gpu);
+    }
     [[nodiscard]] Result<power::PowerLimitRange> power_limit_range(int gpu) const override {
         return m_inner.power_limit_range(gpu);
     }
-    [[nodiscard]] Result<double> power_limit_w(int gpu) const override { return m_inner.power_limit_w(gpu); }
+    [[nodiscard]] Result<double> power_limit_w(int gpu) const override {
+        return m_inner.power_limit_w(gpu);
+    }
     [[nodiscard]] Result<double> enforced_power_limit_w(int gpu) const override {
         return m_inner.enforced_power_limit_w(gpu);
     }
     [[nodiscard]] Result<power::GpuSample> sample(int gpu) override { return m_inner.sample(gpu); }
-    [[nodiscard]] Result<std::vector<power::GpuSample>> sample_all() override { return m_inner.sample_all(); }
-    [[nodiscard]] Result<std::optional<power::ClockRangeMhz>> locked_sm_clocks(int gpu) const override {
+    [[nodiscard]] Result<std::vector<power::GpuSample>> sample_all() override {
+        return m_inner.sample_all();
+    }
+    [[nodiscard]] Result<std::optional<power::ClockRangeMhz>> locked_sm_clocks(
+        int gpu) const override {
         return m_inner.locked_sm_clocks(gpu);
     }
     [[nodiscard]] Status lock_sm_clocks(int gpu, power::ClockRangeMhz range) override {
@@ -201,10 +214,12 @@ public:
             ++m_verdict.raises;
             const bool infeasible = budget_w < min_total_w() - kToleranceW;
             if (total_w() > budget_w + kToleranceW && !infeasible) {
-                m_verdict.violate(fmt::format(
-                    "t={:.3f} s: raising gpu {} {:.3f} -> {:.3f} W left {:.3f} W in force against a "
-                    "budget of {:.3f} W (limits {})",
-                    issued_s, gpu, before_w, in_force, total_w(), budget_w, fmt::join(m_limit_w, ", ")));
+                m_verdict.violate(
+                    fmt::format("t={:.3f} s: raising gpu {} {:.3f} -> {:.3f} W left {:.3f} W in "
+                                "force against a "
+                                "budget of {:.3f} W (limits {})",
+                                issued_s, gpu, before_w, in_force, total_w(), budget_w,
+                                fmt::join(m_limit_w, ", ")));
             }
         }
         return set;
@@ -213,7 +228,8 @@ public:
 private:
     [[nodiscard]] double fake_limit_w(int gpu) const {
         std::ifstream in(m_fake_state);
-        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string text((std::istreambuf_iterator<char>(in)),
+                               std::istreambuf_iterator<char>());
         Result<nlohmann::json> doc = parse_json(text, m_fake_state);
         if (!doc.is_ok() || !doc->contains("devices")) {
             m_verdict.violate("cannot read the fake NVML state " + m_fake_state);
@@ -240,7 +256,9 @@ struct ScheduleResult {
 /// One random schedule, fully determined by `seed`.
 ScheduleResult run_schedule(std::uint64_t seed, const std::filesystem::path& dir) {
     std::mt19937_64 rng(seed);
-    auto uniform = [&](double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); };
+    auto uniform = [&](double lo, double hi) {
+        return std::uniform_real_distribution<double>(lo, hi)(rng);
+    };
     auto chance = [&](double p) { return std::bernoulli_distribution(p)(rng); };
     auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
     ScheduleResult out;
@@ -274,13 +292,14 @@ ScheduleResult run_schedule(std::uint64_t seed, const std::filesystem::path& dir
             }
         }
     }
-    d += fmt::format("{} GPUs in {} group(s), limits {} W", gpus, groups, fmt::join(original_w, "/"));
+    d += fmt::format("{} GPUs in {} group(s), limits {} W", gpus, groups,
+                     fmt::join(original_w, "/"));
 
     // Faults of the fake driver.
     std::vector<std::string> faults;
     if (chance(0.25)) {
-        faults.push_back(fmt::format(R"({{"gpu": {}, "lost": true, "after_calls": {}}})", pick(0, gpus - 1),
-                                     pick(10, 600)));
+        faults.push_back(fmt::format(R"({{"gpu": {}, "lost": true, "after_calls": {}}})",
+                                     pick(0, gpus - 1), pick(10, 600)));
     }
     if (chance(0.35)) {
         faults.push_back(fmt::format(
@@ -302,8 +321,8 @@ ScheduleResult run_schedule(std::uint64_t seed, const std::filesystem::path& dir
             R"({{"function": "nvmlDeviceGetPowerManagementLimit", "gpu": {}, "error": "TIMEOUT", "after_calls": {}, "times": {}}})",
             pick(0, gpus - 1), pick(0, 200), pick(1, 20)));
     }
-    std::ofstream(config) << fmt::format(R"({{"count": {}, "gpu": "H100-SXM", "faults": [{}]}})", gpus,
-                                         fmt::join(faults, ", "));
+    std::ofstream(config) << fmt::format(R"({{"count": {}, "gpu": "H100-SXM", "faults": [{}]}})",
+                                         gpus, fmt::join(faults, ", "));
     d += fmt::format("; faults [{}]", fmt::join(faults, ", "));
 
     HookedManualClock clock;
@@ -360,7 +379,8 @@ ScheduleResult run_schedule(std::uint64_t seed, const std::filesystem::path& dir
         }
         changes.push_back(std::move(c));
     }
-    std::sort(changes.begin(), changes.end(), [](const Change& a, const Change& b) { return a.at_s < b.at_s; });
+    std::sort(changes.begin(), changes.end(),
+              [](const Change& a, const Change& b) { return a.at_s < b.at_s; });
     for (const Change& c : changes) {
         std::vector<std::string> steps;
         for (const auto& [t, w] : c.steps) {
@@ -387,7 +407,7 @@ ScheduleResult run_schedule(std::uint64_t seed, const std::filesystem::path& dir
     options.save_sm_clocks = chance(0.5);
     const std::filesystem::path saved_path = dir / "saved_controls.json";
     power::SavedControls saved(saved_path);
-    api::StateStore store;
+    control::StateStore store;
     Daemon daemon(clock, observed, engine_ptrs, std::move(policy), cc, store, saved, options);
 
     const Seconds until{kRunS};
@@ -415,14 +435,15 @@ ScheduleResult run_schedule(std::uint64_t seed, const std::filesystem::path& dir
         auto s = store.latest();
         if (observed.total_w() > budget_w + kToleranceW && !infeasible && !(s && s->degraded)) {
             out.verdict.violate(fmt::format(
-                "t={:.3f} s: the daemon sleeps with {:.3f} W in force against a budget of {:.3f} W, "
+                "t={:.3f} s: the daemon sleeps with {:.3f} W in force against a budget of {:.3f} "
+                "W, "
                 "reported healthy (limits {})",
                 now.count(), observed.total_w(), budget_w, fmt::join(observed.limits_w(), ", ")));
         }
         if (s && s->budget_w == budget_w && s->budget_feasible == infeasible) {
-            out.verdict.violate(fmt::format("t={:.3f} s: budget {} W vs minimum {} W reported as {}",
-                                            now.count(), budget_w, min_total_w,
-                                            s->budget_feasible ? "feasible" : "infeasible"));
+            out.verdict.violate(
+                fmt::format("t={:.3f} s: budget {} W vs minimum {} W reported as {}", now.count(),
+                            budget_w, min_total_w, s->budget_feasible ? "feasible" : "infeasible"));
         }
     };
     std::atomic<bool> stop{false};
@@ -442,11 +463,12 @@ ScheduleResult run_schedule(std::uint64_t seed, const std::filesystem::path& dir
             }
         }
         if (!kept) {
-            out.verdict.violate(fmt::format(
-                "after run() ({}): gpu {} holds {:.1f} W, not its original {:.1f} W, and {} does not "
-                "keep the original",
-                out.run_status.is_ok() ? std::string("ok") : out.run_status.message(), g,
-                observed.limits_w()[i], original_w[i], saved_path.string()));
+            out.verdict.violate(
+                fmt::format("after run() ({}): gpu {} holds {:.1f} W, not its original {:.1f} W, "
+                            "and {} does not "
+                            "keep the original",
+                            out.run_status.is_ok() ? std::string("ok") : out.run_status.message(),
+                            g, observed.limits_w()[i], original_w[i], saved_path.string()));
         }
         if (out.run_status.is_ok()) {
             out.verdict.violate(fmt::format("run() returned ok with gpu {} not restored", g));
@@ -494,7 +516,8 @@ TEST(BudgetInvariantTest, HoldsUnderRandomSchedulesFaultsAndOutages) {
         if (!r.verdict.first_violation.empty()) {
             ++failures;
             ADD_FAILURE() << "seed " << seed << " (rerun: PALS_BUDGET_PROPERTY_SEED=" << seed
-                          << "): " << r.verdict.first_violation << "\n  schedule: " << r.description;
+                          << "): " << r.verdict.first_violation
+                          << "\n  schedule: " << r.description;
             if (failures >= 5) {
                 break;
             }
@@ -506,8 +529,8 @@ TEST(BudgetInvariantTest, HoldsUnderRandomSchedulesFaultsAndOutages) {
     std::filesystem::remove_all(dir, ec);
     spdlog::set_level(level);
     // The schedules exercised the paths they claim to.
-    std::printf("%zu schedules, %ld limit writes (%ld raises), %d runs ended with an error\n", seeds.size(),
-                writes, raises, errors);
+    std::printf("%zu schedules, %ld limit writes (%ld raises), %d runs ended with an error\n",
+                seeds.size(), writes, raises, errors);
     if (seeds.size() > 50) {
         EXPECT_GT(raises, 100);
         EXPECT_GT(errors, 5);

@@ -17,7 +17,9 @@ using ::testing::Return;
 
 std::unique_ptr<sim::SimulatedNode> make_node(int replicas, double rate_rps) {
     sim::NodeConfig node;
-    node.model = model::load_model_spec(std::string(PALS_SHARED_DIR) + "/models/meta-llama__Llama-3.1-8B-Instruct.json").value();
+    node.model = model::load_model_spec(std::string(PALS_SHARED_DIR) +
+                                        "/models/meta-llama__Llama-3.1-8B-Instruct.json")
+                     .value();
     node.gpu = sim::find_gpu_spec("H100-SXM").value();
     node.replicas = replicas;
     node.engine.max_num_seqs = 256;
@@ -66,7 +68,8 @@ TEST(ControllerTest, HistoryLimitKeepsTheNewestRecordsAndCountsEveryDecision) {
     // 0 (offline evaluation's default) keeps every record.
     config.history_limit = 0;
     auto other = make_node(2, 20.0);
-    Controller full(other->clock(), other->gpus(), engines_of(*other), make_cap_only_policy(), config);
+    Controller full(other->clock(), other->gpus(), engines_of(*other), make_cap_only_policy(),
+                    config);
     ASSERT_TRUE(full.start().is_ok());
     ASSERT_TRUE(full.run_until(Seconds{60.0}).is_ok());
     EXPECT_EQ(full.history().size(), 60U);
@@ -104,7 +107,8 @@ TEST(ControllerTest, SumOfCapsNeverExceedsTheBudget) {
     ControllerConfig config;
     config.budget = BudgetSchedule(900.0);
     // A fixed policy asking for 700 W per GPU is scaled down to the budget.
-    Controller c(node->clock(), node->gpus(), engines_of(*node), make_fixed_policy("fixed", 700.0, 64), config);
+    Controller c(node->clock(), node->gpus(), engines_of(*node),
+                 make_fixed_policy("fixed", 700.0, 64), config);
     ASSERT_TRUE(c.start().is_ok());
     ASSERT_TRUE(c.run_until(Seconds{10.0}).is_ok());
     const TickRecord& t = c.history().back();
@@ -135,7 +139,8 @@ TEST(ControllerTest, BatchOnlyShrinksTheBatchWhenItlIsAtRisk) {
 /// A fake engine that logs batch-cap writes into a shared log.
 class StubEngine final : public engine::ServingEngine {
 public:
-    StubEngine(std::vector<int> gpus, std::vector<std::string>& log) : m_gpus(std::move(gpus)), m_log(log) {}
+    StubEngine(std::vector<int> gpus, std::vector<std::string>& log)
+        : m_gpus(std::move(gpus)), m_log(log) {}
     std::string_view engine_name() const override { return "stub"; }
     Result<engine::EngineSnapshot> snapshot() override {
         engine::EngineSnapshot s;
@@ -174,9 +179,11 @@ TEST(ControllerTest, LowersCapsBeforeTheBatchAndRaisesThemAfter) {
     power::GpuSample sample;
     sample.power_limit_w = 700.0;
     ON_CALL(gpus, power_limit_range(_))
-        .WillByDefault(Return(Result<power::PowerLimitRange>(power::PowerLimitRange{200, 700, 700})));
+        .WillByDefault(
+            Return(Result<power::PowerLimitRange>(power::PowerLimitRange{200, 700, 700})));
     ON_CALL(gpus, sample_all())
-        .WillByDefault(Return(Result<std::vector<power::GpuSample>>(std::vector<power::GpuSample>{sample})));
+        .WillByDefault(
+            Return(Result<std::vector<power::GpuSample>>(std::vector<power::GpuSample>{sample})));
     ON_CALL(gpus, set_power_limit(_, _)).WillByDefault([&log](int, double w) {
         log.push_back("cap:" + std::to_string(static_cast<int>(w)));
         return Result<double>(w);

@@ -32,7 +32,7 @@ std::unique_ptr<sim::SimulatedNode> make_node() {
 
 TEST(DaemonTest, AppliesAnApiBudgetWithinTwoPeriodsAndRestoresOnExit) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     power::SavedControls saved(::testing::TempDir() + "/daemon_saved.json");
     ASSERT_TRUE(
         node->gpus().set_power_limit(1, 650.0).is_ok());  // an operator's setting to restore
@@ -59,7 +59,7 @@ TEST(DaemonTest, AppliesAnApiBudgetWithinTwoPeriodsAndRestoresOnExit) {
 
 TEST(DaemonTest, BackendFailureDegradesAndRestores) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     power::SavedControls saved(::testing::TempDir() + "/daemon_saved2.json");
     std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
     ControllerConfig config;
@@ -116,7 +116,7 @@ private:
 
 TEST(DaemonTest, RecoversAfterAnEngineOutageAndResavesControls) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     const std::string state_file = ::testing::TempDir() + "/daemon_saved3.json";
     std::filesystem::remove(state_file);
     power::SavedControls saved(state_file);
@@ -181,7 +181,7 @@ TEST(DaemonTest, RecoversAfterAnEngineOutageAndResavesControls) {
 
 TEST(DaemonTest, AStartFailureIsRetriedUntilTheEngineAnswers) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     power::SavedControls saved(::testing::TempDir() + "/daemon_saved4.json");
     FlakyEngine flaky(node->engine(0), node->clock(), 0.0, 8.0);
     std::vector<engine::ServingEngine*> engines = {&flaky, &node->engine(1)};
@@ -211,7 +211,8 @@ TEST(DaemonTest, AStartFailureIsRetriedUntilTheEngineAnswers) {
 /// The node's clock, with a hook called after every advance (to act "from outside" mid-run).
 class HookedClock final : public Clock {
 public:
-    HookedClock(Clock& inner, std::function<void(Seconds)> hook) : m_inner(inner), m_hook(std::move(hook)) {}
+    HookedClock(Clock& inner, std::function<void(Seconds)> hook)
+        : m_inner(inner), m_hook(std::move(hook)) {}
     [[nodiscard]] Seconds now() const override { return m_inner.now(); }
     void sleep_until(Seconds t) override {
         m_inner.sleep_until(t);
@@ -225,7 +226,7 @@ private:
 
 TEST(DaemonTest, ABudgetDropLowersTheCapsBeforeTheNextPeriod) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     power::SavedControls saved(::testing::TempDir() + "/daemon_saved6.json");
     std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
     ControllerConfig config;
@@ -239,7 +240,8 @@ TEST(DaemonTest, ABudgetDropLowersTheCapsBeforeTheNextPeriod) {
             requested = true;
             requested_at = now.count();
         }
-        if (requested && lowered_at < 0.0 && node->gpus().power_limit_w(0).value() <= 250.0 + 1e-9 &&
+        if (requested && lowered_at < 0.0 &&
+            node->gpus().power_limit_w(0).value() <= 250.0 + 1e-9 &&
             node->gpus().power_limit_w(1).value() <= 250.0 + 1e-9) {
             lowered_at = now.count();
         }
@@ -259,7 +261,7 @@ TEST(DaemonTest, ABudgetDropLowersTheCapsBeforeTheNextPeriod) {
 
 TEST(DaemonTest, StopsAtOnceWhenTheFlagIsSet) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     power::SavedControls saved(::testing::TempDir() + "/daemon_saved5.json");
     std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
     ControllerConfig config;
@@ -276,8 +278,8 @@ TEST(DaemonTest, StopsAtOnceWhenTheFlagIsSet) {
 }
 
 /// Forwards to the simulated GPUs and sees every write: the sum of the limits in force after each
-/// one that raised a limit (`max_sum_w`, until `watch_until_s`), GPUs that are "lost" (every call fails) and writes that
-/// are refused after the first `allowed_sets` (NO_PERMISSION).
+/// one that raised a limit (`max_sum_w`, until `watch_until_s`), GPUs that are "lost" (every call
+/// fails) and writes that are refused after the first `allowed_sets` (NO_PERMISSION).
 class WatchedGpus final : public power::GpuBackend {
 public:
     explicit WatchedGpus(power::GpuBackend& inner) : m_inner(inner) {}
@@ -342,7 +344,8 @@ public:
         }
         return set;
     }
-    [[nodiscard]] Result<std::optional<power::ClockRangeMhz>> locked_sm_clocks(int gpu) const override {
+    [[nodiscard]] Result<std::optional<power::ClockRangeMhz>> locked_sm_clocks(
+        int gpu) const override {
         return m_inner.locked_sm_clocks(gpu);
     }
     [[nodiscard]] Status lock_sm_clocks(int gpu, power::ClockRangeMhz range) override {
@@ -362,7 +365,7 @@ private:
 // the budget share (500 W budget): 1400 W in force for as long as the writes took.
 TEST(DaemonTest, EnteringDegradedNeverWritesTheSavedLimitsAboveTheBudget) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     power::SavedControls saved(::testing::TempDir() + "/daemon_saved_d1.json");
     WatchedGpus gpus(node->gpus());
     FlakyEngine flaky(node->engine(0), node->clock(), 10.5, 14.0);
@@ -383,7 +386,7 @@ TEST(DaemonTest, EnteringDegradedNeverWritesTheSavedLimitsAboveTheBudget) {
     std::atomic<bool> stop{false};
     ASSERT_TRUE(daemon.run(stop, Seconds{13.0}).is_ok());  // stops while degraded
     EXPECT_TRUE(was_degraded);
-    EXPECT_LE(gpus.max_sum_w, 500.0 + 1e-6);  // before the exit's restore
+    EXPECT_LE(gpus.max_sum_w, 500.0 + 1e-6);                         // before the exit's restore
     EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);  // restored on exit
 }
 
@@ -401,7 +404,7 @@ TEST(DaemonTest, AStartWithTheEngineDownHoldsTheBudgetOverACrashedRunsSavedLimit
     ASSERT_TRUE(node->gpus().set_power_limit(1, 250.0).is_ok());
     auto saved = power::SavedControls::load(path);
     ASSERT_TRUE(saved.is_ok());
-    api::StateStore store;
+    control::StateStore store;
     WatchedGpus gpus(node->gpus());
     FlakyEngine flaky(node->engine(0), node->clock(), 0.0, 100.0);
     std::vector<engine::ServingEngine*> engines = {&flaky, &node->engine(1)};
@@ -422,7 +425,7 @@ TEST(DaemonTest, AStartWithTheEngineDownHoldsTheBudgetOverACrashedRunsSavedLimit
 // GPU 0 went back to 700 W against a 600 W budget.
 TEST(DaemonTest, ALostGpuStillCountsAndTheOthersStayWithinTheBudget) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     const std::string path = ::testing::TempDir() + "/daemon_saved_d2.json";
     std::filesystem::remove(path);
     power::SavedControls saved(path);
@@ -441,7 +444,8 @@ TEST(DaemonTest, ALostGpuStillCountsAndTheOthersStayWithinTheBudget) {
     std::atomic<bool> stop{false};
     const Status s = daemon.run(stop, Seconds{12.0});
     EXPECT_FALSE(s.is_ok());  // GPU 1 cannot be restored
-    EXPECT_NE(s.message().find("pals power restore --state-file"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("pals power restore --state-file"), std::string::npos)
+        << s.message();
     EXPECT_TRUE(daemon.degraded());
     // Up to the exit, GPU 0 stayed at its 300 W share: GPU 1 still holds 300 W.
     EXPECT_LE(gpus.max_sum_w, 600.0 + 1e-6);
@@ -457,7 +461,7 @@ TEST(DaemonTest, ALostGpuStillCountsAndTheOthersStayWithinTheBudget) {
 // left the GPUs at 300 W and discarded the saved controls.
 TEST(DaemonTest, ARefusedWriteAfterOthersSucceededKeepsTheSavedControls) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     const std::string path = ::testing::TempDir() + "/daemon_saved_d3.json";
     std::filesystem::remove(path);
     power::SavedControls saved(path);
@@ -490,7 +494,7 @@ TEST(DaemonTest, ARefusedWriteAfterOthersSucceededKeepsTheSavedControls) {
 
 TEST(DaemonTest, WritesRefusedFromTheStartChangeNothingAndSaySo) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     const std::string path = ::testing::TempDir() + "/daemon_saved_d3b.json";
     std::filesystem::remove(path);
     power::SavedControls saved(path);
@@ -511,7 +515,7 @@ TEST(DaemonTest, WritesRefusedFromTheStartChangeNothingAndSaySo) {
 // Defect: a budget below the sum of the minimum limits was reported healthy ("feasible").
 TEST(DaemonTest, AnInfeasibleBudgetIsReportedAndHoldsEveryCapAtItsMinimum) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     power::SavedControls saved(::testing::TempDir() + "/daemon_saved_d4.json");
     std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
     ControllerConfig config;
@@ -537,7 +541,7 @@ TEST(DaemonTest, AnInfeasibleBudgetIsReportedAndHoldsEveryCapAtItsMinimum) {
 // Defect: the Controller's history grew by one record per period forever in the daemon.
 TEST(DaemonTest, KeepsABoundedHistoryAndCountsEveryDecision) {
     auto node = make_node();
-    api::StateStore store;
+    control::StateStore store;
     power::SavedControls saved(::testing::TempDir() + "/daemon_saved_d5.json");
     std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
     ControllerConfig config;

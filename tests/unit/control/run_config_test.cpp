@@ -429,15 +429,16 @@ TEST(RunConfigErrorTest, GpuIndicesAreBoundedBeforeARangeIsExpanded) {
         Result<RunGroupConfig> g = parse_group_spec(spec, "--group #1");
         ASSERT_FALSE(g.is_ok()) << spec;
         EXPECT_EQ(g.status().code(), StatusCode::kOutOfRange) << spec;
-        EXPECT_NE(g.status().message().find("--group #1: gpus:"), std::string::npos) << g.status().message();
+        EXPECT_NE(g.status().message().find("--group #1: gpus:"), std::string::npos)
+            << g.status().message();
         EXPECT_NE(g.status().message().find("0-1023"), std::string::npos) << g.status().message();
     }
     EXPECT_FALSE(parse_group_spec("gpus=0-1023+0-1023", "--group #1").is_ok());  // > 1024 GPUs
     Result<RunGroupConfig> ok = parse_group_spec("gpus=1020-1023", "--group #1");
     ASSERT_TRUE(ok.is_ok()) << ok.status().message();
     EXPECT_EQ(ok->gpus, (std::vector<int>{1020, 1021, 1022, 1023}));
-    const std::string msg = file_error(
-        "gpus_huge.toml", "policy = \"cap-only\"\n[[group]]\ngpus = [0, 2000000000]\n");
+    const std::string msg =
+        file_error("gpus_huge.toml", "policy = \"cap-only\"\n[[group]]\ngpus = [0, 2000000000]\n");
     EXPECT_NE(msg.find("gpus_huge.toml"), std::string::npos) << msg;
     EXPECT_NE(msg.find("0-1023"), std::string::npos) << msg;
     const std::string seqs = load_error([] {

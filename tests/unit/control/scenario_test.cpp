@@ -25,24 +25,28 @@ max_num_seqs = 128
 )";
 
 TEST(ScenarioTest, LoadsTheShippedSuite) {
-    for (const char* name : {"mixtral-conv-step-budget", "mixtral-conv-strict-budget", "qwen3moe-conv-low",
-                             "llama70b-conv-medium", "mixtral-code-high"}) {
-        auto s = load_scenario(std::string(PALS_SOURCE_DIR) + "/scenarios/" + name + ".toml", kShared);
+    for (const char* name : {"mixtral-conv-step-budget", "mixtral-conv-strict-budget",
+                             "qwen3moe-conv-low", "llama70b-conv-medium", "mixtral-code-high"}) {
+        auto s =
+            load_scenario(std::string(PALS_SOURCE_DIR) + "/scenarios/" + name + ".toml", kShared);
         ASSERT_TRUE(s.is_ok()) << name << ": " << s.status().message();
         EXPECT_EQ(s->policies.size(), known_policies().size());
     }
-    auto step = load_scenario(std::string(PALS_SOURCE_DIR) + "/scenarios/mixtral-conv-step-budget.toml", kShared);
+    auto step = load_scenario(
+        std::string(PALS_SOURCE_DIR) + "/scenarios/mixtral-conv-step-budget.toml", kShared);
     EXPECT_DOUBLE_EQ(step->budget.at(0.0), 1400.0);
     EXPECT_DOUBLE_EQ(step->budget.at(250.0), 840.0);
     EXPECT_DOUBLE_EQ(step->budget.at(500.0), 1190.0);
 }
 
 TEST(ScenarioTest, UnknownPolicyIsNamed) {
-    const auto path = write("bad_policy.toml", std::string(kNode) + "[workload]\nrate_rps = 1\nduration_s = 10\n"
-                                                                      "[run]\npolicies = [\"default\", \"magic\"]\n");
+    const auto path = write("bad_policy.toml", std::string(kNode) +
+                                                   "[workload]\nrate_rps = 1\nduration_s = 10\n"
+                                                   "[run]\npolicies = [\"default\", \"magic\"]\n");
     auto s = load_scenario(path, kShared);
     ASSERT_FALSE(s.is_ok());
-    EXPECT_NE(s.status().message().find("unknown policy 'magic'"), std::string::npos) << s.status().message();
+    EXPECT_NE(s.status().message().find("unknown policy 'magic'"), std::string::npos)
+        << s.status().message();
     EXPECT_NE(s.status().message().find("bad_policy.toml"), std::string::npos);
 }
 
@@ -50,24 +54,30 @@ TEST(ScenarioTest, MalformedTomlNamesTheLine) {
     const auto path = write("malformed.toml", std::string(kNode) + "[workload\nrate_rps = 1\n");
     auto s = load_scenario(path, kShared);
     ASSERT_FALSE(s.is_ok());
-    EXPECT_NE(s.status().message().find("malformed.toml:6"), std::string::npos) << s.status().message();
+    EXPECT_NE(s.status().message().find("malformed.toml:6"), std::string::npos)
+        << s.status().message();
 }
 
 TEST(ScenarioTest, WrongTypeAndUnknownSectionAreNamed) {
-    auto typed = load_scenario(write("typed.toml", std::string(kNode) + "[workload]\nrate_rps = \"fast\"\n"), kShared);
+    auto typed = load_scenario(
+        write("typed.toml", std::string(kNode) + "[workload]\nrate_rps = \"fast\"\n"), kShared);
     ASSERT_FALSE(typed.is_ok());
-    EXPECT_NE(typed.status().message().find("workload.rate_rps: must be a number"), std::string::npos);
-    auto section = load_scenario(write("section.toml", std::string(kNode) + "[wrkload]\nrate_rps = 1\n"), kShared);
+    EXPECT_NE(typed.status().message().find("workload.rate_rps: must be a number"),
+              std::string::npos);
+    auto section = load_scenario(
+        write("section.toml", std::string(kNode) + "[wrkload]\nrate_rps = 1\n"), kShared);
     ASSERT_FALSE(section.is_ok());
     EXPECT_NE(section.status().message().find("wrkload: unknown section"), std::string::npos);
 }
 
 TEST(ScenarioTest, BudgetBelowTheMinimumCapsIsRejected) {
-    const auto path = write("low_budget.toml", std::string(kNode) + "[workload]\nrate_rps = 1\nduration_s = 10\n"
-                                                                       "[budget]\nwatts = 150\n");
+    const auto path = write("low_budget.toml", std::string(kNode) +
+                                                   "[workload]\nrate_rps = 1\nduration_s = 10\n"
+                                                   "[budget]\nwatts = 150\n");
     auto s = load_scenario(path, kShared);
     ASSERT_FALSE(s.is_ok());
-    EXPECT_NE(s.status().message().find("below the GPUs' minimum caps (200 W for 1 GPUs)"), std::string::npos)
+    EXPECT_NE(s.status().message().find("below the GPUs' minimum caps (200 W for 1 GPUs)"),
+              std::string::npos)
         << s.status().message();
 }
 
@@ -79,28 +89,35 @@ TEST(ScenarioTest, CountsAndNonFiniteValuesAreBounded) {
         {"[workload]\nrate_rps = 1000000\nduration_s = 1e6\n", "workload.rate_rps"},
         {"[workload]\nrate_rps = -1\nduration_s = 10\n", "workload.rate_rps"},
         {"[workload]\nrate_rps = 1\nduration_s = 10\nburstiness = 0\n", "burstiness"},
-        {"[workload]\nrate_rps = 1\nduration_s = 10\n[budget]\nsteps = [[0, nan]]\n", "budget.steps[0]"},
-        {"[workload]\nrate_rps = 1\nduration_s = 10\n[budget]\nsteps = [[inf, 300]]\n", "budget.steps[0]"},
+        {"[workload]\nrate_rps = 1\nduration_s = 10\n[budget]\nsteps = [[0, nan]]\n",
+         "budget.steps[0]"},
+        {"[workload]\nrate_rps = 1\nduration_s = 10\n[budget]\nsteps = [[inf, 300]]\n",
+         "budget.steps[0]"},
         {"[workload]\nrate_rps = 1\nduration_s = 10\n[run]\nperiod_s = 1e-300\n", "run.period_s"},
-        {"[workload]\nrate_rps = 1\nduration_s = nan\n", "workload.duration_s: must be a finite number"},
+        {"[workload]\nrate_rps = 1\nduration_s = nan\n",
+         "workload.duration_s: must be a finite number"},
     };
     int i = 0;
     for (const auto& [text, needle] : cases) {
-        auto s = load_scenario(write("bounded" + std::to_string(i++) + ".toml", std::string(kNode) + text), kShared);
+        auto s = load_scenario(
+            write("bounded" + std::to_string(i++) + ".toml", std::string(kNode) + text), kShared);
         ASSERT_FALSE(s.is_ok()) << text;
         EXPECT_NE(s.status().message().find(needle), std::string::npos) << s.status().message();
     }
-    const std::string big_node = "[node]\nmodel = \"models/meta-llama__Llama-3.1-8B-Instruct.json\"\n"
-                                 "tp = 2000000000\n[workload]\nrate_rps = 1\nduration_s = 10\n";
+    const std::string big_node =
+        "[node]\nmodel = \"models/meta-llama__Llama-3.1-8B-Instruct.json\"\n"
+        "tp = 2000000000\n[workload]\nrate_rps = 1\nduration_s = 10\n";
     auto s = load_scenario(write("big_node.toml", big_node), kShared);
     ASSERT_FALSE(s.is_ok());
-    EXPECT_NE(s.status().message().find("at most 1024 GPUs"), std::string::npos) << s.status().message();
+    EXPECT_NE(s.status().message().find("at most 1024 GPUs"), std::string::npos)
+        << s.status().message();
 }
 
 TEST(ScenarioTest, WorkloadShorterThanTheWarmupIsRejected) {
-    const auto path = write("short.toml", std::string(kNode) +
-                                              "[workload]\nrate_rps = 2\nduration_s = 5\n[run]\nwarmup_s = 30\n"
-                                              "policies = [\"default\"]\n");
+    const auto path =
+        write("short.toml", std::string(kNode) +
+                                "[workload]\nrate_rps = 2\nduration_s = 5\n[run]\nwarmup_s = 30\n"
+                                "policies = [\"default\"]\n");
     auto s = load_scenario(path, kShared);
     ASSERT_TRUE(s.is_ok()) << s.status().message();
     auto r = evaluate_scenario(s.value(), nullptr);
@@ -109,11 +126,12 @@ TEST(ScenarioTest, WorkloadShorterThanTheWarmupIsRejected) {
 }
 
 TEST(EvaluationTest, BaselinesTrackAStepAndDefaultDoesNot) {
-    const auto path = write("step.toml", std::string(kNode) +
-                                             "[workload]\nrate_rps = 5\nduration_s = 60\ninput_len = \"500\"\n"
-                                             "output_len = \"200\"\n[budget]\nsteps = [[0, 700], [20, 300]]\n"
-                                             "[run]\npolicies = [\"default\", \"cap-only\", \"static-oracle\", "
-                                             "\"window-oracle\"]\n");
+    const auto path =
+        write("step.toml", std::string(kNode) +
+                               "[workload]\nrate_rps = 5\nduration_s = 60\ninput_len = \"500\"\n"
+                               "output_len = \"200\"\n[budget]\nsteps = [[0, 700], [20, 300]]\n"
+                               "[run]\npolicies = [\"default\", \"cap-only\", \"static-oracle\", "
+                               "\"window-oracle\"]\n");
     auto s = load_scenario(path, kShared);
     ASSERT_TRUE(s.is_ok()) << s.status().message();
     auto r = evaluate_scenario(s.value(), nullptr);

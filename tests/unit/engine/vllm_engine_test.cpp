@@ -1,9 +1,8 @@
 #include "pals/engine/vllm/vllm_engine.hpp"
 
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
@@ -85,7 +84,8 @@ std::string fresh_server_text() {
         << "vllm:num_preemptions_total{" << l << "} 0.0\n";
     auto histogram = [&](const std::string& name, const std::vector<double>& bounds, double value) {
         for (double b : bounds) {
-            out << name << "_bucket{" << l << ",le=\"" << b << "\"} " << (value <= b ? 1.0 : 0.0) << "\n";
+            out << name << "_bucket{" << l << ",le=\"" << b << "\"} " << (value <= b ? 1.0 : 0.0)
+                << "\n";
         }
         out << name << "_bucket{" << l << ",le=\"+Inf\"} 1.0\n"
             << name << "_count{" << l << "} 1.0\n"
@@ -151,7 +151,8 @@ TEST(VllmEngineTest, ScrapesTheServerAndStampsTheInjectedClock) {
     EXPECT_EQ(engine.engine_name(), "vllm-test");
     EXPECT_EQ(engine.gpus(), (std::vector<int>{2, 3}));
     EXPECT_EQ(engine.max_batch_cap(), 64);
-    EXPECT_EQ(engine.metrics_url(), "http://127.0.0.1:" + std::to_string(server.port()) + "/metrics");
+    EXPECT_EQ(engine.metrics_url(),
+              "http://127.0.0.1:" + std::to_string(server.port()) + "/metrics");
 
     auto snap = engine.snapshot();
     ASSERT_TRUE(snap.is_ok()) << snap.status().message();
@@ -261,7 +262,8 @@ TEST(VllmEngineTest, BatchCapFileIsEightLittleEndianBytesClamped) {
 }
 
 TEST(VllmEngineTest, BatchCapEncodingRoundTrips) {
-    EXPECT_EQ(encode_batch_cap(0x0102030405060708ULL), std::string("\x08\x07\x06\x05\x04\x03\x02\x01", 8));
+    EXPECT_EQ(encode_batch_cap(0x0102030405060708ULL),
+              std::string("\x08\x07\x06\x05\x04\x03\x02\x01", 8));
     EXPECT_EQ(*decode_batch_cap(encode_batch_cap(1024)), 1024U);
     EXPECT_FALSE(decode_batch_cap("1234567").is_ok());
 }

@@ -108,7 +108,8 @@ TEST(VllmMetricsTest, PrefersNewNamesWhenBothArePresent) {
     std::string text = golden("metrics_v0_11.txt");
     text +=
         "vllm:gpu_cache_usage_perc{engine=\"0\",model_name=\"M\"} 0.99\n"
-        "vllm:time_per_output_token_seconds_bucket{engine=\"1\",le=\"+Inf\",model_name=\"M\"} 5.0\n";
+        "vllm:time_per_output_token_seconds_bucket{engine=\"1\",le=\"+Inf\",model_name=\"M\"} "
+        "5.0\n";
     auto snap = snapshot_from_text(text, {}, Seconds{0.0});
     ASSERT_TRUE(snap.is_ok()) << snap.status().message();
     EXPECT_DOUBLE_EQ(snap->kv_cache_usage, 0.4237);
@@ -121,13 +122,15 @@ TEST(VllmMetricsTest, MissingRequiredMetricIsNamed) {
         std::string drop;      // lines starting with this are removed
         std::string expected;  // the error names this
     };
-    for (const Case& c : {Case{"vllm:num_requests_waiting{", "vllm:num_requests_waiting"},
-                          Case{"vllm:kv_cache_usage_perc{", "vllm:kv_cache_usage_perc (or vllm:gpu_cache_usage_perc)"},
-                          Case{"vllm:generation_tokens_total{", "vllm:generation_tokens_total"},
-                          Case{"vllm:num_preemptions_total{", "vllm:num_preemptions_total"},
-                          Case{"vllm:request_success_total{", "vllm:request_success_total"},
-                          Case{"vllm:e2e_request_latency_seconds_", "vllm:e2e_request_latency_seconds"},
-                          Case{"vllm:time_to_first_token_seconds_", "vllm:time_to_first_token_seconds"}}) {
+    for (const Case& c :
+         {Case{"vllm:num_requests_waiting{", "vllm:num_requests_waiting"},
+          Case{"vllm:kv_cache_usage_perc{",
+               "vllm:kv_cache_usage_perc (or vllm:gpu_cache_usage_perc)"},
+          Case{"vllm:generation_tokens_total{", "vllm:generation_tokens_total"},
+          Case{"vllm:num_preemptions_total{", "vllm:num_preemptions_total"},
+          Case{"vllm:request_success_total{", "vllm:request_success_total"},
+          Case{"vllm:e2e_request_latency_seconds_", "vllm:e2e_request_latency_seconds"},
+          Case{"vllm:time_to_first_token_seconds_", "vllm:time_to_first_token_seconds"}}) {
         std::string kept;
         std::size_t start = 0;
         while (start < text.size()) {
@@ -166,21 +169,23 @@ TEST(VllmMetricsTest, HistogramSortsBucketsAndRejectsMalformedOnes) {
         const char* text;
         const char* expected;
     };
-    for (const Case& c : {Case{"h_bucket{le=\"1\"} 1\nh_sum 1\n", "no le=\"+Inf\" bucket"},
-                          Case{"h_bucket{le=\"x\"} 1\nh_sum 1\n", "invalid le=\"x\""},
-                          Case{"h_bucket 1\nh_sum 1\n", "no le label"},
-                          Case{"h_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\n", "decrease"},
-                          Case{"h_bucket{le=\"+Inf\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\n", "duplicate bucket"},
-                          Case{"h_bucket{le=\"+Inf\"} 1\n", "no h_sum"},
-                          Case{"h_bucket{e=\"0\",le=\"+Inf\"} 1\nh_bucket{e=\"1\",le=\"1\"} 1\n"
-                               "h_bucket{e=\"1\",le=\"+Inf\"} 1\nh_sum 1\n",
-                               "bounds differ"}}) {
+    for (const Case& c :
+         {Case{"h_bucket{le=\"1\"} 1\nh_sum 1\n", "no le=\"+Inf\" bucket"},
+          Case{"h_bucket{le=\"x\"} 1\nh_sum 1\n", "invalid le=\"x\""},
+          Case{"h_bucket 1\nh_sum 1\n", "no le label"},
+          Case{"h_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\n", "decrease"},
+          Case{"h_bucket{le=\"+Inf\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\n", "duplicate bucket"},
+          Case{"h_bucket{le=\"+Inf\"} 1\n", "no h_sum"},
+          Case{"h_bucket{e=\"0\",le=\"+Inf\"} 1\nh_bucket{e=\"1\",le=\"1\"} 1\n"
+               "h_bucket{e=\"1\",le=\"+Inf\"} 1\nh_sum 1\n",
+               "bounds differ"}}) {
         auto p = parse_prometheus_text(c.text);
         ASSERT_TRUE(p.is_ok()) << c.text;
         auto bad = histogram_from_metrics(*p, "h", {});
         ASSERT_FALSE(bad.is_ok()) << c.text;
         EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-        EXPECT_NE(bad.status().message().find(c.expected), std::string::npos) << bad.status().message();
+        EXPECT_NE(bad.status().message().find(c.expected), std::string::npos)
+            << bad.status().message();
     }
 }
 

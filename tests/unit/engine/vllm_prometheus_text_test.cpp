@@ -1,10 +1,10 @@
-#include "pals/engine/vllm/prometheus_text.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 #include <string>
+
+#include "pals/engine/vllm/prometheus_text.hpp"
 
 namespace pals::engine::vllm {
 namespace {
@@ -40,7 +40,8 @@ TEST(PrometheusFloatTest, ParsesEverySpellingPrometheusClientWrites) {
     EXPECT_EQ(*parse_prometheus_float("-Inf"), -std::numeric_limits<double>::infinity());
     EXPECT_EQ(*parse_prometheus_float("1e999"), std::numeric_limits<double>::infinity());
     EXPECT_EQ(*parse_prometheus_float("1e-999"), 0.0);
-    for (const char* bad : {"", "+", "-", "abc", "1.0x", "--1", "+-1", "0x10", "1e", "Infinit", " 1"}) {
+    for (const char* bad :
+         {"", "+", "-", "abc", "1.0x", "--1", "+-1", "0x10", "1e", "Infinit", " 1"}) {
         EXPECT_FALSE(parse_prometheus_float(bad).is_ok()) << bad;
     }
 }
@@ -49,7 +50,8 @@ TEST(PrometheusTextTest, ParsesHelpTypeLabelsAndValues) {
     const auto m = parse_ok(
         "# HELP vllm:num_requests_running Number of requests\\nin the batch \\\\ now.\n"
         "# TYPE vllm:num_requests_running gauge\n"
-        "vllm:num_requests_running{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 7.0\n"
+        "vllm:num_requests_running{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} "
+        "7.0\n"
         "\n"
         "# a plain comment is ignored\n"
         "#\n"
@@ -76,7 +78,8 @@ TEST(PrometheusTextTest, ParsesHelpTypeLabelsAndValues) {
 
 TEST(PrometheusTextTest, UnescapesLabelValuesAndToleratesSpacingAndTrailingComma) {
     const auto m = parse_ok(
-        "m{a=\"x\\\\y\",b=\"say \\\"hi\\\"\",c=\"two\\nlines\",d=\"{},= #\",} -1.5e-3 1764300000123\r\n"
+        "m{a=\"x\\\\y\",b=\"say \\\"hi\\\"\",c=\"two\\nlines\",d=\"{},= #\",} -1.5e-3 "
+        "1764300000123\r\n"
         "m { a = \"1\" , b=\"\" }   +Inf   -5\n"
         "m{} NaN\n");
     ASSERT_EQ(m.samples.size(), 3U);

@@ -142,7 +142,8 @@ TEST(StreamChunkTest, RefusesDeepNesting) {
     ASSERT_FALSE(chunk.is_ok());
     EXPECT_NE(chunk.status().message().find("nested deeper than"), std::string::npos)
         << chunk.status().message().substr(0, 200);
-    const std::string shown = extract_error_message(R"({"object": "error", "message": )" + deep + "}");
+    const std::string shown =
+        extract_error_message(R"({"object": "error", "message": )" + deep + "}");
     EXPECT_LE(shown.size(), 303U);
 }
 

@@ -18,7 +18,9 @@ constexpr double kBillion = 1e9;
 /// Published counts are rounded and leave out norms and biases; 4 % covers both.
 constexpr double kParamTolerance = 0.04;
 
-std::filesystem::path models_dir() { return std::filesystem::path(PALS_SHARED_DIR) / "models"; }
+std::filesystem::path models_dir() {
+    return std::filesystem::path(PALS_SHARED_DIR) / "models";
+}
 
 /// Loads a shared model config; fails the test (and returns an empty spec) when it does not load.
 ModelSpec load_shared(const std::string& stem) {
@@ -207,8 +209,7 @@ TEST(ModelSpecTest, EverySharedModelMatchesPublishedParamCounts) {
             EXPECT_LT(spec->active_params(), spec->total_params());
         } else {
             // Dense: every weight but the input embedding is used for each token.
-            EXPECT_DOUBLE_EQ(spec->active_params(),
-                             spec->total_params() - spec->embedding_params);
+            EXPECT_DOUBLE_EQ(spec->active_params(), spec->total_params() - spec->embedding_params);
         }
         EXPECT_EQ(spec->dtype, WeightDtype::kBf16);
         EXPECT_DOUBLE_EQ(spec->weight_bytes_total(), 2.0 * spec->total_params());
@@ -266,7 +267,7 @@ TEST(ModelSpecTest, Qwen2MoeHasSharedExpert) {
     EXPECT_EQ(s.experts_per_token, 4);
     EXPECT_DOUBLE_EQ(s.shared_expert_params, 3.0 * 2048 * 5632);
     EXPECT_DOUBLE_EQ(s.router_params, 2048.0 * 60 + 2048.0);  // router plus shared_expert_gate
-    EXPECT_EQ(s.num_sliding_layers, 0);  // use_sliding_window is false
+    EXPECT_EQ(s.num_sliding_layers, 0);                       // use_sliding_window is false
 }
 
 TEST(ModelSpecTest, QwenMoeSparseStepAndMlpOnlyLayers) {
@@ -380,7 +381,7 @@ TEST(ModelSpecTest, Gemma2AlternatesLocalAndGlobalLayers) {
     EXPECT_EQ(s.num_sliding_layers, 21);
     EXPECT_EQ(s.head_dim, 256);  // not hidden / heads (224)
     EXPECT_TRUE(s.tie_word_embeddings);
-    EXPECT_EQ(s.dtype, WeightDtype::kBf16);  // float32 checkpoint, served in 16 bits
+    EXPECT_EQ(s.dtype, WeightDtype::kBf16);                 // float32 checkpoint, served in 16 bits
     EXPECT_DOUBLE_EQ(s.total_params(), s.active_params());  // tied: embedding counted once
     EXPECT_DOUBLE_EQ(s.kv_bytes_per_token(), 42.0 * 2 * 8 * 256 * 2);
 }
@@ -511,8 +512,9 @@ TEST(ModelSpecTest, CompressedTensorsSchemes) {
     expect_parse_error(config.dump(), "'quantization_config.config_groups' must be a non-empty");
     config["quantization_config"]["config_groups"] =
         Json::parse(R"({"group_0": {"weights": {"type": "int"}}})");
-    expect_parse_error(config.dump(),
-                       "missing field 'quantization_config.config_groups.group_0.weights.num_bits'");
+    expect_parse_error(
+        config.dump(),
+        "missing field 'quantization_config.config_groups.group_0.weights.num_bits'");
 }
 
 TEST(ModelSpecTest, GptqAndAwqAreWeightOnly) {
@@ -524,8 +526,8 @@ TEST(ModelSpecTest, GptqAndAwqAreWeightOnly) {
     EXPECT_EQ(s.dtype, WeightDtype::kBf16);
     EXPECT_DOUBLE_EQ(s.weight_bytes, (4.0 + 20.0 / 128.0) / 8.0);  // scale + packed zero per group
 
-    config["quantization_config"] = Json::parse(
-        R"({"quant_method": "gptq", "bits": 8, "group_size": -1})");
+    config["quantization_config"] =
+        Json::parse(R"({"quant_method": "gptq", "bits": 8, "group_size": -1})");
     EXPECT_DOUBLE_EQ(parse_ok(config).weight_bytes, 1.0);  // per channel
 
     config["quantization_config"] = Json::parse(
@@ -547,19 +549,19 @@ TEST(ModelSpecTest, ModelOptFp8AndRefusedNvfp4) {
     config["quantization_config"] = Json::parse(
         R"({"quant_method": "modelopt", "quant_algo": "FP8", "kv_cache_quant_algo": null})");
     EXPECT_EQ(parse_ok(config).dtype, WeightDtype::kFp8);
-    config["quantization_config"] = Json::parse(
-        R"({"quant_method": "modelopt", "quantization": {"quant_algo": "FP8"}})");
+    config["quantization_config"] =
+        Json::parse(R"({"quant_method": "modelopt", "quantization": {"quant_algo": "FP8"}})");
     EXPECT_EQ(parse_ok(config).dtype, WeightDtype::kFp8);
-    config["quantization_config"] = Json::parse(
-        R"({"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16})");
+    config["quantization_config"] =
+        Json::parse(R"({"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16})");
     expect_parse_error(config.dump(), "quant_algo 'NVFP4' is not supported");
     config["quantization_config"] = Json::parse(R"({"quant_method": "bitsandbytes"})");
     expect_parse_error(config.dump(), "quant_method 'bitsandbytes' is not supported");
 }
 
 TEST(ModelSpecTest, DtypeOverrideWins) {
-    Result<ModelSpec> fp8 = load_model_spec(
-        models_dir() / "meta-llama__Llama-3.1-8B-Instruct.json", WeightDtype::kFp8);
+    Result<ModelSpec> fp8 =
+        load_model_spec(models_dir() / "meta-llama__Llama-3.1-8B-Instruct.json", WeightDtype::kFp8);
     ASSERT_TRUE(fp8.is_ok()) << fp8.status().message();
     EXPECT_EQ(fp8->dtype, WeightDtype::kFp8);
     EXPECT_DOUBLE_EQ(fp8->weight_bytes, 1.0);
@@ -649,12 +651,13 @@ TEST(ModelSpecTest, WrongTypeIsNamed) {
 }
 
 TEST(ModelSpecTest, MalformedJsonReportsPosition) {
-    expect_parse_error(R"({"hidden_size": 4096,)", "model.json: malformed JSON: [json.exception.parse_error.101]");
+    expect_parse_error(R"({"hidden_size": 4096,)",
+                       "model.json: malformed JSON: [json.exception.parse_error.101]");
     expect_parse_error("", "model.json: malformed JSON");
     // ~200 KB of nesting: a bounded parse, not a stack overflow.
-    expect_parse_error(R"({"hidden_size": )" + std::string(100000, '[') +
-                           std::string(100000, ']') + "}",
-                       "model.json: JSON nested deeper than");
+    expect_parse_error(
+        R"({"hidden_size": )" + std::string(100000, '[') + std::string(100000, ']') + "}",
+        "model.json: JSON nested deeper than");
 }
 
 TEST(ModelSpecTest, UnknownArchitectureListsSupportedOnes) {
@@ -736,11 +739,16 @@ TEST(ModelSpecTest, FalconMultiQueryAndNewDecoder) {
 /// 3.8B, Phi-3.5-MoE 41.9B total / 6.6B active (model cards).
 TEST(ModelSpecTest, Phi3Phi4AndPhiMoe) {
     auto phi3 = [](int hidden, int inter, int layers, int heads, int kv, int vocab, bool tied) {
-        return Json{{"architectures", {"Phi3ForCausalLM"}}, {"model_type", "phi3"},
-                    {"hidden_size", hidden}, {"intermediate_size", inter},
-                    {"num_hidden_layers", layers}, {"num_attention_heads", heads},
-                    {"num_key_value_heads", kv}, {"vocab_size", vocab},
-                    {"sliding_window", 2047}, {"tie_word_embeddings", tied},
+        return Json{{"architectures", {"Phi3ForCausalLM"}},
+                    {"model_type", "phi3"},
+                    {"hidden_size", hidden},
+                    {"intermediate_size", inter},
+                    {"num_hidden_layers", layers},
+                    {"num_attention_heads", heads},
+                    {"num_key_value_heads", kv},
+                    {"vocab_size", vocab},
+                    {"sliding_window", 2047},
+                    {"tie_word_embeddings", tied},
                     {"torch_dtype", "bfloat16"}};
     };
     const ModelSpec mini = parse_ok(phi3(3072, 8192, 32, 32, 32, 32064, false));
@@ -805,8 +813,7 @@ TEST(ModelSpecTest, Gemma3EverySize) {
         "hidden_size": 3840, "intermediate_size": 15360, "num_hidden_layers": 48,
         "num_attention_heads": 16, "num_key_value_heads": 8, "sliding_window": 1024})")));
     expect_near_rel(g12.total_params(), 11.8e9, 0.01, "gemma-3-12b text");
-    expect_near_rel(parse_ok(gemma3_27b_config()).total_params(), 27.0e9, 0.01,
-                    "gemma-3-27b text");
+    expect_near_rel(parse_ok(gemma3_27b_config()).total_params(), 27.0e9, 0.01, "gemma-3-27b text");
 
     // An empty text_config is Gemma3TextConfig's own default model.
     const ModelSpec defaults = parse_ok(nested(Json::object()));

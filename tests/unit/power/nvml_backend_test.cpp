@@ -1,10 +1,8 @@
 // NvmlBackend through the real dlopen path, against the fake libnvidia-ml.so.1 that the project
-// builds (src/power/fake_nvml/). Each test gets its own fake state file and configuration.
+// builds (src/fake_nvml/). Each test gets its own fake state file and configuration.
 #include "pals/power/nvml_backend.hpp"
 
 #include <gtest/gtest.h>
-
-#include <string>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "power_test_helpers.hpp"
@@ -178,8 +177,7 @@ TEST_F(NvmlBackendTest, ConfigNumbersMustBeInRange) {
 
 /// A deeply nested config is refused by the bounded parse instead of overflowing the stack.
 TEST_F(NvmlBackendTest, DeeplyNestedConfigIsRefused) {
-    m_env.write_config(R"({"load": )" + std::string(100000, '[') + std::string(100000, ']') +
-                       "}");
+    m_env.write_config(R"({"load": )" + std::string(100000, '[') + std::string(100000, ']') + "}");
     EXPECT_STATUS(NvmlBackend::open({fake_nvml_path(), nullptr}), StatusCode::kInternal,
                   "nested deeper than");
 }

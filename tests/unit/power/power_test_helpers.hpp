@@ -42,7 +42,7 @@ Status status_of(const Result<T>& r) {
     return r.status();
 }
 
-/// The fake libnvidia-ml.so.1 built by src/power/fake_nvml/.
+/// The fake libnvidia-ml.so.1 built by src/fake_nvml/.
 inline std::string fake_nvml_path() {
     return std::string(PALS_BINARY_DIR) + "/fake_nvml/libnvidia-ml.so.1";
 }

@@ -10,8 +10,8 @@
 #include "mocks/mock_gpu_backend.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/power/nvml_backend.hpp"
-#include "pals/power/simulated_gpu_backend.hpp"
 #include "pals/sim/gpu_spec.hpp"
+#include "pals/sim/simulated_gpu_backend.hpp"
 #include "power_test_helpers.hpp"
 
 namespace pals::power {
@@ -32,7 +32,7 @@ protected:
     }
 
     FakeNvmlEnv m_env;  // a private temp folder (the fake NVML parts are unused by most tests)
-    SimulatedGpuBackend m_backend;
+    sim::SimulatedGpuBackend m_backend;
 };
 
 TEST_F(SavedControlsTest, RestoresTheSavedValueNotTheDefault) {
@@ -107,8 +107,8 @@ TEST_F(SavedControlsTest, CorruptFileIsInvalidArgument) {
 /// The saved-controls file is parsed with the bounded parse: deep nesting is an error.
 TEST_F(SavedControlsTest, DeeplyNestedFileIsInvalidArgument) {
     std::filesystem::create_directories(state_file().parent_path());
-    std::ofstream(state_file()) << R"({"schema_version": 1, "gpus": )"
-                                << std::string(100000, '[') << std::string(100000, ']') << "}";
+    std::ofstream(state_file()) << R"({"schema_version": 1, "gpus": )" << std::string(100000, '[')
+                                << std::string(100000, ']') << "}";
     EXPECT_STATUS(SavedControls::load(state_file()), StatusCode::kInvalidArgument,
                   "nested deeper than");
 }
@@ -208,8 +208,10 @@ TEST_F(SavedControlsTest, RestoreLowersBeforeItRaises) {
         {"index": 0, "uuid": "GPU-A", "power_limit_w": 700.0},
         {"index": 1, "uuid": "GPU-B", "power_limit_w": 300.0}]})";
     EXPECT_CALL(mock, device_count()).WillRepeatedly(Return(Result<int>(2)));
-    EXPECT_CALL(mock, device_info(0)).WillRepeatedly(Return(Result<GpuInfo>(GpuInfo{0, "x", "GPU-A"})));
-    EXPECT_CALL(mock, device_info(1)).WillRepeatedly(Return(Result<GpuInfo>(GpuInfo{1, "x", "GPU-B"})));
+    EXPECT_CALL(mock, device_info(0))
+        .WillRepeatedly(Return(Result<GpuInfo>(GpuInfo{0, "x", "GPU-A"})));
+    EXPECT_CALL(mock, device_info(1))
+        .WillRepeatedly(Return(Result<GpuInfo>(GpuInfo{1, "x", "GPU-B"})));
     EXPECT_CALL(mock, power_limit_w(0))
         .WillOnce(Return(Result<double>(300.0)))
         .WillOnce(Return(Result<double>(700.0)));

@@ -2,11 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <string>
-
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 
 #include "pals/profile/model_fit.hpp"
 #include "profile_test_helpers.hpp"

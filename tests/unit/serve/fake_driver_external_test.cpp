@@ -5,8 +5,8 @@
 #include <chrono>
 #include <thread>
 
+#include "fake_nvml/fake_driver.hpp"
 #include "pals/power/gpu_backend.hpp"
-#include "power/fake_nvml/fake_driver.hpp"
 #include "serve_test_helpers.hpp"
 
 namespace pals::power::fake_nvml {

@@ -63,7 +63,8 @@ TEST_F(SimServerHardeningTest, ChunkedBodyOverTheLimitIsRefusedWhileItStreams) {
     start();
     RawConnection c(m_server->port());
     ASSERT_GE(c.fd(), 0);
-    ASSERT_TRUE(c.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    ASSERT_TRUE(
+        c.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
     // 64 KiB is the limit; up to 1 MiB is sent (or until the server hangs up), never the end.
     const std::string piece = chunk(std::string(16 * 1024, 'a'));
     for (int i = 0; i < 64 && c.send(piece); ++i) {
@@ -78,12 +79,14 @@ TEST_F(SimServerHardeningTest, ChunkedBodyOverTheLimitIsRefusedWhileItStreams) {
 TEST_F(SimServerHardeningTest, HostileJsonIs400) {
     start([](SimServerOptions& o) { o.max_body_bytes = 1024 * 1024; });
     auto c = client();
-    const std::string deep = R"({"prompt": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
+    const std::string deep =
+        R"({"prompt": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
     auto res = c.Post("/v1/completions", deep, "application/json");
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 400);
     EXPECT_NE(res->body.find("nested deeper"), std::string::npos) << res->body;
-    auto big = c.Post("/v1/completions", R"({"prompt": "hi", "max_tokens": 1e400})", "application/json");
+    auto big =
+        c.Post("/v1/completions", R"({"prompt": "hi", "max_tokens": 1e400})", "application/json");
     ASSERT_TRUE(big);
     EXPECT_EQ(big->status, 400);
     EXPECT_NE(big->body.find("out_of_range"), std::string::npos) << big->body;
@@ -100,7 +103,8 @@ TEST_F(SimServerHardeningTest, SlowHeadersDoNotStarveHealth) {
     const auto t0 = std::chrono::steady_clock::now();
     auto c = client();
     auto health = c.Get("/health");
-    const double waited_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double waited_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     slow.stop();
     ASSERT_TRUE(health);
     EXPECT_EQ(health->status, 200);
@@ -118,7 +122,8 @@ TEST_F(SimServerHardeningTest, HeldRequestsStayBoundedAfterManyRequests) {
         threads.emplace_back([&] {
             auto c = client();
             for (int i = 0; i < kPerThread; ++i) {
-                auto res = c.Post("/v1/completions", R"({"prompt": "hi", "max_tokens": 1})", "application/json");
+                auto res = c.Post("/v1/completions", R"({"prompt": "hi", "max_tokens": 1})",
+                                  "application/json");
                 if (res && res->status == 200) {
                     ++ok;
                 }

@@ -22,10 +22,10 @@
 #include <thread>
 #include <vector>
 
+#include "fake_nvml/fake_driver.hpp"
 #include "pals/engine/vllm/prometheus_text.hpp"
 #include "pals/engine/vllm/vllm_engine.hpp"
 #include "pals/engine/vllm/vllm_metrics.hpp"
-#include "power/fake_nvml/fake_driver.hpp"
 #include "serve/openai_protocol.hpp"
 #include "serve_test_helpers.hpp"
 

@@ -50,13 +50,15 @@ TEST(CapRangeTest, ALargeClockIndependentPowerMakesTheLimitUnreachable) {
 
 TEST(FidelityTest, BadCsvNamesFileAndLine) {
     const std::string path = ::testing::TempDir() + "/bad_runs.csv";
-    std::ofstream(path) << "model,gpu,num_gpus,ep,max_num_seqs,avg_batch,avg_power_w,j_per_tok,tok_s,median_itl_ms,"
-                           "avg_out_len\n"
-                           "m/x,H100,1,1,8,7.9,400,0.5,600,12.0,900\n"
-                           "m/x,H100,1,1,8,7.9,abc,0.5,600,12.0,900\n";
+    std::ofstream(path)
+        << "model,gpu,num_gpus,ep,max_num_seqs,avg_batch,avg_power_w,j_per_tok,tok_s,median_itl_ms,"
+           "avg_out_len\n"
+           "m/x,H100,1,1,8,7.9,400,0.5,600,12.0,900\n"
+           "m/x,H100,1,1,8,7.9,abc,0.5,600,12.0,900\n";
     auto runs = load_measured_runs(path);
     ASSERT_FALSE(runs.is_ok());
-    EXPECT_NE(runs.status().message().find("bad_runs.csv:3"), std::string::npos) << runs.status().message();
+    EXPECT_NE(runs.status().message().find("bad_runs.csv:3"), std::string::npos)
+        << runs.status().message();
     EXPECT_NE(runs.status().message().find("avg_power_w"), std::string::npos);
 
     std::ofstream(path) << "model,gpu\nm/x,H100\n";

@@ -44,9 +44,10 @@ TEST(StepCostModelTest, MoeWeightBytesGrowWithBatchDenseStayFlat) {
     auto moe = StepCostModel::create(testing::mixtral(), testing::h100(), {2, 1, 0.0});
     auto dense = StepCostModel::create(testing::llama8b(), testing::h100(), {1, 1, 0.0});
     ASSERT_TRUE(moe.is_ok() && dense.is_ok());
-    const double moe_growth = weight_bytes(moe->step_work(decode(16, 500))) / weight_bytes(moe->step_work(decode(1, 500)));
-    const double dense_growth =
-        weight_bytes(dense->step_work(decode(16, 500))) / weight_bytes(dense->step_work(decode(1, 500)));
+    const double moe_growth = weight_bytes(moe->step_work(decode(16, 500))) /
+                              weight_bytes(moe->step_work(decode(1, 500)));
+    const double dense_growth = weight_bytes(dense->step_work(decode(16, 500))) /
+                                weight_bytes(dense->step_work(decode(1, 500)));
     EXPECT_GT(moe_growth, 2.5);  // 2 -> ~8 experts of the 8
     EXPECT_DOUBLE_EQ(dense_growth, 1.0);
 }
@@ -57,7 +58,8 @@ TEST(StepCostModelTest, TensorParallelSplitsWeights) {
     ASSERT_TRUE(tp1.is_ok() && tp2.is_ok());
     EXPECT_NEAR(tp2->weight_bytes_per_gpu(), tp1->weight_bytes_per_gpu() / 2.0, 1e6);
     EXPECT_NEAR(tp2->kv_bytes_per_token_per_gpu(), tp1->kv_bytes_per_token_per_gpu() / 2.0, 1e-6);
-    EXPECT_GT(tp2->step_work(decode(8, 500)).wait_s, tp1->step_work(decode(8, 500)).wait_s);  // all-reduce
+    EXPECT_GT(tp2->step_work(decode(8, 500)).wait_s,
+              tp1->step_work(decode(8, 500)).wait_s);  // all-reduce
 }
 
 TEST(StepCostModelTest, ExpertParallelBusiestRankExceedsTheMean) {
@@ -93,7 +95,8 @@ TEST(StepCostModelTest, AllReduceLatencyGrowsWithRanks) {
     auto tp2 = StepCostModel::create(dense, h100, {2, 1, 0.0});
     auto tp8 = StepCostModel::create(dense, h100, {8, 1, 0.0});
     ASSERT_TRUE(tp2.is_ok() && tp8.is_ok());
-    const double extra = tp8->step_work(decode(1, 128)).wait_s - tp2->step_work(decode(1, 128)).wait_s;
+    const double extra =
+        tp8->step_work(decode(1, 128)).wait_s - tp2->step_work(decode(1, 128)).wait_s;
     const double per_layer = 2.0 * (allreduce_latency_s(h100, 8) - allreduce_latency_s(h100, 2));
     EXPECT_GT(extra, 0.9 * dense.num_layers * per_layer);
 }
@@ -102,7 +105,8 @@ TEST(StepCostModelTest, RejectsBadLayouts) {
     EXPECT_FALSE(StepCostModel::create(testing::mixtral(), testing::h100(), {0, 1, 0.0}).is_ok());
     EXPECT_FALSE(StepCostModel::create(testing::mixtral(), testing::h100(), {4, 2, 0.0}).is_ok());
     EXPECT_FALSE(StepCostModel::create(testing::llama8b(), testing::h100(), {2, 2, 0.0}).is_ok());
-    EXPECT_FALSE(StepCostModel::create(testing::mixtral(), testing::h100(), {3, 3, 0.0}).is_ok());  // 8 % 3
+    EXPECT_FALSE(
+        StepCostModel::create(testing::mixtral(), testing::h100(), {3, 3, 0.0}).is_ok());  // 8 % 3
     EXPECT_FALSE(StepCostModel::create(testing::mixtral(), testing::h100(), {2, 1, -1.0}).is_ok());
 }
 

@@ -57,17 +57,20 @@ TEST(DecodeFigureTest, LockedClockDecodeSavingMatchesThePublishedFigure) {
     ASSERT_FALSE(rows->empty());
     for (const DecodeFigureRow& r : rows.value()) {
         EXPECT_NEAR(r.energy_saving_pct, r.published.energy_saving_pct, 5.0) << r.published.source;
-        EXPECT_LE(r.latency_increase_pct, r.published.max_latency_increase_pct) << r.published.source;
+        EXPECT_LE(r.latency_increase_pct, r.published.max_latency_increase_pct)
+            << r.published.source;
         EXPECT_LT(r.clock_mhz, 1980.0);
     }
 }
 
 TEST(ClockSweepTest, BadCsvNamesFileLineAndColumn) {
     const std::string path = ::testing::TempDir() + "/bad_sweep.csv";
-    std::ofstream(path) << "stage,instruction,frequency,time,energy\n0,forward,1410,0.05,24\n0,forward,1395,x,24\n";
+    std::ofstream(path)
+        << "stage,instruction,frequency,time,energy\n0,forward,1410,0.05,24\n0,forward,1395,x,24\n";
     auto bad = load_clock_sweeps(path);
     ASSERT_FALSE(bad.is_ok());
-    EXPECT_NE(bad.status().message().find("bad_sweep.csv:3"), std::string::npos) << bad.status().message();
+    EXPECT_NE(bad.status().message().find("bad_sweep.csv:3"), std::string::npos)
+        << bad.status().message();
     EXPECT_NE(bad.status().message().find("'time'"), std::string::npos);
 
     std::ofstream(path) << "stage,frequency,time,energy\n0,1410,0.05,24\n";

@@ -123,7 +123,8 @@ TEST(GpuPhysicsTest, ClocksAreTheSupportedSteps) {
     const double steps = (1980.0 - capped.sm_clock_mhz) / 15.0;
     EXPECT_NEAR(steps, std::round(steps), 1e-9) << capped.sm_clock_mhz;
     // One supported step higher would not fit the cap.
-    EXPECT_GT(gpu.evaluate(compute_bound_step(), (capped.sm_clock_mhz + 15.0) / 1980.0).power_w, 300.0);
+    EXPECT_GT(gpu.evaluate(compute_bound_step(), (capped.sm_clock_mhz + 15.0) / 1980.0).power_w,
+              300.0);
 }
 
 TEST(GpuPhysicsTest, LimitsSayWhatHeldTheClock) {
@@ -147,7 +148,8 @@ TEST(GpuPhysicsTest, CapIsClampedToTheRange) {
 }
 
 TEST(GpuSpecTest, KnowsTheDocumentedGpus) {
-    for (const char* name : {"H100-SXM", "h100", "H800", "H200", "A100-40GB", "A100-80GB", "a100", "B200"}) {
+    for (const char* name :
+         {"H100-SXM", "h100", "H800", "H200", "A100-40GB", "A100-80GB", "a100", "B200"}) {
         EXPECT_TRUE(find_gpu_spec(name).is_ok()) << name;
     }
     auto bad = find_gpu_spec("V100");

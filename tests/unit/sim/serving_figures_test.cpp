@@ -13,8 +13,8 @@ const std::string kShared = PALS_SHARED_DIR;
 // 15 % on TPOT; every figure within 35 % on ITL and 15 % on throughput where published. The
 // long-prompt TP2 figure at concurrency 25 is the worst (ITL -32 %): see the docs.
 TEST(ServingFigureTest, HeldOutFiguresStayWithinTheirBounds) {
-    auto rows = replay_serving_figures(published_serving_figures(), find_gpu_spec("H100-SXM").value(),
-                                       kShared + "/models");
+    auto rows = replay_serving_figures(published_serving_figures(),
+                                       find_gpu_spec("H100-SXM").value(), kShared + "/models");
     ASSERT_TRUE(rows.is_ok()) << rows.status().message();
     ASSERT_EQ(rows->size(), published_serving_figures().size());
     for (const ServingFigureRow& r : rows.value()) {
@@ -57,10 +57,13 @@ TEST(ServingFigureTest, UnknownModelFileIsNamed) {
     f.input_len = 8;
     f.output_len = 8;
     f.itl_ms = 1.0;
-    auto rows = replay_serving_figures({&f, 1}, find_gpu_spec("H100-SXM").value(), kShared + "/models");
+    auto rows =
+        replay_serving_figures({&f, 1}, find_gpu_spec("H100-SXM").value(), kShared + "/models");
     ASSERT_FALSE(rows.is_ok());
-    EXPECT_NE(rows.status().message().find("test figure"), std::string::npos) << rows.status().message();
-    EXPECT_NE(rows.status().message().find("no__such.json"), std::string::npos) << rows.status().message();
+    EXPECT_NE(rows.status().message().find("test figure"), std::string::npos)
+        << rows.status().message();
+    EXPECT_NE(rows.status().message().find("no__such.json"), std::string::npos)
+        << rows.status().message();
 }
 
 }  // namespace

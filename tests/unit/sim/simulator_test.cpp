@@ -39,7 +39,8 @@ TEST(SimulatorTest, CompletesEveryRequestAndConservesTokens) {
 
 TEST(SimulatorTest, MoeItlGrowsFasterWithBatchThanDense) {
     auto itl = [](model::ModelSpec m, int tp, int batch) {
-        return run(node_of(std::move(m), tp, batch), testing::closed_loop(batch * 4, 64, 200)).itl_s.p50;
+        return run(node_of(std::move(m), tp, batch), testing::closed_loop(batch * 4, 64, 200))
+            .itl_s.p50;
     };
     const double moe_growth = itl(testing::mixtral(), 2, 16) / itl(testing::mixtral(), 2, 1);
     const double dense_growth = itl(testing::llama8b(), 1, 16) / itl(testing::llama8b(), 1, 1);
@@ -80,7 +81,9 @@ TEST(SimulatorTest, PreemptsWhenTheKvCacheIsFullAndStillFinishes) {
 }
 
 TEST(SimulatorTest, LoweringTheBatchCapDrainsWithoutEvicting) {
-    Simulator sim = Simulator::create(node_of(testing::llama8b(), 1, 32), testing::closed_loop(200, 100, 300)).value();
+    Simulator sim =
+        Simulator::create(node_of(testing::llama8b(), 1, 32), testing::closed_loop(200, 100, 300))
+            .value();
     sim.run_until(0.5);
     ASSERT_EQ(sim.observe(0).running, 32);
     sim.set_batch_cap(0, 8);
@@ -108,11 +111,14 @@ TEST(SimulatorTest, SteppedRunMatchesOneShotRun) {
     const SimulationReport two = stepped.report();
     EXPECT_DOUBLE_EQ(one.output_tokens, two.output_tokens);
     EXPECT_DOUBLE_EQ(one.ttft_s.p99, two.ttft_s.p99);
-    EXPECT_NEAR(one.energy_j, two.energy_j, 1e-6 * one.energy_j + (two.duration_s - one.duration_s) * 1e4);
+    EXPECT_NEAR(one.energy_j, two.energy_j,
+                1e-6 * one.energy_j + (two.duration_s - one.duration_s) * 1e4);
 }
 
 TEST(SimulatorTest, ObservationCountsEnergyAndTokens) {
-    Simulator sim = Simulator::create(node_of(testing::llama8b(), 1, 8), testing::closed_loop(8, 100, 100)).value();
+    Simulator sim =
+        Simulator::create(node_of(testing::llama8b(), 1, 8), testing::closed_loop(8, 100, 100))
+            .value();
     sim.run_until(0.5);
     const ReplicaObservation a = sim.observe(0);
     sim.run_until(0.7);
@@ -133,7 +139,8 @@ TEST(SimulatorTest, ReplicasShareTheLoad) {
 }
 
 TEST(SimulatorTest, RejectsAModelThatDoesNotFit) {
-    auto sim = Simulator::create(node_of(testing::shared_model("meta-llama__Llama-3.1-70B-Instruct.json"), 1, 8), {});
+    auto sim = Simulator::create(
+        node_of(testing::shared_model("meta-llama__Llama-3.1-70B-Instruct.json"), 1, 8), {});
     ASSERT_FALSE(sim.is_ok());
     EXPECT_NE(sim.status().message().find("does not fit"), std::string::npos);
 }
@@ -149,7 +156,8 @@ TEST(SimulatorTest, RejectsRequestsLongerThanTheModel) {
 TEST(SimulatorTest, RejectsARequestWhoseLengthOverflowsInt) {
     // input + output > INT_MAX used to wrap negative: admitted, never finished, never rejected.
     NodeConfig node = node_of(testing::llama8b(), 1, 8);
-    const SimulationReport r = run(node, {{0, 0.0, std::numeric_limits<int>::max(), 128}, {1, 0.0, 100, 10}});
+    const SimulationReport r =
+        run(node, {{0, 0.0, std::numeric_limits<int>::max(), 128}, {1, 0.0, 100, 10}});
     EXPECT_EQ(r.requests_rejected, 1U);
     EXPECT_EQ(r.requests_completed, 1U);
 }
@@ -170,7 +178,9 @@ TEST(SimulatorTest, RejectsNanSettings) {
     EXPECT_FALSE(Simulator::create(node, {}).is_ok());
     node = node_of(testing::llama8b(), 1, 8);
     EXPECT_FALSE(Simulator::create(node, {}, SloTargets{nan, 0.1}).is_ok());
-    EXPECT_FALSE(Simulator::create(node, {}, SloTargets{1.0, std::numeric_limits<double>::infinity()}).is_ok());
+    EXPECT_FALSE(
+        Simulator::create(node, {}, SloTargets{1.0, std::numeric_limits<double>::infinity()})
+            .is_ok());
     EXPECT_TRUE(Simulator::create(node, {}).is_ok());
 }
 
@@ -181,7 +191,8 @@ TEST(SimulatorTest, RejectsBadEngineSettings) {
     node.engine.gpu_memory_utilization = 1.5;
     EXPECT_FALSE(Simulator::create(node, {}).is_ok());
     node.engine.gpu_memory_utilization = 0.9;
-    EXPECT_FALSE(Simulator::create(node, {{0, 2.0, 10, 10}, {1, 1.0, 10, 10}}).is_ok());  // unsorted
+    EXPECT_FALSE(
+        Simulator::create(node, {{0, 2.0, 10, 10}, {1, 1.0, 10, 10}}).is_ok());  // unsorted
 }
 
 TEST(LatencyHistogramTest, QuantilesWithinBucketResolution) {

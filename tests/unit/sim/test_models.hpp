@@ -17,12 +17,22 @@ inline model::ModelSpec shared_model(const std::string& file) {
     return spec.value();
 }
 
-inline model::ModelSpec mixtral() { return shared_model("mistralai__Mixtral-8x7B-Instruct-v0.1.json"); }
-inline model::ModelSpec llama8b() { return shared_model("meta-llama__Llama-3.1-8B-Instruct.json"); }
-inline model::ModelSpec qwen3_moe() { return shared_model("Qwen__Qwen3-30B-A3B-Instruct-2507.json"); }
-inline model::ModelSpec qwen3_dense() { return shared_model("Qwen__Qwen3-32B.json"); }
+inline model::ModelSpec mixtral() {
+    return shared_model("mistralai__Mixtral-8x7B-Instruct-v0.1.json");
+}
+inline model::ModelSpec llama8b() {
+    return shared_model("meta-llama__Llama-3.1-8B-Instruct.json");
+}
+inline model::ModelSpec qwen3_moe() {
+    return shared_model("Qwen__Qwen3-30B-A3B-Instruct-2507.json");
+}
+inline model::ModelSpec qwen3_dense() {
+    return shared_model("Qwen__Qwen3-32B.json");
+}
 
-inline GpuSpec h100() { return find_gpu_spec("H100-SXM").value(); }
+inline GpuSpec h100() {
+    return find_gpu_spec("H100-SXM").value();
+}
 
 /// `n` requests at t = 0 with fixed lengths.
 inline std::vector<workload::Request> closed_loop(int n, int input, int output) {

@@ -226,8 +226,8 @@ TEST(WorkloadTest, AzureRefusesTimestampsOutsideTheInt64NanosecondRange) {
         ASSERT_FALSE(rs.is_ok());
         EXPECT_EQ(rs.status().code(), StatusCode::kInvalidArgument);
         const std::string line = name == "before_1970.csv" ? ":2:1:" : ":3:1:";
-        expect_error(rs, {path + line, "outside the accepted range",
-                          "2262-04-11 23:47:16.854775807"});
+        expect_error(rs,
+                     {path + line, "outside the accepted range", "2262-04-11 23:47:16.854775807"});
     }
     // The last representable instant is accepted, and its arrival is exact.
     const auto edge = write_temp("edge.csv", kHeader + std::string("2262-04-11 23:47:16,1,1\n") +
@@ -236,18 +236,18 @@ TEST(WorkloadTest, AzureRefusesTimestampsOutsideTheInt64NanosecondRange) {
     ASSERT_TRUE(rs.is_ok()) << rs.status().message();
     EXPECT_NEAR((*rs)[1].arrival_s, 0.854775807, 1e-9);
     // A decreasing row (here one year earlier) is refused, not given a negative arrival.
-    const auto back = write_temp("back_year.csv", kHeader +
-                                                      std::string("2024-11-16 18:15:46,1,1\n") +
-                                                      "2023-11-16 18:15:50.995169,0,3\n");
+    const auto back =
+        write_temp("back_year.csv", kHeader + std::string("2024-11-16 18:15:46,1,1\n") +
+                                        "2023-11-16 18:15:50.995169,0,3\n");
     expect_error(load_azure_trace(back), {back + ":3:1:", "earlier than the previous"});
 }
 
 /// The fuzzer's and the probe's inputs, when the shared folder holds them.
 TEST(WorkloadTest, AzureReproducersFailCleanly) {
     const std::string repro = std::string(PALS_SHARED_DIR) + "/repro/";
-    for (const char* name : {"csv_timestamp_int64_overflow.csv",
-                             "csv_timestamp_difference_overflow.csv",
-                             "csv_negative_arrival_fuzz.csv"}) {
+    for (const char* name :
+         {"csv_timestamp_int64_overflow.csv", "csv_timestamp_difference_overflow.csv",
+          "csv_negative_arrival_fuzz.csv"}) {
         SCOPED_TRACE(name);
         if (!std::filesystem::exists(repro + name)) {
             continue;
@@ -261,20 +261,23 @@ TEST(WorkloadTest, AzureReproducersFailCleanly) {
 /// ~200 KB of nested arrays overflowed the stack (dump() recursion); now a bounded parse.
 TEST(WorkloadTest, JsonlRefusesDeepNesting) {
     const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-    const auto path = write_temp(
-        "deep.jsonl", R"({"timestamp": 0, "input_length": 1, "output_length": 1})"
-                      "\n"
-                      R"({"timestamp": )" + deep + R"(, "input_length": 1, "output_length": 1})");
+    const auto path =
+        write_temp("deep.jsonl", R"({"timestamp": 0, "input_length": 1, "output_length": 1})"
+                                 "\n"
+                                 R"({"timestamp": )" +
+                                     deep + R"(, "input_length": 1, "output_length": 1})");
     expect_error(load_jsonl_trace(path), {path + ":2:", "nested deeper than"});
 }
 
 /// +-1e308 ms gave an infinite arrival (the request was never served, exit 0).
 TEST(WorkloadTest, JsonlRefusesTimestampsOutOfRange) {
     const std::vector<std::pair<std::string, std::string>> cases = {
-        {"inf.jsonl", "{\"timestamp\": -1e308, \"input_length\": 10, \"output_length\": 5}\n"
-                      "{\"timestamp\": 1e308, \"input_length\": 10, \"output_length\": 5}\n"},
-        {"big.jsonl", "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 5}\n"
-                      "{\"timestamp\": 2e15, \"input_length\": 10, \"output_length\": 5}\n"},
+        {"inf.jsonl",
+         "{\"timestamp\": -1e308, \"input_length\": 10, \"output_length\": 5}\n"
+         "{\"timestamp\": 1e308, \"input_length\": 10, \"output_length\": 5}\n"},
+        {"big.jsonl",
+         "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 5}\n"
+         "{\"timestamp\": 2e15, \"input_length\": 10, \"output_length\": 5}\n"},
         {"e400.jsonl", "{\"timestamp\": 1e400, \"input_length\": 10, \"output_length\": 5}\n"},
     };
     for (const auto& [name, content] : cases) {
@@ -289,9 +292,10 @@ TEST(WorkloadTest, JsonlRefusesTimestampsOutOfRange) {
         }
     }
     // Within the range, arrivals stay finite.
-    const auto ok = write_temp(
-        "wide.jsonl", "{\"timestamp\": -1e15, \"input_length\": 1, \"output_length\": 1}\n"
-                      "{\"timestamp\": 1e15, \"input_length\": 1, \"output_length\": 1}\n");
+    const auto ok =
+        write_temp("wide.jsonl",
+                   "{\"timestamp\": -1e15, \"input_length\": 1, \"output_length\": 1}\n"
+                   "{\"timestamp\": 1e15, \"input_length\": 1, \"output_length\": 1}\n");
     auto rs = load_jsonl_trace(ok);
     ASSERT_TRUE(rs.is_ok()) << rs.status().message();
     EXPECT_TRUE(std::isfinite((*rs)[1].arrival_s));

@@ -19,13 +19,13 @@ namespace pals::engine::vllm {
 
 /// How to reach and drive one vLLM server (one DP engine or all of them, see `filter`).
 struct VllmEngineConfig {
-    std::string name = "vllm";     ///< engine_name()
+    std::string name = "vllm";  ///< engine_name()
     std::string host = "127.0.0.1";
     int port = 8000;
-    Seconds timeout{2.0};           ///< connect and read timeout of one scrape
-    VllmSeriesFilter filter;        ///< which model / DP engine's series to read (empty: all, summed)
-    int max_num_seqs = 256;         ///< the server's launch --max-num-seqs (>= 1)
-    std::vector<int> gpus;          ///< indices in the node's GpuBackend
+    Seconds timeout{2.0};     ///< connect and read timeout of one scrape
+    VllmSeriesFilter filter;  ///< which model / DP engine's series to read (empty: all, summed)
+    int max_num_seqs = 256;   ///< the server's launch --max-num-seqs (>= 1)
+    std::vector<int> gpus;    ///< indices in the node's GpuBackend
     std::filesystem::path batch_cap_path = "/run/pals/batch_cap";  ///< $PALS_BATCH_CAP_FILE
 };
 

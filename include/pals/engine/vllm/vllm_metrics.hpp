@@ -54,7 +54,8 @@ struct VllmSeriesFilter {
 
 /// parse_prometheus_text() then snapshot_from_metrics().
 [[nodiscard]] Result<EngineSnapshot> snapshot_from_text(std::string_view text,
-                                                        const VllmSeriesFilter& filter, Seconds time);
+                                                        const VllmSeriesFilter& filter,
+                                                        Seconds time);
 
 /// The histogram `family` (from its `_bucket`, `_sum` and `_count` series) summed over the label
 /// sets that pass `filter`: buckets sorted by `le`, +Inf last. kNotFound if it has no buckets;

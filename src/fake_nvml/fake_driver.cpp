@@ -1,4 +1,4 @@
-#include "power/fake_nvml/fake_driver.hpp"
+#include "fake_nvml/fake_driver.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -19,8 +19,8 @@
 #include "pals/common/file_util.hpp"
 #include "pals/common/json.hpp"
 #include "pals/power/gpu_backend.hpp"
-#include "pals/power/simulated_gpu_backend.hpp"
 #include "pals/sim/gpu_spec.hpp"
+#include "pals/sim/simulated_gpu_backend.hpp"
 #include "power/nvml/nvml_error.hpp"
 
 namespace pals::power::fake_nvml {
@@ -475,9 +475,10 @@ nvml::ReturnCode FakeDriver::init() {
         return nvml::kErrorUnknown;
     }
     const char* state_path = std::getenv("PALS_FAKE_NVML_STATE");
-    return init(std::move(*cfg), state_path != nullptr && *state_path != '\0'
-                                     ? std::string(state_path)
-                                     : "/tmp/pals-fake-nvml-" + std::to_string(::getuid()) + ".json");
+    return init(std::move(*cfg),
+                state_path != nullptr && *state_path != '\0'
+                    ? std::string(state_path)
+                    : "/tmp/pals-fake-nvml-" + std::to_string(::getuid()) + ".json");
 }
 
 nvml::ReturnCode FakeDriver::init(FakeConfig config, std::string state_path) {
@@ -682,7 +683,7 @@ Operating FakeDriver::operating(const DeviceState& state) const {
     const sim::StepOutcome out = m_physics->run_step(m_config.load.work, cap, locked);
     op.power_w = out.power_w;
     op.sm_clock_mhz = out.sm_clock_mhz;
-    op.reasons |= throttle_reasons_of(out.limits);
+    op.reasons |= sim::throttle_reasons_of(out.limits);
     return op;
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 /// @file state.hpp
-/// @brief What the daemon's control thread publishes for the HTTP API, and the commands the API
-/// posts back (llama.cpp's server model, STYLE.md 3.7): the control thread owns the backends;
-/// HTTP workers read an immutable snapshot and queue budget changes.
+/// @brief What the daemon's control thread publishes (for the HTTP API, a layer above), and the
+/// commands the API posts back (llama.cpp's server model, STYLE.md 3.7): the control thread owns
+/// the backends; HTTP workers read an immutable snapshot and queue budget changes.
 ///
 /// Thread-safety: StateStore is thread-safe; StateSnapshot is immutable once published.
 
@@ -14,15 +14,15 @@
 #include <utility>
 #include <vector>
 
-namespace pals::api {
+namespace pals::control {
 
 /// One GPU group as the API reports it.
-struct GroupState {
+struct GroupSnapshot {
     int index = 0;
     std::vector<int> gpus;
-    double cap_w = 0.0;        ///< per GPU
+    double cap_w = 0.0;  ///< per GPU
     int batch_cap = 0;
-    double power_w = 0.0;      ///< all GPUs of the group, last period
+    double power_w = 0.0;  ///< all GPUs of the group, last period
     double generation_tok_s = 0.0;
     int running = 0;
     int waiting = 0;
@@ -40,10 +40,10 @@ struct StateSnapshot {
     /// more than the budget (best effort; /healthz reports "degraded").
     bool budget_feasible = true;
     std::vector<std::pair<double, double>> budget_steps;  ///< (t_s, W) of the schedule in force
-    double power_w = 0.0;   ///< node total, last period
-    double energy_j = 0.0;  ///< cumulative, all GPUs
-    double generation_tokens = 0.0;  ///< cumulative
-    std::vector<GroupState> groups;
+    double power_w = 0.0;                                 ///< node total, last period
+    double energy_j = 0.0;                                ///< cumulative, all GPUs
+    double generation_tokens = 0.0;                       ///< cumulative
+    std::vector<GroupSnapshot> groups;
     std::vector<double> gpu_power_w;   ///< per GPU index
     std::vector<double> gpu_energy_j;  ///< per GPU index, cumulative
     std::string last_decision;         ///< the policy's reason for the last change
@@ -100,4 +100,4 @@ private:
     double m_budget_min_w = 0.0;
 };
 
-}  // namespace pals::api
+}  // namespace pals::control

@@ -1,4 +1,4 @@
-#include "pals/power/simulated_gpu_backend.hpp"
+#include "pals/sim/simulated_gpu_backend.hpp"
 
 #include <algorithm>
 #include <array>
@@ -8,7 +8,7 @@
 
 #include "pals/sim/gpu_physics.hpp"
 
-namespace pals::power {
+namespace pals::sim {
 
 namespace {
 
@@ -19,13 +19,13 @@ constexpr double kPowerToleranceW = 0.5;
 
 }  // namespace
 
-SimulatedGpuBackend::SimulatedGpuBackend(sim::GpuSpec spec, int count)
+SimulatedGpuBackend::SimulatedGpuBackend(GpuSpec spec, int count)
     : m_spec(std::move(spec)), m_devices(static_cast<std::size_t>(std::max(count, 0))) {
     for (Device& d : m_devices) {
         d.limit_w = m_spec.power_limit_default_w;
         d.power_w = m_spec.idle_power_w;
         d.sm_clock_mhz = m_spec.sm_clock_min_mhz;
-        d.reasons = to_mask(ThrottleReason::kGpuIdle);
+        d.reasons = power::to_mask(power::ThrottleReason::kGpuIdle);
     }
 }
 
@@ -49,25 +49,27 @@ double SimulatedGpuBackend::enforced_locked(const Device& d) const {
     return m_out_of_band_limit_w ? std::min(d.limit_w, *m_out_of_band_limit_w) : d.limit_w;
 }
 
-ThrottleMask throttle_reasons_of(unsigned clock_limits, bool busy) {
+power::ThrottleMask throttle_reasons_of(unsigned clock_limits, bool busy) {
     if (!busy) {
-        return to_mask(ThrottleReason::kGpuIdle);
+        return power::to_mask(power::ThrottleReason::kGpuIdle);
     }
-    ThrottleMask mask = 0;
+    power::ThrottleMask mask = 0;
     if ((clock_limits & sim::kClockLocked) != 0U) {
-        mask |= to_mask(ThrottleReason::kApplicationsClocksSetting);
+        mask |= power::to_mask(power::ThrottleReason::kApplicationsClocksSetting);
     }
     if ((clock_limits & sim::kClockPowerCap) != 0U) {
-        mask |= to_mask(ThrottleReason::kSwPowerCap);
+        mask |= power::to_mask(power::ThrottleReason::kSwPowerCap);
     }
     if ((clock_limits & sim::kClockCapAtFloor) != 0U) {
-        mask |= to_mask(ThrottleReason::kSwPowerCap) | to_mask(ThrottleReason::kHwSlowdown);
+        mask |= power::to_mask(power::ThrottleReason::kSwPowerCap) |
+                power::to_mask(power::ThrottleReason::kHwSlowdown);
     }
     return mask;
 }
 
 Status SimulatedGpuBackend::record_interval(int gpu, double power_w, double sm_clock_mhz,
-                                            double dt_s, std::optional<ThrottleMask> reasons) {
+                                            double dt_s,
+                                            std::optional<power::ThrottleMask> reasons) {
     std::lock_guard lock(m_mutex);
     PALS_RETURN_IF_ERROR(check_index(gpu));
     if (!std::isfinite(power_w) || !std::isfinite(sm_clock_mhz) || !std::isfinite(dt_s) ||
@@ -88,14 +90,14 @@ Status SimulatedGpuBackend::record_interval(int gpu, double power_w, double sm_c
     const double spec_max = m_spec.sm_clock_max_mhz;
     const double locked_max = d.locked ? std::min(d.locked->max_mhz, spec_max) : spec_max;
     const double enforced = enforced_locked(d);
-    ThrottleMask derived = 0;
+    power::ThrottleMask derived = 0;
     if (sm_clock_mhz < locked_max - kClockToleranceMhz) {
-        derived |= to_mask(ThrottleReason::kSwPowerCap);
+        derived |= power::to_mask(power::ThrottleReason::kSwPowerCap);
     } else if (d.locked && locked_max < spec_max - kClockToleranceMhz) {
-        derived |= to_mask(ThrottleReason::kApplicationsClocksSetting);
+        derived |= power::to_mask(power::ThrottleReason::kApplicationsClocksSetting);
     }
     if (power_w > enforced + kPowerToleranceW) {
-        derived |= to_mask(ThrottleReason::kHwSlowdown);
+        derived |= power::to_mask(power::ThrottleReason::kHwSlowdown);
     }
     d.reasons = derived;
     return Status::ok();
@@ -116,19 +118,19 @@ Result<int> SimulatedGpuBackend::device_count() const {
     return static_cast<int>(m_devices.size());
 }
 
-Result<GpuInfo> SimulatedGpuBackend::device_info(int gpu) const {
+Result<power::GpuInfo> SimulatedGpuBackend::device_info(int gpu) const {
     std::lock_guard lock(m_mutex);
     PALS_RETURN_IF_ERROR(check_index(gpu));
     std::array<char, 48> uuid{};
     std::snprintf(uuid.data(), uuid.size(), "SIM-GPU-%08d", gpu);
-    return GpuInfo{gpu, m_spec.name, uuid.data()};
+    return power::GpuInfo{gpu, m_spec.name, uuid.data()};
 }
 
-Result<PowerLimitRange> SimulatedGpuBackend::power_limit_range(int gpu) const {
+Result<power::PowerLimitRange> SimulatedGpuBackend::power_limit_range(int gpu) const {
     std::lock_guard lock(m_mutex);
     PALS_RETURN_IF_ERROR(check_index(gpu));
-    return PowerLimitRange{m_spec.power_limit_min_w, m_spec.power_limit_max_w,
-                           m_spec.power_limit_default_w};
+    return power::PowerLimitRange{m_spec.power_limit_min_w, m_spec.power_limit_max_w,
+                                  m_spec.power_limit_default_w};
 }
 
 Result<double> SimulatedGpuBackend::power_limit_w(int gpu) const {
@@ -143,9 +145,9 @@ Result<double> SimulatedGpuBackend::enforced_power_limit_w(int gpu) const {
     return enforced_locked(m_devices[static_cast<std::size_t>(gpu)]);
 }
 
-GpuSample SimulatedGpuBackend::sample_locked(int gpu) const {
+power::GpuSample SimulatedGpuBackend::sample_locked(int gpu) const {
     const Device& d = m_devices[static_cast<std::size_t>(gpu)];
-    GpuSample s;
+    power::GpuSample s;
     s.index = gpu;
     s.time = Seconds{d.time_s};
     s.power_w = d.power_w;
@@ -157,15 +159,15 @@ GpuSample SimulatedGpuBackend::sample_locked(int gpu) const {
     return s;
 }
 
-Result<GpuSample> SimulatedGpuBackend::sample(int gpu) {
+Result<power::GpuSample> SimulatedGpuBackend::sample(int gpu) {
     std::lock_guard lock(m_mutex);
     PALS_RETURN_IF_ERROR(check_index(gpu));
     return sample_locked(gpu);
 }
 
-Result<std::vector<GpuSample>> SimulatedGpuBackend::sample_all() {
+Result<std::vector<power::GpuSample>> SimulatedGpuBackend::sample_all() {
     std::lock_guard lock(m_mutex);
-    std::vector<GpuSample> out;
+    std::vector<power::GpuSample> out;
     out.reserve(m_devices.size());
     for (int i = 0; i < static_cast<int>(m_devices.size()); ++i) {
         out.push_back(sample_locked(i));
@@ -185,13 +187,13 @@ Result<double> SimulatedGpuBackend::set_power_limit(int gpu, double limit_w) {
     return enforced_locked(d);
 }
 
-Result<std::optional<ClockRangeMhz>> SimulatedGpuBackend::locked_sm_clocks(int gpu) const {
+Result<std::optional<power::ClockRangeMhz>> SimulatedGpuBackend::locked_sm_clocks(int gpu) const {
     std::lock_guard lock(m_mutex);
     PALS_RETURN_IF_ERROR(check_index(gpu));
     return m_devices[static_cast<std::size_t>(gpu)].locked;
 }
 
-Status SimulatedGpuBackend::lock_sm_clocks(int gpu, ClockRangeMhz range) {
+Status SimulatedGpuBackend::lock_sm_clocks(int gpu, power::ClockRangeMhz range) {
     std::lock_guard lock(m_mutex);
     PALS_RETURN_IF_ERROR(check_index(gpu));
     if (!(range.min_mhz > 0.0) || !(range.max_mhz >= range.min_mhz) ||
@@ -213,4 +215,4 @@ Status SimulatedGpuBackend::reset_sm_clocks(int gpu) {
     return Status::ok();
 }
 
-}  // namespace pals::power
+}  // namespace pals::sim

@@ -2,7 +2,7 @@
 // signatures of src/power/nvml/nvml_types.hpp (checked below with static_assert). Each call
 // takes one process-wide mutex, applies injected faults, then reads or changes FakeDriver state.
 //
-// Built twice (src/power/fake_nvml/CMakeLists.txt): the full library, and with
+// Built twice (src/fake_nvml/CMakeLists.txt): the full library, and with
 // PALS_FAKE_NVML_LEGACY an old-driver variant exporting only unversioned names
 // (nvmlInit, nvmlDeviceGetCount, nvmlDeviceGetHandleByIndex,
 // nvmlDeviceGetCurrentClocksThrottleReasons) and no locked-clock functions, so the backend's
@@ -17,7 +17,7 @@
 #include <string>
 #include <type_traits>
 
-#include "power/fake_nvml/fake_driver.hpp"
+#include "fake_nvml/fake_driver.hpp"
 #include "power/nvml/nvml_types.hpp"
 
 namespace nvml = pals::power::nvml;

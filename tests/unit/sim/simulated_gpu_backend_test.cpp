@@ -1,5 +1,5 @@
-// SimulatedGpuBackend: the simulator's GPUs behind GpuBackend.
-#include "pals/power/simulated_gpu_backend.hpp"
+// sim::SimulatedGpuBackend: the simulator's GPUs behind GpuBackend.
+#include "pals/sim/simulated_gpu_backend.hpp"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 
 #include "pals/sim/gpu_physics.hpp"
 #include "pals/sim/gpu_spec.hpp"
-#include "power_test_helpers.hpp"
+#include "unit/power/power_test_helpers.hpp"
 
 namespace pals::power {
 namespace {
@@ -26,7 +26,7 @@ sim::StepWork decode_step() {
 }
 
 TEST(SimulatedGpuBackendTest, DevicesComeFromTheSpec) {
-    SimulatedGpuBackend backend(h100(), 4);
+    sim::SimulatedGpuBackend backend(h100(), 4);
     ASSERT_OK(backend.device_count());
     EXPECT_EQ(*backend.device_count(), 4);
     EXPECT_EQ(backend.backend_name(), "simulated");
@@ -44,7 +44,7 @@ TEST(SimulatedGpuBackendTest, DevicesComeFromTheSpec) {
 }
 
 TEST(SimulatedGpuBackendTest, StartsIdle) {
-    SimulatedGpuBackend backend(h100(), 1);
+    sim::SimulatedGpuBackend backend(h100(), 1);
     auto s = backend.sample(0);
     ASSERT_OK(s);
     EXPECT_DOUBLE_EQ(s->power_w, 75.0);
@@ -53,7 +53,7 @@ TEST(SimulatedGpuBackendTest, StartsIdle) {
 }
 
 TEST(SimulatedGpuBackendTest, SetLimitClampsAndReadsBack) {
-    SimulatedGpuBackend backend(h100(), 2);
+    sim::SimulatedGpuBackend backend(h100(), 2);
     auto enforced = backend.set_power_limit(1, 350.0);
     ASSERT_OK(enforced);
     EXPECT_DOUBLE_EQ(*enforced, 350.0);
@@ -65,7 +65,7 @@ TEST(SimulatedGpuBackendTest, SetLimitClampsAndReadsBack) {
 }
 
 TEST(SimulatedGpuBackendTest, OutOfBandLimitHoldsEnforcedLower) {
-    SimulatedGpuBackend backend(h100(), 1);
+    sim::SimulatedGpuBackend backend(h100(), 1);
     backend.set_out_of_band_limit(500.0);
     EXPECT_DOUBLE_EQ(*backend.set_power_limit(0, 600.0), 500.0);
     EXPECT_DOUBLE_EQ(*backend.power_limit_w(0), 600.0);
@@ -75,7 +75,7 @@ TEST(SimulatedGpuBackendTest, OutOfBandLimitHoldsEnforcedLower) {
 }
 
 TEST(SimulatedGpuBackendTest, RecordIntervalAccumulatesEnergyAndTime) {
-    SimulatedGpuBackend backend(h100(), 2);
+    sim::SimulatedGpuBackend backend(h100(), 2);
     ASSERT_OK(backend.record_interval(0, 400.0, 1980.0, 0.5));
     ASSERT_OK(backend.record_interval(0, 300.0, 1500.0, 1.0));
     auto s = backend.sample(0);
@@ -91,7 +91,7 @@ TEST(SimulatedGpuBackendTest, RecordIntervalAccumulatesEnergyAndTime) {
 }
 
 TEST(SimulatedGpuBackendTest, RejectsBadIntervals) {
-    SimulatedGpuBackend backend(h100(), 1);
+    sim::SimulatedGpuBackend backend(h100(), 1);
     EXPECT_STATUS(backend.record_interval(0, -1.0, 1000.0, 1.0), StatusCode::kInvalidArgument,
                   "finite");
     EXPECT_STATUS(backend.record_interval(0, 100.0, 1000.0, -1.0), StatusCode::kInvalidArgument,
@@ -102,7 +102,7 @@ TEST(SimulatedGpuBackendTest, RejectsBadIntervals) {
 }
 
 TEST(SimulatedGpuBackendTest, ThrottleFlagWhenTheCapBinds) {
-    SimulatedGpuBackend backend(h100(), 1);
+    sim::SimulatedGpuBackend backend(h100(), 1);
     const sim::GpuPhysics physics(h100());
     const sim::StepWork work = decode_step();
 
@@ -123,37 +123,40 @@ TEST(SimulatedGpuBackendTest, ThrottleFlagWhenTheCapBinds) {
 }
 
 TEST(SimulatedGpuBackendTest, PowerAboveTheCapIsAHardwareSlowdown) {
-    SimulatedGpuBackend backend(h100(), 1);
+    sim::SimulatedGpuBackend backend(h100(), 1);
     ASSERT_OK(backend.set_power_limit(0, 200.0));
     ASSERT_OK(backend.record_interval(0, 260.0, 345.0, 0.1));
     EXPECT_NE(backend.sample(0)->throttle_reasons & to_mask(ThrottleReason::kHwSlowdown), 0U);
 }
 
 TEST(SimulatedGpuBackendTest, ReasonsFromThePhysicsAreReportedAsNvmlWould) {
-    EXPECT_EQ(throttle_reasons_of(sim::kClockFree), 0U);
-    EXPECT_EQ(throttle_reasons_of(sim::kClockFree, false), to_mask(ThrottleReason::kGpuIdle));
-    EXPECT_EQ(throttle_reasons_of(sim::kClockLocked), to_mask(ThrottleReason::kApplicationsClocksSetting));
-    EXPECT_EQ(throttle_reasons_of(sim::kClockPowerCap), to_mask(ThrottleReason::kSwPowerCap));
-    EXPECT_EQ(throttle_reasons_of(sim::kClockPowerCap | sim::kClockCapAtFloor),
+    EXPECT_EQ(sim::throttle_reasons_of(sim::kClockFree), 0U);
+    EXPECT_EQ(sim::throttle_reasons_of(sim::kClockFree, false), to_mask(ThrottleReason::kGpuIdle));
+    EXPECT_EQ(sim::throttle_reasons_of(sim::kClockLocked),
+              to_mask(ThrottleReason::kApplicationsClocksSetting));
+    EXPECT_EQ(sim::throttle_reasons_of(sim::kClockPowerCap), to_mask(ThrottleReason::kSwPowerCap));
+    EXPECT_EQ(sim::throttle_reasons_of(sim::kClockPowerCap | sim::kClockCapAtFloor),
               to_mask(ThrottleReason::kSwPowerCap) | to_mask(ThrottleReason::kHwSlowdown));
     // A cap that holds the clock under a lock reports both.
-    EXPECT_EQ(throttle_reasons_of(sim::kClockLocked | sim::kClockPowerCap),
-              to_mask(ThrottleReason::kApplicationsClocksSetting) | to_mask(ThrottleReason::kSwPowerCap));
+    EXPECT_EQ(
+        sim::throttle_reasons_of(sim::kClockLocked | sim::kClockPowerCap),
+        to_mask(ThrottleReason::kApplicationsClocksSetting) | to_mask(ThrottleReason::kSwPowerCap));
 
     // The physics' reasons replace the derived ones.
-    SimulatedGpuBackend backend(h100(), 1);
+    sim::SimulatedGpuBackend backend(h100(), 1);
     ASSERT_OK(backend.set_power_limit(0, 200.0));
     const sim::GpuPhysics physics(h100());
     sim::StepWork prefill;
     prefill.add(400e12, 20e9);
     const sim::StepOutcome o = physics.run_step(prefill, 200.0);
     ASSERT_NE(o.limits & sim::kClockPowerCap, 0U);
-    ASSERT_OK(backend.record_interval(0, o.power_w, o.sm_clock_mhz, o.duration_s, throttle_reasons_of(o.limits)));
+    ASSERT_OK(backend.record_interval(0, o.power_w, o.sm_clock_mhz, o.duration_s,
+                                      sim::throttle_reasons_of(o.limits)));
     EXPECT_EQ(backend.sample(0)->throttle_reasons, to_mask(ThrottleReason::kSwPowerCap));
 }
 
 TEST(SimulatedGpuBackendTest, LockedClocksAreKeptAndReported) {
-    SimulatedGpuBackend backend(h100(), 1);
+    sim::SimulatedGpuBackend backend(h100(), 1);
     EXPECT_FALSE(backend.locked_sm_clocks(0)->has_value());
     ASSERT_OK(backend.lock_sm_clocks(0, ClockRangeMhz{1000.0, 1400.0}));
     auto locked = backend.locked_sm_clocks(0);
@@ -171,7 +174,7 @@ TEST(SimulatedGpuBackendTest, LockedClocksAreKeptAndReported) {
 }
 
 TEST(SimulatedGpuBackendTest, ReadOnlyBackendRefusesWrites) {
-    SimulatedGpuBackend backend(h100(), 1);
+    sim::SimulatedGpuBackend backend(h100(), 1);
     backend.set_writable(false);
     EXPECT_STATUS(backend.set_power_limit(0, 300.0), StatusCode::kPermissionDenied,
                   "root or CAP_SYS_ADMIN");
@@ -183,14 +186,14 @@ TEST(SimulatedGpuBackendTest, ReadOnlyBackendRefusesWrites) {
 }
 
 TEST(SimulatedGpuBackendTest, BadIndexIsNotFound) {
-    SimulatedGpuBackend backend(h100(), 2);
+    sim::SimulatedGpuBackend backend(h100(), 2);
     EXPECT_STATUS(backend.sample(2), StatusCode::kNotFound, "GPU 2 does not exist");
     EXPECT_STATUS(backend.device_info(-1), StatusCode::kNotFound, "GPU -1");
     EXPECT_STATUS(backend.set_power_limit(5, 300.0), StatusCode::kNotFound, "GPU 5");
 }
 
 TEST(SimulatedGpuBackendTest, OtherGpuKinds) {
-    SimulatedGpuBackend backend(sim::find_gpu_spec("a100").value(), 8);
+    sim::SimulatedGpuBackend backend(sim::find_gpu_spec("a100").value(), 8);
     EXPECT_DOUBLE_EQ(backend.power_limit_range(7)->max_w, 400.0);
     EXPECT_DOUBLE_EQ(*backend.set_power_limit(7, 50.0), 100.0);
 }
