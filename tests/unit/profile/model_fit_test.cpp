@@ -47,7 +47,7 @@ TEST(PchipTest, InterpolatesKnotsAndKeepsMonotonicity) {
 
 TEST(ModelFitTest, FitsEveryWorkloadAndQuantity) {
     auto fit = fit_profile(synthetic_profile(kCaps, kBatches, {"a", "b"}));
-    PROFILE_ASSERT_OK(fit);
+    ASSERT_OK(fit);
     ASSERT_EQ(fit->workloads.size(), 2u);
     EXPECT_EQ(fit->rows, kCaps.size() * kBatches.size() * 2);
     const WorkloadFit& w = fit->workloads[0];
@@ -67,12 +67,12 @@ TEST(ModelFitTest, FitsEveryWorkloadAndQuantity) {
     FitOptions only_b;
     only_b.workloads = {"b"};
     auto b = fit_profile(synthetic_profile(kCaps, kBatches, {"a", "b"}), only_b);
-    PROFILE_ASSERT_OK(b);
+    ASSERT_OK(b);
     ASSERT_EQ(b->workloads.size(), 1u);
     EXPECT_EQ(b->workloads[0].name, "b");
     only_b.workloads = {"zzz"};
-    PROFILE_EXPECT_STATUS(fit_profile(synthetic_profile(kCaps, kBatches), only_b),
-                          StatusCode::kNotFound, "no workload 'zzz'");
+    EXPECT_STATUS(fit_profile(synthetic_profile(kCaps, kBatches), only_b), StatusCode::kNotFound,
+                  "no workload 'zzz'");
 }
 
 TEST(ModelFitTest, EnforcesMonotonicityInTheCapOnNoisyData) {
@@ -85,9 +85,9 @@ TEST(ModelFitTest, EnforcesMonotonicityInTheCapOnNoisyData) {
         r.itl_p90_s *= 1.0 + noise(rng);
     }
     auto fit = fit_profile(t);
-    PROFILE_ASSERT_OK(fit);
+    ASSERT_OK(fit);
     auto model = PowerModel::parse(model_json(fit.value()), "noisy.json");
-    PROFILE_ASSERT_OK(model);
+    ASSERT_OK(model);
     for (int batch : {1, 3, 4, 10, 16, 40, 64}) {
         Prediction prev = model->predict(200.0, batch).value();
         for (double cap = 201.0; cap <= 700.0; cap += 1.0) {
@@ -106,9 +106,9 @@ TEST(ModelFitTest, EnforcesMonotonicityInTheCapOnNoisyData) {
 
 TEST(ModelFitTest, InterpolatesBetweenGridPoints) {
     auto fit = fit_profile(synthetic_profile(kCaps, kBatches));
-    PROFILE_ASSERT_OK(fit);
+    ASSERT_OK(fit);
     auto model = PowerModel::parse(model_json(fit.value()), "m.json");
-    PROFILE_ASSERT_OK(model);
+    ASSERT_OK(model);
     // At grid points: the measured values (no isotonic correction was needed).
     for (double cap : kCaps) {
         for (int batch : kBatches) {
@@ -135,7 +135,7 @@ TEST(ModelFitTest, InterpolatesBetweenGridPoints) {
 
 TEST(ModelFitTest, CrossValidatedErrorOnASimulatedProfileIsUnderFivePercent) {
     auto fit = fit_profile(testing::small_sim_profile());
-    PROFILE_ASSERT_OK(fit);
+    ASSERT_OK(fit);
     const WorkloadFit& w = fit->workloads[0];
     EXPECT_FALSE(fit->shape.is_moe());
     EXPECT_LT(w.cv[static_cast<std::size_t>(Quantity::kThroughput)].mape_pct, 5.0);
@@ -147,7 +147,7 @@ TEST(ModelFitTest, CrossValidatedErrorOnASimulatedProfileIsUnderFivePercent) {
 
 TEST(ModelFitTest, ModelJsonCarriesSchemaVersionShapeAndCv) {
     auto fit = fit_profile(synthetic_profile(kCaps, kBatches));
-    PROFILE_ASSERT_OK(fit);
+    ASSERT_OK(fit);
     const std::string json = model_json(fit.value());
     for (const char* key :
          {"\"schema_version\": 1", "\"model\"", "\"num_experts\"", "\"active_params_b\"", "\"cv\"",
@@ -161,29 +161,29 @@ TEST(ModelFitTest, ModelJsonCarriesSchemaVersionShapeAndCv) {
 TEST(ModelFitBadInputTest, EmptyGrid) {
     ProfileTable t;
     t.source = "empty.csv";
-    PROFILE_EXPECT_STATUS(fit_profile(t), StatusCode::kInvalidArgument,
-                          "empty.csv: no data rows (an empty grid)");
+    EXPECT_STATUS(fit_profile(t), StatusCode::kInvalidArgument,
+                  "empty.csv: no data rows (an empty grid)");
 }
 
 TEST(ModelFitBadInputTest, SingleCap) {
     ProfileTable t = synthetic_profile({450}, kBatches);
     t.source = "one.csv";
-    PROFILE_EXPECT_STATUS(fit_profile(t), StatusCode::kInvalidArgument,
-                          "one.csv: workload 'default' has a single cap (450 W)");
+    EXPECT_STATUS(fit_profile(t), StatusCode::kInvalidArgument,
+                  "one.csv: workload 'default' has a single cap (450 W)");
 }
 
 TEST(ModelFitBadInputTest, NanInAFittedColumnNamesLineAndColumn) {
     const ProfileTable good = synthetic_profile(kCaps, kBatches);
     std::string csv = format_profile_csv(good);
     auto t = parse_profile_csv(csv, "nan.csv");
-    PROFILE_ASSERT_OK(t);
+    ASSERT_OK(t);
     t->rows[4].itl_p90_s = std::nan("");
-    PROFILE_EXPECT_STATUS(fit_profile(t.value()), StatusCode::kInvalidArgument,
-                          "nan.csv:6: column 'itl_p90_s': nan");
+    EXPECT_STATUS(fit_profile(t.value()), StatusCode::kInvalidArgument,
+                  "nan.csv:6: column 'itl_p90_s': nan");
     t->rows[4].itl_p90_s = 0.01;
     t->rows[7].power_w = -3.0;
-    PROFILE_EXPECT_STATUS(fit_profile(t.value()), StatusCode::kInvalidArgument,
-                          "nan.csv:9: column 'power_w': -3");
+    EXPECT_STATUS(fit_profile(t.value()), StatusCode::kInvalidArgument,
+                  "nan.csv:9: column 'power_w': -3");
 }
 
 TEST(ModelFitBadInputTest, MissingGridPoint) {
@@ -191,29 +191,27 @@ TEST(ModelFitBadInputTest, MissingGridPoint) {
     t.rows.erase(t.rows.begin() + 5);
     t.lines.erase(t.lines.begin() + 5);
     t.source = "holes.csv";
-    PROFILE_EXPECT_STATUS(
-        fit_profile(t), StatusCode::kInvalidArgument,
-        "holes.csv: workload 'default' lacks the point power_cap_w=700 batch_cap=1");
+    EXPECT_STATUS(fit_profile(t), StatusCode::kInvalidArgument,
+                  "holes.csv: workload 'default' lacks the point power_cap_w=700 batch_cap=1");
 }
 
 TEST(ModelFitBadInputTest, DifferentModelsOrGrids) {
     ProfileTable t = synthetic_profile(kCaps, kBatches);
     t.rows[3].shape.model = "other";
-    PROFILE_EXPECT_STATUS(fit_profile(t), StatusCode::kInvalidArgument,
-                          "one model and layout per profile");
+    EXPECT_STATUS(fit_profile(t), StatusCode::kInvalidArgument, "one model and layout per profile");
     ProfileTable a = synthetic_profile(kCaps, kBatches, {"a"});
     const ProfileTable b = synthetic_profile({200, 700}, kBatches, {"b"});
     for (const ProfileRow& r : b.rows) {
         a.append(r);
     }
-    PROFILE_EXPECT_STATUS(fit_profile(a), StatusCode::kInvalidArgument, "fit them separately");
+    EXPECT_STATUS(fit_profile(a), StatusCode::kInvalidArgument, "fit them separately");
 }
 
 TEST(ModelFitBadInputTest, TooFewFolds) {
     FitOptions o;
     o.folds = 1;
-    PROFILE_EXPECT_STATUS(fit_profile(synthetic_profile(kCaps, kBatches), o),
-                          StatusCode::kInvalidArgument, "--folds");
+    EXPECT_STATUS(fit_profile(synthetic_profile(kCaps, kBatches), o), StatusCode::kInvalidArgument,
+                  "--folds");
 }
 
 }  // namespace

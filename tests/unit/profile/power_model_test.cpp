@@ -58,16 +58,16 @@ TEST(PowerModelTest, DescribesItsGrid) {
 
 TEST(PowerModelTest, PredictChecksRangesAndWorkloads) {
     const PowerModel m = synthetic_model();
-    PROFILE_EXPECT_OK(m.predict(200.0, 1));
-    PROFILE_EXPECT_OK(m.predict(700.0, 256, "code"));
-    PROFILE_EXPECT_OK(m.predict(456.7, 100));
-    PROFILE_EXPECT_STATUS(m.predict(199.0, 4), StatusCode::kOutOfRange,
-                          "outside the profiled range 200-700 W");
-    PROFILE_EXPECT_STATUS(m.predict(701.0, 4), StatusCode::kOutOfRange, "cap 701 W");
-    PROFILE_EXPECT_STATUS(m.predict(std::nan(""), 4), StatusCode::kOutOfRange, "cap");
-    PROFILE_EXPECT_STATUS(m.predict(300.0, 257), StatusCode::kOutOfRange, "batch cap 257");
-    PROFILE_EXPECT_STATUS(m.predict(300.0, 0), StatusCode::kOutOfRange, "batch cap 0");
-    PROFILE_EXPECT_STATUS(m.predict(300.0, 4, "nope"), StatusCode::kNotFound, "workload 'nope'");
+    EXPECT_OK(m.predict(200.0, 1));
+    EXPECT_OK(m.predict(700.0, 256, "code"));
+    EXPECT_OK(m.predict(456.7, 100));
+    EXPECT_STATUS(m.predict(199.0, 4), StatusCode::kOutOfRange,
+                  "outside the profiled range 200-700 W");
+    EXPECT_STATUS(m.predict(701.0, 4), StatusCode::kOutOfRange, "cap 701 W");
+    EXPECT_STATUS(m.predict(std::nan(""), 4), StatusCode::kOutOfRange, "cap");
+    EXPECT_STATUS(m.predict(300.0, 257), StatusCode::kOutOfRange, "batch cap 257");
+    EXPECT_STATUS(m.predict(300.0, 0), StatusCode::kOutOfRange, "batch cap 0");
+    EXPECT_STATUS(m.predict(300.0, 4, "nope"), StatusCode::kNotFound, "workload 'nope'");
     // "" is the first workload.
     EXPECT_DOUBLE_EQ(m.predict(300.0, 4).value().power_w,
                      m.predict(300.0, 4, "chat").value().power_w);
@@ -169,39 +169,38 @@ TEST(PowerModelTest, CopiesShareTheModel) {
 
 TEST(PowerModelTest, LoadReportsFileAndField) {
     const auto dir = testing::temp_dir("model");
-    PROFILE_EXPECT_STATUS(PowerModel::load(dir / "none.json"), StatusCode::kNotFound, "none.json");
-    PROFILE_EXPECT_STATUS(PowerModel::parse("{", "m.json"), StatusCode::kInvalidArgument,
-                          "m.json: not valid JSON");
-    PROFILE_EXPECT_STATUS(
-        PowerModel::parse(std::string(100000, '[') + std::string(100000, ']'), "m.json"),
-        StatusCode::kInvalidArgument, "m.json: not valid JSON: JSON nested deeper than");
-    PROFILE_EXPECT_STATUS(PowerModel::parse("{}", "m.json"), StatusCode::kInvalidArgument,
-                          "m.json: (top level): missing field 'schema_version'");
-    PROFILE_EXPECT_STATUS(PowerModel::parse(R"({"schema_version": 99})", "m.json"),
-                          StatusCode::kInvalidArgument, "schema_version 99 is not supported");
+    EXPECT_STATUS(PowerModel::load(dir / "none.json"), StatusCode::kNotFound, "none.json");
+    EXPECT_STATUS(PowerModel::parse("{", "m.json"), StatusCode::kInvalidArgument,
+                  "m.json: not valid JSON");
+    EXPECT_STATUS(PowerModel::parse(std::string(100000, '[') + std::string(100000, ']'), "m.json"),
+                  StatusCode::kInvalidArgument, "m.json: not valid JSON: JSON nested deeper than");
+    EXPECT_STATUS(PowerModel::parse("{}", "m.json"), StatusCode::kInvalidArgument,
+                  "m.json: (top level): missing field 'schema_version'");
+    EXPECT_STATUS(PowerModel::parse(R"({"schema_version": 99})", "m.json"),
+                  StatusCode::kInvalidArgument, "schema_version 99 is not supported");
 
     auto fit = fit_profile(testing::synthetic_profile(kCaps, kBatches));
-    PROFILE_ASSERT_OK(fit);
+    ASSERT_OK(fit);
     const std::string good = model_json(fit.value());
     std::string bad = good;
     const std::size_t at = bad.find("\"power_w\"");
     bad.replace(at, 9, "\"power_x\"");
-    PROFILE_EXPECT_STATUS(PowerModel::parse(bad, "m.json"), StatusCode::kInvalidArgument,
-                          "m.json: workloads[0].quantities: missing field 'power_w'");
+    EXPECT_STATUS(PowerModel::parse(bad, "m.json"), StatusCode::kInvalidArgument,
+                  "m.json: workloads[0].quantities: missing field 'power_w'");
     std::string neg = good;
     const std::size_t v = neg.find("\"values\"", neg.find("\"power_w\""));
     const std::size_t num = neg.find_first_of("0123456789", v);
     neg.insert(num, "-");
-    PROFILE_EXPECT_STATUS(PowerModel::parse(neg, "m.json"), StatusCode::kInvalidArgument,
-                          "workloads[0].quantities.power_w.values[0][0]: must be > 0");
+    EXPECT_STATUS(PowerModel::parse(neg, "m.json"), StatusCode::kInvalidArgument,
+                  "workloads[0].quantities.power_w.values[0][0]: must be > 0");
     std::filesystem::remove_all(dir);
 }
 
 TEST(PowerModelTest, SimulatedModelAnswersTheControllersQuestion) {
     auto fit = fit_profile(testing::small_sim_profile());
-    PROFILE_ASSERT_OK(fit);
+    ASSERT_OK(fit);
     auto model = PowerModel::parse(model_json(fit.value()), "sim.json");
-    PROFILE_ASSERT_OK(model);
+    ASSERT_OK(model);
     // Meet 6000 tok/s with ITL p90 <= 50 ms on the least energy.
     Query q;
     q.demand_tok_s = 6000.0;

@@ -62,7 +62,7 @@ TEST(ProfileStoreTest, CsvRoundTripIsExact) {
     t.rows[1].saturated = false;
     const std::string csv = format_profile_csv(t);
     auto back = parse_profile_csv(csv, "p.csv");
-    PROFILE_ASSERT_OK(back);
+    ASSERT_OK(back);
     ASSERT_EQ(back->rows.size(), t.rows.size());
     EXPECT_EQ(format_profile_csv(back.value()), csv);
     EXPECT_EQ(back->rows[1].shape.model, "has,comma \"quoted\"");
@@ -100,7 +100,7 @@ TEST(ProfileStoreTest, ColumnsInAnyOrderAndExtraColumnsAreAccepted) {
         pos = end + 1;
     }
     auto back = parse_profile_csv(reordered, "r.csv");
-    PROFILE_ASSERT_OK(back);
+    ASSERT_OK(back);
     EXPECT_EQ(back->rows[1].workload, "default");
     EXPECT_DOUBLE_EQ(back->rows[1].power_cap_w, 300.0);
 }
@@ -108,42 +108,41 @@ TEST(ProfileStoreTest, ColumnsInAnyOrderAndExtraColumnsAreAccepted) {
 TEST(ProfileStoreTest, MissingColumnNamesFileLineAndColumn) {
     std::string csv = format_profile_csv(synthetic_profile({200, 300}, {1}));
     csv.replace(csv.find("itl_p90_s"), 9, "itl_p91_s");
-    PROFILE_EXPECT_STATUS(parse_profile_csv(csv, "bad.csv"), StatusCode::kInvalidArgument,
-                          "bad.csv:1: header lacks column(s) itl_p90_s");
+    EXPECT_STATUS(parse_profile_csv(csv, "bad.csv"), StatusCode::kInvalidArgument,
+                  "bad.csv:1: header lacks column(s) itl_p90_s");
 }
 
 TEST(ProfileStoreTest, BadValueNamesFileLineAndColumn) {
     const std::string csv = format_profile_csv(synthetic_profile({200, 300}, {1}));
-    PROFILE_EXPECT_STATUS(parse_profile_csv(replace_field(csv, 3, "power_w", "abc"), "bad.csv"),
-                          StatusCode::kInvalidArgument,
-                          "bad.csv:3: column 'power_w': 'abc' is not a number");
-    PROFILE_EXPECT_STATUS(parse_profile_csv(replace_field(csv, 2, "batch_cap", "1.5"), "bad.csv"),
-                          StatusCode::kInvalidArgument, "bad.csv:2: column 'batch_cap'");
-    PROFILE_EXPECT_STATUS(parse_profile_csv(replace_field(csv, 2, "power_cap_w", "nan"), "bad.csv"),
-                          StatusCode::kInvalidArgument, "bad.csv:2: column 'power_cap_w'");
+    EXPECT_STATUS(parse_profile_csv(replace_field(csv, 3, "power_w", "abc"), "bad.csv"),
+                  StatusCode::kInvalidArgument,
+                  "bad.csv:3: column 'power_w': 'abc' is not a number");
+    EXPECT_STATUS(parse_profile_csv(replace_field(csv, 2, "batch_cap", "1.5"), "bad.csv"),
+                  StatusCode::kInvalidArgument, "bad.csv:2: column 'batch_cap'");
+    EXPECT_STATUS(parse_profile_csv(replace_field(csv, 2, "power_cap_w", "nan"), "bad.csv"),
+                  StatusCode::kInvalidArgument, "bad.csv:2: column 'power_cap_w'");
 }
 
 TEST(ProfileStoreTest, WrongFieldCountIsAnError) {
     std::string csv = format_profile_csv(synthetic_profile({200, 300}, {1}));
     csv += "default,250\n";
-    PROFILE_EXPECT_STATUS(parse_profile_csv(csv, "short.csv"), StatusCode::kInvalidArgument,
-                          "short.csv:4: 2 fields");
+    EXPECT_STATUS(parse_profile_csv(csv, "short.csv"), StatusCode::kInvalidArgument,
+                  "short.csv:4: 2 fields");
 }
 
 TEST(ProfileStoreTest, DuplicatePointNamesBothLines) {
     ProfileTable t = synthetic_profile({200, 300}, {1});
     t.append(synthetic_row("default", 300, 1));
-    PROFILE_EXPECT_STATUS(parse_profile_csv(format_profile_csv(t), "dup.csv"),
-                          StatusCode::kInvalidArgument,
-                          "dup.csv:4: duplicate point workload=default power_cap_w=300 batch_cap=1 "
-                          "(first at line 3)");
+    EXPECT_STATUS(parse_profile_csv(format_profile_csv(t), "dup.csv"), StatusCode::kInvalidArgument,
+                  "dup.csv:4: duplicate point workload=default power_cap_w=300 batch_cap=1 "
+                  "(first at line 3)");
 }
 
 TEST(ProfileStoreTest, EmptyFileIsAnErrorButAHeaderAloneIsAnEmptyTable) {
-    PROFILE_EXPECT_STATUS(parse_profile_csv("", "empty.csv"), StatusCode::kInvalidArgument,
-                          "empty.csv: empty file");
+    EXPECT_STATUS(parse_profile_csv("", "empty.csv"), StatusCode::kInvalidArgument,
+                  "empty.csv: empty file");
     auto header_only = parse_profile_csv(profile_csv_header() + "\n", "h.csv");
-    PROFILE_ASSERT_OK(header_only);
+    ASSERT_OK(header_only);
     EXPECT_TRUE(header_only->rows.empty());
 }
 
@@ -151,9 +150,9 @@ TEST(ProfileStoreTest, WriteIsAtomicAndReadBack) {
     const auto dir = testing::temp_dir("store");
     const auto path = dir / "p.csv";
     const ProfileTable t = synthetic_profile({200, 300}, {1, 2});
-    PROFILE_ASSERT_OK(write_profile(path, t));
+    ASSERT_OK(write_profile(path, t));
     auto back = read_profile(path);
-    PROFILE_ASSERT_OK(back);
+    ASSERT_OK(back);
     EXPECT_EQ(back->rows.size(), 4u);
     // No temporary file is left next to it.
     int files = 0;
@@ -162,7 +161,7 @@ TEST(ProfileStoreTest, WriteIsAtomicAndReadBack) {
         ++files;
     }
     EXPECT_EQ(files, 1);
-    PROFILE_EXPECT_STATUS(read_profile(dir / "missing.csv"), StatusCode::kNotFound, "missing.csv");
+    EXPECT_STATUS(read_profile(dir / "missing.csv"), StatusCode::kNotFound, "missing.csv");
     std::filesystem::remove_all(dir);
 }
 

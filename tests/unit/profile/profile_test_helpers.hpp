@@ -17,37 +17,7 @@
 #include "pals/profile/sim_session_factory.hpp"
 #include "pals/sim/gpu_spec.hpp"
 #include "pals/sim/simulator.hpp"
-
-namespace pals::profile::testing {
-
-inline Status status_of(const Status& s) {
-    return s;
-}
-template <class T>
-Status status_of(const Result<T>& r) {
-    return r.status();
-}
-
-}  // namespace pals::profile::testing
-
-#define PROFILE_EXPECT_OK(expr)                                                   \
-    do {                                                                          \
-        const ::pals::Status _pals_s = ::pals::profile::testing::status_of(expr); \
-        EXPECT_TRUE(_pals_s.is_ok()) << _pals_s.message();                        \
-    } while (false)
-#define PROFILE_ASSERT_OK(expr)                                                   \
-    do {                                                                          \
-        const ::pals::Status _pals_s = ::pals::profile::testing::status_of(expr); \
-        ASSERT_TRUE(_pals_s.is_ok()) << _pals_s.message();                        \
-    } while (false)
-/// Expects a failed Status/Result with `expected_code` whose message contains `substring`.
-#define PROFILE_EXPECT_STATUS(expr, expected_code, substring)                     \
-    do {                                                                          \
-        const ::pals::Status _pals_s = ::pals::profile::testing::status_of(expr); \
-        EXPECT_EQ(_pals_s.code(), (expected_code)) << _pals_s.message();          \
-        EXPECT_NE(_pals_s.message().find(substring), std::string::npos)           \
-            << "message: " << _pals_s.message();                                  \
-    } while (false)
+#include "status_assertions.hpp"
 
 namespace pals::profile::testing {
 

@@ -124,7 +124,7 @@ TEST(MeasurePointTest, UsesOnlyTheInterfacesOfTheMeasuredGroup) {
     m.window = Seconds{10.0};
     m.sample_period = Seconds{1.0};
     auto row = measure_point(session, SweepPoint{300.0, 16}, m);
-    PROFILE_ASSERT_OK(row);
+    ASSERT_OK(row);
     EXPECT_EQ(engine.batch_caps_set, std::vector<int>{16});
     EXPECT_DOUBLE_EQ(clock.now().count(), 115.0);  // warm-up + window, nothing more
     EXPECT_EQ(engine.snapshots, 11);               // both ends and every second in between
@@ -150,13 +150,12 @@ TEST(MeasurePointTest, RejectsPointsOutsideTheBackendsRanges) {
     FakeEngine engine(clock, {0});
     StrictMock<power::MockGpuBackend> gpus;
     FakeSession session(clock, gpus, engine);
-    PROFILE_EXPECT_STATUS(measure_point(session, SweepPoint{300.0, 65}, MeasureSettings{}),
-                          StatusCode::kOutOfRange,
-                          "batch cap 65 is outside the engine's range 1-64");
+    EXPECT_STATUS(measure_point(session, SweepPoint{300.0, 65}, MeasureSettings{}),
+                  StatusCode::kOutOfRange, "batch cap 65 is outside the engine's range 1-64");
     EXPECT_CALL(gpus, power_limit_range(0))
         .WillOnce(Return(power::PowerLimitRange{200.0, 700.0, 700.0}));
-    PROFILE_EXPECT_STATUS(measure_point(session, SweepPoint{150.0, 8}, MeasureSettings{}),
-                          StatusCode::kOutOfRange, "cap 150 W is outside GPU 0's range 200-700 W");
+    EXPECT_STATUS(measure_point(session, SweepPoint{150.0, 8}, MeasureSettings{}),
+                  StatusCode::kOutOfRange, "cap 150 W is outside GPU 0's range 200-700 W");
 }
 
 TEST(MeasurePointTest, PropagatesBackendErrors) {
@@ -168,8 +167,8 @@ TEST(MeasurePointTest, PropagatesBackendErrors) {
     EXPECT_CALL(gpus, set_power_limit(0, 400.0))
         .WillOnce(Return(Status::permission_denied("no root")));
     FakeSession session(clock, gpus, engine);
-    PROFILE_EXPECT_STATUS(measure_point(session, SweepPoint{400.0, 8}, MeasureSettings{}),
-                          StatusCode::kPermissionDenied, "no root");
+    EXPECT_STATUS(measure_point(session, SweepPoint{400.0, 8}, MeasureSettings{}),
+                  StatusCode::kPermissionDenied, "no root");
     EXPECT_TRUE(engine.batch_caps_set.empty());
 }
 
@@ -178,14 +177,14 @@ TEST(MeasurePointTest, PropagatesBackendErrors) {
 TEST(MeasurePointTest, MeasuresASaturatedSimulatedNode) {
     auto node = sim::SimulatedNode::create(testing::llama_node(),
                                            default_workload_mix().closed_loop_requests(3000, 32));
-    PROFILE_ASSERT_OK(node);
+    ASSERT_OK(node);
     SharedSessionFactory factory(node.value()->clock(), node.value()->gpus(),
                                  node.value()->engine(0),
                                  model_shape_of(testing::llama8b(), "H100-SXM", 1, 1), "simulated");
     auto session = factory.open(default_workload_mix(), SweepPoint{300.0, 32}, 0);
-    PROFILE_ASSERT_OK(session);
+    ASSERT_OK(session);
     auto row = measure_point(*session.value(), SweepPoint{300.0, 32}, testing::short_measure());
-    PROFILE_ASSERT_OK(row);
+    ASSERT_OK(row);
     EXPECT_TRUE(row->saturated);
     EXPECT_NEAR(row->avg_batch, 32.0, 1.0);
     EXPECT_LE(row->power_w, 300.0 + 1e-6);
@@ -201,7 +200,7 @@ TEST(MeasurePointTest, MeasuresASaturatedSimulatedNode) {
 
 TEST(SimSessionFactoryTest, EachPointGetsAFreshSaturatedNode) {
     auto factory = SimSessionFactory::create(testing::llama_node(), testing::short_measure(), 512);
-    PROFILE_ASSERT_OK(factory);
+    ASSERT_OK(factory);
     EXPECT_EQ(factory.value()->node().engine.max_num_seqs, 512);
     EXPECT_EQ(factory.value()->node().replicas, 1);
     EXPECT_FALSE(factory.value()->model_shape().is_moe());
@@ -212,15 +211,15 @@ TEST(SimSessionFactoryTest, EachPointGetsAFreshSaturatedNode) {
     EXPECT_GT(big, 10 * small);
     auto a = factory.value()->open(mix, SweepPoint{700.0, 4}, 0);
     auto b = factory.value()->open(mix, SweepPoint{700.0, 4}, 0);
-    PROFILE_ASSERT_OK(a);
-    PROFILE_ASSERT_OK(b);
+    ASSERT_OK(a);
+    ASSERT_OK(b);
     a.value()->clock().sleep_until(Seconds{5.0});
     EXPECT_DOUBLE_EQ(b.value()->clock().now().count(), 0.0);
     for (int batch : {1, 64, 512}) {
         auto s = factory.value()->open(mix, SweepPoint{500.0, batch}, 0);
-        PROFILE_ASSERT_OK(s);
+        ASSERT_OK(s);
         auto row = measure_point(*s.value(), SweepPoint{500.0, batch}, testing::short_measure());
-        PROFILE_ASSERT_OK(row);
+        ASSERT_OK(row);
         EXPECT_TRUE(row->saturated) << "batch " << batch;
     }
 }
@@ -263,7 +262,7 @@ TEST(RunSweepTest, RetriesAPointThatRanOutOfLoad) {
     plan.batch_caps = {16};
     plan.measure = testing::short_measure();
     ProfileTable table;
-    PROFILE_ASSERT_OK(run_sweep(factory, plan, table, {}));
+    ASSERT_OK(run_sweep(factory, plan, table, {}));
     EXPECT_EQ(factory.attempts, (std::vector<int>{0, 1}));
     ASSERT_EQ(table.rows.size(), 1u);
     EXPECT_TRUE(table.rows[0].saturated);
@@ -273,7 +272,7 @@ TEST(RunSweepTest, WritesEveryPointAndResumesWhereItStopped) {
     const auto dir = testing::temp_dir("resume");
     const auto path = dir / "profile.csv";
     auto factory = SimSessionFactory::create(testing::llama_node(), testing::short_measure(), 32);
-    PROFILE_ASSERT_OK(factory);
+    ASSERT_OK(factory);
     SweepPlan plan;
     plan.workloads = {default_workload_mix()};
     plan.caps_w = {200.0, 450.0, 700.0};
@@ -287,10 +286,10 @@ TEST(RunSweepTest, WritesEveryPointAndResumesWhereItStopped) {
         return ++writes == 3 ? Status::internal("interrupted") : Status::ok();
     };
     ProfileTable first;
-    PROFILE_EXPECT_STATUS(run_sweep(*factory.value(), plan, first, interrupting),
-                          StatusCode::kInternal, "interrupted");
+    EXPECT_STATUS(run_sweep(*factory.value(), plan, first, interrupting), StatusCode::kInternal,
+                  "interrupted");
     auto partial = read_profile(path);
-    PROFILE_ASSERT_OK(partial);
+    ASSERT_OK(partial);
     ASSERT_EQ(partial->rows.size(), 3u);
     const std::string partial_text = read_file(path).value();
 
@@ -298,7 +297,7 @@ TEST(RunSweepTest, WritesEveryPointAndResumesWhereItStopped) {
     ProfileTable resumed = std::move(partial).value();
     std::vector<SweepProgress> progress;
     int second_writes = 0;
-    PROFILE_ASSERT_OK(run_sweep(
+    ASSERT_OK(run_sweep(
         *factory.value(), plan, resumed,
         [&](const ProfileTable& t) {
             ++second_writes;
@@ -316,7 +315,7 @@ TEST(RunSweepTest, WritesEveryPointAndResumesWhereItStopped) {
     const std::string full_text = read_file(path).value();
     EXPECT_EQ(full_text.substr(0, partial_text.size()), partial_text);  // earlier rows untouched
     auto full = read_profile(path);
-    PROFILE_ASSERT_OK(full);
+    ASSERT_OK(full);
     EXPECT_EQ(full->rows.size(), 6u);
     for (double cap : plan.caps_w) {
         for (int batch : plan.batch_caps) {
@@ -331,7 +330,7 @@ TEST(RunSweepTest, WritesEveryPointAndResumesWhereItStopped) {
 
     // A third run has nothing to do.
     int third_writes = 0;
-    PROFILE_ASSERT_OK(run_sweep(*factory.value(), plan, full.value(), [&](const ProfileTable&) {
+    ASSERT_OK(run_sweep(*factory.value(), plan, full.value(), [&](const ProfileTable&) {
         ++third_writes;
         return Status::ok();
     }));
@@ -342,18 +341,18 @@ TEST(RunSweepTest, WritesEveryPointAndResumesWhereItStopped) {
 TEST(RunSweepTest, RefusesToResumeAProfileOfAnotherModel) {
     ProfileTable table = testing::synthetic_profile({200, 300}, {1});
     auto factory = SimSessionFactory::create(testing::llama_node(), testing::short_measure(), 8);
-    PROFILE_ASSERT_OK(factory);
+    ASSERT_OK(factory);
     SweepPlan plan;
     plan.workloads = {default_workload_mix()};
     plan.caps_w = {200.0};
     plan.batch_caps = {1};
-    PROFILE_EXPECT_STATUS(run_sweep(*factory.value(), plan, table, {}),
-                          StatusCode::kInvalidArgument, "use another --out");
+    EXPECT_STATUS(run_sweep(*factory.value(), plan, table, {}), StatusCode::kInvalidArgument,
+                  "use another --out");
 }
 
 TEST(SweepGridTest, ParsesCaps) {
     auto caps = parse_caps("200:700:50");
-    PROFILE_ASSERT_OK(caps);
+    ASSERT_OK(caps);
     ASSERT_EQ(caps->size(), 11u);
     EXPECT_DOUBLE_EQ(caps->front(), 200.0);
     EXPECT_DOUBLE_EQ(caps->back(), 700.0);
@@ -361,12 +360,11 @@ TEST(SweepGridTest, ParsesCaps) {
     EXPECT_EQ(parse_caps("200:690:100").value(), (std::vector<double>{200, 300, 400, 500, 600}));
     EXPECT_EQ(parse_caps("200,250,...,400").value(),
               (std::vector<double>{200, 250, 300, 350, 400}));
-    PROFILE_EXPECT_STATUS(parse_caps("200:700:0"), StatusCode::kInvalidArgument, "step");
-    PROFILE_EXPECT_STATUS(parse_caps("700:200:50"), StatusCode::kInvalidArgument,
-                          "LO must be <= HI");
-    PROFILE_EXPECT_STATUS(parse_caps("200,200"), StatusCode::kInvalidArgument, "duplicate");
-    PROFILE_EXPECT_STATUS(parse_caps("200,x"), StatusCode::kInvalidArgument, "'x' is not a number");
-    PROFILE_EXPECT_STATUS(parse_caps("-5"), StatusCode::kInvalidArgument, "> 0");
+    EXPECT_STATUS(parse_caps("200:700:0"), StatusCode::kInvalidArgument, "step");
+    EXPECT_STATUS(parse_caps("700:200:50"), StatusCode::kInvalidArgument, "LO must be <= HI");
+    EXPECT_STATUS(parse_caps("200,200"), StatusCode::kInvalidArgument, "duplicate");
+    EXPECT_STATUS(parse_caps("200,x"), StatusCode::kInvalidArgument, "'x' is not a number");
+    EXPECT_STATUS(parse_caps("-5"), StatusCode::kInvalidArgument, "> 0");
 }
 
 TEST(SweepGridTest, ParsesBatches) {
@@ -376,11 +374,10 @@ TEST(SweepGridTest, ParsesBatches) {
     EXPECT_EQ(parse_batches("8,16,...,64").value(),
               (std::vector<int>{8, 16, 24, 32, 40, 48, 56, 64}));
     EXPECT_EQ(parse_batches("4:16:4").value(), (std::vector<int>{4, 8, 12, 16}));
-    PROFILE_EXPECT_STATUS(parse_batches("1,2.5"), StatusCode::kInvalidArgument, "not a batch cap");
-    PROFILE_EXPECT_STATUS(parse_batches("0,4"), StatusCode::kInvalidArgument, "not a batch cap");
-    PROFILE_EXPECT_STATUS(parse_batches("1,...,8"), StatusCode::kInvalidArgument,
-                          "'...' needs two values");
-    PROFILE_EXPECT_STATUS(parse_batches("1,2,5,...,40"), StatusCode::kInvalidArgument, "constant");
+    EXPECT_STATUS(parse_batches("1,2.5"), StatusCode::kInvalidArgument, "not a batch cap");
+    EXPECT_STATUS(parse_batches("0,4"), StatusCode::kInvalidArgument, "not a batch cap");
+    EXPECT_STATUS(parse_batches("1,...,8"), StatusCode::kInvalidArgument, "'...' needs two values");
+    EXPECT_STATUS(parse_batches("1,2,5,...,40"), StatusCode::kInvalidArgument, "constant");
 }
 
 }  // namespace

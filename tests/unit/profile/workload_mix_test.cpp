@@ -16,14 +16,14 @@ TEST(WorkloadMixTest, DefaultMixIsUniformPromptsAnd256Outputs) {
 
 TEST(WorkloadMixTest, ParsesKeyValueSpecs) {
     auto mix = parse_workload_mix("short=in=128,out=uniform:10:20,seed=7");
-    PROFILE_ASSERT_OK(mix);
+    ASSERT_OK(mix);
     EXPECT_EQ(mix->name, "short");
     EXPECT_DOUBLE_EQ(mix->mean_input_tokens(), 128.0);
     EXPECT_DOUBLE_EQ(mix->mean_output_tokens(), 15.0);
     EXPECT_EQ(mix->seed, 7u);
     // Unset lengths keep the default mix's.
     auto only_out = parse_workload_mix("o=out=64");
-    PROFILE_ASSERT_OK(only_out);
+    ASSERT_OK(only_out);
     EXPECT_DOUBLE_EQ(only_out->mean_input_tokens(), 288.0);
 }
 
@@ -32,16 +32,16 @@ TEST(WorkloadMixTest, ParsesHistogramFilesAndTraces) {
         std::string(PALS_SHARED_DIR) +
         "/calibration/mlenergy-v3/output_length_distributions.json#Qwen/Qwen3-32B";
     auto mix = parse_workload_mix("chat=in=uniform:64:512,out=" + hist);
-    PROFILE_ASSERT_OK(mix);
+    ASSERT_OK(mix);
     EXPECT_GT(mix->mean_output_tokens(), 100.0);
 
     const std::string trace =
         std::string(PALS_SHARED_DIR) + "/traces/AzureLLMInferenceTrace_code.csv";
     auto bare = parse_workload_mix("code=" + trace);
-    PROFILE_ASSERT_OK(bare);
+    ASSERT_OK(bare);
     EXPECT_GT(bare->lengths.size(), 1000u);
     auto keyed = parse_workload_mix("code=trace=" + trace);
-    PROFILE_ASSERT_OK(keyed);
+    ASSERT_OK(keyed);
     EXPECT_EQ(keyed->lengths.size(), bare->lengths.size());
     // Lengths are taken in order and cycled.
     const auto requests = bare->closed_loop_requests(3, 0);
@@ -49,19 +49,17 @@ TEST(WorkloadMixTest, ParsesHistogramFilesAndTraces) {
 }
 
 TEST(WorkloadMixTest, RejectsBadSpecsWithTheKey) {
-    PROFILE_EXPECT_STATUS(parse_workload_mix("noequals"), StatusCode::kInvalidArgument,
-                          "expected NAME=SPEC");
-    PROFILE_EXPECT_STATUS(parse_workload_mix("bad name=in=5"), StatusCode::kInvalidArgument,
-                          "name 'bad name'");
-    PROFILE_EXPECT_STATUS(parse_workload_mix("a=in=5,colour=red"), StatusCode::kInvalidArgument,
-                          "unknown key 'colour'");
-    PROFILE_EXPECT_STATUS(parse_workload_mix("a=in=uniform:9:3"), StatusCode::kInvalidArgument,
-                          "in");
-    PROFILE_EXPECT_STATUS(parse_workload_mix("a=in=5,"), StatusCode::kInvalidArgument,
-                          "empty item");
-    PROFILE_EXPECT_STATUS(parse_workload_mix("a=seed=-1"), StatusCode::kInvalidArgument, "seed");
-    PROFILE_EXPECT_STATUS(parse_workload_mix("a=/no/such/trace.csv"), StatusCode::kNotFound,
-                          "/no/such/trace.csv");
+    EXPECT_STATUS(parse_workload_mix("noequals"), StatusCode::kInvalidArgument,
+                  "expected NAME=SPEC");
+    EXPECT_STATUS(parse_workload_mix("bad name=in=5"), StatusCode::kInvalidArgument,
+                  "name 'bad name'");
+    EXPECT_STATUS(parse_workload_mix("a=in=5,colour=red"), StatusCode::kInvalidArgument,
+                  "unknown key 'colour'");
+    EXPECT_STATUS(parse_workload_mix("a=in=uniform:9:3"), StatusCode::kInvalidArgument, "in");
+    EXPECT_STATUS(parse_workload_mix("a=in=5,"), StatusCode::kInvalidArgument, "empty item");
+    EXPECT_STATUS(parse_workload_mix("a=seed=-1"), StatusCode::kInvalidArgument, "seed");
+    EXPECT_STATUS(parse_workload_mix("a=/no/such/trace.csv"), StatusCode::kNotFound,
+                  "/no/such/trace.csv");
 }
 
 TEST(WorkloadMixTest, ClosedLoopIsSeededAndStaggered) {
