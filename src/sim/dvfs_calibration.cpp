@@ -242,13 +242,11 @@ Result<std::vector<DecodeFigureRow>> replay_decode_figures(
     const std::filesystem::path& models_dir) {
     std::vector<DecodeFigureRow> rows;
     for (const PublishedDecodeFigure& f : figures) {
-        Result<GpuSpec> named = find_gpu_spec(f.gpu);
+        Result<GpuSpec> named = figure_gpu(f.gpu, gpu_for_h100_family, f.source);
         if (!named.is_ok()) {
-            return named.status().with_prefix(f.source);
+            return named.status();
         }
-        // The figure's GPU with the calibration under test (GH100 parts share one curve).
-        GpuSpec gpu = named.value();
-        gpu.calibration = gpu_for_h100_family.calibration;
+        const GpuSpec& gpu = named.value();
         Result<model::ModelSpec> model = model::load_model_spec(models_dir / f.model_file);
         if (!model.is_ok()) {
             return model.status().with_prefix(f.source);

@@ -39,6 +39,17 @@ Result<ClosedLoopResult> run_closed_loop(const ClosedLoopSetup& setup) {
     return r;
 }
 
+Result<GpuSpec> figure_gpu(const std::string& gpu_name, const GpuSpec& calibrated,
+                           const std::string& source) {
+    Result<GpuSpec> gpu = find_gpu_spec(gpu_name);
+    if (!gpu.is_ok()) {
+        return gpu.status().with_prefix(source);
+    }
+    GpuSpec out = gpu.value();
+    out.calibration = calibrated.calibration;
+    return out;
+}
+
 std::span<const PublishedServingFigure> published_serving_figures() {
     static const std::vector<PublishedServingFigure> kFigures = [] {
         std::vector<PublishedServingFigure> f;
@@ -74,9 +85,9 @@ Result<std::vector<ServingFigureRow>> replay_serving_figures(
     const std::filesystem::path& models_dir) {
     std::vector<ServingFigureRow> rows;
     for (const PublishedServingFigure& f : figures) {
-        Result<GpuSpec> gpu = find_gpu_spec(f.gpu);
+        Result<GpuSpec> gpu = figure_gpu(f.gpu, gpu_for_h100_family, f.source);
         if (!gpu.is_ok()) {
-            return gpu.status().with_prefix(f.source);
+            return gpu.status();
         }
         std::optional<model::WeightDtype> dtype;
         if (!f.dtype.empty()) {
@@ -93,7 +104,6 @@ Result<std::vector<ServingFigureRow>> replay_serving_figures(
         ClosedLoopSetup setup;
         setup.model = std::move(model).value();
         setup.gpu = gpu.value();
-        setup.gpu.calibration = gpu_for_h100_family.calibration;
         setup.tp = f.tp;
         setup.ep = f.ep;
         setup.concurrency = f.concurrency;

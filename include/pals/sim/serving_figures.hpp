@@ -38,6 +38,11 @@ struct ClosedLoopResult {
 
 [[nodiscard]] Result<ClosedLoopResult> run_closed_loop(const ClosedLoopSetup& setup);
 
+/// A published figure's GPU (by name) carrying the calibration under test (GH100 parts share one
+/// set); errors are prefixed with the figure's source.
+[[nodiscard]] Result<GpuSpec> figure_gpu(const std::string& gpu_name, const GpuSpec& calibrated,
+                                         const std::string& source);
+
 /// One published measurement of a serving deployment: median TPOT/ITL and, where given, output
 /// throughput at a fixed concurrency.
 struct PublishedServingFigure {
