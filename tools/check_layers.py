@@ -17,7 +17,7 @@ LAYERS = [
     ["sim"],
     ["fake_nvml", "loadgen"],
     ["profile"],
-    ["control"],
+    ["control", "report"],
     ["api", "serve"],
     ["cli"],
 ]

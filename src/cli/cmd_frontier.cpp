@@ -12,6 +12,7 @@
 #include "pals/common/file_util.hpp"
 #include "pals/profile/pareto.hpp"
 #include "pals/profile/power_model.hpp"
+#include "pals/report/frontier_chart.hpp"
 
 namespace pals::cli {
 
@@ -73,7 +74,7 @@ Status run_frontier(const FrontierOptions& opt) {
     }
 
     if (!opt.svg.empty()) {
-        profile::FrontierSvgOptions svg;
+        report::FrontierSvgOptions svg;
         svg.title = fmt::format("{} on {}x {}: energy per token vs throughput", shape.model,
                                 shape.tp, shape.gpu);
         const std::string kind =
@@ -84,7 +85,7 @@ Status run_frontier(const FrontierOptions& opt) {
         svg.subtitle = fmt::format(
             "{}; workload {}; {}; {} of {} points feasible, {} on the frontier", kind, f.workload,
             constraints_text(opt), feasible, f.points.size(), f.front.size());
-        PALS_RETURN_IF_ERROR(write_file_atomic(opt.svg, profile::render_frontier_svg(f, svg)));
+        PALS_RETURN_IF_ERROR(write_file_atomic(opt.svg, report::render_frontier_svg(f, svg)));
     }
 
     if (opt.json) {

@@ -56,7 +56,7 @@ struct LoadgenPlan {
 
 Result<LoadgenPlan> build_plan(const LoadgenOptions& opt) {
     LoadgenPlan plan;
-    Result<loadgen::EndpointUrl> url = loadgen::EndpointUrl::parse(opt.url);
+    Result<Url> url = Url::parse(opt.url);
     if (!url.is_ok()) {
         return url.status().with_prefix("--url");
     }

@@ -28,6 +28,7 @@
 #include "cli/commands.hpp"
 #include "cli/flag_checks.hpp"
 #include "cli/stop_signals.hpp"
+#include "pals/common/gpu_set.hpp"
 #include "pals/power/nvml_backend.hpp"
 #include "pals/power/saved_controls.hpp"
 
@@ -45,39 +46,21 @@ Result<std::unique_ptr<power::NvmlBackend>> open_backend(const std::string& nvml
     return power::NvmlBackend::open({nvml_lib, nullptr});
 }
 
-/// "all" or a comma-separated list of indices, each < count; duplicates dropped.
+/// The GPUs `--gpus` names (pals::parse_gpu_set: "all", "0,1", "0-3"), each < count; repeats
+/// dropped.
 Result<std::vector<int>> parse_gpu_list(const std::string& text, int count) {
-    std::vector<int> gpus;
     if (count <= 0) {
         return Status::unavailable("no GPU found (NVML reports 0 GPUs)");
     }
-    if (text == "all") {
-        for (int i = 0; i < count; ++i) {
-            gpus.push_back(i);
-        }
-        return gpus;
+    Result<std::vector<int>> listed = parse_gpu_set(text, count);
+    if (!listed.is_ok()) {
+        return listed.status().with_prefix("--gpus");
     }
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        const std::size_t comma = std::min(text.find(',', start), text.size());
-        std::string item = text.substr(start, comma - start);
-        item.erase(0, item.find_first_not_of(" \t"));
-        item.erase(item.find_last_not_of(" \t") + 1);
-        int gpu = -1;
-        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), gpu);
-        if (item.empty() || ec != std::errc() || end != item.data() + item.size()) {
-            return Status::invalid_argument(
-                fmt::format("--gpus: '{}' is not a GPU index (give e.g. 0,1 or all)", item));
-        }
-        if (gpu < 0 || gpu >= count) {
-            return Status::invalid_argument(
-                fmt::format("--gpus: GPU {} does not exist (this machine has {} GPUs: 0-{})", gpu,
-                            count, count - 1));
-        }
+    std::vector<int> gpus;
+    for (int gpu : *listed) {
         if (std::find(gpus.begin(), gpus.end(), gpu) == gpus.end()) {
             gpus.push_back(gpu);
         }
-        start = comma + 1;
     }
     return gpus;
 }
@@ -366,7 +349,8 @@ void add_power_command(CLI::App& app, CommandContext& ctx) {
     CLI::App* set = power_cmd->add_subcommand(
         "set",
         "set the power limit of GPUs, saving the previous limits first (see `pals power restore`)");
-    set->add_option("--gpus", set_opt->gpus, "GPU indices, e.g. 0,1, or all")->required();
+    set->add_option("--gpus", set_opt->gpus, "GPUs: indices and ranges, e.g. 0,1 or 0-3, or all")
+        ->required();
     set->add_option("--limit", set_opt->limit_w,
                     "power limit, W (must be in every GPU's allowed range)")
         ->check(finite_in(0.0, 100000.0, "W"))
@@ -404,7 +388,8 @@ void add_power_command(CLI::App& app, CommandContext& ctx) {
     watch->add_option("--count", watch_opt->count, "number of samples (0: until Ctrl-C)")
         ->check(integer_in(0, kMaxRequests))
         ->capture_default_str();
-    watch->add_option("--gpus", watch_opt->gpus, "GPU indices, e.g. 0,1, or all")
+    watch
+        ->add_option("--gpus", watch_opt->gpus, "GPUs: indices and ranges, e.g. 0,1 or 0-3, or all")
         ->capture_default_str();
     watch->add_flag("--json", watch_opt->json, "one JSON object per sample");
     add_nvml_lib_option(watch, watch_opt->nvml_lib);

@@ -14,6 +14,8 @@
 #include "cli/commands.hpp"
 #include "cli/flag_checks.hpp"
 #include "cli/sim_options.hpp"
+#include "pals/common/gpu_set.hpp"
+#include "pals/common/url.hpp"
 #include "pals/engine/vllm/vllm_engine.hpp"
 #include "pals/power/nvml_backend.hpp"
 #include "pals/power/saved_controls.hpp"
@@ -56,6 +58,7 @@ struct LiveNode {
     std::unique_ptr<engine::vllm::VllmEngine> engine;
 };
 
+/// The GPUs of the profiled group: `--gpus` (pals::parse_gpu_set) or 0..tp-1.
 Result<std::vector<int>> parse_gpu_list(const std::string& text, int tp) {
     std::vector<int> out;
     if (text.empty()) {
@@ -64,18 +67,11 @@ Result<std::vector<int>> parse_gpu_list(const std::string& text, int tp) {
         }
         return out;
     }
-    std::size_t start = 0;
-    while (start <= text.size()) {
-        const std::size_t comma = std::min(text.find(',', start), text.size());
-        const std::string item = text.substr(start, comma - start);
-        int value = -1;
-        const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
-        if (ec != std::errc() || end != item.data() + item.size() || value < 0) {
-            return Status::invalid_argument("--gpus: '" + item + "' is not a GPU index");
-        }
-        out.push_back(value);
-        start = comma + 1;
+    Result<std::vector<int>> listed = parse_gpu_set(text);
+    if (!listed.is_ok()) {
+        return listed.status().with_prefix("--gpus");
     }
+    out = std::move(listed).value();
     if (static_cast<int>(out.size()) != tp) {
         return Status::invalid_argument(
             fmt::format("--gpus lists {} GPU(s) but --tp is {}: one group of tp GPUs is profiled",
@@ -91,7 +87,7 @@ Result<std::unique_ptr<LiveNode>> open_live_node(const ProfileOptions& opt, int 
     if (!gpus.is_ok()) {
         return gpus.status();
     }
-    Result<loadgen::EndpointUrl> url = loadgen::EndpointUrl::parse(opt.url);
+    Result<Url> url = Url::parse(opt.url);
     if (!url.is_ok()) {
         return url.status().with_prefix("--url");
     }
@@ -280,7 +276,7 @@ Status run_profile(ProfileOptions opt) {
         }
         live = std::move(opened).value();
         profile::LiveLoadConfig load;
-        load.client.url = loadgen::EndpointUrl::parse(opt.url).value();  // checked when opened
+        load.client.url = Url::parse(opt.url).value();  // checked when opened
         load.client.model = opt.served_model_name;
         if (load.client.model.empty()) {
             Result<std::string> model = loadgen::fetch_first_model(load.client.url, "");

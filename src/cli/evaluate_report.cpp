@@ -4,11 +4,21 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "cli/report_format.hpp"
-#include "cli/svg_chart.hpp"
+#include "pals/control/scenario_power_model.hpp"
+#include "pals/profile/pareto.hpp"
+#include "pals/report/frontier_chart.hpp"
+#include "pals/report/svg.hpp"
 
 namespace pals::cli {
+
+using report::escape_xml;
+using report::palette_color;
+using report::render_svg;
+using report::SvgChart;
+using report::SvgSeries;
 
 namespace {
 
@@ -192,6 +202,30 @@ std::string evaluation_html(const std::vector<control::ScenarioResult>& results)
     }
     html += "</body></html>\n";
     return html;
+}
+
+std::string frontier_svg_for(const profile::PowerModel& model, const control::Scenario& sc) {
+    profile::FrontierConstraints constraints;
+    constraints.max_itl_s = sc.slo.tpot_s;
+    Result<profile::Frontier> frontier = profile::compute_frontier(model, "", constraints);
+    if (!frontier.is_ok()) {
+        return {};
+    }
+    report::FrontierSvgOptions options;
+    options.title = fmt::format("{} on {}x {}: the power model's frontier", sc.node.model.name,
+                                sc.node.parallel.tp, sc.node.gpu.name);
+    options.subtitle = fmt::format("ITL p90 <= {:.0f} ms", sc.slo.tpot_s * 1e3);
+    return report::render_frontier_svg(frontier.value(), options);
+}
+
+Result<std::shared_ptr<const profile::PowerModel>> power_model_for(const control::Scenario& sc) {
+    profile::ModelCacheOptions cache;
+    cache.on_profile = [](const sim::NodeConfig& node, const std::filesystem::path& file) {
+        std::fprintf(stderr,
+                     "pals: profiling %s on the simulator for policy 'pals' (cached in %s)\n",
+                     node.model.name.c_str(), file.c_str());
+    };
+    return control::scenario_power_model(sc, cache);
 }
 
 }  // namespace pals::cli

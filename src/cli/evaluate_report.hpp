@@ -24,7 +24,7 @@ namespace pals::cli {
                                            const control::Scenario& scenario);
 
 /// The scenario's `run.power_model` file, else a model profiled and fitted on the simulator for
-/// the scenario's node (cached under the build's temp folder by node shape).
+/// the scenario's node (control::scenario_power_model), announced on stderr when it is measured.
 [[nodiscard]] Result<std::shared_ptr<const profile::PowerModel>> power_model_for(
     const control::Scenario& scenario);
 

@@ -1,6 +1,5 @@
 // pals: the command-line entry point. Thin by design: parse, dispatch, map errors to exit codes.
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <new>
@@ -11,18 +10,6 @@
 #include "pals/common/log.hpp"
 
 namespace pals::cli {
-
-int report_error(const Status& status) {
-    std::fprintf(stderr, "pals: error: %s\n", status.message().c_str());
-    return exit_code_for(status);
-}
-
-std::string default_shared_dir() {
-    if (const char* env = std::getenv("PALS_SHARED_DIR"); env != nullptr && *env != '\0') {
-        return env;
-    }
-    return PALS_DEFAULT_SHARED_DIR;
-}
 
 /// "unknown command 'teleport' (known: ...)" when the first word that is not an option names
 /// no subcommand (CLI11 only says "A subcommand is required"); "" otherwise.

@@ -15,6 +15,7 @@
 
 #include "pals/common/file_util.hpp"
 #include "pals/common/strings.hpp"
+#include "pals/common/url.hpp"
 #include "pals/control/pals_policy.hpp"
 #include "pals/control/policies.hpp"
 #include "pals/profile/power_model.hpp"
@@ -26,7 +27,6 @@ namespace {
 /// The shortest control period: the loop polls for stop requests every 0.1 s anyway, and NVML
 /// power is a 1-s average.
 constexpr double kMinPeriodS = 0.05;
-constexpr int kMaxPort = 65535;
 /// Keys closer than this (edit distance) to an unknown key are suggested.
 constexpr std::size_t kSuggestDistance = 2;
 /// ... and so is a known key of at least this length that the unknown one starts with.
@@ -147,38 +147,6 @@ std::string where(const std::string& file, const toml::source_region& region) {
     return fmt::format("{}:{}:{}", file, region.begin.line, region.begin.column);
 }
 
-std::vector<std::string> split(std::string_view s, char separator) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    while (start <= s.size()) {
-        const std::size_t end = std::min(s.find(separator, start), s.size());
-        out.emplace_back(s.substr(start, end - start));
-        start = end + 1;
-    }
-    return out;
-}
-
-Result<double> parse_number(std::string_view text) {
-    const std::string t(trim(text));
-    double v = 0.0;
-    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (t.empty() || ec != std::errc() || end != t.data() + t.size() || !std::isfinite(v)) {
-        return Status::invalid_argument("must be a number, got '" + std::string(text) + "'");
-    }
-    return v;
-}
-
-Result<int> parse_integer(std::string_view text) {
-    const std::string t(trim(text));
-    std::int64_t v = 0;
-    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (t.empty() || ec != std::errc() || end != t.data() + t.size() ||
-        v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max()) {
-        return Status::invalid_argument("must be an integer, got '" + std::string(text) + "'");
-    }
-    return static_cast<int>(v);
-}
-
 /// Sets a scalar key from text (flags and environment).
 Status set_from_text(RunConfig& config, const KeyDef& def, std::string_view text) {
     if (const auto* s = std::get_if<std::string RunConfig::*>(&def.member)) {
@@ -252,56 +220,12 @@ Status set_from_toml(RunConfig& config, const KeyDef& def, const toml::node& nod
         fmt::format("must be an integer, not {}", toml_type_name(node)));
 }
 
-/// "0+1+2" or "0-3" (or a mix: "0-1+4"). Errors without prefix.
-Result<std::vector<int>> parse_gpu_spec(std::string_view text) {
-    std::vector<int> gpus;
-    for (const std::string& raw : split(text, '+')) {
-        const std::string item(trim(raw));
-        const std::size_t dash = item.find('-', 1);
-        if (dash != std::string::npos) {
-            Result<int> lo = parse_integer(item.substr(0, dash));
-            Result<int> hi = parse_integer(item.substr(dash + 1));
-            if (!lo.is_ok() || !hi.is_ok() || *lo > *hi) {
-                return Status::invalid_argument("'" + item +
-                                                "' is not a GPU range (give e.g. 0-3)");
-            }
-            // Bounded before the loop: no huge allocation, no overflow of g at INT_MAX.
-            if (*lo < 0 || *hi > kMaxGpuIndex) {
-                return Status::out_of_range(
-                    fmt::format("'{}': GPU indices are 0-{}", item, kMaxGpuIndex));
-            }
-            if (gpus.size() + static_cast<std::size_t>(*hi - *lo + 1) >
-                static_cast<std::size_t>(kMaxGpuIndex + 1)) {
-                return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
-            }
-            for (int g = *lo; g <= *hi; ++g) {
-                gpus.push_back(g);
-            }
-            continue;
-        }
-        Result<int> g = parse_integer(item);
-        if (!g.is_ok()) {
-            return Status::invalid_argument("'" + item +
-                                            "' is not a GPU index (give e.g. 0+1 or 0-3)");
-        }
-        if (*g < 0 || *g > kMaxGpuIndex) {
-            return Status::out_of_range(
-                fmt::format("GPU index {} is outside 0-{}", *g, kMaxGpuIndex));
-        }
-        if (gpus.size() > static_cast<std::size_t>(kMaxGpuIndex)) {
-            return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
-        }
-        gpus.push_back(*g);
-    }
-    return gpus;
-}
-
 /// Sets a group key from text (flags, environment). Errors without prefix.
 Status set_group_from_text(RunGroupConfig& g, std::string_view key, std::string_view value) {
     if (key == "url") {
         g.url = std::string(trim(value));
     } else if (key == "gpus") {
-        Result<std::vector<int>> gpus = parse_gpu_spec(value);
+        Result<std::vector<int>> gpus = parse_gpu_set(value);
         if (!gpus.is_ok()) {
             return gpus.status();
         }
@@ -370,74 +294,25 @@ Status set_group_from_toml(RunGroupConfig& g, std::string_view key, const toml::
     return set_group_from_text(g, key, *s);
 }
 
-/// "HOST:PORT" or "[V6]:PORT". Errors without prefix.
-Result<std::pair<std::string, int>> parse_host_port(std::string_view text, int min_port) {
-    std::string host;
-    std::string_view port_text;
-    if (!text.empty() && text.front() == '[') {
-        const std::size_t close = text.find(']');
-        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-            return Status::invalid_argument("'" + std::string(text) + "' is not [IPV6]:PORT");
-        }
-        host = std::string(text.substr(1, close - 1));
-        port_text = text.substr(close + 2);
-    } else {
-        const std::size_t colon = text.rfind(':');
-        if (colon == std::string_view::npos) {
-            return Status::invalid_argument("'" + std::string(text) +
-                                            "' has no port (give HOST:PORT)");
-        }
-        host = std::string(text.substr(0, colon));
-        port_text = text.substr(colon + 1);
-        if (host.find(':') != std::string::npos) {
-            return Status::invalid_argument("'" + std::string(text) +
-                                            "': put an IPv6 address in brackets: [::1]:PORT");
-        }
-    }
-    if (host.empty()) {
-        return Status::invalid_argument("'" + std::string(text) + "' has no host");
-    }
-    Result<int> port = parse_integer(port_text);
-    if (!port.is_ok() || *port < min_port || *port > kMaxPort) {
+/// A vLLM server's base URL: http://HOST:PORT[/]. Errors without prefix.
+Result<Url> parse_server_url(std::string_view text) {
+    PALS_ASSIGN_OR_RETURN(Url url, Url::parse(text));
+    if (url.scheme != "http") {
         return Status::invalid_argument(
-            fmt::format("'{}': the port must be an integer in {}-{}", text, min_port, kMaxPort));
+            "'" + std::string(text) +
+            "': only http:// URLs are supported (vLLM's /metrics on the node)");
     }
-    return std::make_pair(host, port.value());
-}
-
-/// http://HOST:PORT[/]. Errors without prefix.
-Result<std::pair<std::string, int>> parse_url(std::string_view url) {
-    constexpr std::string_view kScheme = "http://";
-    if (url.substr(0, kScheme.size()) != kScheme) {
-        if (url.find("://") != std::string_view::npos) {
-            return Status::invalid_argument(
-                "'" + std::string(url) +
-                "': only http:// URLs are supported (vLLM's /metrics on the node)");
-        }
-        return Status::invalid_argument("'" + std::string(url) +
-                                        "' is not a URL (give e.g. http://127.0.0.1:8000)");
-    }
-    std::string_view rest = url.substr(kScheme.size());
-    const std::size_t slash = rest.find('/');
-    if (slash != std::string_view::npos) {
-        if (rest.substr(slash) != "/") {
-            return Status::invalid_argument(
-                "'" + std::string(url) +
-                "': give the server's base URL, e.g. http://127.0.0.1:8000 (PALS adds /metrics)");
-        }
-        rest = rest.substr(0, slash);
-    }
-    if (rest.empty() || rest.find(':') == std::string_view::npos ||
-        (rest.front() == '[' && rest.back() == ']')) {
+    if (!url.path_prefix.empty()) {
         return Status::invalid_argument(
-            "'" + std::string(url) +
+            "'" + std::string(text) +
+            "': give the server's base URL, e.g. http://127.0.0.1:8000 (PALS adds /metrics)");
+    }
+    if (!url.port_given) {
+        return Status::invalid_argument(
+            "'" + std::string(text) +
             "' has no port (vLLM serves on 8000 by default: http://HOST:8000)");
     }
-    auto hp = parse_host_port(rest, 1);
-    if (!hp.is_ok()) {
-        return Status::invalid_argument("'" + std::string(url) + "': " + hp.status().message());
-    }
-    return hp;
+    return url;
 }
 
 std::string group_origin(const RunGroupConfig& g, std::string_view key) {
@@ -621,8 +496,8 @@ Status validate(RunConfig& c) {
     if (!listen.is_ok()) {
         return key_error(c, "listen", listen.status().message());
     }
-    c.listen_host = listen->first;
-    c.listen_port = listen->second;
+    c.listen_host = listen->host;
+    c.listen_port = listen->port;
     if (c.saved_controls.empty()) {
         return key_error(c, "saved_controls", "must not be empty");
     }
@@ -633,12 +508,12 @@ Status validate(RunConfig& c) {
     }
     for (std::size_t i = 0; i < c.groups.size(); ++i) {
         RunGroupConfig& g = c.groups[i];
-        auto url = parse_url(g.url);
+        auto url = parse_server_url(g.url);
         if (!url.is_ok()) {
             return group_error(g, "url", url.status().message());
         }
-        g.host = url->first;
-        g.port = url->second;
+        g.host = url->host;
+        g.port = url->port;
         if (g.gpus.empty()) {
             return group_error(g, "gpus", "give the GPUs of this server, e.g. [0, 1]");
         }

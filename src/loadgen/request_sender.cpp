@@ -59,7 +59,7 @@ std::chrono::microseconds to_micros(double seconds) {
 }
 
 /// A client for `url` with the timeouts every loadgen request uses.
-std::unique_ptr<httplib::Client> make_client(const EndpointUrl& url, double read_timeout_s) {
+std::unique_ptr<httplib::Client> make_client(const Url& url, double read_timeout_s) {
     auto client = std::make_unique<httplib::Client>(url.origin());
     client->set_tcp_nodelay(true);  // small SSE writes and our request must not wait for ACKs
     client->set_keep_alive(false);
@@ -233,80 +233,7 @@ private:
     std::optional<std::string> m_failure;
 };
 
-std::optional<int> parse_port(std::string_view text) {
-    int port = 0;
-    const char* end = text.data() + text.size();
-    const auto [ptr, ec] = std::from_chars(text.data(), end, port);
-    if (ec != std::errc{} || ptr != end || port < 1 || port > 65535) {
-        return std::nullopt;
-    }
-    return port;
-}
-
 }  // namespace
-
-Result<EndpointUrl> EndpointUrl::parse(std::string_view url) {
-    EndpointUrl out;
-    const std::size_t sep = url.find("://");
-    if (sep == std::string_view::npos) {
-        return Status::invalid_argument(
-            fmt::format("'{}' is not a URL like http://HOST:PORT", url));
-    }
-    out.scheme = std::string(url.substr(0, sep));
-    if (out.scheme != "http" && out.scheme != "https") {
-        return Status::invalid_argument(
-            fmt::format("'{}': only http:// and https:// are supported", url));
-    }
-    out.port = out.scheme == "https" ? 443 : 80;
-    std::string_view rest = url.substr(sep + 3);
-    const std::size_t slash = rest.find('/');
-    std::string_view authority = rest.substr(0, slash);
-    std::string_view path =
-        slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
-    while (!path.empty() && path.back() == '/') {
-        path.remove_suffix(1);
-    }
-    out.path_prefix = std::string(path);
-    std::string_view port_text;
-    if (!authority.empty() && authority.front() == '[') {  // [IPv6]:port
-        const std::size_t close = authority.find(']');
-        if (close == std::string_view::npos) {
-            return Status::invalid_argument(fmt::format("'{}': unclosed '[' in the host", url));
-        }
-        out.host = std::string(authority.substr(1, close - 1));
-        const std::string_view after = authority.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') {
-                return Status::invalid_argument(fmt::format("'{}': bad host", url));
-            }
-            port_text = after.substr(1);
-        }
-    } else {
-        const std::size_t colon = authority.rfind(':');
-        out.host = std::string(authority.substr(0, colon));
-        if (colon != std::string_view::npos) {
-            port_text = authority.substr(colon + 1);
-        }
-    }
-    if (out.host.empty()) {
-        return Status::invalid_argument(fmt::format("'{}': no host", url));
-    }
-    if (!port_text.empty() || authority.back() == ':') {
-        const std::optional<int> port = parse_port(port_text);
-        if (!port) {
-            return Status::invalid_argument(
-                fmt::format("'{}': the port must be an integer in 1..65535", url));
-        }
-        out.port = *port;
-    }
-    return out;
-}
-
-std::string EndpointUrl::origin() const {
-    const bool ipv6 = host.find(':') != std::string::npos;
-    return ipv6 ? fmt::format("{}://[{}]:{}", scheme, host, port)
-                : fmt::format("{}://{}:{}", scheme, host, port);
-}
 
 EndpointKind endpoint_kind_for(std::string_view endpoint_path) {
     constexpr std::string_view kChatSuffix = "chat/completions";
@@ -423,7 +350,7 @@ RequestOutcome RequestSender::send(const workload::Request& request, const Clock
     return out;
 }
 
-Result<std::string> fetch_first_model(const EndpointUrl& url, const std::string& api_key) {
+Result<std::string> fetch_first_model(const Url& url, const std::string& api_key) {
     std::unique_ptr<httplib::Client> client = make_client(url, kProbeTimeoutS);
     const std::string path = url.path_prefix + "/v1/models";
     httplib::Result res = client->Get(path, base_headers(api_key));
@@ -449,7 +376,7 @@ Result<std::string> fetch_first_model(const EndpointUrl& url, const std::string&
     return Status::not_found(fmt::format("GET {} listed no model; pass --model", path));
 }
 
-Status check_reachable(const EndpointUrl& url) {
+Status check_reachable(const Url& url) {
     std::unique_ptr<httplib::Client> client = make_client(url, kProbeTimeoutS);
     httplib::Result res = client->Get(url.path_prefix + "/v1/models", base_headers(""));
     if (!res) {

@@ -90,6 +90,23 @@ private:
         }                                     \
     } while (false)
 
+#define PALS_STATUS_CONCAT_INNER_(a, b) a##b
+#define PALS_STATUS_CONCAT_(a, b) PALS_STATUS_CONCAT_INNER_(a, b)
+
+/// Evaluates `expr`, a Result<T>. When it holds an error, returns its Status from the enclosing
+/// function (which returns Status or any Result<U>); else moves the value into `lhs`: a
+/// declaration (`auto model`, `const Config config`) or an existing variable.
+///
+///     PALS_ASSIGN_OR_RETURN(auto spec, ModelSpec::load(path));
+#define PALS_ASSIGN_OR_RETURN(lhs, ...) \
+    PALS_ASSIGN_OR_RETURN_IMPL_(PALS_STATUS_CONCAT_(_pals_result_, __LINE__), lhs, __VA_ARGS__)
+#define PALS_ASSIGN_OR_RETURN_IMPL_(result, lhs, ...) \
+    auto result = (__VA_ARGS__);                      \
+    if (!result.is_ok()) {                            \
+        return result.status();                       \
+    }                                                 \
+    lhs = std::move(result).value()
+
 /// The process exit code the CLI uses for a failed Status: 2 bad input, 3 backend unavailable,
 /// 4 permission denied, 1 anything else.
 [[nodiscard]] int exit_code_for(const Status& status);

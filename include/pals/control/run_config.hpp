@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "pals/common/gpu_set.hpp"
 #include "pals/common/status.hpp"
 #include "pals/control/controller.hpp"
 #include "pals/control/daemon.hpp"
@@ -93,8 +94,6 @@ struct RunConfigKey {
 [[nodiscard]] std::string run_config_env_name(std::string_view key);
 /// "--" + the key with '-' for '_' ("period_s" -> "--period-s").
 [[nodiscard]] std::string run_config_flag_name(std::string_view key);
-/// GPU indices of a group are 0 .. kMaxGpuIndex (NVML numbers GPUs from 0; no node has more).
-inline constexpr int kMaxGpuIndex = 1023;
 /// A group's max_num_seqs is 1 .. kMaxGroupNumSeqs.
 inline constexpr int kMaxGroupNumSeqs = 1'000'000;
 /// The environment variable holding groups, separated by ';'.

@@ -5,7 +5,7 @@
 /// TPOT, ITL, E2EL and goodput exactly as `vllm bench serve` defines them (docs/loadgen.md).
 ///
 /// Pieces, each usable alone:
-/// - EndpointUrl / ClientConfig / RequestSender: one streamed request, timed on the injected
+/// - ClientConfig / RequestSender: one streamed request, timed on the injected
 ///   clock, every failure recorded in the outcome (never thrown).
 /// - vllm_arrival_times / build_load: the arrival process (trace replay, vLLM's gamma process,
 ///   closed batch).
@@ -24,6 +24,7 @@
 
 #include "pals/common/clock.hpp"
 #include "pals/common/status.hpp"
+#include "pals/common/url.hpp"
 #include "pals/loadgen/metrics.hpp"
 #include "pals/loadgen/sse_parser.hpp"
 #include "pals/workload/workload.hpp"
@@ -36,23 +37,9 @@ enum class EndpointKind {
     kChatCompletions,  ///< /v1/chat/completions: user message, `max_completion_tokens`, deltas
 };
 
-/// A parsed `--url`: scheme, host, port and an optional path prefix (e.g. behind a proxy).
-struct EndpointUrl {
-    std::string scheme = "http";  ///< "http" or "https"
-    std::string host;
-    int port = 80;
-    std::string path_prefix;  ///< "" or "/prefix" (no trailing slash)
-
-    /// Parses "http://HOST[:PORT][/PREFIX]" (https too when cpp-httplib has TLS). Errors
-    /// (kInvalidArgument) say what is wrong with the text.
-    [[nodiscard]] static Result<EndpointUrl> parse(std::string_view url);
-    /// "scheme://host:port", what the HTTP client connects to.
-    [[nodiscard]] std::string origin() const;
-};
-
 /// Everything a RequestSender needs.
 struct ClientConfig {
-    EndpointUrl url;
+    Url url;  ///< the server (pals::Url: scheme, host, port, path prefix)
     std::string endpoint_path = "/v1/completions";  ///< appended to url.path_prefix
     EndpointKind kind = EndpointKind::kCompletions;
     std::string model;
@@ -103,11 +90,10 @@ private:
 
 /// `GET /v1/models` and the first model's id (what `vllm bench serve` uses without --model).
 /// kUnavailable when the server cannot be reached; kNotFound when it answers without a model.
-[[nodiscard]] Result<std::string> fetch_first_model(const EndpointUrl& url,
-                                                    const std::string& api_key);
+[[nodiscard]] Result<std::string> fetch_first_model(const Url& url, const std::string& api_key);
 
 /// Checks that something accepts connections at `url` (kUnavailable with the reason if not).
-[[nodiscard]] Status check_reachable(const EndpointUrl& url);
+[[nodiscard]] Status check_reachable(const Url& url);
 
 /// vLLM's `get_request()` arrival times for `n` requests at `rate_rps` (finite, > 0): each of the
 /// n delays is gamma(shape = burstiness, scale = 1 / (rate * burstiness)), the delays are

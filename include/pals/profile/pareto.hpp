@@ -61,18 +61,4 @@ struct Frontier {
                                                 const FrontierConstraints& constraints,
                                                 double cap_step_w = 0.0);
 
-/// Options of the SVG chart.
-struct FrontierSvgOptions {
-    std::string title;     ///< first line, e.g. the model and GPU
-    std::string subtitle;  ///< second line, e.g. the workload and constraints
-    int width_px = 960;
-    int height_px = 640;
-};
-
-/// A self-contained SVG: energy per token (log y) against throughput (log x), one coloured line
-/// per cap through its batch caps, infeasible points faded, the frontier ringed and the
-/// energy/throughput staircase dashed, ticks, labels and a legend.
-[[nodiscard]] std::string render_frontier_svg(const Frontier& frontier,
-                                              const FrontierSvgOptions& options);
-
 }  // namespace pals::profile

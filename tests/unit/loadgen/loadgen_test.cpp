@@ -33,7 +33,7 @@ constexpr double kLooseS = 1.0;
 ClientConfig config_for(const ScriptedServer& server, const std::string& mode,
                         const std::string& endpoint = "/v1/completions") {
     ClientConfig c;
-    c.url = EndpointUrl::parse(server.url()).value();
+    c.url = Url::parse(server.url()).value();
     c.endpoint_path = endpoint;
     c.kind = endpoint_kind_for(endpoint);
     c.model = mode;
@@ -69,32 +69,32 @@ int closed_port() {
     return ntohs(addr.sin_port);
 }
 
-TEST(EndpointUrlTest, ParsesAndRejects) {
-    Result<EndpointUrl> url = EndpointUrl::parse("http://localhost:8000");
+TEST(UrlTest, ParsesAndRejects) {
+    Result<Url> url = Url::parse("http://localhost:8000");
     ASSERT_TRUE(url.is_ok());
     EXPECT_EQ(url->host, "localhost");
     EXPECT_EQ(url->port, 8000);
     EXPECT_EQ(url->path_prefix, "");
     EXPECT_EQ(url->origin(), "http://localhost:8000");
-    Result<EndpointUrl> prefixed = EndpointUrl::parse("http://10.0.0.2/proxy/");
+    Result<Url> prefixed = Url::parse("http://10.0.0.2/proxy/");
     ASSERT_TRUE(prefixed.is_ok());
     EXPECT_EQ(prefixed->port, 80);
     EXPECT_EQ(prefixed->path_prefix, "/proxy");
-    Result<EndpointUrl> v6 = EndpointUrl::parse("http://[::1]:9000");
+    Result<Url> v6 = Url::parse("http://[::1]:9000");
     ASSERT_TRUE(v6.is_ok());
     EXPECT_EQ(v6->host, "::1");
     EXPECT_EQ(v6->origin(), "http://[::1]:9000");
-    EXPECT_FALSE(EndpointUrl::parse("localhost:8000").is_ok());
-    EXPECT_FALSE(EndpointUrl::parse("ftp://host").is_ok());
-    EXPECT_FALSE(EndpointUrl::parse("http://host:99999").is_ok());
-    EXPECT_FALSE(EndpointUrl::parse("http://:80").is_ok());
+    EXPECT_FALSE(Url::parse("localhost:8000").is_ok());
+    EXPECT_FALSE(Url::parse("ftp://host").is_ok());
+    EXPECT_FALSE(Url::parse("http://host:99999").is_ok());
+    EXPECT_FALSE(Url::parse("http://:80").is_ok());
     EXPECT_EQ(endpoint_kind_for("/v1/chat/completions"), EndpointKind::kChatCompletions);
     EXPECT_EQ(endpoint_kind_for("/v1/completions"), EndpointKind::kCompletions);
 }
 
 TEST(RequestBodyTest, CompletionsAndChatBodies) {
     ClientConfig c;
-    c.url = EndpointUrl::parse("http://127.0.0.1:1").value();
+    c.url = Url::parse("http://127.0.0.1:1").value();
     c.model = "m";
     c.extra_body_json = R"({"temperature": 0.0, "max_tokens": 99})";
     const RequestSender completions = sender_for(c);
@@ -296,12 +296,12 @@ TEST(RequestSenderTest, RequestTimeout) {
 
 TEST(ProbeTest, ModelsAndReachability) {
     ScriptedServer server;
-    const EndpointUrl url = EndpointUrl::parse(server.url()).value();
+    const Url url = Url::parse(server.url()).value();
     Result<std::string> model = fetch_first_model(url, "");
     ASSERT_TRUE(model.is_ok()) << model.status().message();
     EXPECT_EQ(model.value(), "test-model");
     EXPECT_TRUE(check_reachable(url).is_ok());
-    EndpointUrl closed = url;
+    Url closed = url;
     closed.port = closed_port();
     EXPECT_EQ(check_reachable(closed).code(), StatusCode::kUnavailable);
     EXPECT_EQ(fetch_first_model(closed, "").status().code(), StatusCode::kUnavailable);

@@ -1,12 +1,13 @@
-#include "cli/svg_chart.hpp"
+#include "pals/report/svg.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
-namespace pals::cli {
+namespace pals::report {
 
 namespace {
 
@@ -40,13 +41,92 @@ std::string number(double v) {
     return fmt::format("{:g}", std::round(v * 1000.0) / 1000.0);
 }
 
+/// Viridis, sampled at 9 stops (matplotlib's colour map, perceptually uniform).
+constexpr std::array<std::array<double, 3>, 9> kViridis = {{{68, 1, 84},
+                                                            {71, 44, 122},
+                                                            {59, 81, 139},
+                                                            {44, 113, 142},
+                                                            {33, 144, 141},
+                                                            {39, 173, 129},
+                                                            {92, 200, 99},
+                                                            {170, 220, 50},
+                                                            {253, 231, 37}}};
+
 }  // namespace
+
+std::string viridis(double t) {
+    t = std::clamp(t, 0.0, 1.0) * static_cast<double>(kViridis.size() - 1);
+    const auto i = std::min(static_cast<std::size_t>(t), kViridis.size() - 2);
+    const double f = t - static_cast<double>(i);
+    std::array<int, 3> rgb{};
+    for (std::size_t c = 0; c < 3; ++c) {
+        rgb[c] = static_cast<int>(std::lround(kViridis[i][c] * (1.0 - f) + kViridis[i + 1][c] * f));
+    }
+    return fmt::format("#{:02x}{:02x}{:02x}", rgb[0], rgb[1], rgb[2]);
+}
+
+std::string si_tick_label(double v) {
+    if (v >= 1e6) {
+        return fmt::format("{:g}M", v / 1e6);
+    }
+    if (v >= 1e3) {
+        return fmt::format("{:g}k", v / 1e3);
+    }
+    return fmt::format("{:g}", v);
+}
+
+double LogAxis::map(double v) const {
+    return p0 + (std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo)) * (p1 - p0);
+}
+
+std::vector<double> LogAxis::ticks() const {
+    const std::array<std::vector<double>, 3> mantissas = {
+        std::vector<double>{1.0}, std::vector<double>{1.0, 2.0, 5.0},
+        std::vector<double>{1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0}};
+    std::vector<double> out;
+    for (const std::vector<double>& m : mantissas) {
+        out.clear();
+        for (int e = static_cast<int>(std::floor(std::log10(lo)));
+             e <= static_cast<int>(std::ceil(std::log10(hi))); ++e) {
+            for (double k : m) {
+                const double v = k * std::pow(10.0, e);
+                if (v >= lo && v <= hi) {
+                    out.push_back(v);
+                }
+            }
+        }
+        if (out.size() >= 4) {
+            break;
+        }
+    }
+    return out;
+}
+
+/// Log range of the values, padded by `pad` decades on each side.
+std::pair<double, double> log_range(const std::vector<double>& values, double pad) {
+    double lo = std::numeric_limits<double>::infinity();
+    double hi = 0.0;
+    for (double v : values) {
+        if (v > 0.0 && std::isfinite(v)) {
+            lo = std::min(lo, v);
+            hi = std::max(hi, v);
+        }
+    }
+    if (!std::isfinite(lo)) {
+        return {1.0, 10.0};
+    }
+    if (hi / lo < 1.5) {
+        lo /= 1.25;
+        hi *= 1.25;
+    }
+    return {lo / std::pow(10.0, pad), hi * std::pow(10.0, pad)};
+}
 
 std::string palette_color(std::size_t k) {
     return kPalette[k % std::size(kPalette)];
 }
 
-std::string escape_xml(const std::string& text) {
+std::string escape_xml(std::string_view text) {
     std::string out;
     for (char c : text) {
         switch (c) {
@@ -170,4 +250,4 @@ std::string render_svg(const SvgChart& c) {
     return svg;
 }
 
-}  // namespace pals::cli
+}  // namespace pals::report
