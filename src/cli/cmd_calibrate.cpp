@@ -259,36 +259,27 @@ Status run_mlenergy(const CalibrateOptions& opt, const std::string& shared, sim:
                     nlohmann::json& json_out, std::string& text_out) {
     const std::string csv =
         opt.csv.empty() ? shared + "/calibration/mlenergy-v3/h100_lm_arena_chat.csv" : opt.csv;
-    Result<std::vector<sim::MeasuredRun>> runs = sim::load_measured_runs(csv);
-    if (!runs.is_ok()) {
-        return runs.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::vector<sim::MeasuredRun> runs, sim::load_measured_runs(csv));
     sim::FidelitySettings settings;
     settings.models_dir = shared + "/models";
     settings.output_lengths = shared + "/calibration/mlenergy-v3/output_length_distributions.json";
     settings.input_len = opt.input_len;
     if (opt.fit) {
-        Result<sim::GpuCalibration> fitted =
-            sim::fit_calibration(runs.value(), spec, settings, opt.evaluations,
-                                 sim::published_decode_figures(), opt.fit_power);
-        if (!fitted.is_ok()) {
-            return fitted.status();
-        }
-        spec.calibration = fitted.value();
+        PALS_ASSIGN_OR_RETURN(sim::GpuCalibration fitted,
+                              sim::fit_calibration(runs, spec, settings, opt.evaluations,
+                                                   sim::published_decode_figures(), opt.fit_power));
+        spec.calibration = fitted;
         text_out += calibration_text(spec);
     }
-    Result<sim::FidelityReport> report = sim::evaluate_fidelity(runs.value(), spec, settings);
-    if (!report.is_ok()) {
-        return report.status();
-    }
+    PALS_ASSIGN_OR_RETURN(sim::FidelityReport report, sim::evaluate_fidelity(runs, spec, settings));
     const sim::CapRangeCheck cap = sim::check_cap_range(spec);
-    json_out["mlenergy"] = fidelity_json(report.value());
+    json_out["mlenergy"] = fidelity_json(report);
     json_out["cap_range"] = {{"power_limit_min_w", cap.power_limit_min_w},
                              {"gemm_power_at_min_clock_w", cap.gemm_power_at_min_clock_w},
                              {"stream_power_at_min_clock_w", cap.stream_power_at_min_clock_w},
                              {"excess_w", cap.excess_w()}};
     text_out += "== ML.ENERGY v3, " + spec.name + " at the default limit (" + csv + ")\n" +
-                fidelity_table(report.value()) +
+                fidelity_table(report) +
                 fmt::format(
                     "lowest limit {:.0f} W at {:.0f} MHz: saturated GEMM {:.0f} W ({}), weight "
                     "streaming {:.0f} W\n\n",
@@ -296,9 +287,9 @@ Status run_mlenergy(const CalibrateOptions& opt, const std::string& shared, sim:
                     cap.excess_w() > 0.0 ? fmt::format("unreachable by {:.0f} W", cap.excess_w())
                                          : std::string("reachable"),
                     cap.stream_power_at_min_clock_w);
-    if (opt.max_mape > 0.0 && report->worst_mape() > opt.max_mape) {
+    if (opt.max_mape > 0.0 && report.worst_mape() > opt.max_mape) {
         return Status::out_of_range(fmt::format("worst MAPE {:.1f} % exceeds --max-mape {:.1f} %",
-                                                report->worst_mape(), opt.max_mape));
+                                                report.worst_mape(), opt.max_mape));
     }
     return Status::ok();
 }
@@ -314,11 +305,8 @@ Status run_sweeps(const CalibrateOptions& opt, const std::string& shared, nlohma
     }
     std::vector<sim::ClockSweep> sweeps;
     for (const std::string& file : files) {
-        Result<std::vector<sim::ClockSweep>> loaded = sim::load_clock_sweeps(file);
-        if (!loaded.is_ok()) {
-            return loaded.status();
-        }
-        sweeps.insert(sweeps.end(), loaded->begin(), loaded->end());
+        PALS_ASSIGN_OR_RETURN(std::vector<sim::ClockSweep> loaded, sim::load_clock_sweeps(file));
+        sweeps.insert(sweeps.end(), loaded.begin(), loaded.end());
     }
     Result<sim::GpuSpec> gpu = sim::find_gpu_spec(opt.sweep_gpu);
     if (!gpu.is_ok()) {
@@ -326,12 +314,10 @@ Status run_sweeps(const CalibrateOptions& opt, const std::string& shared, nlohma
     }
     sim::GpuSpec spec = gpu.value();
     if (opt.fit) {
-        Result<sim::GpuSpec> fitted =
-            sim::fit_sweep_calibration(sweeps, spec, opt.sweep_limit_w, opt.evaluations);
-        if (!fitted.is_ok()) {
-            return fitted.status();
-        }
-        spec = fitted.value();
+        PALS_ASSIGN_OR_RETURN(
+            sim::GpuSpec fitted,
+            sim::fit_sweep_calibration(sweeps, spec, opt.sweep_limit_w, opt.evaluations));
+        spec = fitted;
         text_out += calibration_text(spec);
     }
     std::vector<sim::SweepReport> reports;
@@ -350,28 +336,24 @@ Status run_sweeps(const CalibrateOptions& opt, const std::string& shared, nlohma
 /// Published decode figures at a locked clock.
 Status run_decode_figures(const std::string& shared, const sim::GpuSpec& spec,
                           nlohmann::json& json_out, std::string& text_out) {
-    Result<std::vector<sim::DecodeFigureRow>> rows =
-        sim::replay_decode_figures(sim::published_decode_figures(), spec, shared + "/models");
-    if (!rows.is_ok()) {
-        return rows.status();
-    }
-    json_out["decode_figures"] = decode_json(rows.value());
+    PALS_ASSIGN_OR_RETURN(
+        std::vector<sim::DecodeFigureRow> rows,
+        sim::replay_decode_figures(sim::published_decode_figures(), spec, shared + "/models"));
+    json_out["decode_figures"] = decode_json(rows);
     text_out += "== Published decode figures at a locked SM clock (" + spec.name +
-                " parameters)\n" + decode_table(rows.value());
+                " parameters)\n" + decode_table(rows);
     return Status::ok();
 }
 
 /// Published serving figures of deployments the calibration rows do not cover (held out).
 Status run_serving_figures(const std::string& shared, const sim::GpuSpec& spec,
                            nlohmann::json& json_out, std::string& text_out) {
-    Result<std::vector<sim::ServingFigureRow>> rows =
-        sim::replay_serving_figures(sim::published_serving_figures(), spec, shared + "/models");
-    if (!rows.is_ok()) {
-        return rows.status();
-    }
-    json_out["serving_figures"] = serving_json(rows.value());
+    PALS_ASSIGN_OR_RETURN(
+        std::vector<sim::ServingFigureRow> rows,
+        sim::replay_serving_figures(sim::published_serving_figures(), spec, shared + "/models"));
+    json_out["serving_figures"] = serving_json(rows);
     text_out += "== Published serving figures, held out (" + spec.name +
-                " parameters; closed loop, fixed lengths)\n" + serving_table(rows.value());
+                " parameters; closed loop, fixed lengths)\n" + serving_table(rows);
     return Status::ok();
 }
 

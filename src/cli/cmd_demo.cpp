@@ -32,13 +32,10 @@ Status run_demo(const DemoOptions& opt) {
     node_opt.model = default_model_path();
     node_opt.gpu = "H100-SXM";
     node_opt.tp = 2;
-    Result<sim::NodeConfig> node = node_opt.build();
-    if (!node.is_ok()) {
-        return node.status();
-    }
+    PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, node_opt.build());
     for (const double cap : opt.caps_w) {
-        if (Status st = check_range("--caps", cap, node->gpu.power_limit_min_w,
-                                    node->gpu.power_limit_max_w, "W", node->gpu.name);
+        if (Status st = check_range("--caps", cap, node.gpu.power_limit_min_w,
+                                    node.gpu.power_limit_max_w, "W", node.gpu.name);
             !st.is_ok()) {
             return st;
         }
@@ -49,28 +46,22 @@ Status run_demo(const DemoOptions& opt) {
                           ? default_shared_dir() + "/traces/AzureLLMInferenceTrace_conv.csv"
                           : opt.trace;
     spec.duration_s = opt.duration_s;
-    Result<std::vector<workload::Request>> requests = workload::build_workload(spec);
-    if (!requests.is_ok()) {
-        return requests.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> requests, workload::build_workload(spec));
     std::printf(
         "PALS demo: %s on 2x %s (TP2), %zu requests from %s (first %.0f s)\n"
         "SLOs: TTFT <= 1 s, TPOT <= 100 ms. Energy and power are all GPUs, idle included.\n\n",
-        node->model.name.c_str(), node->gpu.name.c_str(), requests->size(),
+        node.model.name.c_str(), node.gpu.name.c_str(), requests.size(),
         spec.trace_path.filename().c_str(), opt.duration_s);
     std::vector<std::vector<std::string>> rows;
     double wall = 0.0;
     for (const double cap : opt.caps_w) {
         for (const int batch : opt.batch_caps) {
-            sim::NodeConfig config = node.value();
+            sim::NodeConfig config = node;
             config.power_cap_w = cap;
             config.engine.max_num_seqs = batch;
-            Result<sim::Simulator> sim = sim::Simulator::create(config, requests.value());
-            if (!sim.is_ok()) {
-                return sim.status();
-            }
-            sim->run_to_completion();
-            const sim::SimulationReport r = sim->report();
+            PALS_ASSIGN_OR_RETURN(sim::Simulator sim, sim::Simulator::create(config, requests));
+            sim.run_to_completion();
+            const sim::SimulationReport r = sim.report();
             wall += r.sim_wall_s;
             rows.push_back({fmt::format("{:.0f}", cap), fmt::format("{}", batch),
                             fmt::format("{:.0f}", r.throughput_tok_s),
@@ -95,24 +86,17 @@ Status run_demo(const DemoOptions& opt) {
     }
 
     // The headline comparison: every policy on the same trace under a budget step.
-    Result<control::Scenario> scenario = control::load_scenario(opt.scenario, default_shared_dir());
-    if (!scenario.is_ok()) {
-        return scenario.status();
-    }
-    scenario->workload.duration_s = opt.duration_s;
-    Result<std::shared_ptr<const profile::PowerModel>> model = power_model_for(scenario.value());
-    if (!model.is_ok()) {
-        return model.status();
-    }
-    Result<control::ScenarioResult> result =
-        control::evaluate_scenario(scenario.value(), model.value());
-    if (!result.is_ok()) {
-        return result.status();
-    }
-    result->frontier_svg = frontier_svg_for(*model.value(), scenario.value());
-    std::fputs(evaluation_table(result.value()).c_str(), stdout);
+    PALS_ASSIGN_OR_RETURN(control::Scenario scenario,
+                          control::load_scenario(opt.scenario, default_shared_dir()));
+    scenario.workload.duration_s = opt.duration_s;
+    PALS_ASSIGN_OR_RETURN(std::shared_ptr<const profile::PowerModel> model,
+                          power_model_for(scenario));
+    PALS_ASSIGN_OR_RETURN(control::ScenarioResult result,
+                          control::evaluate_scenario(scenario, model));
+    result.frontier_svg = frontier_svg_for(*model, scenario);
+    std::fputs(evaluation_table(result).c_str(), stdout);
     if (!opt.report.empty()) {
-        PALS_RETURN_IF_ERROR(write_file_atomic(opt.report, evaluation_html({result.value()})));
+        PALS_RETURN_IF_ERROR(write_file_atomic(opt.report, evaluation_html({result})));
         std::printf("report written to %s\n", opt.report.c_str());
     }
     return Status::ok();

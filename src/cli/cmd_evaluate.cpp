@@ -27,39 +27,31 @@ struct EvaluateOptions {
 Status run_evaluate(const EvaluateOptions& opt) {
     std::vector<control::ScenarioResult> results;
     for (const std::string& path : opt.scenarios) {
-        Result<control::Scenario> scenario = control::load_scenario(path, default_shared_dir());
-        if (!scenario.is_ok()) {
-            return scenario.status();
-        }
+        PALS_ASSIGN_OR_RETURN(control::Scenario scenario,
+                              control::load_scenario(path, default_shared_dir()));
         if (opt.period_s != 0.0) {
             PALS_RETURN_IF_ERROR(check_range("--period", opt.period_s, 0.001, 3600.0, "s"));
         }
         if (opt.period_s > 0.0) {
-            scenario->period_s = opt.period_s;
+            scenario.period_s = opt.period_s;
         }
         std::shared_ptr<const profile::PowerModel> model;
-        if (std::find(scenario->policies.begin(), scenario->policies.end(), "pals") !=
-            scenario->policies.end()) {
-            Result<std::shared_ptr<const profile::PowerModel>> m =
-                power_model_for(scenario.value());
-            if (!m.is_ok()) {
-                return m.status();
-            }
-            model = m.value();
+        if (std::find(scenario.policies.begin(), scenario.policies.end(), "pals") !=
+            scenario.policies.end()) {
+            PALS_ASSIGN_OR_RETURN(std::shared_ptr<const profile::PowerModel> m,
+                                  power_model_for(scenario));
+            model = m;
         }
-        Result<control::ScenarioResult> result =
-            control::evaluate_scenario(scenario.value(), model);
-        if (!result.is_ok()) {
-            return result.status();
-        }
+        PALS_ASSIGN_OR_RETURN(control::ScenarioResult result,
+                              control::evaluate_scenario(scenario, model));
         if (model) {
-            result->frontier_svg = frontier_svg_for(*model, scenario.value());
+            result.frontier_svg = frontier_svg_for(*model, scenario);
         }
         if (!opt.json) {
-            std::fputs(evaluation_table(result.value()).c_str(), stdout);
+            std::fputs(evaluation_table(result).c_str(), stdout);
             std::fflush(stdout);
         }
-        results.push_back(std::move(result).value());
+        results.push_back(std::move(result));
     }
     if (opt.json) {
         nlohmann::json out = nlohmann::json::array();

@@ -49,19 +49,13 @@ std::string cv_table(const profile::WorkloadFit& w) {
 
 Status run_fit(const FitCommandOptions& opt) {
     const auto start = std::chrono::steady_clock::now();
-    Result<profile::ProfileTable> table = profile::read_profile(opt.profile);
-    if (!table.is_ok()) {
-        return table.status();
-    }
+    PALS_ASSIGN_OR_RETURN(profile::ProfileTable table, profile::read_profile(opt.profile));
     profile::FitOptions fit_options;
     fit_options.folds = opt.folds;
     fit_options.seed = opt.seed;
     fit_options.workloads = opt.workloads;
-    Result<profile::FitResult> fit = profile::fit_profile(table.value(), fit_options);
-    if (!fit.is_ok()) {
-        return fit.status();
-    }
-    const std::string json = profile::model_json(fit.value());
+    PALS_ASSIGN_OR_RETURN(profile::FitResult fit, profile::fit_profile(table, fit_options));
+    const std::string json = profile::model_json(fit);
     // Load what was written back through the reader the controller uses, so a model that
     // cannot be queried is never written.
     Result<profile::PowerModel> check =
@@ -74,7 +68,7 @@ Status run_fit(const FitCommandOptions& opt) {
     }
     const double wall =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const profile::FitResult& f = fit.value();
+    const profile::FitResult& f = fit;
     std::printf("%s\n", f.shape.describe().c_str());
     std::printf(
         "%zu rows, %zu workload(s), grid %zu caps (%g-%g W) x %zu batch caps (%d-%d); %d-fold "

@@ -46,11 +46,8 @@ double experts_touched(const profile::ModelShape& shape, double batch) {
 }
 
 Status run_frontier(const FrontierOptions& opt) {
-    Result<profile::PowerModel> model = profile::PowerModel::load(opt.model);
-    if (!model.is_ok()) {
-        return model.status();
-    }
-    const profile::PowerModel& m = model.value();
+    PALS_ASSIGN_OR_RETURN(profile::PowerModel model, profile::PowerModel::load(opt.model));
+    const profile::PowerModel& m = model;
     const std::vector<std::string> names = m.workloads();
     if (!opt.workload.empty() &&
         std::find(names.begin(), names.end(), opt.workload) == names.end()) {
@@ -61,12 +58,9 @@ Status run_frontier(const FrontierOptions& opt) {
     constraints.max_itl_s = opt.slo_itl_s;
     constraints.max_power_w = opt.budget_w;
     constraints.tolerance = opt.tolerance_pct / 100.0;
-    Result<profile::Frontier> frontier =
-        profile::compute_frontier(m, opt.workload, constraints, opt.cap_step_w);
-    if (!frontier.is_ok()) {
-        return frontier.status();
-    }
-    const profile::Frontier& f = frontier.value();
+    PALS_ASSIGN_OR_RETURN(profile::Frontier frontier,
+                          profile::compute_frontier(m, opt.workload, constraints, opt.cap_step_w));
+    const profile::Frontier& f = frontier;
     const profile::ModelShape& shape = m.shape();
     std::size_t feasible = 0;
     for (bool ok : f.feasible) {

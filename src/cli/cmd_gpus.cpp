@@ -150,26 +150,20 @@ std::string rows_to_table(const std::vector<GpuRow>& rows) {
 }
 
 Status run_gpus(const GpusOptions& opt) {
-    auto backend = power::NvmlBackend::open({opt.nvml_lib, nullptr});
-    if (!backend.is_ok()) {
-        return backend.status();
-    }
-    auto count = (*backend)->device_count();
-    if (!count.is_ok()) {
-        return count.status();
-    }
+    PALS_ASSIGN_OR_RETURN(auto backend, power::NvmlBackend::open({opt.nvml_lib, nullptr}));
+    PALS_ASSIGN_OR_RETURN(auto count, backend->device_count());
     std::vector<GpuRow> rows;
     Status first_error;
-    for (int gpu = 0; gpu < *count; ++gpu) {
-        rows.push_back(read_row(**backend, gpu));
+    for (int gpu = 0; gpu < count; ++gpu) {
+        rows.push_back(read_row(*backend, gpu));
         if (first_error.is_ok() && !rows.back().error.is_ok()) {
             first_error = rows.back().error;
         }
     }
     if (opt.json) {
-        nlohmann::json doc = {{"backend", std::string((*backend)->backend_name())},
-                              {"library", (*backend)->library_path()},
-                              {"driver_version", (*backend)->driver_version()},
+        nlohmann::json doc = {{"backend", std::string(backend->backend_name())},
+                              {"library", backend->library_path()},
+                              {"driver_version", backend->driver_version()},
                               {"gpus", nlohmann::json::array()}};
         for (const GpuRow& r : rows) {
             doc["gpus"].push_back(row_to_json(r));

@@ -72,11 +72,8 @@ Result<LoadgenPlan> build_plan(const LoadgenOptions& opt) {
     plan.client.ignore_eos = !opt.no_ignore_eos;
     if (!opt.extra_body.empty()) {
         // Checked here, before any request is sent (the sender would refuse it only later).
-        Result<nlohmann::json> extra = parse_json(opt.extra_body, "--extra-body");
-        if (!extra.is_ok()) {
-            return extra.status();
-        }
-        if (!extra->is_object()) {
+        PALS_ASSIGN_OR_RETURN(nlohmann::json extra, parse_json(opt.extra_body, "--extra-body"));
+        if (!extra.is_object()) {
             return Status::invalid_argument(
                 fmt::format("--extra-body: '{}' is not a JSON object", opt.extra_body));
         }
@@ -116,34 +113,28 @@ Result<LoadgenPlan> build_plan(const LoadgenOptions& opt) {
     }
     plan.metrics.goodput = goodput.value();
 
-    Result<workload::WorkloadSpec> spec = opt.workload.build();
-    if (!spec.is_ok()) {
-        return spec.status();
-    }
-    Result<std::vector<workload::Request>> requests = loadgen::build_load(spec.value());
-    if (!requests.is_ok()) {
-        return requests.status();
-    }
-    if (requests->empty()) {
+    PALS_ASSIGN_OR_RETURN(workload::WorkloadSpec spec, opt.workload.build());
+    PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> requests, loadgen::build_load(spec));
+    if (requests.empty()) {
         return Status::invalid_argument(
             "the workload has no requests (check --duration / --num-requests)");
     }
-    plan.requests = std::move(requests).value();
+    plan.requests = std::move(requests);
 
     plan.info.base_url = opt.url;
     plan.info.endpoint = opt.endpoint;
     plan.info.num_prompts = plan.requests.size();
     plan.info.max_concurrency = plan.run.max_concurrency;
-    plan.info.burstiness = spec->burstiness;
+    plan.info.burstiness = spec.burstiness;
     const bool batch =
-        spec->kind == workload::WorkloadKind::kClosedLoop || std::isinf(spec->rate_rps);
-    if (spec->kind == workload::WorkloadKind::kTrace) {
+        spec.kind == workload::WorkloadKind::kClosedLoop || std::isinf(spec.rate_rps);
+    if (spec.kind == workload::WorkloadKind::kTrace) {
         plan.info.arrival = "trace";
     } else if (batch) {
         plan.info.arrival = "batch";
     } else {
         plan.info.arrival = "gamma";
-        plan.info.request_rate = spec->rate_rps * spec->rate_scale / spec->time_scale;
+        plan.info.request_rate = spec.rate_rps * spec.rate_scale / spec.time_scale;
     }
     return plan;
 }
@@ -168,11 +159,8 @@ private:
 };
 
 Status run_loadgen(const LoadgenOptions& opt) {
-    Result<LoadgenPlan> built = build_plan(opt);
-    if (!built.is_ok()) {
-        return built.status();
-    }
-    LoadgenPlan& plan = built.value();
+    PALS_ASSIGN_OR_RETURN(LoadgenPlan built, build_plan(opt));
+    LoadgenPlan& plan = built;
     // Like vllm bench serve: without --model, ask the server. Either way an unreachable
     // endpoint stops the run before it starts (exit 3).
     if (plan.client.model.empty()) {
@@ -201,26 +189,23 @@ Status run_loadgen(const LoadgenOptions& opt) {
         };
     }
     SystemClock clock;
-    Result<loadgen::RunResult> run =
-        loadgen::run_load(sender.value(), plan.requests, plan.run, clock);
-    if (!run.is_ok()) {
-        return run.status();
-    }
+    PALS_ASSIGN_OR_RETURN(loadgen::RunResult run,
+                          loadgen::run_load(sender.value(), plan.requests, plan.run, clock));
     const loadgen::BenchmarkMetrics metrics =
-        loadgen::compute_metrics(run->outcomes, run->duration_s, plan.metrics);
+        loadgen::compute_metrics(run.outcomes, run.duration_s, plan.metrics);
     if (metrics.completed == 0) {
         PALS_LOG_WARN("loadgen: all {} requests failed; first error: {}", metrics.failed,
-                      run->outcomes.empty() ? "" : run->outcomes.front().error);
+                      run.outcomes.empty() ? "" : run.outcomes.front().error);
     }
     if (!opt.save_requests.empty()) {
         PALS_RETURN_IF_ERROR(
-            write_file_atomic(opt.save_requests, loadgen::format_requests_jsonl(run->outcomes))
+            write_file_atomic(opt.save_requests, loadgen::format_requests_jsonl(run.outcomes))
                 .with_prefix("--save-requests"));
     }
     const std::string text =
-        opt.json ? loadgen::format_result_json(metrics, plan.metrics, plan.info, run->outcomes,
+        opt.json ? loadgen::format_result_json(metrics, plan.metrics, plan.info, run.outcomes,
                                                opt.save_detailed)
-                 : loadgen::format_result_table(metrics, plan.metrics, plan.info, run->outcomes);
+                 : loadgen::format_result_table(metrics, plan.metrics, plan.info, run.outcomes);
     if (!opt.out.empty()) {
         return write_file_atomic(opt.out, text);
     }

@@ -72,19 +72,10 @@ struct SelectedGpus {
 };
 
 Result<SelectedGpus> open_selected_gpus(const std::string& nvml_lib, const std::string& gpu_list) {
-    auto backend = open_backend(nvml_lib);
-    if (!backend.is_ok()) {
-        return backend.status();
-    }
-    auto count = (*backend)->device_count();
-    if (!count.is_ok()) {
-        return count.status();
-    }
-    auto gpus = parse_gpu_list(gpu_list, *count);
-    if (!gpus.is_ok()) {
-        return gpus.status();
-    }
-    return SelectedGpus{std::move(backend).value(), std::move(gpus).value()};
+    PALS_ASSIGN_OR_RETURN(auto backend, open_backend(nvml_lib));
+    PALS_ASSIGN_OR_RETURN(auto count, backend->device_count());
+    PALS_ASSIGN_OR_RETURN(auto gpus, parse_gpu_list(gpu_list, count));
+    return SelectedGpus{std::move(backend), std::move(gpus)};
 }
 
 void print_line(const std::string& line) {
@@ -140,35 +131,26 @@ Status run_set(const SetOptions& opt) {
     // Validate every GPU before anything is written.
     std::vector<double> before_w;
     for (int gpu : *gpus) {
-        auto range = gpu_backend.power_limit_range(gpu);
-        if (!range.is_ok()) {
-            return range.status();
-        }
-        if (!range->contains(opt.limit_w)) {
+        PALS_ASSIGN_OR_RETURN(auto range, gpu_backend.power_limit_range(gpu));
+        if (!range.contains(opt.limit_w)) {
             return Status::out_of_range(
                 fmt::format("--limit {:g} W is outside the allowed range of GPU {}: {:g}-{:g} W "
                             "(nothing was changed)",
-                            opt.limit_w, gpu, range->min_w, range->max_w));
+                            opt.limit_w, gpu, range.min_w, range.max_w));
         }
-        auto current = gpu_backend.power_limit_w(gpu);
-        if (!current.is_ok()) {
-            return current.status();
-        }
-        before_w.push_back(*current);
+        PALS_ASSIGN_OR_RETURN(auto current, gpu_backend.power_limit_w(gpu));
+        before_w.push_back(current);
     }
 
-    auto saved = power::SavedControls::load(opt.state_file);
-    if (!saved.is_ok()) {
-        return saved.status();
-    }
-    PALS_RETURN_IF_ERROR(saved->save(gpu_backend, *gpus));
+    PALS_ASSIGN_OR_RETURN(auto saved, power::SavedControls::load(opt.state_file));
+    PALS_RETURN_IF_ERROR(saved.save(gpu_backend, *gpus));
 
     std::vector<std::pair<int, double>> written;
     for (std::size_t i = 0; i < gpus->size(); ++i) {
         const int gpu = (*gpus)[i];
         auto enforced = gpu_backend.set_power_limit(gpu, opt.limit_w);
         if (!enforced.is_ok()) {
-            roll_back(gpu_backend, written, *saved);
+            roll_back(gpu_backend, written, saved);
             return enforced.status();
         }
         written.emplace_back(gpu, before_w[i]);
@@ -188,7 +170,7 @@ Status run_set(const SetOptions& opt) {
                           opt.duration_s)
             : std::string("holding; Ctrl-C or SIGTERM restores the saved limits"));
     signals->wait_for(opt.duration_s > 0.0 ? opt.duration_s : -1.0);
-    PALS_RETURN_IF_ERROR(saved->restore_gpus(gpu_backend, *gpus));
+    PALS_RETURN_IF_ERROR(saved.restore_gpus(gpu_backend, *gpus));
     for (std::size_t i = 0; i < gpus->size(); ++i) {
         auto now = gpu_backend.power_limit_w((*gpus)[i]);
         print_line(fmt::format("GPU {}: restored power limit {:.1f} W", (*gpus)[i],
@@ -210,16 +192,10 @@ Status run_restore(const RestoreOptions& opt) {
         print_line(fmt::format("nothing to restore: {} does not exist", opt.state_file));
         return Status::ok();
     }
-    auto saved = power::SavedControls::load(opt.state_file);
-    if (!saved.is_ok()) {
-        return saved.status();
-    }
-    auto backend = open_backend(opt.nvml_lib);
-    if (!backend.is_ok()) {
-        return backend.status();
-    }
-    const std::vector<power::SavedGpuControls> entries = saved->entries();
-    PALS_RETURN_IF_ERROR(saved->restore(**backend));
+    PALS_ASSIGN_OR_RETURN(auto saved, power::SavedControls::load(opt.state_file));
+    PALS_ASSIGN_OR_RETURN(auto backend, open_backend(opt.nvml_lib));
+    const std::vector<power::SavedGpuControls> entries = saved.entries();
+    PALS_RETURN_IF_ERROR(saved.restore(*backend));
     for (const power::SavedGpuControls& e : entries) {
         print_line(fmt::format("GPU {} ({}): power limit restored to {:.1f} W", e.index, e.uuid,
                                e.power_limit_w));
@@ -260,19 +236,13 @@ Status run_watch(const WatchOptions& opt) {
     auto read_all = [&]() -> Result<std::vector<power::GpuSample>> {
         std::vector<power::GpuSample> out;
         for (int gpu : *gpus) {
-            auto s = gpu_backend.sample(gpu);
-            if (!s.is_ok()) {
-                return s.status();
-            }
-            out.push_back(*s);
+            PALS_ASSIGN_OR_RETURN(auto s, gpu_backend.sample(gpu));
+            out.push_back(s);
         }
         return out;
     };
-    auto first = read_all();
-    if (!first.is_ok()) {
-        return first.status();
-    }
-    std::vector<power::GpuSample> prev = *first;
+    PALS_ASSIGN_OR_RETURN(auto first, read_all());
+    std::vector<power::GpuSample> prev = first;
     const Seconds t0 = prev.empty() ? Seconds{0.0} : prev.front().time;
     if (!opt.json) {
         print_line(
@@ -289,16 +259,13 @@ Status run_watch(const WatchOptions& opt) {
         if (signals.wait_for(std::max(wait_s, 0.0))) {
             break;
         }
-        auto cur = read_all();
-        if (!cur.is_ok()) {
-            return cur.status();
-        }
-        const double t_s = cur->empty() ? 0.0 : (cur->front().time - t0).count();
+        PALS_ASSIGN_OR_RETURN(auto cur, read_all());
+        const double t_s = cur.empty() ? 0.0 : (cur.front().time - t0).count();
         std::string line = fmt::format("{:8.2f} s", t_s);
         nlohmann::json record = {{"t_s", t_s}, {"gpus", nlohmann::json::array()}};
-        for (std::size_t i = 0; i < cur->size(); ++i) {
+        for (std::size_t i = 0; i < cur.size(); ++i) {
             const power::GpuSample& a = prev[i];
-            const power::GpuSample& b = (*cur)[i];
+            const power::GpuSample& b = (cur)[i];
             const double dt = (b.time - a.time).count();
             const double de = b.energy_j - a.energy_j;
             const bool from_energy = std::isfinite(de) && dt > 0.0;
@@ -322,7 +289,7 @@ Status run_watch(const WatchOptions& opt) {
                  {"throttle_reasons", power::throttle_reason_names(b.throttle_reasons)}});
         }
         print_line(opt.json ? record.dump() : line);
-        prev = std::move(cur).value();
+        prev = std::move(cur);
     }
     return Status::ok();
 }

@@ -83,10 +83,7 @@ Result<std::vector<int>> parse_gpu_list(const std::string& text, int tp) {
 /// Opens NVML and the vLLM server of a live profile and checks both answer.
 Result<std::unique_ptr<LiveNode>> open_live_node(const ProfileOptions& opt, int max_batch) {
     auto node = std::make_unique<LiveNode>();
-    Result<std::vector<int>> gpus = parse_gpu_list(opt.gpus, opt.node.tp);
-    if (!gpus.is_ok()) {
-        return gpus.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::vector<int> gpus, parse_gpu_list(opt.gpus, opt.node.tp));
     Result<Url> url = Url::parse(opt.url);
     if (!url.is_ok()) {
         return url.status().with_prefix("--url");
@@ -94,26 +91,21 @@ Result<std::unique_ptr<LiveNode>> open_live_node(const ProfileOptions& opt, int 
     power::NvmlBackend::Options nvml;
     nvml.library_path = opt.nvml_lib;
     nvml.clock = &node->clock;
-    Result<std::unique_ptr<power::NvmlBackend>> backend = power::NvmlBackend::open(nvml);
-    if (!backend.is_ok()) {
-        return backend.status();
-    }
-    node->gpus = std::move(backend).value();
-    Result<int> count = node->gpus->device_count();
-    if (!count.is_ok()) {
-        return count.status();
-    }
-    for (int g : gpus.value()) {
-        if (g >= count.value()) {
+    PALS_ASSIGN_OR_RETURN(std::unique_ptr<power::NvmlBackend> backend,
+                          power::NvmlBackend::open(nvml));
+    node->gpus = std::move(backend);
+    PALS_ASSIGN_OR_RETURN(int count, node->gpus->device_count());
+    for (int g : gpus) {
+        if (g >= count) {
             return Status::invalid_argument(
-                fmt::format("--gpus: GPU {} does not exist ({} GPU(s))", g, count.value()));
+                fmt::format("--gpus: GPU {} does not exist ({} GPU(s))", g, count));
         }
     }
     engine::vllm::VllmEngineConfig engine;
     engine.host = url->host;
     engine.port = url->port;
     engine.max_num_seqs = opt.max_num_seqs_given ? opt.node.max_num_seqs : max_batch;
-    engine.gpus = gpus.value();
+    engine.gpus = gpus;
     engine.batch_cap_path = opt.batch_cap_file;
     node->engine = std::make_unique<engine::vllm::VllmEngine>(engine, node->clock);
     if (Result<engine::EngineSnapshot> first = node->engine->snapshot(); !first.is_ok()) {
@@ -213,23 +205,17 @@ Status run_profile(ProfileOptions opt) {
     if (!caps.is_ok()) {
         return caps.status();
     }
-    Result<std::vector<int>> batches = profile::parse_batches(opt.batches);
-    if (!batches.is_ok()) {
-        return batches.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::vector<int> batches, profile::parse_batches(opt.batches));
     std::vector<profile::WorkloadMix> mixes;
     for (const std::string& text : opt.workloads) {
-        Result<profile::WorkloadMix> mix = profile::parse_workload_mix(text);
-        if (!mix.is_ok()) {
-            return mix.status();
-        }
+        PALS_ASSIGN_OR_RETURN(profile::WorkloadMix mix, profile::parse_workload_mix(text));
         for (const profile::WorkloadMix& m : mixes) {
-            if (m.name == mix->name) {
+            if (m.name == mix.name) {
                 return Status::invalid_argument("--workload: the name '" + m.name +
                                                 "' is given twice");
             }
         }
-        mixes.push_back(std::move(mix).value());
+        mixes.push_back(std::move(mix));
     }
     if (mixes.empty()) {
         mixes.push_back(profile::default_workload_mix());
@@ -243,18 +229,15 @@ Status run_profile(ProfileOptions opt) {
     measure.sample_period = Seconds{opt.sample_period_s};
 
     // The simulated backend.
-    const int max_batch = batches->back();
+    const int max_batch = batches.back();
     if (opt.max_num_seqs_given && max_batch > opt.node.max_num_seqs) {
         return Status::out_of_range(
             fmt::format("--batches goes up to {} but --max-num-seqs is {}: the batch cap can "
                         "only be lowered below the launch value",
                         max_batch, opt.node.max_num_seqs));
     }
-    Result<sim::NodeConfig> node = opt.node.build();
-    if (!node.is_ok()) {
-        return node.status();
-    }
-    const sim::GpuSpec& gpu = node->gpu;
+    PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, opt.node.build());
+    const sim::GpuSpec& gpu = node.gpu;
     if (caps->front() < gpu.power_limit_min_w || caps->back() > gpu.power_limit_max_w) {
         return Status::out_of_range(
             fmt::format("--caps {}-{} W is outside {}'s power-limit range {}-{} W", caps->front(),
@@ -264,37 +247,28 @@ Status run_profile(ProfileOptions opt) {
     std::unique_ptr<LiveNode> live;
     std::optional<power::SavedControls> saved;
     if (opt.backend == "sim") {
-        auto sim = profile::SimSessionFactory::create(std::move(node).value(), measure, max_batch);
-        if (!sim.is_ok()) {
-            return sim.status();
-        }
-        factory = std::unique_ptr<profile::SessionFactory>(std::move(sim).value());
+        PALS_ASSIGN_OR_RETURN(
+            auto sim, profile::SimSessionFactory::create(std::move(node), measure, max_batch));
+        factory = std::unique_ptr<profile::SessionFactory>(std::move(sim));
     } else {
-        Result<std::unique_ptr<LiveNode>> opened = open_live_node(opt, max_batch);
-        if (!opened.is_ok()) {
-            return opened.status();
-        }
-        live = std::move(opened).value();
+        PALS_ASSIGN_OR_RETURN(std::unique_ptr<LiveNode> opened, open_live_node(opt, max_batch));
+        live = std::move(opened);
         profile::LiveLoadConfig load;
         load.client.url = Url::parse(opt.url).value();  // checked when opened
         load.client.model = opt.served_model_name;
         if (load.client.model.empty()) {
-            Result<std::string> model = loadgen::fetch_first_model(load.client.url, "");
-            if (!model.is_ok()) {
-                return model.status();
-            }
-            load.client.model = std::move(model).value();
+            PALS_ASSIGN_OR_RETURN(std::string model,
+                                  loadgen::fetch_first_model(load.client.url, ""));
+            load.client.model = std::move(model);
         }
         load.concurrency = opt.concurrency;
-        auto made = profile::LiveSessionFactory::create(
-            live->clock, *live->gpus, *live->engine,
-            profile::model_shape_of(node->model, node->gpu.name, node->parallel.tp,
-                                    node->parallel.ep),
-            std::move(load), max_batch);
-        if (!made.is_ok()) {
-            return made.status();
-        }
-        factory = std::unique_ptr<profile::SessionFactory>(std::move(made).value());
+        PALS_ASSIGN_OR_RETURN(
+            auto made, profile::LiveSessionFactory::create(
+                           live->clock, *live->gpus, *live->engine,
+                           profile::model_shape_of(node.model, node.gpu.name, node.parallel.tp,
+                                                   node.parallel.ep),
+                           std::move(load), max_batch));
+        factory = std::unique_ptr<profile::SessionFactory>(std::move(made));
         // Every cap the sweep writes is undone at the end (or by `pals power restore`).
         saved.emplace(opt.saved_controls);
         PALS_RETURN_IF_ERROR(saved->save(*live->gpus, live->engine->gpus()));
@@ -316,7 +290,7 @@ Status run_profile(ProfileOptions opt) {
     profile::SweepPlan plan;
     plan.workloads = mixes;
     plan.caps_w = caps.value();
-    plan.batch_caps = batches.value();
+    plan.batch_caps = batches;
     plan.measure = measure;
     std::size_t already = 0;
     for (const profile::WorkloadMix& m : mixes) {

@@ -112,10 +112,7 @@ Status run_check(const control::RunConfig& config, bool json) {
     std::error_code ec;
     if (config.policy == "pals") {
         if (std::filesystem::exists(config.power_model, ec)) {
-            Result<std::unique_ptr<control::Policy>> policy = control::make_run_policy(config);
-            if (!policy.is_ok()) {
-                return policy.status();
-            }
+            PALS_RETURN_IF_ERROR(control::make_run_policy(config).status());
         } else {
             std::fprintf(stderr,
                          "pals: note: power_model %s does not exist yet (needed to start)\n",
@@ -135,31 +132,20 @@ Status run_check(const control::RunConfig& config, bool json) {
 }
 
 Status run_daemon(const RunOptions& opt) {
-    Result<control::RunConfig> loaded = control::load_run_config(sources_of(opt));
-    if (!loaded.is_ok()) {
-        return loaded.status();
-    }
-    const control::RunConfig& config = loaded.value();
+    PALS_ASSIGN_OR_RETURN(control::RunConfig loaded, control::load_run_config(sources_of(opt)));
+    const control::RunConfig& config = loaded;
     spdlog::set_level(spdlog::level::from_str(config.log_level));
     if (opt.check) {
         return run_check(config, opt.json);
     }
 
-    Result<std::unique_ptr<control::Policy>> policy = control::make_run_policy(config);
-    if (!policy.is_ok()) {
-        return policy.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::unique_ptr<control::Policy> policy,
+                          control::make_run_policy(config));
     SystemClock clock;
-    auto backend = power::NvmlBackend::open({config.nvml_lib, &clock});
-    if (!backend.is_ok()) {
-        return backend.status();
-    }
-    power::NvmlBackend& gpus = *backend.value();
-    Result<int> count = gpus.device_count();
-    if (!count.is_ok()) {
-        return count.status();
-    }
-    PALS_RETURN_IF_ERROR(control::check_gpu_count(config, count.value()));
+    PALS_ASSIGN_OR_RETURN(auto backend, power::NvmlBackend::open({config.nvml_lib, &clock}));
+    power::NvmlBackend& gpus = *backend;
+    PALS_ASSIGN_OR_RETURN(int count, gpus.device_count());
+    PALS_RETURN_IF_ERROR(control::check_gpu_count(config, count));
     std::vector<int> group_gpus;
     for (const control::RunGroupConfig& g : config.groups) {
         group_gpus.insert(group_gpus.end(), g.gpus.begin(), g.gpus.end());
@@ -169,11 +155,9 @@ Status run_daemon(const RunOptions& opt) {
         return budget_min_w.status().with_prefix("reading the GPUs' power-limit ranges");
     }
     PALS_RETURN_IF_ERROR(control::check_budget_feasible(config, budget_min_w.value()));
-    Result<power::SavedControls> saved = power::SavedControls::load(config.saved_controls);
-    if (!saved.is_ok()) {
-        return saved.status();
-    }
-    if (!saved->empty()) {
+    PALS_ASSIGN_OR_RETURN(power::SavedControls saved,
+                          power::SavedControls::load(config.saved_controls));
+    if (!saved.empty()) {
         PALS_LOG_WARN(
             "{} holds controls saved by an earlier run (a crash?): they are kept and restored on "
             "exit",
@@ -188,8 +172,8 @@ Status run_daemon(const RunOptions& opt) {
     }
     control::StateStore store;
     store.set_budget_min_w(budget_min_w.value());  // before the API answers its first PUT
-    control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy).value(),
-                           control::controller_config(config), store, saved.value(),
+    control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy),
+                           control::controller_config(config), store, saved,
                            control::daemon_options(config));
     api::ServerOptions server_options;
     server_options.host = config.listen_host;
@@ -205,7 +189,7 @@ Status run_daemon(const RunOptions& opt) {
         "pals run: policy {}, {} group(s), period {} s, budget {}, NVML {} ({} GPUs)",
         config.policy, config.groups.size(), config.period_s,
         config.budget_w > 0.0 ? fmt::format("{:.0f} W", config.budget_w) : std::string("none"),
-        gpus.library_path(), count.value());
+        gpus.library_path(), count);
     const Status result = daemon.run(signals.flag());
     server.stop();
     if (result.is_ok()) {

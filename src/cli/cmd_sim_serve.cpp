@@ -65,11 +65,8 @@ std::string find_fake_nvml_library() {
 }
 
 Status run_sim_serve(const SimServeOptions& opt) {
-    Result<sim::NodeConfig> node = opt.node.build();
-    if (!node.is_ok()) {
-        return node.status();
-    }
-    const int gpus = node->replicas * node->parallel.tp;
+    PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, opt.node.build());
+    const int gpus = node.replicas * node.parallel.tp;
     if (opt.gpu_offset < 0) {
         return Status::invalid_argument("--gpu-offset must be >= 0");
     }
@@ -83,7 +80,7 @@ Status run_sim_serve(const SimServeOptions& opt) {
     }
     const std::filesystem::path config_path = dir / "fake-nvml.json";
     const nlohmann::json config = {
-        {"count", nvml_count}, {"gpu", node->gpu.name}, {"load", "external"}};
+        {"count", nvml_count}, {"gpu", node.gpu.name}, {"load", "external"}};
     PALS_RETURN_IF_ERROR(write_file_atomic(config_path, config.dump(2) + "\n"));
 
     serve::SimServerOptions options;
@@ -111,22 +108,19 @@ Status run_sim_serve(const SimServeOptions& opt) {
     }
     options.tick_period = std::chrono::microseconds(opt.tick_us);
 
-    const int replicas = node->replicas;
-    const int tp = node->parallel.tp;
-    const std::string gpu_name = node->gpu.name;
-    Result<std::unique_ptr<serve::SimServer>> server =
-        serve::SimServer::create(std::move(node).value(), options);
-    if (!server.is_ok()) {
-        return server.status();
-    }
+    const int replicas = node.replicas;
+    const int tp = node.parallel.tp;
+    const std::string gpu_name = node.gpu.name;
+    PALS_ASSIGN_OR_RETURN(std::unique_ptr<serve::SimServer> server,
+                          serve::SimServer::create(std::move(node), options));
     StopSignals signals(
         {.ignore_sigpipe = true});  // from here on, Ctrl-C or SIGTERM ends in a clean stop
-    PALS_RETURN_IF_ERROR((*server)->start());
+    PALS_RETURN_IF_ERROR(server->start());
 
     const std::string lib = find_fake_nvml_library();
-    std::printf("listening on http://%s:%d\n", opt.host.c_str(), (*server)->port());
+    std::printf("listening on http://%s:%d\n", opt.host.c_str(), server->port());
     std::printf("served model: %s (max_model_len %d), %d replica(s) x TP %d on %s, time scale %g\n",
-                (*server)->served_model_name().c_str(), (*server)->max_model_len(), replicas, tp,
+                server->served_model_name().c_str(), server->max_model_len(), replicas, tp,
                 gpu_name.c_str(), opt.time_scale);
     std::printf("GPUs %d-%d of a fake NVML node of %d; for pals gpus / pals run:\n", opt.gpu_offset,
                 opt.gpu_offset + gpus - 1, nvml_count);
@@ -139,7 +133,7 @@ Status run_sim_serve(const SimServeOptions& opt) {
     std::fflush(stdout);
 
     signals.wait_for(-1.0);
-    (*server)->stop();
+    server->stop();
     std::printf("stopped\n");
     std::fflush(stdout);
     return Status::ok();

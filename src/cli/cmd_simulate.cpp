@@ -20,25 +20,14 @@ struct SimulateOptions {
 };
 
 Status run_simulate(const SimulateOptions& opt) {
-    Result<sim::NodeConfig> node = opt.node.build();
-    if (!node.is_ok()) {
-        return node.status();
-    }
-    Result<workload::WorkloadSpec> spec = opt.workload.build();
-    if (!spec.is_ok()) {
-        return spec.status();
-    }
-    Result<std::vector<workload::Request>> requests = workload::build_workload(spec.value());
-    if (!requests.is_ok()) {
-        return requests.status();
-    }
-    Result<sim::Simulator> simulator = sim::Simulator::create(
-        std::move(node).value(), std::move(requests).value(), opt.slo.build());
-    if (!simulator.is_ok()) {
-        return simulator.status();
-    }
-    simulator->run_to_completion();
-    const sim::SimulationReport report = simulator->report();
+    PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, opt.node.build());
+    PALS_ASSIGN_OR_RETURN(workload::WorkloadSpec spec, opt.workload.build());
+    PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> requests, workload::build_workload(spec));
+    PALS_ASSIGN_OR_RETURN(
+        sim::Simulator simulator,
+        sim::Simulator::create(std::move(node), std::move(requests), opt.slo.build()));
+    simulator.run_to_completion();
+    const sim::SimulationReport report = simulator.report();
     const std::string text =
         opt.json ? report_to_json(report).dump(2) + "\n" : report_to_text(report);
     if (!opt.out.empty()) {

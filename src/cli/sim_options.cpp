@@ -74,11 +74,8 @@ Result<sim::NodeConfig> NodeOptions::build() const {
         dtype_override = d.value();
     }
     const std::string path = model.empty() ? default_model_path() : model;
-    Result<model::ModelSpec> spec = model::load_model_spec(path, dtype_override);
-    if (!spec.is_ok()) {
-        return spec.status();
-    }
-    node.model = std::move(spec).value();
+    PALS_ASSIGN_OR_RETURN(model::ModelSpec spec, model::load_model_spec(path, dtype_override));
+    node.model = std::move(spec);
     if (tp < 1) {
         return Status::invalid_argument("--tp must be >= 1");
     }

@@ -56,28 +56,20 @@ Status Controller::start() {
     if (m_groups.empty()) {
         return Status::invalid_argument("the controller needs at least one engine");
     }
-    Result<power::PowerLimitRange> range = m_gpus.power_limit_range(m_groups.front().gpus.front());
-    if (!range.is_ok()) {
-        return range.status();
-    }
-    m_range = range.value();
-    Result<std::vector<power::GpuSample>> samples = m_gpus.sample_all();
-    if (!samples.is_ok()) {
-        return samples.status();
-    }
+    PALS_ASSIGN_OR_RETURN(power::PowerLimitRange range,
+                          m_gpus.power_limit_range(m_groups.front().gpus.front()));
+    m_range = range;
+    PALS_ASSIGN_OR_RETURN(std::vector<power::GpuSample> samples, m_gpus.sample_all());
     for (GroupState& g : m_groups) {
-        Result<engine::EngineSnapshot> snap = g.engine->snapshot();
-        if (!snap.is_ok()) {
-            return snap.status();
-        }
-        g.snapshots = {snap.value()};
-        g.batch_cap = snap->batch_cap > 0 ? snap->batch_cap : g.engine->max_batch_cap();
+        PALS_ASSIGN_OR_RETURN(engine::EngineSnapshot snap, g.engine->snapshot());
+        g.snapshots = {snap};
+        g.batch_cap = snap.batch_cap > 0 ? snap.batch_cap : g.engine->max_batch_cap();
         g.energy_j = 0.0;
         // The highest limit of the group's GPUs: the cap is an upper bound of each GPU's limit,
         // so the budget check (cap x GPUs) never underestimates the sum in force.
         g.cap_w = 0.0;
         for (int gpu : g.gpus) {
-            const power::GpuSample& s = samples->at(static_cast<std::size_t>(gpu));
+            const power::GpuSample& s = samples.at(static_cast<std::size_t>(gpu));
             g.energy_j += s.energy_j;
             g.cap_w = std::max(g.cap_w, s.power_limit_w);
         }
@@ -96,53 +88,45 @@ Result<Observation> Controller::observe() {
     o.sm_clock_max_mhz = m_config.sm_clock_max_mhz;
     o.slo_ttft_s = m_config.slo_ttft_s;
     o.slo_tpot_s = m_config.slo_tpot_s;
-    Result<std::vector<power::GpuSample>> samples = m_gpus.sample_all();
-    if (!samples.is_ok()) {
-        return samples.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::vector<power::GpuSample> samples, m_gpus.sample_all());
     const auto latency_snapshots =
         static_cast<std::size_t>(
             std::max(1.0, std::round(m_config.latency_window / m_config.period))) +
         1;
     for (GroupState& g : m_groups) {
-        Result<engine::EngineSnapshot> snap = g.engine->snapshot();
-        if (!snap.is_ok()) {
-            return snap.status();
-        }
+        PALS_ASSIGN_OR_RETURN(engine::EngineSnapshot snap, g.engine->snapshot());
         GroupObservation go;
         go.gpus = static_cast<int>(g.gpus.size());
         double energy = 0.0;
         double clock = 0.0;
         for (int gpu : g.gpus) {
-            const power::GpuSample& s = samples->at(static_cast<std::size_t>(gpu));
+            const power::GpuSample& s = samples.at(static_cast<std::size_t>(gpu));
             energy += s.energy_j;
             clock += s.sm_clock_mhz;
         }
         go.power_w = std::max(0.0, energy - g.energy_j) / o.period_s;
         g.energy_j = energy;
         go.sm_clock_mhz = clock / static_cast<double>(g.gpus.size());
-        Result<engine::EngineWindow> last =
-            engine::window_between(g.snapshots.back(), snap.value());
-        g.snapshots.push_back(snap.value());
+        Result<engine::EngineWindow> last = engine::window_between(g.snapshots.back(), snap);
+        g.snapshots.push_back(snap);
         if (g.snapshots.size() > latency_snapshots) {
             g.snapshots.erase(g.snapshots.begin());
         }
-        Result<engine::EngineWindow> window =
-            engine::window_between(g.snapshots.front(), snap.value());
+        Result<engine::EngineWindow> window = engine::window_between(g.snapshots.front(), snap);
         if (!last.is_ok() || !window.is_ok()) {
             return last.is_ok() ? window.status() : last.status();
         }
         go.cap_w = g.cap_w;
         go.batch_cap = g.batch_cap;
         go.max_batch_cap = g.engine->max_batch_cap();
-        go.running = snap->running;
-        go.waiting = snap->waiting;
+        go.running = snap.running;
+        go.waiting = snap.waiting;
         go.waiting_previous = g.waiting_previous;
-        g.waiting_previous = snap->waiting;
+        g.waiting_previous = snap.waiting;
         go.generation_tok_s = last->generation_tok_s();
         go.prompt_tok_s = last->duration_s > 0.0 ? last->prompt_tokens / last->duration_s : 0.0;
         go.avg_output_tokens =
-            snap->requests_finished > 0.0 ? snap->generation_tokens / snap->requests_finished : 0.0;
+            snap.requests_finished > 0.0 ? snap.generation_tokens / snap.requests_finished : 0.0;
         go.itl_p90_s = window->itl_s.quantile(0.9);
         go.ttft_p90_s = window->ttft_s.quantile(0.9);
         go.tpot_p90_s = window->tpot_s.quantile(0.9);
@@ -362,11 +346,8 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
 }
 
 Status Controller::tick() {
-    Result<Observation> o = observe();
-    if (!o.is_ok()) {
-        return o.status();
-    }
-    return actuate(o.value(), m_policy->decide(o.value()));
+    PALS_ASSIGN_OR_RETURN(Observation o, observe());
+    return actuate(o, m_policy->decide(o));
 }
 
 Status Controller::run_until(Seconds t) {

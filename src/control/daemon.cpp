@@ -43,11 +43,8 @@ void accumulate(double reading, double& last, double& total) {
 Result<double> min_budget_w(power::GpuBackend& backend, const std::vector<int>& gpus) {
     double total_w = 0.0;
     for (int gpu : gpus) {
-        Result<power::PowerLimitRange> range = backend.power_limit_range(gpu);
-        if (!range.is_ok()) {
-            return range.status();
-        }
-        total_w += range->min_w;
+        PALS_ASSIGN_OR_RETURN(power::PowerLimitRange range, backend.power_limit_range(gpu));
+        total_w += range.min_w;
     }
     return total_w;
 }

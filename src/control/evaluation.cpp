@@ -125,11 +125,8 @@ PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& re
 
 Result<PolicyRun> run_controlled(const Scenario& sc, const std::vector<workload::Request>& requests,
                                  std::unique_ptr<Policy> policy) {
-    auto node = sim::SimulatedNode::create(sc.node, requests, sc.slo);
-    if (!node.is_ok()) {
-        return node.status();
-    }
-    sim::SimulatedNode& n = *node.value();
+    PALS_ASSIGN_OR_RETURN(auto node, sim::SimulatedNode::create(sc.node, requests, sc.slo));
+    sim::SimulatedNode& n = *node;
     std::vector<engine::ServingEngine*> engines;
     for (int r = 0; r < n.replica_count(); ++r) {
         engines.push_back(&n.engine(r));
@@ -169,13 +166,12 @@ Result<PolicyRun> static_oracle(const Scenario& sc,
     double best_attainment = 0.0;
     for (double cap : grid.caps_w) {
         for (int batch : grid.batch_caps) {
-            auto run = run_controlled(sc, requests, make_fixed_policy("static-oracle", cap, batch));
-            if (!run.is_ok()) {
-                return run.status();
-            }
-            run->metrics.chosen = fmt::format("{:.0f} W x {}", cap, batch);
-            best_attainment = std::max(best_attainment, run->metrics.slo_attainment);
-            candidates.push_back(std::move(run).value());
+            PALS_ASSIGN_OR_RETURN(
+                auto run,
+                run_controlled(sc, requests, make_fixed_policy("static-oracle", cap, batch)));
+            run.metrics.chosen = fmt::format("{:.0f} W x {}", cap, batch);
+            best_attainment = std::max(best_attainment, run.metrics.slo_attainment);
+            candidates.push_back(std::move(run));
         }
     }
     const PolicyRun* best = nullptr;
@@ -192,11 +188,8 @@ Result<PolicyRun> static_oracle(const Scenario& sc,
 /// efficient one that keeps latency within the SLOs and keeps up with the load is applied.
 Result<PolicyRun> window_oracle(const Scenario& sc,
                                 const std::vector<workload::Request>& requests) {
-    auto created = sim::Simulator::create(sc.node, requests, sc.slo);
-    if (!created.is_ok()) {
-        return created.status();
-    }
-    sim::Simulator real = std::move(created).value();
+    PALS_ASSIGN_OR_RETURN(auto created, sim::Simulator::create(sc.node, requests, sc.slo));
+    sim::Simulator real = std::move(created);
     const OracleGrid grid = oracle_grid(sc);
     const int replicas = real.replica_count();
     const double gpus = static_cast<double>(sc.node.parallel.tp * replicas);

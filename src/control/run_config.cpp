@@ -154,18 +154,12 @@ Status set_from_text(RunConfig& config, const KeyDef& def, std::string_view text
         return Status::ok();
     }
     if (const auto* d = std::get_if<double RunConfig::*>(&def.member)) {
-        Result<double> v = parse_number(text);
-        if (!v.is_ok()) {
-            return v.status();
-        }
-        config.*(*d) = v.value();
+        PALS_ASSIGN_OR_RETURN(double v, parse_number(text));
+        config.*(*d) = v;
         return Status::ok();
     }
-    Result<int> v = parse_integer(text);
-    if (!v.is_ok()) {
-        return v.status();
-    }
-    config.*(std::get<int RunConfig::*>(def.member)) = v.value();
+    PALS_ASSIGN_OR_RETURN(int v, parse_integer(text));
+    config.*(std::get<int RunConfig::*>(def.member)) = v;
     return Status::ok();
 }
 
@@ -225,17 +219,11 @@ Status set_group_from_text(RunGroupConfig& g, std::string_view key, std::string_
     if (key == "url") {
         g.url = std::string(trim(value));
     } else if (key == "gpus") {
-        Result<std::vector<int>> gpus = parse_gpu_set(value);
-        if (!gpus.is_ok()) {
-            return gpus.status();
-        }
-        g.gpus = std::move(gpus).value();
+        PALS_ASSIGN_OR_RETURN(std::vector<int> gpus, parse_gpu_set(value));
+        g.gpus = std::move(gpus);
     } else if (key == "max_num_seqs") {
-        Result<int> n = parse_integer(value);
-        if (!n.is_ok()) {
-            return n.status();
-        }
-        g.max_num_seqs = n.value();
+        PALS_ASSIGN_OR_RETURN(int n, parse_integer(value));
+        g.max_num_seqs = n;
     } else if (key == "batch_cap_file") {
         g.batch_cap_file = std::string(trim(value));
     } else if (key == "model_name") {
@@ -351,13 +339,10 @@ Status read_file(RunConfig& config, const std::string& path) {
         return Status::not_found(path + ": no such config file");
     }
     // One reader for every input file: a regular file, bounded size (no FIFO, no /dev/zero).
-    Result<std::string> text = pals::read_file(path);
-    if (!text.is_ok()) {
-        return text.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::string text, pals::read_file(path));
     toml::table root;
     try {
-        root = toml::parse(text.value(), path);
+        root = toml::parse(text, path);
     } catch (const toml::parse_error& e) {
         return Status::invalid_argument(where(path, e.source()) + ": " +
                                         std::string(e.description()));
@@ -430,12 +415,10 @@ Result<std::vector<RunGroupConfig>> parse_group_list(const std::vector<std::stri
                                                      const std::string& origin_prefix) {
     std::vector<RunGroupConfig> groups;
     for (std::size_t i = 0; i < specs.size(); ++i) {
-        Result<RunGroupConfig> g =
-            parse_group_spec(specs[i], fmt::format("{}{}", origin_prefix, i + 1));
-        if (!g.is_ok()) {
-            return g.status();
-        }
-        groups.push_back(std::move(g).value());
+        PALS_ASSIGN_OR_RETURN(
+            RunGroupConfig g,
+            parse_group_spec(specs[i], fmt::format("{}{}", origin_prefix, i + 1)));
+        groups.push_back(std::move(g));
     }
     return groups;
 }
@@ -693,11 +676,9 @@ Result<RunConfig> load_run_config(const RunConfigSources& sources) {
                     specs.push_back(spec);
                 }
             }
-            auto parsed = parse_group_list(specs, std::string(kRunGroupsEnvVar) + " #");
-            if (!parsed.is_ok()) {
-                return parsed.status();
-            }
-            c.groups = std::move(parsed).value();
+            PALS_ASSIGN_OR_RETURN(auto parsed,
+                                  parse_group_list(specs, std::string(kRunGroupsEnvVar) + " #"));
+            c.groups = std::move(parsed);
             c.groups_origin = kRunGroupsEnvVar;
         }
     }
@@ -713,11 +694,8 @@ Result<RunConfig> load_run_config(const RunConfigSources& sources) {
         c.origins[key] = flag;
     }
     if (!sources.group_flags.empty()) {
-        auto parsed = parse_group_list(sources.group_flags, "--group #");
-        if (!parsed.is_ok()) {
-            return parsed.status();
-        }
-        c.groups = std::move(parsed).value();
+        PALS_ASSIGN_OR_RETURN(auto parsed, parse_group_list(sources.group_flags, "--group #"));
+        c.groups = std::move(parsed);
         c.groups_origin = "--group";
     }
     PALS_RETURN_IF_ERROR(validate(c));

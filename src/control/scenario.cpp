@@ -97,13 +97,10 @@ const std::vector<std::string>& known_policies() {
 
 Result<Scenario> load_scenario(const std::filesystem::path& path,
                                const std::filesystem::path& shared_dir) {
-    Result<std::string> document = read_file(path);
-    if (!document.is_ok()) {
-        return document.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::string document, read_file(path));
     toml::table root;
     try {
-        root = toml::parse(document.value(), path.string());
+        root = toml::parse(document, path.string());
     } catch (const toml::parse_error& e) {
         const auto& where = e.source().begin;
         return Status::invalid_argument(path.string() + ":" + std::to_string(where.line) + ":" +

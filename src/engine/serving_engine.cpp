@@ -100,11 +100,8 @@ Result<EngineWindow> window_between(const EngineSnapshot& earlier, const EngineS
          {Pair{earlier.ttft_s, later.ttft_s, w.ttft_s}, Pair{earlier.itl_s, later.itl_s, w.itl_s},
           Pair{earlier.tpot_s, later.tpot_s, w.tpot_s},
           Pair{earlier.e2e_s, later.e2e_s, w.e2e_s}}) {
-        Result<CumulativeHistogram> d = p.b.minus(p.a);
-        if (!d.is_ok()) {
-            return d.status();
-        }
-        p.out = std::move(d).value();
+        PALS_ASSIGN_OR_RETURN(CumulativeHistogram d, p.b.minus(p.a));
+        p.out = std::move(d);
     }
     return w;
 }

@@ -394,17 +394,14 @@ Result<Precision> compressed_tensors_precision(const Json& quant, std::string_vi
     std::string first_group;
     for (const auto& item : groups->items()) {
         const std::string prefix = fmt::format("{}.config_groups.{}", field, item.key());
-        Result<Precision> p = compressed_tensors_scheme(item.value(), source, prefix);
-        if (!p.is_ok()) {
-            return p.status();
-        }
-        if (common && !(*common == *p)) {
+        PALS_ASSIGN_OR_RETURN(Precision p, compressed_tensors_scheme(item.value(), source, prefix));
+        if (common && !(*common == p)) {
             return Status::invalid_argument(fmt::format(
                 "{}: config groups '{}' and '{}' of '{}' use different schemes; mixed-precision "
                 "checkpoints are not supported (pass a dtype override)",
                 source, first_group, item.key(), field));
         }
-        common = *p;
+        common = p;
         first_group = item.key();
     }
     return *common;
@@ -876,11 +873,8 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
         return Status::invalid_argument(fmt::format("{}: expected a JSON object", source));
     }
     FieldReader root(root_json, source, "");
-    Result<const ArchInfo*> arch = find_architecture(root, source);
-    if (!arch.is_ok()) {
-        return arch.status();
-    }
-    const ArchInfo& info = **arch;
+    PALS_ASSIGN_OR_RETURN(const ArchInfo* arch, find_architecture(root, source));
+    const ArchInfo& info = *arch;
 
     const Json* text_json = &root_json;
     std::string prefix;
@@ -957,15 +951,13 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
         return r.status();
     }
 
-    Result<Precision> precision = dtype_override ? Result<Precision>(precision_of(*dtype_override))
-                                                 : read_precision(root, r, source);
-    if (!precision.is_ok()) {
-        return precision.status();
-    }
-    s.dtype = precision->dtype;
-    s.weight_bytes = precision->weight_bytes;
-    s.expert_weight_bytes = precision->expert_weight_bytes;
-    s.embedding_weight_bytes = precision->embedding_weight_bytes;
+    PALS_ASSIGN_OR_RETURN(Precision precision,
+                          dtype_override ? Result<Precision>(precision_of(*dtype_override))
+                                         : read_precision(root, r, source));
+    s.dtype = precision.dtype;
+    s.weight_bytes = precision.weight_bytes;
+    s.expert_weight_bytes = precision.expert_weight_bytes;
+    s.embedding_weight_bytes = precision.embedding_weight_bytes;
     s.kv_cache_bytes = kKvCacheBytes;
 
     // Standard (GQA/MHA) attention; DeepSeek replaces these in read_deepseek.
@@ -1082,11 +1074,8 @@ double ModelSpec::kv_bytes_per_token() const {
 
 Result<ModelSpec> parse_model_spec(std::string_view json_text, std::string_view source,
                                    std::optional<WeightDtype> dtype) {
-    Result<Json> parsed = parse_json(json_text, source);
-    if (!parsed.is_ok()) {
-        return parsed.status();
-    }
-    const Json root = std::move(parsed).value();
+    PALS_ASSIGN_OR_RETURN(Json parsed, parse_json(json_text, source));
+    const Json root = std::move(parsed);
     try {
         return build_spec(root, source, dtype);
     } catch (const std::exception& e) {
@@ -1098,15 +1087,9 @@ Result<ModelSpec> parse_model_spec(std::string_view json_text, std::string_view 
 
 Result<ModelSpec> load_model_spec(const std::filesystem::path& path,
                                   std::optional<WeightDtype> dtype) {
-    Result<std::string> text = read_file(path);
-    if (!text.is_ok()) {
-        return text.status();
-    }
-    Result<ModelSpec> spec = parse_model_spec(*text, path.string(), dtype);
-    if (!spec.is_ok()) {
-        return spec.status();
-    }
-    spec->name = path.stem().string();
+    PALS_ASSIGN_OR_RETURN(std::string text, read_file(path));
+    PALS_ASSIGN_OR_RETURN(ModelSpec spec, parse_model_spec(text, path.string(), dtype));
+    spec.name = path.stem().string();
     return spec;
 }
 

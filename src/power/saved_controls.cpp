@@ -76,12 +76,9 @@ Result<SavedControls> SavedControls::load(std::filesystem::path path) {
     if (!std::filesystem::exists(saved.m_path, ec)) {
         return saved;
     }
-    auto text = read_file(saved.m_path);
-    if (!text.is_ok()) {
-        return text.status();
-    }
+    PALS_ASSIGN_OR_RETURN(auto text, read_file(saved.m_path));
     const std::string where = saved.m_path.string();
-    Result<json> parsed = parse_json(*text, where);
+    Result<json> parsed = parse_json(text, where);
     if (!parsed.is_ok()) {
         return Status::invalid_argument(parsed.status().message() +
                                         " (not a saved-controls JSON file)");
@@ -216,11 +213,8 @@ Status SavedControls::restore(GpuBackend& backend) {
 Status SavedControls::restore_gpus(GpuBackend& backend, const std::vector<int>& gpus) {
     std::vector<std::string> uuids;
     for (int gpu : gpus) {
-        auto info = backend.device_info(gpu);
-        if (!info.is_ok()) {
-            return info.status();
-        }
-        uuids.push_back(info->uuid);
+        PALS_ASSIGN_OR_RETURN(auto info, backend.device_info(gpu));
+        uuids.push_back(info.uuid);
     }
     return restore_matching(backend, &uuids);
 }
@@ -234,12 +228,9 @@ Status SavedControls::restore_matching(GpuBackend& backend,
         }
         return Status::ok();
     }
-    auto count = backend.device_count();
-    if (!count.is_ok()) {
-        return count.status();
-    }
-    std::vector<std::string> uuids(static_cast<std::size_t>(*count));
-    for (int i = 0; i < *count; ++i) {
+    PALS_ASSIGN_OR_RETURN(auto count, backend.device_count());
+    std::vector<std::string> uuids(static_cast<std::size_t>(count));
+    for (int i = 0; i < count; ++i) {
         if (auto info = backend.device_info(i); info.is_ok()) {
             uuids[static_cast<std::size_t>(i)] = info->uuid;
         }
@@ -282,7 +273,7 @@ Status SavedControls::restore_matching(GpuBackend& backend,
                 gpu = static_cast<int>(it - uuids.begin());
             }
         }
-        if (gpu < 0 || gpu >= *count) {
+        if (gpu < 0 || gpu >= count) {
             fail(e, Status::unavailable(fmt::format("saved GPU {} ({}) is not present (or not "
                                                     "answering); its power limit stays unrestored",
                                                     e.index, e.uuid)));

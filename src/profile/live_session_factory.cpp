@@ -21,15 +21,13 @@ Result<std::unique_ptr<LiveSessionFactory>> LiveSessionFactory::create(
     if (load.concurrency < 0) {
         return Status::invalid_argument("the load concurrency must be >= 0");
     }
-    Result<loadgen::RequestSender> sender = loadgen::RequestSender::create(std::move(load.client));
-    if (!sender.is_ok()) {
-        return sender.status();
-    }
+    PALS_ASSIGN_OR_RETURN(loadgen::RequestSender sender,
+                          loadgen::RequestSender::create(std::move(load.client)));
     const int concurrency = load.concurrency > 0
                                 ? load.concurrency
                                 : max_batch_cap + std::max(kMinExtraInFlight, max_batch_cap / 4);
     return std::unique_ptr<LiveSessionFactory>(new LiveSessionFactory(
-        clock, gpus, engine, std::move(shape), std::move(sender).value(), concurrency));
+        clock, gpus, engine, std::move(shape), std::move(sender), concurrency));
 }
 
 LiveSessionFactory::LiveSessionFactory(Clock& clock, power::GpuBackend& gpus,

@@ -102,14 +102,11 @@ Result<Frontier> compute_frontier(const PowerModel& model, std::string_view work
     }
     for (int batch : model.batch_caps()) {
         for (double cap : caps) {
-            Result<Prediction> p = model.predict(cap, batch, f.workload);
-            if (!p.is_ok()) {
-                return p.status();
-            }
+            PALS_ASSIGN_OR_RETURN(Prediction p, model.predict(cap, batch, f.workload));
             const bool ok =
-                (constraints.max_itl_s <= 0.0 || p->itl_p90_s <= constraints.max_itl_s) &&
-                (constraints.max_power_w <= 0.0 || p->power_w <= constraints.max_power_w);
-            f.points.push_back(p.value());
+                (constraints.max_itl_s <= 0.0 || p.itl_p90_s <= constraints.max_itl_s) &&
+                (constraints.max_power_w <= 0.0 || p.power_w <= constraints.max_power_w);
+            f.points.push_back(p);
             f.feasible.push_back(ok);
         }
     }

@@ -58,11 +58,8 @@ Result<std::vector<double>> number_array(const Json& v, const std::string& path)
     std::vector<double> out;
     out.reserve(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) {
-        Result<double> d = number(v[i], at(path, i));
-        if (!d.is_ok()) {
-            return d.status();
-        }
-        out.push_back(d.value());
+        PALS_ASSIGN_OR_RETURN(double d, number(v[i], at(path, i)));
+        out.push_back(d);
     }
     return out;
 }
@@ -214,21 +211,15 @@ struct PowerModel::Impl {
 PowerModel::PowerModel(std::shared_ptr<const Impl> impl) : m_impl(std::move(impl)) {}
 
 Result<PowerModel> PowerModel::load(const std::filesystem::path& path) {
-    Result<std::string> text = read_file(path);
-    if (!text.is_ok()) {
-        return text.status();
-    }
-    return parse(text.value(), path.string());
+    PALS_ASSIGN_OR_RETURN(std::string text, read_file(path));
+    return parse(text, path.string());
 }
 
 Result<PowerModel> PowerModel::parse(std::string_view json_text, std::string_view source) {
     const std::string src(source.empty() ? "MODEL.json" : source);
     auto fail = [&](const Status& s) { return s.with_prefix(src); };
-    Result<Json> parsed = parse_json(json_text, src + ": not valid JSON");
-    if (!parsed.is_ok()) {
-        return parsed.status();
-    }
-    const Json j = std::move(parsed).value();
+    PALS_ASSIGN_OR_RETURN(Json parsed, parse_json(json_text, src + ": not valid JSON"));
+    const Json j = std::move(parsed);
     Result<const Json*> version = member(j, "schema_version", "(top level)");
     if (!version.is_ok()) {
         return fail(version.status());
@@ -249,39 +240,27 @@ Result<PowerModel> PowerModel::parse(std::string_view json_text, std::string_vie
     {
         const Json& m = *model.value();
         auto get_string = [&](const char* key, std::string& out) -> Status {
-            Result<const Json*> v = member(m, key, "model");
-            if (!v.is_ok()) {
-                return v.status();
-            }
-            if (!v.value()->is_string()) {
+            PALS_ASSIGN_OR_RETURN(const Json* v, member(m, key, "model"));
+            if (!v->is_string()) {
                 return Status::invalid_argument(std::string("model.") + key +
                                                 ": expected a string");
             }
-            out = v.value()->get<std::string>();
+            out = v->get<std::string>();
             return Status::ok();
         };
         auto get_int = [&](const char* key, int& out, int min) -> Status {
-            Result<const Json*> v = member(m, key, "model");
-            if (!v.is_ok()) {
-                return v.status();
-            }
-            if (!v.value()->is_number_integer() || v.value()->get<int>() < min) {
+            PALS_ASSIGN_OR_RETURN(const Json* v, member(m, key, "model"));
+            if (!v->is_number_integer() || v->get<int>() < min) {
                 return Status::invalid_argument(
                     fmt::format("model.{}: expected an integer >= {}", key, min));
             }
-            out = v.value()->get<int>();
+            out = v->get<int>();
             return Status::ok();
         };
         auto get_double = [&](const char* key, double& out) -> Status {
-            Result<const Json*> v = member(m, key, "model");
-            if (!v.is_ok()) {
-                return v.status();
-            }
-            Result<double> d = number(*v.value(), std::string("model.") + key);
-            if (!d.is_ok()) {
-                return d.status();
-            }
-            out = d.value();
+            PALS_ASSIGN_OR_RETURN(const Json* v, member(m, key, "model"));
+            PALS_ASSIGN_OR_RETURN(double d, number(*v, std::string("model.") + key));
+            out = d;
             return Status::ok();
         };
         ModelShape& s = impl->shape;

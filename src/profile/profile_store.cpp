@@ -40,15 +40,11 @@ Result<double> parse_double(std::string_view text) {
 }
 
 Result<int> parse_int(std::string_view text) {
-    Result<double> v = parse_double(text);
-    if (!v.is_ok()) {
-        return v.status();
-    }
-    if (!std::isfinite(v.value()) || v.value() != std::floor(v.value()) ||
-        std::fabs(v.value()) > 1e9) {
+    PALS_ASSIGN_OR_RETURN(double v, parse_double(text));
+    if (!std::isfinite(v) || v != std::floor(v) || std::fabs(v) > 1e9) {
         return Status::invalid_argument(fmt::format("'{}' is not an integer", text));
     }
-    return static_cast<int>(v.value());
+    return static_cast<int>(v);
 }
 
 /// One CSV column: how to print it and how to read it back.
@@ -61,11 +57,8 @@ struct Column {
 Column double_column(std::string name, double ProfileRow::*member) {
     return {std::move(name), [member](const ProfileRow& r) { return format_number(r.*member); },
             [member](ProfileRow& r, std::string_view text) {
-                Result<double> v = parse_double(text);
-                if (!v.is_ok()) {
-                    return v.status();
-                }
-                r.*member = v.value();
+                PALS_ASSIGN_OR_RETURN(double v, parse_double(text));
+                r.*member = v;
                 return Status::ok();
             }};
 }
@@ -73,11 +66,8 @@ Column double_column(std::string name, double ProfileRow::*member) {
 Column int_column(std::string name, int ProfileRow::*member) {
     return {std::move(name), [member](const ProfileRow& r) { return std::to_string(r.*member); },
             [member](ProfileRow& r, std::string_view text) {
-                Result<int> v = parse_int(text);
-                if (!v.is_ok()) {
-                    return v.status();
-                }
-                r.*member = v.value();
+                PALS_ASSIGN_OR_RETURN(int v, parse_int(text));
+                r.*member = v;
                 return Status::ok();
             }};
 }
@@ -106,17 +96,11 @@ Column shape_column(std::string name, T ModelShape::*member) {
                 if constexpr (std::is_same_v<T, std::string>) {
                     r.shape.*member = std::string(text);
                 } else if constexpr (std::is_same_v<T, int>) {
-                    Result<int> v = parse_int(text);
-                    if (!v.is_ok()) {
-                        return v.status();
-                    }
-                    r.shape.*member = v.value();
+                    PALS_ASSIGN_OR_RETURN(int v, parse_int(text));
+                    r.shape.*member = v;
                 } else {
-                    Result<double> v = parse_double(text);
-                    if (!v.is_ok()) {
-                        return v.status();
-                    }
-                    r.shape.*member = v.value();
+                    PALS_ASSIGN_OR_RETURN(double v, parse_double(text));
+                    r.shape.*member = v;
                 }
                 return Status::ok();
             }};
@@ -441,11 +425,8 @@ Result<ProfileTable> parse_profile_csv(std::string_view text, const std::filesys
 }
 
 Result<ProfileTable> read_profile(const std::filesystem::path& path) {
-    Result<std::string> text = read_file(path);
-    if (!text.is_ok()) {
-        return text.status();
-    }
-    return parse_profile_csv(text.value(), path);
+    PALS_ASSIGN_OR_RETURN(std::string text, read_file(path));
+    return parse_profile_csv(text, path);
 }
 
 Status write_profile(const std::filesystem::path& path, const ProfileTable& table) {

@@ -38,11 +38,8 @@ Result<std::vector<power::GpuSample>> sample_group(power::GpuBackend& gpus,
     std::vector<power::GpuSample> out;
     out.reserve(group.size());
     for (int g : group) {
-        Result<power::GpuSample> s = gpus.sample(g);
-        if (!s.is_ok()) {
-            return s.status();
-        }
-        out.push_back(s.value());
+        PALS_ASSIGN_OR_RETURN(power::GpuSample s, gpus.sample(g));
+        out.push_back(s);
     }
     return out;
 }
@@ -96,22 +93,19 @@ Result<std::vector<double>> parse_grid(std::string_view text, std::string_view f
             return !lo.is_ok() ? lo.status() : hi.status();
         }
         const bool geometric = !parts[2].empty() && parts[2].front() == 'x';
-        Result<double> step = parse_number(geometric ? parts[2].substr(1) : parts[2], flag);
-        if (!step.is_ok()) {
-            return step.status();
-        }
+        PALS_ASSIGN_OR_RETURN(double step,
+                              parse_number(geometric ? parts[2].substr(1) : parts[2], flag));
         if (lo.value() > hi.value()) {
             return Status::invalid_argument(std::string(flag) + ": LO must be <= HI in '" +
                                             std::string(text) + "'");
         }
-        if (geometric ? step.value() <= 1.0 || lo.value() <= 0.0 : step.value() <= 0.0) {
+        if (geometric ? step <= 1.0 || lo.value() <= 0.0 : step <= 0.0) {
             return Status::invalid_argument(std::string(flag) +
                                             ": the step must be > 0 (a factor > 1, LO > 0) in '" +
                                             std::string(text) + "'");
         }
         for (double v = lo.value(); v <= hi.value() * (1.0 + kGridTolerance) + kGridTolerance;
-             v = geometric ? v * step.value()
-                           : lo.value() + step.value() * static_cast<double>(out.size())) {
+             v = geometric ? v * step : lo.value() + step * static_cast<double>(out.size())) {
             out.push_back(std::min(v, hi.value()));
             if (out.size() > kMaxGridValues) {
                 return Status::invalid_argument(std::string(flag) + ": more than " +
@@ -127,21 +121,15 @@ Result<std::vector<double>> parse_grid(std::string_view text, std::string_view f
             item.remove_prefix(1);
         }
         if (item != "...") {
-            Result<double> v = parse_number(item, flag);
-            if (!v.is_ok()) {
-                return v.status();
-            }
-            out.push_back(v.value());
+            PALS_ASSIGN_OR_RETURN(double v, parse_number(item, flag));
+            out.push_back(v);
             continue;
         }
         if (out.size() < 2 || i + 1 >= items.size()) {
             return Status::invalid_argument(std::string(flag) +
                                             ": '...' needs two values before it and one after it");
         }
-        Result<double> last = parse_number(items[i + 1], flag);
-        if (!last.is_ok()) {
-            return last.status();
-        }
+        PALS_ASSIGN_OR_RETURN(double last, parse_number(items[i + 1], flag));
         const double a = out[out.size() - 2];
         const double b = out.back();
         const bool have_three = out.size() >= 3;
@@ -158,8 +146,8 @@ Result<std::vector<double>> parse_grid(std::string_view text, std::string_view f
             return Status::invalid_argument(std::string(flag) +
                                             ": values before '...' must increase");
         }
-        for (double v = geometric ? b * (b / a) : b + (b - a);
-             v < last.value() * (1.0 - kGridTolerance); v = geometric ? v * (b / a) : v + (b - a)) {
+        for (double v = geometric ? b * (b / a) : b + (b - a); v < last * (1.0 - kGridTolerance);
+             v = geometric ? v * (b / a) : v + (b - a)) {
             out.push_back(v);
             if (out.size() > kMaxGridValues) {
                 return Status::invalid_argument(std::string(flag) + ": more than " +
@@ -230,19 +218,13 @@ Result<ProfileRow> measure_point(ProfileSession& session, const SweepPoint& poin
 
     // 1. Set the point: the cap on every GPU of the group, then the batch cap.
     for (int g : group) {
-        Result<power::PowerLimitRange> range = gpus.power_limit_range(g);
-        if (!range.is_ok()) {
-            return range.status();
-        }
-        if (!range->contains(point.power_cap_w)) {
+        PALS_ASSIGN_OR_RETURN(power::PowerLimitRange range, gpus.power_limit_range(g));
+        if (!range.contains(point.power_cap_w)) {
             return Status::out_of_range(fmt::format("cap {} W is outside GPU {}'s range {}-{} W",
-                                                    point.power_cap_w, g, range->min_w,
-                                                    range->max_w));
+                                                    point.power_cap_w, g, range.min_w,
+                                                    range.max_w));
         }
-        Result<double> set = gpus.set_power_limit(g, point.power_cap_w);
-        if (!set.is_ok()) {
-            return set.status();
-        }
+        PALS_RETURN_IF_ERROR(gpus.set_power_limit(g, point.power_cap_w).status());
     }
     PALS_RETURN_IF_ERROR(engine.set_batch_cap(point.batch_cap));
 
@@ -250,38 +232,26 @@ Result<ProfileRow> measure_point(ProfileSession& session, const SweepPoint& poin
     clock.sleep_until(clock.now() + settings.warmup);
 
     // 3. The window: cumulative readings at both ends, gauges and GPUs sampled in between.
-    Result<engine::EngineSnapshot> first = engine.snapshot();
-    if (!first.is_ok()) {
-        return first.status();
-    }
-    Result<std::vector<power::GpuSample>> gpu_first = sample_group(gpus, group);
-    if (!gpu_first.is_ok()) {
-        return gpu_first.status();
-    }
+    PALS_ASSIGN_OR_RETURN(engine::EngineSnapshot first, engine.snapshot());
+    PALS_ASSIGN_OR_RETURN(std::vector<power::GpuSample> gpu_first, sample_group(gpus, group));
     const Seconds start = clock.now();
     const Seconds end = start + settings.window;
-    engine::EngineSnapshot last = first.value();
-    std::vector<power::GpuSample> gpu_last = gpu_first.value();
+    engine::EngineSnapshot last = first;
+    std::vector<power::GpuSample> gpu_last = gpu_first;
     double running_sum = 0.0;
     double kv_sum = 0.0;
     double clock_sum = 0.0;
     double capped = 0.0;
     int engine_samples = 0;
     int gpu_samples = 0;
-    int min_waiting = first->waiting;
+    int min_waiting = first.waiting;
     for (int k = 1;; ++k) {
         const Seconds t = std::min(end, start + settings.sample_period * static_cast<double>(k));
         clock.sleep_until(t);
-        Result<engine::EngineSnapshot> snap = engine.snapshot();
-        if (!snap.is_ok()) {
-            return snap.status();
-        }
-        Result<std::vector<power::GpuSample>> samples = sample_group(gpus, group);
-        if (!samples.is_ok()) {
-            return samples.status();
-        }
-        last = std::move(snap).value();
-        gpu_last = std::move(samples).value();
+        PALS_ASSIGN_OR_RETURN(engine::EngineSnapshot snap, engine.snapshot());
+        PALS_ASSIGN_OR_RETURN(std::vector<power::GpuSample> samples, sample_group(gpus, group));
+        last = std::move(snap);
+        gpu_last = std::move(samples);
         running_sum += last.running;
         kv_sum += last.kv_cache_usage;
         min_waiting = std::min(min_waiting, last.waiting);
@@ -297,11 +267,8 @@ Result<ProfileRow> measure_point(ProfileSession& session, const SweepPoint& poin
     }
 
     // 4. The row.
-    Result<engine::EngineWindow> window = engine::window_between(first.value(), last);
-    if (!window.is_ok()) {
-        return window.status();
-    }
-    const engine::EngineWindow& w = window.value();
+    PALS_ASSIGN_OR_RETURN(engine::EngineWindow window, engine::window_between(first, last));
+    const engine::EngineWindow& w = window;
     ProfileRow row;
     row.power_cap_w = point.power_cap_w;
     row.batch_cap = point.batch_cap;
@@ -310,8 +277,8 @@ Result<ProfileRow> measure_point(ProfileSession& session, const SweepPoint& poin
     double energy_j = 0.0;
     double power_w = 0.0;
     for (std::size_t i = 0; i < group.size(); ++i) {
-        const double de = gpu_last[i].energy_j - gpu_first.value()[i].energy_j;
-        const double dt = (gpu_last[i].time - gpu_first.value()[i].time).count();
+        const double de = gpu_last[i].energy_j - gpu_first[i].energy_j;
+        const double dt = (gpu_last[i].time - gpu_first[i].time).count();
         energy_j += de;
         power_w += de / (dt > 0.0 ? dt : w.duration_s);
         row.enforced_cap_w = std::min(row.enforced_cap_w, gpu_last[i].enforced_power_limit_w);
@@ -419,27 +386,21 @@ Status check_resume_compatible(const ProfileTable& table, const ModelShape& shap
 }
 
 Result<std::vector<double>> parse_caps(std::string_view text) {
-    Result<std::vector<double>> caps = parse_grid(text, "--caps");
-    if (!caps.is_ok()) {
-        return caps.status();
-    }
-    for (double c : caps.value()) {
+    PALS_ASSIGN_OR_RETURN(std::vector<double> caps, parse_grid(text, "--caps"));
+    for (double c : caps) {
         if (c <= 0.0) {
             return Status::invalid_argument("--caps: caps must be > 0 W");
         }
     }
-    PALS_RETURN_IF_ERROR(check_sorted_unique(caps.value(), "--caps"));
+    PALS_RETURN_IF_ERROR(check_sorted_unique(caps, "--caps"));
     return caps;
 }
 
 Result<std::vector<int>> parse_batches(std::string_view text) {
-    Result<std::vector<double>> values = parse_grid(text, "--batches");
-    if (!values.is_ok()) {
-        return values.status();
-    }
-    PALS_RETURN_IF_ERROR(check_sorted_unique(values.value(), "--batches"));
+    PALS_ASSIGN_OR_RETURN(std::vector<double> values, parse_grid(text, "--batches"));
+    PALS_RETURN_IF_ERROR(check_sorted_unique(values, "--batches"));
     std::vector<int> out;
-    for (double v : values.value()) {
+    for (double v : values) {
         if (v < 1.0 || v != std::floor(v) || v > 1e6) {
             return Status::invalid_argument(
                 fmt::format("--batches: {} is not a batch cap (an integer >= 1)", v));

@@ -39,10 +39,7 @@ Result<std::unique_ptr<SimSessionFactory>> SimSessionFactory::create(sim::NodeCo
     node.replicas = 1;
     node.engine.max_num_seqs = std::max(node.engine.max_num_seqs, max_batch_cap);
     // Validate the layout once (the model fits, EP divides the experts) rather than per point.
-    Result<sim::Simulator> probe = sim::Simulator::create(node, {});
-    if (!probe.is_ok()) {
-        return probe.status();
-    }
+    PALS_RETURN_IF_ERROR(sim::Simulator::create(node, {}).status());
     ModelShape shape =
         model_shape_of(node.model, node.gpu.name, node.parallel.tp, node.parallel.ep);
     return std::unique_ptr<SimSessionFactory>(
@@ -87,12 +84,11 @@ Result<std::unique_ptr<ProfileSession>> SimSessionFactory::open(const WorkloadMi
         n *= kRetryGrowth;
     }
     n = std::min(n, kMaxRequests);
-    Result<std::unique_ptr<sim::SimulatedNode>> node = sim::SimulatedNode::create(
-        m_node, mix.closed_loop_requests(static_cast<int>(n), point.batch_cap));
-    if (!node.is_ok()) {
-        return node.status();
-    }
-    return std::unique_ptr<ProfileSession>(std::make_unique<SimSession>(std::move(node).value()));
+    PALS_ASSIGN_OR_RETURN(
+        std::unique_ptr<sim::SimulatedNode> node,
+        sim::SimulatedNode::create(m_node,
+                                   mix.closed_loop_requests(static_cast<int>(n), point.batch_cap)));
+    return std::unique_ptr<ProfileSession>(std::make_unique<SimSession>(std::move(node)));
 }
 
 }  // namespace pals::profile

@@ -13,13 +13,10 @@ namespace {
 constexpr std::size_t kMaxWorkloadNameLength = 64;
 
 Result<std::vector<workload::Request>> load_trace_lengths(const std::string& path) {
-    Result<std::vector<workload::Request>> trace = path.ends_with(".jsonl")
-                                                       ? workload::load_jsonl_trace(path)
-                                                       : workload::load_azure_trace(path);
-    if (!trace.is_ok()) {
-        return trace.status();
-    }
-    if (trace->empty()) {
+    PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> trace,
+                          path.ends_with(".jsonl") ? workload::load_jsonl_trace(path)
+                                                   : workload::load_azure_trace(path));
+    if (trace.empty()) {
         return Status::invalid_argument(path + ": the trace has no requests");
     }
     return trace;

@@ -25,11 +25,8 @@ constexpr std::array<std::string_view, 32> kWords = {
 
 Result<in_json> parse_object(std::string_view body) {
     // Bounded depth and size, every nlohmann exception (1e400 too) as a Status.
-    Result<in_json> parsed = pals::parse_json(body, "the request body");
-    if (!parsed.is_ok()) {
-        return parsed.status();
-    }
-    in_json doc = std::move(parsed).value();
+    PALS_ASSIGN_OR_RETURN(in_json parsed, pals::parse_json(body, "the request body"));
+    in_json doc = std::move(parsed);
     if (!doc.is_object()) {
         return Status::invalid_argument("the request body must be a JSON object");
     }
@@ -205,50 +202,37 @@ int count_text_tokens(std::string_view text) {
 }
 
 Result<GenerationRequest> parse_completion_request(std::string_view body) {
-    Result<in_json> doc = parse_object(body);
-    if (!doc.is_ok()) {
-        return doc.status();
-    }
+    PALS_ASSIGN_OR_RETURN(in_json doc, parse_object(body));
     GenerationRequest out;
     out.endpoint = Endpoint::kCompletions;
-    PALS_RETURN_IF_ERROR(read_common(*doc, out));
-    if (!present(*doc, "prompt")) {
+    PALS_RETURN_IF_ERROR(read_common(doc, out));
+    if (!present(doc, "prompt")) {
         return Status::invalid_argument("'prompt' is required");
     }
-    Result<int> tokens = prompt_tokens_of(doc->at("prompt"));
-    if (!tokens.is_ok()) {
-        return tokens.status();
-    }
-    out.prompt_tokens = tokens.value();
-    PALS_RETURN_IF_ERROR(read_positive_int(*doc, "max_tokens", out.max_tokens));
+    PALS_ASSIGN_OR_RETURN(int tokens, prompt_tokens_of(doc.at("prompt")));
+    out.prompt_tokens = tokens;
+    PALS_RETURN_IF_ERROR(read_positive_int(doc, "max_tokens", out.max_tokens));
     return out;
 }
 
 Result<GenerationRequest> parse_chat_request(std::string_view body) {
-    Result<in_json> doc = parse_object(body);
-    if (!doc.is_ok()) {
-        return doc.status();
-    }
+    PALS_ASSIGN_OR_RETURN(in_json doc, parse_object(body));
     GenerationRequest out;
     out.endpoint = Endpoint::kChatCompletions;
-    PALS_RETURN_IF_ERROR(read_common(*doc, out));
-    if (!present(*doc, "messages") || !doc->at("messages").is_array() ||
-        doc->at("messages").empty()) {
+    PALS_RETURN_IF_ERROR(read_common(doc, out));
+    if (!present(doc, "messages") || !doc.at("messages").is_array() || doc.at("messages").empty()) {
         return Status::invalid_argument("'messages' must be a non-empty array");
     }
     std::int64_t tokens = kChatGenerationPromptTokens;
-    const in_json& messages = doc->at("messages");
+    const in_json& messages = doc.at("messages");
     for (std::size_t i = 0; i < messages.size(); ++i) {
-        Result<int> n = message_tokens(messages[i], i);
-        if (!n.is_ok()) {
-            return n.status();
-        }
-        tokens = std::min<std::int64_t>(tokens + n.value(), INT_MAX);
+        PALS_ASSIGN_OR_RETURN(int n, message_tokens(messages[i], i));
+        tokens = std::min<std::int64_t>(tokens + n, INT_MAX);
     }
     out.prompt_tokens = static_cast<int>(tokens);
-    PALS_RETURN_IF_ERROR(read_positive_int(*doc, "max_tokens", out.max_tokens));
+    PALS_RETURN_IF_ERROR(read_positive_int(doc, "max_tokens", out.max_tokens));
     std::optional<int> max_completion;
-    PALS_RETURN_IF_ERROR(read_positive_int(*doc, "max_completion_tokens", max_completion));
+    PALS_RETURN_IF_ERROR(read_positive_int(doc, "max_completion_tokens", max_completion));
     if (max_completion) {
         out.max_tokens = max_completion;  // the newer name wins, as in vLLM
     }

@@ -379,17 +379,14 @@ struct SimServer::Impl {
         // already queued, as Simulator::submit does too).
         const double arrival_s =
             std::max({sim_target(SteadyClock::now()), simulator.now(), last_arrival_s});
-        Result<std::size_t> handle =
-            simulator.submit({next_request_id++, arrival_s, input_tokens, output_tokens});
-        if (!handle.is_ok()) {
-            return handle.status();
-        }
+        PALS_ASSIGN_OR_RETURN(std::size_t handle, simulator.submit({next_request_id++, arrival_s,
+                                                                    input_tokens, output_tokens}));
         last_arrival_s = arrival_s;
         auto stream = std::make_shared<StreamState>();
-        records.emplace(handle.value(), RequestRecord{stream, arrival_s});
-        undecided.push_back(handle.value());
+        records.emplace(handle, RequestRecord{stream, arrival_s});
+        undecided.push_back(handle);
         ++stats.requests_submitted;
-        return Submitted{handle.value(), std::move(stream)};
+        return Submitted{handle, std::move(stream)};
     }
 
     /// The client went away: the request leaves the simulator.
@@ -669,11 +666,8 @@ Result<std::unique_ptr<SimServer>> SimServer::create(sim::NodeConfig node, SimSe
     if (options.header_timeout.count() < 1) {
         return Status::invalid_argument("--header-timeout must be > 0");
     }
-    Result<sim::Simulator> simulator = sim::Simulator::create(node, {}, slo);
-    if (!simulator.is_ok()) {
-        return simulator.status();
-    }
-    auto impl = std::make_unique<Impl>(node, std::move(options), std::move(simulator).value());
+    PALS_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::create(node, {}, slo));
+    auto impl = std::make_unique<Impl>(node, std::move(options), std::move(simulator));
     Impl& s = *impl;
     s.model_name = s.options.served_model_name.empty() ? default_model_name(node.model.name)
                                                        : s.options.served_model_name;
@@ -685,13 +679,11 @@ Result<std::unique_ptr<SimServer>> SimServer::create(sim::NodeConfig node, SimSe
     s.id_seed =
         static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     if (!s.options.fake_nvml_config_path.empty()) {
-        Result<std::unique_ptr<NvmlCoupling>> nvml =
+        PALS_ASSIGN_OR_RETURN(
+            std::unique_ptr<NvmlCoupling> nvml,
             NvmlCoupling::open(s.options.fake_nvml_config_path, s.options.fake_nvml_state_path,
-                               s.options.gpu_offset, s.gpu_count, node.gpu);
-        if (!nvml.is_ok()) {
-            return nvml.status();
-        }
-        s.nvml = std::move(nvml).value();
+                               s.options.gpu_offset, s.gpu_count, node.gpu));
+        s.nvml = std::move(nvml);
     }
     if (!s.options.batch_cap_path.empty()) {
         s.batch_cap_file.emplace(s.options.batch_cap_path, node.engine.max_num_seqs);

@@ -56,23 +56,15 @@ Result<FidelityRow> simulate_row(const MeasuredRun& run, const model::ModelSpec&
     w.kind = workload::WorkloadKind::kClosedLoop;
     w.num_requests = std::max(settings.min_requests, settings.requests_per_seq * run.max_num_seqs);
     w.seed = settings.seed;
-    Result<workload::LengthDistribution> in =
-        workload::LengthDistribution::parse(settings.input_len);
-    if (!in.is_ok()) {
-        return in.status();
-    }
-    Result<workload::LengthDistribution> out =
-        workload::LengthDistribution::parse(settings.output_lengths.string() + "#" + run.model);
-    if (!out.is_ok()) {
-        return out.status();
-    }
-    w.input = in.value();
-    w.output = out.value();
-    Result<std::vector<workload::Request>> requests = workload::build_workload(w);
-    if (!requests.is_ok()) {
-        return requests.status();
-    }
-    Result<Simulator> sim = Simulator::create(node, std::move(requests).value());
+    PALS_ASSIGN_OR_RETURN(workload::LengthDistribution in,
+                          workload::LengthDistribution::parse(settings.input_len));
+    PALS_ASSIGN_OR_RETURN(
+        workload::LengthDistribution out,
+        workload::LengthDistribution::parse(settings.output_lengths.string() + "#" + run.model));
+    w.input = in;
+    w.output = out;
+    PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> requests, workload::build_workload(w));
+    Result<Simulator> sim = Simulator::create(node, std::move(requests));
     if (!sim.is_ok()) {
         return sim.status().with_prefix("line " + std::to_string(run.line));
     }
@@ -103,10 +95,7 @@ double FidelityReport::worst_mape() const {
 }
 
 Result<std::vector<MeasuredRun>> load_measured_runs(const std::filesystem::path& csv) {
-    Result<std::string> text = read_file(csv);
-    if (!text.is_ok()) {
-        return text.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::string text, read_file(csv));
     std::vector<MeasuredRun> runs;
     std::map<std::string, std::size_t> column;
     const std::vector<std::string> required = {
@@ -116,7 +105,7 @@ Result<std::vector<MeasuredRun>> load_measured_runs(const std::filesystem::path&
     std::size_t pos = 0;
     int line_no = 0;
     std::string_view line;
-    while (detail::next_line(text.value(), pos, line)) {
+    while (detail::next_line(text, pos, line)) {
         ++line_no;
         if (line.empty()) {
             continue;
@@ -185,12 +174,10 @@ Result<FidelityReport> evaluate_fidelity(const std::vector<MeasuredRun>& runs, c
     std::map<std::string, model::ModelSpec> specs;
     for (const MeasuredRun& run : runs) {
         if (!specs.contains(run.model)) {
-            Result<model::ModelSpec> spec =
-                model::load_model_spec(settings.models_dir / model_file_name(run.model));
-            if (!spec.is_ok()) {
-                return spec.status();
-            }
-            specs.emplace(run.model, std::move(spec).value());
+            PALS_ASSIGN_OR_RETURN(
+                model::ModelSpec spec,
+                model::load_model_spec(settings.models_dir / model_file_name(run.model)));
+            specs.emplace(run.model, std::move(spec));
         }
     }
     // Rows are independent: simulate them on all cores.
@@ -272,20 +259,13 @@ Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, con
     constexpr std::size_t kTimeParams = 8;
     constexpr std::size_t kFullLoadParams = 12;
     auto score = [&](const GpuSpec& gpu) -> Result<double> {
-        Result<FidelityReport> r = evaluate_fidelity(runs, gpu, settings);
-        if (!r.is_ok()) {
-            return r.status();
-        }
-        double s =
-            (r->mape_tok_s + r->mape_j_per_tok + r->mape_median_itl + r->mape_avg_power) / 4.0 +
-            0.5 * r->worst_mape();
+        PALS_ASSIGN_OR_RETURN(FidelityReport r, evaluate_fidelity(runs, gpu, settings));
+        double s = (r.mape_tok_s + r.mape_j_per_tok + r.mape_median_itl + r.mape_avg_power) / 4.0 +
+                   0.5 * r.worst_mape();
         if (!decode_figures.empty()) {
-            Result<std::vector<DecodeFigureRow>> rows =
-                replay_decode_figures(decode_figures, gpu, settings.models_dir);
-            if (!rows.is_ok()) {
-                return rows.status();
-            }
-            s += decode_figure_error(rows.value());
+            PALS_ASSIGN_OR_RETURN(std::vector<DecodeFigureRow> rows,
+                                  replay_decode_figures(decode_figures, gpu, settings.models_dir));
+            s += decode_figure_error(rows);
         }
         // A fit that makes the lowest limit unreachable contradicts the firmware: one point
         // per percent of that limit exceeded.
@@ -296,11 +276,8 @@ Result<GpuCalibration> fit_calibration(const std::vector<MeasuredRun>& runs, con
                                  : decode_figures.empty() ? kFullLoadParams
                                                           : kParams.size();
     const std::span<const FitParam> params(kParams.data(), n_params);
-    Result<GpuSpec> best = coordinate_search(start, params, score, evaluations);
-    if (!best.is_ok()) {
-        return best.status();
-    }
-    return best->calibration;
+    PALS_ASSIGN_OR_RETURN(GpuSpec best, coordinate_search(start, params, score, evaluations));
+    return best.calibration;
 }
 
 }  // namespace pals::sim

@@ -73,17 +73,14 @@ double time_error(const ClockSweep& sweep, const SweepPrediction& p) {
 }  // namespace
 
 Result<std::vector<ClockSweep>> load_clock_sweeps(const std::filesystem::path& csv) {
-    Result<std::string> text = read_file(csv);
-    if (!text.is_ok()) {
-        return text.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::string text, read_file(csv));
     // instruction -> clock -> (time, energy) summed over stages
     std::map<std::string, std::map<double, std::pair<double, double>>> sums;
     std::map<std::string, std::size_t> column;
     std::size_t pos = 0;
     int line_no = 0;
     std::string_view line;
-    while (detail::next_line(text.value(), pos, line)) {
+    while (detail::next_line(text, pos, line)) {
         ++line_no;
         if (line.empty()) {
             continue;
@@ -242,11 +239,8 @@ Result<std::vector<DecodeFigureRow>> replay_decode_figures(
     const std::filesystem::path& models_dir) {
     std::vector<DecodeFigureRow> rows;
     for (const PublishedDecodeFigure& f : figures) {
-        Result<GpuSpec> named = figure_gpu(f.gpu, gpu_for_h100_family, f.source);
-        if (!named.is_ok()) {
-            return named.status();
-        }
-        const GpuSpec& gpu = named.value();
+        PALS_ASSIGN_OR_RETURN(GpuSpec named, figure_gpu(f.gpu, gpu_for_h100_family, f.source));
+        const GpuSpec& gpu = named;
         Result<model::ModelSpec> model = model::load_model_spec(models_dir / f.model_file);
         if (!model.is_ok()) {
             return model.status().with_prefix(f.source);
@@ -267,17 +261,13 @@ Result<std::vector<DecodeFigureRow>> replay_decode_figures(
         best.published = f;
         best.energy_saving_pct = -std::numeric_limits<double>::infinity();
         for (const int batch : f.batches) {
-            Result<ClosedLoopResult> base = run_decode(model.value(), gpu, f, batch, 0.0);
-            if (!base.is_ok()) {
-                return base.status();
-            }
+            PALS_ASSIGN_OR_RETURN(ClosedLoopResult base,
+                                  run_decode(model.value(), gpu, f, batch, 0.0));
             for (const double clock : clocks) {
-                Result<ClosedLoopResult> locked = run_decode(model.value(), gpu, f, batch, clock);
-                if (!locked.is_ok()) {
-                    return locked.status();
-                }
-                const double saving = (1.0 - locked->j_per_token / base->j_per_token) * 100.0;
-                const double slower = (locked->median_itl_s / base->median_itl_s - 1.0) * 100.0;
+                PALS_ASSIGN_OR_RETURN(ClosedLoopResult locked,
+                                      run_decode(model.value(), gpu, f, batch, clock));
+                const double saving = (1.0 - locked.j_per_token / base.j_per_token) * 100.0;
+                const double slower = (locked.median_itl_s / base.median_itl_s - 1.0) * 100.0;
                 if (f.max_latency_increase_pct > 0.0 && slower > f.max_latency_increase_pct) {
                     continue;
                 }
@@ -286,8 +276,8 @@ Result<std::vector<DecodeFigureRow>> replay_decode_figures(
                     best.clock_mhz = clock;
                     best.energy_saving_pct = saving;
                     best.latency_increase_pct = slower;
-                    best.power_default_w = base->power_per_gpu_w;
-                    best.power_locked_w = locked->power_per_gpu_w;
+                    best.power_default_w = base.power_per_gpu_w;
+                    best.power_locked_w = locked.power_per_gpu_w;
                 }
             }
         }
@@ -320,11 +310,8 @@ Result<GpuSpec> coordinate_search(const GpuSpec& start, std::span<const FitParam
         double& value = best.calibration.*(p.field);
         value = std::clamp(value, p.lo, p.hi);
     }
-    Result<double> first = score(best);
-    if (!first.is_ok()) {
-        return first.status();
-    }
-    double best_score = first.value();
+    PALS_ASSIGN_OR_RETURN(double first, score(best));
+    double best_score = first;
     int used = 1;
     double step = 0.2;
     while (used < evaluations && step > 0.005) {
@@ -389,14 +376,11 @@ Result<GpuSpec> fit_sweep_calibration(const std::vector<ClockSweep>& sweeps, con
         from.calibration.voltage_floor_clock =
             kFloorClockLo +
             (kFloorClockHi - kFloorClockLo) * i / static_cast<double>(kFloorClockStarts - 1);
-        Result<GpuSpec> fitted = coordinate_search(from, kParams, score, per_start);
-        if (!fitted.is_ok()) {
-            return fitted.status();
-        }
-        Result<double> s = score(fitted.value());
+        PALS_ASSIGN_OR_RETURN(GpuSpec fitted, coordinate_search(from, kParams, score, per_start));
+        Result<double> s = score(fitted);
         if (s.is_ok() && s.value() < best_score) {
             best_score = s.value();
-            best = fitted.value();
+            best = fitted;
         }
     }
     return best;

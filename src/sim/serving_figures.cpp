@@ -18,12 +18,9 @@ Result<ClosedLoopResult> run_closed_loop(const ClosedLoopSetup& setup) {
     for (int i = 0; i < setup.concurrency * setup.requests_per_seq; ++i) {
         requests.push_back({static_cast<std::uint64_t>(i), 0.0, setup.input_len, setup.output_len});
     }
-    Result<Simulator> sim = Simulator::create(node, std::move(requests));
-    if (!sim.is_ok()) {
-        return sim.status();
-    }
-    sim->run_to_completion();
-    const SimulationReport report = sim->report();
+    PALS_ASSIGN_OR_RETURN(Simulator sim, Simulator::create(node, std::move(requests)));
+    sim.run_to_completion();
+    const SimulationReport report = sim.report();
     ClosedLoopResult r;
     if (report.steady) {
         r.tok_s = report.steady->throughput_tok_s;
@@ -85,10 +82,7 @@ Result<std::vector<ServingFigureRow>> replay_serving_figures(
     const std::filesystem::path& models_dir) {
     std::vector<ServingFigureRow> rows;
     for (const PublishedServingFigure& f : figures) {
-        Result<GpuSpec> gpu = figure_gpu(f.gpu, gpu_for_h100_family, f.source);
-        if (!gpu.is_ok()) {
-            return gpu.status();
-        }
+        PALS_ASSIGN_OR_RETURN(GpuSpec gpu, figure_gpu(f.gpu, gpu_for_h100_family, f.source));
         std::optional<model::WeightDtype> dtype;
         if (!f.dtype.empty()) {
             Result<model::WeightDtype> d = model::parse_weight_dtype(f.dtype);
@@ -103,7 +97,7 @@ Result<std::vector<ServingFigureRow>> replay_serving_figures(
         }
         ClosedLoopSetup setup;
         setup.model = std::move(model).value();
-        setup.gpu = gpu.value();
+        setup.gpu = gpu;
         setup.tp = f.tp;
         setup.ep = f.ep;
         setup.concurrency = f.concurrency;

@@ -86,19 +86,14 @@ private:
 Result<std::unique_ptr<SimulatedNode>> SimulatedNode::create(
     NodeConfig node, std::vector<workload::Request> requests, SloTargets slo) {
     GpuSpec gpu = node.gpu;
-    Result<Simulator> sim = Simulator::create(std::move(node), std::move(requests), slo);
-    if (!sim.is_ok()) {
-        return sim.status();
-    }
-    std::unique_ptr<SimulatedNode> out(new SimulatedNode(std::move(sim).value(), std::move(gpu)));
+    PALS_ASSIGN_OR_RETURN(Simulator sim,
+                          Simulator::create(std::move(node), std::move(requests), slo));
+    std::unique_ptr<SimulatedNode> out(new SimulatedNode(std::move(sim), std::move(gpu)));
     // Start the backend's limits at what the simulator was configured with.
     for (int r = 0; r < out->replica_count(); ++r) {
         const double cap = out->m_simulator.observe(r).power_cap_w;
         for (int g : out->m_engines[static_cast<std::size_t>(r)]->gpus()) {
-            Result<double> set = out->m_gpus.set_power_limit(g, cap);
-            if (!set.is_ok()) {
-                return set.status();
-            }
+            PALS_RETURN_IF_ERROR(out->m_gpus.set_power_limit(g, cap).status());
         }
     }
     return out;

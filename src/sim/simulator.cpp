@@ -503,11 +503,9 @@ Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Reque
             return Status::invalid_argument("requests must be sorted by arrival time");
         }
     }
-    Result<StepCostModel> cost = StepCostModel::create(node.model, node.gpu, node.parallel);
-    if (!cost.is_ok()) {
-        return cost.status();
-    }
-    auto impl = std::make_unique<Impl>(node, slo, std::move(cost).value());
+    PALS_ASSIGN_OR_RETURN(StepCostModel cost,
+                          StepCostModel::create(node.model, node.gpu, node.parallel));
+    auto impl = std::make_unique<Impl>(node, slo, std::move(cost));
     impl->gpus_per_replica = node.parallel.tp;
     impl->max_model_len =
         e.max_model_len > 0 ? e.max_model_len : node.model.max_position_embeddings;

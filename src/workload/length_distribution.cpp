@@ -105,16 +105,10 @@ bool holds_histogram(const json& node) {
 /// (one longer than counts) or the left edges (as long as counts; the last right edge is then
 /// inferred from the spacing of the last two).
 Result<LengthDistribution> histogram_from_json(const json& node, const std::string& where) {
-    auto bins = number_array(node, "bins", where);
-    if (!bins.is_ok()) {
-        return bins.status();
-    }
-    auto counts = number_array(node, "counts", where);
-    if (!counts.is_ok()) {
-        return counts.status();
-    }
-    std::vector<double> edges = std::move(bins).value();
-    if (edges.size() == counts->size()) {
+    PALS_ASSIGN_OR_RETURN(auto bins, number_array(node, "bins", where));
+    PALS_ASSIGN_OR_RETURN(auto counts, number_array(node, "counts", where));
+    std::vector<double> edges = std::move(bins);
+    if (edges.size() == counts.size()) {
         if (edges.size() < 2) {
             return Status::invalid_argument(fmt::format(
                 "{}: \"bins\" has as many entries as \"counts\" ({}); need at least 2 to infer "
@@ -123,12 +117,12 @@ Result<LengthDistribution> histogram_from_json(const json& node, const std::stri
         }
         const double width = edges[edges.size() - 1] - edges[edges.size() - 2];
         edges.push_back(edges.back() + width);
-    } else if (edges.size() != counts->size() + 1) {
+    } else if (edges.size() != counts.size() + 1) {
         return Status::invalid_argument(
             fmt::format("{}: \"bins\" has {} entries but \"counts\" has {} (expected {} or {})",
-                        where, edges.size(), counts->size(), counts->size() + 1, counts->size()));
+                        where, edges.size(), counts.size(), counts.size() + 1, counts.size()));
     }
-    auto hist = LengthDistribution::histogram(std::move(edges), std::move(counts).value());
+    auto hist = LengthDistribution::histogram(std::move(edges), std::move(counts));
     if (!hist.is_ok()) {
         return hist.status().with_prefix(where);
     }
@@ -208,33 +202,21 @@ Result<LengthDistribution> LengthDistribution::parse(std::string_view text) {
             return Status::invalid_argument(
                 fmt::format("length distribution '{}': expected uniform:LO:HI", text));
         }
-        auto lo = parse_length(rest.substr(0, colon), "LO", text);
-        if (!lo.is_ok()) {
-            return lo.status();
-        }
-        auto hi = parse_length(rest.substr(colon + 1), "HI", text);
-        if (!hi.is_ok()) {
-            return hi.status();
-        }
-        if (*lo > *hi) {
+        PALS_ASSIGN_OR_RETURN(auto lo, parse_length(rest.substr(0, colon), "LO", text));
+        PALS_ASSIGN_OR_RETURN(auto hi, parse_length(rest.substr(colon + 1), "HI", text));
+        if (lo > hi) {
             return Status::invalid_argument(fmt::format(
-                "length distribution '{}': LO ({}) is greater than HI ({})", text, *lo, *hi));
+                "length distribution '{}': LO ({}) is greater than HI ({})", text, lo, hi));
         }
-        return uniform(*lo, *hi);
+        return uniform(lo, hi);
     }
     if (text.substr(0, kFixedPrefix.size()) == kFixedPrefix) {
-        auto n = parse_length(text.substr(kFixedPrefix.size()), "N", text);
-        if (!n.is_ok()) {
-            return n.status();
-        }
-        return fixed(*n);
+        PALS_ASSIGN_OR_RETURN(auto n, parse_length(text.substr(kFixedPrefix.size()), "N", text));
+        return fixed(n);
     }
     if (int value = 0; parse_int(text, value) || !looks_like_file(text)) {
-        auto n = parse_length(text, "N", text);
-        if (!n.is_ok()) {
-            return n.status();
-        }
-        return fixed(*n);
+        PALS_ASSIGN_OR_RETURN(auto n, parse_length(text, "N", text));
+        return fixed(n);
     }
     return parse_file(text);
 }

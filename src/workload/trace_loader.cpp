@@ -205,11 +205,8 @@ std::size_t column_of(std::string_view line, std::string_view field) {
 }  // namespace
 
 Result<std::vector<Request>> load_azure_trace(const std::filesystem::path& path) {
-    auto content = read_file(path);
-    if (!content.is_ok()) {
-        return content.status();
-    }
-    const std::string& text = content.value();
+    PALS_ASSIGN_OR_RETURN(auto content, read_file(path));
+    const std::string& text = content;
     LineCursor cursor(text);
     std::string_view line;
     if (!cursor.next(line)) {
@@ -340,11 +337,8 @@ std::string json_tokens(const nlohmann::json& row, const char* key, int& out) {
 }  // namespace
 
 Result<std::vector<Request>> load_jsonl_trace(const std::filesystem::path& path) {
-    auto content = read_file(path);
-    if (!content.is_ok()) {
-        return content.status();
-    }
-    LineCursor cursor(content.value());
+    PALS_ASSIGN_OR_RETURN(auto content, read_file(path));
+    LineCursor cursor(content);
     std::string_view line;
     std::vector<Request> requests;
     std::vector<double> timestamps_ms;
@@ -352,12 +346,10 @@ Result<std::vector<Request>> load_jsonl_trace(const std::filesystem::path& path)
         if (is_blank(line)) {
             continue;
         }
-        Result<nlohmann::json> parsed =
-            parse_json(line, fmt::format("{}:{}", path.string(), cursor.number()));
-        if (!parsed.is_ok()) {
-            return parsed.status();
-        }
-        const nlohmann::json row = std::move(parsed).value();
+        PALS_ASSIGN_OR_RETURN(
+            nlohmann::json parsed,
+            parse_json(line, fmt::format("{}:{}", path.string(), cursor.number())));
+        const nlohmann::json row = std::move(parsed);
         if (!row.is_object()) {
             return line_error(path, cursor.number(),
                               fmt::format("expected a JSON object, got {}", row.type_name()));

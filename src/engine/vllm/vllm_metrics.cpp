@@ -87,11 +87,8 @@ Result<double> required_sum(const ParsedMetrics& metrics,
 
 Result<int> required_count(const ParsedMetrics& metrics, std::string_view name,
                            const VllmSeriesFilter& filter) {
-    auto v = required_sum(metrics, {name}, filter);
-    if (!v.is_ok()) {
-        return v.status();
-    }
-    return static_cast<int>(std::lround(*v));
+    PALS_ASSIGN_OR_RETURN(auto v, required_sum(metrics, {name}, filter));
+    return static_cast<int>(std::lround(v));
 }
 
 /// The label set of a bucket sample without `le`, as one comparable key.
@@ -210,22 +207,14 @@ Result<EngineSnapshot> snapshot_from_metrics(const ParsedMetrics& metrics,
     EngineSnapshot s;
     s.time = time;
 
-    auto running = required_count(metrics, kRunningMetric, filter);
-    if (!running.is_ok()) {
-        return running.status();
-    }
-    s.running = *running;
-    auto waiting = required_count(metrics, kWaitingMetric, filter);
-    if (!waiting.is_ok()) {
-        return waiting.status();
-    }
-    s.waiting = *waiting;
-    auto kv =
-        required_sum(metrics, {kKvCacheUsageMetric, kKvCacheUsageOldMetric}, filter, /*mean=*/true);
-    if (!kv.is_ok()) {
-        return kv.status();
-    }
-    s.kv_cache_usage = *kv;
+    PALS_ASSIGN_OR_RETURN(auto running, required_count(metrics, kRunningMetric, filter));
+    s.running = running;
+    PALS_ASSIGN_OR_RETURN(auto waiting, required_count(metrics, kWaitingMetric, filter));
+    s.waiting = waiting;
+    PALS_ASSIGN_OR_RETURN(
+        auto kv, required_sum(metrics, {kKvCacheUsageMetric, kKvCacheUsageOldMetric}, filter,
+                              /*mean=*/true));
+    s.kv_cache_usage = kv;
 
     struct CounterField {
         std::string_view name;
@@ -235,23 +224,15 @@ Result<EngineSnapshot> snapshot_from_metrics(const ParsedMetrics& metrics,
                                   CounterField{kGenerationTokensMetric, &s.generation_tokens},
                                   CounterField{kRequestSuccessMetric, &s.requests_finished},
                                   CounterField{kPreemptionsMetric, &s.preemptions}}) {
-        auto v = required_sum(metrics, {c.name}, filter);
-        if (!v.is_ok()) {
-            return v.status();
-        }
-        *c.field = *v;
+        PALS_ASSIGN_OR_RETURN(auto v, required_sum(metrics, {c.name}, filter));
+        *c.field = v;
     }
 
-    auto ttft = histogram_of_first(metrics, {kTtftMetric}, filter);
-    if (!ttft.is_ok()) {
-        return ttft.status();
-    }
-    s.ttft_s = std::move(ttft).value();
-    auto itl = histogram_of_first(metrics, {kItlMetric, kItlOldMetric}, filter);
-    if (!itl.is_ok()) {
-        return itl.status();
-    }
-    s.itl_s = std::move(itl).value();
+    PALS_ASSIGN_OR_RETURN(auto ttft, histogram_of_first(metrics, {kTtftMetric}, filter));
+    s.ttft_s = std::move(ttft);
+    PALS_ASSIGN_OR_RETURN(auto itl,
+                          histogram_of_first(metrics, {kItlMetric, kItlOldMetric}, filter));
+    s.itl_s = std::move(itl);
     auto tpot = histogram_from_metrics(metrics, kTpotMetric, filter);
     if (tpot.is_ok()) {
         s.tpot_s = std::move(tpot).value();
@@ -260,21 +241,15 @@ Result<EngineSnapshot> snapshot_from_metrics(const ParsedMetrics& metrics,
     } else {
         return tpot.status();
     }
-    auto e2e = histogram_of_first(metrics, {kE2eMetric}, filter);
-    if (!e2e.is_ok()) {
-        return e2e.status();
-    }
-    s.e2e_s = std::move(e2e).value();
+    PALS_ASSIGN_OR_RETURN(auto e2e, histogram_of_first(metrics, {kE2eMetric}, filter));
+    s.e2e_s = std::move(e2e);
     return s;
 }
 
 Result<EngineSnapshot> snapshot_from_text(std::string_view text, const VllmSeriesFilter& filter,
                                           Seconds time) {
-    auto parsed = parse_prometheus_text(text);
-    if (!parsed.is_ok()) {
-        return parsed.status();
-    }
-    return snapshot_from_metrics(*parsed, filter, time);
+    PALS_ASSIGN_OR_RETURN(auto parsed, parse_prometheus_text(text));
+    return snapshot_from_metrics(parsed, filter, time);
 }
 
 }  // namespace pals::engine::vllm

@@ -158,14 +158,11 @@ Status NvmlBackend::call(int gpu, const char* what, Call&& fn) const {
 
 template <class Fn>
 Result<double> NvmlBackend::read_mw(int gpu, const char* what, Fn fn, bool optional) const {
-    auto dev = device(gpu);
-    if (!dev.is_ok()) {
-        return dev.status();
-    }
+    PALS_ASSIGN_OR_RETURN(auto dev, device(gpu));
     unsigned int mw = 0;
     nvml::ReturnCode raw = nvml::kSuccess;
     Status st = call(gpu, what, [&] {
-        raw = fn((*dev)->handle, &mw);
+        raw = fn(dev->handle, &mw);
         return raw;
     });
     if (raw == nvml::kErrorNotSupported && optional) {
@@ -184,18 +181,15 @@ Result<int> NvmlBackend::device_count() const {
 }
 
 Result<GpuInfo> NvmlBackend::device_info(int gpu) const {
-    auto dev = device(gpu);
-    if (!dev.is_ok()) {
-        return dev.status();
-    }
+    PALS_ASSIGN_OR_RETURN(auto dev, device(gpu));
     const nvml::NvmlFunctions& f = m_library->fn();
     std::array<char, nvml::kDeviceNameBufferSize> name{};
     std::array<char, nvml::kDeviceUuidBufferSize> uuid{};
     PALS_RETURN_IF_ERROR(call(gpu, "nvmlDeviceGetName", [&] {
-        return f.device_get_name((*dev)->handle, name.data(), nvml::kDeviceNameBufferSize);
+        return f.device_get_name(dev->handle, name.data(), nvml::kDeviceNameBufferSize);
     }));
     PALS_RETURN_IF_ERROR(call(gpu, "nvmlDeviceGetUUID", [&] {
-        return f.device_get_uuid((*dev)->handle, uuid.data(), nvml::kDeviceUuidBufferSize);
+        return f.device_get_uuid(dev->handle, uuid.data(), nvml::kDeviceUuidBufferSize);
     }));
     name.back() = '\0';
     uuid.back() = '\0';
@@ -203,19 +197,16 @@ Result<GpuInfo> NvmlBackend::device_info(int gpu) const {
 }
 
 Result<PowerLimitRange> NvmlBackend::power_limit_range(int gpu) const {
-    auto dev = device(gpu);
-    if (!dev.is_ok()) {
-        return dev.status();
-    }
+    PALS_ASSIGN_OR_RETURN(auto dev, device(gpu));
     const nvml::NvmlFunctions& f = m_library->fn();
     unsigned int min_mw = 0;
     unsigned int max_mw = 0;
     unsigned int default_mw = 0;
     PALS_RETURN_IF_ERROR(call(gpu, "nvmlDeviceGetPowerManagementLimitConstraints", [&] {
-        return f.device_get_power_management_limit_constraints((*dev)->handle, &min_mw, &max_mw);
+        return f.device_get_power_management_limit_constraints(dev->handle, &min_mw, &max_mw);
     }));
     PALS_RETURN_IF_ERROR(call(gpu, "nvmlDeviceGetPowerManagementDefaultLimit", [&] {
-        return f.device_get_power_management_default_limit((*dev)->handle, &default_mw);
+        return f.device_get_power_management_default_limit(dev->handle, &default_mw);
     }));
     return PowerLimitRange{min_mw * kMilli, max_mw * kMilli, default_mw * kMilli};
 }
@@ -231,21 +222,16 @@ Result<double> NvmlBackend::enforced_power_limit_w(int gpu) const {
 }
 
 Result<GpuSample> NvmlBackend::sample(int gpu) {
-    auto dev = device(gpu);
-    if (!dev.is_ok()) {
-        return dev.status();
-    }
-    const nvml::Device handle = (*dev)->handle;
+    PALS_ASSIGN_OR_RETURN(auto dev, device(gpu));
+    const nvml::Device handle = dev->handle;
     const nvml::NvmlFunctions& f = m_library->fn();
     GpuSample s;
     s.index = gpu;
     s.time = m_clock->now();
 
-    auto power = read_mw(gpu, "nvmlDeviceGetPowerUsage", f.device_get_power_usage, true);
-    if (!power.is_ok()) {
-        return power.status();
-    }
-    s.power_w = *power;
+    PALS_ASSIGN_OR_RETURN(auto power,
+                          read_mw(gpu, "nvmlDeviceGetPowerUsage", f.device_get_power_usage, true));
+    s.power_w = power;
 
     s.energy_j = kNaN;
     if (f.device_get_total_energy_consumption == nullptr) {
@@ -282,18 +268,12 @@ Result<GpuSample> NvmlBackend::sample(int gpu) {
         s.sm_clock_mhz = mhz;
     }
 
-    auto limit = read_mw(gpu, "nvmlDeviceGetPowerManagementLimit",
-                         f.device_get_power_management_limit, true);
-    if (!limit.is_ok()) {
-        return limit.status();
-    }
-    s.power_limit_w = *limit;
-    auto enforced =
-        read_mw(gpu, "nvmlDeviceGetEnforcedPowerLimit", f.device_get_enforced_power_limit, true);
-    if (!enforced.is_ok()) {
-        return enforced.status();
-    }
-    s.enforced_power_limit_w = *enforced;
+    PALS_ASSIGN_OR_RETURN(auto limit, read_mw(gpu, "nvmlDeviceGetPowerManagementLimit",
+                                              f.device_get_power_management_limit, true));
+    s.power_limit_w = limit;
+    PALS_ASSIGN_OR_RETURN(auto enforced, read_mw(gpu, "nvmlDeviceGetEnforcedPowerLimit",
+                                                 f.device_get_enforced_power_limit, true));
+    s.enforced_power_limit_w = enforced;
 
     if (f.device_get_current_clocks_event_reasons != nullptr) {
         unsigned long long reasons = 0;
@@ -317,11 +297,8 @@ Result<std::vector<GpuSample>> NvmlBackend::sample_all() {
     std::vector<GpuSample> out;
     out.reserve(m_devices.size());
     for (int i = 0; i < static_cast<int>(m_devices.size()); ++i) {
-        auto s = sample(i);
-        if (!s.is_ok()) {
-            return s.status();
-        }
-        out.push_back(*s);
+        PALS_ASSIGN_OR_RETURN(auto s, sample(i));
+        out.push_back(s);
     }
     return out;
 }
@@ -336,67 +313,48 @@ Status NvmlBackend::on_write_error(Status status) const {
 }
 
 Result<double> NvmlBackend::set_power_limit(int gpu, double limit_w) {
-    auto dev = device(gpu);
-    if (!dev.is_ok()) {
-        return dev.status();
-    }
+    PALS_ASSIGN_OR_RETURN(auto dev, device(gpu));
     if (!std::isfinite(limit_w)) {
         return Status::invalid_argument(context(gpu, "power limit must be a finite number of W"));
     }
-    auto range = power_limit_range(gpu);
-    if (!range.is_ok()) {
-        return range.status();
-    }
-    const double target_w = range->clamp(limit_w);
+    PALS_ASSIGN_OR_RETURN(auto range, power_limit_range(gpu));
+    const double target_w = range.clamp(limit_w);
     if (target_w != limit_w) {
         PALS_LOG_INFO("GPU {}: power limit {:.1f} W clamped to {:.1f} W (allowed {:.0f}-{:.0f} W)",
-                      gpu, limit_w, target_w, range->min_w, range->max_w);
+                      gpu, limit_w, target_w, range.min_w, range.max_w);
     }
     const auto target_mw =
         static_cast<unsigned int>(std::clamp(std::round(target_w / kMilli), 0.0, kMaxLimitMw));
     const nvml::NvmlFunctions& f = m_library->fn();
-    Status st = call(gpu, "nvmlDeviceSetPowerManagementLimit", [&] {
-        return f.device_set_power_management_limit((*dev)->handle, target_mw);
-    });
+    Status st = call(gpu, "nvmlDeviceSetPowerManagementLimit",
+                     [&] { return f.device_set_power_management_limit(dev->handle, target_mw); });
     if (st.code() == StatusCode::kInvalidArgument) {
         st = Status::invalid_argument(
             fmt::format("{}; allowed range {:.0f}-{:.0f} W, requested {:.1f} W", st.message(),
-                        range->min_w, range->max_w, target_w));
+                        range.min_w, range.max_w, target_w));
     }
     if (!st.is_ok()) {
         return on_write_error(std::move(st));
     }
-    auto requested = power_limit_w(gpu);
-    if (!requested.is_ok()) {
-        return requested.status();
-    }
-    auto enforced = enforced_power_limit_w(gpu);
-    if (!enforced.is_ok()) {
-        return enforced.status();
-    }
-    PALS_LOG_INFO("set power limit gpu={} w={:.1f} enforced_w={:.1f}", gpu, *requested, *enforced);
-    if (*enforced < *requested - kEnforcedGapReportW) {
+    PALS_ASSIGN_OR_RETURN(auto requested, power_limit_w(gpu));
+    PALS_ASSIGN_OR_RETURN(auto enforced, enforced_power_limit_w(gpu));
+    PALS_LOG_INFO("set power limit gpu={} w={:.1f} enforced_w={:.1f}", gpu, requested, enforced);
+    if (enforced < requested - kEnforcedGapReportW) {
         PALS_LOG_INFO(
             "GPU {}: enforced limit {:.1f} W is below the requested {:.1f} W (another "
             "limiter, e.g. out-of-band, holds it lower)",
-            gpu, *enforced, *requested);
+            gpu, enforced, requested);
     }
-    return *enforced;
+    return enforced;
 }
 
 Result<std::optional<ClockRangeMhz>> NvmlBackend::locked_sm_clocks(int gpu) const {
-    auto dev = device(gpu);
-    if (!dev.is_ok()) {
-        return dev.status();
-    }
-    return (*dev)->locked;
+    PALS_ASSIGN_OR_RETURN(auto dev, device(gpu));
+    return dev->locked;
 }
 
 Status NvmlBackend::lock_sm_clocks(int gpu, ClockRangeMhz range) {
-    auto dev = device(gpu);
-    if (!dev.is_ok()) {
-        return dev.status();
-    }
+    PALS_ASSIGN_OR_RETURN(auto dev, device(gpu));
     if (!(range.min_mhz > 0.0) || !(range.max_mhz >= range.min_mhz) ||
         !std::isfinite(range.max_mhz)) {
         return Status::invalid_argument(context(gpu, "locked SM clocks need 0 < min <= max MHz"));
@@ -408,9 +366,8 @@ Status NvmlBackend::lock_sm_clocks(int gpu, ClockRangeMhz range) {
     }
     const auto min_mhz = static_cast<unsigned int>(std::lround(range.min_mhz));
     const auto max_mhz = static_cast<unsigned int>(std::lround(range.max_mhz));
-    Status st = call(gpu, "nvmlDeviceSetGpuLockedClocks", [&] {
-        return f.device_set_gpu_locked_clocks((*dev)->handle, min_mhz, max_mhz);
-    });
+    Status st = call(gpu, "nvmlDeviceSetGpuLockedClocks",
+                     [&] { return f.device_set_gpu_locked_clocks(dev->handle, min_mhz, max_mhz); });
     if (!st.is_ok()) {
         return on_write_error(std::move(st));
     }
@@ -421,17 +378,14 @@ Status NvmlBackend::lock_sm_clocks(int gpu, ClockRangeMhz range) {
 }
 
 Status NvmlBackend::reset_sm_clocks(int gpu) {
-    auto dev = device(gpu);
-    if (!dev.is_ok()) {
-        return dev.status();
-    }
+    PALS_ASSIGN_OR_RETURN(auto dev, device(gpu));
     const nvml::NvmlFunctions& f = m_library->fn();
     if (f.device_reset_gpu_locked_clocks == nullptr) {
         return Status::unavailable(
             "this NVML lacks nvmlDeviceResetGpuLockedClocks (driver too old to reset clocks)");
     }
     Status st = call(gpu, "nvmlDeviceResetGpuLockedClocks",
-                     [&] { return f.device_reset_gpu_locked_clocks((*dev)->handle); });
+                     [&] { return f.device_reset_gpu_locked_clocks(dev->handle); });
     if (!st.is_ok()) {
         return on_write_error(std::move(st));
     }
