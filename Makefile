@@ -7,7 +7,7 @@ FUZZ_BUILD_DIR ?= build/fuzz
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS ?=
 
-.PHONY: all deps configure build demo test bench clean fuzz fuzz-build format format-check
+.PHONY: all deps configure build demo test bench clean fuzz fuzz-build format format-check tidy
 
 all: build
 
@@ -33,6 +33,15 @@ format:
 
 format-check:
 	@clang-format --dry-run -Werror $(FORMAT_FILES) && echo "format: $(words $(FORMAT_FILES)) files clean"
+
+# clang-tidy 14 with the repository's .clang-tidy over every src/ file (TIDY_FILES: a regex of
+# the files to check, e.g. TIDY_FILES='src/control/.*'); any finding fails.
+TIDY_FILES ?= src/.*\.cpp$$
+tidy: configure
+	@run-clang-tidy -p $(BUILD_DIR) -j $(JOBS) -quiet '$(CURDIR)/$(TIDY_FILES)' > $(BUILD_DIR)/tidy.log 2>&1; \
+		rc=$$?; sed 's/\x1b\[[0-9;]*m//g' $(BUILD_DIR)/tidy.log | grep -E '^/.*(warning|error):' | sort -u; \
+		if [ $$rc -ne 0 ]; then echo "tidy: findings (full log: $(BUILD_DIR)/tidy.log)"; exit 1; fi; \
+		echo "tidy: clean"
 
 bench: build
 	@for b in $(BUILD_DIR)/*_bench; do $$b; done

@@ -6,7 +6,8 @@ packages=(g++ cmake ninja-build make pkg-config python3 python3-pytest
           libtomlplusplus-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev
           chromium prometheus
           clang libclang-rt-dev  # clang + compiler-rt (libFuzzer, ASan, UBSan): make fuzz
-          clang-format)          # make format-check (clang-format 14 on bookworm)
+          clang-format           # make format-check (clang-format 14 on bookworm)
+          clang-tidy)            # make tidy (clang-tidy 14, run-clang-tidy)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -238,7 +238,7 @@ struct HttpServer::Impl {
         });
         // No exception crosses a handler (llama.cpp's ex_wrapper idea).
         server.set_exception_handler(
-            [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+            [](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
                 const std::string what = exception_message(ep);
                 PALS_LOG_ERROR("http: {}", what);
                 send_error(res, 500, "internal", what);

@@ -38,7 +38,6 @@ namespace {
 
 /// The shortest `watch --interval`, s.
 constexpr double kMinWatchIntervalS = 0.01;
-constexpr double kMsPerS = 1000.0;
 
 // ---- shared helpers -----------------------------------------------------------------------------
 

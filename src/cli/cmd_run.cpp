@@ -190,7 +190,7 @@ Status run_daemon(const RunOptions& opt) {
         config.policy, config.groups.size(), config.period_s,
         config.budget_w > 0.0 ? fmt::format("{:.0f} W", config.budget_w) : std::string("none"),
         gpus.library_path(), count);
-    const Status result = daemon.run(signals.flag());
+    Status result = daemon.run(signals.flag());
     server.stop();
     if (result.is_ok()) {
         PALS_LOG_INFO("pals run: stopped{}; saved limits restored",

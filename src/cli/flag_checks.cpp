@@ -56,7 +56,7 @@ std::string format_quantity(double value, std::string_view unit) {
     return fmt::format("{:g} {}", value, unit);
 }
 
-CLI::Validator finite_in(double lo, double hi, std::string unit) {
+CLI::Validator finite_in(double lo, double hi, const std::string& unit) {
     return CLI::Validator(
         [lo, hi, unit](std::string& text) -> std::string {
             double v = 0.0;
@@ -71,7 +71,7 @@ CLI::Validator finite_in(double lo, double hi, std::string unit) {
         "in " + range_text(lo, hi, unit));
 }
 
-CLI::Validator finite_above(double lo, double hi, std::string unit) {
+CLI::Validator finite_above(double lo, double hi, const std::string& unit) {
     return CLI::Validator(
         [lo, hi, unit](std::string& text) -> std::string {
             double v = 0.0;
@@ -89,7 +89,7 @@ CLI::Validator finite_above(double lo, double hi, std::string unit) {
         "> " + format_quantity(lo, unit));
 }
 
-CLI::Validator integer_in(std::int64_t lo, std::int64_t hi, std::string unit) {
+CLI::Validator integer_in(std::int64_t lo, std::int64_t hi, const std::string& unit) {
     return CLI::Validator(
         [lo, hi, unit](std::string& text) -> std::string {
             if (text.empty()) {

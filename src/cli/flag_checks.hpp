@@ -26,11 +26,12 @@ inline constexpr double kMaxSeconds = 1e9;                ///< durations, SLOs, 
 
 /// A CLI11 check: the text is a finite number in [lo, hi]. The message reads
 /// "nan is not a finite number" or "5000 W is outside 100-700 W".
-[[nodiscard]] CLI::Validator finite_in(double lo, double hi, std::string unit = "");
+[[nodiscard]] CLI::Validator finite_in(double lo, double hi, const std::string& unit = "");
 /// As finite_in, but the range excludes lo: (lo, hi].
-[[nodiscard]] CLI::Validator finite_above(double lo, double hi, std::string unit = "");
+[[nodiscard]] CLI::Validator finite_above(double lo, double hi, const std::string& unit = "");
 /// A CLI11 check: the text is an integer in [lo, hi].
-[[nodiscard]] CLI::Validator integer_in(std::int64_t lo, std::int64_t hi, std::string unit = "");
+[[nodiscard]] CLI::Validator integer_in(std::int64_t lo, std::int64_t hi,
+                                        const std::string& unit = "");
 
 /// Post-parse: `value` finite and within [lo, hi]; else out_of_range "FLAG: 100 W is outside
 /// 200-700 W for WHAT" (", for WHAT" only when `what` is not empty).

@@ -26,7 +26,7 @@ Status check_index(int gpu, int gpu_count, const std::string& item) {
 }
 
 Status check_size(std::size_t have, std::size_t adding) {
-    if (have + adding > static_cast<std::size_t>(kMaxGpuIndex + 1)) {
+    if (have + adding > static_cast<std::size_t>(kMaxGpuIndex) + 1) {
         return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
     }
     return Status::ok();

@@ -41,8 +41,8 @@ double BudgetSchedule::at(double t_s) const {
 }
 
 Controller::Controller(Clock& clock, power::GpuBackend& gpus,
-                       std::vector<engine::ServingEngine*> engines, std::unique_ptr<Policy> policy,
-                       ControllerConfig config)
+                       const std::vector<engine::ServingEngine*>& engines,
+                       std::unique_ptr<Policy> policy, ControllerConfig config)
     : m_clock(clock), m_gpus(gpus), m_policy(std::move(policy)), m_config(std::move(config)) {
     for (engine::ServingEngine* e : engines) {
         GroupState g;

@@ -349,7 +349,7 @@ OracleGrid oracle_grid(const Scenario& sc) {
 }
 
 Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
-                                         std::shared_ptr<const profile::PowerModel> model) {
+                                         const std::shared_ptr<const profile::PowerModel>& model) {
     const auto wall_start = std::chrono::steady_clock::now();
     auto built = workload::build_workload(sc.workload);
     if (!built.is_ok()) {

@@ -61,7 +61,7 @@ private:
 
 std::filesystem::path resolve(const std::string& value, const std::filesystem::path& scenario_dir,
                               const std::filesystem::path& shared_dir) {
-    const std::filesystem::path p(value);
+    std::filesystem::path p(value);
     if (p.is_absolute()) {
         return p;
     }
@@ -78,13 +78,6 @@ constexpr int kMaxScenarioSeqs = 1'000'000;
 constexpr int kMaxScenarioTokens = 10'000'000;
 constexpr int kMaxScenarioRequests = 10'000'000;
 constexpr double kMinScenarioPeriodS = 0.001;
-
-#define PALS_GET(var, type, key)          \
-    auto var##_r = reader.get<type>(key); \
-    if (!var##_r.is_ok()) {               \
-        return var##_r.status();          \
-    }                                     \
-    const std::optional<type> var = var##_r.value()
 
 }  // namespace
 
@@ -121,17 +114,19 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
                                 "unknown section (expected node, workload, slo, budget, run)");
         }
     }
-    PALS_GET(name, std::string, "name");
+    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> name, reader.get<std::string>("name"));
     if (name) {
         s.name = *name;
     }
 
     // [node]
-    PALS_GET(model, std::string, "node.model");
+    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> model,
+                          reader.get<std::string>("node.model"));
     if (!model) {
         return reader.error("node.model", "missing (a Hugging Face config.json)");
     }
-    PALS_GET(dtype, std::string, "node.dtype");
+    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> dtype,
+                          reader.get<std::string>("node.dtype"));
     std::optional<model::WeightDtype> dtype_override;
     if (dtype) {
         auto d = model::parse_weight_dtype(*dtype);
@@ -145,18 +140,22 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
         return spec.status().with_prefix(path.string() + ": node.model");
     }
     s.node.model = std::move(spec).value();
-    PALS_GET(gpu, std::string, "node.gpu");
+    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> gpu,
+                          reader.get<std::string>("node.gpu"));
     auto gpu_spec = sim::find_gpu_spec(gpu.value_or("H100-SXM"));
     if (!gpu_spec.is_ok()) {
         return reader.error("node.gpu", gpu_spec.status().message());
     }
     s.node.gpu = gpu_spec.value();
-    PALS_GET(tp, int, "node.tp");
-    PALS_GET(ep, int, "node.ep");
-    PALS_GET(replicas, int, "node.replicas");
-    PALS_GET(max_num_seqs, int, "node.max_num_seqs");
-    PALS_GET(batched, int, "node.max_num_batched_tokens");
-    PALS_GET(skew, double, "node.routing_skew");
+    PALS_ASSIGN_OR_RETURN(const std::optional<int> tp, reader.get<int>("node.tp"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<int> ep, reader.get<int>("node.ep"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<int> replicas, reader.get<int>("node.replicas"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<int> max_num_seqs,
+                          reader.get<int>("node.max_num_seqs"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<int> batched,
+                          reader.get<int>("node.max_num_batched_tokens"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> skew,
+                          reader.get<double>("node.routing_skew"));
     s.node.parallel.tp = tp.value_or(1);
     s.node.parallel.ep = ep.value_or(1);
     s.node.parallel.routing_skew = skew.value_or(0.0);
@@ -185,16 +184,26 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
     }
 
     // [workload]
-    PALS_GET(trace, std::string, "workload.trace");
-    PALS_GET(rate, double, "workload.rate_rps");
-    PALS_GET(num_requests, int, "workload.num_requests");
-    PALS_GET(burstiness, double, "workload.burstiness");
-    PALS_GET(time_scale, double, "workload.time_scale");
-    PALS_GET(rate_scale, double, "workload.rate_scale");
-    PALS_GET(duration, double, "workload.duration_s");
-    PALS_GET(input_len, std::string, "workload.input_len");
-    PALS_GET(output_len, std::string, "workload.output_len");
-    PALS_GET(target, double, "workload.target_tok_s");
+    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> trace,
+                          reader.get<std::string>("workload.trace"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> rate,
+                          reader.get<double>("workload.rate_rps"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<int> num_requests,
+                          reader.get<int>("workload.num_requests"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> burstiness,
+                          reader.get<double>("workload.burstiness"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> time_scale,
+                          reader.get<double>("workload.time_scale"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> rate_scale,
+                          reader.get<double>("workload.rate_scale"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> duration,
+                          reader.get<double>("workload.duration_s"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> input_len,
+                          reader.get<std::string>("workload.input_len"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> output_len,
+                          reader.get<std::string>("workload.output_len"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> target,
+                          reader.get<double>("workload.target_tok_s"));
     workload::WorkloadSpec& w = s.workload;
     w.time_scale = time_scale.value_or(1.0);
     w.rate_scale = rate_scale.value_or(1.0);
@@ -244,8 +253,8 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
     }
 
     // [slo]
-    PALS_GET(ttft, double, "slo.ttft_s");
-    PALS_GET(tpot, double, "slo.tpot_s");
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> ttft, reader.get<double>("slo.ttft_s"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> tpot, reader.get<double>("slo.tpot_s"));
     s.slo.ttft_s = ttft.value_or(1.0);
     s.slo.tpot_s = tpot.value_or(0.1);
     if (s.slo.ttft_s <= 0.0 || s.slo.tpot_s <= 0.0) {
@@ -256,8 +265,9 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
     const double gpus = static_cast<double>(s.node.parallel.tp * s.node.replicas);
     const double tdp = gpus * s.node.gpu.power_limit_max_w;
     const double minimum = gpus * s.node.gpu.power_limit_min_w;
-    PALS_GET(watts, double, "budget.watts");
-    PALS_GET(fraction, double, "budget.fraction_of_tdp");
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> watts, reader.get<double>("budget.watts"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> fraction,
+                          reader.get<double>("budget.fraction_of_tdp"));
     std::vector<std::pair<double, double>> steps;
     if (watts) {
         steps.emplace_back(0.0, *watts);
@@ -331,10 +341,11 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
     } else {
         s.policies = known_policies();
     }
-    PALS_GET(seed, int, "run.seed");
-    PALS_GET(period, double, "run.period_s");
-    PALS_GET(power_model, std::string, "run.power_model");
-    PALS_GET(warmup, double, "run.warmup_s");
+    PALS_ASSIGN_OR_RETURN(const std::optional<int> seed, reader.get<int>("run.seed"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> period, reader.get<double>("run.period_s"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> power_model,
+                          reader.get<std::string>("run.power_model"));
+    PALS_ASSIGN_OR_RETURN(const std::optional<double> warmup, reader.get<double>("run.warmup_s"));
     s.warmup_s = warmup.value_or(0.0);
     if (s.warmup_s < 0.0) {
         return reader.error("run.warmup_s", "must be >= 0");

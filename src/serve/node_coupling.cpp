@@ -128,7 +128,8 @@ std::optional<std::vector<GpuControls>> NvmlCoupling::read_if_changed() {
     std::vector<GpuControls> out;
     out.reserve(static_cast<std::size_t>(m_gpu_count));
     for (int i = 0; i < m_gpu_count; ++i) {
-        const fake::DeviceState& d = (*devices)[static_cast<std::size_t>(m_gpu_offset + i)];
+        const fake::DeviceState& d =
+            (*devices)[static_cast<std::size_t>(m_gpu_offset) + static_cast<std::size_t>(i)];
         out.push_back({m_driver.enforced_limit_w(d), d.locked_max_mhz});
     }
     return out;

@@ -1,9 +1,9 @@
-// `pals sim-serve`: the simulator behind an OpenAI-compatible server, in real time.
+// `pals sim-serve`: the OpenAI-compatible routes over the simulation (SimLoop, sim_loop.hpp).
 //
-// Threads: one simulation thread advances the simulator every tick (after applying the batch cap
-// file and the fake NVML limits, and before reporting power); cpp-httplib's worker threads parse
-// requests, submit them and stream their tokens. Lock order: m_sim_mutex, then a request's own
-// StreamState::mutex; handlers never take m_sim_mutex while holding a stream's mutex.
+// Threads: SimLoop's thread advances the simulator every tick (after applying the batch cap
+// file and the fake NVML limits, and before reporting power); cpp-httplib's worker threads here
+// parse requests, submit them to the SimLoop and stream their tokens, waiting on each request's
+// StreamState. The routes hold no simulation state and take no simulator lock themselves.
 #include "pals/serve/sim_server.hpp"
 
 #include <fmt/format.h>
@@ -29,16 +29,14 @@
 
 #include "pals/common/http_guard.hpp"
 #include "pals/common/log.hpp"
-#include "serve/node_coupling.hpp"
 #include "serve/openai_protocol.hpp"
-#include "serve/vllm_exposition.hpp"
+#include "serve/sim_loop.hpp"
 
 namespace pals::serve {
 
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
-namespace fake = power::fake_nvml;
 
 /// How long a streaming handler waits for a token before checking its connection again.
 constexpr std::chrono::milliseconds kStreamPoll{100};
@@ -46,30 +44,8 @@ constexpr std::chrono::milliseconds kStreamPoll{100};
 constexpr std::chrono::seconds kStartTimeout{10};
 /// Idle keep-alive connections are closed after this (it also bounds stop()'s wait).
 constexpr time_t kKeepAliveTimeoutS = 2;
-/// Average power this close to the idle power counts as an idle interval, W.
-constexpr double kIdleToleranceW = 0.5;
 /// Requests served on one keep-alive connection before it is closed.
 constexpr std::size_t kKeepAliveMaxRequests = 100000;
-
-/// What the HTTP side of one request sees of it. Guarded by `mutex`.
-struct StreamState {
-    std::mutex mutex;
-    std::condition_variable cv;
-    int generated = 0;      ///< tokens produced so far (all due in wall time)
-    bool decided = false;   ///< dispatched to a replica or rejected
-    bool rejected = false;  ///< does not fit in the KV cache
-    bool finished = false;  ///< the last token is out
-    bool closed = false;    ///< the server is stopping
-};
-
-/// The simulation side of one request in flight. Guarded by m_sim_mutex.
-struct RequestRecord {
-    std::shared_ptr<StreamState> stream;
-    double arrival_s = 0.0;
-    double first_token_s = -1.0;
-    double last_token_s = -1.0;
-    int replica = -1;
-};
 
 void send_error(httplib::Response& res, const ApiError& error) {
     res.status = error.status;
@@ -112,48 +88,17 @@ std::int64_t unix_now_s() {
 }  // namespace
 
 struct SimServer::Impl {
-    Impl(sim::NodeConfig node_config, SimServerOptions opts, sim::Simulator sim)
-        : node(std::move(node_config))
-        , options(std::move(opts))
-        , simulator(std::move(sim))
-        , http(guard_options(options)) {}
+    Impl(SimServerOptions opts, std::unique_ptr<SimLoop> sim_loop)
+        : options(std::move(opts)), loop(std::move(sim_loop)), http(guard_options(options)) {}
 
     // ---- immutable after create() ----------------------------------------------------------
-    sim::NodeConfig node;
     SimServerOptions options;
     std::string model_name;
     int max_model_len = 0;
-    int gpus_per_replica = 1;
-    int gpu_count = 1;
     std::uint64_t id_seed = 0;
 
-    // ---- simulation thread only -----------------------------------------------------------
-    std::unique_ptr<NvmlCoupling> nvml;
-    std::optional<BatchCapFile> batch_cap_file;
-    SteadyClock::time_point last_report_wall;
-    double last_report_sim_s = 0.0;
-    bool report_failed = false;
-    std::thread sim_thread;
-    std::mutex wake_mutex;
-    std::condition_variable wake_cv;
-    bool stop_sim = false;  ///< guarded by wake_mutex
-
-    // ---- guarded by sim_mutex -------------------------------------------------------------
-    mutable std::mutex sim_mutex;
-    sim::Simulator simulator;
-    std::unordered_map<std::size_t, RequestRecord> records;
-    std::vector<std::size_t> undecided;   ///< submitted since the last tick
-    std::vector<ReplicaMetrics> metrics;  ///< histograms, finish counters, power
-    std::vector<double> energy_at_report_j;
-    std::vector<double> applied_cap_w;
-    std::vector<double> applied_clock_mhz;
-    int applied_batch_cap = -1;
-    std::vector<std::shared_ptr<StreamState>> touched;  ///< to notify after the tick
-    SimServerStats stats;
-    double last_arrival_s = 0.0;
-    std::uint64_t next_request_id = 0;
-    bool stopping = false;
-    SteadyClock::time_point start_wall;
+    /// The simulator and its thread; the routes only submit, abort and read metrics.
+    std::unique_ptr<SimLoop> loop;
 
     // ---- HTTP ------------------------------------------------------------------------------
     pals::http::GuardedServer http;
@@ -163,266 +108,6 @@ struct SimServer::Impl {
     int port = 0;
     bool started = false;
     bool stopped = false;
-
-    [[nodiscard]] double sim_target(SteadyClock::time_point now) const {
-        return std::chrono::duration<double>(now - start_wall).count() * options.time_scale;
-    }
-
-    // ---- simulation side ------------------------------------------------------------------
-
-    /// The token listener: runs inside run_until(), under sim_mutex.
-    void on_token(const sim::TokenEvent& e) {
-        auto it = records.find(e.handle);
-        if (it == records.end()) {
-            return;  // aborted
-        }
-        RequestRecord& rec = it->second;
-        std::shared_ptr<StreamState> stream = rec.stream;
-        if (e.kind == sim::TokenEvent::Kind::kRejected) {
-            ++stats.requests_rejected;
-            {
-                std::lock_guard<std::mutex> lock(stream->mutex);
-                stream->rejected = true;
-                stream->decided = true;
-            }
-            touched.push_back(std::move(stream));
-            records.erase(it);
-            return;
-        }
-        ReplicaMetrics& m = metrics.at(static_cast<std::size_t>(e.replica));
-        if (rec.first_token_s < 0.0) {
-            m.ttft_s.observe(e.time_s - rec.arrival_s);
-            rec.first_token_s = e.time_s;
-        } else {
-            m.itl_s.observe(e.time_s - rec.last_token_s);
-        }
-        rec.last_token_s = e.time_s;
-        rec.replica = e.replica;
-        if (e.finished) {
-            m.e2e_s.observe(e.time_s - rec.arrival_s);
-            // vLLM: decode time / (tokens - 1); 0 for a one-token request.
-            m.tpot_s.observe(e.generated > 1 ? (e.time_s - rec.first_token_s) / (e.generated - 1)
-                                             : 0.0);
-            m.finished_length += 1.0;
-        }
-        {
-            std::lock_guard<std::mutex> lock(stream->mutex);
-            stream->generated = e.generated;
-            stream->finished = e.finished;
-            stream->decided = true;
-        }
-        touched.push_back(std::move(stream));
-        if (e.finished) {
-            records.erase(it);
-        }
-    }
-
-    /// Applies the NVML controls (when they changed) and the batch cap. Under sim_mutex.
-    void apply_controls(const std::optional<std::vector<GpuControls>>& controls, int batch_cap) {
-        if (controls) {
-            for (int r = 0; r < simulator.replica_count(); ++r) {
-                // A TP group runs at its lowest member's limit and slowest locked clock.
-                double cap_w = std::numeric_limits<double>::infinity();
-                double clock_mhz = 0.0;
-                for (int k = 0; k < gpus_per_replica; ++k) {
-                    const GpuControls& c =
-                        (*controls)[static_cast<std::size_t>(r * gpus_per_replica + k)];
-                    cap_w = std::min(cap_w, c.enforced_limit_w);
-                    if (c.locked_max_mhz > 0.0) {
-                        clock_mhz = clock_mhz > 0.0 ? std::min(clock_mhz, c.locked_max_mhz)
-                                                    : c.locked_max_mhz;
-                    }
-                }
-                const auto ri = static_cast<std::size_t>(r);
-                if (cap_w != applied_cap_w[ri]) {
-                    simulator.set_power_cap(r, cap_w);
-                    applied_cap_w[ri] = cap_w;
-                    PALS_LOG_INFO("sim-serve: replica {} power cap {:.1f} W per GPU", r,
-                                  simulator.observe(r).power_cap_w);
-                }
-                if (clock_mhz != applied_clock_mhz[ri]) {
-                    simulator.set_locked_clock(r, clock_mhz);
-                    applied_clock_mhz[ri] = clock_mhz;
-                    PALS_LOG_INFO("sim-serve: replica {} locked SM clock {:.0f} MHz (0: unlocked)",
-                                  r, clock_mhz);
-                }
-            }
-        }
-        if (batch_cap != applied_batch_cap) {
-            for (int r = 0; r < simulator.replica_count(); ++r) {
-                simulator.set_batch_cap(r, batch_cap);
-            }
-            if (applied_batch_cap >= 0) {
-                PALS_LOG_INFO("sim-serve: batch cap {}", batch_cap);
-            }
-            applied_batch_cap = batch_cap;
-        }
-    }
-
-    /// Average power over the interval since the last report, from the energy counters.
-    /// Under sim_mutex. Returns one reading per GPU of the node.
-    std::vector<fake::ExternalReading> measure_power() {
-        const double now_s = simulator.now();
-        const double dt_s = now_s - last_report_sim_s;
-        std::vector<fake::ExternalReading> readings;
-        readings.reserve(static_cast<std::size_t>(gpu_count));
-        for (int r = 0; r < simulator.replica_count(); ++r) {
-            const auto ri = static_cast<std::size_t>(r);
-            const sim::ReplicaObservation o = simulator.observe(r);
-            const double replica_w = dt_s > 0.0 ? (o.energy_j - energy_at_report_j[ri]) / dt_s
-                                                : o.power_w * gpus_per_replica;
-            energy_at_report_j[ri] = o.energy_j;
-            metrics[ri].power_w = replica_w;
-            const double gpu_w = replica_w / gpus_per_replica;
-            // An idle interval shows the idle clock, not the last step's.
-            const double clock_mhz = gpu_w <= node.gpu.idle_power_w + kIdleToleranceW
-                                         ? node.gpu.sm_clock_min_mhz
-                                         : o.sm_clock_mhz;
-            for (int k = 0; k < gpus_per_replica; ++k) {
-                readings.push_back({gpu_w, clock_mhz});
-            }
-        }
-        last_report_sim_s = now_s;
-        return readings;
-    }
-
-    void tick() {
-        // File I/O happens outside the simulator's lock.
-        std::optional<std::vector<GpuControls>> controls;
-        if (nvml) {
-            controls = nvml->read_if_changed();
-        }
-        const int batch_cap = batch_cap_file ? batch_cap_file->read() : node.engine.max_num_seqs;
-        std::optional<std::vector<fake::ExternalReading>> readings;
-        std::vector<std::shared_ptr<StreamState>> wake;
-        {
-            std::lock_guard<std::mutex> lock(sim_mutex);
-            apply_controls(controls, batch_cap);
-            const SteadyClock::time_point now = SteadyClock::now();
-            simulator.run_until(sim_target(now));
-            ++stats.ticks;
-            stats.sim_time_s = simulator.now();
-            stats.requests_held = simulator.requests_held();
-            stats.requests_finished_held = simulator.finished_requests().size();
-            if (nvml) {
-                stats.nvml_state_reads = nvml->state_reads();
-            }
-            // Every request submitted before this tick has arrived: it was dispatched (or
-            // rejected, which on_token() saw).
-            for (const std::size_t handle : undecided) {
-                auto it = records.find(handle);
-                if (it == records.end()) {
-                    continue;
-                }
-                {
-                    std::lock_guard<std::mutex> stream_lock(it->second.stream->mutex);
-                    it->second.stream->decided = true;
-                }
-                touched.push_back(it->second.stream);
-            }
-            undecided.clear();
-            if (now - last_report_wall >= options.report_period) {
-                readings = measure_power();
-                last_report_wall = now;
-            }
-            wake.swap(touched);
-        }
-        for (const auto& stream : wake) {
-            stream->cv.notify_all();
-        }
-        if (nvml && readings) {
-            const Status status = nvml->report(*readings);
-            if (!status.is_ok() && !report_failed) {
-                PALS_LOG_WARN("sim-serve: {}", status.message());
-            }
-            report_failed = !status.is_ok();
-            if (status.is_ok()) {
-                std::lock_guard<std::mutex> lock(sim_mutex);
-                ++stats.nvml_reports;
-            }
-        }
-    }
-
-    void sim_loop() {
-        SteadyClock::time_point next = SteadyClock::now();
-        while (true) {
-            try {
-                tick();
-            } catch (const std::exception& e) {  // nothing crosses a tick
-                PALS_LOG_ERROR("sim-serve: simulation tick failed: {}", e.what());
-            }
-            next += options.tick_period;
-            const SteadyClock::time_point now = SteadyClock::now();
-            if (next < now) {
-                next = now;  // behind (a slow tick): no burst of catch-up ticks
-            }
-            std::unique_lock<std::mutex> lock(wake_mutex);
-            if (wake_cv.wait_until(lock, next, [this] { return stop_sim; })) {
-                return;
-            }
-        }
-    }
-
-    // ---- HTTP side ------------------------------------------------------------------------
-
-    struct Submitted {
-        std::size_t handle = 0;
-        std::shared_ptr<StreamState> stream;
-    };
-
-    Result<Submitted> submit(int input_tokens, int output_tokens) {
-        std::lock_guard<std::mutex> lock(sim_mutex);
-        if (stopping) {
-            return Status::unavailable("the server is shutting down");
-        }
-        // The request arrives at its wall-clock instant in simulated time (never before one
-        // already queued, as Simulator::submit does too).
-        const double arrival_s =
-            std::max({sim_target(SteadyClock::now()), simulator.now(), last_arrival_s});
-        PALS_ASSIGN_OR_RETURN(std::size_t handle, simulator.submit({next_request_id++, arrival_s,
-                                                                    input_tokens, output_tokens}));
-        last_arrival_s = arrival_s;
-        auto stream = std::make_shared<StreamState>();
-        records.emplace(handle, RequestRecord{stream, arrival_s});
-        undecided.push_back(handle);
-        ++stats.requests_submitted;
-        return Submitted{handle, std::move(stream)};
-    }
-
-    /// The client went away: the request leaves the simulator.
-    void abort(std::size_t handle) {
-        std::lock_guard<std::mutex> lock(sim_mutex);
-        auto it = records.find(handle);
-        if (it == records.end()) {
-            return;  // finished, rejected or already aborted
-        }
-        simulator.abort(handle);
-        const int replica = std::max(0, it->second.replica);
-        metrics.at(static_cast<std::size_t>(replica)).finished_abort += 1.0;
-        ++stats.requests_aborted;
-        records.erase(it);
-    }
-
-    std::string metrics_text() const {
-        std::vector<ReplicaMetrics> out;
-        {
-            std::lock_guard<std::mutex> lock(sim_mutex);
-            out = metrics;
-            for (int r = 0; r < simulator.replica_count(); ++r) {
-                const sim::ReplicaObservation o = simulator.observe(r);
-                ReplicaMetrics& m = out[static_cast<std::size_t>(r)];
-                m.running = o.running;
-                m.waiting = o.waiting;
-                m.kv_cache_usage = o.kv_usage;
-                m.prompt_tokens = o.prompt_tokens;
-                m.generation_tokens = o.output_tokens;
-                m.preemptions = static_cast<double>(o.preemptions);
-                m.batch_cap = o.batch_cap;
-                m.power_cap_w = o.power_cap_w;
-            }
-        }
-        return render_vllm_metrics(model_name, out);
-    }
 
     std::string make_id(Endpoint endpoint) {
         const std::uint64_t n = next_response_id.fetch_add(1);
@@ -467,7 +152,7 @@ struct SimServer::Impl {
                                 max_model_len, total, g.prompt_tokens, max_tokens)));
             return;
         }
-        Result<Submitted> submitted = submit(g.prompt_tokens, max_tokens);
+        Result<Submitted> submitted = loop->submit(g.prompt_tokens, max_tokens);
         if (!submitted.is_ok()) {
             const bool stopping_now = submitted.status().code() == StatusCode::kUnavailable;
             send_error(
@@ -495,7 +180,7 @@ struct SimServer::Impl {
             }
             if (!stream->decided) {
                 lock.unlock();
-                abort(handle);
+                loop->abort(handle);
                 send_error(res,
                            {503, "ServiceUnavailableError", "the server is shutting down", {}});
                 return;
@@ -508,7 +193,7 @@ struct SimServer::Impl {
             stream->cv.wait(lock, [&] { return stream->finished || stream->closed; });
             if (!stream->finished) {
                 lock.unlock();
-                abort(handle);
+                loop->abort(handle);
                 send_error(res,
                            {503, "ServiceUnavailableError", "the server is shutting down", {}});
                 return;
@@ -566,7 +251,7 @@ struct SimServer::Impl {
                     finished = stream->finished;
                 }
                 if (!finished) {
-                    abort(handle);
+                    loop->abort(handle);
                 }
             });
     }
@@ -579,7 +264,7 @@ struct SimServer::Impl {
             ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
         });
         http.set_exception_handler(
-            [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+            [](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
                 const std::string what = exception_message(ep);
                 PALS_LOG_ERROR("sim-serve: http: {}", what);
                 send_error(res, {500, "InternalServerError", what, {}});
@@ -604,7 +289,8 @@ struct SimServer::Impl {
                             "application/json");
         });
         http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-            res.set_content(metrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+            res.set_content(loop->metrics_text(model_name),
+                            "text/plain; version=0.0.4; charset=utf-8");
         });
         http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res,
                                             const httplib::ContentReader& reader) {
@@ -616,25 +302,6 @@ struct SimServer::Impl {
                       handle_generation(req, res, reader, Endpoint::kChatCompletions);
                   });
     }
-
-    /// Wakes every request waiting on the simulator, for stop().
-    void close_streams() {
-        std::vector<std::shared_ptr<StreamState>> streams;
-        {
-            std::lock_guard<std::mutex> lock(sim_mutex);
-            stopping = true;
-            for (auto& [handle, rec] : records) {
-                {
-                    std::lock_guard<std::mutex> stream_lock(rec.stream->mutex);
-                    rec.stream->closed = true;
-                }
-                streams.push_back(rec.stream);
-            }
-        }
-        for (const auto& s : streams) {
-            s->cv.notify_all();
-        }
-    }
 };
 
 SimServer::SimServer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
@@ -643,7 +310,8 @@ SimServer::~SimServer() {
     stop();
 }
 
-Result<std::unique_ptr<SimServer>> SimServer::create(sim::NodeConfig node, SimServerOptions options,
+Result<std::unique_ptr<SimServer>> SimServer::create(const sim::NodeConfig& node,
+                                                     SimServerOptions options,
                                                      sim::SloTargets slo) {
     if (!(options.time_scale > 0.0) || !std::isfinite(options.time_scale)) {
         return Status::invalid_argument("--time-scale must be > 0");
@@ -666,40 +334,16 @@ Result<std::unique_ptr<SimServer>> SimServer::create(sim::NodeConfig node, SimSe
     if (options.header_timeout.count() < 1) {
         return Status::invalid_argument("--header-timeout must be > 0");
     }
-    PALS_ASSIGN_OR_RETURN(sim::Simulator simulator, sim::Simulator::create(node, {}, slo));
-    auto impl = std::make_unique<Impl>(node, std::move(options), std::move(simulator));
+    PALS_ASSIGN_OR_RETURN(std::unique_ptr<SimLoop> loop, SimLoop::create(node, options, slo));
+    auto impl = std::make_unique<Impl>(std::move(options), std::move(loop));
     Impl& s = *impl;
     s.model_name = s.options.served_model_name.empty() ? default_model_name(node.model.name)
                                                        : s.options.served_model_name;
     s.max_model_len = node.engine.max_model_len > 0            ? node.engine.max_model_len
                       : node.model.max_position_embeddings > 0 ? node.model.max_position_embeddings
                                                                : INT_MAX;
-    s.gpus_per_replica = node.parallel.tp;
-    s.gpu_count = node.replicas * node.parallel.tp;
     s.id_seed =
         static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
-    if (!s.options.fake_nvml_config_path.empty()) {
-        PALS_ASSIGN_OR_RETURN(
-            std::unique_ptr<NvmlCoupling> nvml,
-            NvmlCoupling::open(s.options.fake_nvml_config_path, s.options.fake_nvml_state_path,
-                               s.options.gpu_offset, s.gpu_count, node.gpu));
-        s.nvml = std::move(nvml);
-    }
-    if (!s.options.batch_cap_path.empty()) {
-        s.batch_cap_file.emplace(s.options.batch_cap_path, node.engine.max_num_seqs);
-    }
-    const auto replicas = static_cast<std::size_t>(s.simulator.replica_count());
-    s.metrics.resize(replicas);
-    s.energy_at_report_j.assign(replicas, 0.0);
-    s.applied_cap_w.assign(replicas, std::numeric_limits<double>::quiet_NaN());
-    s.applied_clock_mhz.assign(replicas, node.locked_clock_mhz);
-    for (std::size_t r = 0; r < replicas; ++r) {
-        s.metrics[r].power_w = node.gpu.idle_power_w * s.gpus_per_replica;
-    }
-    // Memory stays flat over hours of serving: ended requests are dropped.
-    s.simulator.limit_history(s.options.max_finished_requests);
-    Impl* raw = impl.get();
-    s.simulator.set_token_listener([raw](const sim::TokenEvent& e) { raw->on_token(e); });
     return std::unique_ptr<SimServer>(new SimServer(std::move(impl)));
 }
 
@@ -721,17 +365,8 @@ Status SimServer::start() {
     // cpp-httplib listens with a backlog of 5; many clients connecting at once need more.
     s.http.raise_listen_backlog();
     s.port = port;
-    if (s.nvml && (s.node.power_cap_w > 0.0 || s.node.locked_clock_mhz > 0.0)) {
-        // --power-cap / --locked-clock at launch: set them where other processes see them.
-        PALS_RETURN_IF_ERROR(s.nvml->set_controls(s.node.power_cap_w, s.node.locked_clock_mhz));
-    }
+    PALS_RETURN_IF_ERROR(s.loop->start());
     s.started = true;
-    {
-        std::lock_guard<std::mutex> lock(s.sim_mutex);
-        s.start_wall = SteadyClock::now();
-    }
-    s.last_report_wall = s.start_wall;
-    s.sim_thread = std::thread([&s] { s.sim_loop(); });
     s.http_thread = std::thread([&s] {
         // Writes to a socket the client closed must fail with EPIPE, not kill the process; the
         // worker threads the server creates from this thread inherit the mask.
@@ -764,7 +399,7 @@ void SimServer::stop() {
         return;
     }
     s.stopped = true;
-    s.close_streams();
+    s.loop->close_streams();
     // httplib's stop() is a no-op until the listen loop runs: wait for it (start() did already,
     // unless the loop failed at once).
     while (!s.http.is_running() && !s.http_done.load()) {
@@ -774,24 +409,7 @@ void SimServer::stop() {
     if (s.http_thread.joinable()) {
         s.http_thread.join();
     }
-    {
-        std::lock_guard<std::mutex> lock(s.wake_mutex);
-        s.stop_sim = true;
-    }
-    s.wake_cv.notify_all();
-    if (s.sim_thread.joinable()) {
-        s.sim_thread.join();
-    }
-    if (s.nvml) {
-        // Idle from now on (other processes would see it after kExternalStaleS anyway).
-        const std::vector<fake::ExternalReading> idle(
-            static_cast<std::size_t>(s.gpu_count),
-            {s.node.gpu.idle_power_w, s.node.gpu.sm_clock_min_mhz});
-        const Status status = s.nvml->report(idle);
-        if (!status.is_ok()) {
-            PALS_LOG_WARN("sim-serve: {}", status.message());
-        }
-    }
+    s.loop->stop();
 }
 
 const std::string& SimServer::served_model_name() const {
@@ -803,12 +421,11 @@ int SimServer::max_model_len() const {
 }
 
 int SimServer::gpu_count() const {
-    return m_impl->gpu_count;
+    return m_impl->loop->gpu_count();
 }
 
 SimServerStats SimServer::stats() const {
-    std::lock_guard<std::mutex> lock(m_impl->sim_mutex);
-    return m_impl->stats;
+    return m_impl->loop->stats();
 }
 
 }  // namespace pals::serve

@@ -464,7 +464,7 @@ struct Simulator::Impl {
     }
 };
 
-Result<Simulator> Simulator::create(NodeConfig node, std::vector<workload::Request> requests,
+Result<Simulator> Simulator::create(const NodeConfig& node, std::vector<workload::Request> requests,
                                     SloTargets slo) {
     if (node.replicas < 1) {
         return Status::invalid_argument("replicas must be >= 1");

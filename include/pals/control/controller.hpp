@@ -126,8 +126,9 @@ class Controller {
 public:
     /// @param engines one per GPU group; each names its GPUs. Not owned; they must outlive the
     ///        controller, as must `clock` and `gpus`.
-    Controller(Clock& clock, power::GpuBackend& gpus, std::vector<engine::ServingEngine*> engines,
-               std::unique_ptr<Policy> policy, ControllerConfig config);
+    Controller(Clock& clock, power::GpuBackend& gpus,
+               const std::vector<engine::ServingEngine*>& engines, std::unique_ptr<Policy> policy,
+               ControllerConfig config);
 
     /// Reads the initial counters. Call once before tick().
     [[nodiscard]] Status start();

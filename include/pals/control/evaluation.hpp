@@ -63,6 +63,6 @@ struct OracleGrid {
 
 /// Runs the scenario's policies. `model` is needed only for `pals` (nullptr otherwise).
 [[nodiscard]] Result<ScenarioResult> evaluate_scenario(
-    const Scenario& scenario, std::shared_ptr<const profile::PowerModel> model);
+    const Scenario& scenario, const std::shared_ptr<const profile::PowerModel>& model);
 
 }  // namespace pals::control

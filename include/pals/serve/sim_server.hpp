@@ -91,7 +91,7 @@ public:
     /// configuration (readable, load "external", the node's GPU type, GPUs gpu_offset ..
     /// gpu_offset + replicas * tp - 1 inside its count) and the state file. Errors:
     /// kInvalidArgument / kNotFound naming the option.
-    [[nodiscard]] static Result<std::unique_ptr<SimServer>> create(sim::NodeConfig node,
+    [[nodiscard]] static Result<std::unique_ptr<SimServer>> create(const sim::NodeConfig& node,
                                                                    SimServerOptions options,
                                                                    sim::SloTargets slo = {});
     ~SimServer();

@@ -142,7 +142,7 @@ struct TokenEvent {
 class Simulator {
 public:
     /// Validates the node (model fits in memory, layout) and the requests (sorted by arrival).
-    [[nodiscard]] static Result<Simulator> create(NodeConfig node,
+    [[nodiscard]] static Result<Simulator> create(const NodeConfig& node,
                                                   std::vector<workload::Request> requests,
                                                   SloTargets slo = {});
     Simulator(Simulator&&) noexcept;
