@@ -18,7 +18,7 @@ LAYERS = [
     ["fake_nvml", "loadgen"],
     ["profile"],
     ["control", "report"],
-    ["api", "serve"],
+    ["api", "serve", "run"],
     ["cli"],
 ]
 LEVEL = {m: i for i, layer in enumerate(LAYERS) for m in layer}

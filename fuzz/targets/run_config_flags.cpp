@@ -1,4 +1,4 @@
-// Run configuration from flags, environment and --group values (control::load_run_config).
+// Run configuration from flags, environment and --group values (run::load_run_config).
 // One item per line: "PALS_NAME=value" is an environment variable, "group:SPEC" a --group value,
 // "key=value" a flag. Each group spec also goes through parse_group_spec alone.
 #include <cstddef>
@@ -9,10 +9,10 @@
 #include <string_view>
 
 #include "fuzz_util.hpp"
-#include "pals/control/run_config.hpp"
+#include "pals/run/run_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    namespace c = pals::control;
+    namespace c = pals::run;
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     std::map<std::string, std::string> env;
     c::RunConfigSources sources;

@@ -1,5 +1,5 @@
 // `pals run`: the live control daemon (docs/deploy.md). Thin: it loads the configuration
-// (control::RunConfig: TOML file < PALS_* environment < flags), builds NVML, one VllmEngine per
+// (run::RunConfig: TOML file < PALS_* environment < flags), builds NVML, one VllmEngine per
 // group, the policy, the Daemon and the HTTP API, and runs until SIGINT/SIGTERM.
 //
 // Signals: the handler only stores to a lock-free atomic flag (async-signal-safe) and is reset
@@ -25,10 +25,11 @@
 #include "pals/common/file_util.hpp"
 #include "pals/common/log.hpp"
 #include "pals/control/daemon.hpp"
-#include "pals/control/run_config.hpp"
 #include "pals/engine/vllm/vllm_engine.hpp"
 #include "pals/power/nvml_backend.hpp"
 #include "pals/power/saved_controls.hpp"
+#include "pals/run/run_config.hpp"
+#include "pals/run/run_setup.hpp"
 
 namespace pals::cli {
 
@@ -41,7 +42,7 @@ struct RunOptions {
     bool check = false;
     bool json = false;
     std::vector<std::string> groups;
-    /// One value per key of control::run_config_keys(), in that order; set when the flag is given.
+    /// One value per key of run::run_config_keys(), in that order; set when the flag is given.
     std::vector<std::string> values;
     std::vector<CLI::Option*> flags;
     CLI::Option* global_log_level = nullptr;  ///< `pals --log-level` (before the subcommand)
@@ -57,8 +58,8 @@ std::optional<std::string> lookup_env(const std::string& name) {
     return v == nullptr ? std::nullopt : std::optional<std::string>(v);
 }
 
-control::RunConfigSources sources_of(const RunOptions& opt) {
-    control::RunConfigSources src;
+run::RunConfigSources sources_of(const RunOptions& opt) {
+    run::RunConfigSources src;
     src.file = opt.config;
     src.env = lookup_env;
     // `pals --log-level X run` counts as a flag, below `pals run --log-level`. CLI11 also fills
@@ -69,7 +70,7 @@ control::RunConfigSources sources_of(const RunOptions& opt) {
             src.flags.emplace_back("log_level", value);
         }
     }
-    const auto& keys = control::run_config_keys();
+    const auto& keys = run::run_config_keys();
     for (std::size_t i = 0; i < keys.size(); ++i) {
         if (opt.flags[i]->count() > 0) {
             src.flags.emplace_back(std::string(keys[i].key), opt.values[i]);
@@ -81,7 +82,7 @@ control::RunConfigSources sources_of(const RunOptions& opt) {
 
 /// The bearer token: the first line of token_file, trimmed. Empty (writes refused, one warning)
 /// when no file is configured or it cannot be read.
-std::string read_token(const control::RunConfig& config) {
+std::string read_token(const run::RunConfig& config) {
     if (config.token_file.empty()) {
         PALS_LOG_WARN("no token_file configured: PUT /v1/budget is refused (403)");
         return {};
@@ -108,11 +109,11 @@ std::string url_host(const std::string& host) {
 }
 
 /// `--check`: print the effective configuration; the files it names are checked if they exist.
-Status run_check(const control::RunConfig& config, bool json) {
+Status run_check(const run::RunConfig& config, bool json) {
     std::error_code ec;
     if (config.policy == "pals") {
         if (std::filesystem::exists(config.power_model, ec)) {
-            PALS_RETURN_IF_ERROR(control::make_run_policy(config).status());
+            PALS_RETURN_IF_ERROR(run::make_run_policy(config).status());
         } else {
             std::fprintf(stderr,
                          "pals: note: power_model %s does not exist yet (needed to start)\n",
@@ -124,37 +125,35 @@ Status run_check(const control::RunConfig& config, bool json) {
                      "pals: note: token_file %s does not exist: PUT /v1/budget would be refused\n",
                      config.token_file.c_str());
     }
-    std::fputs(
-        (json ? control::run_config_to_json(config) : control::run_config_to_toml(config)).c_str(),
-        stdout);
+    std::fputs((json ? run::run_config_to_json(config) : run::run_config_to_toml(config)).c_str(),
+               stdout);
     std::fflush(stdout);
     return Status::ok();
 }
 
 Status run_daemon(const RunOptions& opt) {
-    PALS_ASSIGN_OR_RETURN(control::RunConfig loaded, control::load_run_config(sources_of(opt)));
-    const control::RunConfig& config = loaded;
+    PALS_ASSIGN_OR_RETURN(run::RunConfig loaded, run::load_run_config(sources_of(opt)));
+    const run::RunConfig& config = loaded;
     spdlog::set_level(spdlog::level::from_str(config.log_level));
     if (opt.check) {
         return run_check(config, opt.json);
     }
 
-    PALS_ASSIGN_OR_RETURN(std::unique_ptr<control::Policy> policy,
-                          control::make_run_policy(config));
+    PALS_ASSIGN_OR_RETURN(std::unique_ptr<control::Policy> policy, run::make_run_policy(config));
     SystemClock clock;
     PALS_ASSIGN_OR_RETURN(auto backend, power::NvmlBackend::open({config.nvml_lib, &clock}));
     power::NvmlBackend& gpus = *backend;
     PALS_ASSIGN_OR_RETURN(int count, gpus.device_count());
-    PALS_RETURN_IF_ERROR(control::check_gpu_count(config, count));
+    PALS_RETURN_IF_ERROR(run::check_gpu_count(config, count));
     std::vector<int> group_gpus;
-    for (const control::RunGroupConfig& g : config.groups) {
+    for (const run::RunGroupConfig& g : config.groups) {
         group_gpus.insert(group_gpus.end(), g.gpus.begin(), g.gpus.end());
     }
     Result<double> budget_min_w = control::min_budget_w(gpus, group_gpus);
     if (!budget_min_w.is_ok()) {
         return budget_min_w.status().with_prefix("reading the GPUs' power-limit ranges");
     }
-    PALS_RETURN_IF_ERROR(control::check_budget_feasible(config, budget_min_w.value()));
+    PALS_RETURN_IF_ERROR(run::check_budget_feasible(config, budget_min_w.value()));
     PALS_ASSIGN_OR_RETURN(power::SavedControls saved,
                           power::SavedControls::load(config.saved_controls));
     if (!saved.empty()) {
@@ -166,15 +165,15 @@ Status run_daemon(const RunOptions& opt) {
 
     std::vector<std::unique_ptr<engine::vllm::VllmEngine>> engines;
     std::vector<engine::ServingEngine*> engine_ptrs;
-    for (engine::vllm::VllmEngineConfig& e : control::engine_configs(config)) {
+    for (engine::vllm::VllmEngineConfig& e : run::engine_configs(config)) {
         engines.push_back(std::make_unique<engine::vllm::VllmEngine>(std::move(e), clock));
         engine_ptrs.push_back(engines.back().get());
     }
     control::StateStore store;
     store.set_budget_min_w(budget_min_w.value());  // before the API answers its first PUT
     control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy),
-                           control::controller_config(config), store, saved,
-                           control::daemon_options(config));
+                           run::controller_config(config), store, saved,
+                           run::daemon_options(config));
     api::ServerOptions server_options;
     server_options.host = config.listen_host;
     server_options.port = config.listen_port;
@@ -217,12 +216,11 @@ void add_run_command(CLI::App& app, CommandContext& ctx) {
         "a GPU group, repeatable: \"url=http://127.0.0.1:8000,gpus=0+1,max_num_seqs=256,"
         "batch_cap_file=/run/pals/batch_cap[,model_name=M][,engine=RANK]\" (replaces the file's; "
         "env PALS_GROUPS, ';' between groups)");
-    const auto& keys = control::run_config_keys();
+    const auto& keys = run::run_config_keys();
     opt->values.resize(keys.size());
     for (std::size_t i = 0; i < keys.size(); ++i) {
-        const std::string env = control::run_config_env_name(keys[i].key);
-        opt->flags.push_back(cmd->add_option(control::run_config_flag_name(keys[i].key),
-                                             opt->values[i],
+        const std::string env = run::run_config_env_name(keys[i].key);
+        opt->flags.push_back(cmd->add_option(run::run_config_flag_name(keys[i].key), opt->values[i],
                                              fmt::format("{} (env {})", keys[i].help, env)));
     }
     try {

@@ -112,7 +112,7 @@ Status run_sim_serve(const SimServeOptions& opt) {
     const int tp = node.parallel.tp;
     const std::string gpu_name = node.gpu.name;
     PALS_ASSIGN_OR_RETURN(std::unique_ptr<serve::SimServer> server,
-                          serve::SimServer::create(std::move(node), options));
+                          serve::SimServer::create(node, options));
     StopSignals signals(
         {.ignore_sigpipe = true});  // from here on, Ctrl-C or SIGTERM ends in a clean stop
     PALS_RETURN_IF_ERROR(server->start());

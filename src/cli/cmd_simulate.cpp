@@ -23,9 +23,8 @@ Status run_simulate(const SimulateOptions& opt) {
     PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, opt.node.build());
     PALS_ASSIGN_OR_RETURN(workload::WorkloadSpec spec, opt.workload.build());
     PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> requests, workload::build_workload(spec));
-    PALS_ASSIGN_OR_RETURN(
-        sim::Simulator simulator,
-        sim::Simulator::create(std::move(node), std::move(requests), opt.slo.build()));
+    PALS_ASSIGN_OR_RETURN(sim::Simulator simulator,
+                          sim::Simulator::create(node, std::move(requests), opt.slo.build()));
     simulator.run_to_completion();
     const sim::SimulationReport report = simulator.report();
     const std::string text =

@@ -49,14 +49,15 @@ Result<double> min_budget_w(power::GpuBackend& backend, const std::vector<int>& 
     return total_w;
 }
 
-Daemon::Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::ServingEngine*> engines,
-               std::unique_ptr<Policy> policy, ControllerConfig config, StateStore& store,
-               power::SavedControls& saved, DaemonOptions options)
+Daemon::Daemon(Clock& clock, power::GpuBackend& gpus,
+               const std::vector<engine::ServingEngine*>& engines, std::unique_ptr<Policy> policy,
+               ControllerConfig config, StateStore& store, power::SavedControls& saved,
+               DaemonOptions options)
     : m_clock(clock)
     , m_gpus(gpus)
     , m_engines(engines)
     , m_period(config.period)
-    , m_controller(clock, gpus, std::move(engines), std::move(policy),
+    , m_controller(clock, gpus, engines, std::move(policy),
                    with_history_limit(std::move(config), options))
     , m_store(store)
     , m_saved(saved)

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "pals/common/file_util.hpp"
+#include "pals/common/toml_values.hpp"
 
 namespace pals::control {
 
@@ -27,28 +28,11 @@ public:
         if (!node) {
             return std::optional<T>{};
         }
-        if constexpr (std::is_same_v<T, std::string>) {
-            if (auto v = node.value_exact<std::string>()) {
-                return std::optional<T>{*v};
-            }
-            return error(key, "must be a string");
-        } else if constexpr (std::is_same_v<T, double>) {
-            if (auto v = node.value<double>()) {
-                if (!std::isfinite(*v)) {
-                    return error(key, "must be a finite number");
-                }
-                return std::optional<T>{*v};
-            }
-            return error(key, "must be a number");
-        } else {
-            if (auto v = node.value_exact<std::int64_t>()) {
-                if (*v < std::numeric_limits<T>::min() || *v > std::numeric_limits<T>::max()) {
-                    return error(key, "is out of range");
-                }
-                return std::optional<T>{static_cast<T>(*v)};
-            }
-            return error(key, "must be an integer");
+        Result<T> value = toml_value<T>(*node.node());
+        if (!value.is_ok()) {
+            return error(key, value.status().message());
         }
+        return std::optional<T>{std::move(value).value()};
     }
 
     const toml::table& root() const { return m_root; }

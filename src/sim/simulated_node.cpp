@@ -84,10 +84,9 @@ private:
 };
 
 Result<std::unique_ptr<SimulatedNode>> SimulatedNode::create(
-    NodeConfig node, std::vector<workload::Request> requests, SloTargets slo) {
+    const NodeConfig& node, std::vector<workload::Request> requests, SloTargets slo) {
     GpuSpec gpu = node.gpu;
-    PALS_ASSIGN_OR_RETURN(Simulator sim,
-                          Simulator::create(std::move(node), std::move(requests), slo));
+    PALS_ASSIGN_OR_RETURN(Simulator sim, Simulator::create(node, std::move(requests), slo));
     std::unique_ptr<SimulatedNode> out(new SimulatedNode(std::move(sim), std::move(gpu)));
     // Start the backend's limits at what the simulator was configured with.
     for (int r = 0; r < out->replica_count(); ++r) {

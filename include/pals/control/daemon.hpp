@@ -55,9 +55,10 @@ class Daemon {
 public:
     /// @param engines one per GPU group; not owned, must outlive the daemon (as must `clock`,
     ///        `gpus`, `store` and `saved`).
-    Daemon(Clock& clock, power::GpuBackend& gpus, std::vector<engine::ServingEngine*> engines,
-           std::unique_ptr<Policy> policy, ControllerConfig config, StateStore& store,
-           power::SavedControls& saved, DaemonOptions options = {});
+    Daemon(Clock& clock, power::GpuBackend& gpus,
+           const std::vector<engine::ServingEngine*>& engines, std::unique_ptr<Policy> policy,
+           ControllerConfig config, StateStore& store, power::SavedControls& saved,
+           DaemonOptions options = {});
 
     /// Saves the controls of every GPU of every group, then runs until `stop` is set or the
     /// clock reaches `until`; restores the saved controls (and puts the batch caps back to their

@@ -26,7 +26,7 @@ class SimulatedNode {
 public:
     /// Builds the simulator and a backend of replicas x tp GPUs.
     [[nodiscard]] static Result<std::unique_ptr<SimulatedNode>> create(
-        NodeConfig node, std::vector<workload::Request> requests, SloTargets slo = {});
+        const NodeConfig& node, std::vector<workload::Request> requests, SloTargets slo = {});
     ~SimulatedNode();
     SimulatedNode(const SimulatedNode&) = delete;
     SimulatedNode& operator=(const SimulatedNode&) = delete;

@@ -1,4 +1,4 @@
-#include "pals/control/run_config.hpp"
+#include "pals/run/run_config.hpp"
 
 #include <gtest/gtest.h>
 
@@ -8,8 +8,12 @@
 #include <map>
 #include <string>
 
-namespace pals::control {
+#include "pals/run/run_setup.hpp"
+
+namespace pals::run {
 namespace {
+
+using control::ControllerConfig;
 
 /// A TOML file in the test's temporary folder.
 std::string write_config(const std::string& name, const std::string& text) {
@@ -467,4 +471,4 @@ TEST(RunConfigErrorTest, NoGroup) {
 }
 
 }  // namespace
-}  // namespace pals::control
+}  // namespace pals::run

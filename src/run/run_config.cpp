@@ -1,4 +1,4 @@
-#include "pals/control/run_config.hpp"
+#include "pals/run/run_config.hpp"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -13,24 +13,19 @@
 #include <system_error>
 #include <variant>
 
+#include "pals/common/config_keys.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/common/strings.hpp"
+#include "pals/common/toml_values.hpp"
 #include "pals/common/url.hpp"
-#include "pals/control/pals_policy.hpp"
-#include "pals/control/policies.hpp"
-#include "pals/profile/power_model.hpp"
 
-namespace pals::control {
+namespace pals::run {
 
 namespace {
 
 /// The shortest control period: the loop polls for stop requests every 0.1 s anyway, and NVML
 /// power is a 1-s average.
 constexpr double kMinPeriodS = 0.05;
-/// Keys closer than this (edit distance) to an unknown key are suggested.
-constexpr std::size_t kSuggestDistance = 2;
-/// ... and so is a known key of at least this length that the unknown one starts with.
-constexpr std::size_t kSuggestPrefix = 4;
 
 using Member = std::variant<std::string RunConfig::*, double RunConfig::*, int RunConfig::*>;
 
@@ -105,48 +100,6 @@ std::string join(const std::array<std::string_view, N>& values) {
     return fmt::format("{}", fmt::join(values, ", "));
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) {
-        row[j] = j;
-    }
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            const std::size_t above = row[j];
-            row[j] =
-                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0U : 1U)});
-            diagonal = above;
-        }
-    }
-    return row[b.size()];
-}
-
-/// " (did you mean 'x'?)" for the closest known name, or "".
-template <class Names>
-std::string suggestion(std::string_view unknown, const Names& names) {
-    std::string best;
-    std::size_t best_distance = kSuggestDistance + 1;
-    for (const auto& name : names) {
-        const std::string_view known(name);
-        std::size_t d = edit_distance(unknown, known);
-        // A known key that starts the unknown one ("budget_w" in "budget_watts") is a likely slip.
-        if (known.size() >= kSuggestPrefix && unknown.substr(0, known.size()) == known) {
-            d = std::min(d, kSuggestDistance);
-        }
-        if (d < best_distance) {
-            best_distance = d;
-            best = std::string(name);
-        }
-    }
-    return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
-}
-
-std::string where(const std::string& file, const toml::source_region& region) {
-    return fmt::format("{}:{}:{}", file, region.begin.line, region.begin.column);
-}
-
 /// Sets a scalar key from text (flags and environment).
 Status set_from_text(RunConfig& config, const KeyDef& def, std::string_view text) {
     if (const auto* s = std::get_if<std::string RunConfig::*>(&def.member)) {
@@ -163,55 +116,17 @@ Status set_from_text(RunConfig& config, const KeyDef& def, std::string_view text
     return Status::ok();
 }
 
-const char* toml_type_name(const toml::node& node) {
-    switch (node.type()) {
-        case toml::node_type::string:
-            return "a string";
-        case toml::node_type::integer:
-            return "an integer";
-        case toml::node_type::floating_point:
-            return "a number";
-        case toml::node_type::boolean:
-            return "a boolean";
-        case toml::node_type::array:
-            return "an array";
-        case toml::node_type::table:
-            return "a table";
-        default:
-            return "a date or time";
-    }
-}
-
 /// Sets a scalar key from a TOML node; errors without prefix.
 Status set_from_toml(RunConfig& config, const KeyDef& def, const toml::node& node) {
     if (const auto* s = std::get_if<std::string RunConfig::*>(&def.member)) {
-        if (auto v = node.value_exact<std::string>()) {
-            config.*(*s) = *v;
-            return Status::ok();
-        }
-        return Status::invalid_argument(
-            fmt::format("must be a string, not {}", toml_type_name(node)));
+        PALS_ASSIGN_OR_RETURN(config.*(*s), toml_value<std::string>(node));
+    } else if (const auto* d = std::get_if<double RunConfig::*>(&def.member)) {
+        PALS_ASSIGN_OR_RETURN(config.*(*d), toml_value<double>(node));
+    } else {
+        PALS_ASSIGN_OR_RETURN(config.*(std::get<int RunConfig::*>(def.member)),
+                              toml_value<int>(node));
     }
-    if (const auto* d = std::get_if<double RunConfig::*>(&def.member)) {
-        if (node.is_number()) {
-            if (auto v = node.value<double>(); v && std::isfinite(*v)) {
-                config.*(*d) = *v;
-                return Status::ok();
-            }
-            return Status::invalid_argument("must be a finite number");
-        }
-        return Status::invalid_argument(
-            fmt::format("must be a number, not {}", toml_type_name(node)));
-    }
-    if (auto v = node.value_exact<std::int64_t>()) {
-        if (*v >= std::numeric_limits<int>::min() && *v <= std::numeric_limits<int>::max()) {
-            config.*(std::get<int RunConfig::*>(def.member)) = static_cast<int>(*v);
-            return Status::ok();
-        }
-        return Status::invalid_argument("is out of range");
-    }
-    return Status::invalid_argument(
-        fmt::format("must be an integer, not {}", toml_type_name(node)));
+    return Status::ok();
 }
 
 /// Sets a group key from text (flags, environment). Errors without prefix.
@@ -344,14 +259,14 @@ Status read_file(RunConfig& config, const std::string& path) {
     try {
         root = toml::parse(text, path);
     } catch (const toml::parse_error& e) {
-        return Status::invalid_argument(where(path, e.source()) + ": " +
+        return Status::invalid_argument(toml_location(path, e.source()) + ": " +
                                         std::string(e.description()));
     }
     const std::filesystem::path dir = std::filesystem::path(path).parent_path();
     config.file = path;
     for (const auto& [key, node] : root) {
         const std::string name(key.str());
-        const std::string at = where(path, key.source());
+        const std::string at = toml_location(path, key.source());
         if (name == "group") {
             const toml::array* groups = node.as_array();
             if (groups == nullptr || !groups->is_array_of_tables()) {
@@ -363,16 +278,17 @@ Status read_file(RunConfig& config, const std::string& path) {
             for (std::size_t i = 0; i < groups->size(); ++i) {
                 const toml::table& table = *groups->get(i)->as_table();
                 RunGroupConfig g;
-                g.origin = fmt::format("{}: group[{}]", where(path, table.source()), i);
+                g.origin = fmt::format("{}: group[{}]", toml_location(path, table.source()), i);
                 for (const auto& [gkey, gnode] : table) {
                     const std::string gname(gkey.str());
-                    const std::string prefix =
-                        fmt::format("{}: group[{}].{}", where(path, gkey.source()), i, gname);
+                    const std::string prefix = fmt::format(
+                        "{}: group[{}].{}", toml_location(path, gkey.source()), i, gname);
                     if (!contains(kGroupKeys, gname)) {
                         return Status::invalid_argument(
                             fmt::format("{}: group[{}]: unknown key '{}'{} (known: {})",
-                                        where(path, gkey.source()), i, gname,
-                                        suggestion(gname, kGroupKeys), join(kGroupKeys)));
+                                        toml_location(path, gkey.source()), i, gname,
+                                        did_you_mean(gname, {kGroupKeys.begin(), kGroupKeys.end()}),
+                                        join(kGroupKeys)));
                     }
                     if (Status s = set_group_from_toml(g, gname, gnode); !s.is_ok()) {
                         return s.with_prefix(prefix);
@@ -394,7 +310,7 @@ Status read_file(RunConfig& config, const std::string& path) {
             }
             names.emplace_back("group");
             return Status::invalid_argument(fmt::format("{}: unknown key '{}'{} (known: {})", at,
-                                                        name, suggestion(name, names),
+                                                        name, did_you_mean(name, names),
                                                         fmt::join(names, ", ")));
         }
         if (Status s = set_from_toml(config, *def, node); !s.is_ok()) {
@@ -427,7 +343,8 @@ Status validate(RunConfig& c) {
     if (!contains(kPolicies, c.policy)) {
         return key_error(c, "policy",
                          fmt::format("unknown policy '{}'{} (known: {})", c.policy,
-                                     suggestion(c.policy, kPolicies), join(kPolicies)));
+                                     did_you_mean(c.policy, {kPolicies.begin(), kPolicies.end()}),
+                                     join(kPolicies)));
     }
     if (c.policy == "pals" && c.power_model.empty()) {
         return key_error(
@@ -604,19 +521,11 @@ const std::vector<RunConfigKey>& run_config_keys() {
 }
 
 std::string run_config_env_name(std::string_view key) {
-    std::string out = "PALS_";
-    for (const char c : key) {
-        out += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
-    }
-    return out;
+    return config_env_name(key);
 }
 
 std::string run_config_flag_name(std::string_view key) {
-    std::string out = "--";
-    for (const char c : key) {
-        out += c == '_' ? '-' : c;
-    }
-    return out;
+    return config_flag_name(key);
 }
 
 Result<RunGroupConfig> parse_group_spec(std::string_view spec, const std::string& origin) {
@@ -634,9 +543,9 @@ Result<RunGroupConfig> parse_group_spec(std::string_view spec, const std::string
         }
         const std::string key(trim(item.substr(0, eq)));
         if (!contains(kGroupKeys, key)) {
-            return Status::invalid_argument(fmt::format("{}: unknown key '{}'{} (known: {})",
-                                                        origin, key, suggestion(key, kGroupKeys),
-                                                        join(kGroupKeys)));
+            return Status::invalid_argument(fmt::format(
+                "{}: unknown key '{}'{} (known: {})", origin, key,
+                did_you_mean(key, {kGroupKeys.begin(), kGroupKeys.end()}), join(kGroupKeys)));
         }
         const std::string prefix = origin + ": " + key;
         if (g.origins.count(key) != 0U) {
@@ -779,75 +688,8 @@ std::string run_config_to_json(const RunConfig& c) {
     return fmt::format("{{\n{}\n}}\n", fmt::join(fields, ",\n"));
 }
 
-ControllerConfig controller_config(const RunConfig& c) {
-    ControllerConfig cc;
-    cc.period = Seconds{c.period_s};
-    cc.latency_window = Seconds{c.latency_window_s};
-    cc.slo_ttft_s = c.slo_ttft_s;
-    cc.slo_tpot_s = c.slo_tpot_s;
-    cc.sm_clock_max_mhz = c.sm_clock_max_mhz;
-    cc.budget = c.budget_w > 0.0 ? BudgetSchedule(c.budget_w) : BudgetSchedule();
-    return cc;
+std::string run_config_origin(const RunConfig& config, std::string_view key) {
+    return key_origin(config, key);
 }
 
-DaemonOptions daemon_options(const RunConfig& c) {
-    DaemonOptions o;
-    o.retry_periods = c.retry_periods;
-    // Only these policies lock SM clocks; saving (and resetting) clocks for the others would
-    // undo a lock set by someone else (NVML cannot read locked clocks back).
-    o.save_sm_clocks = c.policy == "pals" || c.policy == "clock-only";
-    return o;
-}
-
-std::vector<engine::vllm::VllmEngineConfig> engine_configs(const RunConfig& c) {
-    std::vector<engine::vllm::VllmEngineConfig> out;
-    for (std::size_t i = 0; i < c.groups.size(); ++i) {
-        const RunGroupConfig& g = c.groups[i];
-        engine::vllm::VllmEngineConfig e;
-        e.name = fmt::format("group{}", i);
-        e.host = g.host;
-        e.port = g.port;
-        e.timeout = Seconds{c.scrape_timeout_s};
-        e.filter.model_name = g.model_name;
-        e.filter.engine = g.engine;
-        e.max_num_seqs = g.max_num_seqs;
-        e.gpus = g.gpus;
-        e.batch_cap_path = g.batch_cap_file;
-        out.push_back(std::move(e));
-    }
-    return out;
-}
-
-Result<std::unique_ptr<Policy>> make_run_policy(const RunConfig& c) {
-    if (c.policy == "default") {
-        return make_default_policy();
-    }
-    if (c.policy == "cap-only") {
-        return make_cap_only_policy();
-    }
-    if (c.policy == "batch-only") {
-        return make_batch_only_policy();
-    }
-    if (c.policy == "clock-only") {
-        return make_clock_only_policy();
-    }
-    if (c.policy != "pals") {
-        return key_error(c, "policy", "unknown policy '" + c.policy + "'");
-    }
-    Result<profile::PowerModel> model = profile::PowerModel::load(c.power_model);
-    if (!model.is_ok()) {
-        return model.status().with_prefix(key_origin(c, "power_model"));
-    }
-    const std::vector<std::string> mixes = model->workloads();
-    if (!c.workload.empty() && std::find(mixes.begin(), mixes.end(), c.workload) == mixes.end()) {
-        return key_error(c, "workload",
-                         fmt::format("the model {} has no workload mix '{}' (it has: {})",
-                                     c.power_model, c.workload, fmt::join(mixes, ", ")));
-    }
-    PalsSettings settings;
-    settings.workload = c.workload;
-    return make_pals_policy(std::make_shared<const profile::PowerModel>(std::move(model).value()),
-                            settings);
-}
-
-}  // namespace pals::control
+}  // namespace pals::run

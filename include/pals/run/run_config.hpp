@@ -26,11 +26,9 @@
 
 #include "pals/common/gpu_set.hpp"
 #include "pals/common/status.hpp"
-#include "pals/control/controller.hpp"
-#include "pals/control/daemon.hpp"
-#include "pals/engine/vllm/vllm_engine.hpp"
+#include "pals/power/saved_controls.hpp"
 
-namespace pals::control {
+namespace pals::run {
 
 /// One GPU group: one vLLM server (or one data-parallel rank of it) and the GPUs it runs on.
 struct RunGroupConfig {
@@ -135,14 +133,8 @@ struct RunConfigSources {
 /// The same as a JSON object (groups under "group").
 [[nodiscard]] std::string run_config_to_json(const RunConfig& config);
 
-/// The Controller's settings (budget_w 0 = no budget).
-[[nodiscard]] ControllerConfig controller_config(const RunConfig& config);
-/// The Daemon's settings.
-[[nodiscard]] DaemonOptions daemon_options(const RunConfig& config);
-/// One VllmEngine configuration per group, in order (name "group<i>").
-[[nodiscard]] std::vector<engine::vllm::VllmEngineConfig> engine_configs(const RunConfig& config);
-/// The policy by name; for `pals` it loads the fitted model (and checks the workload mix).
-/// Errors are prefixed with where power_model / workload / policy came from.
-[[nodiscard]] Result<std::unique_ptr<Policy>> make_run_policy(const RunConfig& config);
+/// Where the value of scalar key `key` came from, as an error prefix ("pals.toml:3:1: budget_w",
+/// "--budget-w", "PALS_BUDGET_W", "budget_w (default)").
+[[nodiscard]] std::string run_config_origin(const RunConfig& config, std::string_view key);
 
-}  // namespace pals::control
+}  // namespace pals::run

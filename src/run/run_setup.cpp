@@ -1,0 +1,88 @@
+#include "pals/run/run_setup.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "pals/control/pals_policy.hpp"
+#include "pals/profile/power_model.hpp"
+
+namespace pals::run {
+
+control::ControllerConfig controller_config(const RunConfig& c) {
+    control::ControllerConfig cc;
+    cc.period = Seconds{c.period_s};
+    cc.latency_window = Seconds{c.latency_window_s};
+    cc.slo_ttft_s = c.slo_ttft_s;
+    cc.slo_tpot_s = c.slo_tpot_s;
+    cc.sm_clock_max_mhz = c.sm_clock_max_mhz;
+    cc.budget = c.budget_w > 0.0 ? control::BudgetSchedule(c.budget_w) : control::BudgetSchedule();
+    return cc;
+}
+
+control::DaemonOptions daemon_options(const RunConfig& c) {
+    control::DaemonOptions o;
+    o.retry_periods = c.retry_periods;
+    // Only these policies lock SM clocks; saving (and resetting) clocks for the others would
+    // undo a lock set by someone else (NVML cannot read locked clocks back).
+    o.save_sm_clocks = c.policy == "pals" || c.policy == "clock-only";
+    return o;
+}
+
+std::vector<engine::vllm::VllmEngineConfig> engine_configs(const RunConfig& c) {
+    std::vector<engine::vllm::VllmEngineConfig> out;
+    for (std::size_t i = 0; i < c.groups.size(); ++i) {
+        const RunGroupConfig& g = c.groups[i];
+        engine::vllm::VllmEngineConfig e;
+        e.name = fmt::format("group{}", i);
+        e.host = g.host;
+        e.port = g.port;
+        e.timeout = Seconds{c.scrape_timeout_s};
+        e.filter.model_name = g.model_name;
+        e.filter.engine = g.engine;
+        e.max_num_seqs = g.max_num_seqs;
+        e.gpus = g.gpus;
+        e.batch_cap_path = g.batch_cap_file;
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+Result<std::unique_ptr<control::Policy>> make_run_policy(const RunConfig& c) {
+    if (c.policy == "default") {
+        return control::make_default_policy();
+    }
+    if (c.policy == "cap-only") {
+        return control::make_cap_only_policy();
+    }
+    if (c.policy == "batch-only") {
+        return control::make_batch_only_policy();
+    }
+    if (c.policy == "clock-only") {
+        return control::make_clock_only_policy();
+    }
+    if (c.policy != "pals") {
+        return Status::invalid_argument(run_config_origin(c, "policy") + ": unknown policy '" +
+                                        c.policy + "'");
+    }
+    Result<profile::PowerModel> model = profile::PowerModel::load(c.power_model);
+    if (!model.is_ok()) {
+        return model.status().with_prefix(run_config_origin(c, "power_model"));
+    }
+    const std::vector<std::string> mixes = model->workloads();
+    if (!c.workload.empty() && std::find(mixes.begin(), mixes.end(), c.workload) == mixes.end()) {
+        return Status::invalid_argument(
+            run_config_origin(c, "workload") + ": " +
+            fmt::format("the model {} has no workload mix '{}' (it has: {})", c.power_model,
+                        c.workload, fmt::join(mixes, ", ")));
+    }
+    control::PalsSettings settings;
+    settings.workload = c.workload;
+    return control::make_pals_policy(
+        std::make_shared<const profile::PowerModel>(std::move(model).value()), settings);
+}
+
+}  // namespace pals::run
