@@ -12,6 +12,7 @@
 #include "pals/sim/calibration.hpp"
 #include "pals/sim/dvfs_calibration.hpp"
 #include "pals/sim/serving_figures.hpp"
+#include "pals/workload/workload_options.hpp"
 
 namespace pals::cli {
 
@@ -363,7 +364,7 @@ Status run_calibrate(const CalibrateOptions& opt) {
     if (!gpu.is_ok()) {
         return gpu.status().with_prefix("--gpu");
     }
-    if (Status st = check_length_text("--input-len", opt.input_len); !st.is_ok()) {
+    if (Status st = workload::check_length_text("--input-len", opt.input_len); !st.is_ok()) {
         return st;
     }
     sim::GpuSpec spec = gpu.value();

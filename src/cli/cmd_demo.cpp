@@ -28,11 +28,10 @@ struct DemoOptions {
 };
 
 Status run_demo(const DemoOptions& opt) {
-    NodeOptions node_opt;
-    node_opt.model = default_model_path();
+    sim::NodeOptions node_opt;
     node_opt.gpu = "H100-SXM";
     node_opt.tp = 2;
-    PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, node_opt.build());
+    PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, node_opt.build({}, default_model_path()));
     for (const double cap : opt.caps_w) {
         if (Status st = check_range("--caps", cap, node.gpu.power_limit_min_w,
                                     node.gpu.power_limit_max_w, "W", node.gpu.name);

@@ -29,7 +29,7 @@ struct LoadgenOptions {
     std::string url = "http://127.0.0.1:8000";
     std::string endpoint = "/v1/completions";
     std::string model;
-    WorkloadOptions workload;
+    WorkloadFlags workload;
     int max_concurrency = 0;
     std::vector<std::string> goodput;
     std::string percentile_metrics = "ttft,tpot,itl";
@@ -79,7 +79,7 @@ Result<LoadgenPlan> build_plan(const LoadgenOptions& opt) {
         }
     }
     plan.client.extra_body_json = opt.extra_body;
-    plan.client.prompt_seed = opt.workload.seed;
+    plan.client.prompt_seed = opt.workload.values.seed;
     if (opt.request_timeout_s < 0.0 || !std::isfinite(opt.request_timeout_s)) {
         return Status::invalid_argument(
             fmt::format("--request-timeout must be > 0 seconds (got {})", opt.request_timeout_s));

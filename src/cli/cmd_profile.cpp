@@ -22,6 +22,7 @@
 #include "pals/profile/live_session_factory.hpp"
 #include "pals/profile/profiler.hpp"
 #include "pals/profile/sim_session_factory.hpp"
+#include "pals/workload/workload_options.hpp"
 
 namespace pals::cli {
 
@@ -30,7 +31,7 @@ namespace {
 constexpr int kBarWidth = 28;
 
 struct ProfileOptions {
-    NodeOptions node;
+    NodeFlags node;
     std::string backend = "sim";
     std::string caps = "200:700:50";
     std::string batches = "1,2,4,...,1024";
@@ -83,7 +84,7 @@ Result<std::vector<int>> parse_gpu_list(const std::string& text, int tp) {
 /// Opens NVML and the vLLM server of a live profile and checks both answer.
 Result<std::unique_ptr<LiveNode>> open_live_node(const ProfileOptions& opt, int max_batch) {
     auto node = std::make_unique<LiveNode>();
-    PALS_ASSIGN_OR_RETURN(std::vector<int> gpus, parse_gpu_list(opt.gpus, opt.node.tp));
+    PALS_ASSIGN_OR_RETURN(std::vector<int> gpus, parse_gpu_list(opt.gpus, opt.node.values.tp));
     Result<Url> url = Url::parse(opt.url);
     if (!url.is_ok()) {
         return url.status().with_prefix("--url");
@@ -104,7 +105,7 @@ Result<std::unique_ptr<LiveNode>> open_live_node(const ProfileOptions& opt, int 
     engine::vllm::VllmEngineConfig engine;
     engine.host = url->host;
     engine.port = url->port;
-    engine.max_num_seqs = opt.max_num_seqs_given ? opt.node.max_num_seqs : max_batch;
+    engine.max_num_seqs = opt.max_num_seqs_given ? opt.node.values.max_num_seqs : max_batch;
     engine.gpus = gpus;
     engine.batch_cap_path = opt.batch_cap_file;
     node->engine = std::make_unique<engine::vllm::VllmEngine>(engine, node->clock);
@@ -196,7 +197,7 @@ Status run_profile(ProfileOptions opt) {
             for (const std::string_view key : {"in=", "out="}) {
                 if (item.starts_with(key)) {
                     PALS_RETURN_IF_ERROR(
-                        check_length_text("--workload " + text, item.substr(key.size())));
+                        workload::check_length_text("--workload " + text, item.substr(key.size())));
                 }
             }
         }
@@ -230,11 +231,11 @@ Status run_profile(ProfileOptions opt) {
 
     // The simulated backend.
     const int max_batch = batches.back();
-    if (opt.max_num_seqs_given && max_batch > opt.node.max_num_seqs) {
+    if (opt.max_num_seqs_given && max_batch > opt.node.values.max_num_seqs) {
         return Status::out_of_range(
             fmt::format("--batches goes up to {} but --max-num-seqs is {}: the batch cap can "
                         "only be lowered below the launch value",
-                        max_batch, opt.node.max_num_seqs));
+                        max_batch, opt.node.values.max_num_seqs));
     }
     PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, opt.node.build());
     const sim::GpuSpec& gpu = node.gpu;

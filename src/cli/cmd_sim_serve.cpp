@@ -32,7 +32,7 @@ constexpr int kDefaultPort = 8000;
 constexpr int kDefaultTickUs = 2000;
 
 struct SimServeOptions {
-    NodeOptions node;
+    NodeFlags node;
     std::string host = "127.0.0.1";
     int port = kDefaultPort;
     std::string served_model_name;

@@ -12,9 +12,9 @@ namespace pals::cli {
 namespace {
 
 struct SimulateOptions {
-    NodeOptions node;
-    WorkloadOptions workload;
-    SloOptions slo;
+    NodeFlags node;
+    WorkloadFlags workload;
+    SloFlags slo;
     bool json = false;
     std::string out;
 };
@@ -23,8 +23,9 @@ Status run_simulate(const SimulateOptions& opt) {
     PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, opt.node.build());
     PALS_ASSIGN_OR_RETURN(workload::WorkloadSpec spec, opt.workload.build());
     PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> requests, workload::build_workload(spec));
+    PALS_ASSIGN_OR_RETURN(const sim::SloTargets slo, opt.slo.build());
     PALS_ASSIGN_OR_RETURN(sim::Simulator simulator,
-                          sim::Simulator::create(node, std::move(requests), opt.slo.build()));
+                          sim::Simulator::create(node, std::move(requests), slo));
     simulator.run_to_completion();
     const sim::SimulationReport report = simulator.report();
     const std::string text =

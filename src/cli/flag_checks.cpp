@@ -49,13 +49,6 @@ std::string parse_finite(const std::string& text, double& v) {
 
 }  // namespace
 
-std::string format_quantity(double value, std::string_view unit) {
-    if (unit.empty()) {
-        return fmt::format("{:g}", value);
-    }
-    return fmt::format("{:g} {}", value, unit);
-}
-
 CLI::Validator finite_in(double lo, double hi, const std::string& unit) {
     return CLI::Validator(
         [lo, hi, unit](std::string& text) -> std::string {
@@ -125,42 +118,6 @@ Status check_range(std::string_view flag, double value, double lo, double hi, st
         msg += fmt::format(" for {}", what);
     }
     return Status::out_of_range(std::move(msg));
-}
-
-Status check_length_text(std::string_view flag, std::string_view text) {
-    // Only the inline forms: N, fixed:N, uniform:LO:HI. Anything with a letter other than the
-    // prefixes is a file name (histogram) and bounded by its parser.
-    std::string_view rest = text;
-    if (rest.starts_with("fixed:")) {
-        rest.remove_prefix(6);
-    } else if (rest.starts_with("uniform:")) {
-        rest.remove_prefix(8);
-    }
-    for (char c : rest) {
-        if (!(c == ':' || c == ' ' || (c >= '0' && c <= '9'))) {
-            return Status::ok();
-        }
-    }
-    std::size_t i = 0;
-    while (i < rest.size()) {
-        if (rest[i] < '0' || rest[i] > '9') {
-            ++i;
-            continue;
-        }
-        std::size_t j = i;
-        while (j < rest.size() && rest[j] >= '0' && rest[j] <= '9') {
-            ++j;
-        }
-        const std::string_view digits = rest.substr(i, j - i);
-        std::size_t first = digits.find_first_not_of('0');
-        const bool too_long = first != std::string_view::npos && digits.size() - first > 9;
-        if (too_long || std::stoll(std::string(digits)) > kMaxTokens) {
-            return Status::out_of_range(fmt::format("{}: {} tokens is more than the limit of {}",
-                                                    flag, digits, kMaxTokens));
-        }
-        i = j;
-    }
-    return Status::ok();
 }
 
 }  // namespace pals::cli

@@ -10,19 +10,11 @@
 #include <string>
 #include <string_view>
 
+#include "pals/common/limits.hpp"
+#include "pals/common/option_table.hpp"
 #include "pals/common/status.hpp"
 
 namespace pals::cli {
-
-/// Documented limits of count and length flags (docs/cli.md).
-inline constexpr std::int64_t kMaxTokens = 10'000'000;    ///< token lengths, token budgets
-inline constexpr std::int64_t kMaxRequests = 10'000'000;  ///< --num-requests, --count
-inline constexpr std::int64_t kMaxSeqs = 1'000'000;       ///< batch caps, concurrency
-inline constexpr std::int64_t kMaxGpus = 1024;            ///< GPU indices are < this; tp, replicas
-inline constexpr double kMaxSeconds = 1e9;                ///< durations, SLOs, periods (s)
-
-/// "100 W", "0.5", "1e+09 s": a number as people write it, with the unit if any.
-[[nodiscard]] std::string format_quantity(double value, std::string_view unit);
 
 /// A CLI11 check: the text is a finite number in [lo, hi]. The message reads
 /// "nan is not a finite number" or "5000 W is outside 100-700 W".
@@ -37,9 +29,5 @@ inline constexpr double kMaxSeconds = 1e9;                ///< durations, SLOs, 
 /// 200-700 W for WHAT" (", for WHAT" only when `what` is not empty).
 [[nodiscard]] Status check_range(std::string_view flag, double value, double lo, double hi,
                                  std::string_view unit, std::string_view what = "");
-
-/// Post-parse check of a length flag's text (`N`, `fixed:N`, `uniform:LO:HI`): every number in
-/// it at most kMaxTokens. Histogram files are bounded by their parser; those pass here.
-[[nodiscard]] Status check_length_text(std::string_view flag, std::string_view text);
 
 }  // namespace pals::cli

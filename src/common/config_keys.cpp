@@ -35,7 +35,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 std::string config_env_name(std::string_view key) {
     std::string out = "PALS_";
     for (const char c : key) {
-        out += static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+        out += c == '-' ? '_' : static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
     }
     return out;
 }

@@ -27,4 +27,21 @@ std::string toml_location(const std::string& file, const toml::source_region& re
     return fmt::format("{}:{}:{}", file, region.begin.line, region.begin.column);
 }
 
+Result<toml::table> parse_toml(std::string_view text, const std::string& file) {
+    try {
+        return toml::parse(text, file);
+    } catch (const toml::parse_error& e) {
+        return Status::invalid_argument(toml_location(file, e.source()) + ": " +
+                                        std::string(e.description()));
+    }
+}
+
+std::string TomlReader::origin(std::string_view key) const {
+    const auto node = m_root.at_path(key);
+    if (node && node.node()->source().begin.line > 0) {
+        return toml_location(m_file, node.node()->source()) + ": " + std::string(key);
+    }
+    return m_file + ": " + std::string(key);
+}
+
 }  // namespace pals

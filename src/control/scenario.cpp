@@ -7,41 +7,14 @@
 #include <limits>
 
 #include "pals/common/file_util.hpp"
+#include "pals/common/option_table.hpp"
 #include "pals/common/toml_values.hpp"
+#include "pals/sim/node_options.hpp"
+#include "pals/workload/workload_options.hpp"
 
 namespace pals::control {
 
 namespace {
-
-/// Errors carry "<file>: <key>: <what>".
-class Reader {
-public:
-    Reader(const toml::table& root, std::string file) : m_root(root), m_file(std::move(file)) {}
-
-    Status error(const std::string& key, const std::string& what) const {
-        return Status::invalid_argument(m_file + ": " + key + ": " + what);
-    }
-
-    template <class T>
-    Result<std::optional<T>> get(const std::string& key) const {
-        const auto node = m_root.at_path(key);
-        if (!node) {
-            return std::optional<T>{};
-        }
-        Result<T> value = toml_value<T>(*node.node());
-        if (!value.is_ok()) {
-            return error(key, value.status().message());
-        }
-        return std::optional<T>{std::move(value).value()};
-    }
-
-    const toml::table& root() const { return m_root; }
-    const std::string& file() const { return m_file; }
-
-private:
-    const toml::table& m_root;
-    std::string m_file;
-};
 
 std::filesystem::path resolve(const std::string& value, const std::filesystem::path& scenario_dir,
                               const std::filesystem::path& shared_dir) {
@@ -56,12 +29,54 @@ std::filesystem::path resolve(const std::string& value, const std::filesystem::p
     return shared_dir / p;
 }
 
-// Bounds of a scenario's counts (docs/evaluate.md): no allocation or loop grows past them.
-constexpr int kMaxScenarioGpus = 1024;
-constexpr int kMaxScenarioSeqs = 1'000'000;
-constexpr int kMaxScenarioTokens = 10'000'000;
-constexpr int kMaxScenarioRequests = 10'000'000;
+/// The shortest control period of a scenario.
 constexpr double kMinScenarioPeriodS = 0.001;
+
+/// Reads the option table of section `section` (absent: defaults), naming each key's origin.
+template <class C>
+Result<OptionOrigins> read_section(C& values, const OptionTable<C>& options,
+                                   const TomlReader& reader, std::string_view section,
+                                   const std::vector<std::string_view>& skip = {}) {
+    OptionOrigins origins;
+    const std::string& file = reader.file();
+    const std::string prefix(section);
+    origins.fallback = [file, prefix](std::string_view key) {
+        return file + ": " + prefix + "." + std::string(key);
+    };
+    origins.label = [prefix](std::string_view key) { return prefix + "." + std::string(key); };
+    origins.context = file + ": " + prefix;
+    const auto node = reader.root()[section];
+    if (!node) {
+        return origins;
+    }
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+        return reader.error(section, "must be a table ([" + prefix + "])");
+    }
+    PALS_RETURN_IF_ERROR(read_toml_options(values, options, *table, file, section, origins, skip));
+    return origins;
+}
+
+/// Every key of section `section` is one of `known`.
+Status check_section_keys(const TomlReader& reader, std::string_view section,
+                          const std::vector<std::string_view>& known) {
+    const auto node = reader.root()[section];
+    if (!node) {
+        return Status::ok();
+    }
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+        return reader.error(section, "must be a table ([" + std::string(section) + "])");
+    }
+    for (const auto& [key, value] : *table) {
+        if (std::find(known.begin(), known.end(), key.str()) == known.end()) {
+            return unknown_key_error(
+                toml_location(reader.file(), key.source()) + ": " + std::string(section), key.str(),
+                known);
+        }
+    }
+    return Status::ok();
+}
 
 }  // namespace
 
@@ -75,17 +90,12 @@ const std::vector<std::string>& known_policies() {
 Result<Scenario> load_scenario(const std::filesystem::path& path,
                                const std::filesystem::path& shared_dir) {
     PALS_ASSIGN_OR_RETURN(std::string document, read_file(path));
-    toml::table root;
-    try {
-        root = toml::parse(document, path.string());
-    } catch (const toml::parse_error& e) {
-        const auto& where = e.source().begin;
-        return Status::invalid_argument(path.string() + ":" + std::to_string(where.line) + ":" +
-                                        std::to_string(where.column) + ": " +
-                                        std::string(e.description()));
-    }
-    Reader reader(root, path.string());
+    PALS_ASSIGN_OR_RETURN(const toml::table root, parse_toml(document, path.string()));
+    const TomlReader reader(root, path.string());
     const std::filesystem::path dir = path.parent_path();
+    const auto resolve_path = [&](const std::string& value) {
+        return resolve(value, dir, shared_dir);
+    };
     Scenario s;
     s.path = path;
     s.name = path.stem().string();
@@ -94,8 +104,9 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
     for (const auto& [key, value] : root) {
         if (std::find(kSections.begin(), kSections.end(), std::string(key.str())) ==
             kSections.end()) {
-            return reader.error(std::string(key.str()),
-                                "unknown section (expected node, workload, slo, budget, run)");
+            return Status::invalid_argument(
+                toml_location(path.string(), key.source()) + ": " + std::string(key.str()) +
+                ": unknown section (expected node, workload, slo, budget, run)");
         }
     }
     PALS_ASSIGN_OR_RETURN(const std::optional<std::string> name, reader.get<std::string>("name"));
@@ -103,147 +114,30 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
         s.name = *name;
     }
 
-    // [node]
-    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> model,
-                          reader.get<std::string>("node.model"));
-    if (!model) {
+    // [node], [workload], [slo]: the option tables every front end shares.
+    sim::NodeOptions node;
+    PALS_ASSIGN_OR_RETURN(const OptionOrigins node_origins,
+                          read_section(node, sim::node_options(), reader, "node"));
+    if (node.model.empty()) {
         return reader.error("node.model", "missing (a Hugging Face config.json)");
     }
-    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> dtype,
-                          reader.get<std::string>("node.dtype"));
-    std::optional<model::WeightDtype> dtype_override;
-    if (dtype) {
-        auto d = model::parse_weight_dtype(*dtype);
-        if (!d.is_ok()) {
-            return reader.error("node.dtype", d.status().message());
-        }
-        dtype_override = d.value();
-    }
-    auto spec = model::load_model_spec(resolve(*model, dir, shared_dir), dtype_override);
-    if (!spec.is_ok()) {
-        return spec.status().with_prefix(path.string() + ": node.model");
-    }
-    s.node.model = std::move(spec).value();
-    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> gpu,
-                          reader.get<std::string>("node.gpu"));
-    auto gpu_spec = sim::find_gpu_spec(gpu.value_or("H100-SXM"));
-    if (!gpu_spec.is_ok()) {
-        return reader.error("node.gpu", gpu_spec.status().message());
-    }
-    s.node.gpu = gpu_spec.value();
-    PALS_ASSIGN_OR_RETURN(const std::optional<int> tp, reader.get<int>("node.tp"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<int> ep, reader.get<int>("node.ep"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<int> replicas, reader.get<int>("node.replicas"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<int> max_num_seqs,
-                          reader.get<int>("node.max_num_seqs"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<int> batched,
-                          reader.get<int>("node.max_num_batched_tokens"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<double> skew,
-                          reader.get<double>("node.routing_skew"));
-    s.node.parallel.tp = tp.value_or(1);
-    s.node.parallel.ep = ep.value_or(1);
-    s.node.parallel.routing_skew = skew.value_or(0.0);
-    s.node.replicas = replicas.value_or(1);
-    s.node.engine.max_num_seqs = max_num_seqs.value_or(1024);  // vLLM's H100 default
-    s.node.engine.max_num_batched_tokens = batched.value_or(8192);
-    if (s.node.parallel.tp < 1 || s.node.replicas < 1 || s.node.engine.max_num_seqs < 1) {
-        return reader.error("node", "tp, replicas and max_num_seqs must be >= 1");
-    }
-    if (s.node.parallel.tp > kMaxScenarioGpus || s.node.replicas > kMaxScenarioGpus ||
-        s.node.parallel.tp * s.node.replicas > kMaxScenarioGpus) {
-        return reader.error(
-            "node", "tp x replicas must be at most " + std::to_string(kMaxScenarioGpus) + " GPUs");
-    }
-    if (s.node.engine.max_num_seqs > kMaxScenarioSeqs) {
-        return reader.error("node.max_num_seqs",
-                            "must be at most " + std::to_string(kMaxScenarioSeqs));
-    }
-    if (s.node.engine.max_num_batched_tokens < 1 ||
-        s.node.engine.max_num_batched_tokens > kMaxScenarioTokens) {
-        return reader.error("node.max_num_batched_tokens",
-                            "must be 1-" + std::to_string(kMaxScenarioTokens));
-    }
-    if (s.node.parallel.routing_skew < 0.0) {
-        return reader.error("node.routing_skew", "must be >= 0");
-    }
+    PALS_ASSIGN_OR_RETURN(s.node, node.build(node_origins, {}, resolve_path));
 
-    // [workload]
-    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> trace,
-                          reader.get<std::string>("workload.trace"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<double> rate,
-                          reader.get<double>("workload.rate_rps"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<int> num_requests,
-                          reader.get<int>("workload.num_requests"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<double> burstiness,
-                          reader.get<double>("workload.burstiness"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<double> time_scale,
-                          reader.get<double>("workload.time_scale"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<double> rate_scale,
-                          reader.get<double>("workload.rate_scale"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<double> duration,
-                          reader.get<double>("workload.duration_s"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> input_len,
-                          reader.get<std::string>("workload.input_len"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> output_len,
-                          reader.get<std::string>("workload.output_len"));
+    workload::WorkloadOptions workload;
+    PALS_ASSIGN_OR_RETURN(
+        const OptionOrigins workload_origins,
+        read_section(workload, workload::workload_options(), reader, "workload", {"target_tok_s"}));
+    PALS_ASSIGN_OR_RETURN(s.workload, workload.build(workload_origins, resolve_path));
     PALS_ASSIGN_OR_RETURN(const std::optional<double> target,
                           reader.get<double>("workload.target_tok_s"));
-    workload::WorkloadSpec& w = s.workload;
-    w.time_scale = time_scale.value_or(1.0);
-    w.rate_scale = rate_scale.value_or(1.0);
-    w.duration_s = duration;
-    w.num_requests = num_requests.value_or(0);
-    w.burstiness = burstiness.value_or(1.0);
     s.target_tok_s = target.value_or(0.0);
-    if (!(w.time_scale > 0.0) || !(w.rate_scale > 0.0) || !(w.burstiness > 0.0)) {
-        return reader.error("workload", "time_scale, rate_scale and burstiness must be > 0");
-    }
-    if (duration && !(*duration > 0.0)) {
-        return reader.error("workload.duration_s", "must be > 0");
-    }
-    if (w.num_requests < 0 || w.num_requests > kMaxScenarioRequests) {
-        return reader.error("workload.num_requests",
-                            "must be 0-" + std::to_string(kMaxScenarioRequests));
-    }
-    if (rate && (!(*rate > 0.0) ||
-                 (w.num_requests == 0 && duration && *rate * *duration > kMaxScenarioRequests))) {
-        return reader.error("workload.rate_rps", "must be > 0, and rate_rps x duration_s at most " +
-                                                     std::to_string(kMaxScenarioRequests) +
-                                                     " requests");
-    }
-    if (trace) {
-        w.kind = workload::WorkloadKind::kTrace;
-        w.trace_path = resolve(*trace, dir, shared_dir);
-    } else {
-        for (const auto& [key, text, target_len] :
-             {std::tuple{"workload.input_len", input_len, &w.input},
-              std::tuple{"workload.output_len", output_len, &w.output}}) {
-            if (text) {
-                auto d = workload::LengthDistribution::parse(*text);
-                if (!d.is_ok()) {
-                    return reader.error(key, d.status().message());
-                }
-                *target_len = d.value();
-            }
-        }
-        if (rate) {
-            w.kind = workload::WorkloadKind::kSynthetic;
-            w.rate_rps = *rate;
-        } else if (w.num_requests > 0) {
-            w.kind = workload::WorkloadKind::kClosedLoop;  // a backlog served offline
-        } else {
-            return reader.error("workload", "needs trace, rate_rps, or num_requests (a backlog)");
-        }
-    }
 
-    // [slo]
-    PALS_ASSIGN_OR_RETURN(const std::optional<double> ttft, reader.get<double>("slo.ttft_s"));
-    PALS_ASSIGN_OR_RETURN(const std::optional<double> tpot, reader.get<double>("slo.tpot_s"));
-    s.slo.ttft_s = ttft.value_or(1.0);
-    s.slo.tpot_s = tpot.value_or(0.1);
-    if (s.slo.ttft_s <= 0.0 || s.slo.tpot_s <= 0.0) {
-        return reader.error("slo", "ttft_s and tpot_s must be > 0");
-    }
+    PALS_RETURN_IF_ERROR(read_section(s.slo, sim::slo_options(), reader, "slo").status());
+
+    PALS_RETURN_IF_ERROR(check_section_keys(
+        reader, "budget", {"watts", "fraction_of_tdp", "steps", "step_fractions"}));
+    PALS_RETURN_IF_ERROR(check_section_keys(
+        reader, "run", {"policies", "seed", "period_s", "power_model", "warmup_s"}));
 
     // [budget]: watts, or a fraction of the GPUs' TDP, or steps of either.
     const double gpus = static_cast<double>(s.node.parallel.tp * s.node.replicas);

@@ -13,6 +13,7 @@
 
 #include "pals/common/file_util.hpp"
 #include "pals/common/json.hpp"
+#include "pals/common/json_fields.hpp"
 
 namespace pals::model {
 
@@ -137,156 +138,6 @@ std::string to_lower(std::string_view text) {
     return out;
 }
 
-/// Reads typed fields from one JSON object. The first error sticks (later reads return
-/// defaults), so a parser reads a block of fields and checks status() once.
-class FieldReader {
-public:
-    /// `prefix` is prepended to field names in messages ("text_config." or "").
-    FieldReader(const Json& object, std::string_view source, std::string prefix)
-        : m_object(object), m_source(source), m_prefix(std::move(prefix)) {}
-
-    [[nodiscard]] bool ok() const { return m_status.is_ok(); }
-    [[nodiscard]] const Status& status() const { return m_status; }
-    [[nodiscard]] const Json& object() const { return m_object; }
-
-    /// The field, or nullptr when it is absent or JSON null (HF writes null for "not set").
-    [[nodiscard]] const Json* find(std::string_view key) const {
-        auto it = m_object.find(key);
-        if (it == m_object.end() || it->is_null()) {
-            return nullptr;
-        }
-        return &*it;
-    }
-    [[nodiscard]] bool has(std::string_view key) const { return find(key) != nullptr; }
-
-    /// A required integer >= min_value.
-    int require_int(std::string_view key, int min_value = 1) {
-        const Json* value = find(key);
-        if (value == nullptr) {
-            fail_missing(key);
-            return min_value;
-        }
-        return to_int(key, *value, min_value);
-    }
-
-    /// An optional integer >= min_value; `fallback` when absent or null.
-    int optional_int(std::string_view key, int fallback, int min_value = 1) {
-        const Json* value = find(key);
-        return value == nullptr ? fallback : to_int(key, *value, min_value);
-    }
-
-    bool optional_bool(std::string_view key, bool fallback) {
-        const Json* value = find(key);
-        if (value == nullptr) {
-            return fallback;
-        }
-        if (!value->is_boolean()) {
-            fail(fmt::format("field '{}{}' must be true or false", m_prefix, key));
-            return fallback;
-        }
-        return value->get<bool>();
-    }
-
-    std::optional<std::string> optional_string(std::string_view key) {
-        const Json* value = find(key);
-        if (value == nullptr) {
-            return std::nullopt;
-        }
-        if (!value->is_string()) {
-            fail(fmt::format("field '{}{}' must be a string", m_prefix, key));
-            return std::nullopt;
-        }
-        return value->get<std::string>();
-    }
-
-    /// An optional array of strings (empty when absent).
-    std::vector<std::string> optional_strings(std::string_view key) {
-        std::vector<std::string> out;
-        const Json* value = find(key);
-        if (value == nullptr) {
-            return out;
-        }
-        if (!value->is_array()) {
-            fail(fmt::format("field '{}{}' must be an array of strings", m_prefix, key));
-            return out;
-        }
-        for (const Json& item : *value) {
-            if (!item.is_string()) {
-                fail(fmt::format("field '{}{}' must be an array of strings", m_prefix, key));
-                return {};
-            }
-            out.push_back(item.get<std::string>());
-        }
-        return out;
-    }
-
-    /// An optional array of integers >= min_value (empty when absent).
-    std::vector<int> optional_ints(std::string_view key, int min_value = 0) {
-        std::vector<int> out;
-        const Json* value = find(key);
-        if (value == nullptr) {
-            return out;
-        }
-        if (!value->is_array()) {
-            fail(fmt::format("field '{}{}' must be an array of integers", m_prefix, key));
-            return out;
-        }
-        for (const Json& item : *value) {
-            if (!is_int_at_least(item, min_value)) {
-                fail(fmt::format("field '{}{}' must be an array of integers >= {}", m_prefix, key,
-                                 min_value));
-                return {};
-            }
-            out.push_back(item.get<int>());
-        }
-        return out;
-    }
-
-    void fail_missing(std::string_view key) {
-        fail(fmt::format("missing field '{}{}'", m_prefix, key));
-    }
-
-    /// Records an error (prefixed with the source) unless one is already recorded.
-    void fail(const std::string& message) {
-        if (m_status.is_ok()) {
-            m_status = Status::invalid_argument(fmt::format("{}: {}", m_source, message));
-        }
-    }
-
-    [[nodiscard]] const std::string& prefix() const { return m_prefix; }
-
-private:
-    static bool is_int_at_least(const Json& value, int min_value) {
-        constexpr std::int64_t kMax = std::numeric_limits<int>::max();
-        if (value.is_number_unsigned()) {  // nlohmann stores non-negative integers unsigned
-            const std::uint64_t v = value.get<std::uint64_t>();
-            return v <= static_cast<std::uint64_t>(kMax) &&
-                   static_cast<std::int64_t>(v) >= min_value;
-        }
-        if (value.is_number_integer()) {
-            const std::int64_t v = value.get<std::int64_t>();
-            return v >= min_value && v <= kMax;
-        }
-        return false;
-    }
-
-    int to_int(std::string_view key, const Json& value, int min_value) {
-        if (!is_int_at_least(value, min_value)) {
-            const char* what = min_value >= 1   ? "a positive integer"
-                               : min_value == 0 ? "a non-negative integer"
-                                                : "an integer";
-            fail(fmt::format("field '{}{}' must be {}", m_prefix, key, what));
-            return std::max(min_value, 1);
-        }
-        return value.get<int>();
-    }
-
-    const Json& m_object;
-    std::string_view m_source;
-    std::string m_prefix;
-    Status m_status;
-};
-
 struct Precision {
     WeightDtype dtype = WeightDtype::kBf16;
     double weight_bytes = kSixteenBitBytes;
@@ -324,13 +175,13 @@ Result<Precision> compressed_tensors_scheme(const Json& group, std::string_view 
         return Status::invalid_argument(
             fmt::format("{}: field '{}' must be an object", source, prefix));
     }
-    FieldReader g(group, source, prefix + ".");
+    JsonFields g(group, source, prefix + ".");
     const Json* weights = g.find("weights");
     if (weights == nullptr || !weights->is_object()) {
         return Status::invalid_argument(
             fmt::format("{}: field '{}.weights' must be an object", source, prefix));
     }
-    FieldReader w(*weights, source, prefix + ".weights.");
+    JsonFields w(*weights, source, prefix + ".weights.");
     const int bits = w.require_int("num_bits");
     const std::string type = to_lower(w.optional_string("type").value_or("int"));
     const std::string strategy = to_lower(w.optional_string("strategy").value_or("tensor"));
@@ -346,7 +197,7 @@ Result<Precision> compressed_tensors_scheme(const Json& group, std::string_view 
             return Status::invalid_argument(fmt::format(
                 "{}: field '{}.input_activations' must be an object or null", source, prefix));
         }
-        FieldReader a(*act, source, prefix + ".input_activations.");
+        JsonFields a(*act, source, prefix + ".input_activations.");
         act_bits = a.require_int("num_bits");
         act_type = to_lower(a.optional_string("type").value_or("int"));
         if (!a.ok()) {
@@ -411,7 +262,7 @@ Result<Precision> compressed_tensors_precision(const Json& quant, std::string_vi
 /// group with a 16-bit scale and a packed zero point; the matmul runs in 16 bits.
 Result<Precision> gptq_awq_precision(const Json& quant, std::string_view source,
                                      const std::string& field, bool awq) {
-    FieldReader q(quant, source, field + ".");
+    JsonFields q(quant, source, field + ".");
     // AutoAWQ's own names (w_bit, q_group_size) also appear in shipped configs.
     const std::string_view bits_key = awq && !q.has("bits") && q.has("w_bit") ? "w_bit" : "bits";
     const std::string_view group_key =
@@ -440,7 +291,7 @@ Result<Precision> modelopt_precision(const Json& quant, std::string_view source,
         holder = &*nested;
         where = field + ".quantization";
     }
-    FieldReader q(*holder, source, where + ".");
+    JsonFields q(*holder, source, where + ".");
     const std::optional<std::string> algo = q.optional_string("quant_algo");
     if (!q.ok()) {
         return q.status();
@@ -462,8 +313,8 @@ Result<Precision> modelopt_precision(const Json& quant, std::string_view source,
 /// The weights' matmul precision and storage: `quantization_config` first, then
 /// `torch_dtype`/`dtype`. Serving runs 16-bit models in 16 bits even when the checkpoint is
 /// float32.
-Result<Precision> read_precision(FieldReader& root, FieldReader& text, std::string_view source) {
-    for (FieldReader* reader : {&root, &text}) {
+Result<Precision> read_precision(JsonFields& root, JsonFields& text, std::string_view source) {
+    for (JsonFields* reader : {&root, &text}) {
         const Json* quant = reader->find("quantization_config");
         if (quant == nullptr) {
             continue;
@@ -503,7 +354,7 @@ Result<Precision> read_precision(FieldReader& root, FieldReader& text, std::stri
             "compressed-tensors, gptq, awq, modelopt FP8, mxfp4); pass a dtype override",
             source, field, method_it->get<std::string>()));
     }
-    for (FieldReader* reader : {&root, &text}) {
+    for (JsonFields* reader : {&root, &text}) {
         for (std::string_view key : {"torch_dtype", "dtype"}) {
             std::optional<std::string> name = reader->optional_string(key);
             if (!reader->ok()) {
@@ -532,7 +383,7 @@ Result<Precision> read_precision(FieldReader& root, FieldReader& text, std::stri
 }
 
 /// Counts the local (sliding-window or chunked) layers named in `layer_types`.
-int count_local_layer_types(FieldReader& r, int num_layers) {
+int count_local_layer_types(JsonFields& r, int num_layers) {
     const std::vector<std::string> types = r.optional_strings("layer_types");
     if (types.size() != static_cast<std::size_t>(num_layers)) {
         r.fail(fmt::format("field '{}layer_types' has {} entries, expected num_hidden_layers = {}",
@@ -565,7 +416,7 @@ double gated_mlp_params(int hidden, int width) {
 }
 
 /// Fills the MoE fields and checks top-k against the expert count.
-void set_moe(FieldReader& r, ModelSpec& s, int num_moe_layers, int num_experts, int top_k,
+void set_moe(JsonFields& r, ModelSpec& s, int num_moe_layers, int num_experts, int top_k,
              int expert_width) {
     if (r.ok() && top_k > num_experts) {
         r.fail(fmt::format("experts per token ({}) exceeds the number of experts ({})", top_k,
@@ -581,7 +432,7 @@ void set_moe(FieldReader& r, ModelSpec& s, int num_moe_layers, int num_experts, 
 
 /// Qwen2-MoE / Qwen3-MoE: a layer is MoE unless listed in mlp_only_layers or skipped by
 /// decoder_sparse_step (MoE when (layer + 1) % step == 0); dense layers use intermediate_size.
-void read_qwen_moe(FieldReader& r, ModelSpec& s) {
+void read_qwen_moe(JsonFields& r, ModelSpec& s) {
     const int num_experts = r.require_int("num_experts");
     const int top_k = r.require_int("num_experts_per_tok");
     const int expert_width = r.require_int("moe_intermediate_size");
@@ -612,7 +463,7 @@ void read_qwen_moe(FieldReader& r, ModelSpec& s) {
 /// DeepSeek V2/V3: multi-head latent attention, the first `first_k_dense_replace` layers dense,
 /// then MoE every `moe_layer_freq` layers with `n_shared_experts` always-on experts. The
 /// multi-token-prediction layers (num_nextn_predict_layers) are not used for serving; ignored.
-void read_deepseek(FieldReader& r, ModelSpec& s) {
+void read_deepseek(JsonFields& r, ModelSpec& s) {
     const int heads = s.num_attention_heads;
     const int q_lora_rank = r.optional_int("q_lora_rank", 0);
     const int kv_lora_rank = r.require_int("kv_lora_rank");
@@ -675,7 +526,7 @@ void read_deepseek(FieldReader& r, ModelSpec& s) {
 /// Llama 4: MoE on layers listed in `moe_layers`, else every `interleave_moe_layer_step`-th
 /// layer ((layer + 1) % step == 0); each MoE layer adds one shared expert of the routed width
 /// (`intermediate_size`), dense layers use `intermediate_size_mlp`.
-void read_llama4(FieldReader& r, ModelSpec& s) {
+void read_llama4(JsonFields& r, ModelSpec& s) {
     const int num_experts = r.require_int("num_local_experts");
     const int top_k = r.require_int("num_experts_per_tok");
     const int expert_width = r.require_int("intermediate_size");
@@ -728,7 +579,7 @@ void read_llama4(FieldReader& r, ModelSpec& s) {
 }
 
 /// The sliding-window layout of the families that have one (Llama 4 sets its own).
-void read_sliding_window(FieldReader& r, Family family, ModelSpec& s) {
+void read_sliding_window(JsonFields& r, Family family, ModelSpec& s) {
     switch (family) {
         case Family::kDense:
         case Family::kMixtral:
@@ -796,7 +647,7 @@ void read_sliding_window(FieldReader& r, Family family, ModelSpec& s) {
 /// Falcon's KV heads: `num_kv_heads` (RefinedWeb: `n_head_kv`) under the new decoder
 /// architecture (40B, 180B, Falcon 2), one shared head when `multi_query` (7B; FalconConfig's
 /// default), else one per attention head.
-int falcon_kv_heads(FieldReader& r, int heads) {
+int falcon_kv_heads(JsonFields& r, int heads) {
     if (r.has("n_head_kv")) {
         return r.require_int("n_head_kv");
     }
@@ -830,7 +681,7 @@ Status state_space_error(std::string_view source, std::string_view name) {
 }
 
 /// Finds the architecture from `architectures[0]`, else from `model_type`.
-Result<const ArchInfo*> find_architecture(FieldReader& root, std::string_view source) {
+Result<const ArchInfo*> find_architecture(JsonFields& root, std::string_view source) {
     const std::vector<std::string> architectures = root.optional_strings("architectures");
     if (!root.ok()) {
         return root.status();
@@ -872,7 +723,7 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
     if (!root_json.is_object()) {
         return Status::invalid_argument(fmt::format("{}: expected a JSON object", source));
     }
-    FieldReader root(root_json, source, "");
+    JsonFields root(root_json, source, "");
     PALS_ASSIGN_OR_RETURN(const ArchInfo* arch, find_architecture(root, source));
     const ArchInfo& info = *arch;
 
@@ -890,7 +741,7 @@ Result<ModelSpec> build_spec(const Json& root_json, std::string_view source,
         text_json = nested;
         prefix = "text_config.";
     }
-    FieldReader r(*text_json, source, prefix);
+    JsonFields r(*text_json, source, prefix);
 
     ModelSpec s;
     s.architecture = std::string(info.architecture);

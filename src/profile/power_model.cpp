@@ -11,6 +11,7 @@
 
 #include "pals/common/file_util.hpp"
 #include "pals/common/json.hpp"
+#include "pals/common/json_fields.hpp"
 #include "pals/profile/model_fit.hpp"
 
 namespace pals::profile {
@@ -238,41 +239,21 @@ Result<PowerModel> PowerModel::parse(std::string_view json_text, std::string_vie
         return fail(model.status());
     }
     {
-        const Json& m = *model.value();
-        auto get_string = [&](const char* key, std::string& out) -> Status {
-            PALS_ASSIGN_OR_RETURN(const Json* v, member(m, key, "model"));
-            if (!v->is_string()) {
-                return Status::invalid_argument(std::string("model.") + key +
-                                                ": expected a string");
-            }
-            out = v->get<std::string>();
-            return Status::ok();
-        };
-        auto get_int = [&](const char* key, int& out, int min) -> Status {
-            PALS_ASSIGN_OR_RETURN(const Json* v, member(m, key, "model"));
-            if (!v->is_number_integer() || v->get<int>() < min) {
-                return Status::invalid_argument(
-                    fmt::format("model.{}: expected an integer >= {}", key, min));
-            }
-            out = v->get<int>();
-            return Status::ok();
-        };
-        auto get_double = [&](const char* key, double& out) -> Status {
-            PALS_ASSIGN_OR_RETURN(const Json* v, member(m, key, "model"));
-            PALS_ASSIGN_OR_RETURN(double d, number(*v, std::string("model.") + key));
-            out = d;
-            return Status::ok();
-        };
-        ModelShape& s = impl->shape;
-        for (const Status& st :
-             {get_string("name", s.model), get_string("gpu", s.gpu), get_int("tp", s.tp, 1),
-              get_int("ep", s.ep, 1), get_int("num_experts", s.num_experts, 0),
-              get_int("experts_per_token", s.experts_per_token, 0),
-              get_double("active_params_b", s.active_params_b),
-              get_double("total_params_b", s.total_params_b)}) {
-            if (!st.is_ok()) {
-                return fail(st);
-            }
+        JsonFields m(*model.value(), src, "model.");
+        if (!model.value()->is_object()) {
+            return Status::invalid_argument(src + ": model: expected an object");
+        }
+        ModelShape& shape = impl->shape;
+        shape.model = m.require_string("name");
+        shape.gpu = m.require_string("gpu");
+        shape.tp = m.require_int("tp", 1);
+        shape.ep = m.require_int("ep", 1);
+        shape.num_experts = m.require_int("num_experts", 0);
+        shape.experts_per_token = m.require_int("experts_per_token", 0);
+        shape.active_params_b = m.require_number("active_params_b");
+        shape.total_params_b = m.require_number("total_params_b");
+        if (!m.ok()) {
+            return m.status();
         }
     }
 

@@ -15,6 +15,7 @@
 
 #include "pals/common/config_keys.hpp"
 #include "pals/common/file_util.hpp"
+#include "pals/common/option_table.hpp"
 #include "pals/common/strings.hpp"
 #include "pals/common/toml_values.hpp"
 #include "pals/common/url.hpp"
@@ -27,64 +28,88 @@ namespace {
 /// power is a 1-s average.
 constexpr double kMinPeriodS = 0.05;
 
-using Member = std::variant<std::string RunConfig::*, double RunConfig::*, int RunConfig::*>;
-
-struct KeyDef {
-    RunConfigKey key;
-    Member member;
-};
-
-const std::vector<KeyDef>& key_defs() {
-    static const std::vector<KeyDef> kDefs = {
-        {{"policy", RunKeyType::kString, "pals, default, cap-only, batch-only or clock-only"},
-         &RunConfig::policy},
-        {{"power_model", RunKeyType::kString,
-          "MODEL.json written by `pals fit` (needed by policy pals)"},
-         &RunConfig::power_model},
-        {{"workload", RunKeyType::kString, "workload mix of the model (default: its first)"},
-         &RunConfig::workload},
-        {{"period_s", RunKeyType::kNumber, "control period, s"}, &RunConfig::period_s},
-        {{"latency_window_s", RunKeyType::kNumber, "latency quantiles span this long, s"},
-         &RunConfig::latency_window_s},
-        {{"budget_w", RunKeyType::kNumber, "node power budget at start, W (0: none)"},
-         &RunConfig::budget_w},
-        {{"slo_ttft_s", RunKeyType::kNumber, "time-to-first-token SLO, s"}, &RunConfig::slo_ttft_s},
-        {{"slo_tpot_s", RunKeyType::kNumber, "time-per-output-token SLO, s"},
-         &RunConfig::slo_tpot_s},
-        {{"sm_clock_max_mhz", RunKeyType::kNumber,
-          "highest SM clock, MHz (clock-locking policies)"},
-         &RunConfig::sm_clock_max_mhz},
-        {{"listen", RunKeyType::kString, "HOST:PORT of the HTTP API (port 0: any free port)"},
-         &RunConfig::listen},
-        {{"token_file", RunKeyType::kString, "file holding the bearer token for PUT /v1/budget"},
-         &RunConfig::token_file},
-        {{"nvml_lib", RunKeyType::kString,
-          "NVML library (default: the system's libnvidia-ml.so.1)"},
-         &RunConfig::nvml_lib},
-        {{"saved_controls", RunKeyType::kString, "state file of the saved GPU controls"},
-         &RunConfig::saved_controls},
-        {{"scrape_timeout_s", RunKeyType::kNumber, "timeout of one vLLM /metrics scrape, s"},
-         &RunConfig::scrape_timeout_s},
-        {{"log_level", RunKeyType::kString, "trace, debug, info, warn, error, critical or off"},
-         &RunConfig::log_level},
-        {{"retry_periods", RunKeyType::kInteger,
-          "degraded mode: retry control every this many periods"},
-         &RunConfig::retry_periods},
+const OptionTable<RunConfig>& run_options() {
+    static const OptionTable<RunConfig> kOptions = {
+        {.key = "policy",
+         .help = "pals, default, cap-only, batch-only or clock-only",
+         .member = &RunConfig::policy},
+        {.key = "power_model",
+         .help = "MODEL.json written by `pals fit` (needed by policy pals)",
+         .member = &RunConfig::power_model},
+        {.key = "workload",
+         .help = "workload mix of the model (default: its first)",
+         .member = &RunConfig::workload},
+        {.key = "period_s", .help = "control period, s", .member = &RunConfig::period_s},
+        {.key = "latency_window_s",
+         .help = "latency quantiles span this long, s",
+         .member = &RunConfig::latency_window_s},
+        {.key = "budget_w",
+         .help = "node power budget at start, W (0: none)",
+         .member = &RunConfig::budget_w},
+        {.key = "slo_ttft_s",
+         .help = "time-to-first-token SLO, s",
+         .member = &RunConfig::slo_ttft_s},
+        {.key = "slo_tpot_s",
+         .help = "time-per-output-token SLO, s",
+         .member = &RunConfig::slo_tpot_s},
+        {.key = "sm_clock_max_mhz",
+         .help = "highest SM clock, MHz (clock-locking policies)",
+         .member = &RunConfig::sm_clock_max_mhz},
+        {.key = "listen",
+         .help = "HOST:PORT of the HTTP API (port 0: any free port)",
+         .member = &RunConfig::listen},
+        {.key = "token_file",
+         .help = "file holding the bearer token for PUT /v1/budget",
+         .member = &RunConfig::token_file},
+        {.key = "nvml_lib",
+         .help = "NVML library (default: the system's libnvidia-ml.so.1)",
+         .member = &RunConfig::nvml_lib},
+        {.key = "saved_controls",
+         .help = "state file of the saved GPU controls",
+         .member = &RunConfig::saved_controls},
+        {.key = "scrape_timeout_s",
+         .help = "timeout of one vLLM /metrics scrape, s",
+         .member = &RunConfig::scrape_timeout_s},
+        {.key = "log_level",
+         .help = "trace, debug, info, warn, error, critical or off",
+         .member = &RunConfig::log_level},
+        {.key = "retry_periods",
+         .help = "degraded mode: retry control every this many periods",
+         .member = &RunConfig::retry_periods},
     };
-    return kDefs;
+    return kOptions;
 }
 
-const KeyDef* find_key(std::string_view key) {
-    for (const KeyDef& d : key_defs()) {
-        if (d.key.key == key) {
-            return &d;
-        }
-    }
-    return nullptr;
+/// The keys of a [[group]] table, a --group spec and a PALS_GROUPS entry: adding a group key is
+/// one line here (and its check in validate(), if it needs one).
+const OptionTable<RunGroupConfig>& group_options() {
+    static const OptionTable<RunGroupConfig> kOptions = {
+        {.key = "url", .help = "base URL of the vLLM server", .member = &RunGroupConfig::url},
+        {.key = "gpus",
+         .help = "NVML indices of its GPUs",
+         .member = &RunGroupConfig::gpus,
+         .range = {.lo = 0, .hi = kMaxGpuIndex}},
+        {.key = "max_num_seqs",
+         .help = "the server's launch --max-num-seqs",
+         .member = &RunGroupConfig::max_num_seqs},
+        {.key = "batch_cap_file",
+         .help = "the plugin's PALS_BATCH_CAP_FILE",
+         .member = &RunGroupConfig::batch_cap_file},
+        {.key = "model_name",
+         .help = "keep only series with this model_name label",
+         .member = &RunGroupConfig::model_name},
+        {.key = "engine",
+         .help = "keep only series of this DP rank",
+         .member = &RunGroupConfig::engine,
+         .integer_as_text = true},
+    };
+    return kOptions;
 }
 
-constexpr std::array<std::string_view, 6> kGroupKeys = {
-    "url", "gpus", "max_num_seqs", "batch_cap_file", "model_name", "engine"};
+double number_value(const RunConfig& c, std::string_view key) {
+    return c.*(std::get<double RunConfig::*>(find_option(run_options(), key)->member));
+}
+
 constexpr std::array<std::string_view, 5> kPolicies = {"pals", "default", "cap-only", "batch-only",
                                                        "clock-only"};
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
@@ -95,106 +120,9 @@ bool contains(const std::array<std::string_view, N>& values, std::string_view v)
     return std::find(values.begin(), values.end(), v) != values.end();
 }
 
-template <std::size_t N>
-std::string join(const std::array<std::string_view, N>& values) {
+template <class Values>
+std::string join(const Values& values) {
     return fmt::format("{}", fmt::join(values, ", "));
-}
-
-/// Sets a scalar key from text (flags and environment).
-Status set_from_text(RunConfig& config, const KeyDef& def, std::string_view text) {
-    if (const auto* s = std::get_if<std::string RunConfig::*>(&def.member)) {
-        config.*(*s) = std::string(text);
-        return Status::ok();
-    }
-    if (const auto* d = std::get_if<double RunConfig::*>(&def.member)) {
-        PALS_ASSIGN_OR_RETURN(double v, parse_number(text));
-        config.*(*d) = v;
-        return Status::ok();
-    }
-    PALS_ASSIGN_OR_RETURN(int v, parse_integer(text));
-    config.*(std::get<int RunConfig::*>(def.member)) = v;
-    return Status::ok();
-}
-
-/// Sets a scalar key from a TOML node; errors without prefix.
-Status set_from_toml(RunConfig& config, const KeyDef& def, const toml::node& node) {
-    if (const auto* s = std::get_if<std::string RunConfig::*>(&def.member)) {
-        PALS_ASSIGN_OR_RETURN(config.*(*s), toml_value<std::string>(node));
-    } else if (const auto* d = std::get_if<double RunConfig::*>(&def.member)) {
-        PALS_ASSIGN_OR_RETURN(config.*(*d), toml_value<double>(node));
-    } else {
-        PALS_ASSIGN_OR_RETURN(config.*(std::get<int RunConfig::*>(def.member)),
-                              toml_value<int>(node));
-    }
-    return Status::ok();
-}
-
-/// Sets a group key from text (flags, environment). Errors without prefix.
-Status set_group_from_text(RunGroupConfig& g, std::string_view key, std::string_view value) {
-    if (key == "url") {
-        g.url = std::string(trim(value));
-    } else if (key == "gpus") {
-        PALS_ASSIGN_OR_RETURN(std::vector<int> gpus, parse_gpu_set(value));
-        g.gpus = std::move(gpus);
-    } else if (key == "max_num_seqs") {
-        PALS_ASSIGN_OR_RETURN(int n, parse_integer(value));
-        g.max_num_seqs = n;
-    } else if (key == "batch_cap_file") {
-        g.batch_cap_file = std::string(trim(value));
-    } else if (key == "model_name") {
-        g.model_name = std::string(trim(value));
-    } else {
-        g.engine = std::string(trim(value));
-    }
-    return Status::ok();
-}
-
-/// Sets a group key from a TOML node. Errors without prefix.
-Status set_group_from_toml(RunGroupConfig& g, std::string_view key, const toml::node& node) {
-    if (key == "gpus") {
-        const toml::array* array = node.as_array();
-        if (array == nullptr) {
-            return Status::invalid_argument(fmt::format(
-                "must be an array of GPU indices such as [0, 1], not {}", toml_type_name(node)));
-        }
-        g.gpus.clear();
-        for (const toml::node& item : *array) {
-            auto v = item.value_exact<std::int64_t>();
-            if (!v || *v < 0 || *v > kMaxGpuIndex) {
-                return Status::invalid_argument(
-                    fmt::format("must be an array of GPU indices (integers 0-{})", kMaxGpuIndex));
-            }
-            if (g.gpus.size() > static_cast<std::size_t>(kMaxGpuIndex)) {
-                return Status::out_of_range(fmt::format("more than {} GPUs", kMaxGpuIndex + 1));
-            }
-            g.gpus.push_back(static_cast<int>(*v));
-        }
-        return Status::ok();
-    }
-    if (key == "max_num_seqs") {
-        auto v = node.value_exact<std::int64_t>();
-        if (!v) {
-            return Status::invalid_argument(
-                fmt::format("must be an integer, not {}", toml_type_name(node)));
-        }
-        if (*v < 1 || *v > std::numeric_limits<int>::max()) {
-            return Status::invalid_argument("must be >= 1 (the server's --max-num-seqs)");
-        }
-        g.max_num_seqs = static_cast<int>(*v);
-        return Status::ok();
-    }
-    if (key == "engine") {
-        if (auto i = node.value_exact<std::int64_t>()) {
-            g.engine = std::to_string(*i);
-            return Status::ok();
-        }
-    }
-    auto s = node.value_exact<std::string>();
-    if (!s) {
-        return Status::invalid_argument(
-            fmt::format("must be a string, not {}", toml_type_name(node)));
-    }
-    return set_group_from_text(g, key, *s);
 }
 
 /// A vLLM server's base URL: http://HOST:PORT[/]. Errors without prefix.
@@ -255,13 +183,7 @@ Status read_file(RunConfig& config, const std::string& path) {
     }
     // One reader for every input file: a regular file, bounded size (no FIFO, no /dev/zero).
     PALS_ASSIGN_OR_RETURN(std::string text, pals::read_file(path));
-    toml::table root;
-    try {
-        root = toml::parse(text, path);
-    } catch (const toml::parse_error& e) {
-        return Status::invalid_argument(toml_location(path, e.source()) + ": " +
-                                        std::string(e.description()));
-    }
+    PALS_ASSIGN_OR_RETURN(const toml::table root, parse_toml(text, path));
     const std::filesystem::path dir = std::filesystem::path(path).parent_path();
     config.file = path;
     for (const auto& [key, node] : root) {
@@ -279,22 +201,10 @@ Status read_file(RunConfig& config, const std::string& path) {
                 const toml::table& table = *groups->get(i)->as_table();
                 RunGroupConfig g;
                 g.origin = fmt::format("{}: group[{}]", toml_location(path, table.source()), i);
-                for (const auto& [gkey, gnode] : table) {
-                    const std::string gname(gkey.str());
-                    const std::string prefix = fmt::format(
-                        "{}: group[{}].{}", toml_location(path, gkey.source()), i, gname);
-                    if (!contains(kGroupKeys, gname)) {
-                        return Status::invalid_argument(
-                            fmt::format("{}: group[{}]: unknown key '{}'{} (known: {})",
-                                        toml_location(path, gkey.source()), i, gname,
-                                        did_you_mean(gname, {kGroupKeys.begin(), kGroupKeys.end()}),
-                                        join(kGroupKeys)));
-                    }
-                    if (Status s = set_group_from_toml(g, gname, gnode); !s.is_ok()) {
-                        return s.with_prefix(prefix);
-                    }
-                    g.origins[gname] = prefix;
-                }
+                OptionOrigins origins;
+                PALS_RETURN_IF_ERROR(read_toml_options(g, group_options(), table, path,
+                                                       fmt::format("group[{}]", i), origins));
+                g.origins = std::move(origins.given);
                 if (g.origins.count("batch_cap_file") != 0U) {
                     g.batch_cap_file = resolve_path(g.batch_cap_file, dir);
                 }
@@ -302,18 +212,13 @@ Status read_file(RunConfig& config, const std::string& path) {
             }
             continue;
         }
-        const KeyDef* def = find_key(name);
-        if (def == nullptr) {
-            std::vector<std::string_view> names;
-            for (const KeyDef& d : key_defs()) {
-                names.push_back(d.key.key);
-            }
+        const Option<RunConfig>* option = find_option(run_options(), name);
+        if (option == nullptr) {
+            std::vector<std::string_view> names = option_keys(run_options());
             names.emplace_back("group");
-            return Status::invalid_argument(fmt::format("{}: unknown key '{}'{} (known: {})", at,
-                                                        name, did_you_mean(name, names),
-                                                        fmt::join(names, ", ")));
+            return unknown_key_error(at, name, names);
         }
-        if (Status s = set_from_toml(config, *def, node); !s.is_ok()) {
+        if (Status s = set_option_from_toml(config, *option, node); !s.is_ok()) {
             return s.with_prefix(at + ": " + name);
         }
         config.origins[name] = at + ": " + name;
@@ -363,7 +268,7 @@ Status validate(RunConfig& c) {
                                    {"slo_ttft_s", 1e6},
                                    {"slo_tpot_s", 1e6},
                                    {"sm_clock_max_mhz", 10000.0}}) {
-        const double v = c.*(std::get<double RunConfig::*>(find_key(key)->member));
+        const double v = number_value(c, key);
         if (v > max) {
             return key_error(c, key, fmt::format("must be <= {:g}", max));
         }
@@ -379,7 +284,7 @@ Status validate(RunConfig& c) {
     }
     for (std::string_view key :
          {"slo_ttft_s", "slo_tpot_s", "sm_clock_max_mhz", "scrape_timeout_s"}) {
-        const double v = c.*(std::get<double RunConfig::*>(find_key(key)->member));
+        const double v = number_value(c, key);
         if (v <= 0.0) {
             return key_error(c, key, "must be > 0");
         }
@@ -463,40 +368,6 @@ Status validate(RunConfig& c) {
     return Status::ok();
 }
 
-std::string quote(std::string_view s) {
-    std::string out = "\"";
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (ch == '"' || ch == '\\') {
-            out += '\\';
-            out += ch;
-        } else if (c < 0x20 || c == 0x7f) {
-            out += fmt::format("\\u{:04x}", c);
-        } else {
-            out += ch;
-        }
-    }
-    return out + "\"";
-}
-
-std::string toml_number(double v) {
-    std::string s = fmt::format("{}", v);
-    if (s.find_first_of(".eEn") == std::string::npos) {
-        s += ".0";
-    }
-    return s;
-}
-
-std::string value_text(const RunConfig& c, const KeyDef& def, bool toml) {
-    if (const auto* s = std::get_if<std::string RunConfig::*>(&def.member)) {
-        return quote(c.*(*s));
-    }
-    if (const auto* d = std::get_if<double RunConfig::*>(&def.member)) {
-        return toml ? toml_number(c.*(*d)) : fmt::format("{}", c.*(*d));
-    }
-    return std::to_string(c.*(std::get<int RunConfig::*>(def.member)));
-}
-
 /// "default", "--budget-w", "PALS_BUDGET_W" or "pals.toml:3:1".
 std::string origin_comment(const std::string& origin, std::string_view key) {
     const std::string suffix = ": " + std::string(key);
@@ -512,8 +383,12 @@ std::string origin_comment(const std::string& origin, std::string_view key) {
 const std::vector<RunConfigKey>& run_config_keys() {
     static const std::vector<RunConfigKey> kKeys = [] {
         std::vector<RunConfigKey> keys;
-        for (const KeyDef& d : key_defs()) {
-            keys.push_back(d.key);
+        for (const Option<RunConfig>& o : run_options()) {
+            const RunKeyType type =
+                std::holds_alternative<std::string RunConfig::*>(o.member) ? RunKeyType::kString
+                : std::holds_alternative<double RunConfig::*>(o.member)    ? RunKeyType::kNumber
+                                                                           : RunKeyType::kInteger;
+            keys.push_back({o.key, type, o.help});
         }
         return keys;
     }();
@@ -537,21 +412,21 @@ Result<RunGroupConfig> parse_group_spec(std::string_view spec, const std::string
             continue;
         }
         const std::size_t eq = item.find('=');
+        const std::vector<std::string_view> keys = option_keys(group_options());
         if (eq == std::string::npos) {
-            return Status::invalid_argument(fmt::format("{}: '{}' is not key=value (keys: {})",
-                                                        origin, item, join(kGroupKeys)));
+            return Status::invalid_argument(
+                fmt::format("{}: '{}' is not key=value (keys: {})", origin, item, join(keys)));
         }
         const std::string key(trim(item.substr(0, eq)));
-        if (!contains(kGroupKeys, key)) {
-            return Status::invalid_argument(fmt::format(
-                "{}: unknown key '{}'{} (known: {})", origin, key,
-                did_you_mean(key, {kGroupKeys.begin(), kGroupKeys.end()}), join(kGroupKeys)));
+        const Option<RunGroupConfig>* option = find_option(group_options(), key);
+        if (option == nullptr) {
+            return unknown_key_error(origin, key, keys);
         }
         const std::string prefix = origin + ": " + key;
         if (g.origins.count(key) != 0U) {
             return Status::invalid_argument(prefix + ": given twice");
         }
-        if (Status s = set_group_from_text(g, key, item.substr(eq + 1)); !s.is_ok()) {
+        if (Status s = set_option_from_text(g, *option, trim(item.substr(eq + 1))); !s.is_ok()) {
             return s.with_prefix(prefix);
         }
         g.origins[key] = prefix;
@@ -566,17 +441,9 @@ Result<RunConfig> load_run_config(const RunConfigSources& sources) {
     }
     // Environment, then flags: each replaces what the layer below set.
     if (sources.env) {
-        for (const KeyDef& def : key_defs()) {
-            const std::string name = run_config_env_name(def.key.key);
-            std::optional<std::string> value = sources.env(name);
-            if (!value || value->empty()) {
-                continue;
-            }
-            if (Status s = set_from_text(c, def, *value); !s.is_ok()) {
-                return s.with_prefix(name);
-            }
-            c.origins[std::string(def.key.key)] = name;
-        }
+        OptionOrigins origins{.given = std::move(c.origins)};
+        PALS_RETURN_IF_ERROR(read_env_options(c, run_options(), sources.env, origins));
+        c.origins = std::move(origins.given);
         if (std::optional<std::string> groups = sources.env(kRunGroupsEnvVar);
             groups && !trim(*groups).empty()) {
             std::vector<std::string> specs;
@@ -592,12 +459,12 @@ Result<RunConfig> load_run_config(const RunConfigSources& sources) {
         }
     }
     for (const auto& [key, value] : sources.flags) {
-        const KeyDef* def = find_key(key);
+        const Option<RunConfig>* option = find_option(run_options(), key);
         const std::string flag = run_config_flag_name(key);
-        if (def == nullptr) {
+        if (option == nullptr) {
             return Status::invalid_argument(flag + ": unknown option");
         }
-        if (Status s = set_from_text(c, *def, value); !s.is_ok()) {
+        if (Status s = set_option_from_text(c, *option, value); !s.is_ok()) {
             return s.with_prefix(flag);
         }
         c.origins[key] = flag;
@@ -641,43 +508,42 @@ Status check_budget_feasible(const RunConfig& config, double budget_min_w) {
 
 std::string run_config_to_toml(const RunConfig& c) {
     std::string out = "# pals run: effective configuration (flag > environment > file > default)\n";
-    for (const KeyDef& def : key_defs()) {
-        const std::string key(def.key.key);
+    for (const Option<RunConfig>& option : run_options()) {
+        const std::string key(option.key);
         auto it = c.origins.find(key);
         out += fmt::format(
-            "{} = {}  # {}\n", key, value_text(c, def, true),
+            "{} = {}  # {}\n", key, option_value_text(c, option, true),
             it == c.origins.end() ? std::string("default") : origin_comment(it->second, key));
     }
     for (const RunGroupConfig& g : c.groups) {
         out += fmt::format("\n[[group]]  # {}\n", g.origin);
-        out += fmt::format("url = {}\n", quote(g.url));
-        out += fmt::format("gpus = [{}]\n", fmt::join(g.gpus, ", "));
-        out += fmt::format("max_num_seqs = {}\n", g.max_num_seqs);
-        out += fmt::format("batch_cap_file = {}\n", quote(g.batch_cap_file));
-        out += fmt::format("model_name = {}\n", quote(g.model_name));
-        out += fmt::format("engine = {}\n", quote(g.engine));
+        for (const Option<RunGroupConfig>& option : group_options()) {
+            out += fmt::format("{} = {}\n", option.key, option_value_text(g, option, true));
+        }
     }
     return out;
 }
 
 std::string run_config_to_json(const RunConfig& c) {
+    using option_detail::quote;
     std::vector<std::string> fields;
-    for (const KeyDef& def : key_defs()) {
-        fields.push_back(fmt::format("  {}: {}", quote(def.key.key), value_text(c, def, false)));
+    for (const Option<RunConfig>& option : run_options()) {
+        fields.push_back(
+            fmt::format("  {}: {}", quote(option.key), option_value_text(c, option, false)));
     }
     std::vector<std::string> groups;
     for (const RunGroupConfig& g : c.groups) {
-        groups.push_back(
-            fmt::format("    {{\"url\": {}, \"gpus\": [{}], \"max_num_seqs\": {}, "
-                        "\"batch_cap_file\": {}, \"model_name\": {}, "
-                        "\"engine\": {}}}",
-                        quote(g.url), fmt::join(g.gpus, ", "), g.max_num_seqs,
-                        quote(g.batch_cap_file), quote(g.model_name), quote(g.engine)));
+        std::vector<std::string> members;
+        for (const Option<RunGroupConfig>& option : group_options()) {
+            members.push_back(
+                fmt::format("{}: {}", quote(option.key), option_value_text(g, option, false)));
+        }
+        groups.push_back(fmt::format("    {{{}}}", fmt::join(members, ", ")));
     }
     fields.push_back(fmt::format("  \"group\": [\n{}\n  ]", fmt::join(groups, ",\n")));
     std::vector<std::string> origins;
-    for (const KeyDef& def : key_defs()) {
-        const std::string key(def.key.key);
+    for (const Option<RunConfig>& option : run_options()) {
+        const std::string key(option.key);
         auto it = c.origins.find(key);
         origins.push_back(
             fmt::format("    {}: {}", quote(key),

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cmath>
 
+#include "pals/sim/node_options.hpp"
+
 namespace pals::sim {
 
 namespace {
@@ -466,38 +468,9 @@ struct Simulator::Impl {
 
 Result<Simulator> Simulator::create(const NodeConfig& node, std::vector<workload::Request> requests,
                                     SloTargets slo) {
-    if (node.replicas < 1) {
-        return Status::invalid_argument("replicas must be >= 1");
-    }
+    PALS_RETURN_IF_ERROR(validate(node));
+    PALS_RETURN_IF_ERROR(validate(slo));
     const EngineConfig& e = node.engine;
-    if (e.max_num_seqs < 1) {
-        return Status::invalid_argument("max_num_seqs must be >= 1 (got " +
-                                        std::to_string(e.max_num_seqs) + ")");
-    }
-    if (e.max_num_batched_tokens < 1) {
-        return Status::invalid_argument("max_num_batched_tokens must be >= 1");
-    }
-    if (e.block_size < 1) {
-        return Status::invalid_argument("block_size must be >= 1");
-    }
-    // Written as !(in range) so that NaN fails every check.
-    if (!(e.gpu_memory_utilization > 0.0 && e.gpu_memory_utilization <= 1.0)) {
-        return Status::invalid_argument("gpu_memory_utilization must be in (0, 1]");
-    }
-    if (!(slo.ttft_s > 0.0 && std::isfinite(slo.ttft_s) && slo.tpot_s > 0.0 &&
-          std::isfinite(slo.tpot_s))) {
-        return Status::invalid_argument("SLO targets must be finite and > 0");
-    }
-    if (!std::isfinite(node.parallel.routing_skew) || node.parallel.routing_skew < 0.0) {
-        return Status::invalid_argument("routing_skew must be finite and >= 0");
-    }
-    // Caps outside the GPU's range are clamped (as NVML would refuse them); NaN cannot be.
-    if (!(node.power_cap_w >= 0.0 && std::isfinite(node.power_cap_w))) {
-        return Status::out_of_range("power_cap_w must be finite and >= 0 (0: the GPU's default)");
-    }
-    if (!(node.locked_clock_mhz >= 0.0 && std::isfinite(node.locked_clock_mhz))) {
-        return Status::out_of_range("locked_clock_mhz must be finite and >= 0 (0: not locked)");
-    }
     for (std::size_t i = 1; i < requests.size(); ++i) {
         if (requests[i].arrival_s < requests[i - 1].arrival_s) {
             return Status::invalid_argument("requests must be sorted by arrival time");

@@ -9,7 +9,7 @@
 
 namespace pals {
 
-/// "PALS_" + the key in upper case ("period_s" -> "PALS_PERIOD_S").
+/// "PALS_" + the key in upper case, '-' as '_' ("period_s" -> "PALS_PERIOD_S").
 [[nodiscard]] std::string config_env_name(std::string_view key);
 
 /// "--" + the key with '-' for '_' ("period_s" -> "--period-s").

@@ -9,7 +9,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -56,5 +58,44 @@ template <class T>
         return static_cast<T>(*v);
     }
 }
+
+/// Parses a TOML document; a syntax error is kInvalidArgument "FILE:LINE:COLUMN: what".
+[[nodiscard]] Result<toml::table> parse_toml(std::string_view text, const std::string& file);
+
+/// Typed access to the values of a parsed document by dotted path ("node.tp"), with errors
+/// "FILE:LINE:COLUMN: node.tp: what" (the value's position; "FILE: key: what" for a key that is
+/// absent).
+class TomlReader {
+public:
+    TomlReader(const toml::table& root, std::string file) : m_root(root), m_file(std::move(file)) {}
+
+    /// "FILE:LINE:COLUMN: key" where the key has a value, "FILE: key" otherwise.
+    [[nodiscard]] std::string origin(std::string_view key) const;
+    /// kInvalidArgument "origin(key): what".
+    [[nodiscard]] Status error(std::string_view key, const std::string& what) const {
+        return Status::invalid_argument(origin(key) + ": " + what);
+    }
+
+    /// The value at `key` as a T (toml_value()), or nullopt when absent.
+    template <class T>
+    [[nodiscard]] Result<std::optional<T>> get(std::string_view key) const {
+        const auto node = m_root.at_path(key);
+        if (!node) {
+            return std::optional<T>{};
+        }
+        Result<T> value = toml_value<T>(*node.node());
+        if (!value.is_ok()) {
+            return error(key, value.status().message());
+        }
+        return std::optional<T>{std::move(value).value()};
+    }
+
+    [[nodiscard]] const toml::table& root() const { return m_root; }
+    [[nodiscard]] const std::string& file() const { return m_file; }
+
+private:
+    const toml::table& m_root;
+    std::string m_file;
+};
 
 }  // namespace pals

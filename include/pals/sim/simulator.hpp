@@ -28,7 +28,8 @@ namespace pals::sim {
 
 /// The engine's launch settings (vLLM names).
 struct EngineConfig {
-    int max_num_seqs = 256;             ///< --max-num-seqs: the launch batch cap
+    int max_num_seqs =
+        1024;  ///< --max-num-seqs: the launch batch cap (vLLM's default on H100-class GPUs)
     int max_num_batched_tokens = 8192;  ///< --max-num-batched-tokens: token budget per step
     bool enable_chunked_prefill = true;
     int block_size = 16;  ///< KV-cache block size in tokens

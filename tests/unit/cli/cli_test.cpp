@@ -19,9 +19,11 @@ struct CommandResult {
     std::string out;  // stdout and stderr together
 };
 
-CommandResult run(const std::string& args) {
+/// Runs `pals ARGS` with the environment assignments `env` ("PALS_TP=2 ...") prepended.
+CommandResult run(const std::string& args, const std::string& env = "") {
     CommandResult r;
-    const std::string command = "PALS_SHARED_DIR=" + kShared + " " + kPals + " " + args + " 2>&1";
+    const std::string command =
+        "PALS_SHARED_DIR=" + kShared + " " + env + " " + kPals + " " + args + " 2>&1";
     FILE* pipe = popen(command.c_str(), "r");
     if (pipe == nullptr) {
         return r;
@@ -39,6 +41,26 @@ std::string temp_file(const std::string& name, const std::string& content) {
     const std::string path = ::testing::TempDir() + "/" + name;
     std::ofstream(path) << content;
     return path;
+}
+
+TEST(CliTest, EveryNodeAndWorkloadFlagIsAlsoAVariable) {
+    // flag > environment > default, with the variable named in errors.
+    const CommandResult env =
+        run("simulate --tp 2 --rate 2 --seed 3 --json", "PALS_NUM_REQUESTS=40");
+    ASSERT_EQ(env.exit_code, 0) << env.out;
+    EXPECT_EQ(nlohmann::json::parse(env.out)["requests_completed"], 40);
+    const CommandResult flag =
+        run("simulate --tp 2 --rate 2 --num-requests 30 --seed 3 --json", "PALS_NUM_REQUESTS=40");
+    ASSERT_EQ(flag.exit_code, 0) << flag.out;
+    EXPECT_EQ(nlohmann::json::parse(flag.out)["requests_completed"], 30);
+    const CommandResult bad = run("simulate --num-requests 5", "PALS_MAX_NUM_SEQS=0");
+    EXPECT_EQ(bad.exit_code, 2) << bad.out;
+    EXPECT_NE(bad.out.find("PALS_MAX_NUM_SEQS: must be 1-1000000 (got 0)"), std::string::npos)
+        << bad.out;
+    const CommandResult slo =
+        run("simulate --tp 2 --num-requests 5 --json", "PALS_SLO_TPOT=banana");
+    EXPECT_EQ(slo.exit_code, 2) << slo.out;
+    EXPECT_NE(slo.out.find("PALS_SLO_TPOT: must be a number"), std::string::npos) << slo.out;
 }
 
 TEST(CliTest, SimulateJsonHasTheDocumentedFields) {

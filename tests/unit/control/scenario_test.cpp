@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "pals/control/evaluation.hpp"
+#include "status_assertions.hpp"
 
 namespace pals::control {
 namespace {
@@ -68,6 +69,39 @@ TEST(ScenarioTest, WrongTypeAndUnknownSectionAreNamed) {
         write("section.toml", std::string(kNode) + "[wrkload]\nrate_rps = 1\n"), kShared);
     ASSERT_FALSE(section.is_ok());
     EXPECT_NE(section.status().message().find("wrkload: unknown section"), std::string::npos);
+}
+
+TEST(ScenarioTest, KeysAreTheSharedOptionTablesWithLinesAndHints) {
+    // [node] reads the same table as the flags: engine keys the CLI has are scenario keys too.
+    auto engine =
+        load_scenario(write("engine.toml", std::string(kNode) +
+                                               "block_size = 32\nenable_chunked_prefill = false\n"
+                                               "[workload]\nrate_rps = 1\nduration_s = 10\n"),
+                      kShared);
+    ASSERT_OK(engine);
+    EXPECT_EQ(engine->node.engine.block_size, 32);
+    EXPECT_FALSE(engine->node.engine.enable_chunked_prefill);
+    EXPECT_STATUS(
+        load_scenario(
+            write("typo.toml", std::string(kNode) + "max_num_seq = 3\n[workload]\nrate_rps = 1\n"),
+            kShared),
+        StatusCode::kInvalidArgument,
+        "typo.toml:6:1: node: unknown key 'max_num_seq' (did you mean 'max_num_seqs'?)");
+    EXPECT_STATUS(
+        load_scenario(
+            write("cap.toml", std::string(kNode) + "power_cap_w = 300\n[workload]\nrate_rps = 1\n"),
+            kShared),
+        StatusCode::kInvalidArgument, "unknown key 'power_cap_w'");  // a flag only
+    EXPECT_STATUS(
+        load_scenario(write("runkey.toml",
+                            std::string(kNode) + "[workload]\nrate_rps = 1\n[run]\nperiod = 2\n"),
+                      kShared),
+        StatusCode::kInvalidArgument, "runkey.toml:9:1: run: unknown key 'period'");
+    EXPECT_STATUS(
+        load_scenario(write("located.toml", std::string(kNode) + "[workload]\nrate_rps = 1\n[run]\n"
+                                                                 "warmup_s = \"x\"\n"),
+                      kShared),
+        StatusCode::kInvalidArgument, "located.toml:9:12: run.warmup_s");
 }
 
 TEST(ScenarioTest, BudgetBelowTheMinimumCapsIsRejected) {

@@ -1,0 +1,61 @@
+#pragma once
+/// @file node_options.hpp
+/// @brief The options of a simulated node and of its SLO targets, declared once
+/// (common/option_table.hpp): a scenario's [node] and [slo] tables, the flags of every command
+/// that builds a node (simulate, demo, profile, sim-serve) and their `PALS_*` variables all read
+/// these tables. Defaults are those of sim::NodeConfig; NodeOptions::build() is the one
+/// validation of a node.
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "pals/common/option_table.hpp"
+#include "pals/common/status.hpp"
+#include "pals/sim/simulator.hpp"
+
+namespace pals::sim {
+
+/// The values of a node's options as given (a model path, a GPU name, counts), before the model
+/// config is read.
+struct NodeOptions {
+    std::string model;  ///< a Hugging Face config.json; "" = the caller's default
+    std::string gpu = "H100-SXM";
+    std::string dtype;  ///< "" = from the model config
+    int tp = ParallelConfig{}.tp;
+    int ep = ParallelConfig{}.ep;
+    int replicas = NodeConfig{}.replicas;
+    int max_num_seqs = EngineConfig{}.max_num_seqs;
+    int max_num_batched_tokens = EngineConfig{}.max_num_batched_tokens;
+    bool enable_chunked_prefill = EngineConfig{}.enable_chunked_prefill;
+    int block_size = EngineConfig{}.block_size;
+    double gpu_memory_utilization = EngineConfig{}.gpu_memory_utilization;
+    int max_model_len = EngineConfig{}.max_model_len;
+    double routing_skew = ParallelConfig{}.routing_skew;
+    double power_cap_w = NodeConfig{}.power_cap_w;
+    double locked_clock_mhz = NodeConfig{}.locked_clock_mhz;
+
+    /// Reads the model config (`resolve` maps the `model` value to a path; `default_model` when
+    /// it is empty) and checks everything. Errors start with the origin of the key at fault
+    /// ("scenario.toml:4:1: node.tp", "--tp").
+    [[nodiscard]] Result<NodeConfig> build(
+        const OptionOrigins& origins, const std::filesystem::path& default_model,
+        const std::function<std::filesystem::path(const std::string&)>& resolve = {}) const;
+};
+
+/// Every node option. power_cap_w and locked_clock_mhz are flags only (policies set them in a
+/// scenario).
+[[nodiscard]] const OptionTable<NodeOptions>& node_options();
+
+/// The SLO options: ttft_s (--slo-ttft), tpot_s (--slo-tpot).
+[[nodiscard]] const OptionTable<SloTargets>& slo_options();
+
+/// The invariants of a node every entry point relies on (Simulator::create checks them too):
+/// counts >= 1 and within kMaxGpus GPUs, ep 1 or tp, memory share in (0, 1], finite skew,
+/// caps and clocks. Errors name the NodeConfig field.
+[[nodiscard]] Status validate(const NodeConfig& node);
+
+/// SLO targets finite and > 0.
+[[nodiscard]] Status validate(const SloTargets& slo);
+
+}  // namespace pals::sim

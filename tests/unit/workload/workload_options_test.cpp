@@ -1,0 +1,50 @@
+// The workload option table and its one build(): trace, synthetic or closed loop.
+#include "pals/workload/workload_options.hpp"
+
+#include <gtest/gtest.h>
+
+#include "status_assertions.hpp"
+
+namespace pals::workload {
+namespace {
+
+TEST(WorkloadOptionsTest, TheKindFollowsWhatIsGiven) {
+    WorkloadOptions o;
+    EXPECT_STATUS(o.build({}), StatusCode::kInvalidArgument,
+                  "no workload: give trace, rate_rps or num_requests");
+    o.num_requests = 10;
+    EXPECT_EQ(o.build({}).value().kind, WorkloadKind::kClosedLoop);
+    o.rate_rps = 2.0;
+    o.input_len = "uniform:10:20";
+    const WorkloadSpec synthetic = o.build({}).value();
+    EXPECT_EQ(synthetic.kind, WorkloadKind::kSynthetic);
+    EXPECT_DOUBLE_EQ(synthetic.rate_rps, 2.0);
+    o.trace = "t.csv";
+    const WorkloadSpec trace =
+        o.build({}, [](const std::string& v) { return std::filesystem::path("/d") / v; }).value();
+    EXPECT_EQ(trace.kind, WorkloadKind::kTrace);
+    EXPECT_EQ(trace.trace_path, "/d/t.csv");
+}
+
+TEST(WorkloadOptionsTest, BoundsNameTheKey) {
+    OptionOrigins origins;
+    origins.label = [](std::string_view key) { return "--" + std::string(key); };
+    origins.fallback = origins.label;
+    WorkloadOptions o;
+    o.rate_rps = 1e6;
+    o.duration_s = 1e6;
+    EXPECT_STATUS(o.build(origins), StatusCode::kInvalidArgument,
+                  "--rate_rps: 1e+06 req/s x 1e+06 s is 1e+12 requests, more than the limit");
+    o = {};
+    o.num_requests = 5;
+    o.output_len = "20000000";
+    EXPECT_STATUS(o.build(origins), StatusCode::kOutOfRange,
+                  "--output_len: 20000000 tokens is more than the limit of 10000000");
+    o = {};
+    o.burstiness = 0.0;
+    EXPECT_STATUS(o.build(origins), StatusCode::kOutOfRange, "--burstiness: must be > 0");
+    EXPECT_FALSE(find_option(workload_options(), "seed")->in_file);  // a scenario's [run] seed
+}
+
+}  // namespace
+}  // namespace pals::workload
