@@ -309,11 +309,9 @@ Status run_sweeps(const CalibrateOptions& opt, const std::string& shared, nlohma
         PALS_ASSIGN_OR_RETURN(std::vector<sim::ClockSweep> loaded, sim::load_clock_sweeps(file));
         sweeps.insert(sweeps.end(), loaded.begin(), loaded.end());
     }
-    Result<sim::GpuSpec> gpu = sim::find_gpu_spec(opt.sweep_gpu);
-    if (!gpu.is_ok()) {
-        return gpu.status().with_prefix("--sweep-gpu");
-    }
-    sim::GpuSpec spec = gpu.value();
+    PALS_ASSIGN_OR_RETURN(sim::GpuSpec gpu,
+                          sim::find_gpu_spec(opt.sweep_gpu).with_prefix("--sweep-gpu"));
+    sim::GpuSpec spec = gpu;
     if (opt.fit) {
         PALS_ASSIGN_OR_RETURN(
             sim::GpuSpec fitted,
@@ -360,14 +358,11 @@ Status run_serving_figures(const std::string& shared, const sim::GpuSpec& spec,
 
 Status run_calibrate(const CalibrateOptions& opt) {
     const std::string shared = default_shared_dir();
-    Result<sim::GpuSpec> gpu = sim::find_gpu_spec(opt.gpu);
-    if (!gpu.is_ok()) {
-        return gpu.status().with_prefix("--gpu");
-    }
+    PALS_ASSIGN_OR_RETURN(sim::GpuSpec gpu, sim::find_gpu_spec(opt.gpu).with_prefix("--gpu"));
     if (Status st = workload::check_length_text("--input-len", opt.input_len); !st.is_ok()) {
         return st;
     }
-    sim::GpuSpec spec = gpu.value();
+    sim::GpuSpec spec = gpu;
     nlohmann::json json_out = nlohmann::json::object();
     std::string text_out;
     Status status = Status::ok();

@@ -56,11 +56,8 @@ struct LoadgenPlan {
 
 Result<LoadgenPlan> build_plan(const LoadgenOptions& opt) {
     LoadgenPlan plan;
-    Result<Url> url = Url::parse(opt.url);
-    if (!url.is_ok()) {
-        return url.status().with_prefix("--url");
-    }
-    plan.client.url = url.value();
+    PALS_ASSIGN_OR_RETURN(Url url, Url::parse(opt.url).with_prefix("--url"));
+    plan.client.url = url;
     if (opt.endpoint.empty() || opt.endpoint.front() != '/') {
         return Status::invalid_argument(
             fmt::format("--endpoint: '{}' must be a path such as /v1/completions", opt.endpoint));
@@ -164,20 +161,17 @@ Status run_loadgen(const LoadgenOptions& opt) {
     // Like vllm bench serve: without --model, ask the server. Either way an unreachable
     // endpoint stops the run before it starts (exit 3).
     if (plan.client.model.empty()) {
-        Result<std::string> model =
-            loadgen::fetch_first_model(plan.client.url, plan.client.api_key);
-        if (!model.is_ok()) {
-            return model.status().with_prefix("--model not given and /v1/models failed");
-        }
-        plan.client.model = model.value();
+        PALS_ASSIGN_OR_RETURN(std::string model,
+                              loadgen::fetch_first_model(plan.client.url, plan.client.api_key)
+                                  .with_prefix("--model not given and /v1/models failed"));
+        plan.client.model = model;
     } else {
         PALS_RETURN_IF_ERROR(loadgen::check_reachable(plan.client.url).with_prefix("--url"));
     }
     plan.info.model = plan.client.model;
-    Result<loadgen::RequestSender> sender = loadgen::RequestSender::create(plan.client);
-    if (!sender.is_ok()) {
-        return sender.status().with_prefix(opt.extra_body.empty() ? "--model" : "--extra-body");
-    }
+    PALS_ASSIGN_OR_RETURN(loadgen::RequestSender sender,
+                          loadgen::RequestSender::create(plan.client)
+                              .with_prefix(opt.extra_body.empty() ? "--model" : "--extra-body"));
     if (opt.progress) {
         std::fprintf(stderr, "loadgen: %zu requests (%s) to %s%s%s, model %s\n",
                      plan.requests.size(), plan.info.arrival.c_str(),
@@ -190,7 +184,7 @@ Status run_loadgen(const LoadgenOptions& opt) {
     }
     SystemClock clock;
     PALS_ASSIGN_OR_RETURN(loadgen::RunResult run,
-                          loadgen::run_load(sender.value(), plan.requests, plan.run, clock));
+                          loadgen::run_load(sender, plan.requests, plan.run, clock));
     const loadgen::BenchmarkMetrics metrics =
         loadgen::compute_metrics(run.outcomes, run.duration_s, plan.metrics);
     if (metrics.completed == 0) {

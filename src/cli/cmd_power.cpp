@@ -51,12 +51,10 @@ Result<std::vector<int>> parse_gpu_list(const std::string& text, int count) {
     if (count <= 0) {
         return Status::unavailable("no GPU found (NVML reports 0 GPUs)");
     }
-    Result<std::vector<int>> listed = parse_gpu_set(text, count);
-    if (!listed.is_ok()) {
-        return listed.status().with_prefix("--gpus");
-    }
+    PALS_ASSIGN_OR_RETURN(std::vector<int> listed,
+                          parse_gpu_set(text, count).with_prefix("--gpus"));
     std::vector<int> gpus;
-    for (int gpu : *listed) {
+    for (int gpu : listed) {
         if (std::find(gpus.begin(), gpus.end(), gpu) == gpus.end()) {
             gpus.push_back(gpu);
         }
@@ -120,12 +118,9 @@ Status run_set(const SetOptions& opt) {
     if (opt.duration_s < 0.0 || (opt.duration_s > 0.0 && !opt.hold)) {
         return Status::invalid_argument("--duration needs --hold and a positive number of seconds");
     }
-    auto selected = open_selected_gpus(opt.nvml_lib, opt.gpus);
-    if (!selected.is_ok()) {
-        return selected.status();
-    }
-    power::GpuBackend& gpu_backend = *selected->backend;
-    const std::vector<int>* gpus = &selected->gpus;
+    PALS_ASSIGN_OR_RETURN(auto selected, open_selected_gpus(opt.nvml_lib, opt.gpus));
+    power::GpuBackend& gpu_backend = *selected.backend;
+    const std::vector<int>* gpus = &selected.gpus;
 
     // Validate every GPU before anything is written.
     std::vector<double> before_w;
@@ -226,12 +221,9 @@ Status run_watch(const WatchOptions& opt) {
         return Status::invalid_argument("--count must be >= 0 (0: until Ctrl-C)");
     }
     StopSignals signals;
-    auto selected = open_selected_gpus(opt.nvml_lib, opt.gpus);
-    if (!selected.is_ok()) {
-        return selected.status();
-    }
-    power::GpuBackend& gpu_backend = *selected->backend;
-    const std::vector<int>* gpus = &selected->gpus;
+    PALS_ASSIGN_OR_RETURN(auto selected, open_selected_gpus(opt.nvml_lib, opt.gpus));
+    power::GpuBackend& gpu_backend = *selected.backend;
+    const std::vector<int>* gpus = &selected.gpus;
     auto read_all = [&]() -> Result<std::vector<power::GpuSample>> {
         std::vector<power::GpuSample> out;
         for (int gpu : *gpus) {

@@ -68,11 +68,8 @@ Result<std::vector<int>> parse_gpu_list(const std::string& text, int tp) {
         }
         return out;
     }
-    Result<std::vector<int>> listed = parse_gpu_set(text);
-    if (!listed.is_ok()) {
-        return listed.status().with_prefix("--gpus");
-    }
-    out = std::move(listed).value();
+    PALS_ASSIGN_OR_RETURN(std::vector<int> listed, parse_gpu_set(text).with_prefix("--gpus"));
+    out = std::move(listed);
     if (static_cast<int>(out.size()) != tp) {
         return Status::invalid_argument(
             fmt::format("--gpus lists {} GPU(s) but --tp is {}: one group of tp GPUs is profiled",
@@ -85,10 +82,7 @@ Result<std::vector<int>> parse_gpu_list(const std::string& text, int tp) {
 Result<std::unique_ptr<LiveNode>> open_live_node(const ProfileOptions& opt, int max_batch) {
     auto node = std::make_unique<LiveNode>();
     PALS_ASSIGN_OR_RETURN(std::vector<int> gpus, parse_gpu_list(opt.gpus, opt.node.values.tp));
-    Result<Url> url = Url::parse(opt.url);
-    if (!url.is_ok()) {
-        return url.status().with_prefix("--url");
-    }
+    PALS_ASSIGN_OR_RETURN(Url url, Url::parse(opt.url).with_prefix("--url"));
     power::NvmlBackend::Options nvml;
     nvml.library_path = opt.nvml_lib;
     nvml.clock = &node->clock;
@@ -103,8 +97,8 @@ Result<std::unique_ptr<LiveNode>> open_live_node(const ProfileOptions& opt, int 
         }
     }
     engine::vllm::VllmEngineConfig engine;
-    engine.host = url->host;
-    engine.port = url->port;
+    engine.host = url.host;
+    engine.port = url.port;
     engine.max_num_seqs = opt.max_num_seqs_given ? opt.node.values.max_num_seqs : max_batch;
     engine.gpus = gpus;
     engine.batch_cap_path = opt.batch_cap_file;
@@ -202,10 +196,7 @@ Status run_profile(ProfileOptions opt) {
             }
         }
     }
-    Result<std::vector<double>> caps = profile::parse_caps(opt.caps);
-    if (!caps.is_ok()) {
-        return caps.status();
-    }
+    PALS_ASSIGN_OR_RETURN(std::vector<double> caps, profile::parse_caps(opt.caps));
     PALS_ASSIGN_OR_RETURN(std::vector<int> batches, profile::parse_batches(opt.batches));
     std::vector<profile::WorkloadMix> mixes;
     for (const std::string& text : opt.workloads) {
@@ -239,10 +230,10 @@ Status run_profile(ProfileOptions opt) {
     }
     PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, opt.node.build());
     const sim::GpuSpec& gpu = node.gpu;
-    if (caps->front() < gpu.power_limit_min_w || caps->back() > gpu.power_limit_max_w) {
+    if (caps.front() < gpu.power_limit_min_w || caps.back() > gpu.power_limit_max_w) {
         return Status::out_of_range(
-            fmt::format("--caps {}-{} W is outside {}'s power-limit range {}-{} W", caps->front(),
-                        caps->back(), gpu.name, gpu.power_limit_min_w, gpu.power_limit_max_w));
+            fmt::format("--caps {}-{} W is outside {}'s power-limit range {}-{} W", caps.front(),
+                        caps.back(), gpu.name, gpu.power_limit_min_w, gpu.power_limit_max_w));
     }
     Result<std::unique_ptr<profile::SessionFactory>> factory = Status::internal("no backend");
     std::unique_ptr<LiveNode> live;
@@ -290,7 +281,7 @@ Status run_profile(ProfileOptions opt) {
                                                           factory.value()->backend_name()));
     profile::SweepPlan plan;
     plan.workloads = mixes;
-    plan.caps_w = caps.value();
+    plan.caps_w = caps;
     plan.batch_caps = batches;
     plan.measure = measure;
     std::size_t already = 0;

@@ -149,11 +149,10 @@ Status run_daemon(const RunOptions& opt) {
     for (const run::RunGroupConfig& g : config.groups) {
         group_gpus.insert(group_gpus.end(), g.gpus.begin(), g.gpus.end());
     }
-    Result<double> budget_min_w = control::min_budget_w(gpus, group_gpus);
-    if (!budget_min_w.is_ok()) {
-        return budget_min_w.status().with_prefix("reading the GPUs' power-limit ranges");
-    }
-    PALS_RETURN_IF_ERROR(run::check_budget_feasible(config, budget_min_w.value()));
+    PALS_ASSIGN_OR_RETURN(double budget_min_w,
+                          control::min_budget_w(gpus, group_gpus)
+                              .with_prefix("reading the GPUs' power-limit ranges"));
+    PALS_RETURN_IF_ERROR(run::check_budget_feasible(config, budget_min_w));
     PALS_ASSIGN_OR_RETURN(power::SavedControls saved,
                           power::SavedControls::load(config.saved_controls));
     if (!saved.empty()) {
@@ -170,7 +169,7 @@ Status run_daemon(const RunOptions& opt) {
         engine_ptrs.push_back(engines.back().get());
     }
     control::StateStore store;
-    store.set_budget_min_w(budget_min_w.value());  // before the API answers its first PUT
+    store.set_budget_min_w(budget_min_w);  // before the API answers its first PUT
     control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy),
                            run::controller_config(config), store, saved,
                            run::daemon_options(config));

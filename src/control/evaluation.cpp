@@ -351,11 +351,10 @@ OracleGrid oracle_grid(const Scenario& sc) {
 Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
                                          const std::shared_ptr<const profile::PowerModel>& model) {
     const auto wall_start = std::chrono::steady_clock::now();
-    auto built = workload::build_workload(sc.workload);
-    if (!built.is_ok()) {
-        return built.status().with_prefix(sc.path.string() + ": workload");
-    }
-    const std::vector<workload::Request>& requests = built.value();
+    PALS_ASSIGN_OR_RETURN(
+        auto built,
+        workload::build_workload(sc.workload).with_prefix(sc.path.string() + ": workload"));
+    const std::vector<workload::Request>& requests = built;
     if (requests.empty()) {
         return Status::invalid_argument(sc.path.string() + ": workload: no requests");
     }

@@ -98,11 +98,8 @@ Result<SavedControls> SavedControls::load(std::filesystem::path path) {
         saved.m_backend_name = doc["backend"].get<std::string>();
     }
     for (const json& g : doc["gpus"]) {
-        auto entry = from_json(g);
-        if (!entry.is_ok()) {
-            return entry.status().with_prefix(where);
-        }
-        saved.m_entries.push_back(std::move(entry).value());
+        PALS_ASSIGN_OR_RETURN(auto entry, from_json(g).with_prefix(where));
+        saved.m_entries.push_back(std::move(entry));
     }
     saved.m_loaded_count = saved.m_entries.size();
     return saved;

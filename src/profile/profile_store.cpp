@@ -346,16 +346,15 @@ Result<ProfileTable> parse_profile_csv(std::string_view text, const std::filesys
         if (line.empty()) {
             continue;
         }
-        Result<std::vector<std::string>> fields = split_csv_line(line);
-        if (!fields.is_ok()) {
-            return fields.status().with_prefix(name + ":" + std::to_string(line_no));
-        }
+        PALS_ASSIGN_OR_RETURN(
+            std::vector<std::string> fields,
+            split_csv_line(line).with_prefix(name + ":" + std::to_string(line_no)));
         if (!have_header) {
             have_header = true;
-            field_count = fields->size();
+            field_count = fields.size();
             std::unordered_map<std::string, int> position;
-            for (std::size_t i = 0; i < fields->size(); ++i) {
-                position[(*fields)[i]] = static_cast<int>(i);
+            for (std::size_t i = 0; i < fields.size(); ++i) {
+                position[(fields)[i]] = static_cast<int>(i);
             }
             std::string missing;
             for (const Column& c : columns()) {
@@ -377,14 +376,14 @@ Result<ProfileTable> parse_profile_csv(std::string_view text, const std::filesys
             }
             continue;
         }
-        if (fields->size() != field_count) {
+        if (fields.size() != field_count) {
             return Status::invalid_argument(fmt::format("{}:{}: {} fields, the header has {}", name,
-                                                        line_no, fields->size(), field_count));
+                                                        line_no, fields.size(), field_count));
         }
         ProfileRow row;
         const auto& cols = columns();
         for (std::size_t c = 0; c < cols.size(); ++c) {
-            const std::string& field = (*fields)[static_cast<std::size_t>(index_of_column[c])];
+            const std::string& field = (fields)[static_cast<std::size_t>(index_of_column[c])];
             Status st = cols[c].set(row, field);
             if (!st.is_ok()) {
                 return Status::invalid_argument(fmt::format("{}:{}: column '{}': {}", name, line_no,

@@ -339,12 +339,10 @@ Status run_sweep(SessionFactory& factory, const SweepPlan& plan, ProfileTable& t
                 }
                 Result<ProfileRow> row = Status::internal("no attempt");
                 for (int attempt = 0; attempt < attempts; ++attempt) {
-                    Result<std::unique_ptr<ProfileSession>> session =
-                        factory.open(mix, p.point, attempt);
-                    if (!session.is_ok()) {
-                        return session.status().with_prefix(point_label(mix.name, p.point));
-                    }
-                    row = measure_point(*session.value(), p.point, plan.measure);
+                    PALS_ASSIGN_OR_RETURN(std::unique_ptr<ProfileSession> session,
+                                          factory.open(mix, p.point, attempt)
+                                              .with_prefix(point_label(mix.name, p.point)));
+                    row = measure_point(*session, p.point, plan.measure);
                     if (!row.is_ok()) {
                         return row.status().with_prefix(point_label(mix.name, p.point));
                     }

@@ -113,11 +113,9 @@ Result<WorkloadMix> parse_workload_mix(std::string_view text) {
     mix.spec = std::string(spec);
     if (spec.find('=') == std::string_view::npos) {
         // A bare path: the lengths of a trace.
-        Result<std::vector<workload::Request>> lengths = load_trace_lengths(std::string(spec));
-        if (!lengths.is_ok()) {
-            return lengths.status().with_prefix(where);
-        }
-        mix.lengths = std::move(lengths).value();
+        PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> lengths,
+                              load_trace_lengths(std::string(spec)).with_prefix(where));
+        mix.lengths = std::move(lengths);
         return mix;
     }
     bool have_in = false;
@@ -142,18 +140,15 @@ Result<WorkloadMix> parse_workload_mix(std::string_view text) {
         const std::string_view key = trim(item.substr(0, item_eq));
         const std::string value(trim(item.substr(item_eq + 1)));
         if (key == "in" || key == "out") {
-            Result<workload::LengthDistribution> d = workload::LengthDistribution::parse(value);
-            if (!d.is_ok()) {
-                return d.status().with_prefix(where + ": " + std::string(key));
-            }
-            (key == "in" ? mix.input : mix.output) = d.value();
+            PALS_ASSIGN_OR_RETURN(workload::LengthDistribution d,
+                                  workload::LengthDistribution::parse(value).with_prefix(
+                                      where + ": " + std::string(key)));
+            (key == "in" ? mix.input : mix.output) = d;
             (key == "in" ? have_in : have_out) = true;
         } else if (key == "trace") {
-            Result<std::vector<workload::Request>> lengths = load_trace_lengths(value);
-            if (!lengths.is_ok()) {
-                return lengths.status().with_prefix(where);
-            }
-            mix.lengths = std::move(lengths).value();
+            PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> lengths,
+                                  load_trace_lengths(value).with_prefix(where));
+            mix.lengths = std::move(lengths);
             have_trace = true;
         } else if (key == "seed") {
             std::uint64_t seed = 0;

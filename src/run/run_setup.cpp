@@ -68,11 +68,10 @@ Result<std::unique_ptr<control::Policy>> make_run_policy(const RunConfig& c) {
         return Status::invalid_argument(run_config_origin(c, "policy") + ": unknown policy '" +
                                         c.policy + "'");
     }
-    Result<profile::PowerModel> model = profile::PowerModel::load(c.power_model);
-    if (!model.is_ok()) {
-        return model.status().with_prefix(run_config_origin(c, "power_model"));
-    }
-    const std::vector<std::string> mixes = model->workloads();
+    PALS_ASSIGN_OR_RETURN(
+        profile::PowerModel model,
+        profile::PowerModel::load(c.power_model).with_prefix(run_config_origin(c, "power_model")));
+    const std::vector<std::string> mixes = model.workloads();
     if (!c.workload.empty() && std::find(mixes.begin(), mixes.end(), c.workload) == mixes.end()) {
         return Status::invalid_argument(
             run_config_origin(c, "workload") + ": " +
@@ -81,8 +80,8 @@ Result<std::unique_ptr<control::Policy>> make_run_policy(const RunConfig& c) {
     }
     control::PalsSettings settings;
     settings.workload = c.workload;
-    return control::make_pals_policy(
-        std::make_shared<const profile::PowerModel>(std::move(model).value()), settings);
+    return control::make_pals_policy(std::make_shared<const profile::PowerModel>(std::move(model)),
+                                     settings);
 }
 
 }  // namespace pals::run

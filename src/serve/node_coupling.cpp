@@ -67,12 +67,9 @@ Result<std::unique_ptr<NvmlCoupling>> NvmlCoupling::open(const std::string& conf
                                                          const std::string& state_path,
                                                          int gpu_offset, int gpu_count,
                                                          const sim::GpuSpec& node_gpu) {
-    Result<std::string> text = read_file(config_path);
-    if (!text.is_ok()) {
-        return text.status().with_prefix("fake NVML config");
-    }
+    PALS_ASSIGN_OR_RETURN(std::string text, read_file(config_path).with_prefix("fake NVML config"));
     std::string error;
-    std::optional<fake::FakeConfig> config = fake::parse_config(text.value(), error);
+    std::optional<fake::FakeConfig> config = fake::parse_config(text, error);
     if (!config) {
         return Status::invalid_argument("fake NVML config " + config_path + ": " + error);
     }

@@ -64,12 +64,10 @@ Result<FidelityRow> simulate_row(const MeasuredRun& run, const model::ModelSpec&
     w.input = in;
     w.output = out;
     PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> requests, workload::build_workload(w));
-    Result<Simulator> sim = Simulator::create(node, std::move(requests));
-    if (!sim.is_ok()) {
-        return sim.status().with_prefix("line " + std::to_string(run.line));
-    }
-    sim->run_to_completion();
-    const SimulationReport report = sim->report();
+    PALS_ASSIGN_OR_RETURN(Simulator sim, Simulator::create(node, std::move(requests))
+                                             .with_prefix("line " + std::to_string(run.line)));
+    sim.run_to_completion();
+    const SimulationReport report = sim.report();
     FidelityRow row;
     row.measured = run;
     if (report.steady) {

@@ -225,10 +225,7 @@ Result<ClosedLoopResult> run_decode(const model::ModelSpec& model, const GpuSpec
     setup.input_len = f.input_len;
     setup.output_len = f.output_len;
     setup.locked_clock_mhz = locked_clock_mhz;
-    Result<ClosedLoopResult> run = run_closed_loop(setup);
-    if (!run.is_ok()) {
-        return run.status().with_prefix(f.source);
-    }
+    PALS_ASSIGN_OR_RETURN(ClosedLoopResult run, run_closed_loop(setup).with_prefix(f.source));
     return run;
 }
 
@@ -241,10 +238,9 @@ Result<std::vector<DecodeFigureRow>> replay_decode_figures(
     for (const PublishedDecodeFigure& f : figures) {
         PALS_ASSIGN_OR_RETURN(GpuSpec named, figure_gpu(f.gpu, gpu_for_h100_family, f.source));
         const GpuSpec& gpu = named;
-        Result<model::ModelSpec> model = model::load_model_spec(models_dir / f.model_file);
-        if (!model.is_ok()) {
-            return model.status().with_prefix(f.source);
-        }
+        PALS_ASSIGN_OR_RETURN(
+            model::ModelSpec model,
+            model::load_model_spec(models_dir / f.model_file).with_prefix(f.source));
         const GpuPhysics physics(gpu);
         std::vector<double> clocks;
         if (f.max_latency_increase_pct > 0.0) {
@@ -261,11 +257,10 @@ Result<std::vector<DecodeFigureRow>> replay_decode_figures(
         best.published = f;
         best.energy_saving_pct = -std::numeric_limits<double>::infinity();
         for (const int batch : f.batches) {
-            PALS_ASSIGN_OR_RETURN(ClosedLoopResult base,
-                                  run_decode(model.value(), gpu, f, batch, 0.0));
+            PALS_ASSIGN_OR_RETURN(ClosedLoopResult base, run_decode(model, gpu, f, batch, 0.0));
             for (const double clock : clocks) {
                 PALS_ASSIGN_OR_RETURN(ClosedLoopResult locked,
-                                      run_decode(model.value(), gpu, f, batch, clock));
+                                      run_decode(model, gpu, f, batch, clock));
                 const double saving = (1.0 - locked.j_per_token / base.j_per_token) * 100.0;
                 const double slower = (locked.median_itl_s / base.median_itl_s - 1.0) * 100.0;
                 if (f.max_latency_increase_pct > 0.0 && slower > f.max_latency_increase_pct) {

@@ -38,11 +38,8 @@ Result<ClosedLoopResult> run_closed_loop(const ClosedLoopSetup& setup) {
 
 Result<GpuSpec> figure_gpu(const std::string& gpu_name, const GpuSpec& calibrated,
                            const std::string& source) {
-    Result<GpuSpec> gpu = find_gpu_spec(gpu_name);
-    if (!gpu.is_ok()) {
-        return gpu.status().with_prefix(source);
-    }
-    GpuSpec out = gpu.value();
+    PALS_ASSIGN_OR_RETURN(GpuSpec gpu, find_gpu_spec(gpu_name).with_prefix(source));
+    GpuSpec out = gpu;
     out.calibration = calibrated.calibration;
     return out;
 }
@@ -85,18 +82,15 @@ Result<std::vector<ServingFigureRow>> replay_serving_figures(
         PALS_ASSIGN_OR_RETURN(GpuSpec gpu, figure_gpu(f.gpu, gpu_for_h100_family, f.source));
         std::optional<model::WeightDtype> dtype;
         if (!f.dtype.empty()) {
-            Result<model::WeightDtype> d = model::parse_weight_dtype(f.dtype);
-            if (!d.is_ok()) {
-                return d.status().with_prefix(f.source);
-            }
-            dtype = d.value();
+            PALS_ASSIGN_OR_RETURN(model::WeightDtype d,
+                                  model::parse_weight_dtype(f.dtype).with_prefix(f.source));
+            dtype = d;
         }
-        Result<model::ModelSpec> model = model::load_model_spec(models_dir / f.model_file, dtype);
-        if (!model.is_ok()) {
-            return model.status().with_prefix(f.source);
-        }
+        PALS_ASSIGN_OR_RETURN(
+            model::ModelSpec model,
+            model::load_model_spec(models_dir / f.model_file, dtype).with_prefix(f.source));
         ClosedLoopSetup setup;
-        setup.model = std::move(model).value();
+        setup.model = std::move(model);
         setup.gpu = gpu;
         setup.tp = f.tp;
         setup.ep = f.ep;

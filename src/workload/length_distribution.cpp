@@ -122,10 +122,9 @@ Result<LengthDistribution> histogram_from_json(const json& node, const std::stri
             fmt::format("{}: \"bins\" has {} entries but \"counts\" has {} (expected {} or {})",
                         where, edges.size(), counts.size(), counts.size() + 1, counts.size()));
     }
-    auto hist = LengthDistribution::histogram(std::move(edges), std::move(counts));
-    if (!hist.is_ok()) {
-        return hist.status().with_prefix(where);
-    }
+    PALS_ASSIGN_OR_RETURN(
+        auto hist,
+        LengthDistribution::histogram(std::move(edges), std::move(counts)).with_prefix(where));
     return hist;
 }
 
@@ -142,11 +141,8 @@ Result<LengthDistribution> parse_file(std::string_view text) {
             has_key = true;
         }
     }
-    auto content = read_file(path_text);
-    if (!content.is_ok()) {
-        return content.status().with_prefix("length distribution");
-    }
-    Result<json> parsed = parse_json(content.value(), path_text);
+    PALS_ASSIGN_OR_RETURN(auto content, read_file(path_text).with_prefix("length distribution"));
+    Result<json> parsed = parse_json(content, path_text);
     if (!parsed.is_ok()) {
         return parsed.status().with_prefix("length distribution");
     }

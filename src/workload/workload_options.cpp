@@ -81,11 +81,9 @@ Result<WorkloadSpec> WorkloadOptions::build(
     for (const auto& [key, text, target] : {std::tuple{"input_len", &input_len, &spec.input},
                                             std::tuple{"output_len", &output_len, &spec.output}}) {
         PALS_RETURN_IF_ERROR(check_length_text(origins.of(key), *text));
-        auto d = LengthDistribution::parse(*text);
-        if (!d.is_ok()) {
-            return d.status().with_prefix(origins.of(key));
-        }
-        *target = std::move(d).value();
+        PALS_ASSIGN_OR_RETURN(auto d,
+                              LengthDistribution::parse(*text).with_prefix(origins.of(key)));
+        *target = std::move(d);
     }
     if (rate_rps > 0.0) {
         if (num_requests == 0 && duration_s * rate_rps > static_cast<double>(kMaxRequests)) {

@@ -77,6 +77,15 @@ public:
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
 
+    /// This Result with its error, if any, prefixed "prefix: " (file or field context), for
+    /// `PALS_ASSIGN_OR_RETURN(auto gpu, find_gpu_spec(name).with_prefix("--gpu"));`.
+    [[nodiscard]] Result with_prefix(const std::string& prefix) && {
+        if (is_ok()) {
+            return std::move(*this);
+        }
+        return std::get<Status>(m_data).with_prefix(prefix);
+    }
+
 private:
     std::variant<T, Status> m_data;
 };

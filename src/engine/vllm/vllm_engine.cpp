@@ -64,11 +64,9 @@ Result<EngineSnapshot> VllmEngine::snapshot() {
     } catch (const std::exception& e) {
         return Status::unavailable("GET " + url + " failed: " + e.what());
     }
-    auto snap = snapshot_from_text(body, m_config.filter, m_clock.now());
-    if (!snap.is_ok()) {
-        return snap.status().with_prefix(url);
-    }
-    snap->batch_cap = m_batch_cap;
+    PALS_ASSIGN_OR_RETURN(
+        auto snap, snapshot_from_text(body, m_config.filter, m_clock.now()).with_prefix(url));
+    snap.batch_cap = m_batch_cap;
     return snap;
 }
 
