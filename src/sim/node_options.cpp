@@ -133,18 +133,8 @@ Result<NodeConfig> NodeOptions::build(
     node.engine.block_size = block_size;
     node.engine.gpu_memory_utilization = gpu_memory_utilization;
     node.engine.max_model_len = max_model_len;
-    // Every value was range-checked as it was read; what remains crosses keys or needs the GPU.
-    for (const Option<NodeOptions>& option : node_options()) {
-        if (const auto* m = std::get_if<int NodeOptions::*>(&option.member)) {
-            if (Status s = check_value_range(this->*(*m), option.range); !s.is_ok()) {
-                return s.with_prefix(origins.of(option.key));
-            }
-        } else if (const auto* d = std::get_if<double NodeOptions::*>(&option.member)) {
-            if (Status s = check_value_range(this->*(*d), option.range); !s.is_ok()) {
-                return s.with_prefix(origins.of(option.key));
-            }
-        }
-    }
+    // Ranges again (values may be set past the readers), then what crosses keys or needs the GPU.
+    PALS_RETURN_IF_ERROR(check_option_ranges(*this, node_options(), origins));
     if (static_cast<std::int64_t>(tp) * replicas > kMaxGpus) {
         return origins.error(tp > kMaxGpus ? "tp" : "replicas",
                              fmt::format("tp x replicas must be at most {} GPUs", kMaxGpus));

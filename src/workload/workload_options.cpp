@@ -53,17 +53,7 @@ const OptionTable<WorkloadOptions>& workload_options() {
 Result<WorkloadSpec> WorkloadOptions::build(
     const OptionOrigins& origins,
     const std::function<std::filesystem::path(const std::string&)>& resolve) const {
-    for (const Option<WorkloadOptions>& option : workload_options()) {
-        if (const auto* d = std::get_if<double WorkloadOptions::*>(&option.member)) {
-            if (Status s = check_value_range(this->*(*d), option.range); !s.is_ok()) {
-                return s.with_prefix(origins.of(option.key));
-            }
-        } else if (const auto* i = std::get_if<int WorkloadOptions::*>(&option.member)) {
-            if (Status s = check_value_range(this->*(*i), option.range); !s.is_ok()) {
-                return s.with_prefix(origins.of(option.key));
-            }
-        }
-    }
+    PALS_RETURN_IF_ERROR(check_option_ranges(*this, workload_options(), origins));
     WorkloadSpec spec;
     spec.time_scale = time_scale;
     spec.rate_scale = rate_scale;

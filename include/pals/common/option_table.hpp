@@ -220,6 +220,29 @@ template <class C>
         option.member);
 }
 
+/// Every number of `config` within its option's range (values set past the front ends, such as
+/// by code, are checked too); the error starts with the key's origin.
+template <class C>
+[[nodiscard]] Status check_option_ranges(const C& config, const OptionTable<C>& options,
+                                         const OptionOrigins& origins) {
+    for (const Option<C>& option : options) {
+        Status s = std::visit(
+            [&](auto member) -> Status {
+                using T = std::remove_cvref_t<decltype(config.*member)>;
+                if constexpr (std::is_same_v<T, int> || std::is_same_v<T, double>) {
+                    return check_value_range(static_cast<double>(config.*member), option.range);
+                } else {
+                    return Status::ok();
+                }
+            },
+            option.member);
+        if (!s.is_ok()) {
+            return s.with_prefix(origins.of(option.key));
+        }
+    }
+    return Status::ok();
+}
+
 /// The keys of a table (file keys only when `file_only`).
 template <class C>
 [[nodiscard]] std::vector<std::string_view> option_keys(const OptionTable<C>& table,
