@@ -2,6 +2,7 @@
 // table per scenario, --json, and a self-contained HTML report.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -11,6 +12,7 @@
 #include "cli/report_format.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/control/evaluation.hpp"
+#include "pals/control/policy_registry.hpp"
 #include "pals/profile/pareto.hpp"
 
 namespace pals::cli {
@@ -22,6 +24,7 @@ struct EvaluateOptions {
     bool json = false;
     std::string report;
     double period_s = 0.0;
+    std::vector<std::string> policies;  ///< replaces each scenario's [run] policies
 };
 
 Status run_evaluate(const EvaluateOptions& opt) {
@@ -35,9 +38,19 @@ Status run_evaluate(const EvaluateOptions& opt) {
         if (opt.period_s > 0.0) {
             scenario.period_s = opt.period_s;
         }
+        if (!opt.policies.empty()) {
+            scenario.policies.clear();
+            for (const std::string& name : opt.policies) {
+                if (control::find_policy(name) == nullptr) {
+                    return control::unknown_policy(name).with_prefix("--policies");
+                }
+                scenario.policies.push_back(name);
+            }
+        }
         std::shared_ptr<const profile::PowerModel> model;
-        if (std::find(scenario.policies.begin(), scenario.policies.end(), "pals") !=
-            scenario.policies.end()) {
+        if (std::any_of(
+                scenario.policies.begin(), scenario.policies.end(),
+                [](const std::string& name) { return control::find_policy(name)->needs_model; })) {
             PALS_ASSIGN_OR_RETURN(std::shared_ptr<const profile::PowerModel> m,
                                   power_model_for(scenario));
             model = m;
@@ -79,6 +92,10 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
         ->required()
         ->check(CLI::ExistingFile);
     cmd->add_flag("--json", opt->json, "print JSON instead of tables");
+    cmd->add_option("--policies", opt->policies,
+                    "run only these policies (comma-separated; default: each scenario's [run] "
+                    "policies)")
+        ->delimiter(',');
     cmd->add_option("--report", opt->report, "write a self-contained HTML report here");
     cmd->add_option("--period", opt->period_s,
                     "control period in seconds (default: each scenario's run.period_s)")

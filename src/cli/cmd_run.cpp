@@ -25,6 +25,7 @@
 #include "pals/common/file_util.hpp"
 #include "pals/common/log.hpp"
 #include "pals/control/daemon.hpp"
+#include "pals/control/policy_registry.hpp"
 #include "pals/engine/vllm/vllm_engine.hpp"
 #include "pals/power/nvml_backend.hpp"
 #include "pals/power/saved_controls.hpp"
@@ -111,7 +112,8 @@ std::string url_host(const std::string& host) {
 /// `--check`: print the effective configuration; the files it names are checked if they exist.
 Status run_check(const run::RunConfig& config, bool json) {
     std::error_code ec;
-    if (config.policy == "pals") {
+    if (const control::PolicyInfo* policy = control::find_policy(config.policy);
+        policy != nullptr && policy->needs_model) {
         if (std::filesystem::exists(config.power_model, ec)) {
             PALS_RETURN_IF_ERROR(run::make_run_policy(config).status());
         } else {

@@ -7,10 +7,12 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include "pals/common/log.hpp"
 #include "pals/control/pals_policy.hpp"
 #include "pals/control/policies.hpp"
+#include "pals/control/policy_registry.hpp"
 #include "pals/sim/simulated_node.hpp"
 
 namespace pals::control {
@@ -157,21 +159,31 @@ Result<PolicyRun> run_controlled(const Scenario& sc, const std::vector<workload:
     return run;
 }
 
-/// The best fixed point in hindsight: every grid point run whole, the most efficient one whose
-/// SLO attainment is within half a point of the best attainment any point reached.
+/// The best fixed point in hindsight: every grid point (cap x batch with a free clock, and SM
+/// clock lock x batch at the highest allowed cap) run whole; the most efficient one whose SLO
+/// attainment is within half a point of the best attainment any point reached.
 Result<PolicyRun> static_oracle(const Scenario& sc,
                                 const std::vector<workload::Request>& requests) {
     const OracleGrid grid = oracle_grid(sc);
     std::vector<PolicyRun> candidates;
     double best_attainment = 0.0;
-    for (double cap : grid.caps_w) {
-        for (int batch : grid.batch_caps) {
-            PALS_ASSIGN_OR_RETURN(
-                auto run,
-                run_controlled(sc, requests, make_fixed_policy("static-oracle", cap, batch)));
-            run.metrics.chosen = fmt::format("{:.0f} W x {}", cap, batch);
-            best_attainment = std::max(best_attainment, run.metrics.slo_attainment);
-            candidates.push_back(std::move(run));
+    auto try_point = [&](double cap, int batch, double clock_mhz) -> Status {
+        PALS_ASSIGN_OR_RETURN(
+            auto run, run_controlled(sc, requests,
+                                     make_fixed_policy("static-oracle", cap, batch, clock_mhz)));
+        run.metrics.chosen = clock_mhz > 0.0 ? fmt::format("{:.0f} MHz x {}", clock_mhz, batch)
+                                             : fmt::format("{:.0f} W x {}", cap, batch);
+        best_attainment = std::max(best_attainment, run.metrics.slo_attainment);
+        candidates.push_back(std::move(run));
+        return Status::ok();
+    };
+    for (int batch : grid.batch_caps) {
+        for (double cap : grid.caps_w) {
+            PALS_RETURN_IF_ERROR(try_point(cap, batch, 0.0));
+        }
+        // A lock at the highest cap: the controller scales it to the budget.
+        for (double clock : grid.clocks_mhz) {
+            PALS_RETURN_IF_ERROR(try_point(grid.caps_w.back(), batch, clock));
         }
     }
     const PolicyRun* best = nullptr;
@@ -199,6 +211,7 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
     struct Outcome {
         double cap = 0.0;
         int batch = 0;
+        double clock_mhz = 0.0;  ///< 0: free
         double tokens = 0.0;
         double energy = 0.0;
         double itl_p90 = 0.0;
@@ -232,41 +245,53 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
         totals(real, tokens0, energy0, waiting0);
         std::vector<Outcome> outcomes;
         int waiting_at_max = std::numeric_limits<int>::max();
+        // Candidates: cap x batch with a free clock, and lock x batch at the highest cap.
+        std::vector<std::tuple<double, int, double>> points;
         for (double cap : grid.caps_w) {
             if (cap > max_cap + 1e-9 && cap != grid.caps_w.front()) {
                 continue;
             }
             for (int batch : grid.batch_caps) {
-                sim::Simulator trial = real.clone();
-                std::vector<sim::LatencyHistogram> itl0;
-                std::vector<sim::LatencyHistogram> ttft0;
-                for (int r = 0; r < replicas; ++r) {
-                    trial.set_power_cap(
-                        r, std::min(cap, std::max(max_cap, sc.node.gpu.power_limit_min_w)));
-                    trial.set_batch_cap(r, batch);
-                    itl0.push_back(trial.latency(r, sim::LatencyKind::kItl));
-                    ttft0.push_back(trial.latency(r, sim::LatencyKind::kTtft));
-                }
-                trial.run_until(t_end);
-                Outcome o;
-                o.cap = cap;
-                o.batch = batch;
-                totals(trial, o.tokens, o.energy, o.waiting);
-                o.tokens -= tokens0;
-                o.energy -= energy0;
-                sim::LatencyHistogram itl;
-                sim::LatencyHistogram ttft;
-                for (int r = 0; r < replicas; ++r) {
-                    itl.merge(trial.latency(r, sim::LatencyKind::kItl)
-                                  .since(itl0[static_cast<std::size_t>(r)]));
-                    ttft.merge(trial.latency(r, sim::LatencyKind::kTtft)
-                                   .since(ttft0[static_cast<std::size_t>(r)]));
-                }
-                o.itl_p90 = itl.quantile(0.9);
-                o.ttft_p90 = ttft.quantile(0.9);
-                waiting_at_max = std::min(waiting_at_max, o.waiting);
-                outcomes.push_back(o);
+                points.emplace_back(cap, batch, 0.0);
             }
+        }
+        for (double clock : grid.clocks_mhz) {
+            for (int batch : grid.batch_caps) {
+                points.emplace_back(grid.caps_w.back(), batch, clock);
+            }
+        }
+        const double min_cap = sc.node.gpu.power_limit_min_w;
+        for (const auto& [cap, batch, clock] : points) {
+            sim::Simulator trial = real.clone();
+            std::vector<sim::LatencyHistogram> itl0;
+            std::vector<sim::LatencyHistogram> ttft0;
+            for (int r = 0; r < replicas; ++r) {
+                trial.set_power_cap(r, std::min(cap, std::max(max_cap, min_cap)));
+                trial.set_batch_cap(r, batch);
+                trial.set_locked_clock(r, clock);
+                itl0.push_back(trial.latency(r, sim::LatencyKind::kItl));
+                ttft0.push_back(trial.latency(r, sim::LatencyKind::kTtft));
+            }
+            trial.run_until(t_end);
+            Outcome o;
+            o.cap = cap;
+            o.batch = batch;
+            o.clock_mhz = clock;
+            totals(trial, o.tokens, o.energy, o.waiting);
+            o.tokens -= tokens0;
+            o.energy -= energy0;
+            sim::LatencyHistogram itl;
+            sim::LatencyHistogram ttft;
+            for (int r = 0; r < replicas; ++r) {
+                itl.merge(trial.latency(r, sim::LatencyKind::kItl)
+                              .since(itl0[static_cast<std::size_t>(r)]));
+                ttft.merge(trial.latency(r, sim::LatencyKind::kTtft)
+                               .since(ttft0[static_cast<std::size_t>(r)]));
+            }
+            o.itl_p90 = itl.quantile(0.9);
+            o.ttft_p90 = ttft.quantile(0.9);
+            waiting_at_max = std::min(waiting_at_max, o.waiting);
+            outcomes.push_back(o);
         }
         const Outcome* best = nullptr;
         for (const Outcome& o : outcomes) {
@@ -285,11 +310,12 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
                 }
             }
         }
-        ++chosen[fmt::format("{:.0f}x{}", best->cap, best->batch)];
+        ++chosen[best->clock_mhz > 0.0 ? fmt::format("{:.0f}MHz x{}", best->clock_mhz, best->batch)
+                                       : fmt::format("{:.0f}x{}", best->cap, best->batch)];
         for (int r = 0; r < replicas; ++r) {
-            real.set_power_cap(
-                r, std::min(best->cap, std::max(max_cap, sc.node.gpu.power_limit_min_w)));
+            real.set_power_cap(r, std::min(best->cap, std::max(max_cap, min_cap)));
             real.set_batch_cap(r, best->batch);
+            real.set_locked_clock(r, best->clock_mhz);
         }
         // Advance period by period, recording ticks like the controller does.
         for (double u = t + sc.period_s; u <= t_end + 1e-9; u += sc.period_s) {
@@ -345,6 +371,10 @@ OracleGrid oracle_grid(const Scenario& sc) {
         g.batch_caps.push_back(b);
     }
     g.batch_caps.push_back(sc.node.engine.max_num_seqs);
+    // 0.35 is just above clock-only's lowest lock (0.3); 0.7 where decode barely slows.
+    for (const double share : {0.35, 0.5, 0.7}) {
+        g.clocks_mhz.push_back(std::round(share * sc.node.gpu.sm_clock_max_mhz));
+    }
     return g;
 }
 
@@ -367,27 +397,24 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
     ScenarioResult result;
     result.scenario = sc;
     for (const std::string& name : sc.policies) {
+        const PolicyInfo* policy = find_policy(name);
+        if (policy == nullptr) {
+            return Status::invalid_argument(sc.path.string() + ": " +
+                                            unknown_policy(name).message());
+        }
+        if (policy->needs_model && !model) {
+            return Status::invalid_argument(sc.path.string() + ": policy '" + name +
+                                            "' needs a power model");
+        }
         Result<PolicyRun> run = Status::internal("unreachable");
-        if (name == "default") {
-            run = run_controlled(sc, requests, make_default_policy());
-        } else if (name == "cap-only") {
-            run = run_controlled(sc, requests, make_cap_only_policy());
-        } else if (name == "batch-only") {
-            run = run_controlled(sc, requests, make_batch_only_policy());
-        } else if (name == "clock-only") {
-            run = run_controlled(sc, requests, make_clock_only_policy());
-        } else if (name == "static-oracle") {
+        if (name == "static-oracle") {
             run = static_oracle(sc, requests);
         } else if (name == "window-oracle") {
             run = window_oracle(sc, requests);
-        } else if (name == "pals") {
-            if (!model) {
-                return Status::invalid_argument(sc.path.string() +
-                                                ": policy 'pals' needs a power model");
-            }
-            run = run_controlled(sc, requests, make_pals_policy(model));
         } else {
-            return Status::invalid_argument(sc.path.string() + ": unknown policy '" + name + "'");
+            PolicyContext context;
+            context.model = model;
+            run = run_controlled(sc, requests, policy->make(context));
         }
         if (!run.is_ok()) {
             return run.status().with_prefix(sc.path.string() + ": " + name);

@@ -19,6 +19,8 @@ constexpr double kMaxCorrection = 2.0;
 constexpr int kQueueAlarm = 1;
 /// Caps closer than this count as equal.
 constexpr double kCapToleranceW = 1.0;
+/// A group drawing at least this share of its cap is held by the cap.
+constexpr double kCapBindingShare = 0.9;
 /// Output tokens per request assumed before any request has finished.
 constexpr double kDefaultOutputTokens = 200.0;
 
@@ -45,13 +47,30 @@ public:
         for (std::size_t i = 0; i < o.groups.size(); ++i) {
             out.push_back(choose(o, o.groups[i], m_state[i], demand[i], share[i]));
             std::string why;
-            const double trimmed = m_state[i].clock.update(o, o.groups[i], why);
-            // Trim only with headroom: not while escalated, and not when the budget share is
-            // below the cap the demand needs (then every cycle goes to latency).
-            const bool tight = m_state[i].cap_floor_w > 0.0 ||
-                               share[i] < needed_cap(o, m_state[i], demand[i]) - kCapToleranceW;
-            out.back().locked_clock_mhz = tight ? 0.0 : trimmed;
-            out.back().reason += tight ? "; clock free (budget or latency tight)" : "; " + why;
+            const double trimmed =
+                m_state[i].clock.update(o, o.groups[i], why, m_state[i].model_clock_mhz);
+            // Trim only with headroom: not while an escalation holds the cap above the model's
+            // point, and not when the budget share is below the cap the demand needs (then
+            // every cycle goes to latency). A floor the share clips changes nothing.
+            GroupDecision& d = out.back();
+            const bool escalated = d.cap_w > m_state[i].model_cap_w + kCapToleranceW;
+            const bool tight =
+                escalated || share[i] < needed_cap(o, m_state[i], demand[i]) - kCapToleranceW;
+            if (tight) {
+                d.locked_clock_mhz = 0.0;
+                d.reason += "; clock free (budget or latency tight)";
+            } else {
+                // Partial load: the saturated profile's (cap, batch) would only queue work, as
+                // the GPU does not reach that cap; the clock saves the energy instead, and the
+                // cap stays at the share (a ceiling) and the batch at launch.
+                d.cap_w = share[i];
+                d.batch_cap = o.groups[i].max_batch_cap;
+                d.locked_clock_mhz = trimmed;
+                d.reason = fmt::format(
+                    "partial load: demand {:.0f} tok/s; cap {:.0f} W (share), "
+                    "batch {} (launch); {}",
+                    demand[i], d.cap_w, d.batch_cap, why);
+            }
         }
         return out;
     }
@@ -63,8 +82,12 @@ private:
         double throughput_correction = 1.0;
         double itl_correction = 1.0;
         double cap_floor_w = 0.0;
-        /// PALS keeps more latency headroom than clock-only: it trims only well inside the SLO.
-        ClockTrimmer clock{0.5, 0.75};
+        /// The SM clock the model predicts at the chosen point (0: unknown): the reference the
+        /// clock feedback trims from, so the GPU runs at that clock at partial load too instead
+        /// of racing at the highest clock under a cap it does not reach.
+        double model_clock_mhz = 0.0;
+        double model_cap_w = 0.0;  ///< the cap of the model's point this period
+        ClockTrimmer clock{0.7, 0.9};
     };
 
     void update(const Observation& o, const GroupObservation& g, GroupState& s) const {
@@ -98,7 +121,11 @@ private:
         const bool queue_growing = g.waiting >= kQueueAlarm && g.waiting > g.waiting_previous;
         const bool ttft_risk = !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > 0.7 * o.slo_ttft_s;
         const bool itl_risk = !std::isnan(g.itl_p90_s) && g.itl_p90_s > 0.95 * o.slo_tpot_s;
-        if (queue_growing || ttft_risk || itl_risk) {
+        // Raising the cap helps only where it binds: below it the GPU already runs at the
+        // clock it is given, and the clock feedback answers the alarm instead.
+        const bool cap_binds =
+            g.gpus > 0 && g.power_w / g.gpus >= kCapBindingShare * o.cap_range.clamp(g.cap_w);
+        if ((queue_growing || ttft_risk || itl_risk) && cap_binds) {
             s.cap_floor_w = std::min(o.cap_range.max_w,
                                      std::max(s.cap_floor_w, g.cap_w) + m_settings.escalation_w);
         } else {
@@ -151,13 +178,15 @@ private:
         return share;
     }
 
-    GroupDecision choose(const Observation& o, const GroupObservation& g, const GroupState& s,
+    GroupDecision choose(const Observation& o, const GroupObservation& g, GroupState& s,
                          double demand, double share_w) const {
         profile::Query q;
         q.demand_tok_s = demand / s.throughput_correction;
         q.max_itl_s = m_settings.itl_target * o.slo_tpot_s / s.itl_correction;
         q.max_power_cap_w = share_w;
         const profile::QueryResult r = m_model->best_point(q, m_settings.workload);
+        s.model_clock_mhz = r.point.sm_clock_mhz;
+        s.model_cap_w = r.point.power_cap_w;
         GroupDecision d;
         d.cap_w = std::min(share_w, std::max(r.point.power_cap_w, s.cap_floor_w));
         d.batch_cap = std::clamp(r.point.batch_cap, 1, g.max_batch_cap);

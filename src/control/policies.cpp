@@ -103,40 +103,56 @@ private:
 
 class FixedPolicy final : public Policy {
 public:
-    FixedPolicy(std::string name, double cap_w, int batch_cap)
-        : m_name(std::move(name)), m_cap_w(cap_w), m_batch_cap(batch_cap) {}
+    FixedPolicy(std::string name, double cap_w, int batch_cap, double locked_clock_mhz)
+        : m_name(std::move(name))
+        , m_cap_w(cap_w)
+        , m_batch_cap(batch_cap)
+        , m_locked_clock_mhz(locked_clock_mhz) {}
     [[nodiscard]] std::string_view name() const override { return m_name; }
     std::vector<GroupDecision> decide(const Observation& o) override {
         return std::vector<GroupDecision>(
-            o.groups.size(), {m_cap_w, m_batch_cap, -1.0,
-                              fmt::format("fixed {:.0f} W, batch {}", m_cap_w, m_batch_cap)});
+            o.groups.size(),
+            {m_cap_w, m_batch_cap, m_locked_clock_mhz > 0.0 ? m_locked_clock_mhz : -1.0,
+             m_locked_clock_mhz > 0.0
+                 ? fmt::format("fixed {:.0f} W, batch {}, clock {:.0f} MHz", m_cap_w, m_batch_cap,
+                               m_locked_clock_mhz)
+                 : fmt::format("fixed {:.0f} W, batch {}", m_cap_w, m_batch_cap)});
     }
 
 private:
     std::string m_name;
     double m_cap_w;
     int m_batch_cap;
+    double m_locked_clock_mhz;
 };
 
 }  // namespace
 
-double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std::string& why) {
+double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std::string& why,
+                            double reference_mhz) {
     constexpr double kStepDown = 0.95;
     constexpr double kStepUp = 1.15;
-    constexpr double kLowestShare = 0.3;
-    if (m_clock_mhz <= 0.0) {
-        m_clock_mhz = o.sm_clock_max_mhz;
-    }
+    constexpr double kLowestShare = 0.3;  ///< of the highest clock
+    const double reference =
+        reference_mhz > 0.0 ? std::min(reference_mhz, o.sm_clock_max_mhz) : o.sm_clock_max_mhz;
+    const double highest = o.sm_clock_max_mhz / reference;
+    const double lowest = kLowestShare * o.sm_clock_max_mhz / reference;
+    m_share = std::clamp(m_share, lowest, highest);
     if (latency_at_risk(o, g, m_at_risk)) {
-        m_clock_mhz = std::min(o.sm_clock_max_mhz, m_clock_mhz * kStepUp);
-        why = fmt::format("latency at risk: clock up to {:.0f} MHz", m_clock_mhz);
+        m_share = std::min(highest, m_share * kStepUp);
+        why = "latency at risk: clock up to";
     } else if (latency_comfortable(o, g, m_comfortable)) {
-        m_clock_mhz = std::max(kLowestShare * o.sm_clock_max_mhz, m_clock_mhz * kStepDown);
-        why = fmt::format("latency slack: clock down to {:.0f} MHz", m_clock_mhz);
+        m_share = std::max(lowest, m_share * kStepDown);
+        why = "latency slack: clock down to";
     } else {
-        why = fmt::format("hold clock at {:.0f} MHz", m_clock_mhz);
+        why = "hold clock at";
     }
-    return std::round(m_clock_mhz);
+    const double clock = std::round(reference * m_share);
+    why += fmt::format(" {:.0f} MHz", clock);
+    if (reference_mhz > 0.0) {
+        why += fmt::format(" ({:.2f} x the model's {:.0f} MHz)", m_share, reference);
+    }
+    return clock;
 }
 
 double even_share_cap_w(const Observation& o) {
@@ -162,8 +178,9 @@ std::unique_ptr<Policy> make_batch_only_policy() {
 std::unique_ptr<Policy> make_clock_only_policy() {
     return std::make_unique<ClockOnlyPolicy>();
 }
-std::unique_ptr<Policy> make_fixed_policy(std::string name, double cap_w, int batch_cap) {
-    return std::make_unique<FixedPolicy>(std::move(name), cap_w, batch_cap);
+std::unique_ptr<Policy> make_fixed_policy(std::string name, double cap_w, int batch_cap,
+                                          double locked_clock_mhz) {
+    return std::make_unique<FixedPolicy>(std::move(name), cap_w, batch_cap, locked_clock_mhz);
 }
 
 }  // namespace pals::control

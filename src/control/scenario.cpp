@@ -9,6 +9,7 @@
 #include "pals/common/file_util.hpp"
 #include "pals/common/option_table.hpp"
 #include "pals/common/toml_values.hpp"
+#include "pals/control/policy_registry.hpp"
 #include "pals/sim/node_options.hpp"
 #include "pals/workload/workload_options.hpp"
 
@@ -79,13 +80,6 @@ Status check_section_keys(const TomlReader& reader, std::string_view section,
 }
 
 }  // namespace
-
-const std::vector<std::string>& known_policies() {
-    static const std::vector<std::string> kPolicies = {
-        "default",       "cap-only",      "batch-only", "clock-only",
-        "static-oracle", "window-oracle", "pals"};
-    return kPolicies;
-}
 
 Result<Scenario> load_scenario(const std::filesystem::path& path,
                                const std::filesystem::path& shared_dir) {
@@ -205,19 +199,15 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
             if (!name_value) {
                 return reader.error("run.policies", "must be an array of strings");
             }
-            if (std::find(known_policies().begin(), known_policies().end(), *name_value) ==
-                known_policies().end()) {
-                std::string known;
-                for (const std::string& k : known_policies()) {
-                    known += (known.empty() ? "" : ", ") + k;
-                }
-                return reader.error("run.policies",
-                                    "unknown policy '" + *name_value + "' (known: " + known + ")");
+            if (find_policy(*name_value) == nullptr) {
+                return reader.error("run.policies", unknown_policy(*name_value).message());
             }
             s.policies.push_back(*name_value);
         }
     } else {
-        s.policies = known_policies();
+        for (const std::string_view policy : policy_names()) {
+            s.policies.emplace_back(policy);
+        }
     }
     PALS_ASSIGN_OR_RETURN(const std::optional<int> seed, reader.get<int>("run.seed"));
     PALS_ASSIGN_OR_RETURN(const std::optional<double> period, reader.get<double>("run.period_s"));

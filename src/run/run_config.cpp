@@ -19,6 +19,7 @@
 #include "pals/common/strings.hpp"
 #include "pals/common/toml_values.hpp"
 #include "pals/common/url.hpp"
+#include "pals/control/policy_registry.hpp"
 
 namespace pals::run {
 
@@ -110,8 +111,6 @@ double number_value(const RunConfig& c, std::string_view key) {
     return c.*(std::get<double RunConfig::*>(find_option(run_options(), key)->member));
 }
 
-constexpr std::array<std::string_view, 5> kPolicies = {"pals", "default", "cap-only", "batch-only",
-                                                       "clock-only"};
 constexpr std::array<std::string_view, 7> kLogLevels = {"trace", "debug",    "info", "warn",
                                                         "error", "critical", "off"};
 
@@ -245,18 +244,22 @@ Result<std::vector<RunGroupConfig>> parse_group_list(const std::vector<std::stri
 }
 
 Status validate(RunConfig& c) {
-    if (!contains(kPolicies, c.policy)) {
-        return key_error(c, "policy",
-                         fmt::format("unknown policy '{}'{} (known: {})", c.policy,
-                                     did_you_mean(c.policy, {kPolicies.begin(), kPolicies.end()}),
-                                     join(kPolicies)));
+    const control::PolicyInfo* policy = control::find_policy(c.policy);
+    if (policy == nullptr || policy->evaluation_only) {
+        return key_error(c, "policy", control::unknown_policy(c.policy, true).message());
     }
-    if (c.policy == "pals" && c.power_model.empty()) {
+    if (policy->needs_model && c.power_model.empty()) {
+        std::vector<std::string_view> without;
+        for (const control::PolicyInfo& p : control::policy_registry()) {
+            if (!p.needs_model && !p.evaluation_only) {
+                without.push_back(p.name);
+            }
+        }
         return key_error(
             c, "policy",
-            "policy 'pals' needs power_model (the MODEL.json `pals fit` writes); set power_model "
-            "or "
-            "choose a policy without a model (cap-only, batch-only, clock-only, default)");
+            fmt::format("policy '{}' needs power_model (the MODEL.json `pals fit` writes); set "
+                        "power_model or choose a policy without a model ({})",
+                        c.policy, join(without)));
     }
     if (c.period_s < kMinPeriodS) {
         return key_error(c, "period_s", fmt::format("must be >= {} s", kMinPeriodS));

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "pals/control/pals_policy.hpp"
+#include "pals/control/policy_registry.hpp"
 #include "pals/profile/power_model.hpp"
 
 namespace pals::run {
@@ -28,7 +29,8 @@ control::DaemonOptions daemon_options(const RunConfig& c) {
     o.retry_periods = c.retry_periods;
     // Only these policies lock SM clocks; saving (and resetting) clocks for the others would
     // undo a lock set by someone else (NVML cannot read locked clocks back).
-    o.save_sm_clocks = c.policy == "pals" || c.policy == "clock-only";
+    const control::PolicyInfo* policy = control::find_policy(c.policy);
+    o.save_sm_clocks = policy != nullptr && policy->locks_clocks;
     return o;
 }
 
@@ -52,36 +54,28 @@ std::vector<engine::vllm::VllmEngineConfig> engine_configs(const RunConfig& c) {
 }
 
 Result<std::unique_ptr<control::Policy>> make_run_policy(const RunConfig& c) {
-    if (c.policy == "default") {
-        return control::make_default_policy();
+    const control::PolicyInfo* policy = control::find_policy(c.policy);
+    if (policy == nullptr || !policy->make) {
+        return Status::invalid_argument(run_config_origin(c, "policy") + ": " +
+                                        control::unknown_policy(c.policy, true).message());
     }
-    if (c.policy == "cap-only") {
-        return control::make_cap_only_policy();
+    control::PolicyContext context;
+    if (policy->needs_model) {
+        PALS_ASSIGN_OR_RETURN(profile::PowerModel model,
+                              profile::PowerModel::load(c.power_model)
+                                  .with_prefix(run_config_origin(c, "power_model")));
+        const std::vector<std::string> mixes = model.workloads();
+        if (!c.workload.empty() &&
+            std::find(mixes.begin(), mixes.end(), c.workload) == mixes.end()) {
+            return Status::invalid_argument(
+                run_config_origin(c, "workload") + ": " +
+                fmt::format("the model {} has no workload mix '{}' (it has: {})", c.power_model,
+                            c.workload, fmt::join(mixes, ", ")));
+        }
+        context.model = std::make_shared<const profile::PowerModel>(std::move(model));
+        context.pals.workload = c.workload;
     }
-    if (c.policy == "batch-only") {
-        return control::make_batch_only_policy();
-    }
-    if (c.policy == "clock-only") {
-        return control::make_clock_only_policy();
-    }
-    if (c.policy != "pals") {
-        return Status::invalid_argument(run_config_origin(c, "policy") + ": unknown policy '" +
-                                        c.policy + "'");
-    }
-    PALS_ASSIGN_OR_RETURN(
-        profile::PowerModel model,
-        profile::PowerModel::load(c.power_model).with_prefix(run_config_origin(c, "power_model")));
-    const std::vector<std::string> mixes = model.workloads();
-    if (!c.workload.empty() && std::find(mixes.begin(), mixes.end(), c.workload) == mixes.end()) {
-        return Status::invalid_argument(
-            run_config_origin(c, "workload") + ": " +
-            fmt::format("the model {} has no workload mix '{}' (it has: {})", c.power_model,
-                        c.workload, fmt::join(mixes, ", ")));
-    }
-    control::PalsSettings settings;
-    settings.workload = c.workload;
-    return control::make_pals_policy(std::make_shared<const profile::PowerModel>(std::move(model)),
-                                     settings);
+    return policy->make(context);
 }
 
 }  // namespace pals::run

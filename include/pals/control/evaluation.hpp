@@ -58,6 +58,10 @@ struct ScenarioResult {
 struct OracleGrid {
     std::vector<double> caps_w;
     std::vector<int> batch_caps;
+    /// SM clock locks tried (MHz), each at the highest cap the budget allows and every batch
+    /// cap: below that cap a lock and a cap both slow the GPU, so (cap x batch, free clock) and
+    /// (lock x batch, highest allowed cap) together cover what a policy can set.
+    std::vector<double> clocks_mhz;
 };
 [[nodiscard]] OracleGrid oracle_grid(const Scenario& scenario);
 

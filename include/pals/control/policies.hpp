@@ -3,14 +3,7 @@
 /// @brief PALS's policy and the baselines it is compared with, all behind control::Policy so
 /// they run in the same loop (DESIGN.md 1.5, issue "baselines in the same code path").
 ///
-/// | name          | power cap (per GPU)                   | batch cap                 |
-/// |---------------|---------------------------------------|---------------------------|
-/// | default       | the GPU's maximum; ignores the budget | launch max_num_seqs       |
-/// | cap-only      | budget / GPUs                         | launch max_num_seqs       |
-/// | batch-only    | min(max, budget / GPUs)               | AIMD on latency and queue |
-/// | clock-only    | budget / GPUs, SM clock locked as low as latency allows (VoltanaLLM style) |
-/// launch | | fixed         | a given (cap, batch) point (static oracle candidates) |   | | pals |
-/// model-driven (cap, batch) with feedback corrections (pals_policy.hpp)      |   |
+/// The policies and what they set are listed once in policy_registry.hpp.
 
 #include <memory>
 #include <string>
@@ -21,21 +14,23 @@
 namespace pals::control {
 
 /// Feedback on the locked SM clock (VoltanaLLM's idea): lower it while latency has slack and
-/// the queue does not grow, raise it at once when latency nears its SLO. Used by clock-only and,
-/// below the cap the model picks, by PALS (decode barely slows at lower clocks).
+/// the queue does not grow, raise it at once when latency nears its SLO. The clock is a share of
+/// a reference: the highest clock for clock-only; for PALS, the clock the model predicts at the
+/// point it chose, so feedback learns the margin of that prediction at the load offered.
 class ClockTrimmer {
 public:
     /// Latency is comfortable below `comfortable` x its SLO for ITL and (comfortable - 0.2) x
     /// its SLO for TTFT, and at risk above `at_risk` x its SLO, or when the queue grows.
     explicit ClockTrimmer(double comfortable = 0.7, double at_risk = 0.9)
         : m_comfortable(comfortable), m_at_risk(at_risk) {}
-    /// The clock (MHz) to lock for this group now, and why.
-    double update(const Observation& o, const GroupObservation& g, std::string& why);
+    /// The clock (MHz) to lock for this group now, and why. `reference_mhz` <= 0: the highest.
+    double update(const Observation& o, const GroupObservation& g, std::string& why,
+                  double reference_mhz = 0.0);
 
 private:
     double m_comfortable;
     double m_at_risk;
-    double m_clock_mhz = 0.0;
+    double m_share = 1.0;  ///< of the reference
 };
 
 /// The per-GPU cap a budget allows when shared evenly: budget / total GPUs, in the cap range.
@@ -45,8 +40,10 @@ private:
 [[nodiscard]] std::unique_ptr<Policy> make_cap_only_policy();
 [[nodiscard]] std::unique_ptr<Policy> make_batch_only_policy();
 [[nodiscard]] std::unique_ptr<Policy> make_clock_only_policy();
-/// Holds every group at (cap_w, batch_cap), within the budget.
+/// Holds every group at (cap_w, batch_cap), within the budget, with the SM clock locked at
+/// `locked_clock_mhz` when > 0 (free otherwise).
 [[nodiscard]] std::unique_ptr<Policy> make_fixed_policy(std::string name, double cap_w,
-                                                        int batch_cap);
+                                                        int batch_cap,
+                                                        double locked_clock_mhz = 0.0);
 
 }  // namespace pals::control

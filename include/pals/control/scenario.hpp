@@ -15,9 +15,6 @@
 
 namespace pals::control {
 
-/// Names `pals evaluate` accepts in `[run] policies`.
-[[nodiscard]] const std::vector<std::string>& known_policies();
-
 struct Scenario {
     std::string name;  ///< file stem unless `name` is set
     std::filesystem::path path;
@@ -25,8 +22,8 @@ struct Scenario {
     workload::WorkloadSpec workload;
     double target_tok_s = 0.0;  ///< offline case: the throughput target (0: the trace's load)
     sim::SloTargets slo;
-    BudgetSchedule budget;  ///< empty: no budget
-    std::vector<std::string> policies;
+    BudgetSchedule budget;              ///< empty: no budget
+    std::vector<std::string> policies;  ///< names in policy_registry() (default: all)
     double period_s = 1.0;
     double warmup_s = 0.0;  ///< metrics ignore requests arriving and ticks before this
     std::uint64_t seed = 0;

@@ -131,5 +131,41 @@ TEST(EvaluationBudgetTest, EveryBudgetHonouringPolicyHoldsAStepScheduleFromTheFi
     expect_within_budget_from_the_first_period(r.value());
 }
 
+TEST(EvaluationPalsTest, AtPartialLoadPalsLocksTheClockAndKeepsTheLaunchBatch) {
+    // 2 req/s on one H100: far below saturation, no budget. A cap from the saturated profile
+    // would not bind; the clock is what saves energy.
+    const std::string text = R"([node]
+model = "models/meta-llama__Llama-3.1-8B-Instruct.json"
+gpu = "H100-SXM"
+tp = 1
+max_num_seqs = 128
+[workload]
+rate_rps = 2
+duration_s = 60
+input_len = "500"
+output_len = "200"
+[run]
+policies = ["default", "pals"]
+seed = 1
+)";
+    auto sc = load_scenario(write("partial_load.toml", text), PALS_SHARED_DIR);
+    ASSERT_TRUE(sc.is_ok()) << sc.status().message();
+    auto result = evaluate_scenario(sc.value(), small_model());
+    ASSERT_TRUE(result.is_ok()) << result.status().message();
+    ASSERT_EQ(result->runs.size(), 2U);
+    const PolicyRun& default_run = result->runs[0];
+    const PolicyRun& pals = result->runs[1];
+    int partial = 0;
+    for (const TickRecord& tick : pals.history) {
+        if (tick.reason.rfind("partial load", 0) == 0) {
+            ++partial;
+            EXPECT_EQ(tick.batch_cap.front(), 128) << tick.reason;
+        }
+    }
+    EXPECT_GT(partial, static_cast<int>(pals.history.size()) / 2);
+    EXPECT_GT(pals.metrics.tokens_per_joule, 1.2 * default_run.metrics.tokens_per_joule);
+    EXPECT_GE(pals.metrics.slo_attainment, default_run.metrics.slo_attainment - 0.005);
+}
+
 }  // namespace
 }  // namespace pals::control

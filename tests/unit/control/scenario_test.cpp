@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "pals/control/evaluation.hpp"
+#include "pals/control/policy_registry.hpp"
 #include "status_assertions.hpp"
 
 namespace pals::control {
@@ -31,7 +32,7 @@ TEST(ScenarioTest, LoadsTheShippedSuite) {
         auto s =
             load_scenario(std::string(PALS_SOURCE_DIR) + "/scenarios/" + name + ".toml", kShared);
         ASSERT_TRUE(s.is_ok()) << name << ": " << s.status().message();
-        EXPECT_EQ(s->policies.size(), known_policies().size());
+        EXPECT_EQ(s->policies.size(), policy_registry().size());
     }
     auto step = load_scenario(
         std::string(PALS_SOURCE_DIR) + "/scenarios/mixtral-conv-step-budget.toml", kShared);
