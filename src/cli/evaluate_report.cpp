@@ -33,11 +33,12 @@ std::string budget_text(const control::Scenario& sc) {
     return out;
 }
 
+/// "n/a" for a ratio to a policy not in the run or to a zero (NaN).
 std::string ratio(double v) {
-    if (std::isinf(v)) {
-        return "inf";
+    if (!std::isfinite(v)) {
+        return "n/a";
     }
-    return v > 0.0 ? fmt::format("{:.3f}", v) : (v == 0.0 ? "0" : "-");
+    return v > 0.0 ? fmt::format("{:.3f}", v) : "0";
 }
 
 /// JSON has no infinity: a ratio over a zero reference is null.
@@ -69,7 +70,8 @@ std::string evaluation_table(const control::ScenarioResult& result) {
         rows.push_back(
             {r.policy, fmt::format("{:.3f}", m.tokens_per_joule), ratio(m.efficiency_vs_default),
              fmt::format("{:.1f}", m.slo_attainment * 100.0), fmt::format("{}", m.qos_violations),
-             ratio(m.qos_vs_cap_only), fmt::format("{}/{}", m.windows_missed, m.windows_total),
+             ratio(m.qos_vs_cap_only), fmt::format("{:.0f}", m.goodput_tok_s),
+             fmt::format("{:.1f}", m.served_deficit * 100.0),
              fmt::format("{:.0f}", m.budget_excess_j),
              fmt::format("{:.0f}", m.budget_peak_excess_w),
              fmt::format("{:.0f}", m.time_over_budget_s), fmt::format("{:.0f}", m.settle_time_s),
@@ -84,9 +86,10 @@ std::string evaluation_table(const control::ScenarioResult& result) {
             ? sc.workload.trace_path.filename().string()
             : std::string("synthetic"),
         sc.slo.ttft_s, sc.slo.tpot_s, budget_text(sc));
-    out += format_table({"policy", "tok/J", "vs default", "SLO %", "QoS viol.", "vs cap-only",
-                         "windows missed", "excess J", "peak W", "over s", "settle s", "chosen"},
-                        rows);
+    out += format_table(
+        {"policy", "tok/J", "vs default", "SLO %", "QoS viol.", "vs cap-only", "goodput tok/s",
+         "deficit %", "excess J", "peak W", "over s", "settle s", "chosen"},
+        rows);
     out += fmt::format("({} policies in {:.1f} s)\n", result.runs.size(), result.wall_s);
     return out;
 }
@@ -96,11 +99,13 @@ nlohmann::json evaluation_json(const control::ScenarioResult& result) {
     for (const control::PolicyRun& r : result.runs) {
         const control::PolicyMetrics& m = r.metrics;
         policies[r.policy] = {{"tokens_per_joule", m.tokens_per_joule},
-                              {"efficiency_vs_default", m.efficiency_vs_default},
+                              {"efficiency_vs_default", json_ratio(m.efficiency_vs_default)},
                               {"slo_attainment", m.slo_attainment},
                               {"qos_violations", m.qos_violations},
                               {"qos_violation_rate", m.qos_violation_rate},
                               {"qos_violations_vs_cap_only", json_ratio(m.qos_vs_cap_only)},
+                              {"goodput_tok_s", m.goodput_tok_s},
+                              {"served_deficit", m.served_deficit},
                               {"windows_missed", m.windows_missed},
                               {"windows_total", m.windows_total},
                               {"budget_excess_j", m.budget_excess_j},
@@ -138,19 +143,20 @@ std::string evaluation_html(const std::vector<control::ScenarioResult>& results)
         html +=
             "<table><tr><th>policy</th><th>tok/J</th><th>vs default</th><th>SLO %</th><th>QoS "
             "violations</th>"
-            "<th>vs cap-only</th><th>windows missed</th><th>excess J</th><th>peak excess "
+            "<th>vs cap-only</th><th>goodput tok/s</th><th>deficit %</th><th>excess J</th><th>peak "
+            "excess "
             "W</th><th>over budget s</th>"
             "<th>settle s</th></tr>";
         for (const control::PolicyRun& r : result.runs) {
             const control::PolicyMetrics& m = r.metrics;
             html += fmt::format(
                 "<tr><td>{}</td><td>{:.3f}</td><td>{}</td><td>{:.1f}</td><td>{}</td><td>{}</"
-                "td><td>{}/{}</td>"
+                "td><td>{:.0f}</td><td>{:.1f}</td>"
                 "<td>{:.0f}</td><td>{:.0f}</td><td>{:.0f}</td><td>{:.0f}</td></tr>",
                 escape_xml(r.policy), m.tokens_per_joule, ratio(m.efficiency_vs_default),
                 m.slo_attainment * 100.0, m.qos_violations, ratio(m.qos_vs_cap_only),
-                m.windows_missed, m.windows_total, m.budget_excess_j, m.budget_peak_excess_w,
-                m.time_over_budget_s, m.settle_time_s);
+                m.goodput_tok_s, m.served_deficit * 100.0, m.budget_excess_j,
+                m.budget_peak_excess_w, m.time_over_budget_s, m.settle_time_s);
         }
         html += "</table><div class=\"charts\">";
         SvgChart power{"Node GPU power vs budget", "time (s)", "power (W)", {}};

@@ -3,6 +3,7 @@
 /// @brief Runs every policy of a scenario on the same trace, model and hardware (a fresh
 /// SimulatedNode each), and scores them by the evaluation protocol (DESIGN.md 2).
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,20 +15,30 @@
 
 namespace pals::control {
 
+/// A ratio to a policy that is not in the run, or to a zero.
+inline constexpr double kNoRatio = std::numeric_limits<double>::quiet_NaN();
+
 /// The protocol's figures for one policy.
 struct PolicyMetrics {
     double output_tokens = 0.0;
     double energy_j = 0.0;  ///< all GPUs, idle included
     double duration_s = 0.0;
     double tokens_per_joule = 0.0;
-    double efficiency_vs_default = 0.0;  ///< tokens/J over default's (0 without default)
-    double slo_attainment = 0.0;         ///< requests meeting both TTFT and TPOT SLOs
+    double efficiency_vs_default = kNoRatio;  ///< tokens/J over default's (NaN: no default)
+    double slo_attainment = 0.0;              ///< requests meeting both TTFT and TPOT SLOs
     std::uint64_t requests = 0;
     std::uint64_t qos_violations = 0;  ///< requests missing TTFT or TPOT SLO
     double qos_violation_rate = 0.0;
-    double qos_vs_cap_only = 0.0;  ///< violations over cap-only's (0 without cap-only;
-                                   ///< +inf when cap-only had none and this policy some)
-    int windows_missed = 0;        ///< 10-s windows served < 95 % of offered load
+    /// Violations over cap-only's: NaN without cap-only, and when cap-only had none and this
+    /// policy some (1 when both had none).
+    double qos_vs_cap_only = kNoRatio;
+    /// Output tokens/s of the requests meeting both SLOs, from warm-up to the end of the run.
+    double goodput_tok_s = 0.0;
+    /// 1 - output tokens generated / output tokens offered (arriving, or the throughput target),
+    /// over the 10-s windows from warm-up to the last arrival, at least 0: near 0 when the
+    /// policy keeps up (it lags only by its latency, ~latency / span).
+    double served_deficit = 0.0;
+    int windows_missed = 0;  ///< 10-s windows served < 95 % of offered load (JSON only)
     int windows_total = 0;
     double budget_excess_j = 0.0;  ///< energy above the budget
     double budget_peak_excess_w = 0.0;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -165,6 +166,13 @@ seed = 1
     EXPECT_GT(partial, static_cast<int>(pals.history.size()) / 2);
     EXPECT_GT(pals.metrics.tokens_per_joule, 1.2 * default_run.metrics.tokens_per_joule);
     EXPECT_GE(pals.metrics.slo_attainment, default_run.metrics.slo_attainment - 0.005);
+    // Light load: every policy keeps up, and goodput is the offered output (~2 req/s x 200).
+    for (const PolicyRun& run : result->runs) {
+        EXPECT_LT(run.metrics.served_deficit, 0.08) << run.policy;  // ~2-s lag over 60 s
+        EXPECT_NEAR(run.metrics.goodput_tok_s, 400.0, 80.0) << run.policy;
+        EXPECT_TRUE(std::isnan(run.metrics.qos_vs_cap_only)) << "cap-only is not in the run";
+    }
+    EXPECT_DOUBLE_EQ(default_run.metrics.efficiency_vs_default, 1.0);
 }
 
 }  // namespace
