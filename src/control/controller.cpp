@@ -1,5 +1,7 @@
 #include "pals/control/controller.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -284,6 +286,11 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
         }
         fit_caps_to_budget(caps, o.budget_w);
         for (std::size_t i = 0; i < decisions.size(); ++i) {
+            // The reason states what is applied: a cap the budget lowered says so.
+            if (caps[i] < decisions[i].cap_w - kCapEpsilonW) {
+                decisions[i].reason += fmt::format("; cap {:.0f} W fitted to the {:.0f} W budget",
+                                                   caps[i], o.budget_w);
+            }
             decisions[i].cap_w = caps[i];
         }
     }

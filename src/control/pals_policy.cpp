@@ -54,11 +54,15 @@ public:
             // every cycle goes to latency). A floor the share clips changes nothing.
             GroupDecision& d = out.back();
             const bool escalated = d.cap_w > m_state[i].model_cap_w + kCapToleranceW;
-            const bool tight =
-                escalated || share[i] < needed_cap(o, m_state[i], demand[i]) - kCapToleranceW;
-            if (tight) {
+            const double needed_w = needed_cap(o, m_state[i], demand[i]);
+            const bool budget_binds = share[i] < needed_w - kCapToleranceW;
+            if (escalated || budget_binds) {
                 d.locked_clock_mhz = 0.0;
-                d.reason += "; clock free (budget or latency tight)";
+                d.reason += escalated ? "; clock free (escalated: latency or queue alarm)"
+                                      : fmt::format(
+                                            "; clock free (budget share {:.0f} W/GPU "
+                                            "below the {:.0f} W the demand needs)",
+                                            share[i], needed_w);
             } else {
                 // Partial load: the saturated profile's (cap, batch) would only queue work, as
                 // the GPU does not reach that cap; the clock saves the energy instead, and the

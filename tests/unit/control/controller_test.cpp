@@ -116,6 +116,21 @@ TEST(ControllerTest, SumOfCapsNeverExceedsTheBudget) {
     EXPECT_EQ(t.batch_cap[0], 64);
 }
 
+TEST(ControllerTest, TheReasonStatesACapTheBudgetLowered) {
+    auto node = make_node(1, 10.0);
+    ControllerConfig config;
+    config.budget = BudgetSchedule(400.0);
+    Controller c(node->clock(), node->gpus(), engines_of(*node),
+                 make_fixed_policy("fixed", 700.0, 64), config);
+    ASSERT_TRUE(c.start().is_ok());
+    ASSERT_TRUE(c.run_until(Seconds{3.0}).is_ok());
+    const TickRecord& t = c.history().back();
+    EXPECT_DOUBLE_EQ(t.cap_w[0], 400.0);
+    EXPECT_NE(t.reason.find("fixed 700 W, batch 64; cap 400 W fitted to the 400 W budget"),
+              std::string::npos)
+        << t.reason;
+}
+
 TEST(ControllerTest, ClockOnlyLowersTheClockWhenLatencyHasSlack) {
     auto node = make_node(1, 2.0);
     Controller c(node->clock(), node->gpus(), engines_of(*node), make_clock_only_policy(), {});
