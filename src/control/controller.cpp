@@ -336,13 +336,19 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
         rec.group_power_w.push_back(o.groups[i].power_w);
         rec.cap_w.push_back(m_groups[i].cap_w);
         rec.batch_cap.push_back(m_groups[i].batch_cap);
+        rec.locked_clock_mhz.push_back(m_groups[i].locked_clock_mhz);
         rec.generation_tok_s += o.groups[i].generation_tok_s;
     }
     rec.reason = decisions.empty() ? std::string() : decisions.front().reason;
+    // One line per change of what is applied (the backends log each GPU write at debug).
     if (!m_history.empty() &&
-        (m_history.back().cap_w != rec.cap_w || m_history.back().batch_cap != rec.batch_cap)) {
-        PALS_LOG_INFO("{}: cap {:.0f} W batch {} ({})", m_policy->name(), rec.cap_w.front(),
-                      rec.batch_cap.front(), rec.reason);
+        (m_history.back().cap_w != rec.cap_w || m_history.back().batch_cap != rec.batch_cap ||
+         m_history.back().locked_clock_mhz != rec.locked_clock_mhz)) {
+        const double clock = rec.locked_clock_mhz.front();
+        PALS_LOG_INFO("{}: cap {:.0f} W batch {} clock {} ({})", m_policy->name(),
+                      rec.cap_w.front(), rec.batch_cap.front(),
+                      clock > 0.0 ? fmt::format("{:.0f} MHz", clock) : std::string("free"),
+                      rec.reason);
     }
     m_history.push_back(std::move(rec));
     ++m_decisions_total;

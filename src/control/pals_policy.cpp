@@ -19,6 +19,8 @@ constexpr double kMaxCorrection = 2.0;
 constexpr int kQueueAlarm = 1;
 /// Caps closer than this count as equal.
 constexpr double kCapToleranceW = 1.0;
+/// A locked clock moves by at least this much unless latency is at risk.
+constexpr double kClockDeadbandMhz = 60.0;
 /// A group drawing at least this share of its cap is held by the cap.
 constexpr double kCapBindingShare = 0.9;
 /// Output tokens per request assumed before any request has finished.
@@ -47,8 +49,14 @@ public:
         for (std::size_t i = 0; i < o.groups.size(); ++i) {
             out.push_back(choose(o, o.groups[i], m_state[i], demand[i], share[i]));
             std::string why;
-            const double trimmed =
-                m_state[i].clock.update(o, o.groups[i], why, m_state[i].model_clock_mhz);
+            // The model's clock moves with the demand estimate; the reference follows it
+            // smoothed (the same EWMA weight as the measurements), so the lock does not jitter.
+            GroupState& st = m_state[i];
+            st.reference_clock_mhz = st.reference_clock_mhz > 0.0 && st.model_clock_mhz > 0.0
+                                         ? (1.0 - m_settings.smoothing) * st.reference_clock_mhz +
+                                               m_settings.smoothing * st.model_clock_mhz
+                                         : st.model_clock_mhz;
+            const double trimmed = st.clock.update(o, o.groups[i], why, st.reference_clock_mhz);
             // Trim only with headroom: not while an escalation holds the cap above the model's
             // point, and not when the budget share is below the cap the demand needs (then
             // every cycle goes to latency). A floor the share clips changes nothing.
@@ -58,6 +66,7 @@ public:
             const bool budget_binds = share[i] < needed_w - kCapToleranceW;
             if (escalated || budget_binds) {
                 d.locked_clock_mhz = 0.0;
+                m_state[i].applied_clock_mhz = 0.0;
                 d.reason += escalated ? "; clock free (escalated: latency or queue alarm)"
                                       : fmt::format(
                                             "; clock free (budget share {:.0f} W/GPU "
@@ -69,7 +78,17 @@ public:
                 // cap stays at the share (a ceiling) and the batch at launch.
                 d.cap_w = share[i];
                 d.batch_cap = o.groups[i].max_batch_cap;
-                d.locked_clock_mhz = trimmed;
+                // Hysteresis: a lock moves at once to answer a latency alarm, otherwise only
+                // by at least kClockDeadbandMhz, so a steady load does not rewrite it each period.
+                double& applied = m_state[i].applied_clock_mhz;
+                if (applied <= 0.0 || m_state[i].clock.raised() ||
+                    std::abs(trimmed - applied) >= kClockDeadbandMhz) {
+                    applied = trimmed;
+                } else {
+                    why += fmt::format(" (holding {:.0f} MHz: within {:.0f} MHz)", applied,
+                                       kClockDeadbandMhz);
+                }
+                d.locked_clock_mhz = applied;
                 d.reason = fmt::format(
                     "partial load: demand {:.0f} tok/s; cap {:.0f} W (share), "
                     "batch {} (launch); {}",
@@ -90,7 +109,9 @@ private:
         /// clock feedback trims from, so the GPU runs at that clock at partial load too instead
         /// of racing at the highest clock under a cap it does not reach.
         double model_clock_mhz = 0.0;
-        double model_cap_w = 0.0;  ///< the cap of the model's point this period
+        double model_cap_w = 0.0;          ///< the cap of the model's point this period
+        double applied_clock_mhz = 0.0;    ///< the lock in force (0: free)
+        double reference_clock_mhz = 0.0;  ///< EWMA of model_clock_mhz
         ClockTrimmer clock{0.7, 0.9};
     };
 

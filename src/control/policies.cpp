@@ -138,7 +138,8 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
     const double highest = o.sm_clock_max_mhz / reference;
     const double lowest = kLowestShare * o.sm_clock_max_mhz / reference;
     m_share = std::clamp(m_share, lowest, highest);
-    if (latency_at_risk(o, g, m_at_risk)) {
+    m_raised = latency_at_risk(o, g, m_at_risk);
+    if (m_raised) {
         m_share = std::min(highest, m_share * kStepUp);
         why = "latency at risk: clock up to";
     } else if (latency_comfortable(o, g, m_comfortable)) {

@@ -102,8 +102,9 @@ struct TickRecord {
     double budget_w = 0.0;
     double power_w = 0.0;  ///< node total over the period just ended
     std::vector<double> group_power_w;
-    std::vector<double> cap_w;   ///< per group, after actuation
-    std::vector<int> batch_cap;  ///< per group, after actuation
+    std::vector<double> cap_w;             ///< per group, after actuation
+    std::vector<int> batch_cap;            ///< per group, after actuation
+    std::vector<double> locked_clock_mhz;  ///< per group, after actuation (0: not locked)
     double generation_tok_s = 0.0;
     std::string reason;  ///< the first group's
 };

@@ -26,11 +26,14 @@ public:
     /// The clock (MHz) to lock for this group now, and why. `reference_mhz` <= 0: the highest.
     double update(const Observation& o, const GroupObservation& g, std::string& why,
                   double reference_mhz = 0.0);
+    /// Whether the last update() found latency at risk (and raised the clock).
+    [[nodiscard]] bool raised() const { return m_raised; }
 
 private:
     double m_comfortable;
     double m_at_risk;
     double m_share = 1.0;  ///< of the reference
+    bool m_raised = false;
 };
 
 /// The per-GPU cap a budget allows when shared evenly: budget / total GPUs, in the cap range.

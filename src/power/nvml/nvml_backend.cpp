@@ -373,7 +373,7 @@ Status NvmlBackend::lock_sm_clocks(int gpu, ClockRangeMhz range) {
     }
     m_devices[static_cast<std::size_t>(gpu)].locked =
         ClockRangeMhz{static_cast<double>(min_mhz), static_cast<double>(max_mhz)};
-    PALS_LOG_INFO("locked SM clocks gpu={} min_mhz={} max_mhz={}", gpu, min_mhz, max_mhz);
+    PALS_LOG_DEBUG("locked SM clocks gpu={} min_mhz={} max_mhz={}", gpu, min_mhz, max_mhz);
     return Status::ok();
 }
 
@@ -390,7 +390,7 @@ Status NvmlBackend::reset_sm_clocks(int gpu) {
         return on_write_error(std::move(st));
     }
     m_devices[static_cast<std::size_t>(gpu)].locked.reset();
-    PALS_LOG_INFO("reset SM clocks gpu={}", gpu);
+    PALS_LOG_DEBUG("reset SM clocks gpu={}", gpu);
     return Status::ok();
 }
 
