@@ -54,8 +54,11 @@ int main(int argc, char** argv) {
     using namespace pals::cli;
     CLI::App app{"pals: power-aware LLM serving (power cap x batch cap control)", "pals"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("pals ") + PALS_VERSION + " (git " +
+                                          PALS_GIT_COMMIT + ", " + PALS_BUILD_TYPE + " build)");
     std::string log_level = "warn";
-    app.add_option("--log-level", log_level, "debug, info, warn, error or off")
+    app.add_option("--log-level", log_level,
+                   "trace, debug, info, warn (warning), error (err), critical or off")
         ->envname("PALS_LOG_LEVEL")
         ->check(CLI::IsMember(
             {"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"}));

@@ -43,6 +43,16 @@ std::string temp_file(const std::string& name, const std::string& content) {
     return path;
 }
 
+TEST(CliTest, VersionNamesTheCommitAndBuildType) {
+    const CommandResult r = run("--version");
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    EXPECT_EQ(r.out.rfind("pals 0.1.0 (git ", 0), 0U) << r.out;
+    EXPECT_NE(r.out.find(" build)"), std::string::npos) << r.out;
+    const CommandResult bad = run("--log-level loud simulate --num-requests 1");
+    EXPECT_EQ(bad.exit_code, 2) << bad.out;
+    EXPECT_NE(bad.out.find("pals: error: --log-level"), std::string::npos) << bad.out;
+}
+
 TEST(CliTest, EveryNodeAndWorkloadFlagIsAlsoAVariable) {
     // flag > environment > default, with the variable named in errors.
     const CommandResult env =
