@@ -1,5 +1,7 @@
 #include "pals/sim/simulator.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -489,11 +491,26 @@ Result<Simulator> Simulator::create(const NodeConfig& node, std::vector<workload
                               impl->cost.weight_bytes_per_gpu() - e.activation_reserve_bytes;
     const double block_bytes = impl->cost.kv_bytes_per_token_per_gpu() * e.block_size;
     if (free_bytes < block_bytes) {
-        return Status::invalid_argument(
-            node.model.name + " does not fit on " + std::to_string(node.parallel.tp) + "x " +
-            node.gpu.name + ": " + std::to_string(impl->cost.weight_bytes_per_gpu() / 1e9) +
-            " GB of weights per GPU, " +
-            std::to_string(node.gpu.hbm_bytes * e.gpu_memory_utilization / 1e9) + " GB usable");
+        // Suggest the smallest power-of-two TP degree whose share of the weights leaves room
+        // (weights split evenly: a lower bound, as the KV cache needs room too).
+        const double usable_bytes =
+            node.gpu.hbm_bytes * e.gpu_memory_utilization - e.activation_reserve_bytes;
+        const double weight_bytes = impl->cost.weight_bytes_per_gpu() * node.parallel.tp;
+        std::string hint = "raise gpu_memory_utilization or use a GPU with more memory";
+        if (usable_bytes > 0.0) {
+            int tp = node.parallel.tp;
+            while (tp < 1024 && weight_bytes / (2.0 * tp) >= usable_bytes) {
+                tp *= 2;
+            }
+            if (tp * 2 <= 1024) {
+                hint = fmt::format("try tp {} or more", std::max(tp * 2, node.parallel.tp * 2));
+            }
+        }
+        return Status::invalid_argument(fmt::format(
+            "{} does not fit on {}x {}: {:.1f} GB of weights per GPU, {:.1f} GB usable ({})",
+            node.model.name, node.parallel.tp, node.gpu.name,
+            impl->cost.weight_bytes_per_gpu() / 1e9,
+            node.gpu.hbm_bytes * e.gpu_memory_utilization / 1e9, hint));
     }
     const int total_blocks = static_cast<int>(std::min(free_bytes / block_bytes, 1e9));
     const double cap = node.power_cap_w > 0.0 ? node.power_cap_w : node.gpu.power_limit_default_w;

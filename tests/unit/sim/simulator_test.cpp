@@ -145,6 +145,16 @@ TEST(SimulatorTest, RejectsAModelThatDoesNotFit) {
     EXPECT_NE(sim.status().message().find("does not fit"), std::string::npos);
 }
 
+TEST(SimulatorTest, TheFitErrorReadsForPeopleAndSuggestsATpDegree) {
+    auto sim = Simulator::create(
+        node_of(testing::shared_model("meta-llama__Llama-3.1-70B-Instruct.json"), 1, 8), {});
+    ASSERT_FALSE(sim.is_ok());
+    EXPECT_NE(sim.status().message().find(
+                  "141.1 GB of weights per GPU, 72.0 GB usable (try tp 4 or more)"),
+              std::string::npos)
+        << sim.status().message();
+}
+
 TEST(SimulatorTest, RejectsRequestsLongerThanTheModel) {
     NodeConfig node = node_of(testing::llama8b(), 1, 8);
     node.engine.max_model_len = 1000;
