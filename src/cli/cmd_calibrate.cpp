@@ -309,9 +309,8 @@ Status run_sweeps(const CalibrateOptions& opt, const std::string& shared, nlohma
         PALS_ASSIGN_OR_RETURN(std::vector<sim::ClockSweep> loaded, sim::load_clock_sweeps(file));
         sweeps.insert(sweeps.end(), loaded.begin(), loaded.end());
     }
-    PALS_ASSIGN_OR_RETURN(sim::GpuSpec gpu,
+    PALS_ASSIGN_OR_RETURN(sim::GpuSpec spec,
                           sim::find_gpu_spec(opt.sweep_gpu).with_prefix("--sweep-gpu"));
-    sim::GpuSpec spec = gpu;
     if (opt.fit) {
         PALS_ASSIGN_OR_RETURN(
             sim::GpuSpec fitted,
@@ -358,11 +357,10 @@ Status run_serving_figures(const std::string& shared, const sim::GpuSpec& spec,
 
 Status run_calibrate(const CalibrateOptions& opt) {
     const std::string shared = default_shared_dir();
-    PALS_ASSIGN_OR_RETURN(sim::GpuSpec gpu, sim::find_gpu_spec(opt.gpu).with_prefix("--gpu"));
+    PALS_ASSIGN_OR_RETURN(sim::GpuSpec spec, sim::find_gpu_spec(opt.gpu).with_prefix("--gpu"));
     if (Status st = workload::check_length_text("--input-len", opt.input_len); !st.is_ok()) {
         return st;
     }
-    sim::GpuSpec spec = gpu;
     nlohmann::json json_out = nlohmann::json::object();
     std::string text_out;
     Status status = Status::ok();

@@ -56,8 +56,7 @@ struct LoadgenPlan {
 
 Result<LoadgenPlan> build_plan(const LoadgenOptions& opt) {
     LoadgenPlan plan;
-    PALS_ASSIGN_OR_RETURN(Url url, Url::parse(opt.url).with_prefix("--url"));
-    plan.client.url = url;
+    PALS_ASSIGN_OR_RETURN(plan.client.url, Url::parse(opt.url).with_prefix("--url"));
     if (opt.endpoint.empty() || opt.endpoint.front() != '/') {
         return Status::invalid_argument(
             fmt::format("--endpoint: '{}' must be a path such as /v1/completions", opt.endpoint));

@@ -68,8 +68,7 @@ Result<std::vector<int>> parse_gpu_list(const std::string& text, int tp) {
         }
         return out;
     }
-    PALS_ASSIGN_OR_RETURN(std::vector<int> listed, parse_gpu_set(text).with_prefix("--gpus"));
-    out = std::move(listed);
+    PALS_ASSIGN_OR_RETURN(out, parse_gpu_set(text).with_prefix("--gpus"));
     if (static_cast<int>(out.size()) != tp) {
         return Status::invalid_argument(
             fmt::format("--gpus lists {} GPU(s) but --tp is {}: one group of tp GPUs is profiled",

@@ -10,7 +10,6 @@
 #include <tuple>
 
 #include "pals/common/log.hpp"
-#include "pals/control/pals_policy.hpp"
 #include "pals/control/policies.hpp"
 #include "pals/control/policy_registry.hpp"
 #include "pals/sim/simulated_node.hpp"
@@ -394,9 +393,8 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
                                          const std::shared_ptr<const profile::PowerModel>& model) {
     const auto wall_start = std::chrono::steady_clock::now();
     PALS_ASSIGN_OR_RETURN(
-        auto built,
+        const std::vector<workload::Request> requests,
         workload::build_workload(sc.workload).with_prefix(sc.path.string() + ": workload"));
-    const std::vector<workload::Request>& requests = built;
     if (requests.empty()) {
         return Status::invalid_argument(sc.path.string() + ": workload: no requests");
     }

@@ -35,16 +35,19 @@ public:
 
     std::vector<GroupDecision> decide(const Observation& o) override {
         m_state.resize(o.groups.size());
-        // 1. Demand and corrections per group.
+        // 1. Demand, corrections and the cap the demand needs, per group.
         std::vector<double> demand(o.groups.size());
+        std::vector<double> needed_w(o.groups.size());
         for (std::size_t i = 0; i < o.groups.size(); ++i) {
             update(o, o.groups[i], m_state[i]);
             demand[i] = planned_demand(o.groups[i], m_state[i]);
+            needed_w[i] = needed_cap(o, m_state[i], demand[i]);
         }
         // 2. Budget shares, in W per GPU.
-        const std::vector<double> share = split_budget(o, demand);
+        const std::vector<double> share = split_budget(o, needed_w);
         // 3. The model's choice within the share, raised to the escalation floor.
-        // 4. Below the chosen cap, trim the SM clock while latency has slack.
+        // 4. The regime: partial load (cap at the share, launch batch, clock locked and
+        //    trimmed) or a binding budget / escalation (the model's point, clock free).
         std::vector<GroupDecision> out;
         for (std::size_t i = 0; i < o.groups.size(); ++i) {
             out.push_back(choose(o, o.groups[i], m_state[i], demand[i], share[i]));
@@ -52,6 +55,7 @@ public:
             // The model's clock moves with the demand estimate; the reference follows it
             // smoothed (the same EWMA weight as the measurements), so the lock does not jitter.
             GroupState& st = m_state[i];
+            GroupDecision& d = out.back();
             st.reference_clock_mhz = st.reference_clock_mhz > 0.0 && st.model_clock_mhz > 0.0
                                          ? (1.0 - m_settings.smoothing) * st.reference_clock_mhz +
                                                m_settings.smoothing * st.model_clock_mhz
@@ -60,18 +64,16 @@ public:
             // Trim only with headroom: not while an escalation holds the cap above the model's
             // point, and not when the budget share is below the cap the demand needs (then
             // every cycle goes to latency). A floor the share clips changes nothing.
-            GroupDecision& d = out.back();
-            const bool escalated = d.cap_w > m_state[i].model_cap_w + kCapToleranceW;
-            const double needed_w = needed_cap(o, m_state[i], demand[i]);
-            const bool budget_binds = share[i] < needed_w - kCapToleranceW;
+            const bool escalated = d.cap_w > st.model_cap_w + kCapToleranceW;
+            const bool budget_binds = share[i] < needed_w[i] - kCapToleranceW;
             if (escalated || budget_binds) {
                 d.locked_clock_mhz = 0.0;
-                m_state[i].applied_clock_mhz = 0.0;
+                st.applied_clock_mhz = 0.0;
                 d.reason += escalated ? "; clock free (escalated: latency or queue alarm)"
                                       : fmt::format(
                                             "; clock free (budget share {:.0f} W/GPU "
                                             "below the {:.0f} W the demand needs)",
-                                            share[i], needed_w);
+                                            share[i], needed_w[i]);
             } else {
                 // Partial load: the saturated profile's (cap, batch) would only queue work, as
                 // the GPU does not reach that cap; the clock saves the energy instead, and the
@@ -80,8 +82,8 @@ public:
                 d.batch_cap = o.groups[i].max_batch_cap;
                 // Hysteresis: a lock moves at once to answer a latency alarm, otherwise only
                 // by at least kClockDeadbandMhz, so a steady load does not rewrite it each period.
-                double& applied = m_state[i].applied_clock_mhz;
-                if (applied <= 0.0 || m_state[i].clock.raised() ||
+                double& applied = st.applied_clock_mhz;
+                if (applied <= 0.0 || st.clock.raised() ||
                     std::abs(trimmed - applied) >= kClockDeadbandMhz) {
                     applied = trimmed;
                 } else {
@@ -174,8 +176,9 @@ private:
         return r.feasible ? r.point.power_cap_w : o.cap_range.max_w;
     }
 
+    /// `needed_w`: per group, the cap per GPU its demand needs (needed_cap()).
     std::vector<double> split_budget(const Observation& o,
-                                     const std::vector<double>& demand) const {
+                                     const std::vector<double>& needed_w) const {
         const std::size_t n = o.groups.size();
         std::vector<double> share(n, o.cap_range.max_w);
         if (!std::isfinite(o.budget_w)) {
@@ -185,8 +188,7 @@ private:
         double gpus_total = 0.0;
         std::vector<double> need(n);
         for (std::size_t i = 0; i < n; ++i) {
-            need[i] = std::max(o.cap_range.min_w, std::max(needed_cap(o, m_state[i], demand[i]),
-                                                           m_state[i].cap_floor_w));
+            need[i] = std::max(o.cap_range.min_w, std::max(needed_w[i], m_state[i].cap_floor_w));
             need_total += need[i] * o.groups[i].gpus;
             gpus_total += o.groups[i].gpus;
         }

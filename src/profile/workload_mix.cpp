@@ -113,9 +113,8 @@ Result<WorkloadMix> parse_workload_mix(std::string_view text) {
     mix.spec = std::string(spec);
     if (spec.find('=') == std::string_view::npos) {
         // A bare path: the lengths of a trace.
-        PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> lengths,
+        PALS_ASSIGN_OR_RETURN(mix.lengths,
                               load_trace_lengths(std::string(spec)).with_prefix(where));
-        mix.lengths = std::move(lengths);
         return mix;
     }
     bool have_in = false;
@@ -146,9 +145,7 @@ Result<WorkloadMix> parse_workload_mix(std::string_view text) {
             (key == "in" ? mix.input : mix.output) = d;
             (key == "in" ? have_in : have_out) = true;
         } else if (key == "trace") {
-            PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> lengths,
-                                  load_trace_lengths(value).with_prefix(where));
-            mix.lengths = std::move(lengths);
+            PALS_ASSIGN_OR_RETURN(mix.lengths, load_trace_lengths(value).with_prefix(where));
             have_trace = true;
         } else if (key == "seed") {
             std::uint64_t seed = 0;

@@ -100,8 +100,7 @@ Result<NodeConfig> NodeOptions::build(
     const OptionOrigins& origins, const std::filesystem::path& default_model,
     const std::function<std::filesystem::path(const std::string&)>& resolve) const {
     NodeConfig node;
-    PALS_ASSIGN_OR_RETURN(auto gpu_spec, find_gpu_spec(gpu).with_prefix(origins.of("gpu")));
-    node.gpu = std::move(gpu_spec);
+    PALS_ASSIGN_OR_RETURN(node.gpu, find_gpu_spec(gpu).with_prefix(origins.of("gpu")));
     std::optional<model::WeightDtype> dtype_override;
     if (!dtype.empty()) {
         auto d = model::parse_weight_dtype(dtype);

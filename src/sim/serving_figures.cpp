@@ -38,8 +38,7 @@ Result<ClosedLoopResult> run_closed_loop(const ClosedLoopSetup& setup) {
 
 Result<GpuSpec> figure_gpu(const std::string& gpu_name, const GpuSpec& calibrated,
                            const std::string& source) {
-    PALS_ASSIGN_OR_RETURN(GpuSpec gpu, find_gpu_spec(gpu_name).with_prefix(source));
-    GpuSpec out = gpu;
+    PALS_ASSIGN_OR_RETURN(GpuSpec out, find_gpu_spec(gpu_name).with_prefix(source));
     out.calibration = calibrated.calibration;
     return out;
 }
@@ -82,9 +81,7 @@ Result<std::vector<ServingFigureRow>> replay_serving_figures(
         PALS_ASSIGN_OR_RETURN(GpuSpec gpu, figure_gpu(f.gpu, gpu_for_h100_family, f.source));
         std::optional<model::WeightDtype> dtype;
         if (!f.dtype.empty()) {
-            PALS_ASSIGN_OR_RETURN(model::WeightDtype d,
-                                  model::parse_weight_dtype(f.dtype).with_prefix(f.source));
-            dtype = d;
+            PALS_ASSIGN_OR_RETURN(dtype, model::parse_weight_dtype(f.dtype).with_prefix(f.source));
         }
         PALS_ASSIGN_OR_RETURN(
             model::ModelSpec model,
