@@ -25,9 +25,14 @@ struct EvaluateOptions {
     std::string report;
     double period_s = 0.0;
     std::vector<std::string> policies;  ///< replaces each scenario's [run] policies
+    bool check_expect = false;          ///< run what [expect] needs and check its bounds
 };
 
-Status run_evaluate(const EvaluateOptions& opt) {
+/// Exit code of `--check-expect` when a bound is broken (docs/cli.md).
+constexpr int kExitExpectationFailed = 5;
+
+/// Runs the scenarios; `failures` collects the broken [expect] bounds under --check-expect.
+Status run_evaluate(const EvaluateOptions& opt, std::vector<std::string>& failures) {
     std::vector<control::ScenarioResult> results;
     for (const std::string& path : opt.scenarios) {
         PALS_ASSIGN_OR_RETURN(control::Scenario scenario,
@@ -38,7 +43,12 @@ Status run_evaluate(const EvaluateOptions& opt) {
         if (opt.period_s > 0.0) {
             scenario.period_s = opt.period_s;
         }
-        if (!opt.policies.empty()) {
+        if (opt.check_expect && scenario.expect.empty()) {
+            return Status::invalid_argument(path + ": --check-expect: the scenario has no [expect]");
+        }
+        if (opt.check_expect && opt.policies.empty()) {
+            scenario.policies = control::expectation_policies(scenario);
+        } else if (!opt.policies.empty()) {
             scenario.policies.clear();
             for (const std::string& name : opt.policies) {
                 if (control::find_policy(name) == nullptr) {
@@ -63,6 +73,17 @@ Status run_evaluate(const EvaluateOptions& opt) {
         if (!opt.json) {
             std::fputs(evaluation_table(result).c_str(), stdout);
             std::fflush(stdout);
+        }
+        if (opt.check_expect) {
+            const std::vector<std::string> broken = control::check_expectations(result);
+            for (const std::string& failure : broken) {
+                std::fprintf(stderr, "pals: expectation failed: %s\n", failure.c_str());
+            }
+            if (broken.empty() && !opt.json) {
+                std::printf("%s: all %zu expectations hold\n", scenario.name.c_str(),
+                            scenario.expect.size());
+            }
+            failures.insert(failures.end(), broken.begin(), broken.end());
         }
         results.push_back(std::move(result));
     }
@@ -100,9 +121,20 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
     cmd->add_option("--period", opt->period_s,
                     "control period in seconds (default: each scenario's run.period_s)")
         ->check(finite_in(0.0, 3600.0, "s"));
+    cmd->add_flag("--check-expect", opt->check_expect,
+                  "run only the policies each scenario's [expect] names (unless --policies) and "
+                  "check its bounds: exit 5 when one is broken");
     cmd->callback([opt, &ctx] {
-        const Status status = run_evaluate(*opt);
-        ctx.exit_code = status.is_ok() ? 0 : report_error(status);
+        std::vector<std::string> failures;
+        const Status status = run_evaluate(*opt, failures);
+        if (!status.is_ok()) {
+            ctx.exit_code = report_error(status);
+        } else if (!failures.empty()) {
+            std::fprintf(stderr, "pals: error: %zu expectation(s) failed\n", failures.size());
+            ctx.exit_code = kExitExpectationFailed;
+        } else {
+            ctx.exit_code = 0;
+        }
     });
 }
 

@@ -98,27 +98,13 @@ nlohmann::json evaluation_json(const control::ScenarioResult& result) {
     nlohmann::json policies = nlohmann::json::object();
     for (const control::PolicyRun& r : result.runs) {
         const control::PolicyMetrics& m = r.metrics;
-        policies[r.policy] = {{"tokens_per_joule", m.tokens_per_joule},
-                              {"efficiency_vs_default", json_ratio(m.efficiency_vs_default)},
-                              {"slo_attainment", m.slo_attainment},
-                              {"qos_violations", m.qos_violations},
-                              {"qos_violation_rate", m.qos_violation_rate},
-                              {"qos_violations_vs_cap_only", json_ratio(m.qos_vs_cap_only)},
-                              {"goodput_tok_s", m.goodput_tok_s},
-                              {"served_deficit", m.served_deficit},
-                              {"windows_missed", m.windows_missed},
-                              {"windows_total", m.windows_total},
-                              {"budget_excess_j", m.budget_excess_j},
-                              {"budget_excess_share",
-                               m.budget_energy_j > 0 ? m.budget_excess_j / m.budget_energy_j : 0.0},
-                              {"budget_peak_excess_w", m.budget_peak_excess_w},
-                              {"time_over_budget_s", m.time_over_budget_s},
-                              {"settle_time_s", m.settle_time_s},
-                              {"output_tokens", m.output_tokens},
-                              {"energy_j", m.energy_j},
-                              {"duration_s", m.duration_s},
-                              {"requests", m.requests},
-                              {"chosen", m.chosen}};
+        nlohmann::json& p = policies[r.policy];
+        for (const control::MetricField& field : control::metric_fields()) {
+            const double v = field.value(m);
+            p[std::string(field.name)] =
+                field.integer ? nlohmann::json(static_cast<std::int64_t>(v)) : json_ratio(v);
+        }
+        p["chosen"] = m.chosen;
     }
     return {{"scenario", result.scenario.name}, {"policies", policies}, {"wall_s", result.wall_s}};
 }

@@ -103,6 +103,18 @@ PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& re
     m.served_deficit =
         offered_total > 0.0 ? std::max(0.0, 1.0 - served_total / offered_total) : 0.0;
 
+    // Actuation: periods whose settings differ from the period before.
+    int actuations = 0;
+    for (std::size_t i = 1; i < history.size(); ++i) {
+        const TickRecord& a = history[i - 1];
+        const TickRecord& b = history[i];
+        if (b.time_s >= sc.warmup_s && (a.cap_w != b.cap_w || a.batch_cap != b.batch_cap ||
+                                        a.locked_clock_mhz != b.locked_clock_mhz)) {
+            ++actuations;
+        }
+    }
+    m.actuations_per_min = scored_s > 0.0 ? 60.0 * actuations / scored_s : 0.0;
+
     // Budget tracking: each tick's power is the mean over the period that just ended.
     if (!sc.budget.empty()) {
         for (const TickRecord& tick : history) {
@@ -348,6 +360,8 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
                                              real.observe(0).power_cap_w);
             tick.batch_cap =
                 std::vector<int>(static_cast<std::size_t>(replicas), real.observe(0).batch_cap);
+            tick.locked_clock_mhz =
+                std::vector<double>(static_cast<std::size_t>(replicas), best->clock_mhz);
             tick.generation_tok_s = (tok1 - tok0) / sc.period_s;
             tick.reason = "window oracle";
             history.push_back(std::move(tick));
@@ -406,6 +420,10 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
     }
     ScenarioResult result;
     result.scenario = sc;
+    // Every policy runs on the simulated node (the profiled one unless [physics] perturbs it);
+    // `pals`'s model was profiled on `sc.node`.
+    Scenario truth = sc;
+    PALS_ASSIGN_OR_RETURN(truth.node, simulated_node(sc));
     for (const std::string& name : sc.policies) {
         const PolicyInfo* policy = find_policy(name);
         if (policy == nullptr) {
@@ -418,13 +436,13 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
         }
         Result<PolicyRun> run = Status::internal("unreachable");
         if (name == "static-oracle") {
-            run = static_oracle(sc, requests);
+            run = static_oracle(truth, requests);
         } else if (name == "window-oracle") {
-            run = window_oracle(sc, requests);
+            run = window_oracle(truth, requests);
         } else {
             PolicyContext context;
             context.model = model;
-            run = run_controlled(sc, requests, policy->make(context));
+            run = run_controlled(truth, requests, policy->make(context));
         }
         if (!run.is_ok()) {
             return run.status().with_prefix(sc.path.string() + ": " + name);
@@ -457,6 +475,65 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
     result.wall_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     return result;
+}
+
+std::vector<std::string> expectation_policies(const Scenario& scenario) {
+    std::vector<std::string> names;
+    for (const std::string_view name : policy_names()) {
+        const bool needed =
+            name == scenario.expect_policy ||
+            std::any_of(scenario.expect.begin(), scenario.expect.end(),
+                        [&](const Expectation& e) { return e.baseline == name; });
+        if (needed) {
+            names.emplace_back(name);
+        }
+    }
+    return names;
+}
+
+std::vector<std::string> check_expectations(const ScenarioResult& result) {
+    const Scenario& sc = result.scenario;
+    const auto find_run = [&](const std::string& name) -> const PolicyRun* {
+        for (const PolicyRun& r : result.runs) {
+            if (r.policy == name) {
+                return &r;
+            }
+        }
+        return nullptr;
+    };
+    std::vector<std::string> failures;
+    const PolicyRun* subject = find_run(sc.expect_policy);
+    for (const Expectation& e : sc.expect) {
+        const PolicyRun* base = e.baseline.empty() ? nullptr : find_run(e.baseline);
+        if (subject == nullptr || (!e.baseline.empty() && base == nullptr)) {
+            failures.push_back(fmt::format("{}: {} was not run", e.origin,
+                                           subject == nullptr ? sc.expect_policy : e.baseline));
+            continue;
+        }
+        const MetricField* field = find_metric(e.metric);
+        const double mine = field->value(subject->metrics);
+        double value = mine;
+        std::string what = fmt::format("{} {}", sc.expect_policy, e.metric);
+        std::string detail;
+        if (base != nullptr) {
+            const double theirs = field->value(base->metrics);
+            value = theirs != 0.0 ? mine / theirs
+                                  : (mine == 0.0 ? 0.0 : std::numeric_limits<double>::infinity());
+            what = fmt::format("{}/{}", sc.expect_policy, e.baseline);
+            detail = fmt::format(" ({} {:.4g}, {} {:.4g})", sc.expect_policy, mine, e.baseline,
+                                 theirs);
+        }
+        if (std::isnan(value)) {
+            failures.push_back(fmt::format("{}: {} is n/a", e.origin, what));
+        } else if (e.min && value < *e.min) {
+            failures.push_back(
+                fmt::format("{}: {} = {:.4g} is below {:g}{}", e.origin, what, value, *e.min, detail));
+        } else if (e.max && value > *e.max) {
+            failures.push_back(
+                fmt::format("{}: {} = {:.4g} is above {:g}{}", e.origin, what, value, *e.max, detail));
+        }
+    }
+    return failures;
 }
 
 }  // namespace pals::control

@@ -9,8 +9,8 @@
 #include "pals/common/file_util.hpp"
 #include "pals/common/option_table.hpp"
 #include "pals/common/toml_values.hpp"
+#include "pals/control/policy_metrics.hpp"
 #include "pals/control/policy_registry.hpp"
-#include "pals/sim/node_options.hpp"
 #include "pals/workload/workload_options.hpp"
 
 namespace pals::control {
@@ -79,7 +79,112 @@ Status check_section_keys(const TomlReader& reader, std::string_view section,
     return Status::ok();
 }
 
+/// A bound: { min = X, max = Y }, either optional, min <= max.
+Status read_bound(const toml::node& node, const std::string& origin, Expectation& e) {
+    const toml::table* bound = node.as_table();
+    if (bound == nullptr) {
+        return Status::invalid_argument(origin + ": must be a table { min = X, max = Y }");
+    }
+    for (const auto& [key, value] : *bound) {
+        std::optional<double>& slot = key.str() == "min" ? e.min : e.max;
+        if (key.str() != "min" && key.str() != "max") {
+            return unknown_key_error(origin, key.str(), {"min", "max"});
+        }
+        auto v = value.value<double>();
+        if (!v || !std::isfinite(*v)) {
+            return Status::invalid_argument(origin + "." + std::string(key.str()) +
+                                            ": must be a finite number");
+        }
+        slot = *v;
+    }
+    if (!e.min && !e.max) {
+        return Status::invalid_argument(origin + ": needs min, max or both");
+    }
+    if (e.min && e.max && *e.min > *e.max) {
+        return Status::invalid_argument(origin + ": min is above max");
+    }
+    return Status::ok();
+}
+
+/// [expect]: `policy = NAME`, figures `METRIC = {min, max}`, and `[expect.ratio.BASELINE]`
+/// tables of the same form.
+Status read_expectations(const TomlReader& reader, Scenario& s) {
+    const auto node = reader.root()["expect"];
+    if (!node) {
+        return Status::ok();
+    }
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+        return reader.error("expect", "must be a table ([expect])");
+    }
+    std::vector<std::string_view> metric_names;
+    for (const MetricField& f : metric_fields()) {
+        metric_names.push_back(f.name);
+    }
+    const auto add = [&](const toml::key& key, const toml::node& value,
+                         const std::string& baseline, const std::string& parent) -> Status {
+        const std::string where = toml_location(reader.file(), key.source()) + ": " + parent;
+        const std::string origin = where + "." + std::string(key.str());
+        if (find_metric(key.str()) == nullptr) {
+            return unknown_key_error(where, key.str(), metric_names);
+        }
+        Expectation e;
+        e.metric = std::string(key.str());
+        e.baseline = baseline;
+        e.origin = origin;
+        PALS_RETURN_IF_ERROR(read_bound(value, origin, e));
+        s.expect.push_back(std::move(e));
+        return Status::ok();
+    };
+    for (const auto& [key, value] : *table) {
+        const std::string name(key.str());
+        if (name == "policy") {
+            continue;
+        }
+        if (name == "ratio") {
+            const toml::table* ratios = value.as_table();
+            if (ratios == nullptr) {
+                return reader.error("expect.ratio", "must be a table of [expect.ratio.BASELINE]");
+            }
+            for (const auto& [baseline, bounds] : *ratios) {
+                const std::string base(baseline.str());
+                const std::string prefix = "expect.ratio." + base;
+                if (find_policy(base) == nullptr) {
+                    return Status::invalid_argument(
+                        toml_location(reader.file(), baseline.source()) + ": " + prefix + ": " +
+                        unknown_policy(base).message());
+                }
+                const toml::table* metrics = bounds.as_table();
+                if (metrics == nullptr) {
+                    return reader.error(prefix, "must be a table of METRIC = { min, max }");
+                }
+                for (const auto& [metric, bound] : *metrics) {
+                    PALS_RETURN_IF_ERROR(add(metric, bound, base, prefix));
+                }
+            }
+            continue;
+        }
+        PALS_RETURN_IF_ERROR(add(key, value, "", "expect"));
+    }
+    PALS_ASSIGN_OR_RETURN(const std::optional<std::string> policy,
+                          reader.get<std::string>("expect.policy"));
+    if (policy) {
+        if (find_policy(*policy) == nullptr) {
+            return reader.error("expect.policy", unknown_policy(*policy).message());
+        }
+        s.expect_policy = *policy;
+    }
+    return Status::ok();
+}
+
 }  // namespace
+
+Result<sim::NodeConfig> simulated_node(const Scenario& scenario) {
+    sim::NodeConfig node = scenario.node;
+    PALS_ASSIGN_OR_RETURN(node.gpu, sim::perturb(node.gpu, scenario.physics)
+                                        .with_prefix(scenario.path.string() + ": physics"));
+    return node;
+}
 
 Result<Scenario> load_scenario(const std::filesystem::path& path,
                                const std::filesystem::path& shared_dir) {
@@ -93,14 +198,14 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
     Scenario s;
     s.path = path;
     s.name = path.stem().string();
-    static const std::vector<std::string> kSections = {"name", "node",   "workload",
-                                                       "slo",  "budget", "run"};
+    static const std::vector<std::string> kSections = {
+        "name", "node", "workload", "slo", "budget", "run", "physics", "expect"};
     for (const auto& [key, value] : root) {
         if (std::find(kSections.begin(), kSections.end(), std::string(key.str())) ==
             kSections.end()) {
             return Status::invalid_argument(
                 toml_location(path.string(), key.source()) + ": " + std::string(key.str()) +
-                ": unknown section (expected node, workload, slo, budget, run)");
+                ": unknown section (expected node, workload, slo, budget, run, physics, expect)");
         }
     }
     PALS_ASSIGN_OR_RETURN(const std::optional<std::string> name, reader.get<std::string>("name"));
@@ -127,6 +232,10 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
     s.target_tok_s = target.value_or(0.0);
 
     PALS_RETURN_IF_ERROR(read_section(s.slo, sim::slo_options(), reader, "slo").status());
+
+    PALS_ASSIGN_OR_RETURN(const OptionOrigins physics_origins,
+                          read_section(s.physics, sim::physics_options(), reader, "physics"));
+    PALS_RETURN_IF_ERROR(sim::perturb(s.node.gpu, s.physics, physics_origins).status());
 
     PALS_RETURN_IF_ERROR(check_section_keys(
         reader, "budget", {"watts", "fraction_of_tdp", "steps", "step_fractions"}));
@@ -227,6 +336,7 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
     if (power_model) {
         s.power_model = resolve(*power_model, dir, shared_dir);
     }
+    PALS_RETURN_IF_ERROR(read_expectations(reader, s));
     return s;
 }
 

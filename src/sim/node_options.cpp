@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <optional>
 
@@ -197,6 +199,105 @@ Status validate(const SloTargets& slo) {
         return Status::invalid_argument("SLO targets must be finite and > 0");
     }
     return Status::ok();
+}
+
+namespace {
+
+struct PhysicsField {
+    double PhysicsPerturbation::*scale;
+    std::string_view label;
+};
+
+constexpr std::array<PhysicsField, 7> kPhysicsFields = {{
+    {&PhysicsPerturbation::idle_power_scale, "idle power"},
+    {&PhysicsPerturbation::sm_power_scale, "SM power"},
+    {&PhysicsPerturbation::mem_power_scale, "HBM power"},
+    {&PhysicsPerturbation::voltage_floor_scale, "voltage floor"},
+    {&PhysicsPerturbation::mem_clock_knee_scale, "memory clock knee"},
+    {&PhysicsPerturbation::compute_efficiency_scale, "compute efficiency"},
+    {&PhysicsPerturbation::mem_efficiency_scale, "memory efficiency"},
+}};
+
+}  // namespace
+
+bool PhysicsPerturbation::is_identity() const {
+    return std::all_of(kPhysicsFields.begin(), kPhysicsFields.end(),
+                       [this](const PhysicsField& f) { return this->*f.scale == 1.0; });
+}
+
+std::string PhysicsPerturbation::describe() const {
+    std::string text;
+    for (const PhysicsField& f : kPhysicsFields) {
+        if (this->*f.scale != 1.0) {
+            text += fmt::format("{}{} x{:g}", text.empty() ? "" : ", ", f.label, this->*f.scale);
+        }
+    }
+    return text.empty() ? "as calibrated" : text;
+}
+
+const OptionTable<PhysicsPerturbation>& physics_options() {
+    constexpr ValueRange kScale{.lo = 0.25, .hi = 4.0};
+    static const OptionTable<PhysicsPerturbation> kOptions = {
+        {.key = "idle_power_scale",
+         .help = "factor on the GPU's idle power",
+         .member = &PhysicsPerturbation::idle_power_scale,
+         .range = kScale},
+        {.key = "sm_power_scale",
+         .help = "factor on SM dynamic power at the highest clock",
+         .member = &PhysicsPerturbation::sm_power_scale,
+         .range = kScale},
+        {.key = "mem_power_scale",
+         .help = "factor on HBM power at full bandwidth",
+         .member = &PhysicsPerturbation::mem_power_scale,
+         .range = kScale},
+        {.key = "voltage_floor_scale",
+         .help = "factor on the voltage floor (< 1: power falls faster with the clock)",
+         .member = &PhysicsPerturbation::voltage_floor_scale,
+         .range = kScale},
+        {.key = "mem_clock_knee_scale",
+         .help = "factor on the SM clock below which HBM bandwidth falls",
+         .member = &PhysicsPerturbation::mem_clock_knee_scale,
+         .range = kScale},
+        {.key = "compute_efficiency_scale",
+         .help = "factor on achieved tensor throughput",
+         .member = &PhysicsPerturbation::compute_efficiency_scale,
+         .range = kScale},
+        {.key = "mem_efficiency_scale",
+         .help = "factor on achieved HBM bandwidth (weights and attention)",
+         .member = &PhysicsPerturbation::mem_efficiency_scale,
+         .range = kScale},
+    };
+    return kOptions;
+}
+
+Result<GpuSpec> perturb(const GpuSpec& gpu, const PhysicsPerturbation& physics,
+                        const OptionOrigins& origins) {
+    PALS_RETURN_IF_ERROR(check_option_ranges(physics, physics_options(), origins));
+    GpuSpec out = gpu;
+    GpuCalibration& cal = out.calibration;
+    out.idle_power_w *= physics.idle_power_scale;
+    cal.sm_power_w *= physics.sm_power_scale;
+    cal.mem_power_w *= physics.mem_power_scale;
+    cal.voltage_floor *= physics.voltage_floor_scale;
+    cal.mem_clock_knee *= physics.mem_clock_knee_scale;
+    cal.compute_efficiency *= physics.compute_efficiency_scale;
+    cal.mem_efficiency *= physics.mem_efficiency_scale;
+    cal.attention_efficiency *= physics.mem_efficiency_scale;
+    const auto at_most_one = [&](double value, std::string_view key,
+                                 std::string_view what) -> Status {
+        if (value > 1.0) {
+            return origins.error(key, fmt::format("makes the {} {:.3g}, above 1", what, value));
+        }
+        return Status::ok();
+    };
+    PALS_RETURN_IF_ERROR(at_most_one(cal.voltage_floor, "voltage_floor_scale", "voltage floor"));
+    PALS_RETURN_IF_ERROR(
+        at_most_one(cal.mem_clock_knee, "mem_clock_knee_scale", "memory clock knee"));
+    PALS_RETURN_IF_ERROR(at_most_one(cal.compute_efficiency, "compute_efficiency_scale",
+                                     "compute efficiency"));
+    PALS_RETURN_IF_ERROR(at_most_one(std::max(cal.mem_efficiency, cal.attention_efficiency),
+                                     "mem_efficiency_scale", "memory efficiency"));
+    return out;
 }
 
 }  // namespace pals::sim

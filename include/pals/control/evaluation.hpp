@@ -3,50 +3,17 @@
 /// @brief Runs every policy of a scenario on the same trace, model and hardware (a fresh
 /// SimulatedNode each), and scores them by the evaluation protocol (DESIGN.md 2).
 
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "pals/common/status.hpp"
 #include "pals/control/controller.hpp"
+#include "pals/control/policy_metrics.hpp"
 #include "pals/control/scenario.hpp"
 #include "pals/profile/power_model.hpp"
 
 namespace pals::control {
-
-/// A ratio to a policy that is not in the run, or to a zero.
-inline constexpr double kNoRatio = std::numeric_limits<double>::quiet_NaN();
-
-/// The protocol's figures for one policy.
-struct PolicyMetrics {
-    double output_tokens = 0.0;
-    double energy_j = 0.0;  ///< all GPUs, idle included
-    double duration_s = 0.0;
-    double tokens_per_joule = 0.0;
-    double efficiency_vs_default = kNoRatio;  ///< tokens/J over default's (NaN: no default)
-    double slo_attainment = 0.0;              ///< requests meeting both TTFT and TPOT SLOs
-    std::uint64_t requests = 0;
-    std::uint64_t qos_violations = 0;  ///< requests missing TTFT or TPOT SLO
-    double qos_violation_rate = 0.0;
-    /// Violations over cap-only's: NaN without cap-only, and when cap-only had none and this
-    /// policy some (1 when both had none).
-    double qos_vs_cap_only = kNoRatio;
-    /// Output tokens/s of the requests meeting both SLOs, from warm-up to the end of the run.
-    double goodput_tok_s = 0.0;
-    /// 1 - output tokens generated / output tokens offered (arriving, or the throughput target),
-    /// over the 10-s windows from warm-up to the last arrival, at least 0: near 0 when the
-    /// policy keeps up (it lags only by its latency, ~latency / span).
-    double served_deficit = 0.0;
-    int windows_missed = 0;  ///< 10-s windows served < 95 % of offered load (JSON only)
-    int windows_total = 0;
-    double budget_excess_j = 0.0;  ///< energy above the budget
-    double budget_peak_excess_w = 0.0;
-    double time_over_budget_s = 0.0;
-    double settle_time_s = 0.0;    ///< worst over budget steps: time until under budget
-    double budget_energy_j = 0.0;  ///< integral of the budget over the run (for ratios)
-    std::string chosen;            ///< oracles: the point(s) chosen
-};
 
 /// One policy's run: figures and time series for the report.
 struct PolicyRun {
@@ -79,5 +46,15 @@ struct OracleGrid {
 /// Runs the scenario's policies. `model` is needed only for `pals` (nullptr otherwise).
 [[nodiscard]] Result<ScenarioResult> evaluate_scenario(
     const Scenario& scenario, const std::shared_ptr<const profile::PowerModel>& model);
+
+/// The policies a check of `scenario`'s [expect] needs (its subject and the baselines it names),
+/// in the order of policy_names().
+[[nodiscard]] std::vector<std::string> expectation_policies(const Scenario& scenario);
+
+/// Each [expect] bound that `result` breaks, one message per bound ("FILE:L:C: expect.ratio.
+/// default.tokens_per_joule: pals/default = 1.21 is below 1.3 (pals 3.02, default 2.5)");
+/// empty when all hold. A ratio over a zero figure is 0 for 0/0 (no violations against none
+/// meets any upper bound) and infinite otherwise.
+[[nodiscard]] std::vector<std::string> check_expectations(const ScenarioResult& result);
 
 }  // namespace pals::control

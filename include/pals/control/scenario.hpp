@@ -10,15 +10,28 @@
 
 #include "pals/common/status.hpp"
 #include "pals/control/controller.hpp"
+#include "pals/sim/node_options.hpp"
 #include "pals/sim/simulator.hpp"
 #include "pals/workload/workload.hpp"
 
 namespace pals::control {
 
+/// One bound of a scenario's [expect] (docs/evaluate.md): a figure of the subject policy, or
+/// its ratio to a baseline's figure.
+struct Expectation {
+    std::string metric;    ///< a name in metric_fields()
+    std::string baseline;  ///< "" = the figure itself; else subject / baseline
+    std::optional<double> min;
+    std::optional<double> max;
+    std::string origin;  ///< "FILE:LINE:COL: expect.NAME", for messages
+};
+
 struct Scenario {
     std::string name;  ///< file stem unless `name` is set
     std::filesystem::path path;
-    sim::NodeConfig node;
+    sim::NodeConfig node;  ///< the node as profiled (the `pals` model's view)
+    /// [physics]: how the simulated node departs from `node` (identity: not at all).
+    sim::PhysicsPerturbation physics;
     workload::WorkloadSpec workload;
     double target_tok_s = 0.0;  ///< offline case: the throughput target (0: the trace's load)
     sim::SloTargets slo;
@@ -28,7 +41,12 @@ struct Scenario {
     double warmup_s = 0.0;  ///< metrics ignore requests arriving and ticks before this
     std::uint64_t seed = 0;
     std::filesystem::path power_model;  ///< MODEL.json for `pals`; empty: profile on the fly
+    std::string expect_policy = "pals";  ///< whose figures [expect] bounds
+    std::vector<Expectation> expect;
 };
+
+/// The node the evaluation simulates: `node` with its GPU perturbed by `physics`.
+[[nodiscard]] Result<sim::NodeConfig> simulated_node(const Scenario& scenario);
 
 /// Reads a scenario. Relative paths (model config, trace, power model) are tried against the
 /// scenario's folder, then `shared_dir`. Every error names the file and the key.

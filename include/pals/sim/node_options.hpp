@@ -58,4 +58,31 @@ struct NodeOptions {
 /// SLO targets finite and > 0.
 [[nodiscard]] Status validate(const SloTargets& slo);
 
+/// A scenario's [physics]: the simulated GPU departs from the calibrated physics a `pals` model
+/// was profiled on, as a real GPU departs from any model (docs/evaluate.md, "Model mismatch").
+/// Each field multiplies one calibrated parameter of the GPU (gpu_spec.hpp); 1 = as calibrated.
+struct PhysicsPerturbation {
+    double idle_power_scale = 1.0;
+    double sm_power_scale = 1.0;   ///< SM dynamic power at f_max
+    double mem_power_scale = 1.0;  ///< HBM power at full bandwidth
+    /// The voltage floor relative to V(f_max): below 1 dynamic power falls faster with the
+    /// clock (a steeper clock/power exponent), above 1 slower.
+    double voltage_floor_scale = 1.0;
+    double mem_clock_knee_scale = 1.0;  ///< the clock below which HBM bandwidth falls
+    double compute_efficiency_scale = 1.0;
+    double mem_efficiency_scale = 1.0;  ///< weight-streaming and attention bandwidth
+
+    [[nodiscard]] bool is_identity() const;
+    /// "idle power x1.3, compute efficiency x0.8" ("as calibrated" for the identity).
+    [[nodiscard]] std::string describe() const;
+};
+
+/// The [physics] keys (file only: no flags).
+[[nodiscard]] const OptionTable<PhysicsPerturbation>& physics_options();
+
+/// `gpu` with its calibrated parameters scaled by `physics`. Fails (naming the key) when a
+/// result leaves its physical range: a voltage floor or knee above 1, an efficiency above 1.
+[[nodiscard]] Result<GpuSpec> perturb(const GpuSpec& gpu, const PhysicsPerturbation& physics,
+                                      const OptionOrigins& origins = {});
+
 }  // namespace pals::sim

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "pals/control/evaluation.hpp"
@@ -185,6 +186,110 @@ TEST(EvaluationTest, BaselinesTrackAStepAndDefaultDoesNot) {
         EXPECT_FALSE(run.history.empty());
     }
     EXPECT_FALSE(r->runs[2].metrics.chosen.empty());  // the oracle names its point
+}
+
+TEST(ScenarioTest, PhysicsPerturbsOnlyTheSimulatedNode) {
+    const auto path = write("physics.toml", std::string(kNode) +
+                                                "[workload]\nrate_rps = 1\nduration_s = 10\n"
+                                                "[physics]\nidle_power_scale = 1.3\n"
+                                                "compute_efficiency_scale = 0.8\n");
+    auto s = load_scenario(path, kShared);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    EXPECT_EQ(s->physics.describe(), "idle power x1.3, compute efficiency x0.8");
+    auto simulated = simulated_node(s.value());
+    ASSERT_TRUE(simulated.is_ok());
+    EXPECT_DOUBLE_EQ(simulated->gpu.idle_power_w, 1.3 * s->node.gpu.idle_power_w);
+    EXPECT_DOUBLE_EQ(simulated->gpu.calibration.compute_efficiency,
+                     0.8 * s->node.gpu.calibration.compute_efficiency);
+    EXPECT_DOUBLE_EQ(simulated->gpu.calibration.mem_efficiency,
+                     s->node.gpu.calibration.mem_efficiency);
+
+    // Out of range, out of physics, unknown keys: named with the line.
+    for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
+             {"idle_power_scale = 9\n", "bad_physics.toml:10:1: physics.idle_power_scale: must be 0.25-4 (got 9)"},
+             {"voltage_floor_scale = 2\n", "physics.voltage_floor_scale: makes the voltage floor"},
+             {"idle_power = 1\n", "physics: unknown key 'idle_power'"}}) {
+        const auto bad = write("bad_physics.toml", std::string(kNode) +
+                                                       "[workload]\nrate_rps = 1\n"
+                                                       "duration_s = 10\n[physics]\n" + text);
+        auto b = load_scenario(bad, kShared);
+        ASSERT_FALSE(b.is_ok()) << text;
+        EXPECT_NE(b.status().message().find(expected), std::string::npos)
+            << b.status().message();
+    }
+}
+
+TEST(ScenarioTest, ExpectBoundsAreReadWithOrigins) {
+    const auto path =
+        write("expect.toml", std::string(kNode) +
+                                 "[workload]\nrate_rps = 1\nduration_s = 10\n"
+                                 "[expect]\nslo_attainment = { min = 0.99 }\n"
+                                 "[expect.ratio.cap-only]\nqos_violations = { max = 0.5 }\n");
+    auto s = load_scenario(path, kShared);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    ASSERT_EQ(s->expect.size(), 2U);
+    EXPECT_EQ(s->expect_policy, "pals");
+    const auto slo = std::find_if(s->expect.begin(), s->expect.end(),
+                                  [](const Expectation& e) { return e.baseline.empty(); });
+    ASSERT_NE(slo, s->expect.end());
+    EXPECT_EQ(slo->metric, "slo_attainment");
+    EXPECT_EQ(slo->min, 0.99);
+    EXPECT_FALSE(slo->max);
+    EXPECT_NE(slo->origin.find("expect.toml:10:1: expect.slo_attainment"), std::string::npos)
+        << slo->origin;
+    const auto qos = std::find_if(s->expect.begin(), s->expect.end(),
+                                  [](const Expectation& e) { return !e.baseline.empty(); });
+    EXPECT_EQ(qos->baseline, "cap-only");
+    EXPECT_EQ(qos->origin.substr(qos->origin.find("expect.toml")),
+              "expect.toml:12:1: expect.ratio.cap-only.qos_violations");
+    EXPECT_EQ(expectation_policies(s.value()), (std::vector<std::string>{"cap-only", "pals"}));
+
+    for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
+             {"tokens_per_jule = { min = 1 }\n", "did you mean 'tokens_per_joule'"},
+             {"slo_attainment = 0.99\n", "expect.slo_attainment: must be a table"},
+             {"slo_attainment = { min = 1, max = 0 }\n", "min is above max"},
+             {"slo_attainment = { mn = 1 }\n", "did you mean 'min'"},
+             {"[expect.ratio.magic]\nslo_attainment = { min = 1 }\n", "unknown policy 'magic'"},
+             {"policy = \"magic\"\n", "expect.policy"}}) {
+        const auto bad = write("bad_expect.toml", std::string(kNode) +
+                                                      "[workload]\nrate_rps = 1\n"
+                                                      "duration_s = 10\n[expect]\n" + text);
+        auto b = load_scenario(bad, kShared);
+        ASSERT_FALSE(b.is_ok()) << text;
+        EXPECT_NE(b.status().message().find(expected), std::string::npos)
+            << b.status().message();
+    }
+}
+
+TEST(EvaluationTest, ExpectationsAreCheckedAgainstTheRun) {
+    Scenario sc;
+    sc.expect_policy = "pals";
+    sc.expect = {{"tokens_per_joule", "", 2.0, std::nullopt, "e1"},
+                 {"tokens_per_joule", "default", 1.2, 1.4, "e2"},
+                 {"qos_violations", "cap-only", std::nullopt, 0.5, "e3"},
+                 {"slo_attainment", "clock-only", 1.0, std::nullopt, "e4"}};
+    ScenarioResult result;
+    result.scenario = sc;
+    auto run = [](const std::string& name, double tok_j, std::uint64_t violations) {
+        PolicyRun r;
+        r.policy = name;
+        r.metrics.tokens_per_joule = tok_j;
+        r.metrics.qos_violations = violations;
+        r.metrics.slo_attainment = 0.99;
+        return r;
+    };
+    result.runs = {run("default", 2.0, 0), run("cap-only", 2.1, 0), run("pals", 2.6, 0)};
+    std::vector<std::string> failures = check_expectations(result);
+    ASSERT_EQ(failures.size(), 1U);  // 0/0 violations meets the bound; clock-only was not run
+    EXPECT_EQ(failures[0], "e4: clock-only was not run");
+
+    result.runs[2].metrics.tokens_per_joule = 3.0;  // 1.5x default: above 1.4
+    result.runs[2].metrics.qos_violations = 3;      // 3 over cap-only's 0: infinite
+    result.scenario.expect.pop_back();
+    failures = check_expectations(result);
+    ASSERT_EQ(failures.size(), 2U);
+    EXPECT_EQ(failures[0], "e2: pals/default = 1.5 is above 1.4 (pals 3, default 2)");
+    EXPECT_EQ(failures[1], "e3: pals/cap-only = inf is above 0.5 (pals 3, cap-only 0)");
 }
 
 }  // namespace
