@@ -44,7 +44,8 @@ Status run_evaluate(const EvaluateOptions& opt, std::vector<std::string>& failur
             scenario.period_s = opt.period_s;
         }
         if (opt.check_expect && scenario.expect.empty()) {
-            return Status::invalid_argument(path + ": --check-expect: the scenario has no [expect]");
+            return Status::invalid_argument(path +
+                                            ": --check-expect: the scenario has no [expect]");
         }
         if (opt.check_expect && opt.policies.empty()) {
             scenario.policies = control::expectation_policies(scenario);

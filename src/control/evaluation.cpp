@@ -480,10 +480,9 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
 std::vector<std::string> expectation_policies(const Scenario& scenario) {
     std::vector<std::string> names;
     for (const std::string_view name : policy_names()) {
-        const bool needed =
-            name == scenario.expect_policy ||
-            std::any_of(scenario.expect.begin(), scenario.expect.end(),
-                        [&](const Expectation& e) { return e.baseline == name; });
+        const bool needed = name == scenario.expect_policy ||
+                            std::any_of(scenario.expect.begin(), scenario.expect.end(),
+                                        [&](const Expectation& e) { return e.baseline == name; });
         if (needed) {
             names.emplace_back(name);
         }
@@ -520,17 +519,17 @@ std::vector<std::string> check_expectations(const ScenarioResult& result) {
             value = theirs != 0.0 ? mine / theirs
                                   : (mine == 0.0 ? 0.0 : std::numeric_limits<double>::infinity());
             what = fmt::format("{}/{}", sc.expect_policy, e.baseline);
-            detail = fmt::format(" ({} {:.4g}, {} {:.4g})", sc.expect_policy, mine, e.baseline,
-                                 theirs);
+            detail =
+                fmt::format(" ({} {:.4g}, {} {:.4g})", sc.expect_policy, mine, e.baseline, theirs);
         }
         if (std::isnan(value)) {
             failures.push_back(fmt::format("{}: {} is n/a", e.origin, what));
         } else if (e.min && value < *e.min) {
-            failures.push_back(
-                fmt::format("{}: {} = {:.4g} is below {:g}{}", e.origin, what, value, *e.min, detail));
+            failures.push_back(fmt::format("{}: {} = {:.4g} is below {:g}{}", e.origin, what, value,
+                                           *e.min, detail));
         } else if (e.max && value > *e.max) {
-            failures.push_back(
-                fmt::format("{}: {} = {:.4g} is above {:g}{}", e.origin, what, value, *e.max, detail));
+            failures.push_back(fmt::format("{}: {} = {:.4g} is above {:g}{}", e.origin, what, value,
+                                           *e.max, detail));
         }
     }
     return failures;

@@ -21,7 +21,9 @@ constexpr std::array<MetricField, 20> kFields = {{
     {"windows_total", [](const M& m) { return static_cast<double>(m.windows_total); }, true},
     {"budget_excess_j", [](const M& m) { return m.budget_excess_j; }},
     {"budget_excess_share",
-     [](const M& m) { return m.budget_energy_j > 0 ? m.budget_excess_j / m.budget_energy_j : 0.0; }},
+     [](const M& m) {
+         return m.budget_energy_j > 0 ? m.budget_excess_j / m.budget_energy_j : 0.0;
+     }},
     {"budget_peak_excess_w", [](const M& m) { return m.budget_peak_excess_w; }},
     {"time_over_budget_s", [](const M& m) { return m.time_over_budget_s; }},
     {"settle_time_s", [](const M& m) { return m.settle_time_s; }},
@@ -34,7 +36,9 @@ constexpr std::array<MetricField, 20> kFields = {{
 
 }  // namespace
 
-std::span<const MetricField> metric_fields() { return kFields; }
+std::span<const MetricField> metric_fields() {
+    return kFields;
+}
 
 const MetricField* find_metric(std::string_view name) {
     for (const MetricField& f : kFields) {

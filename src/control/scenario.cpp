@@ -121,8 +121,8 @@ Status read_expectations(const TomlReader& reader, Scenario& s) {
     for (const MetricField& f : metric_fields()) {
         metric_names.push_back(f.name);
     }
-    const auto add = [&](const toml::key& key, const toml::node& value,
-                         const std::string& baseline, const std::string& parent) -> Status {
+    const auto add = [&](const toml::key& key, const toml::node& value, const std::string& baseline,
+                         const std::string& parent) -> Status {
         const std::string where = toml_location(reader.file(), key.source()) + ": " + parent;
         const std::string origin = where + "." + std::string(key.str());
         if (find_metric(key.str()) == nullptr) {
@@ -181,8 +181,9 @@ Status read_expectations(const TomlReader& reader, Scenario& s) {
 
 Result<sim::NodeConfig> simulated_node(const Scenario& scenario) {
     sim::NodeConfig node = scenario.node;
-    PALS_ASSIGN_OR_RETURN(node.gpu, sim::perturb(node.gpu, scenario.physics)
-                                        .with_prefix(scenario.path.string() + ": physics"));
+    PALS_ASSIGN_OR_RETURN(
+        node.gpu,
+        sim::perturb(node.gpu, scenario.physics).with_prefix(scenario.path.string() + ": physics"));
     return node;
 }
 
@@ -198,8 +199,8 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
     Scenario s;
     s.path = path;
     s.name = path.stem().string();
-    static const std::vector<std::string> kSections = {
-        "name", "node", "workload", "slo", "budget", "run", "physics", "expect"};
+    static const std::vector<std::string> kSections = {"name",   "node", "workload", "slo",
+                                                       "budget", "run",  "physics",  "expect"};
     for (const auto& [key, value] : root) {
         if (std::find(kSections.begin(), kSections.end(), std::string(key.str())) ==
             kSections.end()) {

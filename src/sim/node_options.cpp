@@ -293,8 +293,8 @@ Result<GpuSpec> perturb(const GpuSpec& gpu, const PhysicsPerturbation& physics,
     PALS_RETURN_IF_ERROR(at_most_one(cal.voltage_floor, "voltage_floor_scale", "voltage floor"));
     PALS_RETURN_IF_ERROR(
         at_most_one(cal.mem_clock_knee, "mem_clock_knee_scale", "memory clock knee"));
-    PALS_RETURN_IF_ERROR(at_most_one(cal.compute_efficiency, "compute_efficiency_scale",
-                                     "compute efficiency"));
+    PALS_RETURN_IF_ERROR(
+        at_most_one(cal.compute_efficiency, "compute_efficiency_scale", "compute efficiency"));
     PALS_RETURN_IF_ERROR(at_most_one(std::max(cal.mem_efficiency, cal.attention_efficiency),
                                      "mem_efficiency_scale", "memory efficiency"));
     return out;

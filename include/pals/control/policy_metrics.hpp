@@ -45,7 +45,7 @@ struct PolicyMetrics {
     /// Periods in which any setting (a group's cap, batch cap or clock lock) changed, per minute
     /// of the run after warm-up.
     double actuations_per_min = 0.0;
-    std::string chosen;            ///< oracles: the point(s) chosen
+    std::string chosen;  ///< oracles: the point(s) chosen
 };
 
 /// One numeric figure: its name (in --json and [expect]) and how to read it.

@@ -40,7 +40,7 @@ struct Scenario {
     double period_s = 1.0;
     double warmup_s = 0.0;  ///< metrics ignore requests arriving and ticks before this
     std::uint64_t seed = 0;
-    std::filesystem::path power_model;  ///< MODEL.json for `pals`; empty: profile on the fly
+    std::filesystem::path power_model;   ///< MODEL.json for `pals`; empty: profile on the fly
     std::string expect_policy = "pals";  ///< whose figures [expect] bounds
     std::vector<Expectation> expect;
 };

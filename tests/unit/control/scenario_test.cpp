@@ -206,16 +206,17 @@ TEST(ScenarioTest, PhysicsPerturbsOnlyTheSimulatedNode) {
 
     // Out of range, out of physics, unknown keys: named with the line.
     for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
-             {"idle_power_scale = 9\n", "bad_physics.toml:10:1: physics.idle_power_scale: must be 0.25-4 (got 9)"},
+             {"idle_power_scale = 9\n",
+              "bad_physics.toml:10:1: physics.idle_power_scale: must be 0.25-4 (got 9)"},
              {"voltage_floor_scale = 2\n", "physics.voltage_floor_scale: makes the voltage floor"},
              {"idle_power = 1\n", "physics: unknown key 'idle_power'"}}) {
         const auto bad = write("bad_physics.toml", std::string(kNode) +
                                                        "[workload]\nrate_rps = 1\n"
-                                                       "duration_s = 10\n[physics]\n" + text);
+                                                       "duration_s = 10\n[physics]\n" +
+                                                       text);
         auto b = load_scenario(bad, kShared);
         ASSERT_FALSE(b.is_ok()) << text;
-        EXPECT_NE(b.status().message().find(expected), std::string::npos)
-            << b.status().message();
+        EXPECT_NE(b.status().message().find(expected), std::string::npos) << b.status().message();
     }
 }
 
@@ -253,11 +254,11 @@ TEST(ScenarioTest, ExpectBoundsAreReadWithOrigins) {
              {"policy = \"magic\"\n", "expect.policy"}}) {
         const auto bad = write("bad_expect.toml", std::string(kNode) +
                                                       "[workload]\nrate_rps = 1\n"
-                                                      "duration_s = 10\n[expect]\n" + text);
+                                                      "duration_s = 10\n[expect]\n" +
+                                                      text);
         auto b = load_scenario(bad, kShared);
         ASSERT_FALSE(b.is_ok()) << text;
-        EXPECT_NE(b.status().message().find(expected), std::string::npos)
-            << b.status().message();
+        EXPECT_NE(b.status().message().find(expected), std::string::npos) << b.status().message();
     }
 }
 
