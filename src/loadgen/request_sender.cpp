@@ -17,6 +17,7 @@
 #include <string>
 #include <system_error>
 
+#include "pals/common/hash.hpp"
 #include "pals/common/json.hpp"
 #include "pals/loadgen/loadgen.hpp"
 
@@ -48,10 +49,7 @@ constexpr std::string_view kWords[] = {
 
 /// A deterministic per-request generator: seed and id mixed by splitmix64.
 std::mt19937_64 prompt_rng(std::uint64_t seed, std::uint64_t id) {
-    std::uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (id + 1);
-    z = (z ^ (z >> 30U)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27U)) * 0x94D049BB133111EBULL;
-    return std::mt19937_64(z ^ (z >> 31U));
+    return std::mt19937_64(mix64(seed + kSplitmixGamma * (id + 1)));
 }
 
 std::chrono::microseconds to_micros(double seconds) {

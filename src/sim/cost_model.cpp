@@ -5,6 +5,8 @@
 #include <numeric>
 #include <string>
 
+#include "pals/common/hash.hpp"
+
 namespace pals::sim {
 
 namespace {
@@ -34,11 +36,8 @@ std::vector<int> expert_placement(int experts, int ranks) {
     std::iota(order.begin(), order.end(), 0);
     std::uint64_t state = kExpertPlacementSeed;
     for (int i = experts - 1; i > 0; --i) {  // Fisher-Yates with a fixed splitmix64 stream
-        state += 0x9E3779B97F4A7C15ULL;
-        std::uint64_t z = state;
-        z = (z ^ (z >> 30U)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27U)) * 0x94D049BB133111EBULL;
-        z ^= z >> 31U;
+        state += kSplitmixGamma;
+        const std::uint64_t z = mix64(state);
         const auto j = static_cast<int>(z % static_cast<std::uint64_t>(i + 1));
         std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
     }

@@ -66,6 +66,18 @@ const OptionTable<NodeOptions>& node_options() {
          .help = "Zipf exponent of MoE expert popularity (0 = uniform)",
          .member = &NodeOptions::routing_skew,
          .range = {.lo = 0.0, .hi = 100.0}},
+        {.key = "router",
+         .help = "how requests reach replicas: least-loaded, round-robin or session-hash "
+                 "(sticky sessions, uneven load)",
+         .member = &NodeOptions::router},
+        {.key = "sessions",
+         .help = "session-hash router: distinct sessions",
+         .member = &NodeOptions::sessions,
+         .range = {.lo = 1, .hi = 1e6}},
+        {.key = "session_skew",
+         .help = "session-hash router: Zipf exponent of session popularity (0 = uniform)",
+         .member = &NodeOptions::session_skew,
+         .range = {.lo = 0.0, .hi = 10.0}},
         {.key = "power_cap_w",
          .flag = "--power-cap",
          .help = "power cap per GPU in W (default: the GPU's default limit)",
@@ -128,6 +140,9 @@ Result<NodeConfig> NodeOptions::build(
     node.parallel.ep = ep;
     node.parallel.routing_skew = routing_skew;
     node.replicas = replicas;
+    PALS_ASSIGN_OR_RETURN(node.router.mode, parse_router(router).with_prefix(origins.of("router")));
+    node.router.sessions = sessions;
+    node.router.session_skew = session_skew;
     node.engine.max_num_seqs = max_num_seqs;
     node.engine.max_num_batched_tokens = max_num_batched_tokens;
     node.engine.enable_chunked_prefill = enable_chunked_prefill;
@@ -182,6 +197,11 @@ Status validate(const NodeConfig& node) {
     }
     if (!std::isfinite(node.parallel.routing_skew) || node.parallel.routing_skew < 0.0) {
         return Status::invalid_argument("routing_skew must be finite and >= 0");
+    }
+    if (node.router.sessions < 1 || !std::isfinite(node.router.session_skew) ||
+        node.router.session_skew < 0.0) {
+        return Status::invalid_argument(
+            "router: sessions must be >= 1 and session_skew finite and >= 0");
     }
     // Caps outside the GPU's range are clamped (as NVML would refuse them); NaN cannot be.
     if (!(node.power_cap_w >= 0.0 && std::isfinite(node.power_cap_w))) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "pals/common/hash.hpp"
 #include "pals/sim/node_options.hpp"
 
 namespace pals::sim {
@@ -14,6 +15,8 @@ namespace pals::sim {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+/// Mixed into ids and sessions so that sessions and their replicas are independent streams.
+constexpr std::uint64_t kSessionSalt = 0x5E55'1011'C0FF'EE00ULL;
 
 /// Sum over key counts k in [a, b] of min(k, window): the (query, key) pairs of a prefill chunk
 /// in a sliding-window layer.
@@ -92,6 +95,8 @@ struct Simulator::Impl {
     std::vector<RequestState> requests;  ///< requests[i] has handle first_handle + i
     std::size_t first_handle = 0;        ///< handles below were dropped (limit_history())
     std::size_t next_arrival = 0;        ///< handle of the next request to dispatch
+    std::size_t round_robin_next = 0;    ///< Router::kRoundRobin: the next replica
+    std::vector<double> session_cdf;     ///< Router::kSessionHash: Zipf CDF over sessions
     std::vector<Replica> replicas;
     int gpus_per_replica = 1;
     int max_model_len = 0;
@@ -385,7 +390,39 @@ struct Simulator::Impl {
         }
     }
 
-    /// Routes a request to the replica with the fewest outstanding requests.
+    /// Router::kSessionHash: the session of request `id`, Zipf-distributed over ids (the
+    /// inverse of session_cdf at a uniform draw from the id).
+    [[nodiscard]] std::uint64_t session_of(std::uint64_t id) const {
+        const double u = unit_interval((id * kSplitmixGamma) ^ kSessionSalt);
+        const auto it = std::upper_bound(session_cdf.begin(), session_cdf.end(), u);
+        return static_cast<std::uint64_t>(std::min(
+            it - session_cdf.begin(), static_cast<std::ptrdiff_t>(session_cdf.size()) - 1));
+    }
+
+    /// The replica the router sends a request to.
+    std::size_t route(const workload::Request& request) {
+        switch (node.router.mode) {
+            case Router::kRoundRobin:
+                return round_robin_next++ % replicas.size();
+            case Router::kSessionHash:
+                return static_cast<std::size_t>(mix64(session_of(request.id) + kSessionSalt) %
+                                                replicas.size());
+            case Router::kLeastLoaded:
+                break;
+        }
+        std::size_t best = 0;
+        std::size_t best_load = std::numeric_limits<std::size_t>::max();
+        for (std::size_t i = 0; i < replicas.size(); ++i) {
+            const std::size_t load = replicas[i].running.size() + replicas[i].waiting.size();
+            if (load < best_load) {
+                best = i;
+                best_load = load;
+            }
+        }
+        return best;
+    }
+
+    /// Routes a request to a replica (route()), or rejects it when it can never fit.
     void dispatch(std::size_t index) {
         RequestState& q = at(index);
         if (q.aborted) {
@@ -403,15 +440,7 @@ struct Simulator::Impl {
             }
             return;
         }
-        std::size_t best = 0;
-        std::size_t best_load = std::numeric_limits<std::size_t>::max();
-        for (std::size_t i = 0; i < replicas.size(); ++i) {
-            const std::size_t load = replicas[i].running.size() + replicas[i].waiting.size();
-            if (load < best_load) {
-                best = i;
-                best_load = load;
-            }
-        }
+        const std::size_t best = route(q.request);
         q.replica = static_cast<int>(best);
         replicas[best].waiting.push_back(static_cast<int>(index));
         try_start_step(static_cast<int>(best));
@@ -468,6 +497,28 @@ struct Simulator::Impl {
     }
 };
 
+std::string_view router_name(Router router) {
+    switch (router) {
+        case Router::kRoundRobin:
+            return "round-robin";
+        case Router::kSessionHash:
+            return "session-hash";
+        case Router::kLeastLoaded:
+            break;
+    }
+    return "least-loaded";
+}
+
+Result<Router> parse_router(std::string_view name) {
+    for (const Router r : {Router::kLeastLoaded, Router::kRoundRobin, Router::kSessionHash}) {
+        if (name == router_name(r)) {
+            return r;
+        }
+    }
+    return Status::invalid_argument("unknown router '" + std::string(name) +
+                                    "' (expected least-loaded, round-robin or session-hash)");
+}
+
 Result<Simulator> Simulator::create(const NodeConfig& node, std::vector<workload::Request> requests,
                                     SloTargets slo) {
     PALS_RETURN_IF_ERROR(validate(node));
@@ -482,6 +533,16 @@ Result<Simulator> Simulator::create(const NodeConfig& node, std::vector<workload
                           StepCostModel::create(node.model, node.gpu, node.parallel));
     auto impl = std::make_unique<Impl>(node, slo, std::move(cost));
     impl->gpus_per_replica = node.parallel.tp;
+    if (node.router.mode == Router::kSessionHash) {
+        double total = 0.0;
+        for (int k = 1; k <= node.router.sessions; ++k) {
+            total += std::pow(static_cast<double>(k), -node.router.session_skew);
+            impl->session_cdf.push_back(total);
+        }
+        for (double& c : impl->session_cdf) {
+            c /= total;
+        }
+    }
     impl->max_model_len =
         e.max_model_len > 0 ? e.max_model_len : node.model.max_position_embeddings;
     if (impl->max_model_len <= 0) {

@@ -32,6 +32,9 @@ struct NodeOptions {
     double gpu_memory_utilization = EngineConfig{}.gpu_memory_utilization;
     int max_model_len = EngineConfig{}.max_model_len;
     double routing_skew = ParallelConfig{}.routing_skew;
+    std::string router{router_name(RouterConfig{}.mode)};
+    int sessions = RouterConfig{}.sessions;
+    double session_skew = RouterConfig{}.session_skew;
     double power_cap_w = NodeConfig{}.power_cap_w;
     double locked_clock_mhz = NodeConfig{}.locked_clock_mhz;
 

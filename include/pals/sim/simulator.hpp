@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pals/common/status.hpp"
@@ -38,6 +39,24 @@ struct EngineConfig {
     double activation_reserve_bytes = 1.5e9;  ///< per GPU: activations, CUDA graphs, workspace
 };
 
+/// How the node's front end spreads requests over its replicas.
+enum class Router {
+    kLeastLoaded,  ///< the replica with the fewest running + waiting requests
+    kRoundRobin,   ///< each replica in turn
+    kSessionHash,  ///< sticky: each request belongs to a session (popularity Zipf-distributed),
+                   ///< and a session's requests all go to the replica its id hashes to
+};
+
+struct RouterConfig {
+    Router mode = Router::kLeastLoaded;
+    int sessions = 256;         ///< kSessionHash: distinct sessions
+    double session_skew = 1.0;  ///< kSessionHash: Zipf exponent of session popularity
+};
+
+/// "least-loaded", "round-robin", "session-hash".
+[[nodiscard]] std::string_view router_name(Router router);
+[[nodiscard]] Result<Router> parse_router(std::string_view name);
+
 /// A serving node: `replicas` copies of the model, each on `parallel.tp` GPUs.
 struct NodeConfig {
     model::ModelSpec model;
@@ -47,6 +66,7 @@ struct NodeConfig {
     EngineConfig engine;
     double power_cap_w = 0.0;       ///< per GPU; 0: the GPU's default limit
     double locked_clock_mhz = 0.0;  ///< 0: not locked
+    RouterConfig router;
 };
 
 /// Per-request latency targets.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "test_models.hpp"
@@ -136,6 +137,47 @@ TEST(SimulatorTest, ReplicasShareTheLoad) {
     const SimulationReport r1 = run(one, testing::closed_loop(200, 100, 200));
     const SimulationReport r2 = run(two, testing::closed_loop(200, 100, 200));
     EXPECT_GT(r2.throughput_tok_s, 1.7 * r1.throughput_tok_s);
+}
+
+/// Requests completed per replica of a 4-replica node under `mode`.
+std::vector<double> completed_per_replica(Router mode) {
+    NodeConfig node = node_of(testing::llama8b(), 1, 64);
+    node.replicas = 4;
+    node.router.mode = mode;
+    node.router.sessions = 64;
+    node.router.session_skew = 1.0;
+    std::vector<workload::Request> requests;
+    for (std::uint64_t i = 0; i < 2000; ++i) {
+        requests.push_back({i, 0.01 * static_cast<double>(i), 200, 20});
+    }
+    auto sim = Simulator::create(node, requests);
+    EXPECT_TRUE(sim.is_ok()) << sim.status().message();
+    sim->run_to_completion();
+    std::vector<double> out;
+    for (int r = 0; r < 4; ++r) {
+        out.push_back(static_cast<double>(sim->observe(r).completed));
+    }
+    return out;
+}
+
+TEST(SimulatorTest, RoutersSpreadRequestsAsNamed) {
+    const std::vector<double> rr = completed_per_replica(Router::kRoundRobin);
+    for (const double c : rr) {
+        EXPECT_EQ(c, 500.0);  // in turn: exactly a quarter each
+    }
+    // Sticky sessions with Zipf popularity: uneven, and the same for the same ids.
+    const std::vector<double> sticky = completed_per_replica(Router::kSessionHash);
+    const double busiest = *std::max_element(sticky.begin(), sticky.end());
+    const double idlest = *std::min_element(sticky.begin(), sticky.end());
+    EXPECT_GT(busiest, 1.3 * 500.0);
+    EXPECT_LT(idlest, 0.8 * 500.0);
+    EXPECT_EQ(sticky, completed_per_replica(Router::kSessionHash));
+    const std::vector<double> least = completed_per_replica(Router::kLeastLoaded);
+    EXPECT_DOUBLE_EQ(least[0] + least[1] + least[2] + least[3], 2000.0);
+    EXPECT_LT(*std::max_element(least.begin(), least.end()), 1.2 * 500.0);
+
+    EXPECT_EQ(router_name(parse_router("session-hash").value()), "session-hash");
+    EXPECT_FALSE(parse_router("random").is_ok());
 }
 
 TEST(SimulatorTest, RejectsAModelThatDoesNotFit) {
