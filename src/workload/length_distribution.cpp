@@ -1,5 +1,6 @@
 /// @file length_distribution.cpp
-/// @brief LengthDistribution: fixed, uniform and histogram token-count distributions.
+/// @brief LengthDistribution: fixed, uniform, truncated lognormal and histogram token-count
+/// distributions.
 
 #include <fmt/format.h>
 
@@ -29,7 +30,16 @@ using nlohmann::json;
 
 constexpr std::string_view kUniformPrefix = "uniform:";
 constexpr std::string_view kFixedPrefix = "fixed:";
-constexpr std::string_view kSyntax = "expected N, uniform:LO:HI, or FILE.json[#KEY]";
+constexpr std::string_view kLognormalPrefix = "lognormal:";
+constexpr std::string_view kSyntax =
+    "expected N, uniform:LO:HI, lognormal:MEDIAN:SIGMA:LO:HI, or FILE.json[#KEY]";
+/// Draws a truncated lognormal rejects before it clamps (only for a sliver of mass in range).
+constexpr int kMaxLognormalDraws = 1000;
+
+/// The standard normal CDF.
+double normal_cdf(double z) {
+    return 0.5 * std::erfc(-z / std::sqrt(2.0));
+}
 /// How many keys a "missing key" message lists before "... (N more)".
 constexpr std::size_t kMaxListedKeys = 8;
 
@@ -206,6 +216,40 @@ Result<LengthDistribution> LengthDistribution::parse(std::string_view text) {
         }
         return uniform(lo, hi);
     }
+    if (text.substr(0, kLognormalPrefix.size()) == kLognormalPrefix) {
+        const std::vector<std::string_view> parts = [&] {
+            std::vector<std::string_view> out;
+            std::string_view rest = text.substr(kLognormalPrefix.size());
+            for (std::size_t colon = rest.find(':'); colon != std::string_view::npos;
+                 colon = rest.find(':')) {
+                out.push_back(rest.substr(0, colon));
+                rest.remove_prefix(colon + 1);
+            }
+            out.push_back(rest);
+            return out;
+        }();
+        if (parts.size() != 4) {
+            return Status::invalid_argument(fmt::format(
+                "length distribution '{}': expected lognormal:MEDIAN:SIGMA:LO:HI", text));
+        }
+        PALS_ASSIGN_OR_RETURN(auto median, parse_length(parts[0], "MEDIAN", text));
+        PALS_ASSIGN_OR_RETURN(auto lo, parse_length(parts[2], "LO", text));
+        PALS_ASSIGN_OR_RETURN(auto hi, parse_length(parts[3], "HI", text));
+        double sigma = 0.0;
+        const auto [ptr, ec] =
+            std::from_chars(parts[1].data(), parts[1].data() + parts[1].size(), sigma);
+        if (ec != std::errc() || ptr != parts[1].data() + parts[1].size() ||
+            !(sigma > 0.0 && sigma <= 5.0)) {
+            return Status::invalid_argument(fmt::format(
+                "length distribution '{}': SIGMA '{}' must be a number in (0, 5]", text, parts[1]));
+        }
+        if (!(lo <= median && median <= hi)) {
+            return Status::invalid_argument(
+                fmt::format("length distribution '{}': need LO <= MEDIAN <= HI (got {}, {}, {})",
+                            text, lo, median, hi));
+        }
+        return lognormal(median, sigma, lo, hi);
+    }
     if (text.substr(0, kFixedPrefix.size()) == kFixedPrefix) {
         PALS_ASSIGN_OR_RETURN(auto n, parse_length(text.substr(kFixedPrefix.size()), "N", text));
         return fixed(n);
@@ -240,6 +284,22 @@ LengthDistribution LengthDistribution::uniform(int lo, int hi) {
     d.m_kind = Kind::kUniform;
     d.m_lo = lo;
     d.m_hi = hi;
+    return d;
+}
+
+LengthDistribution LengthDistribution::lognormal(int median, double sigma, int lo, int hi) {
+    if (lo < 1 || lo > median || median > hi || !(sigma > 0.0 && std::isfinite(sigma))) {
+        throw std::invalid_argument(
+            fmt::format("LengthDistribution::lognormal: need 1 <= lo <= median <= hi and sigma "
+                        "> 0 (got {}, {}, {}, {})",
+                        median, sigma, lo, hi));
+    }
+    LengthDistribution d;
+    d.m_kind = Kind::kLognormal;
+    d.m_lo = lo;
+    d.m_hi = hi;
+    d.m_mu = std::log(static_cast<double>(median));
+    d.m_sigma = sigma;
     return d;
 }
 
@@ -293,6 +353,15 @@ int LengthDistribution::sample(std::mt19937_64& rng) const {
             return m_lo;
         case Kind::kUniform:
             return std::uniform_int_distribution<int>(m_lo, m_hi)(rng);
+        case Kind::kLognormal: {
+            std::lognormal_distribution<double> draw(m_mu, m_sigma);
+            double x = draw(rng);
+            for (int i = 1; i < kMaxLognormalDraws && !(x >= m_lo && x <= m_hi); ++i) {
+                x = draw(rng);
+            }
+            return static_cast<int>(
+                std::clamp(std::round(x), static_cast<double>(m_lo), static_cast<double>(m_hi)));
+        }
         case Kind::kHistogram: {
             const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
             // The first bin whose cumulative share exceeds u; empty bins are never chosen.
@@ -320,6 +389,16 @@ double LengthDistribution::mean() const {
             return static_cast<double>(m_lo);
         case Kind::kUniform:
             return (static_cast<double>(m_lo) + static_cast<double>(m_hi)) / 2.0;
+        case Kind::kLognormal: {
+            // E[X | lo <= X <= hi] of a lognormal (mu, sigma).
+            const double a = std::log(static_cast<double>(m_lo));
+            const double b = std::log(static_cast<double>(m_hi));
+            const double mass = normal_cdf((b - m_mu) / m_sigma) - normal_cdf((a - m_mu) / m_sigma);
+            const double s2 = m_sigma * m_sigma;
+            const double tilted =
+                normal_cdf((b - m_mu - s2) / m_sigma) - normal_cdf((a - m_mu - s2) / m_sigma);
+            return mass > 0.0 ? std::exp(m_mu + s2 / 2.0) * tilted / mass : std::exp(m_mu);
+        }
         case Kind::kHistogram: {
             double mean = 0.0;
             double previous = 0.0;
@@ -341,6 +420,9 @@ std::string LengthDistribution::describe() const {
             return fmt::format("fixed:{}", m_lo);
         case Kind::kUniform:
             return fmt::format("uniform:{}:{}", m_lo, m_hi);
+        case Kind::kLognormal:
+            return fmt::format("lognormal:{}:{:g}:{}:{}", std::lround(std::exp(m_mu)), m_sigma,
+                               m_lo, m_hi);
         case Kind::kHistogram:
             return fmt::format("histogram({} bins)", m_cumulative.size());
     }

@@ -49,6 +49,42 @@ Status validate(const WorkloadSpec& spec) {
     return Status::ok();
 }
 
+/// WorkloadSpec::rate_steps as a map from operational time (the trace's, or the synthetic
+/// process's at rate_rps) to real time: real time runs 1/factor as fast as operational time.
+class RateWarp {
+public:
+    explicit RateWarp(const std::vector<std::pair<double, double>>& steps) {
+        double t = 0.0;
+        double tau = 0.0;
+        double factor = 1.0;
+        for (const auto& [t_step, f] : steps) {
+            tau += (t_step - t) * factor;
+            t = t_step;
+            factor = f;
+            m_points.push_back({t, tau, factor});
+        }
+    }
+    /// The real time at which operational time `tau` is reached.
+    [[nodiscard]] double real_time(double tau) const {
+        Point p{0.0, 0.0, 1.0};
+        for (const Point& q : m_points) {
+            if (q.tau > tau) {
+                break;
+            }
+            p = q;
+        }
+        return p.t + (tau - p.tau) / p.factor;
+    }
+
+private:
+    struct Point {
+        double t;
+        double tau;
+        double factor;
+    };
+    std::vector<Point> m_points;
+};
+
 std::string lower_extension(const std::filesystem::path& path) {
     std::string ext = path.extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(),
@@ -73,8 +109,9 @@ Result<std::vector<Request>> build_trace(const WorkloadSpec& spec) {
     }
     std::vector<Request> requests = std::move(loaded).value();
     const double factor = spec.time_scale / spec.rate_scale;
+    const RateWarp warp(spec.rate_steps);
     for (Request& r : requests) {
-        r.arrival_s *= factor;
+        r.arrival_s = warp.real_time(r.arrival_s * factor);
     }
     if (spec.duration_s) {
         const double limit = *spec.duration_s;
@@ -113,12 +150,14 @@ Result<std::vector<Request>> build_synthetic(const WorkloadSpec& spec, std::mt19
     if (spec.num_requests > 0) {
         requests.reserve(static_cast<std::size_t>(spec.num_requests));
     }
-    double t = 0.0;
+    const RateWarp warp(spec.rate_steps);
+    double tau = 0.0;
     while (spec.num_requests == 0 ||
            requests.size() < static_cast<std::size_t>(spec.num_requests)) {
         if (!requests.empty()) {
-            t += gap(rng);
+            tau += gap(rng);
         }
+        const double t = warp.real_time(tau);
         if (spec.duration_s && t >= *spec.duration_s) {
             break;
         }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "pals/common/limits.hpp"
+#include "pals/common/strings.hpp"
 
 namespace pals::workload {
 
@@ -39,11 +40,17 @@ const OptionTable<WorkloadOptions>& workload_options() {
          .help = "number of requests; without trace or rate: a closed loop, all at t = 0",
          .member = &WorkloadOptions::num_requests,
          .range = {.lo = 0, .hi = static_cast<double>(kMaxRequests)}},
+        {.key = "rate_steps",
+         .help = "arrival-rate multipliers from given times: T:FACTOR,... (e.g. 300:5,360:1 "
+                 "for a 5x burst of 60 s; time runs faster by FACTOR)",
+         .member = &WorkloadOptions::rate_steps},
         {.key = "input_len",
-         .help = "prompt tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]",
+         .help = "prompt tokens: N, uniform:LO:HI, lognormal:MEDIAN:SIGMA:LO:HI, or histogram "
+                 "FILE.json[#KEY]",
          .member = &WorkloadOptions::input_len},
         {.key = "output_len",
-         .help = "output tokens: N, uniform:LO:HI, or histogram FILE.json[#KEY]",
+         .help = "output tokens: N, uniform:LO:HI, lognormal:MEDIAN:SIGMA:LO:HI, or histogram "
+                 "FILE.json[#KEY]",
          .member = &WorkloadOptions::output_len},
         {.key = "seed", .help = "random seed", .member = &WorkloadOptions::seed, .in_file = false},
     };
@@ -63,6 +70,10 @@ Result<WorkloadSpec> WorkloadOptions::build(
     spec.seed = seed;
     spec.num_requests = num_requests;
     spec.burstiness = burstiness;
+    if (!rate_steps.empty()) {
+        PALS_ASSIGN_OR_RETURN(spec.rate_steps,
+                              parse_rate_steps(rate_steps).with_prefix(origins.of("rate_steps")));
+    }
     if (!trace.empty()) {
         spec.kind = WorkloadKind::kTrace;
         spec.trace_path = resolve ? resolve(trace) : std::filesystem::path(trace);
@@ -96,6 +107,30 @@ Result<WorkloadSpec> WorkloadOptions::build(
                                              origins.name("num_requests")));
 }
 
+Result<std::vector<std::pair<double, double>>> parse_rate_steps(std::string_view text) {
+    std::vector<std::pair<double, double>> steps;
+    for (const std::string& item : split(text, ',')) {
+        const std::size_t colon = item.find(':');
+        if (colon == std::string_view::npos) {
+            return Status::invalid_argument(
+                fmt::format("'{}': expected T:FACTOR (seconds, multiplier)", item));
+        }
+        PALS_ASSIGN_OR_RETURN(const double t,
+                              parse_number(trim(std::string_view(item).substr(0, colon))));
+        PALS_ASSIGN_OR_RETURN(const double factor,
+                              parse_number(trim(std::string_view(item).substr(colon + 1))));
+        if (!(t >= 0.0 && t <= kMaxSeconds) || !(factor > 0.0 && factor <= 1e3)) {
+            return Status::invalid_argument(fmt::format(
+                "'{}': need 0 <= T <= {:g} s and 0 < FACTOR <= 1000", item, kMaxSeconds));
+        }
+        if (!steps.empty() && t <= steps.back().first) {
+            return Status::invalid_argument(fmt::format("'{}': times must increase", item));
+        }
+        steps.emplace_back(t, factor);
+    }
+    return steps;
+}
+
 Status check_length_text(std::string_view label, std::string_view text) {
     // Only the inline forms: N, fixed:N, uniform:LO:HI. Anything with a letter other than the
     // prefixes is a file name (histogram) and bounded by its parser.
@@ -104,6 +139,16 @@ Status check_length_text(std::string_view label, std::string_view text) {
         rest.remove_prefix(6);
     } else if (rest.starts_with("uniform:")) {
         rest.remove_prefix(8);
+    } else if (rest.starts_with("lognormal:")) {
+        // MEDIAN:SIGMA:LO:HI; the sigma is no length.
+        rest.remove_prefix(10);
+        const std::size_t first = rest.find(':');
+        const std::size_t second =
+            first == std::string_view::npos ? first : rest.find(':', first + 1);
+        if (second != std::string_view::npos) {
+            PALS_RETURN_IF_ERROR(check_length_text(label, rest.substr(0, first)));
+            rest.remove_prefix(second + 1);
+        }
     }
     for (char c : rest) {
         if (!(c == ':' || c == ' ' || (c >= '0' && c <= '9'))) {

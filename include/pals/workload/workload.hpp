@@ -9,6 +9,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "pals/common/status.hpp"
@@ -23,11 +24,13 @@ struct Request {
     int output_tokens = 0;
 };
 
-/// A distribution of token counts: a fixed number, uniform integers in [lo, hi], or a histogram
-/// (`bins` edges and `counts`, as ML.ENERGY's output_length_distributions.json holds).
+/// A distribution of token counts: a fixed number, uniform integers in [lo, hi], a lognormal
+/// truncated to [lo, hi] (long-context prompts), or a histogram (`bins` edges and `counts`, as
+/// ML.ENERGY's output_length_distributions.json holds).
 class LengthDistribution {
 public:
-    /// Parses "N", "uniform:LO:HI", or a JSON file path "FILE" / "FILE#KEY". The file holds either
+    /// Parses "N", "uniform:LO:HI", "lognormal:MEDIAN:SIGMA:LO:HI" (exp(mu) = MEDIAN, draws
+    /// outside [LO, HI] redrawn), or a JSON file path "FILE" / "FILE#KEY". The file holds either
     /// {"bins": [...], "counts": [...]} at the top level, or under KEY (KEY may name an object
     /// that itself holds `model_output_length_distribution`). Errors name the text or the file.
     /// "fixed:N" (what describe() prints) is accepted too.
@@ -36,6 +39,8 @@ public:
     /// tokens >= 1 and 1 <= lo <= hi; user text goes through parse(), which returns a Status.
     static LengthDistribution fixed(int tokens);
     static LengthDistribution uniform(int lo, int hi);
+    /// Needs 1 <= lo <= median <= hi and sigma > 0.
+    static LengthDistribution lognormal(int median, double sigma, int lo, int hi);
     /// `edges` has counts.size() + 1 increasing entries; samples are uniform within a bin.
     [[nodiscard]] static Result<LengthDistribution> histogram(std::vector<double> edges,
                                                               std::vector<double> counts);
@@ -48,10 +53,12 @@ public:
     [[nodiscard]] std::string describe() const;
 
 private:
-    enum class Kind { kFixed, kUniform, kHistogram };
+    enum class Kind { kFixed, kUniform, kLognormal, kHistogram };
     Kind m_kind = Kind::kFixed;
     int m_lo = 1;
     int m_hi = 1;
+    double m_mu = 0.0;  ///< kLognormal: log of the median
+    double m_sigma = 0.0;
     std::vector<double> m_edges;
     std::vector<double> m_cumulative;  ///< normalised cumulative counts
 };
@@ -76,6 +83,10 @@ struct WorkloadSpec {
     double rate_rps = 1.0;             ///< kSynthetic: mean arrival rate (requests/s)
     double burstiness = 1.0;           ///< kSynthetic: gamma shape; < 1 burstier, 1 Poisson
     int num_requests = 0;              ///< kSynthetic/kClosedLoop: how many (0: until duration)
+    /// (t_s, factor) from increasing times: from t_s on, requests arrive `factor` times as fast
+    /// as rate_rps or the trace says (time is warped, so a trace's later requests come sooner).
+    /// Before the first step the factor is 1.
+    std::vector<std::pair<double, double>> rate_steps;
     LengthDistribution input = LengthDistribution::fixed(1024);
     LengthDistribution output = LengthDistribution::fixed(128);
     std::uint64_t seed = 0;

@@ -9,6 +9,8 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "pals/common/option_table.hpp"
 #include "pals/common/status.hpp"
@@ -25,6 +27,7 @@ struct WorkloadOptions {
     double rate_rps = 0.0;    ///< 0 = no synthetic arrivals
     double burstiness = WorkloadSpec{}.burstiness;
     int num_requests = WorkloadSpec{}.num_requests;
+    std::string rate_steps;  ///< "T:FACTOR,..." ("" = none)
     std::string input_len = "1024";
     std::string output_len = "128";
     std::uint64_t seed = WorkloadSpec{}.seed;
@@ -39,6 +42,10 @@ struct WorkloadOptions {
 
 /// Every workload option (seed is a flag only: a scenario sets it in [run]).
 [[nodiscard]] const OptionTable<WorkloadOptions>& workload_options();
+
+/// "T:FACTOR,..." (increasing times, factors in (0, 1000]) as WorkloadSpec::rate_steps.
+[[nodiscard]] Result<std::vector<std::pair<double, double>>> parse_rate_steps(
+    std::string_view text);
 
 /// A length's text (`N`, `fixed:N`, `uniform:LO:HI`) names no length above kMaxTokens;
 /// kOutOfRange "LABEL: N tokens is more than the limit of ..." otherwise. Histogram files are

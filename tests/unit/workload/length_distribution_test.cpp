@@ -64,6 +64,26 @@ TEST(LengthDistributionTest, ParsesUniform) {
     EXPECT_DOUBLE_EQ(point->mean(), 5.0);
 }
 
+TEST(LengthDistributionTest, ParsesTruncatedLognormal) {
+    // Long-context prompts: median 6000, sigma 0.9, 2k-128k tokens (mean ~9.9k).
+    auto d = LengthDistribution::parse("lognormal:6000:0.9:2000:128000");
+    ASSERT_TRUE(d.is_ok()) << d.status().message();
+    EXPECT_EQ(d->describe(), "lognormal:6000:0.9:2000:128000");
+    EXPECT_NEAR(d->mean(), 9889.0, 1.0);
+    EXPECT_NEAR(sample_mean(*d, 200000), d->mean(), 0.01 * d->mean());
+    std::mt19937_64 rng(3);
+    for (int i = 0; i < 10000; ++i) {
+        const int n = d->sample(rng);
+        ASSERT_GE(n, 2000);
+        ASSERT_LE(n, 128000);
+    }
+    EXPECT_EQ(LengthDistribution::parse(d->describe()).value().describe(), d->describe());
+    for (const char* bad : {"lognormal:7000:0.9:2000", "lognormal:7000:0:2000:9000",
+                            "lognormal:7000:x:2000:9000", "lognormal:100:1:2000:9000"}) {
+        EXPECT_FALSE(LengthDistribution::parse(bad).is_ok()) << bad;
+    }
+}
+
 TEST(LengthDistributionTest, RejectsBadText) {
     struct Case {
         const char* text;

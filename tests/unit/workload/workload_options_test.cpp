@@ -26,6 +26,21 @@ TEST(WorkloadOptionsTest, TheKindFollowsWhatIsGiven) {
     EXPECT_EQ(trace.trace_path, "/d/t.csv");
 }
 
+TEST(WorkloadOptionsTest, RateStepsParseAndNameTheKey) {
+    auto steps = parse_rate_steps("300:5, 360:1");
+    ASSERT_TRUE(steps.is_ok()) << steps.status().message();
+    EXPECT_EQ(steps.value(), (std::vector<std::pair<double, double>>{{300, 5}, {360, 1}}));
+    for (const char* bad : {"300", "300:0", "x:1", "360:1,300:5", "300:5000"}) {
+        EXPECT_FALSE(parse_rate_steps(bad).is_ok()) << bad;
+    }
+    WorkloadOptions o;
+    o.rate_rps = 1.0;
+    o.duration_s = 10.0;
+    o.rate_steps = "5:2,4:1";
+    EXPECT_STATUS(o.build({}), StatusCode::kInvalidArgument,
+                  "rate_steps (default): '4:1': times must increase");
+}
+
 TEST(WorkloadOptionsTest, BoundsNameTheKey) {
     OptionOrigins origins;
     origins.label = [](std::string_view key) { return "--" + std::string(key); };

@@ -138,6 +138,36 @@ TEST(WorkloadTest, PoissonMeanRate) {
     expect_ids_and_order(*rs);
 }
 
+TEST(WorkloadTest, RateStepsWarpTime) {
+    // 2 req/s, 5x between 100 and 160 s: ~200 + 600 + 80 requests in 200 s.
+    WorkloadSpec spec = poisson_spec(2.0, 0);
+    spec.duration_s = 200.0;
+    spec.rate_steps = {{100.0, 5.0}, {160.0, 1.0}};
+    auto rs = build_workload(spec);
+    ASSERT_TRUE(rs.is_ok()) << rs.status().message();
+    const auto count = [&](double a, double b) {
+        return std::count_if(rs->begin(), rs->end(),
+                             [&](const Request& r) { return r.arrival_s >= a && r.arrival_s < b; });
+    };
+    EXPECT_NEAR(static_cast<double>(count(0, 100)), 200.0, 45.0);
+    EXPECT_NEAR(static_cast<double>(count(100, 160)), 600.0, 75.0);
+    EXPECT_NEAR(static_cast<double>(count(160, 200)), 80.0, 30.0);
+    expect_ids_and_order(*rs);
+
+    // A trace: from 100 s on, its time runs twice as fast.
+    WorkloadSpec trace = trace_spec();
+    trace.rate_steps = {{100.0, 2.0}};
+    auto warped = build_workload(trace);
+    trace.rate_steps.clear();
+    auto plain = build_workload(trace);
+    ASSERT_TRUE(warped.is_ok() && plain.is_ok());
+    ASSERT_EQ(warped->size(), plain->size());
+    for (std::size_t i = 0; i < plain->size(); ++i) {
+        const double t = (*plain)[i].arrival_s;
+        ASSERT_NEAR((*warped)[i].arrival_s, t <= 100.0 ? t : 100.0 + (t - 100.0) / 2.0, 1e-9);
+    }
+}
+
 TEST(WorkloadTest, BurstinessBelowOneRaisesVariation) {
     auto poisson = build_workload(poisson_spec(5.0, 20000));
     WorkloadSpec bursty_spec = poisson_spec(5.0, 20000);
