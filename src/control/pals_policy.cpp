@@ -23,6 +23,11 @@ constexpr double kCapToleranceW = 1.0;
 constexpr double kClockDeadbandMhz = 60.0;
 /// A group drawing at least this share of its cap is held by the cap.
 constexpr double kCapBindingShare = 0.9;
+/// A queue held back by the batch cap grows it by this factor; ITL risk shrinks the raised
+/// batch floor by kBatchShrink; without either it decays by kBatchFloorDecay per period.
+constexpr double kBatchGrowth = 1.5;
+constexpr double kBatchShrink = 0.75;
+constexpr double kBatchFloorDecay = 0.98;
 /// Output tokens per request assumed before any request has finished.
 constexpr double kDefaultOutputTokens = 200.0;
 
@@ -65,7 +70,11 @@ public:
             // point, and not when the budget share is below the cap the demand needs (then
             // every cycle goes to latency). A floor the share clips changes nothing.
             const bool escalated = d.cap_w > st.model_cap_w + kCapToleranceW;
-            const bool budget_binds = share[i] < needed_w[i] - kCapToleranceW;
+            // The budget binds when the share is below what the model says the demand needs
+            // and the measurements agree: the group draws its cap and the clock lock (if any)
+            // is not what sets its pace. At partial load the saturated profile overstates the
+            // need, and the lock, trimmed by feedback, serves the demand within the share.
+            const bool budget_binds = share[i] < needed_w[i] - kCapToleranceW && st.cap_binds;
             if (escalated || budget_binds) {
                 d.locked_clock_mhz = 0.0;
                 st.applied_clock_mhz = 0.0;
@@ -107,6 +116,11 @@ private:
         double throughput_correction = 1.0;
         double itl_correction = 1.0;
         double cap_floor_w = 0.0;
+        /// The batch cap a queue held back by the batch cap has raised (0: none); it decays
+        /// like the cap floor and shrinks when ITL nears its SLO.
+        double batch_floor = 0.0;
+        std::string alarm;       ///< what raised the last alarm ("" = none this period)
+        bool cap_binds = false;  ///< measured: the group draws its cap, no lock sets its pace
         /// The SM clock the model predicts at the chosen point (0: unknown): the reference the
         /// clock feedback trims from, so the GPU runs at that clock at partial load too instead
         /// of racing at the highest clock under a cap it does not reach.
@@ -114,7 +128,9 @@ private:
         double model_cap_w = 0.0;          ///< the cap of the model's point this period
         double applied_clock_mhz = 0.0;    ///< the lock in force (0: free)
         double reference_clock_mhz = 0.0;  ///< EWMA of model_clock_mhz
-        ClockTrimmer clock{0.7, 0.9};
+        /// ITL may come closer to its SLO than clock-only lets it (the model seeds the lock, so
+        /// the feedback only trims); TTFT keeps clock-only's bands.
+        ClockTrimmer clock{ClockTrimmer::Bands{.itl_comfortable = 0.85, .itl_at_risk = 0.97}};
     };
 
     void update(const Observation& o, const GroupObservation& g, GroupState& s) const {
@@ -148,13 +164,43 @@ private:
         const bool queue_growing = g.waiting >= kQueueAlarm && g.waiting > g.waiting_previous;
         const bool ttft_risk = !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > 0.7 * o.slo_ttft_s;
         const bool itl_risk = !std::isnan(g.itl_p90_s) && g.itl_p90_s > 0.95 * o.slo_tpot_s;
+        s.alarm.clear();
+        if (queue_growing) {
+            s.alarm = fmt::format("queue {} growing", g.waiting);
+        } else if (ttft_risk) {
+            s.alarm = fmt::format("TTFT p90 {:.2f} s", g.ttft_p90_s);
+        } else if (itl_risk) {
+            s.alarm = fmt::format("ITL p90 {:.0f} ms", g.itl_p90_s * 1e3);
+        }
         // Raising the cap helps only where it binds: below it the GPU already runs at the
         // clock it is given, and the clock feedback answers the alarm instead.
-        const bool cap_binds =
-            g.gpus > 0 && g.power_w / g.gpus >= kCapBindingShare * o.cap_range.clamp(g.cap_w);
+        // With a clock lock in force the cap binds only if it holds the clock below the lock;
+        // otherwise the lock sets the pace and the clock feedback raises it.
+        const bool lock_sets_pace = s.applied_clock_mhz > 0.0 && g.sm_clock_mhz > 0.0 &&
+                                    g.sm_clock_mhz >= s.applied_clock_mhz - kClockDeadbandMhz / 2;
+        const bool cap_binds = g.gpus > 0 && !lock_sets_pace &&
+                               g.power_w / g.gpus >= kCapBindingShare * o.cap_range.clamp(g.cap_w);
+        // A queue that does not drain binds as surely as a drawn cap.
+        s.cap_binds = cap_binds || (g.waiting > 0 && g.waiting >= g.waiting_previous);
+        // A queue the batch cap holds back: admit more before spending watts. Larger batches
+        // cost less per token than a higher clock, as long as ITL has room.
+        const bool batch_bound = g.waiting > 0 && g.running >= g.batch_cap;
+        if (itl_risk) {
+            s.batch_floor *= kBatchShrink;
+        } else if ((queue_growing || ttft_risk) && batch_bound && g.batch_cap < g.max_batch_cap) {
+            s.batch_floor = std::min<double>(
+                g.max_batch_cap, std::max<double>(s.batch_floor, g.batch_cap) * kBatchGrowth);
+            s.cap_floor_w = std::max(0.0, s.cap_floor_w - m_settings.floor_decay_w);
+            return;
+        } else {
+            s.batch_floor *= kBatchFloorDecay;
+        }
         if ((queue_growing || ttft_risk || itl_risk) && cap_binds) {
+            // From the cap in force, not the floor: a floor the budget share clips must not
+            // ratchet up with every alarm (it would hold the group escalated for minutes and
+            // claim watts other groups could use).
             s.cap_floor_w = std::min(o.cap_range.max_w,
-                                     std::max(s.cap_floor_w, g.cap_w) + m_settings.escalation_w);
+                                     std::max(s.cap_floor_w, g.cap_w + m_settings.escalation_w));
         } else {
             s.cap_floor_w = std::max(0.0, s.cap_floor_w - m_settings.floor_decay_w);
         }
@@ -221,10 +267,21 @@ private:
             d.batch_cap =
                 std::max(d.batch_cap, g.batch_cap);  // escalating: do not shrink the batch
         }
-        d.reason = fmt::format("{} demand {:.0f} tok/s, share {:.0f} W/GPU, model {:.0f} W x {}{}",
-                               r.feasible ? "feasible:" : "best effort:", demand, share_w,
-                               r.point.power_cap_w, r.point.batch_cap,
-                               s.cap_floor_w > r.point.power_cap_w ? ", escalated" : "");
+        const bool batch_raised = s.batch_floor > d.batch_cap;
+        d.batch_cap = std::clamp(static_cast<int>(std::max<double>(d.batch_cap, s.batch_floor)), 1,
+                                 g.max_batch_cap);
+        d.reason =
+            fmt::format("{} demand {:.0f} tok/s, share {:.0f} W/GPU, model {:.0f} W x {}{}{}",
+                        r.feasible ? "feasible:" : "best effort:", demand, share_w,
+                        r.point.power_cap_w, r.point.batch_cap,
+                        s.cap_floor_w > r.point.power_cap_w
+                            ? fmt::format(", escalated to {:.0f} W{}", s.cap_floor_w,
+                                          s.alarm.empty() ? "" : " (" + s.alarm + ")")
+                            : "",
+                        batch_raised ? fmt::format(", batch raised to {} (queue held by "
+                                                   "the batch cap)",
+                                                   d.batch_cap)
+                                     : "");
         return d;
     }
 

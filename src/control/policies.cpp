@@ -12,18 +12,6 @@ namespace {
 /// ITL above this share of its SLO makes batch-only shrink the batch.
 constexpr double kAtRisk = 0.9;
 
-bool latency_at_risk(const Observation& o, const GroupObservation& g, double share) {
-    return (!std::isnan(g.itl_p90_s) && g.itl_p90_s > share * o.slo_tpot_s) ||
-           (!std::isnan(g.ttft_p90_s) && g.ttft_p90_s > share * o.slo_ttft_s) ||
-           (g.waiting > 0 && g.waiting > g.waiting_previous);
-}
-
-bool latency_comfortable(const Observation& o, const GroupObservation& g, double share) {
-    const bool itl_ok = std::isnan(g.itl_p90_s) || g.itl_p90_s < share * o.slo_tpot_s;
-    const bool ttft_ok = std::isnan(g.ttft_p90_s) || g.ttft_p90_s < (share - 0.2) * o.slo_ttft_s;
-    return itl_ok && ttft_ok && g.waiting <= g.waiting_previous;
-}
-
 class DefaultPolicy final : public Policy {
 public:
     [[nodiscard]] std::string_view name() const override { return "default"; }
@@ -138,11 +126,20 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
     const double highest = o.sm_clock_max_mhz / reference;
     const double lowest = kLowestShare * o.sm_clock_max_mhz / reference;
     m_share = std::clamp(m_share, lowest, highest);
-    m_raised = latency_at_risk(o, g, m_at_risk);
+    const bool itl_risk =
+        !std::isnan(g.itl_p90_s) && g.itl_p90_s > m_bands.itl_at_risk * o.slo_tpot_s;
+    const bool ttft_risk =
+        !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > m_bands.ttft_at_risk * o.slo_ttft_s;
+    const bool queue_growing = g.waiting > 0 && g.waiting > g.waiting_previous;
+    const bool itl_ok =
+        std::isnan(g.itl_p90_s) || g.itl_p90_s < m_bands.itl_comfortable * o.slo_tpot_s;
+    const bool ttft_ok =
+        std::isnan(g.ttft_p90_s) || g.ttft_p90_s < m_bands.ttft_comfortable * o.slo_ttft_s;
+    m_raised = itl_risk || ttft_risk || queue_growing;
     if (m_raised) {
         m_share = std::min(highest, m_share * kStepUp);
         why = "latency at risk: clock up to";
-    } else if (latency_comfortable(o, g, m_comfortable)) {
+    } else if (itl_ok && ttft_ok && g.waiting <= g.waiting_previous) {
         m_share = std::max(lowest, m_share * kStepDown);
         why = "latency slack: clock down to";
     } else {

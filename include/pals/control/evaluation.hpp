@@ -31,8 +31,9 @@ struct ScenarioResult {
     std::string frontier_svg;  ///< the pals model's frontier plot, filled in by the caller
 };
 
-/// Candidate (cap, batch) points the oracles search: caps 200..700 W in 100-W steps (the GPU's
-/// range), batch caps 16..max_num_seqs in powers of two.
+/// Candidate points the oracles search: caps 200..700 W in 100-W steps (the GPU's range) with a
+/// free clock, and SM clock locks 0.30..0.95 of the highest clock in steps of 0.05 at the highest
+/// cap the budget allows; batch caps 16..max_num_seqs in powers of two for each.
 struct OracleGrid {
     std::vector<double> caps_w;
     std::vector<int> batch_caps;

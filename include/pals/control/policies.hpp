@@ -19,10 +19,17 @@ namespace pals::control {
 /// point it chose, so feedback learns the margin of that prediction at the load offered.
 class ClockTrimmer {
 public:
-    /// Latency is comfortable below `comfortable` x its SLO for ITL and (comfortable - 0.2) x
-    /// its SLO for TTFT, and at risk above `at_risk` x its SLO, or when the queue grows.
-    explicit ClockTrimmer(double comfortable = 0.7, double at_risk = 0.9)
-        : m_comfortable(comfortable), m_at_risk(at_risk) {}
+    /// Latency bands as shares of the SLOs: the clock steps down while ITL p90 and TTFT p90 are
+    /// below their comfortable shares and the queue does not grow, and up at once when either is
+    /// above its at-risk share or the queue grows.
+    struct Bands {
+        double itl_comfortable = 0.7;
+        double itl_at_risk = 0.9;
+        double ttft_comfortable = 0.5;
+        double ttft_at_risk = 0.9;
+    };
+    ClockTrimmer() = default;
+    explicit ClockTrimmer(Bands bands) : m_bands(bands) {}
     /// The clock (MHz) to lock for this group now, and why. `reference_mhz` <= 0: the highest.
     double update(const Observation& o, const GroupObservation& g, std::string& why,
                   double reference_mhz = 0.0);
@@ -30,8 +37,7 @@ public:
     [[nodiscard]] bool raised() const { return m_raised; }
 
 private:
-    double m_comfortable;
-    double m_at_risk;
+    Bands m_bands;
     double m_share = 1.0;  ///< of the reference
     bool m_raised = false;
 };
