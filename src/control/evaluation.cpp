@@ -108,17 +108,29 @@ PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& re
     m.served_deficit =
         offered_total > 0.0 ? std::max(0.0, 1.0 - served_total / offered_total) : 0.0;
 
-    // Actuation: periods whose settings differ from the period before.
-    int actuations = 0;
+    // Actuation: per group, periods whose settings differ from the period before.
+    double changes = 0.0;
+    std::size_t groups = 1;
+    const auto setting = [](const auto& values, std::size_t g) {
+        return g < values.size() ? static_cast<double>(values[g]) : 0.0;
+    };
     for (std::size_t i = 1; i < history.size(); ++i) {
         const TickRecord& a = history[i - 1];
         const TickRecord& b = history[i];
-        if (b.time_s >= sc.warmup_s && (a.cap_w != b.cap_w || a.batch_cap != b.batch_cap ||
-                                        a.locked_clock_mhz != b.locked_clock_mhz)) {
-            ++actuations;
+        groups = std::max<std::size_t>(1, b.cap_w.size());
+        if (b.time_s < sc.warmup_s) {
+            continue;
+        }
+        for (std::size_t g = 0; g < groups; ++g) {
+            changes += setting(a.cap_w, g) != setting(b.cap_w, g) ||
+                               setting(a.batch_cap, g) != setting(b.batch_cap, g) ||
+                               setting(a.locked_clock_mhz, g) != setting(b.locked_clock_mhz, g)
+                           ? 1.0
+                           : 0.0;
         }
     }
-    m.actuations_per_min = scored_s > 0.0 ? 60.0 * actuations / scored_s : 0.0;
+    m.actuations_per_min =
+        scored_s > 0.0 ? 60.0 * changes / static_cast<double>(groups) / scored_s : 0.0;
 
     // Budget tracking: each tick's power is the mean over the period that just ended.
     if (!sc.budget.empty()) {

@@ -130,7 +130,7 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
         !std::isnan(g.itl_p90_s) && g.itl_p90_s > m_bands.itl_at_risk * o.slo_tpot_s;
     const bool ttft_risk =
         !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > m_bands.ttft_at_risk * o.slo_ttft_s;
-    const bool queue_growing = g.waiting > 0 && g.waiting > g.waiting_previous;
+    const bool queue_growing = g.waiting >= m_bands.queue_alarm && g.waiting > g.waiting_previous;
     const bool itl_ok =
         std::isnan(g.itl_p90_s) || g.itl_p90_s < m_bands.itl_comfortable * o.slo_tpot_s;
     const bool ttft_ok =

@@ -27,6 +27,8 @@ public:
         double itl_at_risk = 0.9;
         double ttft_comfortable = 0.5;
         double ttft_at_risk = 0.9;
+        /// A queue of at least this many requests that grows raises the clock too.
+        int queue_alarm = 1;
     };
     ClockTrimmer() = default;
     explicit ClockTrimmer(Bands bands) : m_bands(bands) {}

@@ -42,8 +42,8 @@ struct PolicyMetrics {
     double time_over_budget_s = 0.0;
     double settle_time_s = 0.0;    ///< worst over budget steps: time until under budget
     double budget_energy_j = 0.0;  ///< integral of the budget over the run (for ratios)
-    /// Periods in which any setting (a group's cap, batch cap or clock lock) changed, per minute
-    /// of the run after warm-up.
+    /// Per GPU group: periods in which its cap, batch cap or clock lock changed, per minute of
+    /// the run after warm-up (averaged over the groups).
     double actuations_per_min = 0.0;
     std::string chosen;  ///< oracles: the point(s) chosen
 };
