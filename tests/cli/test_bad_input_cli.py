@@ -238,6 +238,14 @@ def rows():
                                                 "{D}/r.html"], 2, ["huge_scenario.toml", "workload.num_requests"])
     add("evaluate scenario NaN budget step", ["evaluate", "--scenario", "{D}/nan_scenario.toml", "--report",
                                               "{D}/r.html"], 2, ["nan_scenario.toml", "budget.steps[0]"])
+    add("evaluate --check-expect broken bound", ["evaluate", "--scenario", "{D}/expect_scenario.toml",
+                                                 "--check-expect"], 5,
+        ["expect_scenario.toml:", "expect.ratio.default.tokens_per_joule: default/default = 1 is below 2",
+         "1 expectation(s) failed"])
+    add("evaluate --check-expect without [expect]", ["evaluate", "--scenario", "{D}/ok_scenario.toml",
+                                                     "--check-expect"], 2, ["has no [expect]"])
+    add("evaluate [expect] unknown metric", ["evaluate", "--scenario", "{D}/bad_expect_scenario.toml"], 2,
+        ["bad_expect_scenario.toml:", "did you mean 'tokens_per_joule'"])
 
     # run --check
     chk = ["run", "--check", "--policy", "cap-only"]
@@ -355,6 +363,12 @@ def make_fixtures(folder, source_dir):
         "gpus_huge.toml": 'policy = "cap-only"\n[[group]]\nurl = "http://127.0.0.1:8000"\ngpus = [0, 2000000000]\n',
         "ok_scenario.toml": SCENARIO_NODE + "[workload]\nrate_rps = 1\nduration_s = 5\n",
         "huge_scenario.toml": SCENARIO_NODE + "[workload]\nnum_requests = 2000000000\n",
+        "expect_scenario.toml": SCENARIO_NODE + "[workload]\nrate_rps = 1\nduration_s = 5\n"
+                                                "[expect]\npolicy = \"default\"\n"
+                                                "slo_attainment = { min = 0.5 }\n"
+                                                "[expect.ratio.default]\ntokens_per_joule = { min = 2 }\n",
+        "bad_expect_scenario.toml": SCENARIO_NODE + "[workload]\nrate_rps = 1\nduration_s = 5\n"
+                                                    "[expect]\ntokens_per_jule = { min = 2 }\n",
         "nan_scenario.toml": SCENARIO_NODE + "[workload]\nrate_rps = 1\nduration_s = 5\n"
                                              "[budget]\nsteps = [[0, nan]]\n",
         "trace.csv": "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n",
