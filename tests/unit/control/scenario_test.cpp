@@ -27,6 +27,20 @@ tp = 1
 max_num_seqs = 128
 )";
 
+/// Each (text, expected) case: a scenario whose section `header` holds `text` fails to load with
+/// a message containing `expected`.
+void expect_section_errors(const std::string& file, const std::string& header,
+                           const std::vector<std::pair<std::string, std::string>>& cases) {
+    for (const auto& [text, expected] : cases) {
+        const auto bad =
+            write(file, std::string(kNode) + "[workload]\nrate_rps = 1\nduration_s = 10\n" +
+                            header + text);
+        auto b = load_scenario(bad, kShared);
+        ASSERT_FALSE(b.is_ok()) << text;
+        EXPECT_NE(b.status().message().find(expected), std::string::npos) << b.status().message();
+    }
+}
+
 TEST(ScenarioTest, LoadsTheShippedSuite) {
     for (const char* name : {"mixtral-conv-step-budget", "mixtral-conv-strict-budget",
                              "qwen3moe-conv-low", "llama70b-conv-medium", "mixtral-code-high"}) {
@@ -205,19 +219,12 @@ TEST(ScenarioTest, PhysicsPerturbsOnlyTheSimulatedNode) {
                      s->node.gpu.calibration.mem_efficiency);
 
     // Out of range, out of physics, unknown keys: named with the line.
-    for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
-             {"idle_power_scale = 9\n",
-              "bad_physics.toml:10:1: physics.idle_power_scale: must be 0.25-4 (got 9)"},
-             {"voltage_floor_scale = 2\n", "physics.voltage_floor_scale: makes the voltage floor"},
-             {"idle_power = 1\n", "physics: unknown key 'idle_power'"}}) {
-        const auto bad = write("bad_physics.toml", std::string(kNode) +
-                                                       "[workload]\nrate_rps = 1\n"
-                                                       "duration_s = 10\n[physics]\n" +
-                                                       text);
-        auto b = load_scenario(bad, kShared);
-        ASSERT_FALSE(b.is_ok()) << text;
-        EXPECT_NE(b.status().message().find(expected), std::string::npos) << b.status().message();
-    }
+    expect_section_errors(
+        "bad_physics.toml", "[physics]\n",
+        {{"idle_power_scale = 9\n",
+          "bad_physics.toml:10:1: physics.idle_power_scale: must be 0.25-4 (got 9)"},
+         {"voltage_floor_scale = 2\n", "physics.voltage_floor_scale: makes the voltage floor"},
+         {"idle_power = 1\n", "physics: unknown key 'idle_power'"}});
 }
 
 TEST(ScenarioTest, ExpectBoundsAreReadWithOrigins) {
@@ -245,21 +252,14 @@ TEST(ScenarioTest, ExpectBoundsAreReadWithOrigins) {
               "expect.toml:12:1: expect.ratio.cap-only.qos_violations");
     EXPECT_EQ(expectation_policies(s.value()), (std::vector<std::string>{"cap-only", "pals"}));
 
-    for (const auto& [text, expected] : std::vector<std::pair<std::string, std::string>>{
-             {"tokens_per_jule = { min = 1 }\n", "did you mean 'tokens_per_joule'"},
-             {"slo_attainment = 0.99\n", "expect.slo_attainment: must be a table"},
-             {"slo_attainment = { min = 1, max = 0 }\n", "min is above max"},
-             {"slo_attainment = { mn = 1 }\n", "did you mean 'min'"},
-             {"[expect.ratio.magic]\nslo_attainment = { min = 1 }\n", "unknown policy 'magic'"},
-             {"policy = \"magic\"\n", "expect.policy"}}) {
-        const auto bad = write("bad_expect.toml", std::string(kNode) +
-                                                      "[workload]\nrate_rps = 1\n"
-                                                      "duration_s = 10\n[expect]\n" +
-                                                      text);
-        auto b = load_scenario(bad, kShared);
-        ASSERT_FALSE(b.is_ok()) << text;
-        EXPECT_NE(b.status().message().find(expected), std::string::npos) << b.status().message();
-    }
+    expect_section_errors(
+        "bad_expect.toml", "[expect]\n",
+        {{"tokens_per_jule = { min = 1 }\n", "did you mean 'tokens_per_joule'"},
+         {"slo_attainment = 0.99\n", "expect.slo_attainment: must be a table"},
+         {"slo_attainment = { min = 1, max = 0 }\n", "min is above max"},
+         {"slo_attainment = { mn = 1 }\n", "did you mean 'min'"},
+         {"[expect.ratio.magic]\nslo_attainment = { min = 1 }\n", "unknown policy 'magic'"},
+         {"policy = \"magic\"\n", "expect.policy"}});
 }
 
 TEST(EvaluationTest, ExpectationsAreCheckedAgainstTheRun) {
