@@ -34,5 +34,6 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx);
 void add_run_command(CLI::App& app, CommandContext& ctx);
 void add_sim_serve_command(CLI::App& app, CommandContext& ctx);
 void add_loadgen_command(CLI::App& app, CommandContext& ctx);
+void add_models_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace pals::cli

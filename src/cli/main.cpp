@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
     add_run_command(app, ctx);
     add_sim_serve_command(app, ctx);
     add_loadgen_command(app, ctx);
+    add_models_command(app, ctx);
 
     try {
         app.parse(argc, argv);

@@ -2,6 +2,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/option_flags.hpp"
+#include "pals/model/model_catalog.hpp"
 
 namespace pals::cli {
 
@@ -13,13 +14,21 @@ void NodeFlags::add_to(CLI::App& app_) {
     app = &app_;
     add_option_flags(app_, sim::node_options(), values);
     app_.get_option("--model")->description(
-        "Hugging Face config.json of the model (default: Mixtral-8x7B)");
+        "the model: a config.json path, or a name in the data folder's models/ "
+        "(mistralai/Mixtral-8x7B-Instruct-v0.1, Mixtral-8x7B-Instruct-v0.1; `pals models` "
+        "lists them; default: Mixtral-8x7B)");
 }
 
 Result<sim::NodeConfig> NodeFlags::build() const {
     sim::NodeOptions v = values;
     PALS_ASSIGN_OR_RETURN(const OptionOrigins origins,
                           apply_option_sources(*app, sim::node_options(), v));
+    if (!v.model.empty()) {  // a path, or a name in the data folder's models/
+        PALS_ASSIGN_OR_RETURN(const std::filesystem::path config,
+                              model::find_model_config(v.model, default_shared_dir() + "/models")
+                                  .with_prefix(origins.of("model")));
+        v.model = config.string();
+    }
     return v.build(origins, default_model_path());
 }
 

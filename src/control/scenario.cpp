@@ -11,6 +11,7 @@
 #include "pals/common/toml_values.hpp"
 #include "pals/control/policy_metrics.hpp"
 #include "pals/control/policy_registry.hpp"
+#include "pals/model/model_catalog.hpp"
 #include "pals/workload/workload_options.hpp"
 
 namespace pals::control {
@@ -220,6 +221,13 @@ Result<Scenario> load_scenario(const std::filesystem::path& path,
                           read_section(node, sim::node_options(), reader, "node"));
     if (node.model.empty()) {
         return reader.error("node.model", "missing (a Hugging Face config.json)");
+    }
+    // A path (relative to the file, then the data folder), or a model name in models/.
+    if (std::error_code ec; !std::filesystem::exists(resolve_path(node.model), ec)) {
+        PALS_ASSIGN_OR_RETURN(const std::filesystem::path config,
+                              model::find_model_config(node.model, shared_dir / "models")
+                                  .with_prefix(node_origins.of("model")));
+        node.model = config.string();
     }
     PALS_ASSIGN_OR_RETURN(s.node, node.build(node_origins, {}, resolve_path));
 

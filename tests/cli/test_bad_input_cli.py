@@ -238,6 +238,8 @@ def rows():
                                                 "{D}/r.html"], 2, ["huge_scenario.toml", "workload.num_requests"])
     add("evaluate scenario NaN budget step", ["evaluate", "--scenario", "{D}/nan_scenario.toml", "--report",
                                               "{D}/r.html"], 2, ["nan_scenario.toml", "budget.steps[0]"])
+    add("simulate --model unknown name", ["simulate", "--model", "mixtral", "--rate", "1", "--duration", "5"], 2,
+        ["--model: unknown model 'mixtral'", "mistralai/Mixtral-8x7B-Instruct-v0.1", "pals models"])
     add("evaluate --check-expect broken bound", ["evaluate", "--scenario", "{D}/expect_scenario.toml",
                                                  "--check-expect"], 5,
         ["expect_scenario.toml:", "expect.ratio.default.tokens_per_joule: default/default = 1 is below 2",

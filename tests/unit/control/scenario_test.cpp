@@ -56,6 +56,23 @@ TEST(ScenarioTest, LoadsTheShippedSuite) {
     EXPECT_DOUBLE_EQ(step->budget.at(500.0), 1190.0);
 }
 
+TEST(ScenarioTest, AModelMayBeNamed) {
+    const auto path = write("named.toml",
+                            "[node]\nmodel = \"meta-llama/Llama-3.1-8B-Instruct\"\n"
+                            "[workload]\nrate_rps = 1\nduration_s = 10\n");
+    auto s = load_scenario(path, kShared);
+    ASSERT_TRUE(s.is_ok()) << s.status().message();
+    EXPECT_EQ(s->node.model.name, "meta-llama__Llama-3.1-8B-Instruct");
+    const auto bad = write("misnamed.toml",
+                           "[node]\nmodel = \"Llama-3.1-8B\"\n"
+                           "[workload]\nrate_rps = 1\nduration_s = 10\n");
+    auto b = load_scenario(bad, kShared);
+    ASSERT_FALSE(b.is_ok());
+    EXPECT_NE(b.status().message().find("misnamed.toml:2:1: node.model: unknown model"),
+              std::string::npos)
+        << b.status().message();
+}
+
 TEST(ScenarioTest, UnknownPolicyIsNamed) {
     const auto path = write("bad_policy.toml", std::string(kNode) +
                                                    "[workload]\nrate_rps = 1\nduration_s = 10\n"
