@@ -167,6 +167,9 @@ PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& re
 
 Result<PolicyRun> run_controlled(const Scenario& sc, const std::vector<workload::Request>& requests,
                                  std::unique_ptr<Policy> policy) {
+    if (!policy) {
+        return Status::internal("no policy to run");
+    }
     PALS_ASSIGN_OR_RETURN(auto node, sim::SimulatedNode::create(sc.node, requests, sc.slo));
     sim::SimulatedNode& n = *node;
     std::vector<engine::ServingEngine*> engines;
@@ -469,9 +472,11 @@ Result<ScenarioResult> evaluate_scenario(const Scenario& sc,
             run = static_oracle(truth, requests);
         } else if (name == "window-oracle") {
             run = window_oracle(truth, requests);
-        } else {
+        } else if (policy->make) {
             PolicyContext context;
             context.model = model;
+            context.twin_node = sc.node;  // the node as profiled, not the perturbed truth
+            context.slo = sc.slo;
             run = run_controlled(truth, requests, policy->make(context));
         }
         if (!run.is_ok()) {

@@ -4,6 +4,7 @@
 
 #include "pals/common/config_keys.hpp"
 #include "pals/control/policies.hpp"
+#include "pals/control/twin_policy.hpp"
 
 namespace pals::control {
 
@@ -36,6 +37,14 @@ const std::vector<PolicyInfo>& policy_registry() {
          .needs_model = true,
          .locks_clocks = true,
          .make = [](const PolicyContext& c) { return make_pals_policy(c.model, c.pals); }},
+        {.name = "pals-mpc",
+         .summary = "SM clock by model predictive control over a simulator twin of each group "
+                    "(issue 13's design (b)); cap = budget share, launch batch cap",
+         .locks_clocks = true,
+         .evaluation_only = true,
+         .make = [](const PolicyContext& c) -> std::unique_ptr<Policy> {
+             return c.twin_node ? make_twin_policy(*c.twin_node, c.slo) : nullptr;
+         }},
     };
     return kPolicies;
 }

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "pals/control/controller.hpp"
 #include "pals/control/pals_policy.hpp"
 #include "pals/profile/power_model.hpp"
+#include "pals/sim/simulator.hpp"
 
 namespace pals::control {
 
@@ -23,15 +25,19 @@ namespace pals::control {
 struct PolicyContext {
     std::shared_ptr<const profile::PowerModel> model;  ///< for needs_model policies
     PalsSettings pals;                                 ///< policy pals
+    /// For the digital-twin policy (evaluation only): the node as profiled, and the SLOs.
+    std::optional<sim::NodeConfig> twin_node;
+    sim::SloTargets slo;
 };
 
 struct PolicyInfo {
     std::string_view name{};
-    std::string_view summary{};    ///< one line: what it sets
-    bool needs_model = false;      ///< a MODEL.json (`pals fit`) must be given
-    bool honours_budget = true;    ///< keeps the sum of caps within the budget
-    bool locks_clocks = false;     ///< locks SM clocks (the daemon saves and restores them)
-    bool evaluation_only = false;  ///< an oracle: needs the simulator, not for `pals run`
+    std::string_view summary{};  ///< one line: what it sets
+    bool needs_model = false;    ///< a MODEL.json (`pals fit`) must be given
+    bool honours_budget = true;  ///< keeps the sum of caps within the budget
+    bool locks_clocks = false;   ///< locks SM clocks (the daemon saves and restores them)
+    bool evaluation_only =
+        false;  ///< needs the simulator (an oracle, the twin): not for `pals run`
     /// Builds it; empty for the oracles, which `pals evaluate` runs itself.
     std::function<std::unique_ptr<Policy>(const PolicyContext&)> make{};
 };
