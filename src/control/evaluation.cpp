@@ -54,14 +54,11 @@ PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& re
         if (f.arrival_s < sc.warmup_s) {
             continue;
         }
-        const double ttft = f.first_token_s - f.arrival_s;
-        const double tpot =
-            f.output_tokens > 1 ? (f.finish_s - f.first_token_s) / (f.output_tokens - 1) : 0.0;
-        run.ttft_s.push_back(ttft);
+        run.ttft_s.push_back(f.ttft_s());
         if (f.output_tokens > 1) {
-            run.tpot_s.push_back(tpot);
+            run.tpot_s.push_back(f.tpot_s());
         }
-        if (ttft <= sc.slo.ttft_s && tpot <= sc.slo.tpot_s) {
+        if (f.meets(sc.slo)) {
             ++met;
             good_tokens += f.output_tokens;
         }
@@ -326,13 +323,7 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
             // still queued at its end (late by then, almost surely).
             const std::vector<sim::RequestTiming>& finished = trial.finished_requests();
             for (std::size_t k = finished0; k < finished.size(); ++k) {
-                const sim::RequestTiming& f = finished[k];
-                const double tpot = f.output_tokens > 1
-                                        ? (f.finish_s - f.first_token_s) / (f.output_tokens - 1)
-                                        : 0.0;
-                if (f.first_token_s - f.arrival_s > sc.slo.ttft_s || tpot > sc.slo.tpot_s) {
-                    ++o.violations;
-                }
+                o.violations += finished[k].meets(sc.slo) ? 0U : 1U;
             }
             outcomes.push_back(o);
         }

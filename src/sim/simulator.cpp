@@ -775,15 +775,12 @@ SimulationReport Simulator::report() const {
     e2e.reserve(s.finished.size());
     std::uint64_t met = 0;
     for (const RequestTiming& f : s.finished) {
-        const double t_first = f.first_token_s - f.arrival_s;
-        const double t_per =
-            f.output_tokens > 1 ? (f.finish_s - f.first_token_s) / (f.output_tokens - 1) : 0.0;
-        ttft.push_back(t_first);
+        ttft.push_back(f.ttft_s());
         if (f.output_tokens > 1) {
-            tpot.push_back(t_per);
+            tpot.push_back(f.tpot_s());
         }
         e2e.push_back(f.finish_s - f.arrival_s);
-        if (t_first <= s.slo.ttft_s && t_per <= s.slo.tpot_s) {
+        if (f.meets(s.slo)) {
             ++met;
         }
     }

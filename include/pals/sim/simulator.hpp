@@ -146,6 +146,16 @@ struct RequestTiming {
     double first_token_s = 0.0;
     double finish_s = 0.0;
     int output_tokens = 0;
+
+    [[nodiscard]] double ttft_s() const { return first_token_s - arrival_s; }
+    /// Time per output token after the first (0 for a single token).
+    [[nodiscard]] double tpot_s() const {
+        return output_tokens > 1 ? (finish_s - first_token_s) / (output_tokens - 1) : 0.0;
+    }
+    /// Both SLOs met (a request violates when either is missed).
+    [[nodiscard]] bool meets(const SloTargets& slo) const {
+        return ttft_s() <= slo.ttft_s && tpot_s() <= slo.tpot_s;
+    }
 };
 
 /// A token (or a rejection) of one request, reported as the simulator produces it (online use:
