@@ -136,10 +136,9 @@ private:
         }
         // Guard: when the measured latency is at risk now, never lower the clock, and raise it
         // by a step at least (the twin's view of the queue's age and the length tail is coarse).
-        const bool at_risk =
-            (!std::isnan(g.itl_p90_s) && g.itl_p90_s > kAtRisk * m_slo.tpot_s) ||
-            (!std::isnan(g.ttft_p90_s) && g.ttft_p90_s > kAtRisk * m_slo.ttft_s) ||
-            (g.waiting >= kQueueAlarm && g.waiting > g.waiting_previous);
+        const bool at_risk = (!std::isnan(g.itl_p90_s) && g.itl_p90_s > kAtRisk * m_slo.tpot_s) ||
+                             (!std::isnan(g.ttft_p90_s) && g.ttft_p90_s > kAtRisk * m_slo.ttft_s) ||
+                             (g.waiting >= kQueueAlarm && g.waiting > g.waiting_previous);
         double clock = best->clock_mhz;
         std::string guard;
         if (at_risk && s.locked_mhz > 0.0 && (clock == 0.0 || clock < s.locked_mhz * kRaiseStep)) {
@@ -151,14 +150,17 @@ private:
         s.predicted_itl_s = best->itl_p90_s;
         s.predicted_ttft_s = best->ttft_p90_s;
         d.locked_clock_mhz = clock;
-        d.reason = fmt::format(
-            "twin: {:.2f} req/s, {:.0f} in / {:.0f} out tokens, {} running, {} waiting; {} over "
-            "{:.0f} s: {} violations, {:.3f} tok/J (twin latency x{:.2f} ITL, x{:.2f} TTFT)",
-            s.rate_rps, s.input_tokens, out_tokens, g.running, g.waiting,
-            best->clock_mhz > 0.0 ? fmt::format("clock {:.0f} MHz", best->clock_mhz)
-                                  : std::string("clock free"),
-            m_settings.horizon_s, best->violations, best->tokens_per_joule, s.itl_correction,
-            s.ttft_correction) + guard;
+        d.reason =
+            fmt::format(
+                "twin: {:.2f} req/s, {:.0f} in / {:.0f} out tokens, {} running, {} waiting; {} "
+                "over "
+                "{:.0f} s: {} violations, {:.3f} tok/J (twin latency x{:.2f} ITL, x{:.2f} TTFT)",
+                s.rate_rps, s.input_tokens, out_tokens, g.running, g.waiting,
+                best->clock_mhz > 0.0 ? fmt::format("clock {:.0f} MHz", best->clock_mhz)
+                                      : std::string("clock free"),
+                m_settings.horizon_s, best->violations, best->tokens_per_joule, s.itl_correction,
+                s.ttft_correction) +
+            guard;
         return d;
     }
 
