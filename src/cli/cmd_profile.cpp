@@ -348,7 +348,15 @@ void add_profile_command(CLI::App& app, CommandContext& ctx) {
     CLI::App* cmd = app.add_subcommand(
         "profile",
         "sweep power cap x batch cap (x workload mix) and write one CSV row per point (resumable)");
-    opt->node.add_to(*cmd);
+    // The sweep sets caps itself and measures one replica: no --replicas, --power-cap,
+    // --locked-clock or router flags.
+    opt->node.add_to(*cmd, {"replicas", "power_cap_w", "locked_clock_mhz", "router", "sessions",
+                            "session_skew"});
+    cmd->get_option("--max-num-seqs")
+        ->description(
+            "the engine's launch batch cap (vLLM --max-num-seqs; default: the largest "
+            "batch cap of --batches)")
+        ->default_str("");
     cmd->add_option("--backend", opt->backend,
                     "where to measure: sim (the simulator) or live (NVML + a vLLM-compatible "
                     "server at --url, loaded by a built-in closed-loop client)")

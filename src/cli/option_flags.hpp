@@ -5,6 +5,7 @@
 /// option not given as a flag (flag > environment > default).
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -34,10 +35,20 @@ namespace pals::cli {
     return r.lo_open ? finite_above(r.lo, r.hi, unit) : finite_in(r.lo, r.hi, unit);
 }
 
-/// Adds a flag for every option of `table` to `app`, bound to the members of `values`.
+/// Whether `key` is one of `skip` (the options a command does not use: no flag, no variable).
+inline bool skipped(std::string_view key, const std::vector<std::string_view>& skip) {
+    return std::find(skip.begin(), skip.end(), key) != skip.end();
+}
+
+/// Adds a flag for every option of `table` but those in `skip` to `app`, bound to the members
+/// of `values`.
 template <class C>
-void add_option_flags(CLI::App& app, const OptionTable<C>& table, C& values) {
+void add_option_flags(CLI::App& app, const OptionTable<C>& table, C& values,
+                      const std::vector<std::string_view>& skip = {}) {
     for (const Option<C>& option : table) {
+        if (skipped(option.key, skip)) {
+            continue;
+        }
         const std::string flag = option_flag(option);
         const std::string help(option.help);
         std::visit(
@@ -73,8 +84,9 @@ void add_option_flags(CLI::App& app, const OptionTable<C>& table, C& values) {
 /// After parsing: the origins of `values` (each given flag; defaults named by their flag), and
 /// the `PALS_*` variable of every option whose flag was not given applied to `values`.
 template <class C>
-[[nodiscard]] Result<OptionOrigins> apply_option_sources(const CLI::App& app,
-                                                         const OptionTable<C>& table, C& values) {
+[[nodiscard]] Result<OptionOrigins> apply_option_sources(
+    const CLI::App& app, const OptionTable<C>& table, C& values,
+    const std::vector<std::string_view>& skip = {}) {
     OptionOrigins origins;
     origins.fallback = [&table](std::string_view key) {
         const Option<C>* option = find_option(table, key);
@@ -82,6 +94,9 @@ template <class C>
     };
     origins.label = origins.fallback;
     for (const Option<C>& option : table) {
+        if (skipped(option.key, skip)) {
+            continue;
+        }
         const std::string flag = option_flag(option);
         if (app.count(flag) > 0) {
             origins.given[std::string(option.key)] = flag;

@@ -10,9 +10,10 @@ std::string default_model_path() {
     return default_shared_dir() + "/models/mistralai__Mixtral-8x7B-Instruct-v0.1.json";
 }
 
-void NodeFlags::add_to(CLI::App& app_) {
+void NodeFlags::add_to(CLI::App& app_, std::vector<std::string_view> skip_) {
     app = &app_;
-    add_option_flags(app_, sim::node_options(), values);
+    skip = std::move(skip_);
+    add_option_flags(app_, sim::node_options(), values, skip);
     app_.get_option("--model")->description(
         "the model: a config.json path, or a name in the data folder's models/ "
         "(mistralai/Mixtral-8x7B-Instruct-v0.1, Mixtral-8x7B-Instruct-v0.1; `pals models` "
@@ -22,7 +23,7 @@ void NodeFlags::add_to(CLI::App& app_) {
 Result<sim::NodeConfig> NodeFlags::build() const {
     sim::NodeOptions v = values;
     PALS_ASSIGN_OR_RETURN(const OptionOrigins origins,
-                          apply_option_sources(*app, sim::node_options(), v));
+                          apply_option_sources(*app, sim::node_options(), v, skip));
     if (!v.model.empty()) {  // a path, or a name in the data folder's models/
         PALS_ASSIGN_OR_RETURN(const std::filesystem::path config,
                               model::find_model_config(v.model, default_shared_dir() + "/models")

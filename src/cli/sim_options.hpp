@@ -19,9 +19,10 @@ namespace pals::cli {
 struct NodeFlags {
     sim::NodeOptions values;
     const CLI::App* app = nullptr;
+    std::vector<std::string_view> skip;  ///< keys of the options the command does not use
 
-    /// Adds --model, --gpu, --tp, ... to `app`.
-    void add_to(CLI::App& app);
+    /// Adds --model, --gpu, --tp, ... to `app`, but not the options `skip` names.
+    void add_to(CLI::App& app, std::vector<std::string_view> skip = {});
     /// After parsing: the variables of the flags not given, then the model config and every
     /// check (errors name the flag or variable).
     [[nodiscard]] Result<sim::NodeConfig> build() const;
