@@ -25,6 +25,7 @@ struct FrontierOptions {
     double budget_w = 0.0;
     double cap_step_w = 0.0;
     double tolerance_pct = profile::kDefaultParetoTolerance * 100.0;
+    double demand_tok_s = 0.0;  ///< > 0: answer "which point for this load" (best_point)
     bool json = false;
     std::string svg;
 };
@@ -38,6 +39,38 @@ std::string constraints_text(const FrontierOptions& opt) {
         out += (out.empty() ? "" : ", ") + fmt::format("group power <= {:g} W", opt.budget_w);
     }
     return out.empty() ? std::string("no constraints") : out;
+}
+
+/// The controller's query for the load `opt` names: the most efficient point meeting the demand
+/// within the bounds (PowerModel::best_point), as a line and as JSON.
+struct Answer {
+    std::string text;
+    nlohmann::ordered_json json;
+};
+
+Answer answer_demand(const profile::PowerModel& m, const FrontierOptions& opt) {
+    profile::Query q;
+    q.demand_tok_s = opt.demand_tok_s;
+    q.max_itl_s = opt.slo_itl_s;
+    q.max_power_w = opt.budget_w;
+    const profile::QueryResult r = m.best_point(q, opt.workload);
+    const profile::Prediction& p = r.point;
+    Answer a;
+    a.text = fmt::format(
+        "for {:.0f} tok/s ({}): {} cap {:g} W x batch cap {}: predicted {:.0f} tok/s, {:.0f} W "
+        "for the group, {:.4f} J/token, ITL p90 {:.1f} ms, SM clock {:.0f} MHz\n",
+        opt.demand_tok_s, constraints_text(opt),
+        r.feasible ? "the most efficient point meeting it is"
+                   : "no point meets it; best effort (the most throughput within the power "
+                     "bound) is",
+        p.power_cap_w, p.batch_cap, p.throughput_tok_s, p.power_w, p.j_per_token, p.itl_p90_s * 1e3,
+        p.sm_clock_mhz);
+    a.json = {{"demand_tok_s", opt.demand_tok_s},       {"feasible", r.feasible},
+              {"power_cap_w", p.power_cap_w},           {"batch_cap", p.batch_cap},
+              {"throughput_tok_s", p.throughput_tok_s}, {"power_w", p.power_w},
+              {"j_per_token", p.j_per_token},           {"itl_p90_s", p.itl_p90_s},
+              {"sm_clock_mhz", p.sm_clock_mhz}};
+    return a;
 }
 
 /// Expected distinct experts per MoE layer in one decode step of `batch` sequences.
@@ -119,6 +152,9 @@ Status run_frontier(const FrontierOptions& opt) {
             front.push_back(pj);
         }
         j["frontier"] = front;
+        if (opt.demand_tok_s > 0.0) {
+            j["answer"] = answer_demand(m, opt).json;
+        }
         std::printf("%s\n", j.dump(2).c_str());
         return Status::ok();
     }
@@ -153,6 +189,9 @@ Status run_frontier(const FrontierOptions& opt) {
     if (!opt.svg.empty()) {
         std::printf("\nchart -> %s\n", opt.svg.c_str());
     }
+    if (opt.demand_tok_s > 0.0) {
+        std::printf("\n%s", answer_demand(m, opt).text.c_str());
+    }
     return Status::ok();
 }
 
@@ -164,10 +203,10 @@ void add_frontier_command(CLI::App& app, CommandContext& ctx) {
         "frontier", "the Pareto frontier of a fitted model (table, JSON or SVG)");
     cmd->add_option("model", opt->model, "MODEL.json written by `pals fit`")->required();
     cmd->add_option("--workload", opt->workload, "workload mix (default: the first)");
-    cmd->add_option("--slo-itl", opt->slo_itl_s,
+    cmd->add_option("--slo-itl,--max-itl-p90", opt->slo_itl_s,
                     "keep points with predicted ITL p90 <= S seconds (0: no bound)")
         ->check(finite_in(0.0, kMaxSeconds, "s"));
-    cmd->add_option("--budget", opt->budget_w,
+    cmd->add_option("--budget,--max-power", opt->budget_w,
                     "keep points whose group power (all GPUs) is <= W (0: no bound)")
         ->check(finite_in(0.0, 1e7, "W"));
     cmd->add_option("--cap-step", opt->cap_step_w,
@@ -178,6 +217,10 @@ void add_frontier_command(CLI::App& app, CommandContext& ctx) {
                     "(0: strict)")
         ->check(finite_in(0.0, 100.0, "%"))
         ->capture_default_str();
+    cmd->add_option("--demand", opt->demand_tok_s,
+                    "also answer: which point serves TOK_S tokens/s within the bounds at the "
+                    "fewest joules per token (the controller's query)")
+        ->check(finite_in(0.0, 1e9, "tok/s"));
     cmd->add_flag("--json", opt->json, "print the frontier as JSON");
     cmd->add_option("--svg", opt->svg, "write an SVG chart of energy/token vs throughput to FILE");
     cmd->callback([opt, &ctx] {

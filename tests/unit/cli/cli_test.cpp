@@ -162,4 +162,26 @@ TEST(CliTest, DemoPrintsTheTable) {
     EXPECT_NE(r.out.find("4 simulations"), std::string::npos) << r.out;
 }
 
+TEST(CliTest, AModelByNameProfilesAndTheFrontierAnswersADemand) {
+    const std::string dir = ::testing::TempDir();
+    const CommandResult profile =
+        run("profile --model meta-llama/Llama-3.1-8B-Instruct --caps 200,450,700 --batches "
+            "16,64,256 --warmup 2 --window 5 --quiet --out " +
+            dir + "/named.csv");
+    ASSERT_EQ(profile.exit_code, 0) << profile.out;
+    const CommandResult fit = run("fit " + dir + "/named.csv --out " + dir + "/named.json");
+    ASSERT_EQ(fit.exit_code, 0) << fit.out;
+    const CommandResult text = run("frontier " + dir + "/named.json --demand 1000 --max-power 700");
+    ASSERT_EQ(text.exit_code, 0) << text.out;
+    EXPECT_NE(text.out.find("for 1000 tok/s (group power <= 700 W): the most efficient point "
+                            "meeting it is cap "),
+              std::string::npos)
+        << text.out;
+    const CommandResult json = run("frontier " + dir + "/named.json --demand 1e6 --json");
+    ASSERT_EQ(json.exit_code, 0) << json.out;
+    const nlohmann::json answer = nlohmann::json::parse(json.out)["answer"];
+    EXPECT_EQ(answer["feasible"], false);  // a million tokens/s: best effort
+    EXPECT_GT(answer["throughput_tok_s"].get<double>(), 0.0);
+}
+
 }  // namespace
