@@ -55,3 +55,22 @@ def test_missing_or_unreadable_means_no_cap(tmp_path):
 ])
 def test_effective_limit(launch, cap, running, expected):
     assert batch_cap.effective_limit(launch, cap, running) == expected
+
+
+def test_a_cap_not_refreshed_within_the_maximum_age_expires(tmp_path):
+    path = tmp_path / "cap"
+    path.write_bytes(batch_cap.encode_batch_cap(32))
+    mtime = os.stat(path).st_mtime
+    assert batch_cap.read_batch_cap(str(path), max_age=10, now=mtime + 5) == 32
+    assert batch_cap.read_batch_cap(str(path), max_age=10, now=mtime + 11) is None
+    assert batch_cap.read_batch_cap(str(path), max_age=0, now=mtime + 1e6) == 32  # never
+    assert batch_cap.file_age_s(str(path), now=mtime + 3) == pytest.approx(3)
+    assert batch_cap.file_age_s(str(tmp_path / "absent")) is None
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, 10.0), ("", 10.0), ("30", 30.0), ("0", 0.0), ("-1", 10.0), ("x", 10.0),
+    ("nan", 10.0), ("inf", 10.0)])
+def test_maximum_age_from_the_environment(value, expected):
+    env = {} if value is None else {"PALS_BATCH_CAP_MAX_AGE_S": value}
+    assert batch_cap.max_age_s(env) == expected

@@ -1,5 +1,6 @@
 import importlib
 import logging
+import os
 
 import pytest
 
@@ -79,9 +80,9 @@ def test_cap_read_once_per_schedule(fake_vllm_modules, cap_file, monkeypatch):
     calls = []
     real = batch_cap.read_batch_cap
 
-    def counting(path):
+    def counting(path, max_age=0.0):
         calls.append(path)
-        return real(path)
+        return real(path, max_age)
 
     monkeypatch.setattr(batch_cap, "read_batch_cap", counting)
     scheduler = make(fake_vllm_modules)
@@ -198,3 +199,19 @@ def test_cap_change_is_logged_once(fake_vllm_modules, cap_file, caplog):
         for _ in range(3):
             scheduler.schedule()
     assert sum("batch cap now 4" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_stale_cap_returns_the_engine_to_its_launch_batch_cap(fake_vllm_modules, cap_file,
+                                                               monkeypatch):
+    # The daemon died (kill -9): its last cap is no longer refreshed. After the maximum age the
+    # scheduler admits up to the launch max_num_seqs again, and says why.
+    monkeypatch.setenv("PALS_BATCH_CAP_MAX_AGE_S", "5")
+    scheduler = make(fake_vllm_modules, max_num_seqs=8)
+    fill(scheduler, 20)
+    publish(cap_file, 2)
+    scheduler.schedule()
+    assert scheduler.max_num_running_reqs == 2
+    old = os.stat(cap_file).st_mtime - 60
+    os.utime(cap_file, (old, old))
+    scheduler.schedule()
+    assert scheduler.max_num_running_reqs == 8

@@ -311,6 +311,9 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
         if (d.batch_cap != g.batch_cap) {
             PALS_RETURN_IF_ERROR(g.engine->set_batch_cap(d.batch_cap));
             g.batch_cap = d.batch_cap;
+        } else {
+            // Unchanged: republish it, or an engine whose caps expire would drop it.
+            PALS_RETURN_IF_ERROR(g.engine->refresh_batch_cap());
         }
         if (d.locked_clock_mhz >= 0.0 && d.locked_clock_mhz != g.locked_clock_mhz) {
             for (int gpu : g.gpus) {

@@ -96,6 +96,10 @@ public:
     /// Sets the batch cap, clamped to [1, max_batch_cap()]. The engine never evicts running
     /// sequences for it: they drain.
     [[nodiscard]] virtual Status set_batch_cap(int batch_cap) = 0;
+    /// Republishes the batch cap in force, so that an engine whose caps expire (the vLLM
+    /// plugin drops a cap file not refreshed for a few periods: a daemon that is gone) keeps
+    /// it. The controller calls it every period; engines without expiry need not override it.
+    [[nodiscard]] virtual Status refresh_batch_cap() { return Status::ok(); }
     /// Indices of the GPUs (in the node's GpuBackend) this engine runs on.
     [[nodiscard]] virtual std::vector<int> gpus() const = 0;
 };

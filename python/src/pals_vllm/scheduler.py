@@ -39,19 +39,28 @@ class BatchCapMixin:
         super().__init__(*args, **kwargs)
         self._pals_launch_limit = self.max_num_running_reqs
         self._pals_cap_path = _batch_cap.batch_cap_path()
+        self._pals_max_age = _batch_cap.max_age_s()
         self._pals_last_cap = None
-        _log.info("PALS batch cap: file %s, launch max_num_seqs %d",
-                  self._pals_cap_path, self._pals_launch_limit)
+        _log.info("PALS batch cap: file %s, launch max_num_seqs %d, caps expire after %s",
+                  self._pals_cap_path, self._pals_launch_limit,
+                  "%g s" % self._pals_max_age if self._pals_max_age > 0 else "never")
 
     def schedule(self, *args, **kwargs):
         self._pals_apply_batch_cap()
         return super().schedule(*args, **kwargs)
 
     def _pals_apply_batch_cap(self):
-        cap = _batch_cap.read_batch_cap(self._pals_cap_path)
+        cap = _batch_cap.read_batch_cap(self._pals_cap_path, self._pals_max_age)
         self.max_num_running_reqs = _batch_cap.effective_limit(
             self._pals_launch_limit, cap, len(self.running))
         if cap != self._pals_last_cap:
+            if cap is None and self._pals_last_cap is not None:
+                age = _batch_cap.file_age_s(self._pals_cap_path)
+                if age is not None and self._pals_max_age > 0 and age > self._pals_max_age:
+                    _log.warning("PALS batch cap file %s not refreshed for %.0f s (more than "
+                                 "%g s): the daemon is gone; back to the launch max_num_seqs %d",
+                                 self._pals_cap_path, age, self._pals_max_age,
+                                 self._pals_launch_limit)
             self._pals_last_cap = cap
             _log.info("PALS batch cap now %s (limit %d, running %d)",
                       "none" if cap is None else cap, self.max_num_running_reqs,

@@ -76,7 +76,12 @@ Status VllmEngine::set_batch_cap(int batch_cap) {
                                            encode_batch_cap(static_cast<std::uint64_t>(clamped)))
                              .with_prefix("batch-cap file"));
     m_batch_cap = clamped;
+    m_published = true;
     return Status::ok();
+}
+
+Status VllmEngine::refresh_batch_cap() {
+    return m_published ? set_batch_cap(m_batch_cap) : Status::ok();
 }
 
 }  // namespace pals::engine::vllm

@@ -165,6 +165,21 @@ TEST(VllmEngineTest, ScrapesTheServerAndStampsTheInjectedClock) {
     EXPECT_FALSE(std::filesystem::exists(dir.path() / "cap"));
 }
 
+TEST(VllmEngineTest, RefreshRepublishesTheCapSoThatItDoesNotExpire) {
+    TempDir dir;
+    ManualClock clock(Seconds{0.0});
+    VllmEngine engine(config_for(1, dir.path() / "cap"), clock);
+    ASSERT_TRUE(engine.refresh_batch_cap().is_ok());
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / "cap"));  // nothing published yet
+    ASSERT_TRUE(engine.set_batch_cap(32).is_ok());
+    const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::minutes(5);
+    std::filesystem::last_write_time(dir.path() / "cap", old);
+    ASSERT_TRUE(engine.refresh_batch_cap().is_ok());
+    EXPECT_GT(std::filesystem::last_write_time(dir.path() / "cap"),
+              old + std::chrono::minutes(4));  // a fresh mtime for the plugin's expiry
+    EXPECT_EQ(read_cap(dir.path() / "cap"), 32U);
+}
+
 TEST(VllmEngineTest, RestartedServerCountsFromZeroInTheWindow) {
     FakeVllmServer server(golden("metrics_v0_11.txt"));
     TempDir dir;

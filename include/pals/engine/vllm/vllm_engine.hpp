@@ -51,6 +51,9 @@ public:
     /// Clamps to [1, max_num_seqs] and writes the cap file atomically (temporary file + rename).
     /// Errors come from the file write; the cap in force is then unchanged.
     [[nodiscard]] Status set_batch_cap(int batch_cap) override;
+    /// Rewrites the cap file with the cap last published (a new mtime for the plugin's expiry,
+    /// $PALS_BATCH_CAP_MAX_AGE_S on the engine side); nothing before the first set_batch_cap().
+    [[nodiscard]] Status refresh_batch_cap() override;
     [[nodiscard]] std::vector<int> gpus() const override { return m_config.gpus; }
 
     /// The cap last published (max_num_seqs before the first set_batch_cap()).
@@ -62,6 +65,7 @@ private:
     VllmEngineConfig m_config;
     Clock& m_clock;
     int m_batch_cap;
+    bool m_published = false;  ///< set_batch_cap() has written the file at least once
 };
 
 }  // namespace pals::engine::vllm
