@@ -80,8 +80,12 @@ Result<BudgetRequest> parse_budget_request(const std::string& body) {
     }
     if (j.contains("watts")) {
         const json& w = j["watts"];
+        if (w.is_null()) {  // no budget from now on
+            return request;
+        }
         if (!w.is_number() || !std::isfinite(w.get<double>()) || w.get<double>() <= 0.0) {
-            return Status::invalid_argument("\"watts\" must be a positive number");
+            return Status::invalid_argument(
+                "\"watts\" must be a positive number, or null to clear the budget");
         }
         request.steps.emplace_back(0.0, w.get<double>());
         return request;

@@ -436,6 +436,12 @@ Status Daemon::try_resume() {
 }
 
 void Daemon::apply_budget_request(const BudgetRequest& request) {
+    if (request.steps.empty()) {
+        m_controller.set_budget(BudgetSchedule{});
+        ++m_budget_updates;
+        PALS_LOG_INFO("budget cleared: no budget from now on");
+        return;
+    }
     std::vector<std::pair<double, double>> steps;
     const double now = m_clock.now().count();
     for (const auto& [t, w] : request.steps) {

@@ -55,7 +55,7 @@ struct StateSnapshot {
 };
 
 /// A budget change requested through the API: steps (t_s relative to now, W); one step at
-/// t = 0 is a plain value.
+/// t = 0 is a plain value; no steps clears the budget (`{"watts": null}`).
 struct BudgetRequest {
     std::vector<std::pair<double, double>> steps;
 };

@@ -116,6 +116,11 @@ TEST(BudgetRequestTest, ParsesAndRejects) {
     EXPECT_FALSE(parse_budget_request(R"({"steps": [[10, 900], [5, 800]]})").is_ok());
     EXPECT_FALSE(parse_budget_request(R"([1, 2])").is_ok());
     EXPECT_FALSE(parse_budget_request(R"({})").is_ok());
+    auto cleared = parse_budget_request(R"({"watts": null})");
+    ASSERT_TRUE(cleared.is_ok());
+    EXPECT_TRUE(cleared->steps.empty());  // no budget
+    EXPECT_NE(parse_budget_request(R"({"watts": 0})").status().message().find("or null to clear"),
+              std::string::npos);
 }
 
 TEST(MetricsTest, InfiniteBudgetIsWrittenAsPromDoes) {

@@ -52,6 +52,11 @@ TEST(DaemonTest, AppliesAnApiBudgetWithinTwoPeriodsAndRestoresOnExit) {
     EXPECT_DOUBLE_EQ(state->groups.at(0).cap_w, 300.0);
     EXPECT_EQ(state->budget_updates_total, 1U);
     EXPECT_GT(state->generation_tokens, 0.0);
+    store.request_budget({});  // {"watts": null}: no budget from now on
+    ASSERT_TRUE(daemon.run(stop, Seconds{45.0}).is_ok());
+    state = store.latest();
+    EXPECT_TRUE(std::isinf(state->budget_w));
+    EXPECT_EQ(state->budget_updates_total, 2U);
     // Saved limits are back after run() returns.
     EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(1).value(), 650.0);
     EXPECT_DOUBLE_EQ(node->gpus().power_limit_w(0).value(), 700.0);
