@@ -55,7 +55,7 @@ std::vector<engine::vllm::VllmEngineConfig> engine_configs(const RunConfig& c) {
 
 Result<std::unique_ptr<control::Policy>> make_run_policy(const RunConfig& c) {
     const control::PolicyInfo* policy = control::find_policy(c.policy);
-    if (policy == nullptr || !policy->make) {
+    if (policy == nullptr || !policy->make || policy->evaluation_only) {
         return Status::invalid_argument(run_config_origin(c, "policy") + ": " +
                                         control::unknown_policy(c.policy, true).message());
     }
@@ -71,6 +71,17 @@ Result<std::unique_ptr<control::Policy>> make_run_policy(const RunConfig& c) {
                 run_config_origin(c, "workload") + ": " +
                 fmt::format("the model {} has no workload mix '{}' (it has: {})", c.power_model,
                             c.workload, fmt::join(mixes, ", ")));
+        }
+        // A model describes one group's layout: a TP4 profile cannot drive a 2-GPU group.
+        for (const RunGroupConfig& g : c.groups) {
+            if (static_cast<int>(g.gpus.size()) != model.gpus_per_group()) {
+                return Status::invalid_argument(fmt::format(
+                    "{}: gpus: the model {} was profiled on {} GPU(s) per group (TP {}), this "
+                    "group has {}; profile the group's own layout (pals profile --tp {}) or "
+                    "give it {} GPUs",
+                    g.origin, c.power_model, model.gpus_per_group(), model.gpus_per_group(),
+                    g.gpus.size(), g.gpus.size(), model.gpus_per_group()));
+            }
         }
         context.model = std::make_shared<const profile::PowerModel>(std::move(model));
         context.pals.workload = c.workload;

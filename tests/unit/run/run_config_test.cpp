@@ -8,7 +8,10 @@
 #include <map>
 #include <string>
 
+#include "pals/profile/model_fit.hpp"
+#include "pals/profile/power_model.hpp"
 #include "pals/run/run_setup.hpp"
+#include "unit/profile/profile_test_helpers.hpp"
 
 namespace pals::run {
 namespace {
@@ -348,6 +351,26 @@ TEST(RunConfigErrorTest, PalsNeedsAPowerModel) {
     auto policy = make_run_policy(c.value());
     ASSERT_FALSE(policy.is_ok());
     EXPECT_NE(policy.status().message().find("--power-model: "), std::string::npos)
+        << policy.status().message();
+}
+
+TEST(RunConfigErrorTest, AModelOfAnotherTpDegreeIsRefused) {
+    auto fit = profile::fit_profile(profile::testing::small_sim_profile());
+    ASSERT_TRUE(fit.is_ok()) << fit.status().message();
+    const std::string model = ::testing::TempDir() + "/tp_model.json";
+    std::ofstream(model) << profile::model_json(fit.value());
+    const int tp = profile::PowerModel::load(model).value().gpus_per_group();
+    RunConfigSources s;
+    s.flags = {{"policy", "pals"}, {"power_model", model}};
+    s.group_flags = {tp == 1 ? "url=http://h:1,gpus=0-1" : "url=http://h:1,gpus=0"};
+    Result<RunConfig> c = load_run_config(s);
+    ASSERT_TRUE(c.is_ok()) << c.status().message();
+    auto policy = make_run_policy(c.value());
+    ASSERT_FALSE(policy.is_ok());
+    EXPECT_NE(policy.status().message().find("--group #1: gpus: the model"), std::string::npos)
+        << policy.status().message();
+    EXPECT_NE(policy.status().message().find("GPU(s) per group (TP " + std::to_string(tp) + ")"),
+              std::string::npos)
         << policy.status().message();
 }
 
