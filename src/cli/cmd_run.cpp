@@ -133,6 +133,18 @@ Status run_check(const run::RunConfig& config, bool json) {
     return Status::ok();
 }
 
+/// What the run did, printed when it stops.
+std::string run_summary(const control::StateSnapshot& s) {
+    return fmt::format(
+        "pals run: {:.0f} s, {:.1f} kJ, {:.0f} output tokens, {} tokens/J, {:.0f} s over budget, "
+        "{} cap changes, {} batch-cap changes, {} budget updates, {} errors",
+        s.time_s, s.energy_j / 1e3, s.generation_tokens,
+        s.energy_j > 0.0 ? fmt::format("{:.3f}", s.generation_tokens / s.energy_j)
+                         : std::string("n/a"),
+        s.time_over_budget_s, s.cap_changes_total, s.batch_changes_total, s.budget_updates_total,
+        s.errors_total);
+}
+
 Status run_daemon(const RunOptions& opt) {
     PALS_ASSIGN_OR_RETURN(run::RunConfig loaded, run::load_run_config(sources_of(opt)));
     const run::RunConfig& config = loaded;
@@ -192,6 +204,9 @@ Status run_daemon(const RunOptions& opt) {
         gpus.library_path(), count);
     Status result = daemon.run(signals.flag());
     server.stop();
+    if (const std::shared_ptr<const control::StateSnapshot> last = store.latest()) {
+        print_line(run_summary(*last));
+    }
     if (result.is_ok()) {
         PALS_LOG_INFO("pals run: stopped{}; saved limits restored",
                       daemon.degraded() ? " (degraded)" : "");

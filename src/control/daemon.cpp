@@ -178,6 +178,11 @@ void Daemon::publish() {
         s->power_w = node_power_w;
         s->last_decision = m_degraded ? "degraded: " + m_last_error.message() : std::string();
     }
+    constexpr double kOverBudgetToleranceW = 1e-6;
+    if (dt_s > 0.0 && s->power_w > s->budget_w + kOverBudgetToleranceW) {
+        m_over_budget_s += dt_s;
+    }
+    s->time_over_budget_s = m_over_budget_s;
     m_store.publish(std::move(s));
 }
 

@@ -13,6 +13,7 @@ import argparse
 import http.server
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -267,6 +268,7 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise CaseFailure(f"daemon did not stop on {sig}\n{self.log()}")
+        self.summary = self.proc.stdout.read()  # what `pals run` prints when it stops
         self.stderr.close()
         check(code == expect_code, f"daemon exit {code}, expected {expect_code}\n{self.log()}")
 
@@ -368,9 +370,21 @@ def case_budget_api(e):
         check("pals_power_budget_watts 800" in metrics, metrics)
         check("pals_degraded 0" in metrics, metrics)
         check("budget changed to 800 W" in d.log(), d.log())
+
+        # {"watts": null} clears the budget: the caps go back to the maximum.
+        code, body = d.request("PUT", "/v1/budget", {"watts": None}, token=TOKEN)
+        check(code == 200, f"PUT null: {code} {body}")
+        d.wait_for(lambda: e.limits()[:2] == [700.0, 700.0], "the limits to rise without a budget",
+                   timeout=5)
+        state = d.json("/v1/state")
+        check(state["budget_w"] is None, f"no budget is null in /v1/state: {state}")
+        check("budget cleared" in d.log(), d.log())
     finally:
         if d.proc.poll() is None:
             d.stop()
+    # On stop, a summary of the run on stdout.
+    check(re.search(r"pals run: \d+ s, [0-9.]+ kJ, \d+ output tokens, .* tokens/J, \d+ s over budget, "
+                    r"\d+ cap changes", d.summary), f"summary: {d.summary!r}")
     # Back to the values found at start (650 W on GPU 1 is the operator's), not the defaults.
     check(e.limits()[:2] == [700.0, 650.0], f"limits after SIGTERM: {e.limits()}")
     check(not os.path.exists(e.saved), "the daemon left its saved-controls file")

@@ -153,6 +153,7 @@ private:
     std::vector<double> m_tokens;
     std::vector<double> m_group_tok_s;
     double m_tokens_time_s = 0.0;
+    double m_over_budget_s = 0.0;  ///< time the node drew more than the budget in force
 };
 
 }  // namespace pals::control

@@ -43,6 +43,7 @@ struct StateSnapshot {
     double power_w = 0.0;                                 ///< node total, last period
     double energy_j = 0.0;                                ///< cumulative, all GPUs
     double generation_tokens = 0.0;                       ///< cumulative
+    double time_over_budget_s = 0.0;  ///< cumulative: published periods drawing over budget
     std::vector<GroupSnapshot> groups;
     std::vector<double> gpu_power_w;   ///< per GPU index
     std::vector<double> gpu_energy_j;  ///< per GPU index, cumulative
