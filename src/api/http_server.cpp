@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <cmath>
+#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "pals/common/http_guard.hpp"
@@ -59,6 +60,16 @@ std::string field_before_number(const std::string& body, const std::string& mess
 }
 
 }  // namespace
+
+/// "2026-12-04T22:43:15.250Z" for Unix time `t` (seconds).
+std::string utc_timestamp(double t) {
+    const auto whole = static_cast<std::time_t>(std::floor(t));
+    const int ms = static_cast<int>(std::lround((t - std::floor(t)) * 1000.0)) % 1000;
+    std::tm tm{};
+    gmtime_r(&whole, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
+                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
 
 Result<BudgetRequest> parse_budget_request(const std::string& body) {
     // Bounded depth and size; a number out of range (1e400) is an error naming it, not a throw.
@@ -162,14 +173,23 @@ std::string state_json(const StateSnapshot& s) {
                           {"waiting", g.waiting}});
     }
     json steps = json::array();
+    json schedule = json::array();
     for (const auto& [t, w] : s.budget_steps) {
         steps.push_back({t, w});
+        // The same step as a PUT would give it (seconds from now; past steps negative) and as
+        // a UTC date.
+        json step = {{"watts", w}, {"in_s", t - s.time_s}};
+        if (s.wall_time_unix_s > 0.0) {
+            step["at"] = utc_timestamp(s.wall_time_unix_s + (t - s.time_s));
+        }
+        schedule.push_back(std::move(step));
     }
     return json{{"time_s", s.time_s},
                 {"policy", s.policy},
                 {"degraded", s.degraded},
                 {"budget_w", finite_or_null(s.budget_w)},
                 {"budget_steps", steps},
+                {"budget_schedule", schedule},
                 {"budget_min_w", s.budget_min_w},
                 {"budget_feasible", s.budget_feasible},
                 {"power_w", s.power_w},

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -81,6 +82,8 @@ void Daemon::publish() {
     auto s = std::make_shared<StateSnapshot>();
     const double now_s = m_clock.now().count();
     s->time_s = now_s;
+    s->wall_time_unix_s =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     s->policy = m_policy_name;
     s->degraded = m_degraded;
     s->budget_w = m_controller.budget().at(now_s);

@@ -63,6 +63,9 @@ private:
 
 /// Parses a PUT /v1/budget body. Errors name the field.
 [[nodiscard]] Result<BudgetRequest> parse_budget_request(const std::string& body);
+
+/// "2026-12-04T22:43:15.250Z": Unix time `t` (seconds) in UTC, millisecond resolution.
+[[nodiscard]] std::string utc_timestamp(double t);
 /// A budget request the GPUs can hold: kOutOfRange naming the step and the minimum (W) when a
 /// step is below `budget_min_w` (the sum of the GPUs' minimum power limits; 0: unknown, no
 /// check). PUT /v1/budget answers 409 then.

@@ -31,6 +31,9 @@ struct GroupSnapshot {
 /// The state after one control period.
 struct StateSnapshot {
     double time_s = 0.0;
+    /// The wall-clock time (Unix seconds) at which time_s was reached, to show the budget steps
+    /// (kept in the daemon's clock, seconds since start) as dates and as times from now.
+    double wall_time_unix_s = 0.0;
     std::string policy;
     bool degraded = false;
     double budget_w = 0.0;  ///< +inf: no budget

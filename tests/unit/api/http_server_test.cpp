@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 namespace pals::api {
 namespace {
@@ -170,6 +171,23 @@ TEST(HealthTest, AnInfeasibleBudgetIsDegradedInHealthStateAndMetrics) {
     EXPECT_EQ(health_json(s.get()), "{\"status\":\"ok\"}");
     EXPECT_NE(render_metrics(*s).find("pals_budget_feasible 1\n"), std::string::npos);
     EXPECT_EQ(health_json(nullptr), "{\"status\":\"starting\"}");
+}
+
+TEST(StateJsonTest, BudgetStepsAreAlsoGivenFromNowAndAsDates) {
+    StateSnapshot s;
+    s.time_s = 100.0;
+    s.wall_time_unix_s = 1796342400.0;  // 2026-12-04T00:00:00Z
+    s.budget_w = 1400.0;
+    s.budget_steps = {{0.0, 1400.0}, {160.5, 800.0}};
+    const nlohmann::json j = nlohmann::json::parse(state_json(s));
+    ASSERT_EQ(j["budget_schedule"].size(), 2U);
+    EXPECT_DOUBLE_EQ(j["budget_schedule"][0]["in_s"].get<double>(), -100.0);
+    EXPECT_EQ(j["budget_schedule"][0]["at"], "2026-12-03T23:58:20.000Z");
+    EXPECT_DOUBLE_EQ(j["budget_schedule"][1]["in_s"].get<double>(), 60.5);
+    EXPECT_EQ(j["budget_schedule"][1]["at"], "2026-12-04T00:01:00.500Z");
+    EXPECT_EQ(j["budget_schedule"][1]["watts"], 800.0);
+    EXPECT_EQ(j["budget_steps"][1][0], 160.5);  // kept: seconds since start
+    EXPECT_EQ(utc_timestamp(0.0), "1970-01-01T00:00:00.000Z");
 }
 
 }  // namespace
