@@ -343,17 +343,8 @@ HttpServer::~HttpServer() {
 
 Status HttpServer::start() {
     m_impl->routes();
-    const int port = m_impl->options.port == 0
-                         ? m_impl->server.bind_to_any_port(m_impl->options.host)
-                         : (m_impl->server.bind_to_port(m_impl->options.host, m_impl->options.port)
-                                ? m_impl->options.port
-                                : -1);
-    if (port <= 0) {
-        return Status::unavailable("cannot listen on " + m_impl->options.host + ":" +
-                                   std::to_string(m_impl->options.port));
-    }
-    m_port = port;
-    m_impl->server.raise_listen_backlog();
+    PALS_ASSIGN_OR_RETURN(m_port,
+                          m_impl->server.bind_listener(m_impl->options.host, m_impl->options.port));
     m_impl->thread = std::thread([this] { m_impl->server.listen_after_bind(); });
     return Status::ok();
 }

@@ -3,6 +3,7 @@
 #include "pals/common/http_guard.hpp"
 
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -172,12 +173,46 @@ private:
 
 GuardedServer::GuardedServer(GuardOptions options) : m_guard(options) {
     set_payload_max_length(m_guard.max_body_bytes);
+    // SO_REUSEADDR only: cpp-httplib's default SO_REUSEPORT lets a second server bind a port
+    // in use and share its connections (two daemons on one API port, silently).
+    set_socket_options([](socket_t sock) {
+        int yes = 1;
+        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    });
     // What httplib itself uses of these: the Keep-Alive response header.
     set_keep_alive_max_count(std::max<std::size_t>(1, m_guard.keep_alive_max_count));
     set_keep_alive_timeout(std::max<time_t>(
         1, std::chrono::duration_cast<std::chrono::seconds>(m_guard.keep_alive_timeout).count()));
     const auto threads = std::max<std::size_t>(1, m_guard.threads);
     new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+}
+
+Result<int> GuardedServer::bind_listener(const std::string& host, int port) {
+    errno = 0;
+    const int bound = port == 0 ? bind_to_any_port(host) : (bind_to_port(host, port) ? port : -1);
+    if (bound <= 0) {
+        const int err = errno;
+        return Status::unavailable(
+            fmt::format("cannot listen on {}:{}: {}", host, port,
+                        err != 0 ? std::strerror(err) : "the address is not available"));
+    }
+    raise_listen_backlog();
+    return bound;
+}
+
+std::string describe_client_error(httplib::Error error, double connect_timeout_s) {
+    switch (error) {
+        case httplib::Error::Connection:
+            return "connection refused or host unreachable (is the server up?)";
+        case httplib::Error::ConnectionTimeout:
+            return fmt::format("no connection within {:g} s", connect_timeout_s);
+        case httplib::Error::Read:
+            return "the connection was closed or reset while reading the answer (or it timed out)";
+        case httplib::Error::Write:
+            return "the connection was closed or reset while sending the request";
+        default:
+            return httplib::to_string(error);
+    }
 }
 
 void GuardedServer::raise_listen_backlog() {

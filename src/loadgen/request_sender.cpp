@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "pals/common/hash.hpp"
+#include "pals/common/http_guard.hpp"
 #include "pals/common/json.hpp"
 #include "pals/loadgen/loadgen.hpp"
 
@@ -66,22 +67,6 @@ std::unique_ptr<httplib::Client> make_client(const Url& url, double read_timeout
     client->set_write_timeout(to_micros(std::min(kConnectTimeoutS, read_timeout_s)));
     client->set_follow_location(false);
     return client;
-}
-
-/// cpp-httplib's error, in words a person can act on.
-std::string describe(httplib::Error error) {
-    switch (error) {
-        case httplib::Error::Connection:
-            return "could not connect (refused or unreachable)";
-        case httplib::Error::ConnectionTimeout:
-            return fmt::format("connect timed out after {:g} s", kConnectTimeoutS);
-        case httplib::Error::Read:
-            return "connection closed or reset while reading";
-        case httplib::Error::Write:
-            return "connection closed or reset while sending the request";
-        default:
-            return httplib::to_string(error);
-    }
 }
 
 httplib::Headers base_headers(const std::string& api_key) {
@@ -146,12 +131,14 @@ public:
             if (m_timeout_s && now_s - m_send_s >= *m_timeout_s * kTimeoutSlack) {
                 out.error = timeout_message();
             } else if (m_status == 0) {
-                out.error = fmt::format("request failed: {}", describe(error));
+                out.error = fmt::format("request failed: {}",
+                                        pals::http::describe_client_error(error, kConnectTimeoutS));
             } else if (m_status != 200) {
                 out.error =
                     fmt::format("HTTP {}: {}", m_status, extract_error_message(m_error_body));
             } else {
-                out.error = fmt::format("stream broken before [DONE]: {}", describe(error));
+                out.error = fmt::format("stream broken before [DONE]: {}",
+                                        pals::http::describe_client_error(error, kConnectTimeoutS));
             }
         } else if (m_status != 200) {
             out.error = fmt::format("HTTP {}: {}", m_status, extract_error_message(m_error_body));
@@ -354,7 +341,8 @@ Result<std::string> fetch_first_model(const Url& url, const std::string& api_key
     httplib::Result res = client->Get(path, base_headers(api_key));
     if (!res) {
         return Status::unavailable(
-            fmt::format("cannot reach {}: {}", url.origin(), describe(res.error())));
+            fmt::format("cannot reach {}: {}", url.origin(),
+                        pals::http::describe_client_error(res.error(), kConnectTimeoutS)));
     }
     if (res->status != 200) {
         return Status::not_found(fmt::format("GET {} answered HTTP {}: {}; pass --model", path,
@@ -379,7 +367,8 @@ Status check_reachable(const Url& url) {
     httplib::Result res = client->Get(url.path_prefix + "/v1/models", base_headers(""));
     if (!res) {
         return Status::unavailable(
-            fmt::format("cannot reach {}: {}", url.origin(), describe(res.error())));
+            fmt::format("cannot reach {}: {}", url.origin(),
+                        pals::http::describe_client_error(res.error(), kConnectTimeoutS)));
     }
     return Status::ok();
 }

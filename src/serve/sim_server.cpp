@@ -353,18 +353,8 @@ Status SimServer::start() {
         return Status::invalid_argument("the server was already started");
     }
     s.routes();
-    const int port =
-        s.options.port == 0
-            ? s.http.bind_to_any_port(s.options.host)
-            : (s.http.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1);
-    if (port <= 0) {
-        return Status::unavailable("cannot listen on " + s.options.host + ":" +
-                                   std::to_string(s.options.port) +
-                                   " (address in use or not available)");
-    }
-    // cpp-httplib listens with a backlog of 5; many clients connecting at once need more.
-    s.http.raise_listen_backlog();
-    s.port = port;
+    // Also raises cpp-httplib's listen backlog of 5: many clients connecting at once need more.
+    PALS_ASSIGN_OR_RETURN(s.port, s.http.bind_listener(s.options.host, s.options.port));
     PALS_RETURN_IF_ERROR(s.loop->start());
     s.started = true;
     s.http_thread = std::thread([&s] {

@@ -30,6 +30,8 @@
 #include <string>
 #include <string_view>
 
+#include "pals/common/status.hpp"
+
 namespace pals::http {
 
 /// Limits of a GuardedServer. Durations are wall time.
@@ -65,6 +67,10 @@ public:
     /// to SOMAXCONN (a burst of clients connecting at once would otherwise see dropped SYNs and
     /// second-long connect retries).
     void raise_listen_backlog();
+    /// Binds `host`:`port` (0: any free port) and raises the backlog: the port bound, or
+    /// kUnavailable "cannot listen on HOST:PORT: <the system's reason>" (Address already in
+    /// use, Permission denied, Cannot assign requested address, ...).
+    [[nodiscard]] Result<int> bind_listener(const std::string& host, int port);
 
 private:
     bool process_and_close_socket(socket_t sock) override;
@@ -89,6 +95,10 @@ enum class BodyRead {
 [[nodiscard]] BodyRead read_body(const httplib::Request& req, httplib::Response& res,
                                  const httplib::ContentReader& reader, std::size_t max_bytes,
                                  std::string& out);
+
+/// A client request's failure in words a person can act on ("connection refused or host
+/// unreachable", "no connection within 2 s", ...); `connect_timeout_s` is the client's.
+[[nodiscard]] std::string describe_client_error(httplib::Error error, double connect_timeout_s);
 
 /// Equality of two secrets in time that depends only on their lengths, never on where they
 /// differ (no early exit; a length difference still compares every byte of `given`).

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "pals/common/file_util.hpp"
+#include "pals/common/http_guard.hpp"
 
 namespace pals::engine::vllm {
 
@@ -53,8 +54,9 @@ Result<EngineSnapshot> VllmEngine::snapshot() {
         client.set_keep_alive(false);
         const httplib::Result response = client.Get("/metrics");
         if (!response) {
-            return Status::unavailable("GET " + url +
-                                       " failed: " + httplib::to_string(response.error()));
+            return Status::unavailable(
+                "GET " + url + " failed: " +
+                pals::http::describe_client_error(response.error(), m_config.timeout.count()));
         }
         if (response->status != 200) {
             return Status::unavailable("GET " + url + " answered HTTP " +
