@@ -170,7 +170,9 @@ std::string state_json(const StateSnapshot& s) {
                           {"power_w", g.power_w},
                           {"generation_tok_s", g.generation_tok_s},
                           {"running", g.running},
-                          {"waiting", g.waiting}});
+                          {"waiting", g.waiting},
+                          {"locked_clock_mhz",
+                           g.locked_clock_mhz > 0.0 ? json(g.locked_clock_mhz) : json(nullptr)}});
     }
     json steps = json::array();
     json schedule = json::array();

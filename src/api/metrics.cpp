@@ -54,6 +54,12 @@ std::string render_metrics(const StateSnapshot& s) {
     for (const GroupSnapshot& g : s.groups) {
         e.sample("pals_group_batch_cap", fmt::format("group=\"{}\"", g.index), g.batch_cap);
     }
+    e.family("pals_group_locked_clock_mhz", "gauge",
+             "SM clock lock the policy holds on each group's GPUs (0: not locked).");
+    for (const GroupSnapshot& g : s.groups) {
+        e.sample("pals_group_locked_clock_mhz", fmt::format("group=\"{}\"", g.index),
+                 g.locked_clock_mhz);
+    }
     e.family("pals_group_power_watts", "gauge",
              "Power of all GPUs of each group over the last period.");
     for (const GroupSnapshot& g : s.groups) {

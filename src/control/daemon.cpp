@@ -161,6 +161,8 @@ void Daemon::publish() {
             g.cap_w = caps_now[i];  // the period's decision, or lower if the budget dropped since
             g.batch_cap = tick->batch_cap[i];
             g.power_w = tick->group_power_w[i];
+            g.locked_clock_mhz =
+                i < tick->locked_clock_mhz.size() ? tick->locked_clock_mhz[i] : 0.0;
         } else {
             // Not controlled right now: report what the GPUs hold and draw.
             auto limit = g.gpus.empty() ? Result<double>(Status::not_found("no GPU"))

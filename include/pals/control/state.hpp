@@ -26,6 +26,7 @@ struct GroupSnapshot {
     double generation_tok_s = 0.0;
     int running = 0;
     int waiting = 0;
+    double locked_clock_mhz = 0.0;  ///< the SM clock lock the policy holds (0: not locked)
 };
 
 /// The state after one control period.

@@ -21,7 +21,7 @@ std::shared_ptr<const StateSnapshot> sample_state() {
     s->power_w = 900.5;
     s->energy_j = 10000.0;
     s->generation_tokens = 25000.0;
-    s->groups.push_back({0, {0, 1}, 350.0, 128, 900.5, 1234.0, 40, 2});
+    s->groups.push_back({0, {0, 1}, 350.0, 128, 900.5, 1234.0, 40, 2, 1290.0});
     s->gpu_power_w = {450.0, 450.5};
     s->gpu_energy_j = {5000.0, 5000.0};
     s->last_decision = "feasible: demand 1400 tok/s";
@@ -55,7 +55,13 @@ TEST_F(HttpServerTest, HealthAndState) {
     ASSERT_TRUE(state);
     EXPECT_EQ(state->status, 200);
     EXPECT_NE(state->body.find("\"power_cap_w\": 350.0"), std::string::npos) << state->body;
+    EXPECT_NE(state->body.find("\"locked_clock_mhz\": 1290.0"), std::string::npos) << state->body;
     EXPECT_NE(state->body.find("feasible: demand"), std::string::npos);
+    auto metrics = m_client->Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("pals_group_locked_clock_mhz{group=\"0\"} 1290"),
+              std::string::npos)
+        << metrics->body;
 }
 
 TEST_F(HttpServerTest, BudgetNeedsTheTokenAndAWellFormedBody) {
