@@ -101,6 +101,16 @@ Result<SavedControls> SavedControls::load(std::filesystem::path path) {
         PALS_ASSIGN_OR_RETURN(auto entry, from_json(g).with_prefix(where));
         saved.m_entries.push_back(std::move(entry));
     }
+    if (doc.contains("engine_cap_files")) {
+        const json& files = doc["engine_cap_files"];
+        if (!files.is_array() ||
+            !std::all_of(files.begin(), files.end(), [](const json& f) { return f.is_string(); })) {
+            return Status::invalid_argument(where + ": engine_cap_files must be an array of paths");
+        }
+        for (const json& f : files) {
+            saved.m_cap_files.push_back(f.get<std::string>());
+        }
+    }
     saved.m_loaded_count = saved.m_entries.size();
     return saved;
 }
@@ -117,6 +127,9 @@ Status SavedControls::write_file(const std::string& backend_name) const {
                 {"gpus", json::array()}};
     for (const SavedGpuControls& e : m_entries) {
         doc["gpus"].push_back(to_json(e));
+    }
+    if (!m_cap_files.empty()) {
+        doc["engine_cap_files"] = m_cap_files;
     }
     std::error_code ec;
     const std::filesystem::path folder = m_path.parent_path();
@@ -203,7 +216,29 @@ Status SavedControls::save(GpuBackend& backend, const std::vector<int>& gpus,
     return Status::ok();
 }
 
+void SavedControls::note_cap_files(const std::vector<std::filesystem::path>& files) {
+    for (const std::filesystem::path& f : files) {
+        if (std::find(m_cap_files.begin(), m_cap_files.end(), f.string()) == m_cap_files.end()) {
+            m_cap_files.push_back(f.string());
+        }
+    }
+}
+
 Status SavedControls::restore(GpuBackend& backend) {
+    // The engines' caps first: an engine keeps a cap file's value until the file goes (or, with
+    // the plugin's expiry, until it is old enough).
+    for (const std::string& file : m_cap_files) {
+        std::error_code ec;
+        if (std::filesystem::remove(file, ec)) {
+            PALS_LOG_INFO(
+                "removed the batch-cap file {}: its engine is back at its launch batch "
+                "cap",
+                file);
+        } else if (ec) {
+            PALS_LOG_WARN("cannot remove the batch-cap file {}: {} (it expires on its own)", file,
+                          ec.message());
+        }
+    }
     return restore_matching(backend, nullptr);
 }
 

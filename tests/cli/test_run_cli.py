@@ -410,7 +410,24 @@ def case_batch_cap_file(e):
     finally:
         if d.proc.poll() is None:
             d.stop(signal.SIGINT)
-    check(read_batch_cap(cap_file) == 256, f"batch cap after exit: {read_batch_cap(cap_file)} (expected 256)")
+    # A clean exit removes the cap file: the engine is back at its launch batch cap.
+    check(not os.path.exists(cap_file), "the batch-cap file is left after a clean exit")
+
+    # After a kill -9 the cap outlives the daemon until `pals power restore` (or its expiry).
+    d = Daemon(e, "--config", cfg)
+    try:
+        d.wait_for(lambda: os.path.exists(cap_file) and read_batch_cap(cap_file) < 256,
+                   "a batch cap below the launch value")
+    finally:
+        d.proc.kill()
+        d.proc.wait(timeout=10)
+        d.stderr.close()
+    check(os.path.exists(cap_file), "the cap file should outlive a killed daemon")
+    with open(e.saved) as f:
+        check(cap_file in json.load(f).get("engine_cap_files", []), "cap file not in the state file")
+    r = e.run("power", "restore", "--state-file", e.saved)
+    e.expect(r, 0)
+    check(not os.path.exists(cap_file), "pals power restore left the batch-cap file")
 
 
 def case_vllm_outage(e):

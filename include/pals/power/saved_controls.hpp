@@ -74,6 +74,13 @@ public:
     /// file: for a session that saved and then could not write anything.
     [[nodiscard]] Status discard_new();
 
+    /// Files a session writes that keep a setting alive outside the GPUs: the vLLM plugin's
+    /// batch-cap files. They are written to the state file with the next save() and removed by
+    /// a full restore() (`pals power restore` after a crash: the engines return to their launch
+    /// batch caps at once, not only when the caps expire).
+    void note_cap_files(const std::vector<std::filesystem::path>& files);
+    [[nodiscard]] const std::vector<std::string>& cap_files() const { return m_cap_files; }
+
     [[nodiscard]] bool empty() const { return m_entries.empty(); }
     [[nodiscard]] const std::vector<SavedGpuControls>& entries() const { return m_entries; }
     [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
@@ -90,6 +97,7 @@ private:
     std::vector<SavedGpuControls> m_entries;
     std::size_t m_loaded_count = 0;  ///< entries that came from the file
     std::string m_backend_name;
+    std::vector<std::string> m_cap_files;  ///< note_cap_files(), in the file as engine_cap_files
 };
 
 }  // namespace pals::power

@@ -85,6 +85,26 @@ TEST_F(SavedControlsTest, FileRecordsUuidNameAndLimit) {
     EXPECT_NE(text->find("\"backend\": \"simulated\""), std::string::npos) << *text;
 }
 
+TEST_F(SavedControlsTest, EngineCapFilesAreRecordedAndRemovedByAFullRestore) {
+    const std::filesystem::path cap = m_env.dir() / "batch_cap_0";
+    std::ofstream(cap) << "12345678";
+    {
+        SavedControls saved(state_file());
+        saved.note_cap_files({cap, cap});  // listed once
+        ASSERT_OK(saved.save(m_backend, {0}));
+    }  // a crash: nothing restored
+    auto later = SavedControls::load(state_file());
+    ASSERT_OK(later);
+    EXPECT_EQ(later->cap_files(), (std::vector<std::string>{cap.string()}));
+    ASSERT_OK(later->restore(m_backend));  // `pals power restore`
+    EXPECT_FALSE(std::filesystem::exists(cap));
+    EXPECT_FALSE(std::filesystem::exists(state_file()));
+
+    std::ofstream(state_file()) << R"({"schema_version": 1, "gpus": [], "engine_cap_files": [3]})";
+    EXPECT_STATUS(SavedControls::load(state_file()), StatusCode::kInvalidArgument,
+                  "engine_cap_files must be an array of paths");
+}
+
 TEST_F(SavedControlsTest, AbsentFileLoadsEmptyAndRestoresNothing) {
     auto saved = SavedControls::load(state_file());
     ASSERT_OK(saved);
