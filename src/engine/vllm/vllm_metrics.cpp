@@ -206,6 +206,15 @@ Result<EngineSnapshot> snapshot_from_metrics(const ParsedMetrics& metrics,
                                              const VllmSeriesFilter& filter, Seconds time) {
     EngineSnapshot s;
     s.time = time;
+    // A server without any vllm:* series is a vLLM started with --disable-log-stats (or not a
+    // vLLM): say so rather than name the first metric missing.
+    if (std::none_of(metrics.samples.begin(), metrics.samples.end(),
+                     [](const Sample& sample) { return sample.name.starts_with("vllm:"); })) {
+        return Status::invalid_argument(
+            "vLLM metrics: no vllm:* series at all: the server was started with "
+            "--disable-log-stats (PALS needs its stats: drop the flag), or it is not a vLLM "
+            "server");
+    }
 
     PALS_ASSIGN_OR_RETURN(auto running, required_count(metrics, kRunningMetric, filter));
     s.running = running;

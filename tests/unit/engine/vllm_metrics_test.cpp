@@ -116,6 +116,18 @@ TEST(VllmMetricsTest, PrefersNewNamesWhenBothArePresent) {
     EXPECT_DOUBLE_EQ(snap->itl_s.count, 48168.0);
 }
 
+TEST(VllmMetricsTest, NoVllmSeriesAtAllNamesDisableLogStats) {
+    // What vLLM serves with --disable-log-stats: process and Python metrics only.
+    const std::string text =
+        "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.5\n"
+        "# TYPE python_gc_collections_total counter\n"
+        "python_gc_collections_total{generation=\"0\"} 42\n";
+    auto snap = snapshot_from_text(text, {}, Seconds{0.0});
+    ASSERT_FALSE(snap.is_ok());
+    EXPECT_NE(snap.status().message().find("started with --disable-log-stats"), std::string::npos)
+        << snap.status().message();
+}
+
 TEST(VllmMetricsTest, MissingRequiredMetricIsNamed) {
     const std::string text = golden("metrics_v0_11.txt");
     struct Case {
