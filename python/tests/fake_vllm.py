@@ -18,9 +18,18 @@ class SchedulerConfig:
         self.max_num_batched_tokens = max(2048, max_num_seqs)
 
 
+class ParallelConfig:
+    """vllm/config/parallel.py: each data-parallel engine core gets its rank."""
+
+    def __init__(self, data_parallel_size=1, data_parallel_rank=0):
+        self.data_parallel_size = data_parallel_size
+        self.data_parallel_rank = data_parallel_rank
+
+
 class VllmConfig:
-    def __init__(self, max_num_seqs):
+    def __init__(self, max_num_seqs, data_parallel_size=1, data_parallel_rank=0):
         self.scheduler_config = SchedulerConfig(max_num_seqs)
+        self.parallel_config = ParallelConfig(data_parallel_size, data_parallel_rank)
 
 
 class Scheduler:

@@ -215,3 +215,30 @@ def test_a_stale_cap_returns_the_engine_to_its_launch_batch_cap(fake_vllm_module
     os.utime(cap_file, (old, old))
     scheduler.schedule()
     assert scheduler.max_num_running_reqs == 8
+
+
+def test_each_data_parallel_rank_reads_its_own_cap_file(fake_vllm_modules, tmp_path, monkeypatch,
+                                                        caplog):
+    # One file (and one PALS group) per engine core: {dp_rank} in the path is the core's rank.
+    monkeypatch.setenv("PALS_BATCH_CAP_FILE", str(tmp_path / "cap.{dp_rank}"))
+    cls = getattr(pals_scheduler, "PalsScheduler")
+    ranks = [cls(fake_vllm_modules.VllmConfig(8, data_parallel_size=2, data_parallel_rank=r),
+                 None, None, 16) for r in (0, 1)]
+    (tmp_path / "cap.1").write_bytes(batch_cap.encode_batch_cap(3))
+    for s in ranks:
+        fill(s, 10)
+        s.schedule()
+    assert ranks[0].max_num_running_reqs == 8  # no file for rank 0: stock
+    assert ranks[1].max_num_running_reqs == 3
+    # Without {dp_rank} every rank would read one file: said once per scheduler.
+    monkeypatch.setenv("PALS_BATCH_CAP_FILE", str(tmp_path / "shared"))
+    with caplog.at_level(logging.WARNING, logger="pals_vllm.scheduler"):
+        cls(fake_vllm_modules.VllmConfig(8, data_parallel_size=2, data_parallel_rank=1),
+            None, None, 16)
+    assert "has no {dp_rank}" in caplog.text
+
+
+def test_the_rank_is_substituted_in_the_path():
+    env = {"PALS_BATCH_CAP_FILE": "/run/pals/cap.{dp_rank}"}
+    assert batch_cap.batch_cap_path(env, dp_rank=3) == "/run/pals/cap.3"
+    assert batch_cap.batch_cap_path({}, dp_rank=3) == "/run/pals/batch_cap"

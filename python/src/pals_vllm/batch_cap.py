@@ -23,10 +23,15 @@ FILE_SIZE = 8
 _FORMAT = struct.Struct("<Q")
 
 
-def batch_cap_path(environ=None):
-    """The path of the batch-cap file: ``$PALS_BATCH_CAP_FILE`` or ``/run/pals/batch_cap``."""
+DP_RANK_FIELD = "{dp_rank}"
+
+
+def batch_cap_path(environ=None, dp_rank=0):
+    """The path of the batch-cap file: ``$PALS_BATCH_CAP_FILE`` or ``/run/pals/batch_cap``,
+    with ``{dp_rank}`` replaced by the engine core's data-parallel rank (one file, and one PALS
+    group, per rank: ``PALS_BATCH_CAP_FILE=/run/pals/batch_cap.{dp_rank}``)."""
     env = os.environ if environ is None else environ
-    return env.get(ENV_VAR) or DEFAULT_PATH
+    return (env.get(ENV_VAR) or DEFAULT_PATH).replace(DP_RANK_FIELD, str(dp_rank))
 
 
 def max_age_s(environ=None):

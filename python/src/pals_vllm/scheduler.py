@@ -14,6 +14,7 @@ imports without vLLM; accessing them without vLLM raises ImportError.
 """
 
 import logging
+import os
 
 from pals_vllm import batch_cap as _batch_cap
 
@@ -38,7 +39,16 @@ class BatchCapMixin:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pals_launch_limit = self.max_num_running_reqs
-        self._pals_cap_path = _batch_cap.batch_cap_path()
+        parallel = getattr(getattr(self, "vllm_config", None), "parallel_config", None)
+        dp_rank = getattr(parallel, "data_parallel_rank", 0) or 0
+        dp_size = getattr(parallel, "data_parallel_size", 1) or 1
+        self._pals_cap_path = _batch_cap.batch_cap_path(dp_rank=dp_rank)
+        if dp_size > 1 and _batch_cap.DP_RANK_FIELD not in (
+                os.environ.get(_batch_cap.ENV_VAR) or ""):
+            _log.warning("PALS batch cap: data parallel size %d but %s has no %s: every rank "
+                         "reads %s, so PALS cannot cap the ranks one by one",
+                         dp_size, _batch_cap.ENV_VAR, _batch_cap.DP_RANK_FIELD,
+                         self._pals_cap_path)
         self._pals_max_age = _batch_cap.max_age_s()
         self._pals_last_cap = None
         _log.info("PALS batch cap: file %s, launch max_num_seqs %d, caps expire after %s",
