@@ -195,7 +195,7 @@ def test_async_variant_applies_cap_and_drains(fake_vllm_modules, cap_file):
 def test_cap_change_is_logged_once(fake_vllm_modules, cap_file, caplog):
     scheduler = make(fake_vllm_modules)
     publish(cap_file, 4)
-    with caplog.at_level(logging.INFO, logger="pals_vllm.scheduler"):
+    with caplog.at_level(logging.INFO, logger=pals_scheduler.LOGGER_NAME):
         for _ in range(3):
             scheduler.schedule()
     assert sum("batch cap now 4" in r.getMessage() for r in caplog.records) == 1
@@ -232,7 +232,7 @@ def test_each_data_parallel_rank_reads_its_own_cap_file(fake_vllm_modules, tmp_p
     assert ranks[1].max_num_running_reqs == 3
     # Without {dp_rank} every rank would read one file: said once per scheduler.
     monkeypatch.setenv("PALS_BATCH_CAP_FILE", str(tmp_path / "shared"))
-    with caplog.at_level(logging.WARNING, logger="pals_vllm.scheduler"):
+    with caplog.at_level(logging.WARNING, logger=pals_scheduler.LOGGER_NAME):
         cls(fake_vllm_modules.VllmConfig(8, data_parallel_size=2, data_parallel_rank=1),
             None, None, 16)
     assert "has no {dp_rank}" in caplog.text
@@ -242,3 +242,16 @@ def test_the_rank_is_substituted_in_the_path():
     env = {"PALS_BATCH_CAP_FILE": "/run/pals/cap.{dp_rank}"}
     assert batch_cap.batch_cap_path(env, dp_rank=3) == "/run/pals/cap.3"
     assert batch_cap.batch_cap_path({}, dp_rank=3) == "/run/pals/batch_cap"
+
+
+def test_logs_go_through_vllms_logger_and_warn_without_a_cap_file(fake_vllm_modules, cap_file,
+                                                                  caplog):
+    assert pals_scheduler.LOGGER_NAME.startswith("vllm.")  # vLLM's handlers see it
+    with caplog.at_level(logging.WARNING, logger=pals_scheduler.LOGGER_NAME):
+        make(fake_vllm_modules)
+    assert "no file at " + str(cap_file) + " yet" in caplog.text
+    caplog.clear()
+    publish(cap_file, 4)
+    with caplog.at_level(logging.WARNING, logger=pals_scheduler.LOGGER_NAME):
+        make(fake_vllm_modules)
+    assert "no file at" not in caplog.text

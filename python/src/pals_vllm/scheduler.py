@@ -22,7 +22,10 @@ from pals_vllm import batch_cap as _batch_cap
 # a star import must not need vLLM.
 __all__ = ["BatchCapMixin"]
 
-_log = logging.getLogger("pals_vllm.scheduler")
+# Under "vllm.": vLLM's logging configuration gives handlers to the "vllm" logger only, so a
+# logger outside it is dropped in a default vLLM deployment.
+LOGGER_NAME = "vllm.pals_vllm.scheduler"
+_log = logging.getLogger(LOGGER_NAME)
 
 _SCHEDULER_MODULE = "vllm.v1.core.sched.scheduler"
 _ASYNC_SCHEDULER_MODULE = "vllm.v1.core.sched.async_scheduler"
@@ -54,6 +57,11 @@ class BatchCapMixin:
         _log.info("PALS batch cap: file %s, launch max_num_seqs %d, caps expire after %s",
                   self._pals_cap_path, self._pals_launch_limit,
                   "%g s" % self._pals_max_age if self._pals_max_age > 0 else "never")
+        if not os.path.exists(self._pals_cap_path):
+            _log.warning("PALS batch cap: no file at %s yet: running at the launch "
+                         "max_num_seqs %d until PALS writes one (check %s, the daemon's "
+                         "batch_cap_file and the mount)", self._pals_cap_path,
+                         self._pals_launch_limit, _batch_cap.ENV_VAR)
 
     def schedule(self, *args, **kwargs):
         self._pals_apply_batch_cap()
