@@ -179,14 +179,12 @@ Status run_daemon(const RunOptions& opt) {
     std::vector<std::unique_ptr<engine::vllm::VllmEngine>> engines;
     std::vector<engine::ServingEngine*> engine_ptrs;
     std::vector<std::filesystem::path> cap_files;
-    for (const engine::vllm::VllmEngineConfig& e : run::engine_configs(config)) {
-        cap_files.push_back(e.batch_cap_path);
-    }
-    saved.note_cap_files(cap_files);  // `pals power restore` removes them after a crash
     for (engine::vllm::VllmEngineConfig& e : run::engine_configs(config)) {
+        cap_files.push_back(e.batch_cap_path);
         engines.push_back(std::make_unique<engine::vllm::VllmEngine>(std::move(e), clock));
         engine_ptrs.push_back(engines.back().get());
     }
+    saved.note_cap_files(cap_files);  // `pals power restore` removes them after a crash
     control::StateStore store;
     store.set_budget_min_w(budget_min_w);  // before the API answers its first PUT
     control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy),

@@ -11,12 +11,13 @@ namespace pals::control {
 
 namespace {
 
-/// Bounds of the online corrections: the model is never trusted less than this.
-constexpr double kMinCorrection = 0.5;
-constexpr double kMaxCorrection = 2.0;
 /// A growing queue of at least this many requests raises the alarm. Larger values buy 10-30 %
 /// more tokens/J on the suite at the price of SLO violations (measured with 2 and 4).
 constexpr int kQueueAlarm = 1;
+/// The alarms that raise the cap floor: ITL p90 above 0.95 and TTFT p90 above 0.7 of their
+/// SLOs, or a growing queue of kQueueAlarm.
+constexpr ClockTrimmer::Bands kEscalationBands{
+    .itl_at_risk = 0.95, .ttft_at_risk = 0.7, .queue_alarm = kQueueAlarm};
 /// Caps closer than this count as equal.
 constexpr double kCapToleranceW = 1.0;
 /// A locked clock moves by at least this much unless latency is at risk.
@@ -155,19 +156,20 @@ private:
             const bool saturated = g.waiting > 0 || g.running >= g.batch_cap;
             if (saturated && p->throughput_tok_s > 0.0 && g.generation_tok_s > 0.0) {
                 const double ratio = std::clamp(g.generation_tok_s / p->throughput_tok_s,
-                                                kMinCorrection, kMaxCorrection);
+                                                kMinModelCorrection, kMaxModelCorrection);
                 s.throughput_correction = (1.0 - a) * s.throughput_correction + a * ratio;
             }
             if (!std::isnan(g.itl_p90_s) && p->itl_p90_s > 0.0) {
-                const double ratio =
-                    std::clamp(g.itl_p90_s / p->itl_p90_s, kMinCorrection, kMaxCorrection);
+                const double ratio = std::clamp(g.itl_p90_s / p->itl_p90_s, kMinModelCorrection,
+                                                kMaxModelCorrection);
                 s.itl_correction = (1.0 - a) * s.itl_correction + a * ratio;
             }
         }
         // Escalate at once on an alarm; otherwise let the floor decay.
-        const bool queue_growing = g.waiting >= kQueueAlarm && g.waiting > g.waiting_previous;
-        const bool ttft_risk = !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > 0.7 * o.slo_ttft_s;
-        const bool itl_risk = !std::isnan(g.itl_p90_s) && g.itl_p90_s > 0.95 * o.slo_tpot_s;
+        const LatencyRisk risk = latency_risk(o, g, kEscalationBands);
+        const bool queue_growing = risk.queue;
+        const bool ttft_risk = risk.ttft;
+        const bool itl_risk = risk.itl;
         s.alarm.clear();
         if (queue_growing) {
             s.alarm = fmt::format("queue {} growing", g.waiting);

@@ -126,16 +126,11 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
     const double highest = o.sm_clock_max_mhz / reference;
     const double lowest = kLowestShare * o.sm_clock_max_mhz / reference;
     m_share = std::clamp(m_share, lowest, highest);
-    const bool itl_risk =
-        !std::isnan(g.itl_p90_s) && g.itl_p90_s > m_bands.itl_at_risk * o.slo_tpot_s;
-    const bool ttft_risk =
-        !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > m_bands.ttft_at_risk * o.slo_ttft_s;
-    const bool queue_growing = g.waiting >= m_bands.queue_alarm && g.waiting > g.waiting_previous;
     const bool itl_ok =
         std::isnan(g.itl_p90_s) || g.itl_p90_s < m_bands.itl_comfortable * o.slo_tpot_s;
     const bool ttft_ok =
         std::isnan(g.ttft_p90_s) || g.ttft_p90_s < m_bands.ttft_comfortable * o.slo_ttft_s;
-    m_raised = itl_risk || ttft_risk || queue_growing;
+    m_raised = latency_risk(o, g, m_bands).any();
     if (m_raised) {
         m_share = std::min(highest, m_share * kStepUp);
         why = "latency at risk: clock up to";
@@ -151,6 +146,15 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
         why += fmt::format(" ({:.2f} x the model's {:.0f} MHz)", m_share, reference);
     }
     return clock;
+}
+
+LatencyRisk latency_risk(const Observation& o, const GroupObservation& g,
+                         const ClockTrimmer::Bands& bands) {
+    LatencyRisk r;
+    r.itl = !std::isnan(g.itl_p90_s) && g.itl_p90_s > bands.itl_at_risk * o.slo_tpot_s;
+    r.ttft = !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > bands.ttft_at_risk * o.slo_ttft_s;
+    r.queue = g.waiting >= bands.queue_alarm && g.waiting > g.waiting_previous;
+    return r;
 }
 
 double even_share_cap_w(const Observation& o) {

@@ -18,14 +18,11 @@ constexpr double kDefaultOutputTokens = 200.0;
 /// Candidate locks: 0.30 .. 0.95 of the highest clock by 0.05 (the oracles' grid), and free.
 constexpr int kFirstLockTwentieth = 6;
 constexpr int kLastLockTwentieth = 19;
-/// The guard: latency above this share of its SLO, or a growing queue of kQueueAlarm, raises
-/// the lock by kRaiseStep at least.
-constexpr double kAtRisk = 0.95;
-constexpr int kQueueAlarm = 4;
+/// The guard: latency above 0.95 of its SLO, or a growing queue of 4, raises the lock by
+/// kRaiseStep at least.
+constexpr ClockTrimmer::Bands kGuardBands{
+    .itl_at_risk = 0.95, .ttft_at_risk = 0.95, .queue_alarm = 4};
 constexpr double kRaiseStep = 1.15;
-/// Bounds of the learned latency corrections.
-constexpr double kMinCorrection = 0.5;
-constexpr double kMaxCorrection = 2.0;
 /// The twin's arrivals come from this fixed stream (common random numbers across candidates).
 constexpr std::uint64_t kTwinSeed = 0x7A1E;
 
@@ -91,8 +88,9 @@ private:
         // in force (the twin's error at this load, on this GPU).
         const auto learn = [a](double measured, double predicted, double& correction) {
             if (!std::isnan(measured) && measured > 0.0 && predicted > 0.0) {
-                correction = (1.0 - a) * correction +
-                             a * std::clamp(measured / predicted, kMinCorrection, kMaxCorrection);
+                correction =
+                    (1.0 - a) * correction +
+                    a * std::clamp(measured / predicted, kMinModelCorrection, kMaxModelCorrection);
             }
         };
         learn(g.itl_p90_s, s.predicted_itl_s, s.itl_correction);
@@ -110,12 +108,18 @@ private:
             d.reason = "twin: idle, holding";
             return d;
         }
+        // One twin built and checked per decision; each candidate runs on a copy of it.
+        auto base = sim::Simulator::create(m_node, requests, m_slo);
         std::vector<Outcome> outcomes;
         for (int k = kFirstLockTwentieth; k <= kLastLockTwentieth + 1; ++k) {
             // k = kLastLockTwentieth + 1 stands for a free clock.
             const double clock =
                 k > kLastLockTwentieth ? 0.0 : std::round(0.05 * k * o.sm_clock_max_mhz);
-            outcomes.push_back(simulate(requests, share_w, g.max_batch_cap, clock, targets));
+            if (base.is_ok()) {
+                outcomes.push_back(simulate(*base, share_w, g.max_batch_cap, clock, targets));
+            } else {
+                outcomes.push_back({clock, requests.size()});
+            }
         }
         const Outcome* best = nullptr;
         for (const Outcome& c : outcomes) {
@@ -136,9 +140,7 @@ private:
         }
         // Guard: when the measured latency is at risk now, never lower the clock, and raise it
         // by a step at least (the twin's view of the queue's age and the length tail is coarse).
-        const bool at_risk = (!std::isnan(g.itl_p90_s) && g.itl_p90_s > kAtRisk * m_slo.tpot_s) ||
-                             (!std::isnan(g.ttft_p90_s) && g.ttft_p90_s > kAtRisk * m_slo.ttft_s) ||
-                             (g.waiting >= kQueueAlarm && g.waiting > g.waiting_previous);
+        const bool at_risk = latency_risk(o, g, kGuardBands).any();
         double clock = best->clock_mhz;
         std::string guard;
         if (at_risk && s.locked_mhz > 0.0 && (clock == 0.0 || clock < s.locked_mhz * kRaiseStep)) {
@@ -191,27 +193,22 @@ private:
         return requests;
     }
 
-    [[nodiscard]] Outcome simulate(const std::vector<workload::Request>& requests, double cap_w,
-                                   int batch_cap, double clock_mhz,
-                                   const sim::SloTargets& targets) const {
+    [[nodiscard]] Outcome simulate(const sim::Simulator& base, double cap_w, int batch_cap,
+                                   double clock_mhz, const sim::SloTargets& targets) const {
         Outcome out;
         out.clock_mhz = clock_mhz;
-        auto twin = sim::Simulator::create(m_node, requests, m_slo);
-        if (!twin.is_ok()) {
-            out.violations = requests.size();
-            return out;
-        }
-        twin->set_power_cap(0, cap_w);
-        twin->set_batch_cap(0, batch_cap);
-        twin->set_locked_clock(0, clock_mhz);
-        twin->run_until(m_settings.horizon_s);
-        for (const sim::RequestTiming& f : twin->finished_requests()) {
+        sim::Simulator twin = base.clone();
+        twin.set_power_cap(0, cap_w);
+        twin.set_batch_cap(0, batch_cap);
+        twin.set_locked_clock(0, clock_mhz);
+        twin.run_until(m_settings.horizon_s);
+        for (const sim::RequestTiming& f : twin.finished_requests()) {
             out.violations += f.meets(targets) ? 0U : 1U;
         }
-        out.itl_p90_s = twin->latency(0, sim::LatencyKind::kItl).quantile(0.9);
-        out.ttft_p90_s = twin->latency(0, sim::LatencyKind::kTtft).quantile(0.9);
+        out.itl_p90_s = twin.latency(0, sim::LatencyKind::kItl).quantile(0.9);
+        out.ttft_p90_s = twin.latency(0, sim::LatencyKind::kTtft).quantile(0.9);
         // Requests still waiting at the end are late by then, almost surely.
-        const sim::ReplicaObservation end = twin->observe(0);
+        const sim::ReplicaObservation end = twin.observe(0);
         out.violations += static_cast<std::uint64_t>(end.waiting);
         out.tokens_per_joule = end.energy_j > 0.0 ? end.output_tokens / end.energy_j : 0.0;
         return out;

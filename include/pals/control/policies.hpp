@@ -44,6 +44,23 @@ private:
     bool m_raised = false;
 };
 
+/// What of a group's latency is at risk by `bands` (their at-risk shares and queue alarm):
+/// ITL p90 or TTFT p90 above its share of the SLO, or a queue of at least queue_alarm requests
+/// that grows.
+struct LatencyRisk {
+    bool itl = false;
+    bool ttft = false;
+    bool queue = false;
+    [[nodiscard]] bool any() const { return itl || ttft || queue; }
+};
+[[nodiscard]] LatencyRisk latency_risk(const Observation& o, const GroupObservation& g,
+                                       const ClockTrimmer::Bands& bands);
+
+/// Bounds of the online corrections a model-driven policy learns (measured / predicted): the
+/// model is never trusted less than this.
+inline constexpr double kMinModelCorrection = 0.5;
+inline constexpr double kMaxModelCorrection = 2.0;
+
 /// The per-GPU cap a budget allows when shared evenly: budget / total GPUs, in the cap range.
 [[nodiscard]] double even_share_cap_w(const Observation& o);
 
