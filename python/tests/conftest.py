@@ -1,6 +1,5 @@
 import os
 import sys
-import types
 
 import pytest
 
@@ -8,32 +7,46 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 sys.path.insert(0, os.path.dirname(__file__))
 
 import fake_vllm  # noqa: E402
+import pals_vllm  # noqa: E402
 import pals_vllm.scheduler  # noqa: E402
 
 
-def _module(name, **attrs):
-    module = types.ModuleType(name)
-    module.__dict__.update(attrs)
-    return module
+def _install(monkeypatch, line):
+    for name, module in fake_vllm.modules(line).items():
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(pals_vllm, "_registered", False)
+    pals_vllm.scheduler._forget_classes()
+
+
+@pytest.fixture(autouse=True)
+def no_heartbeat_thread(monkeypatch):
+    """Schedulers start no heartbeat thread unless a test sets the interval itself."""
+    monkeypatch.setenv("PALS_BATCH_CAP_ACK_INTERVAL_S", "0")
 
 
 @pytest.fixture
 def fake_vllm_modules(monkeypatch):
-    """Install the stand-in as vllm.v1.core.sched.{scheduler,async_scheduler}."""
-    modules = {
-        "vllm": _module("vllm"),
-        "vllm.v1": _module("vllm.v1"),
-        "vllm.v1.core": _module("vllm.v1.core"),
-        "vllm.v1.core.sched": _module("vllm.v1.core.sched"),
-        "vllm.v1.core.sched.scheduler": _module(
-            "vllm.v1.core.sched.scheduler", Scheduler=fake_vllm.Scheduler),
-        "vllm.v1.core.sched.async_scheduler": _module(
-            "vllm.v1.core.sched.async_scheduler", AsyncScheduler=fake_vllm.AsyncScheduler),
-    }
-    for name, module in modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    pals_vllm.scheduler._forget_classes()
+    """Install the stand-in (vLLM main's behaviour) as vllm.* in sys.modules."""
+    _install(monkeypatch, fake_vllm.LINE_MAIN)
     yield fake_vllm
+    pals_vllm.scheduler._forget_classes()
+
+
+@pytest.fixture(params=fake_vllm.LINES)
+def vllm_line(request, monkeypatch):
+    """Each supported line's configuration behaviour in turn: yields the line's name."""
+    _install(monkeypatch, request.param)
+    yield request.param
+    pals_vllm.scheduler._forget_classes()
+
+
+@pytest.fixture
+def install_line(monkeypatch):
+    """Installs the stand-in of one line: install_line("0.11")."""
+    def install(line):
+        _install(monkeypatch, line)
+        return line
+    yield install
     pals_vllm.scheduler._forget_classes()
 
 

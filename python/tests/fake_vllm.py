@@ -1,21 +1,88 @@
-"""A small stand-in for vLLM V1's scheduler, with the attribute names of the real one.
+"""A small stand-in for the parts of vLLM that the PALS scheduler meets, with vLLM's names.
 
-Mirrors the facts PALS relies on (vllm/v1/core/sched/scheduler.py, checked at vLLM commit
-00024d314514900f361ad072af6931e403b7f589): ``__init__`` sets
-``max_num_running_reqs = scheduler_config.max_num_seqs`` and ``running = []``; ``schedule()``
-admits waiting requests until ``len(running) == max_num_running_reqs`` (an equality test) and
-then asserts ``len(running) <= max_num_running_reqs``. ``AsyncScheduler`` subclasses
-``Scheduler`` and inherits ``schedule()``. Written for these tests, not copied from vLLM.
+Written for these tests from facts read in vLLM's source (python/README.md cites the commits),
+not copied from vLLM:
+
+* ``Scheduler.__init__(vllm_config, kv_cache_config, structured_output_manager, block_size,
+  hash_block_size=None, mm_registry=..., include_finished_set=False, log_stats=False)`` (vLLM
+  main; ``hash_block_size`` is the newest parameter) sets ``max_num_running_reqs =
+  scheduler_config.max_num_seqs`` and ``running = []``; ``schedule()`` admits waiting requests
+  until ``len(running) == max_num_running_reqs`` (an equality test) and then asserts
+  ``len(running) <= max_num_running_reqs``. ``AsyncScheduler`` subclasses ``Scheduler`` and
+  inherits ``schedule()``. The engine core passes every argument by keyword.
+* Two lines of configuration behaviour (``LINES``):
+
+  - ``"0.11"`` (vLLM 0.10.x-0.11.0): ``scheduler_cls`` defaults to the Scheduler's qualified
+    name, ``async_scheduling`` to False, and ``SchedulerConfig.__post_init__`` replaces
+    ``scheduler_cls`` with the AsyncScheduler's name whenever ``async_scheduling`` is on; the
+    engine core resolves ``scheduler_cls`` itself.
+  - ``"main"`` (from vLLM PR #28250 on): ``scheduler_cls`` defaults to None,
+    ``async_scheduling`` is None until the VllmConfig turns it on (the default on main), and
+    ``SchedulerConfig.get_scheduler_cls()`` picks Scheduler / AsyncScheduler for None and uses
+    a custom class as given.
+
+  ``make_engine_config()`` builds a configuration the way ``vllm serve`` does (general plugins
+  are loaded in ``EngineArgs.__post_init__``, before the configuration), ``EngineCore`` builds
+  the scheduler the way that line's engine core does.
 """
 
 import collections
+import dataclasses
+import importlib
+import sys
 import types
 
+LINE_MAIN = "main"
+LINE_0_11 = "0.11"
+LINES = (LINE_MAIN, LINE_0_11)
 
-class SchedulerConfig:
-    def __init__(self, max_num_seqs):
-        self.max_num_seqs = max_num_seqs
-        self.max_num_batched_tokens = max(2048, max_num_seqs)
+SCHEDULER_QUALNAME = "vllm.v1.core.sched.scheduler.Scheduler"
+ASYNC_SCHEDULER_QUALNAME = "vllm.v1.core.sched.async_scheduler.AsyncScheduler"
+
+
+def resolve_obj_by_qualname(qualname):
+    module_name, _, name = qualname.rpartition(".")
+    return getattr(importlib.import_module(module_name), name)
+
+
+@dataclasses.dataclass
+class SchedulerConfigLegacy:
+    """vLLM 0.10.x-0.11.0: __post_init__ replaces scheduler_cls under async scheduling."""
+
+    max_num_seqs: int = 128
+    max_num_batched_tokens: int = 2048
+    scheduler_cls: object = SCHEDULER_QUALNAME
+    async_scheduling: bool = False
+
+    def __post_init__(self):
+        self.max_num_batched_tokens = max(self.max_num_batched_tokens, self.max_num_seqs)
+        if self.async_scheduling:
+            self.scheduler_cls = ASYNC_SCHEDULER_QUALNAME
+
+
+@dataclasses.dataclass
+class SchedulerConfigMain:
+    """vLLM main: a custom scheduler_cls is used as given; None picks by async_scheduling."""
+
+    max_num_seqs: int = 128
+    max_num_batched_tokens: int = 2048
+    scheduler_cls: object = None
+    async_scheduling: object = None  # resolved by VllmConfig (on by default)
+
+    def __post_init__(self):
+        self.max_num_batched_tokens = max(self.max_num_batched_tokens, self.max_num_seqs)
+
+    def get_scheduler_cls(self):
+        if self.scheduler_cls is None:
+            return resolve_obj_by_qualname(
+                ASYNC_SCHEDULER_QUALNAME if self.async_scheduling else SCHEDULER_QUALNAME)
+        if isinstance(self.scheduler_cls, str):
+            return resolve_obj_by_qualname(self.scheduler_cls)
+        return self.scheduler_cls
+
+
+# What existing tests construct directly: an already resolved configuration.
+SchedulerConfig = SchedulerConfigMain
 
 
 class ParallelConfig:
@@ -27,21 +94,75 @@ class ParallelConfig:
 
 
 class VllmConfig:
-    def __init__(self, max_num_seqs, data_parallel_size=1, data_parallel_rank=0):
-        self.scheduler_config = SchedulerConfig(max_num_seqs)
+    def __init__(self, max_num_seqs=128, data_parallel_size=1, data_parallel_rank=0,
+                 async_scheduling=False, scheduler_config=None, line=LINE_MAIN):
+        if scheduler_config is None:
+            scheduler_config = SchedulerConfigMain(max_num_seqs=max_num_seqs,
+                                                   async_scheduling=async_scheduling)
+        if line == LINE_MAIN and scheduler_config.async_scheduling is None:
+            scheduler_config.async_scheduling = True  # main: on unless turned off
+        self.scheduler_config = scheduler_config
         self.parallel_config = ParallelConfig(data_parallel_size, data_parallel_rank)
 
 
+def load_general_plugins():
+    """vllm.plugins.load_general_plugins(): here only the PALS entry point."""
+    import pals_vllm
+
+    pals_vllm.register()
+
+
+def make_engine_config(line, max_num_seqs=8, scheduler_cls=None, async_scheduling=None,
+                       load_plugins=True, **parallel):
+    """The configuration ``vllm serve --max-num-seqs N [--scheduler-cls C]
+    [--async-scheduling | --no-async-scheduling]`` builds on ``line``: plugins first (vLLM
+    calls them from EngineArgs.__post_init__), then the SchedulerConfig of the installed
+    ``vllm.config`` module, then the VllmConfig."""
+    if load_plugins:
+        load_general_plugins()
+    config_cls = sys.modules["vllm.config"].SchedulerConfig
+    kwargs = {"max_num_seqs": max_num_seqs}
+    if scheduler_cls is not None:
+        kwargs["scheduler_cls"] = scheduler_cls
+    if line == LINE_0_11:
+        kwargs["async_scheduling"] = bool(async_scheduling)
+    else:
+        kwargs["async_scheduling"] = async_scheduling
+    return VllmConfig(scheduler_config=config_cls(**kwargs), line=line, **parallel)
+
+
+class EngineCore:
+    """Builds the scheduler as that line's vllm/v1/engine/core.py does (keyword arguments)."""
+
+    def __init__(self, vllm_config, line):
+        sc = vllm_config.scheduler_config
+        if line == LINE_0_11:
+            cls = (resolve_obj_by_qualname(sc.scheduler_cls) if isinstance(sc.scheduler_cls, str)
+                   else sc.scheduler_cls)
+            extra = {}
+        else:
+            cls = sc.get_scheduler_cls()
+            extra = {"hash_block_size": 16}
+        self.async_scheduling = bool(sc.async_scheduling)
+        self.scheduler = cls(vllm_config=vllm_config, kv_cache_config=None,
+                             structured_output_manager=None, include_finished_set=False,
+                             log_stats=False, block_size=16, **extra)
+
+
 class Scheduler:
-    def __init__(self, vllm_config, kv_cache_config=None, structured_output_manager=None,
-                 block_size=16, include_finished_set=False, log_stats=False):
+    def __init__(self, vllm_config, kv_cache_config, structured_output_manager, block_size,
+                 hash_block_size=None, mm_registry=None, include_finished_set=False,
+                 log_stats=False):
         self.vllm_config = vllm_config
         self.scheduler_config = vllm_config.scheduler_config
+        self.block_size = block_size
+        self.hash_block_size = block_size if hash_block_size is None else hash_block_size
         self.max_num_running_reqs = self.scheduler_config.max_num_seqs
         self.max_num_scheduled_tokens = self.scheduler_config.max_num_batched_tokens
         self.waiting = collections.deque()
         self.running = []
         self.limits_seen = []  # max_num_running_reqs at each schedule() entry
+        self.shut_down = False
 
     def add_request(self, request_id):
         self.waiting.append(request_id)
@@ -62,8 +183,40 @@ class Scheduler:
         assert len(self.running) <= self.max_num_running_reqs
         return types.SimpleNamespace(admitted=admitted, num_running=len(self.running))
 
+    def shutdown(self):
+        self.shut_down = True
+
 
 class AsyncScheduler(Scheduler):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.is_async = True
+
+
+# vLLM's own module names, as the PALS scheduler logs its base class by them.
+Scheduler.__module__ = "vllm.v1.core.sched.scheduler"
+AsyncScheduler.__module__ = "vllm.v1.core.sched.async_scheduler"
+
+
+def modules(line=LINE_MAIN):
+    """Fresh stand-in modules for ``line`` (a fresh SchedulerConfig class each time, so that a
+    test's patch of it does not leak)."""
+    base = SchedulerConfigLegacy if line == LINE_0_11 else SchedulerConfigMain
+    config_cls = type("SchedulerConfig", (base,), {"__module__": "vllm.config"})
+
+    def module(name, **attrs):
+        m = types.ModuleType(name)
+        m.__dict__.update(attrs)
+        return m
+
+    return {
+        "vllm": module("vllm"),
+        "vllm.config": module("vllm.config", SchedulerConfig=config_cls, VllmConfig=VllmConfig),
+        "vllm.v1": module("vllm.v1"),
+        "vllm.v1.core": module("vllm.v1.core"),
+        "vllm.v1.core.sched": module("vllm.v1.core.sched"),
+        "vllm.v1.core.sched.scheduler": module("vllm.v1.core.sched.scheduler",
+                                               Scheduler=Scheduler),
+        "vllm.v1.core.sched.async_scheduler": module("vllm.v1.core.sched.async_scheduler",
+                                                     AsyncScheduler=AsyncScheduler),
+    }

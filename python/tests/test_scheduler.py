@@ -8,9 +8,9 @@ import pals_vllm.scheduler as pals_scheduler
 from pals_vllm import batch_cap
 
 
-def make(fake, cls_name="PalsScheduler", max_num_seqs=8):
+def make(fake, cls_name="PalsScheduler", max_num_seqs=8, async_scheduling=False):
     cls = getattr(pals_scheduler, cls_name)
-    return cls(fake.VllmConfig(max_num_seqs), None, None, 16)
+    return cls(fake.VllmConfig(max_num_seqs, async_scheduling=async_scheduling), None, None, 16)
 
 
 def fill(scheduler, count, start=0):
@@ -36,7 +36,10 @@ def test_module_imports_without_vllm(no_vllm):
 def test_classes_subclass_the_vllm_schedulers(fake_vllm_modules):
     fake = fake_vllm_modules
     assert issubclass(pals_scheduler.PalsScheduler, fake.Scheduler)
-    assert issubclass(pals_scheduler.PalsAsyncScheduler, fake.AsyncScheduler)
+    assert issubclass(pals_scheduler.PalsSchedulerAsync, fake.AsyncScheduler)
+    assert issubclass(pals_scheduler.PalsSchedulerAsync, pals_scheduler.PalsScheduler)
+    # The old name is the same single entry point.
+    assert pals_scheduler.PalsAsyncScheduler is pals_scheduler.PalsScheduler
     assert pals_scheduler.PalsScheduler.__module__ == "pals_vllm.scheduler"
     # vLLM resolves --scheduler-cls by importing the module and getattr on it.
     module = importlib.import_module("pals_vllm.scheduler")
@@ -80,16 +83,16 @@ def test_cap_read_once_per_schedule(fake_vllm_modules, cap_file, monkeypatch):
     calls = []
     real = batch_cap.read_batch_cap
 
-    def counting(path, max_age=0.0):
+    def counting(path, max_age=0.0, now=None):
         calls.append(path)
         return real(path, max_age)
 
     monkeypatch.setattr(batch_cap, "read_batch_cap", counting)
     scheduler = make(fake_vllm_modules)
-    assert calls == []  # not read at construction
+    assert calls == [str(cap_file)]  # once at construction, for the first acknowledgement
     for _ in range(5):
         scheduler.schedule()
-    assert calls == [str(cap_file)] * 5
+    assert calls == [str(cap_file)] * 6
 
 
 def test_cap_change_takes_effect_on_next_schedule(fake_vllm_modules, cap_file):
@@ -130,7 +133,7 @@ def test_lowering_below_running_drains_without_assert(fake_vllm_modules, cap_fil
 
 def test_stand_in_trips_assert_without_drain(fake_vllm_modules):
     """The stand-in is faithful: a limit below the running count trips vLLM's assert."""
-    scheduler = fake_vllm_modules.Scheduler(fake_vllm_modules.VllmConfig(8))
+    scheduler = fake_vllm_modules.Scheduler(fake_vllm_modules.VllmConfig(8), None, None, 16)
     fill(scheduler, 20)
     scheduler.schedule()
     scheduler.max_num_running_reqs = 3
@@ -176,8 +179,8 @@ def test_file_replaced_by_rename_is_seen(fake_vllm_modules, cap_file):
 
 
 def test_async_variant_applies_cap_and_drains(fake_vllm_modules, cap_file):
-    scheduler = make(fake_vllm_modules, "PalsAsyncScheduler", max_num_seqs=8)
-    assert scheduler.is_async
+    scheduler = make(fake_vllm_modules, max_num_seqs=8, async_scheduling=True)
+    assert scheduler.is_async and isinstance(scheduler, fake_vllm_modules.AsyncScheduler)
     fill(scheduler, 20)
     scheduler.schedule()
     assert len(scheduler.running) == 8

@@ -9,6 +9,15 @@ Caps expire: the daemon rewrites the file every control period, so a file not mo
 longer than the maximum age (``$PALS_BATCH_CAP_MAX_AGE_S``, default 10 s; 0 = never) belongs
 to a daemon that is gone (a crash, ``kill -9``) and counts as "no cap" too: the engine returns
 to its launch batch cap within that age instead of keeping the last cap forever.
+
+The acknowledgement (``<cap file>.ack``, written by the scheduler, read by the daemon): exactly
+40 bytes, little-endian: the 8 ASCII bytes ``PALSACK1``, then four unsigned 64-bit integers:
+``applied`` (the batch cap the scheduler enforces: ``min(requested, launch)``, or ``launch``
+without a cap), ``requested`` (the cap it read from the cap file; 0 = none, also when the file
+is missing, malformed or expired), ``launch`` (the launch ``max_num_seqs``) and ``time_us`` (when
+it was written, Unix microseconds). It is replaced atomically (temporary file + rename) when one
+of the first three values changes, and at least once a second otherwise (a heartbeat, so that
+the daemon can tell a live engine from a stale acknowledgement).
 """
 
 import os
@@ -19,11 +28,18 @@ ENV_VAR = "PALS_BATCH_CAP_FILE"
 MAX_AGE_ENV_VAR = "PALS_BATCH_CAP_MAX_AGE_S"
 DEFAULT_PATH = "/run/pals/batch_cap"
 DEFAULT_MAX_AGE_S = 10.0
+ACK_INTERVAL_ENV_VAR = "PALS_BATCH_CAP_ACK_INTERVAL_S"
+DEFAULT_ACK_INTERVAL_S = 1.0
 FILE_SIZE = 8
 _FORMAT = struct.Struct("<Q")
 
 
 DP_RANK_FIELD = "{dp_rank}"
+
+ACK_SUFFIX = ".ack"
+ACK_MAGIC = b"PALSACK1"
+_ACK_FORMAT = struct.Struct("<8sQQQQ")
+ACK_FILE_SIZE = _ACK_FORMAT.size  # 40
 
 
 def batch_cap_path(environ=None, dp_rank=0):
@@ -34,15 +50,26 @@ def batch_cap_path(environ=None, dp_rank=0):
     return (env.get(ENV_VAR) or DEFAULT_PATH).replace(DP_RANK_FIELD, str(dp_rank))
 
 
+def _seconds(environ, name, default):
+    env = os.environ if environ is None else environ
+    try:
+        value = float(env.get(name, ""))
+    except ValueError:
+        return default
+    return value if value >= 0 and value == value and value != float("inf") else default
+
+
 def max_age_s(environ=None):
     """The age after which a cap file counts as absent: ``$PALS_BATCH_CAP_MAX_AGE_S`` seconds
     (a number >= 0; 0 = never), else 10. An unusable value gives the default."""
-    env = os.environ if environ is None else environ
-    try:
-        value = float(env.get(MAX_AGE_ENV_VAR, ""))
-    except ValueError:
-        return DEFAULT_MAX_AGE_S
-    return value if value >= 0 and value == value and value != float("inf") else DEFAULT_MAX_AGE_S
+    return _seconds(environ, MAX_AGE_ENV_VAR, DEFAULT_MAX_AGE_S)
+
+
+def ack_interval_s(environ=None):
+    """How often the acknowledgement is rewritten when nothing changes (the heartbeat):
+    ``$PALS_BATCH_CAP_ACK_INTERVAL_S`` seconds, else 1; 0 turns the heartbeat off (the daemon
+    then reports the acknowledgement as stale while nothing changes)."""
+    return _seconds(environ, ACK_INTERVAL_ENV_VAR, DEFAULT_ACK_INTERVAL_S)
 
 
 def file_age_s(path, now=None):
@@ -86,6 +113,12 @@ def encode_batch_cap(cap):
     return _FORMAT.pack(cap)
 
 
+def applied_cap(launch_limit, cap):
+    """The batch cap a scheduler enforces for ``cap`` (None or 0: no cap): ``min(launch, cap)``,
+    else the launch value. This is the ``applied`` value of the acknowledgement."""
+    return min(launch_limit, cap) if cap else launch_limit
+
+
 def effective_limit(launch_limit, cap, num_running):
     """The running-request limit to give vLLM for one schedule() call.
 
@@ -98,3 +131,69 @@ def effective_limit(launch_limit, cap, num_running):
     if not cap:
         return launch_limit
     return max(min(launch_limit, cap), num_running)
+
+
+class Ack(tuple):
+    """One decoded acknowledgement: (applied, requested, launch, time_us)."""
+
+    __slots__ = ()
+
+    def __new__(cls, applied, requested, launch, time_us):
+        return tuple.__new__(cls, (applied, requested, launch, time_us))
+
+    applied = property(lambda self: self[0])
+    requested = property(lambda self: self[1])
+    launch = property(lambda self: self[2])
+    time_us = property(lambda self: self[3])
+
+
+def ack_path(cap_path):
+    """The acknowledgement written beside a cap file: ``<cap_path>.ack``."""
+    return str(cap_path) + ACK_SUFFIX
+
+
+def encode_ack(applied, requested, launch, time_us):
+    """The 40 bytes of an acknowledgement (see the module docstring)."""
+    return _ACK_FORMAT.pack(ACK_MAGIC, applied, requested or 0, launch, int(time_us))
+
+
+def decode_ack(data):
+    """An Ack from 40 bytes; None for anything else (wrong size or magic)."""
+    if len(data) != ACK_FILE_SIZE:
+        return None
+    magic, applied, requested, launch, time_us = _ACK_FORMAT.unpack(data)
+    if magic != ACK_MAGIC:
+        return None
+    return Ack(applied, requested, launch, time_us)
+
+
+def read_ack(path):
+    """The acknowledgement at ``path``; None when missing or malformed."""
+    try:
+        with open(path, "rb") as f:
+            return decode_ack(f.read(ACK_FILE_SIZE + 1))
+    except OSError:
+        return None
+
+
+def write_ack(path, applied, requested, launch, time_us=None):
+    """Replaces ``path`` atomically (a temporary file in the same folder, then rename) with an
+    acknowledgement. Raises OSError when the folder is not writable."""
+    if time_us is None:
+        time_us = time.time() * 1e6
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, ".%s.%d.tmp" % (name, os.getpid()))
+    data = encode_ack(applied, requested, launch, time_us)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

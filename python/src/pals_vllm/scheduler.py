@@ -1,26 +1,31 @@
-"""vLLM V1 scheduler classes that apply the PALS batch cap.
+"""The vLLM V1 scheduler that applies the PALS batch cap, and acknowledges it.
 
-Launch vLLM with::
+One entry point on every supported vLLM line::
 
     vllm serve MODEL --max-num-seqs N_MAX --scheduler-cls pals_vllm.scheduler.PalsScheduler
-    # with --async-scheduling (or where the installed vLLM turns it on by default):
-    vllm serve MODEL --max-num-seqs N_MAX --async-scheduling \
-        --scheduler-cls pals_vllm.scheduler.PalsAsyncScheduler
 
-``PalsScheduler`` subclasses ``vllm.v1.core.sched.scheduler.Scheduler`` and
-``PalsAsyncScheduler`` subclasses ``vllm.v1.core.sched.async_scheduler.AsyncScheduler``. The
-classes are built on first attribute access (PEP 562 module ``__getattr__``), so this module
+``PalsScheduler`` takes its vLLM base class from the engine's own configuration when vLLM
+constructs it: ``vllm_config.scheduler_config.async_scheduling`` true gives a subclass of
+``vllm.v1.core.sched.async_scheduler.AsyncScheduler`` (the instance's class is
+``PalsSchedulerAsync``, itself a subclass of ``PalsScheduler``), false a subclass of
+``vllm.v1.core.sched.scheduler.Scheduler``. ``PalsAsyncScheduler`` is an alias of
+``PalsScheduler`` kept for old launch lines: it too follows the configuration.
+
+The classes are built on first attribute access (PEP 562 module ``__getattr__``), so this module
 imports without vLLM; accessing them without vLLM raises ImportError.
 """
 
+import importlib
 import logging
 import os
+import threading
+import time
 
 from pals_vllm import batch_cap as _batch_cap
 
-# PalsScheduler and PalsAsyncScheduler are built lazily (see __getattr__), so not in __all__:
-# a star import must not need vLLM.
-__all__ = ["BatchCapMixin"]
+# The classes are built lazily (see __getattr__), so not in __all__: a star import must not need
+# vLLM.
+__all__ = ["BatchCapMixin", "scheduler_class_for"]
 
 # Under "vllm.": vLLM's logging configuration gives handlers to the "vllm" logger only, so a
 # logger outside it is dropped in a default vLLM deployment.
@@ -29,14 +34,24 @@ _log = logging.getLogger(LOGGER_NAME)
 
 _SCHEDULER_MODULE = "vllm.v1.core.sched.scheduler"
 _ASYNC_SCHEDULER_MODULE = "vllm.v1.core.sched.async_scheduler"
+_PUBLIC = ("PalsScheduler", "PalsAsyncScheduler", "PalsSchedulerAsync")
+
+# The heartbeat thread looks at the cap file this often (an idle engine's schedule() is not
+# called, so the acknowledgement of a new cap would otherwise wait for the next request).
+_HEARTBEAT_POLL_S = 0.2
 
 
 class BatchCapMixin:
-    """Reads the batch-cap file once per schedule() and sets ``max_num_running_reqs``.
+    """Reads the batch-cap file once per schedule() and sets ``max_num_running_reqs``; writes the
+    acknowledgement beside the cap file when what it applies changes, and a heartbeat.
 
     Must come before the vLLM scheduler in the bases. The launch value (``--max-num-seqs``) is
     taken from ``max_num_running_reqs`` right after the base ``__init__`` and is never exceeded:
     the model runner's buffers and CUDA graphs are sized from it.
+
+    Threads: schedule() runs on the engine core's thread; the heartbeat thread (one per
+    scheduler, a daemon thread) only reads the cap file and writes the acknowledgement, under
+    ``_pals_lock``; the scheduler's own state is changed by schedule() alone.
     """
 
     def __init__(self, *args, **kwargs):
@@ -46,6 +61,7 @@ class BatchCapMixin:
         dp_rank = getattr(parallel, "data_parallel_rank", 0) or 0
         dp_size = getattr(parallel, "data_parallel_size", 1) or 1
         self._pals_cap_path = _batch_cap.batch_cap_path(dp_rank=dp_rank)
+        self._pals_ack_path = _batch_cap.ack_path(self._pals_cap_path)
         if dp_size > 1 and _batch_cap.DP_RANK_FIELD not in (
                 os.environ.get(_batch_cap.ENV_VAR) or ""):
             _log.warning("PALS batch cap: data parallel size %d but %s has no %s: every rank "
@@ -53,68 +69,200 @@ class BatchCapMixin:
                          dp_size, _batch_cap.ENV_VAR, _batch_cap.DP_RANK_FIELD,
                          self._pals_cap_path)
         self._pals_max_age = _batch_cap.max_age_s()
-        self._pals_last_cap = None
-        _log.info("PALS batch cap: file %s, launch max_num_seqs %d, caps expire after %s",
-                  self._pals_cap_path, self._pals_launch_limit,
+        self._pals_ack_interval = _batch_cap.ack_interval_s()
+        self._pals_monotonic = time.monotonic  # tests replace these two clocks
+        self._pals_wall_us = lambda: time.time() * 1e6
+        self._pals_lock = threading.Lock()
+        self._pals_cap = None          # the cap last read (None: no cap)
+        self._pals_acked = None        # (applied, requested, launch) last written
+        self._pals_acked_at = None     # monotonic time of that write
+        self._pals_ack_failed = False
+        self._pals_stop = threading.Event()
+        self._pals_thread = None
+        _log.info("PALS batch cap: file %s, acknowledgement %s, launch max_num_seqs %d, base %s, "
+                  "caps expire after %s", self._pals_cap_path, self._pals_ack_path,
+                  self._pals_launch_limit, _vllm_base_name(type(self)),
                   "%g s" % self._pals_max_age if self._pals_max_age > 0 else "never")
         if not os.path.exists(self._pals_cap_path):
             _log.warning("PALS batch cap: no file at %s yet: running at the launch "
                          "max_num_seqs %d until PALS writes one (check %s, the daemon's "
                          "batch_cap_file and the mount)", self._pals_cap_path,
                          self._pals_launch_limit, _batch_cap.ENV_VAR)
+        # The first acknowledgement tells the daemon the launch value before any cap.
+        with self._pals_lock:
+            self._pals_refresh()
+        if self._pals_ack_interval > 0:
+            self._pals_thread = threading.Thread(
+                target=self._pals_heartbeat, name="pals-batch-cap-ack", daemon=True)
+            self._pals_thread.start()
 
     def schedule(self, *args, **kwargs):
         self._pals_apply_batch_cap()
         return super().schedule(*args, **kwargs)
 
+    def shutdown(self):
+        """Stops the heartbeat thread, then vLLM's own shutdown (if the base has one)."""
+        self.pals_stop_heartbeat()
+        base = getattr(super(), "shutdown", None)
+        if base is not None:
+            base()
+
+    def pals_stop_heartbeat(self, timeout=2.0):
+        """Stops the heartbeat thread (idempotent); the acknowledgement then goes stale."""
+        self._pals_stop.set()
+        thread = self._pals_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
     def _pals_apply_batch_cap(self):
-        cap = _batch_cap.read_batch_cap(self._pals_cap_path, self._pals_max_age)
+        with self._pals_lock:
+            cap = self._pals_refresh()
         self.max_num_running_reqs = _batch_cap.effective_limit(
             self._pals_launch_limit, cap, len(self.running))
-        if cap != self._pals_last_cap:
-            if cap is None and self._pals_last_cap is not None:
+
+    def _pals_heartbeat(self):
+        poll = min(_HEARTBEAT_POLL_S, self._pals_ack_interval)
+        while not self._pals_stop.wait(poll):
+            try:
+                with self._pals_lock:
+                    self._pals_refresh()
+            except Exception:  # never let the thread die silently; keep serving
+                _log.exception("PALS batch cap: heartbeat failed")
+
+    def _pals_refresh(self):
+        """Reads the cap file; logs a change; writes the acknowledgement when what is applied
+        changed or the heartbeat is due. Returns the cap (None: none). Under _pals_lock."""
+        cap = _batch_cap.read_batch_cap(self._pals_cap_path, self._pals_max_age)
+        if cap != self._pals_cap:
+            if cap is None and self._pals_cap is not None:
                 age = _batch_cap.file_age_s(self._pals_cap_path)
                 if age is not None and self._pals_max_age > 0 and age > self._pals_max_age:
                     _log.warning("PALS batch cap file %s not refreshed for %.0f s (more than "
                                  "%g s): the daemon is gone; back to the launch max_num_seqs %d",
                                  self._pals_cap_path, age, self._pals_max_age,
                                  self._pals_launch_limit)
-            self._pals_last_cap = cap
-            _log.info("PALS batch cap now %s (limit %d, running %d)",
-                      "none" if cap is None else cap, self.max_num_running_reqs,
-                      len(self.running))
+            self._pals_cap = cap
+            _log.info("PALS batch cap now %s (applied %d of launch max_num_seqs %d; %d running)",
+                      "none" if cap is None else cap,
+                      _batch_cap.applied_cap(self._pals_launch_limit, cap),
+                      self._pals_launch_limit, len(self.running))
+        state = (_batch_cap.applied_cap(self._pals_launch_limit, cap), cap or 0,
+                 self._pals_launch_limit)
+        now = self._pals_monotonic()
+        due = (self._pals_acked_at is None or
+               (self._pals_ack_interval > 0 and now - self._pals_acked_at >= self._pals_ack_interval))
+        if state != self._pals_acked or due:
+            self._pals_write_ack(state, now)
+        return cap
+
+    def _pals_write_ack(self, state, now):
+        try:
+            _batch_cap.write_ack(self._pals_ack_path, *state, time_us=self._pals_wall_us())
+        except OSError as exc:
+            if not self._pals_ack_failed:
+                _log.warning("PALS batch cap: cannot write the acknowledgement %s (%s): the "
+                             "daemon will report this engine as not applying its cap; make the "
+                             "folder writable by vLLM", self._pals_ack_path, exc)
+            self._pals_ack_failed = True
+            self._pals_acked_at = now  # retried at the next heartbeat, not every step
+            return
+        if self._pals_ack_failed:
+            _log.info("PALS batch cap: acknowledgement %s written again", self._pals_ack_path)
+        self._pals_ack_failed = False
+        self._pals_acked = state
+        self._pals_acked_at = now
 
     @property
     def pals_launch_limit(self):
         """The launch ``max_num_seqs`` that the cap is clamped to."""
         return self._pals_launch_limit
 
+    @property
+    def pals_ack_path(self):
+        """Where this scheduler acknowledges the cap it applies."""
+        return self._pals_ack_path
+
+
+def _vllm_base_name(cls):
+    for base in cls.__mro__:
+        if base.__module__ in (_SCHEDULER_MODULE, _ASYNC_SCHEDULER_MODULE):
+            return base.__name__
+    return "?"
+
+
+def _config_of(args, kwargs):
+    config = kwargs.get("vllm_config", args[0] if args else None)
+    scheduler_config = getattr(config, "scheduler_config", None)
+    if scheduler_config is None:
+        raise TypeError("pals_vllm.scheduler.PalsScheduler: vLLM passed no vllm_config with a "
+                        "scheduler_config (an unsupported vLLM version?)")
+    return config
+
+
+def scheduler_class_for(vllm_config):
+    """The class PalsScheduler(vllm_config, ...) builds: PalsSchedulerAsync (AsyncScheduler base)
+    when ``vllm_config.scheduler_config.async_scheduling`` is true, else PalsScheduler (Scheduler
+    base). Raises RuntimeError naming the flag when async scheduling is on and vLLM's
+    AsyncScheduler cannot be imported."""
+    pals = _get("PalsScheduler")
+    if not getattr(vllm_config.scheduler_config, "async_scheduling", False):
+        return pals
+    try:
+        return _get("PalsSchedulerAsync")
+    except ImportError as exc:
+        raise RuntimeError(
+            "PALS: vLLM runs with async scheduling but its AsyncScheduler cannot be imported "
+            f"({exc}): relaunch vLLM without --async-scheduling (vLLM main: "
+            "--no-async-scheduling)") from exc
+
 
 def _build(name):
-    import importlib
-
-    if name == "PalsScheduler":
-        base = importlib.import_module(_SCHEDULER_MODULE).Scheduler
-        doc = "vLLM V1 Scheduler with the PALS batch cap."
-    else:
+    if name == "PalsSchedulerAsync":
+        pals = _get("PalsScheduler")
         base = importlib.import_module(_ASYNC_SCHEDULER_MODULE).AsyncScheduler
-        doc = "vLLM V1 AsyncScheduler with the PALS batch cap."
-    cls = type(name, (BatchCapMixin, base), {"__doc__": doc, "__module__": __name__})
-    return cls
+        return type(name, (pals, base), {
+            "__doc__": "PalsScheduler on vLLM's AsyncScheduler (async scheduling on).",
+            "__module__": __name__,
+        })
+    base = importlib.import_module(_SCHEDULER_MODULE).Scheduler
+
+    def __new__(cls, *args, **kwargs):
+        # vLLM constructs the class it resolved from --scheduler-cls: pick the base from the
+        # configuration it passes. A subclass is returned, so Python runs its __init__.
+        if cls is pals_cls:
+            cls = scheduler_class_for(_config_of(args, kwargs))
+        return super(pals_cls, cls).__new__(cls)
+
+    pals_cls = type("PalsScheduler", (BatchCapMixin, base), {
+        "__doc__": "vLLM V1 scheduler with the PALS batch cap; its base (Scheduler or "
+                   "AsyncScheduler) follows vllm_config.scheduler_config.async_scheduling.",
+        "__module__": __name__,
+        "__new__": __new__,
+    })
+    return pals_cls
 
 
 def __getattr__(name):
-    if name not in ("PalsScheduler", "PalsAsyncScheduler"):
+    if name not in _PUBLIC:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        cls = _build(name)
-    except ImportError as exc:
-        raise ImportError(f"pals_vllm.scheduler.{name} needs vLLM (V1 scheduler): {exc}") from exc
+    if name == "PalsAsyncScheduler":  # the old name: the same single entry point
+        cls = _get("PalsScheduler")
+    else:
+        try:
+            cls = _build(name)
+        except ImportError as exc:
+            raise ImportError(
+                f"pals_vllm.scheduler.{name} needs vLLM (V1 scheduler): {exc}") from exc
     globals()[name] = cls
     return cls
 
 
+def _get(name):
+    cls = globals().get(name)
+    return cls if cls is not None else __getattr__(name)
+
+
 def _forget_classes():
     """Drop the built classes so the next access rebuilds them (tests swap the vLLM modules)."""
-    for name in ("PalsScheduler", "PalsAsyncScheduler"):
+    for name in _PUBLIC:
         globals().pop(name, None)
