@@ -163,16 +163,24 @@ std::string health_json(const StateSnapshot* s) {
 std::string state_json(const StateSnapshot& s) {
     json groups = json::array();
     for (const GroupSnapshot& g : s.groups) {
-        groups.push_back({{"index", g.index},
-                          {"gpus", g.gpus},
-                          {"power_cap_w", g.cap_w},
-                          {"batch_cap", g.batch_cap},
-                          {"power_w", g.power_w},
-                          {"generation_tok_s", g.generation_tok_s},
-                          {"running", g.running},
-                          {"waiting", g.waiting},
-                          {"locked_clock_mhz",
-                           g.locked_clock_mhz > 0.0 ? json(g.locked_clock_mhz) : json(nullptr)}});
+        groups.push_back(
+            {{"index", g.index},
+             {"gpus", g.gpus},
+             {"power_cap_w", g.cap_w},
+             {"batch_cap", g.batch_cap},
+             {"power_w", g.power_w},
+             {"generation_tok_s", g.generation_tok_s},
+             {"running", g.running},
+             {"waiting", g.waiting},
+             {"locked_clock_mhz",
+              g.locked_clock_mhz > 0.0 ? json(g.locked_clock_mhz) : json(nullptr)},
+             {"batch_cap_requested",
+              g.batch_cap_requested > 0 ? json(g.batch_cap_requested) : json(nullptr)},
+             {"batch_cap_applied",
+              g.batch_cap_applied >= 0 ? json(g.batch_cap_applied) : json(nullptr)},
+             {"batch_cap_ack", g.batch_cap_ack},
+             {"engine_max_num_seqs",
+              g.engine_max_num_seqs > 0 ? json(g.engine_max_num_seqs) : json(nullptr)}});
     }
     json steps = json::array();
     json schedule = json::array();
@@ -203,6 +211,7 @@ std::string state_json(const StateSnapshot& s) {
                 {"cap_changes_total", s.cap_changes_total},
                 {"batch_cap_changes_total", s.batch_changes_total},
                 {"budget_updates_total", s.budget_updates_total},
+                {"batch_cap_faults_total", s.batch_cap_faults_total},
                 {"errors_total", s.errors_total}}
         .dump(2);
 }

@@ -54,6 +54,38 @@ std::string render_metrics(const StateSnapshot& s) {
     for (const GroupSnapshot& g : s.groups) {
         e.sample("pals_group_batch_cap", fmt::format("group=\"{}\"", g.index), g.batch_cap);
     }
+    e.family("pals_group_batch_cap_requested", "gauge",
+             "Batch cap PALS asks each group's engine to apply (0: none asked: its launch "
+             "max_num_seqs).");
+    for (const GroupSnapshot& g : s.groups) {
+        e.sample("pals_group_batch_cap_requested", fmt::format("group=\"{}\"", g.index),
+                 g.batch_cap_requested);
+    }
+    e.family("pals_group_batch_cap_applied", "gauge",
+             "Batch cap each group's engine acknowledges it applies (absent: no acknowledgement).");
+    for (const GroupSnapshot& g : s.groups) {
+        if (g.batch_cap_applied >= 0) {
+            e.sample("pals_group_batch_cap_applied", fmt::format("group=\"{}\"", g.index),
+                     g.batch_cap_applied);
+        }
+    }
+    e.family("pals_group_batch_cap_mismatch", "gauge",
+             "1 while a group's engine does not acknowledge the batch cap requested (mismatch, "
+             "missing or stale acknowledgement).");
+    for (const GroupSnapshot& g : s.groups) {
+        const bool bad = g.batch_cap_ack == "mismatch" || g.batch_cap_ack == "missing" ||
+                         g.batch_cap_ack == "stale";
+        e.sample("pals_group_batch_cap_mismatch", fmt::format("group=\"{}\"", g.index),
+                 bad ? 1.0 : 0.0);
+    }
+    e.family("pals_group_engine_max_num_seqs", "gauge",
+             "Launch max_num_seqs each group's engine acknowledges (absent: unknown).");
+    for (const GroupSnapshot& g : s.groups) {
+        if (g.engine_max_num_seqs > 0) {
+            e.sample("pals_group_engine_max_num_seqs", fmt::format("group=\"{}\"", g.index),
+                     g.engine_max_num_seqs);
+        }
+    }
     e.family("pals_group_locked_clock_mhz", "gauge",
              "SM clock lock the policy holds on each group's GPUs (0: not locked).");
     for (const GroupSnapshot& g : s.groups) {
@@ -93,6 +125,10 @@ std::string render_metrics(const StateSnapshot& s) {
     e.sample("pals_batch_cap_changes_total", "", static_cast<double>(s.batch_changes_total));
     e.family("pals_budget_updates_total", "counter", "Budget changes received through the API.");
     e.sample("pals_budget_updates_total", "", static_cast<double>(s.budget_updates_total));
+    e.family("pals_batch_cap_faults_total", "counter",
+             "Batch caps not acknowledged by an engine for batch_cap_fault_periods periods (each "
+             "a degraded-mode fault).");
+    e.sample("pals_batch_cap_faults_total", "", static_cast<double>(s.batch_cap_faults_total));
     e.family("pals_errors_total", "counter", "Backend errors seen by the control loop.");
     e.sample("pals_errors_total", "", static_cast<double>(s.errors_total));
     e.family("pals_degraded", "gauge",

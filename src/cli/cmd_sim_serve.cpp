@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -40,6 +41,7 @@ struct SimServeOptions {
     int default_max_tokens = 128;
     std::string state_dir;
     std::string batch_cap_file;
+    serve::BatchCapMode batch_cap_mode = serve::BatchCapMode::kApply;
     int gpu_offset = 0;
     int nvml_count = 0;
     int max_connections = 512;
@@ -94,6 +96,7 @@ Status run_sim_serve(const SimServeOptions& opt) {
     options.gpu_offset = opt.gpu_offset;
     options.batch_cap_path =
         opt.batch_cap_file.empty() ? (dir / "batch_cap").string() : opt.batch_cap_file;
+    options.batch_cap_mode = opt.batch_cap_mode;
     options.max_connections = opt.max_connections;
     if (opt.header_timeout_ms < 1) {
         return Status::invalid_argument("--header-timeout-ms must be >= 1");
@@ -130,6 +133,11 @@ Status run_sim_serve(const SimServeOptions& opt) {
     std::printf("  export PALS_FAKE_NVML_STATE=%s\n", options.fake_nvml_state_path.c_str());
     std::printf("batch-cap file (8 bytes, little-endian uint64; vLLM plugin's variable):\n");
     std::printf("  export PALS_BATCH_CAP_FILE=%s\n", options.batch_cap_path.c_str());
+    std::printf("batch cap: %s (acknowledgement %s.ack)\n",
+                opt.batch_cap_mode == serve::BatchCapMode::kApply    ? "applied"
+                : opt.batch_cap_mode == serve::BatchCapMode::kIgnore ? "read but ignored"
+                                                                     : "not read",
+                options.batch_cap_path.c_str());
     std::fflush(stdout);
 
     signals.wait_for(-1.0);
@@ -166,6 +174,16 @@ void add_sim_serve_command(CLI::App& app, CommandContext& ctx) {
                     "(default: /tmp/pals-sim-serve-PORT)");
     cmd->add_option("--batch-cap-file", opt->batch_cap_file,
                     "batch-cap file to read every tick (default: STATE_DIR/batch_cap)");
+    cmd->add_option("--batch-cap-mode", opt->batch_cap_mode,
+                    "what the engine does with the batch-cap file: apply (and acknowledge it, as "
+                    "vLLM with the PALS scheduler), ignore (acknowledge it but run at "
+                    "--max-num-seqs), none (neither: vLLM without the PALS scheduler)")
+        ->transform(CLI::CheckedTransformer(
+            std::map<std::string, serve::BatchCapMode>{{"apply", serve::BatchCapMode::kApply},
+                                                       {"ignore", serve::BatchCapMode::kIgnore},
+                                                       {"none", serve::BatchCapMode::kNone}},
+            CLI::ignore_case))
+        ->default_str("apply");
     cmd->add_option("--gpu-offset", opt->gpu_offset,
                     "index of this node's first GPU in the fake NVML node (to share one node)")
         ->check(integer_in(0, kMaxGpus - 1))

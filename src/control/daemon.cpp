@@ -23,6 +23,35 @@ constexpr double kLowerEpsilonW = 1e-3;
 /// A budget this close above the minimum counts as feasible (float sums), W.
 constexpr double kBudgetToleranceW = 1e-6;
 
+/// What an engine that does not acknowledge its batch cap shows, for the log and the API.
+std::string describe_batch_cap_fault(std::size_t group, const engine::EngineSnapshot& snap,
+                                     engine::BatchCapCheck check, int periods) {
+    const engine::BatchCapAck& ack = snap.batch_cap_ack;
+    const std::string for_periods =
+        periods > 0 ? fmt::format(" for {} periods", periods) : std::string();
+    switch (check) {
+        case engine::BatchCapCheck::kMissing:
+            return fmt::format(
+                "group {}: batch cap {} requested but not acknowledged{} (no {}): is vLLM running "
+                "the PALS scheduler (--scheduler-cls pals_vllm.scheduler.PalsScheduler) with "
+                "PALS_BATCH_CAP_FILE set to this group's batch_cap_file, in a folder it can "
+                "write?",
+                group, snap.batch_cap, for_periods, ack.source);
+        case engine::BatchCapCheck::kStale:
+            return fmt::format(
+                "group {}: batch cap {} requested but the engine's acknowledgement {} was last "
+                "renewed {:.0f} s ago: its scheduler is not running",
+                group, snap.batch_cap, ack.source, ack.age_s);
+        default:
+            return fmt::format(
+                "group {}: batch cap {} requested{} but the engine applies {} (it read {}, launch "
+                "max_num_seqs {}; {})",
+                group, snap.batch_cap, for_periods, ack.applied,
+                ack.requested > 0 ? std::to_string(ack.requested) : std::string("no cap"),
+                ack.launch, ack.source);
+    }
+}
+
 ControllerConfig with_history_limit(ControllerConfig config, const DaemonOptions& options) {
     config.history_limit = std::max<std::size_t>(1, options.history_limit);
     return config;
@@ -65,6 +94,7 @@ Daemon::Daemon(Clock& clock, power::GpuBackend& gpus,
     , m_options(options)
     , m_policy_name(m_controller.policy().name())
     , m_batch_cap_touched(m_engines.size(), false)
+    , m_batch_cap_bad_periods(m_engines.size(), 0)
     , m_tokens_last(m_engines.size(), std::numeric_limits<double>::quiet_NaN())
     , m_tokens(m_engines.size(), 0.0)
     , m_group_tok_s(m_engines.size(), 0.0) {
@@ -105,6 +135,7 @@ void Daemon::publish() {
     s->budget_updates_total = m_budget_updates;
     s->cap_changes_total = m_cap_changes;
     s->batch_changes_total = m_batch_changes;
+    s->batch_cap_faults_total = m_batch_cap_faults;
     const auto& history = m_controller.history();
     s->decisions_total = m_controller.decisions_total();
 
@@ -152,6 +183,14 @@ void Daemon::publish() {
             g.running = snap->running;
             g.waiting = snap->waiting;
             g.batch_cap = snap->batch_cap > 0 ? snap->batch_cap : g.batch_cap;
+            g.batch_cap_requested = snap->batch_cap_requested ? g.batch_cap : 0;
+            const engine::BatchCapAck& ack = snap->batch_cap_ack;
+            if (ack.state == engine::BatchCapAck::State::kFresh ||
+                ack.state == engine::BatchCapAck::State::kStale) {
+                g.batch_cap_applied = ack.applied;
+                g.engine_max_num_seqs = ack.launch;
+            }
+            g.batch_cap_ack = std::string(engine::to_string(engine::check_batch_cap(*snap)));
             accumulate(snap->generation_tokens, m_tokens_last[i], m_tokens[i]);
         }
         m_group_tok_s[i] = dt_s > 0.0 ? (m_tokens[i] - tokens_before) / dt_s : m_group_tok_s[i];
@@ -160,6 +199,9 @@ void Daemon::publish() {
         if (tick != nullptr && i < tick->cap_w.size()) {
             g.cap_w = caps_now[i];  // the period's decision, or lower if the budget dropped since
             g.batch_cap = tick->batch_cap[i];
+            if (snap != nullptr && snap->batch_cap_requested) {
+                g.batch_cap_requested = g.batch_cap;
+            }
             g.power_w = tick->group_power_w[i];
             g.locked_clock_mhz =
                 i < tick->locked_clock_mhz.size() ? tick->locked_clock_mhz[i] : 0.0;
@@ -210,6 +252,7 @@ void Daemon::enter_degraded(const Status& error) {
     m_degraded = true;
     m_last_error = error;
     m_degraded_since = m_clock.now();
+    std::fill(m_batch_cap_bad_periods.begin(), m_batch_cap_bad_periods.end(), 0);
     m_next_retry = m_clock.now() + m_period * m_options.retry_periods;
     m_failed_retries = 0;
     // What the Controller wrote last is an upper bound of a limit that can no longer be read.
@@ -441,8 +484,55 @@ Status Daemon::try_resume() {
     PALS_RETURN_IF_ERROR(m_saved.save(m_gpus, m_all_gpus, m_options.save_sm_clocks));
     read_limit_ranges();
     PALS_RETURN_IF_ERROR(m_controller.start());
+    if (m_batch_cap_fault) {
+        // Degraded for a batch cap not applied: control resumes once every engine answers.
+        for (std::size_t i = 0; i < m_engines.size(); ++i) {
+            const engine::EngineSnapshot* snap = m_controller.last_snapshot(i);
+            const engine::BatchCapCheck check = snap != nullptr ? engine::check_batch_cap(*snap)
+                                                                : engine::BatchCapCheck::kUnchecked;
+            if (check == engine::BatchCapCheck::kMissing ||
+                check == engine::BatchCapCheck::kStale) {
+                return Status::unavailable("still " + describe_batch_cap_fault(i, *snap, check, 0));
+            }
+        }
+    }
     // The limits in force may exceed a budget that dropped meanwhile: lower them at once.
     return enforce_budget(nullptr);
+}
+
+Status Daemon::check_batch_caps() {
+    const int limit = m_options.batch_cap_fault_periods;
+    Status fault;
+    std::size_t faulty = 0;
+    for (std::size_t i = 0; i < m_engines.size(); ++i) {
+        const engine::EngineSnapshot* snap = m_controller.last_snapshot(i);
+        const engine::BatchCapCheck check =
+            snap != nullptr ? engine::check_batch_cap(*snap) : engine::BatchCapCheck::kUnchecked;
+        if (check == engine::BatchCapCheck::kOk || check == engine::BatchCapCheck::kUnchecked) {
+            m_batch_cap_bad_periods[i] = 0;
+            continue;
+        }
+        const int periods = ++m_batch_cap_bad_periods[i];
+        if (periods == 1) {
+            PALS_LOG_DEBUG("group {}: batch cap not acknowledged yet ({})", i,
+                           engine::to_string(check));
+        }
+        if (limit > 0 && periods >= limit) {
+            ++faulty;
+            if (fault.is_ok()) {
+                fault = Status::unavailable(describe_batch_cap_fault(i, *snap, check, periods));
+            }
+        }
+    }
+    if (fault.is_ok()) {
+        return fault;
+    }
+    ++m_batch_cap_faults;
+    m_batch_cap_fault = true;
+    if (faulty > 1) {
+        return {fault.code(), fmt::format("{} (and {} more groups)", fault.message(), faulty - 1)};
+    }
+    return fault;
 }
 
 void Daemon::apply_budget_request(const BudgetRequest& request) {
@@ -565,6 +655,7 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
                 PALS_LOG_INFO("control resumed after {:.1f} s degraded ({} failed retries)",
                               (m_clock.now() - m_degraded_since).count(), m_failed_retries);
                 m_degraded = false;
+                m_batch_cap_fault = false;
                 m_last_error = Status::ok();
             } else {
                 ++m_errors;
@@ -604,6 +695,9 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
             if (lowered_after) {
                 ++m_cap_changes;
                 m_last_cap_w = m_controller.caps_w();
+            }
+            if (result.is_ok()) {
+                result = check_batch_caps();
             }
         }
         if (!result.is_ok()) {

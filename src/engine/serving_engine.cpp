@@ -81,6 +81,40 @@ std::vector<double> vllm_e2e_buckets() {
             30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 }
 
+BatchCapCheck check_batch_cap(const EngineSnapshot& snapshot) {
+    const BatchCapAck& ack = snapshot.batch_cap_ack;
+    if (!snapshot.batch_cap_requested || ack.state == BatchCapAck::State::kNotReported) {
+        return BatchCapCheck::kUnchecked;
+    }
+    if (ack.state == BatchCapAck::State::kMissing) {
+        return BatchCapCheck::kMissing;
+    }
+    if (ack.state == BatchCapAck::State::kStale) {
+        return BatchCapCheck::kStale;
+    }
+    const int expected =
+        ack.launch > 0 ? std::min(snapshot.batch_cap, ack.launch) : snapshot.batch_cap;
+    return ack.requested == snapshot.batch_cap && ack.applied == expected
+               ? BatchCapCheck::kOk
+               : BatchCapCheck::kMismatch;
+}
+
+std::string_view to_string(BatchCapCheck check) {
+    switch (check) {
+        case BatchCapCheck::kUnchecked:
+            return "unchecked";
+        case BatchCapCheck::kOk:
+            return "ok";
+        case BatchCapCheck::kMismatch:
+            return "mismatch";
+        case BatchCapCheck::kMissing:
+            return "missing";
+        case BatchCapCheck::kStale:
+            return "stale";
+    }
+    return "unchecked";
+}
+
 Result<EngineWindow> window_between(const EngineSnapshot& earlier, const EngineSnapshot& later) {
     EngineWindow w;
     w.duration_s = (later.time - earlier.time).count();

@@ -77,6 +77,10 @@ const OptionTable<RunConfig>& run_options() {
         {.key = "retry_periods",
          .help = "degraded mode: retry control every this many periods",
          .member = &RunConfig::retry_periods},
+        {.key = "batch_cap_fault_periods",
+         .help = "a batch cap the engine does not acknowledge for this many periods is a fault "
+                 "(0: never)",
+         .member = &RunConfig::batch_cap_fault_periods},
     };
     return kOptions;
 }
@@ -278,6 +282,9 @@ Status validate(RunConfig& c) {
     }
     if (c.retry_periods > 1'000'000) {
         return key_error(c, "retry_periods", "must be <= 1000000");
+    }
+    if (c.batch_cap_fault_periods < 0 || c.batch_cap_fault_periods > 1'000'000) {
+        return key_error(c, "batch_cap_fault_periods", "must be 0-1000000 (0: never a fault)");
     }
     if (c.latency_window_s < c.period_s) {
         return key_error(c, "latency_window_s", "must be >= period_s");

@@ -27,6 +27,7 @@ control::ControllerConfig controller_config(const RunConfig& c) {
 control::DaemonOptions daemon_options(const RunConfig& c) {
     control::DaemonOptions o;
     o.retry_periods = c.retry_periods;
+    o.batch_cap_fault_periods = c.batch_cap_fault_periods;
     // Only these policies lock SM clocks; saving (and resetting) clocks for the others would
     // undo a lock set by someone else (NVML cannot read locked clocks back).
     const control::PolicyInfo* policy = control::find_policy(c.policy);

@@ -18,6 +18,8 @@ namespace {
 
 /// Bytes read from the batch-cap file: one more than a valid file holds, to see a long one.
 constexpr std::size_t kBatchCapReadBytes = 9;
+/// A requested cap is reported up to this (an int).
+constexpr std::uint64_t kMaxRequested = 0x7FFFFFFF;
 
 }  // namespace
 
@@ -33,6 +35,7 @@ int BatchCapFile::read() {
         n = std::fread(buffer.data(), 1, buffer.size(), f);
         std::fclose(f);
     }
+    m_requested = 0;
     if (!opened) {
         if (m_state != FileState::kAbsent) {
             PALS_LOG_INFO("sim-serve: batch-cap file {} absent: batch cap = max_num_seqs {}",
@@ -59,8 +62,43 @@ int BatchCapFile::read() {
     if (cap.value() == 0) {
         return m_max_num_seqs;  // the plugin's "no cap"
     }
+    m_requested = static_cast<int>(
+        std::min<std::uint64_t>(cap.value(), static_cast<std::uint64_t>(kMaxRequested)));
     return static_cast<int>(
         std::min<std::uint64_t>(cap.value(), static_cast<std::uint64_t>(m_max_num_seqs)));
+}
+
+BatchCapAckWriter::BatchCapAckWriter(std::string path, std::chrono::milliseconds heartbeat)
+    : m_path(std::move(path)), m_heartbeat(heartbeat) {}
+
+void BatchCapAckWriter::update(int applied, int requested, int launch) {
+    const std::array<int, 3> state = {applied, requested, launch};
+    const auto now = std::chrono::steady_clock::now();
+    if (m_last && *m_last == state && now - m_last_write < m_heartbeat) {
+        return;
+    }
+    engine::vllm::BatchCapAckRecord record;
+    record.applied = static_cast<std::uint64_t>(std::max(0, applied));
+    record.requested = static_cast<std::uint64_t>(std::max(0, requested));
+    record.launch = static_cast<std::uint64_t>(std::max(0, launch));
+    record.time_unix_us =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
+    m_last_write = now;
+    const Status written = write_file_atomic(m_path, engine::vllm::encode_batch_cap_ack(record));
+    if (!written.is_ok()) {
+        if (!m_failed) {
+            PALS_LOG_WARN("sim-serve: cannot write the batch-cap acknowledgement {}: {}", m_path,
+                          written.message());
+        }
+        m_failed = true;
+        m_last = state;  // retried at the next heartbeat, not every tick
+        return;
+    }
+    m_failed = false;
+    m_last = state;
+    ++m_writes;
 }
 
 Result<std::unique_ptr<NvmlCoupling>> NvmlCoupling::open(const std::string& config_path,

@@ -6,6 +6,8 @@
 ///
 /// Thread-safety: not thread-safe; owned by the simulation thread.
 
+#include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -25,14 +27,39 @@ class BatchCapFile {
 public:
     BatchCapFile(std::string path, int max_num_seqs);
     /// Reads the file now; logs once each time its state (absent, malformed, valid) changes.
+    /// Returns the cap to apply (max_num_seqs without one).
     [[nodiscard]] int read();
+    /// The cap the last read() found, unclamped (0: none).
+    [[nodiscard]] int requested() const { return m_requested; }
     [[nodiscard]] const std::string& path() const { return m_path; }
 
 private:
     enum class FileState { kUnknown, kAbsent, kMalformed, kValid };
     std::string m_path;
     int m_max_num_seqs;
+    int m_requested = 0;
     FileState m_state = FileState::kUnknown;
+};
+
+/// The acknowledgement the PALS vLLM plugin writes beside the cap file (docs/vllm.md): written
+/// atomically when (applied, requested, launch) changes and at least every `heartbeat`.
+class BatchCapAckWriter {
+public:
+    explicit BatchCapAckWriter(std::string path,
+                               std::chrono::milliseconds heartbeat = std::chrono::seconds(1));
+    /// Writes when something changed or the heartbeat is due; a failed write is logged once
+    /// (until one succeeds) and retried at the next heartbeat.
+    void update(int applied, int requested, int launch);
+    [[nodiscard]] const std::string& path() const { return m_path; }
+    [[nodiscard]] std::uint64_t writes() const { return m_writes; }
+
+private:
+    std::string m_path;
+    std::chrono::milliseconds m_heartbeat;
+    std::optional<std::array<int, 3>> m_last;
+    std::chrono::steady_clock::time_point m_last_write;
+    bool m_failed = false;
+    std::uint64_t m_writes = 0;
 };
 
 /// The controls other processes set on one GPU through the fake NVML.

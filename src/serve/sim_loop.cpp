@@ -38,8 +38,9 @@ Result<std::unique_ptr<SimLoop>> SimLoop::create(const sim::NodeConfig& node,
             NvmlCoupling::open(options.fake_nvml_config_path, options.fake_nvml_state_path,
                                options.gpu_offset, s.m_gpu_count, node.gpu));
     }
-    if (!options.batch_cap_path.empty()) {
+    if (!options.batch_cap_path.empty() && options.batch_cap_mode != BatchCapMode::kNone) {
         s.m_batch_cap_file.emplace(options.batch_cap_path, node.engine.max_num_seqs);
+        s.m_batch_cap_ack.emplace(options.batch_cap_path + ".ack");
     }
     const auto replicas = static_cast<std::size_t>(s.m_simulator.replica_count());
     s.m_metrics.resize(replicas);
@@ -229,7 +230,15 @@ void SimLoop::tick() {
     if (m_nvml) {
         controls = m_nvml->read_if_changed();
     }
-    const int batch_cap = m_batch_cap_file ? m_batch_cap_file->read() : m_node.engine.max_num_seqs;
+    int batch_cap = m_node.engine.max_num_seqs;
+    if (m_batch_cap_file) {
+        const int read = m_batch_cap_file->read();
+        if (m_options.batch_cap_mode == BatchCapMode::kApply) {
+            batch_cap = read;
+        }
+        m_batch_cap_ack->update(batch_cap, m_batch_cap_file->requested(),
+                                m_node.engine.max_num_seqs);
+    }
     std::optional<std::vector<fake::ExternalReading>> readings;
     std::vector<std::shared_ptr<StreamState>> wake;
     {

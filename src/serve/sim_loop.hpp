@@ -110,6 +110,7 @@ private:
     // ---- simulation thread only -----------------------------------------------------------
     std::unique_ptr<NvmlCoupling> m_nvml;
     std::optional<BatchCapFile> m_batch_cap_file;
+    std::optional<BatchCapAckWriter> m_batch_cap_ack;
     SteadyClock::time_point m_last_report_wall;
     double m_last_report_sim_s = 0.0;
     bool m_report_failed = false;

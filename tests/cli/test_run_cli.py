@@ -38,18 +38,51 @@ ITL_BOUNDS = ["0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "+Inf"]
 LATENCY_BOUNDS = ["0.1", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf"]
 
 
+ACK = struct.Struct("<8sQQQQ")  # docs/vllm.md: PALSACK1, applied, requested, launch, time_us
+
+
 class VllmStandIn:
     """Serves GET /metrics like a busy vLLM server: each scrape adds 100 requests' worth of tokens.
-    `itl_s` is where every inter-token latency falls (above the TPOT SLO: the batch must shrink)."""
+    `itl_s` is where every inter-token latency falls (above the TPOT SLO: the batch must shrink).
 
-    def __init__(self, port=0, itl_s=0.02):
+    With `cap_file`, it also plays the PALS scheduler's side of the batch cap (`ack`): "apply"
+    reads the cap file and acknowledges applying it in `<cap_file>.ack` (every 0.1 s), "ignore"
+    acknowledges reading it but running at `launch` (an engine that ignores the cap), None
+    writes nothing (vLLM without the PALS scheduler). `ack` may change while it runs."""
+
+    def __init__(self, port=0, itl_s=0.02, cap_file=None, ack="apply", launch=256):
         self.itl_s = itl_s
         self.scrapes = 0
         self.lock = threading.Lock()
         self.port = port
         self.server = None
         self.thread = None
+        self.cap_file = cap_file
+        self.ack = ack
+        self.launch = launch
+        self.acking = None
+        self.stop_acking = threading.Event()
         self.start()
+        if cap_file:
+            self.acking = threading.Thread(target=self.ack_loop, daemon=True)
+            self.acking.start()
+
+    def ack_loop(self):
+        while not self.stop_acking.wait(0.1):
+            mode = self.ack
+            if mode is None:
+                continue
+            try:
+                with open(self.cap_file, "rb") as f:
+                    data = f.read(9)
+                requested = struct.unpack("<Q", data)[0] if len(data) == 8 else 0
+            except OSError:
+                requested = 0
+            applied = min(requested, self.launch) if requested and mode == "apply" else self.launch
+            tmp = self.cap_file + ".ack.tmp"
+            with open(tmp, "wb") as f:
+                f.write(ACK.pack(b"PALSACK1", applied, requested, self.launch, int(time.time() * 1e6)))
+            os.replace(tmp, self.cap_file + ".ack")
 
     def metrics(self):
         with self.lock:
@@ -110,6 +143,9 @@ class VllmStandIn:
         self.thread.start()
 
     def stop(self):
+        self.stop_acking.set()
+        if self.acking:
+            self.acking.join()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
@@ -174,12 +210,12 @@ class Env:
         self.stand_ins.append(s)
         return s
 
-    def config_text(self, groups, policy="cap-only", budget_w=1200, extra=""):
+    def config_text(self, groups, policy="cap-only", budget_w=1200, extra="", max_num_seqs=256):
         text = (f'policy = "{policy}"\nbudget_w = {budget_w}\nperiod_s = {PERIOD_S}\n'
                 f'latency_window_s = 2.0\nlisten = "127.0.0.1:0"\ntoken_file = "token"\n'
                 f'saved_controls = "saved_controls.json"\nretry_periods = 2\nlog_level = "info"\n{extra}\n')
         for i, (url, gpus) in enumerate(groups):
-            text += (f'[[group]]\nurl = "{url}"\ngpus = {json.dumps(gpus)}\nmax_num_seqs = 256\n'
+            text += (f'[[group]]\nurl = "{url}"\ngpus = {json.dumps(gpus)}\nmax_num_seqs = {max_num_seqs}\n'
                      f'batch_cap_file = "batch_cap_{i}"\n\n')
         return text
 
@@ -394,10 +430,11 @@ def case_budget_api(e):
 
 
 def case_batch_cap_file(e):
-    s = e.stand_in(itl_s=0.5)  # ITL far above the 0.1 s TPOT SLO: batch-only shrinks the batch
+    cap_file = e.path("batch_cap_0")
+    # ITL far above the 0.1 s TPOT SLO: batch-only shrinks the batch; the stand-in applies it.
+    s = e.stand_in(itl_s=0.5, cap_file=cap_file)
     cfg = e.write_config(e.config_text([(s.url(), [2])], policy="batch-only", budget_w=0))
     d = Daemon(e, "--config", cfg)
-    cap_file = e.path("batch_cap_0")
     try:
         d.wait_for(lambda: os.path.exists(cap_file), "the batch-cap file")
         cap = read_batch_cap(cap_file)
@@ -408,6 +445,17 @@ def case_batch_cap_file(e):
         check("pals_batch_cap_changes_total 0" not in metrics, metrics)
         check('pals_group_batch_cap{group="0"}' in metrics, metrics)
         check(state["generation_tokens"] > 0, f"tokens {state['generation_tokens']}")
+        # Requested and applied, as the engine acknowledges it.
+        state = d.wait_for(lambda: d.state_if(
+            lambda st: st["groups"][0]["batch_cap_ack"] == "ok"
+            and st["groups"][0]["batch_cap_applied"] == st["groups"][0]["batch_cap_requested"]),
+            "the engine's acknowledgement in /v1/state")
+        g = state["groups"][0]
+        check(g["batch_cap_requested"] == g["batch_cap"] and g["engine_max_num_seqs"] == 256, str(g))
+        metrics = d.request("GET", "/metrics")[1]
+        check(re.search(r'pals_group_batch_cap_applied\{group="0"\} \d+', metrics), metrics)
+        check('pals_group_batch_cap_mismatch{group="0"} 0' in metrics, metrics)
+        check(d.health() == "ok" and not state["degraded"], str(state))
     finally:
         if d.proc.poll() is None:
             d.stop(signal.SIGINT)
@@ -429,6 +477,68 @@ def case_batch_cap_file(e):
     r = e.run("power", "restore", "--state-file", e.saved)
     e.expect(r, 0)
     check(not os.path.exists(cap_file), "pals power restore left the batch-cap file")
+
+
+def case_batch_cap_fault(e):
+    # vLLM without the PALS scheduler: the cap is requested and never acknowledged. After
+    # batch_cap_fault_periods (3) periods the daemon degrades, says why, counts it, and keeps the
+    # budget; it resumes once the engine acknowledges, and degrades again when an engine reads the
+    # cap but does not apply it.
+    cap_file = e.path("batch_cap_0")
+    s = e.stand_in(itl_s=0.5, cap_file=cap_file, ack=None)
+    cfg = e.write_config(e.config_text([(s.url(), [0, 1])], policy="batch-only", budget_w=1000))
+    d = Daemon(e, "--config", cfg)
+    try:
+        d.wait_for(lambda: d.health() == "degraded", "healthz degraded (no acknowledgement)")
+        code, body = d.request("GET", "/healthz")
+        reason = json.loads(body)["reason"]
+        check("not acknowledged" in reason and "pals_vllm.scheduler.PalsScheduler" in reason
+              and cap_file + ".ack" in reason, reason)
+        metrics = d.request("GET", "/metrics")[1]
+        check("pals_batch_cap_faults_total 1" in metrics and "pals_degraded 1" in metrics, metrics)
+        check("control degraded: group 0: batch cap" in d.log(), d.log())
+        state = d.json("/v1/state")
+        g = state["groups"][0]
+        check(g["batch_cap_ack"] == "missing" and g["batch_cap_applied"] is None, str(g))
+        check(sum(e.limits()[:2]) <= 1000.0, f"limits {e.limits()} above the 1000 W budget")
+        # Retries fail while nothing acknowledges: still one fault.
+        time.sleep(4 * PERIOD_S)
+        check(d.health() == "degraded", "resumed without an acknowledgement")
+        s.ack = "apply"
+        d.wait_for(lambda: d.health() == "ok", "control resumed once the engine acknowledges")
+        d.wait_for(lambda: d.state_if(lambda st: st["groups"][0]["batch_cap_ack"] == "ok"), "ack ok")
+        s.ack = "ignore"
+        d.wait_for(lambda: d.health() == "degraded", "degraded again (cap read, not applied)")
+        reason = json.loads(d.request("GET", "/healthz")[1])["reason"]
+        check("but the engine applies 256" in reason, reason)
+        check("pals_batch_cap_faults_total 2" in d.request("GET", "/metrics")[1], "second fault")
+        check(sum(e.limits()[:2]) <= 1000.0, f"limits {e.limits()} above the 1000 W budget")
+    finally:
+        if d.proc.poll() is None:
+            d.stop()
+    check(e.limits()[:2] == [700.0, 700.0], f"limits after SIGTERM: {e.limits()}")
+
+
+def case_max_num_seqs_check(e):
+    # The engine was launched with --max-num-seqs 128, pals.toml says 256: PALS says so at start
+    # (naming the group and both values) and caps at most 128.
+    cap_file = e.path("batch_cap_0")
+    s = e.stand_in(itl_s=0.02, cap_file=cap_file, launch=128)
+    cfg = e.write_config(e.config_text([(s.url(), [0])], policy="batch-only", budget_w=0))
+    d = Daemon(e, "--config", cfg)
+    try:
+        state = d.wait_for(lambda: d.state_if(
+            lambda st: st["groups"][0]["engine_max_num_seqs"] == 128 and st["decisions_total"] >= 3),
+            "the engine's launch max_num_seqs in /v1/state")
+        check(state["groups"][0]["batch_cap"] <= 128, str(state["groups"][0]))
+        check("group0: the engine was launched with max_num_seqs 128" in d.log()
+              and "the group's max_num_seqs is 256" in d.log(), d.log())
+        check('pals_group_engine_max_num_seqs{group="0"} 128' in d.request("GET", "/metrics")[1],
+              "pals_group_engine_max_num_seqs")
+        check(d.health() == "ok", d.health())
+    finally:
+        if d.proc.poll() is None:
+            d.stop()
 
 
 def case_vllm_outage(e):
@@ -477,15 +587,17 @@ def case_pals_policy(e):
     e.expect(e.run("profile", "--model", model_spec, "--caps", "300,500,700", "--batches", "8,32,128",
                    "--warmup", "2", "--window", "5", "--out", profile, "--quiet"), 0)
     e.expect(e.run("fit", profile, "--out", model), 0)
-    s0 = e.stand_in()
-    s1 = e.stand_in()
+    # The pals policy sets batch caps: the stand-ins acknowledge them as the PALS scheduler does.
+    s0 = e.stand_in(cap_file=e.path("batch_cap_0"))
+    s1 = e.stand_in(cap_file=e.path("batch_cap_1"))
     cfg = e.write_config(e.config_text([(s0.url(), [0]), (s1.url(), [1])], policy="pals", budget_w=900,
                                        extra='power_model = "model.json"\nworkload = "default"\n'))
     d = Daemon(e, "--config", cfg)
     try:
-        state = d.wait_for(lambda: d.state_if(lambda st: st["decisions_total"] >= 3),
-                           "three decisions")
+        state = d.wait_for(lambda: d.state_if(lambda st: st["decisions_total"] >= 6),
+                           "six decisions")
         check(state["policy"] == "pals" and not state["degraded"], str(state))
+        check(all(g["batch_cap_ack"] in ("ok", "unchecked") for g in state["groups"]), str(state))
         check(len(state["groups"]) == 2, str(state["groups"]))
         caps = [g["power_cap_w"] for g in state["groups"]]
         check(sum(caps) <= 900.0 + 1e-6, f"caps {caps} above the 900 W budget")
@@ -569,6 +681,8 @@ CASES = {
     "check_deploy": case_check_deploy,
     "budget_api": case_budget_api,
     "batch_cap_file": case_batch_cap_file,
+    "batch_cap_fault": case_batch_cap_fault,
+    "max_num_seqs_check": case_max_num_seqs_check,
     "vllm_outage": case_vllm_outage,
     "pals_policy": case_pals_policy,
     "permission_denied": case_permission_denied,

@@ -6,6 +6,13 @@
 /// publish a snapshot per period; on a backend failure stop actuating, restore the saved limits,
 /// report "degraded", keep serving, and try to resume control every few periods.
 ///
+/// Batch caps must be seen applied: where an engine acknowledges the cap it applies (vLLM with the
+/// PALS scheduler, engine::BatchCapAck), a cap requested but not acknowledged (missing or stale
+/// acknowledgement, or another cap read or applied) for `DaemonOptions::batch_cap_fault_periods`
+/// periods in a row is a fault: logged, counted (StateSnapshot::batch_cap_faults_total) and
+/// handled as a backend failure (degraded mode below). While degraded after such a fault, a retry
+/// succeeds only once every engine's acknowledgement is present and fresh again.
+///
 /// States: running (the Controller ticks every period) and degraded (the policy does not run;
 /// every batch cap is put back to the engine's launch maximum; the power limits are held at the
 /// saved values, each lowered to its share of the budget in force; every
@@ -46,6 +53,9 @@ struct DaemonOptions {
     /// The Controller keeps this many tick records (ControllerConfig::history_limit, >= 1): the
     /// daemon only needs the newest, and runs for months.
     std::size_t history_limit = 600;
+    /// A requested batch cap the engine does not acknowledge for this many periods in a row is
+    /// a fault (degraded mode); 0 never makes it one (it is still reported per group).
+    int batch_cap_fault_periods = 3;
 };
 
 /// The least node budget `gpus` can hold: the sum of their minimum power limits, W.
@@ -113,6 +123,10 @@ private:
     /// Counts cap and batch-cap changes (per group) in the records decided after
     /// `decisions_before` (Controller::decisions_total()).
     void count_changes(std::uint64_t decisions_before);
+    /// After a tick: counts, per group, the periods in a row whose reading shows a requested
+    /// batch cap not acknowledged; the fault (kUnavailable naming the group, what was requested
+    /// and what the engine says) once one reaches batch_cap_fault_periods.
+    [[nodiscard]] Status check_batch_caps();
     /// The budget in force now, +inf when none or when the policy ignores budgets.
     [[nodiscard]] double budget_to_hold_w() const;
     void publish();
@@ -135,12 +149,15 @@ private:
     bool m_hold_pending = false;         ///< a hold in degraded mode failed: retry it first
     double m_held_budget_w = 0.0;        ///< the budget the last hold aimed at
     std::vector<power::PowerLimitRange> m_ranges;  ///< per entry of m_all_gpus
-    std::vector<double> m_known_limit_w;    ///< per entry of m_all_gpus: last read or written
-    double m_budget_min_w = 0.0;            ///< sum of the minimum limits (0: unknown)
-    bool m_budget_feasible = true;          ///< as last published
-    std::vector<bool> m_batch_cap_touched;  ///< per engine: a cap below the maximum was set
-    std::vector<double> m_last_cap_w;       ///< per group: the cap last in force
-    std::vector<int> m_last_batch_cap;      ///< per group: the batch cap last in force
+    std::vector<double> m_known_limit_w;       ///< per entry of m_all_gpus: last read or written
+    double m_budget_min_w = 0.0;               ///< sum of the minimum limits (0: unknown)
+    bool m_budget_feasible = true;             ///< as last published
+    std::vector<bool> m_batch_cap_touched;     ///< per engine: a cap below the maximum was set
+    std::vector<double> m_last_cap_w;          ///< per group: the cap last in force
+    std::vector<int> m_last_batch_cap;         ///< per group: the batch cap last in force
+    std::vector<int> m_batch_cap_bad_periods;  ///< per group: periods in a row not acknowledged
+    bool m_batch_cap_fault = false;            ///< degraded because of a batch-cap fault
+    std::uint64_t m_batch_cap_faults = 0;
     std::uint64_t m_errors = 0;
     std::uint64_t m_recoveries = 0;
     std::uint64_t m_budget_updates = 0;

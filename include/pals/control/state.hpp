@@ -27,6 +27,14 @@ struct GroupSnapshot {
     int running = 0;
     int waiting = 0;
     double locked_clock_mhz = 0.0;  ///< the SM clock lock the policy holds (0: not locked)
+    /// The batch cap PALS asks the engine to apply (0: none asked yet: the engine runs at its
+    /// launch max_num_seqs).
+    int batch_cap_requested = 0;
+    int batch_cap_applied = -1;  ///< what the engine acknowledges it applies (-1: unknown)
+    /// engine::to_string(check_batch_cap()) of the last reading: "ok", "mismatch", "missing",
+    /// "stale" or "unchecked".
+    std::string batch_cap_ack = "unchecked";
+    int engine_max_num_seqs = 0;  ///< the engine's launch max_num_seqs, acknowledged (0: unknown)
 };
 
 /// The state after one control period.
@@ -57,6 +65,9 @@ struct StateSnapshot {
     std::uint64_t batch_changes_total = 0;
     std::uint64_t errors_total = 0;
     std::uint64_t budget_updates_total = 0;
+    /// Times a group's engine did not acknowledge the batch cap for batch_cap_fault_periods
+    /// periods (each one put the daemon in degraded mode).
+    std::uint64_t batch_cap_faults_total = 0;
 };
 
 /// A budget change requested through the API: steps (t_s relative to now, W); one step at

@@ -43,13 +43,44 @@ struct CumulativeHistogram {
 [[nodiscard]] std::vector<double> vllm_itl_buckets();
 [[nodiscard]] std::vector<double> vllm_e2e_buckets();
 
+/// The engine's own account of the batch cap it enforces (vLLM: the acknowledgement file the
+/// PALS scheduler writes beside the cap file, docs/vllm.md). Engines that give none (the
+/// simulator's) leave `state` at kNotReported.
+struct BatchCapAck {
+    enum class State {
+        kNotReported,  ///< this engine has no acknowledgement channel
+        kMissing,      ///< none found (or unreadable, malformed): the plugin is not running
+        kStale,        ///< found, but not renewed lately: the engine stopped answering
+        kFresh,        ///< found and renewed lately
+    };
+    State state = State::kNotReported;
+    int applied = 0;     ///< the batch cap the engine enforces (kStale, kFresh)
+    int requested = 0;   ///< the cap it read from PALS's file (0: none)
+    int launch = 0;      ///< its launch max_num_seqs (0: unknown)
+    double age_s = 0.0;  ///< since it was last renewed, as far as known
+    std::string source;  ///< where it was read (for messages)
+};
+
+/// Whether an engine applies the batch cap PALS requests, from one snapshot.
+enum class BatchCapCheck {
+    kUnchecked,  ///< no cap requested, or the engine reports nothing
+    kOk,         ///< acknowledged: requested and applied as PALS asked
+    kMismatch,   ///< acknowledged, but another cap read or applied
+    kMissing,    ///< a cap is requested and no acknowledgement exists
+    kStale,      ///< a cap is requested and the acknowledgement is not renewed
+};
+
 /// One reading of an engine. Counters and histograms are cumulative since the engine started.
 struct EngineSnapshot {
     Seconds time{0.0};
-    int running = 0;                 ///< sequences in the running batch (gauge)
-    int waiting = 0;                 ///< requests queued (gauge)
-    double kv_cache_usage = 0.0;     ///< 0..1 (gauge)
-    int batch_cap = 0;               ///< the batch cap in force
+    int running = 0;              ///< sequences in the running batch (gauge)
+    int waiting = 0;              ///< requests queued (gauge)
+    double kv_cache_usage = 0.0;  ///< 0..1 (gauge)
+    int batch_cap = 0;            ///< the batch cap in force (as PALS last set it)
+    /// True once PALS has published a batch cap the engine is asked to apply (before that the
+    /// engine runs at its launch value and nothing is checked).
+    bool batch_cap_requested = false;
+    BatchCapAck batch_cap_ack;       ///< what the engine says it applies
     double prompt_tokens = 0.0;      ///< counter
     double generation_tokens = 0.0;  ///< counter
     double requests_finished = 0.0;  ///< counter
@@ -79,6 +110,12 @@ struct EngineWindow {
     }
 };
 
+/// Compares the cap PALS requests (`batch_cap`, when `batch_cap_requested`) with the engine's
+/// acknowledgement: kOk when the engine read that cap and applies min(cap, its launch value).
+[[nodiscard]] BatchCapCheck check_batch_cap(const EngineSnapshot& snapshot);
+/// "unchecked", "ok", "mismatch", "missing", "stale" (the API's batch_cap_ack values).
+[[nodiscard]] std::string_view to_string(BatchCapCheck check);
+
 /// later - earlier. Counters that decreased (a restart) count from zero.
 [[nodiscard]] Result<EngineWindow> window_between(const EngineSnapshot& earlier,
                                                   const EngineSnapshot& later);
@@ -91,7 +128,8 @@ public:
     [[nodiscard]] virtual std::string_view engine_name() const = 0;
     /// Reads the engine's counters, gauges and histograms.
     [[nodiscard]] virtual Result<EngineSnapshot> snapshot() = 0;
-    /// The launch --max-num-seqs: the batch cap can only go below it.
+    /// The largest batch cap PALS may set: the launch --max-num-seqs (the batch cap can only go
+    /// below it).
     [[nodiscard]] virtual int max_batch_cap() const = 0;
     /// Sets the batch cap, clamped to [1, max_batch_cap()]. The engine never evicts running
     /// sequences for it: they drain.

@@ -66,6 +66,8 @@ struct RunConfig {
     double scrape_timeout_s = 2.0;   ///< connect + read timeout of one /metrics scrape
     std::string log_level = "info";  ///< trace | debug | info | warn | error | critical | off
     int retry_periods = 5;           ///< degraded mode: retry every this many periods
+    /// A batch cap not acknowledged by the engine for this many periods is a fault (0: never).
+    int batch_cap_fault_periods = 3;
     std::vector<RunGroupConfig> groups;
 
     std::string file;  ///< the TOML file read ("" = none)

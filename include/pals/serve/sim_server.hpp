@@ -12,7 +12,8 @@
 ///   power limits and locked clocks that other processes set in the fake NVML state file and
 ///   reports each GPU's power there (load kind "external");
 /// - the batch cap is read from the file the PALS vLLM plugin reads (8 bytes, little-endian
-///   uint64), once per tick.
+///   uint64), once per tick, and acknowledged as the plugin does (`<file>.ack`, 40 bytes, on a
+///   change and every second; BatchCapMode for engines that do not).
 ///
 /// Time: a simulation thread advances the simulator to (wall - start) * time_scale every tick.
 /// Latencies in /metrics are simulated seconds; power is simulated watts.
@@ -31,6 +32,14 @@
 #include "pals/sim/simulator.hpp"
 
 namespace pals::serve {
+
+/// How the simulated engine treats the batch-cap file: as vLLM with the PALS scheduler, or as
+/// a misconfigured engine (to test that PALS reports one).
+enum class BatchCapMode {
+    kApply,   ///< apply the cap and acknowledge it (`<file>.ack`), as the PALS scheduler does
+    kIgnore,  ///< read and acknowledge it, but run at max_num_seqs: an engine ignoring the cap
+    kNone,    ///< neither read nor acknowledge it: vLLM without the PALS scheduler
+};
 
 /// Options of a SimServer. Durations are wall time.
 struct SimServerOptions {
@@ -58,6 +67,8 @@ struct SimServerOptions {
     /// The batch-cap file (8 bytes, little-endian uint64; 0, absent or malformed: the launch
     /// max_num_seqs); empty: none.
     std::string batch_cap_path;
+    /// What the engine does with the batch-cap file (with a batch_cap_path).
+    BatchCapMode batch_cap_mode = BatchCapMode::kApply;
     /// Worker threads of the HTTP server: the most concurrent connections (streams) served.
     int max_connections = 512;
     /// Larger request bodies are refused with 400.

@@ -3,20 +3,47 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <cstdio>
 #include <exception>
+#include <limits>
 #include <utility>
 
 #include "pals/common/file_util.hpp"
 #include "pals/common/http_guard.hpp"
+#include "pals/common/log.hpp"
 
 namespace pals::engine::vllm {
 
+namespace {
+
+constexpr std::string_view kAckMagic = "PALSACK1";
+constexpr double kMicrosecondsPerSecond = 1e6;
+
+void put_u64(std::string& out, std::size_t at, std::uint64_t v) {
+    for (std::size_t i = 0; i < 8; ++i) {
+        out[at + i] = static_cast<char>((v >> (8 * i)) & 0xFFU);
+    }
+}
+
+std::uint64_t get_u64(std::string_view in, std::size_t at) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < 8; ++i) {
+        v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[at + i])) << (8 * i);
+    }
+    return v;
+}
+
+int to_int(std::uint64_t v) {
+    return static_cast<int>(std::min<std::uint64_t>(v, std::numeric_limits<int>::max()));
+}
+
+}  // namespace
+
 std::string encode_batch_cap(std::uint64_t batch_cap) {
     std::string bytes(8, '\0');
-    for (std::size_t i = 0; i < bytes.size(); ++i) {
-        bytes[i] = static_cast<char>((batch_cap >> (8 * i)) & 0xFFU);
-    }
+    put_u64(bytes, 0, batch_cap);
     return bytes;
 }
 
@@ -25,17 +52,117 @@ Result<std::uint64_t> decode_batch_cap(std::string_view bytes) {
         return Status::invalid_argument("batch-cap file: expected 8 bytes, got " +
                                         std::to_string(bytes.size()));
     }
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < bytes.size(); ++i) {
-        v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+    return get_u64(bytes, 0);
+}
+
+std::string encode_batch_cap_ack(const BatchCapAckRecord& record) {
+    std::string bytes(kBatchCapAckBytes, '\0');
+    std::copy(kAckMagic.begin(), kAckMagic.end(), bytes.begin());
+    put_u64(bytes, 8, record.applied);
+    put_u64(bytes, 16, record.requested);
+    put_u64(bytes, 24, record.launch);
+    put_u64(bytes, 32, record.time_unix_us);
+    return bytes;
+}
+
+Result<BatchCapAckRecord> decode_batch_cap_ack(std::string_view bytes) {
+    if (bytes.size() != kBatchCapAckBytes) {
+        return Status::invalid_argument("batch-cap acknowledgement: expected 40 bytes, got " +
+                                        std::to_string(bytes.size()));
     }
-    return v;
+    if (bytes.substr(0, kAckMagic.size()) != kAckMagic) {
+        return Status::invalid_argument("batch-cap acknowledgement: it does not start with " +
+                                        std::string(kAckMagic));
+    }
+    return BatchCapAckRecord{get_u64(bytes, 8), get_u64(bytes, 16), get_u64(bytes, 24),
+                             get_u64(bytes, 32)};
+}
+
+std::filesystem::path batch_cap_ack_path(const VllmEngineConfig& config) {
+    if (!config.batch_cap_ack_path.empty()) {
+        return config.batch_cap_ack_path;
+    }
+    std::filesystem::path p = config.batch_cap_path;
+    p += ".ack";
+    return p;
 }
 
 VllmEngine::VllmEngine(VllmEngineConfig config, Clock& clock)
     : m_config(std::move(config)), m_clock(clock) {
     m_config.max_num_seqs = std::max(1, m_config.max_num_seqs);
     m_batch_cap = m_config.max_num_seqs;
+    m_ack_path = batch_cap_ack_path(m_config);
+}
+
+int VllmEngine::max_batch_cap() const {
+    return m_engine_launch > 0 ? std::min(m_config.max_num_seqs, m_engine_launch)
+                               : m_config.max_num_seqs;
+}
+
+BatchCapAck VllmEngine::read_batch_cap_ack() {
+    BatchCapAck ack;
+    ack.source = m_ack_path.string();
+    std::array<char, kBatchCapAckBytes + 1> buffer{};
+    std::size_t n = 0;
+    std::FILE* f = std::fopen(ack.source.c_str(), "rbe");
+    if (f == nullptr) {
+        ack.state = BatchCapAck::State::kMissing;
+        m_ack_time_us = 0;
+        return ack;
+    }
+    n = std::fread(buffer.data(), 1, buffer.size(), f);
+    std::fclose(f);
+    const Result<BatchCapAckRecord> record =
+        decode_batch_cap_ack(std::string_view(buffer.data(), n));
+    if (!record.is_ok()) {
+        ack.state = BatchCapAck::State::kMissing;
+        ack.source += " (" + record.status().message() + ")";
+        m_ack_time_us = 0;
+        return ack;
+    }
+    ack.applied = to_int(record->applied);
+    ack.requested = to_int(record->requested);
+    ack.launch = to_int(record->launch);
+    const Seconds now = m_clock.now();
+    if (record->time_unix_us != m_ack_time_us) {
+        const bool first = m_ack_time_us == 0;
+        m_ack_time_us = record->time_unix_us;
+        m_ack_renewed_at = now;
+        if (first) {
+            // Its age by the wall clock that stamped it: an acknowledgement left by an engine
+            // that is gone is stale from the first read, not ack_stale_after later.
+            const double wall_now_us = std::chrono::duration<double, std::micro>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count();
+            const double age_s =
+                (wall_now_us - static_cast<double>(record->time_unix_us)) / kMicrosecondsPerSecond;
+            if (age_s > 0.0) {
+                m_ack_renewed_at = now - Seconds{age_s};
+            }
+        }
+    }
+    ack.age_s = (now - m_ack_renewed_at).count();
+    if (ack.age_s > m_config.ack_stale_after.count()) {
+        ack.state = BatchCapAck::State::kStale;
+        return ack;
+    }
+    ack.state = BatchCapAck::State::kFresh;
+    if (ack.launch > 0 && ack.launch != m_engine_launch) {
+        const bool was_known = m_engine_launch > 0;
+        m_engine_launch = ack.launch;
+        if (ack.launch != m_config.max_num_seqs) {
+            PALS_LOG_WARN(
+                "{}: the engine was launched with max_num_seqs {} (its acknowledgement {}) but "
+                "the group's max_num_seqs is {}: PALS sets batch caps up to {}; set "
+                "max_num_seqs = {} for this group in the configuration",
+                m_config.name, ack.launch, ack.source, m_config.max_num_seqs, max_batch_cap(),
+                ack.launch);
+        } else if (was_known) {
+            PALS_LOG_INFO("{}: the engine's launch max_num_seqs is {} again, as configured",
+                          m_config.name, ack.launch);
+        }
+    }
+    return ack;
 }
 
 std::string VllmEngine::metrics_url() const {
@@ -68,12 +195,14 @@ Result<EngineSnapshot> VllmEngine::snapshot() {
     }
     PALS_ASSIGN_OR_RETURN(
         auto snap, snapshot_from_text(body, m_config.filter, m_clock.now()).with_prefix(url));
-    snap.batch_cap = m_batch_cap;
+    snap.batch_cap_ack = read_batch_cap_ack();
+    snap.batch_cap = batch_cap();
+    snap.batch_cap_requested = m_published;
     return snap;
 }
 
 Status VllmEngine::set_batch_cap(int batch_cap) {
-    const int clamped = std::clamp(batch_cap, 1, m_config.max_num_seqs);
+    const int clamped = std::clamp(batch_cap, 1, max_batch_cap());
     PALS_RETURN_IF_ERROR(write_file_atomic(m_config.batch_cap_path,
                                            encode_batch_cap(static_cast<std::uint64_t>(clamped)))
                              .with_prefix("batch-cap file"));

@@ -21,7 +21,10 @@ std::shared_ptr<const StateSnapshot> sample_state() {
     s->power_w = 900.5;
     s->energy_j = 10000.0;
     s->generation_tokens = 25000.0;
-    s->groups.push_back({0, {0, 1}, 350.0, 128, 900.5, 1234.0, 40, 2, 1290.0});
+    s->groups.push_back(
+        {0, {0, 1}, 350.0, 128, 900.5, 1234.0, 40, 2, 1290.0, 128, 256, "mismatch", 256});
+    s->groups.push_back({1, {2}, 350.0, 256, 400.0, 100.0, 1, 0, 0.0});  // no cap, no ack
+    s->batch_cap_faults_total = 2;
     s->gpu_power_w = {450.0, 450.5};
     s->gpu_energy_j = {5000.0, 5000.0};
     s->last_decision = "feasible: demand 1400 tok/s";
@@ -62,6 +65,38 @@ TEST_F(HttpServerTest, HealthAndState) {
     EXPECT_NE(metrics->body.find("pals_group_locked_clock_mhz{group=\"0\"} 1290"),
               std::string::npos)
         << metrics->body;
+}
+
+TEST_F(HttpServerTest, RequestedAndAppliedBatchCapsAreShown) {
+    auto state = m_client->Get("/v1/state");
+    ASSERT_TRUE(state);
+    const auto j = nlohmann::json::parse(state->body);
+    const auto& g0 = j["groups"][0];
+    EXPECT_EQ(g0["batch_cap"], 128);
+    EXPECT_EQ(g0["batch_cap_requested"], 128);
+    EXPECT_EQ(g0["batch_cap_applied"], 256);
+    EXPECT_EQ(g0["batch_cap_ack"], "mismatch");
+    EXPECT_EQ(g0["engine_max_num_seqs"], 256);
+    const auto& g1 = j["groups"][1];
+    EXPECT_TRUE(g1["batch_cap_requested"].is_null());
+    EXPECT_TRUE(g1["batch_cap_applied"].is_null());
+    EXPECT_EQ(g1["batch_cap_ack"], "unchecked");
+    EXPECT_TRUE(g1["engine_max_num_seqs"].is_null());
+    EXPECT_EQ(j["batch_cap_faults_total"], 2);
+    auto metrics = m_client->Get("/metrics");
+    ASSERT_TRUE(metrics);
+    const std::string& m = metrics->body;
+    for (const char* line :
+         {"pals_group_batch_cap_requested{group=\"0\"} 128\n",
+          "pals_group_batch_cap_applied{group=\"0\"} 256\n",
+          "pals_group_batch_cap_mismatch{group=\"0\"} 1\n",
+          "pals_group_engine_max_num_seqs{group=\"0\"} 256\n",
+          "pals_group_batch_cap_requested{group=\"1\"} 0\n",
+          "pals_group_batch_cap_mismatch{group=\"1\"} 0\n", "pals_batch_cap_faults_total 2\n",
+          "# TYPE pals_batch_cap_faults_total counter\n"}) {
+        EXPECT_NE(m.find(line), std::string::npos) << line << "\n" << m;
+    }
+    EXPECT_EQ(m.find("pals_group_batch_cap_applied{group=\"1\"}"), std::string::npos);
 }
 
 TEST_F(HttpServerTest, BudgetNeedsTheTokenAndAWellFormedBody) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -560,6 +561,192 @@ TEST(DaemonTest, KeepsABoundedHistoryAndCountsEveryDecision) {
     EXPECT_GE(daemon.history_size(), 1U);
     EXPECT_LE(daemon.history_size(), 5U);
     EXPECT_GE(store.latest()->decisions_total, 99U);  // counted apart from the records kept
+}
+
+/// A serving engine that acknowledges its batch cap as vLLM with the PALS scheduler does
+/// (kApply), or as a misconfigured engine: one that reads the cap but runs at its launch value
+/// (kIgnore), or one without the plugin (kSilent: no acknowledgement).
+class AckingEngine final : public engine::ServingEngine {
+public:
+    enum class Mode { kApply, kIgnore, kSilent };
+    AckingEngine(engine::ServingEngine& inner, Clock& clock) : m_inner(inner), m_clock(clock) {}
+
+    [[nodiscard]] std::string_view engine_name() const override { return m_inner.engine_name(); }
+    [[nodiscard]] Result<engine::EngineSnapshot> snapshot() override {
+        if (on_snapshot) {
+            on_snapshot(m_clock.now().count());
+        }
+        PALS_ASSIGN_OR_RETURN(engine::EngineSnapshot snap, m_inner.snapshot());
+        snap.batch_cap = m_requested ? m_cap : max_batch_cap();
+        snap.batch_cap_requested = m_requested;
+        engine::BatchCapAck& ack = snap.batch_cap_ack;
+        ack.source = "/run/pals/batch_cap.ack";
+        if (mode == Mode::kSilent) {
+            ack.state = engine::BatchCapAck::State::kMissing;
+            return snap;
+        }
+        ack.state = engine::BatchCapAck::State::kFresh;
+        ack.launch = max_batch_cap();
+        ack.requested = m_requested ? m_cap : 0;
+        ack.applied = mode == Mode::kApply && m_requested ? m_cap : max_batch_cap();
+        return snap;
+    }
+    [[nodiscard]] int max_batch_cap() const override { return m_inner.max_batch_cap(); }
+    [[nodiscard]] Status set_batch_cap(int batch_cap) override {
+        m_requested = true;
+        m_cap = std::clamp(batch_cap, 1, max_batch_cap());
+        return mode == Mode::kApply ? m_inner.set_batch_cap(batch_cap) : Status::ok();
+    }
+    [[nodiscard]] std::vector<int> gpus() const override { return m_inner.gpus(); }
+
+    Mode mode = Mode::kApply;
+    std::function<void(double)> on_snapshot;  ///< sees the clock at every reading
+
+private:
+    engine::ServingEngine& m_inner;
+    Clock& m_clock;
+    bool m_requested = false;
+    int m_cap = 0;
+};
+
+TEST(DaemonTest, AnAcknowledgedBatchCapIsReportedAndKeepsControlRunning) {
+    auto node = make_node();
+    control::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved_b1.json");
+    AckingEngine e0(node->engine(0), node->clock());
+    AckingEngine e1(node->engine(1), node->clock());
+    std::vector<engine::ServingEngine*> engines = {&e0, &e1};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(1000.0);
+    Daemon daemon(node->clock(), node->gpus(), engines, make_fixed_policy("fixed", 500.0, 32),
+                  config, store, saved);
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{10.0}).is_ok());
+    auto s = store.latest();
+    ASSERT_TRUE(s);
+    EXPECT_FALSE(s->degraded);
+    EXPECT_EQ(s->batch_cap_faults_total, 0U);
+    const GroupSnapshot& g = s->groups.at(0);
+    EXPECT_EQ(g.batch_cap, 32);
+    EXPECT_EQ(g.batch_cap_requested, 32);
+    EXPECT_EQ(g.batch_cap_applied, 32);
+    EXPECT_EQ(g.batch_cap_ack, "ok");
+    EXPECT_EQ(g.engine_max_num_seqs, 256);
+}
+
+TEST(DaemonTest, ABatchCapNotAppliedForThreePeriodsIsAFaultThatKeepsTheBudget) {
+    auto node = make_node();
+    control::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved_b2.json");
+    AckingEngine e0(node->engine(0), node->clock());
+    AckingEngine e1(node->engine(1), node->clock());
+    e1.mode = AckingEngine::Mode::kIgnore;
+    std::vector<engine::ServingEngine*> engines = {&e0, &e1};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(800.0);
+    DaemonOptions options;
+    options.retry_periods = 4;
+    Daemon daemon(node->clock(), node->gpus(), engines, make_fixed_policy("fixed", 400.0, 32),
+                  config, store, saved, options);
+    // The cap is written at the 1 s decision; the readings at 2, 3 and 4 s show it not applied:
+    // the fault comes at 4 s. The engine applies caps again from 8 s on.
+    double degraded_at = -1.0;
+    std::shared_ptr<const StateSnapshot> at_fault;
+    e1.on_snapshot = [&](double t) {
+        if (daemon.degraded() && degraded_at < 0.0) {
+            degraded_at = t;  // the fresh reading of the degraded publish
+        }
+        auto s = store.latest();
+        if (!s) {
+            return;
+        }
+        if (s->degraded) {
+            if (!at_fault) {
+                at_fault = s;
+            }
+            // Degraded keeps the budget: the sum of the limits in force stays within it.
+            EXPECT_LE(node->gpus().power_limit_w(0).value() + node->gpus().power_limit_w(1).value(),
+                      800.0 + 1e-6);
+        } else if (t > 2.5 && t < 3.5) {
+            EXPECT_EQ(s->groups.at(1).batch_cap_ack, "mismatch");
+            EXPECT_EQ(s->groups.at(1).batch_cap_applied, 256);
+            EXPECT_EQ(s->groups.at(1).batch_cap_requested, 32);
+        }
+        if (t >= 8.0) {
+            e1.mode = AckingEngine::Mode::kApply;
+        }
+    };
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{20.0}).is_ok());
+    ASSERT_TRUE(at_fault);
+    EXPECT_NEAR(degraded_at, 4.0, 0.2);
+    EXPECT_EQ(at_fault->batch_cap_faults_total, 1U);
+    EXPECT_NE(at_fault->last_decision.find("group 1: batch cap 32 requested for 3 periods but "
+                                           "the engine applies 256 (it read 32, launch "
+                                           "max_num_seqs 256"),
+              std::string::npos)
+        << at_fault->last_decision;
+    auto s = store.latest();
+    EXPECT_FALSE(s->degraded);
+    EXPECT_EQ(daemon.recoveries_total(), 1U);
+    EXPECT_EQ(s->batch_cap_faults_total, 1U);
+    EXPECT_EQ(s->groups.at(1).batch_cap_ack, "ok");
+}
+
+TEST(DaemonTest, AnEngineWithoutThePluginStaysDegradedUntilItAcknowledges) {
+    auto node = make_node();
+    control::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved_b3.json");
+    AckingEngine e0(node->engine(0), node->clock());
+    AckingEngine e1(node->engine(1), node->clock());
+    e0.mode = AckingEngine::Mode::kSilent;
+    std::vector<engine::ServingEngine*> engines = {&e0, &e1};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(1000.0);
+    DaemonOptions options;
+    options.retry_periods = 2;
+    Daemon daemon(node->clock(), node->gpus(), engines, make_fixed_policy("fixed", 500.0, 16),
+                  config, store, saved, options);
+    std::shared_ptr<const StateSnapshot> before_fix;
+    e0.on_snapshot = [&](double t) {
+        if (t >= 30.0 && !before_fix) {
+            before_fix = store.latest();
+            e0.mode = AckingEngine::Mode::kApply;
+        }
+    };
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{40.0}).is_ok());
+    ASSERT_TRUE(before_fix);
+    EXPECT_TRUE(before_fix->degraded);
+    EXPECT_EQ(before_fix->batch_cap_faults_total, 1U);  // retries fail, they do not re-fault
+    EXPECT_GE(before_fix->errors_total, 5U);
+    EXPECT_NE(before_fix->last_decision.find("pals_vllm.scheduler.PalsScheduler"),
+              std::string::npos)
+        << before_fix->last_decision;
+    EXPECT_EQ(before_fix->groups.at(0).batch_cap_ack, "missing");
+    EXPECT_EQ(before_fix->groups.at(0).batch_cap_applied, -1);
+    EXPECT_FALSE(store.latest()->degraded);
+    EXPECT_EQ(daemon.recoveries_total(), 1U);
+}
+
+TEST(DaemonTest, ZeroFaultPeriodsReportsButNeverDegrades) {
+    auto node = make_node();
+    control::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved_b4.json");
+    AckingEngine e0(node->engine(0), node->clock());
+    AckingEngine e1(node->engine(1), node->clock());
+    e0.mode = AckingEngine::Mode::kSilent;
+    std::vector<engine::ServingEngine*> engines = {&e0, &e1};
+    ControllerConfig config;
+    DaemonOptions options;
+    options.batch_cap_fault_periods = 0;
+    Daemon daemon(node->clock(), node->gpus(), engines, make_fixed_policy("fixed", 500.0, 16),
+                  config, store, saved, options);
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{10.0}).is_ok());
+    EXPECT_FALSE(store.latest()->degraded);
+    EXPECT_EQ(store.latest()->groups.at(0).batch_cap_ack, "missing");
+    EXPECT_EQ(store.latest()->batch_cap_faults_total, 0U);
 }
 
 }  // namespace

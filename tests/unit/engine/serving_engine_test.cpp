@@ -59,5 +59,31 @@ TEST(BucketsTest, VllmBucketsAreAscending) {
     }
 }
 
+TEST(BatchCapCheckTest, ComparesTheRequestWithTheAcknowledgement) {
+    EngineSnapshot s;
+    s.batch_cap = 64;
+    EXPECT_EQ(check_batch_cap(s), BatchCapCheck::kUnchecked);  // no cap requested, no ack
+    s.batch_cap_requested = true;
+    EXPECT_EQ(check_batch_cap(s), BatchCapCheck::kUnchecked);  // an engine without acks
+    s.batch_cap_ack.state = BatchCapAck::State::kMissing;
+    EXPECT_EQ(check_batch_cap(s), BatchCapCheck::kMissing);
+    s.batch_cap_ack.state = BatchCapAck::State::kStale;
+    EXPECT_EQ(check_batch_cap(s), BatchCapCheck::kStale);
+    s.batch_cap_ack = {BatchCapAck::State::kFresh, 64, 64, 256, 0.0, "x"};
+    EXPECT_EQ(check_batch_cap(s), BatchCapCheck::kOk);
+    s.batch_cap_ack.applied = 256;  // read but not applied
+    EXPECT_EQ(check_batch_cap(s), BatchCapCheck::kMismatch);
+    s.batch_cap_ack = {BatchCapAck::State::kFresh, 64, 0, 256, 0.0, "x"};  // another file
+    EXPECT_EQ(check_batch_cap(s), BatchCapCheck::kMismatch);
+    // Clamped by the engine's smaller launch value: applied as asked.
+    s.batch_cap = 300;
+    s.batch_cap_ack = {BatchCapAck::State::kFresh, 256, 300, 256, 0.0, "x"};
+    EXPECT_EQ(check_batch_cap(s), BatchCapCheck::kOk);
+    s.batch_cap_requested = false;
+    EXPECT_EQ(check_batch_cap(s), BatchCapCheck::kUnchecked);
+    EXPECT_EQ(to_string(BatchCapCheck::kMismatch), "mismatch");
+    EXPECT_EQ(to_string(BatchCapCheck::kOk), "ok");
+}
+
 }  // namespace
 }  // namespace pals::engine

@@ -297,5 +297,127 @@ TEST(VllmEngineTest, SnapshotCarriesThePublishedCap) {
     EXPECT_EQ(snap->running, 5);  // engine 1 only
 }
 
+std::uint64_t wall_now_us() {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::system_clock::now().time_since_epoch())
+                                          .count());
+}
+
+void write_ack(const std::filesystem::path& path, BatchCapAckRecord record) {
+    ASSERT_TRUE(write_file_atomic(path, encode_batch_cap_ack(record)).is_ok());
+}
+
+TEST(VllmEngineTest, AckEncodingIsThePluginsFortyBytes) {
+    // The same bytes as python/tests/test_ack.py's test_format_round_trip_and_rejects.
+    const std::string bytes = encode_batch_cap_ack({3, 0, 256, 1});
+    ASSERT_EQ(bytes.size(), kBatchCapAckBytes);
+    const std::string expected_hex =
+        "50414c5341434b31"
+        "0300000000000000"
+        "0000000000000000"
+        "0001000000000000"
+        "0100000000000000";
+    std::string hex;
+    for (const char c : bytes) {
+        constexpr std::string_view kDigits = "0123456789abcdef";
+        const auto b = static_cast<unsigned char>(c);
+        hex += kDigits[b >> 4U];
+        hex += kDigits[b & 0xFU];
+    }
+    EXPECT_EQ(hex, expected_hex);
+    auto back = decode_batch_cap_ack(bytes);
+    ASSERT_TRUE(back.is_ok());
+    EXPECT_EQ(back->applied, 3U);
+    EXPECT_EQ(back->launch, 256U);
+    EXPECT_EQ(back->time_unix_us, 1U);
+    EXPECT_FALSE(decode_batch_cap_ack(bytes.substr(1)).is_ok());
+    EXPECT_FALSE(decode_batch_cap_ack("PALSACK2" + bytes.substr(8)).is_ok());
+    VllmEngineConfig c;
+    c.batch_cap_path = "/run/pals/batch_cap.1";
+    EXPECT_EQ(batch_cap_ack_path(c), "/run/pals/batch_cap.1.ack");
+    c.batch_cap_ack_path = "/elsewhere";
+    EXPECT_EQ(batch_cap_ack_path(c), "/elsewhere");
+}
+
+TEST(VllmEngineTest, AckIsMissingFreshThenStaleWhenNotRenewed) {
+    TempDir dir;
+    ManualClock clock(Seconds{10.0});
+    VllmEngine engine(config_for(1, dir.path() / "cap"), clock);
+    const auto ack_path = dir.path() / "cap.ack";
+    EXPECT_EQ(engine.read_batch_cap_ack().state, BatchCapAck::State::kMissing);
+    write_ack(ack_path, {32, 32, 64, wall_now_us()});
+    BatchCapAck ack = engine.read_batch_cap_ack();
+    EXPECT_EQ(ack.state, BatchCapAck::State::kFresh);
+    EXPECT_EQ(ack.applied, 32);
+    EXPECT_EQ(ack.requested, 32);
+    EXPECT_EQ(ack.launch, 64);
+    EXPECT_EQ(ack.source, ack_path.string());
+    clock.advance(Seconds{4.0});
+    EXPECT_EQ(engine.read_batch_cap_ack().state, BatchCapAck::State::kFresh);
+    clock.advance(Seconds{2.0});  // 6 s without a new time stamp: the plugin stopped
+    ack = engine.read_batch_cap_ack();
+    EXPECT_EQ(ack.state, BatchCapAck::State::kStale);
+    EXPECT_NEAR(ack.age_s, 6.0, 0.5);
+    write_ack(ack_path, {32, 32, 64, wall_now_us() + 1});  // a heartbeat
+    EXPECT_EQ(engine.read_batch_cap_ack().state, BatchCapAck::State::kFresh);
+    ASSERT_TRUE(write_file_atomic(ack_path, "not an ack").is_ok());
+    ack = engine.read_batch_cap_ack();
+    EXPECT_EQ(ack.state, BatchCapAck::State::kMissing);
+    EXPECT_NE(ack.source.find("expected 40 bytes"), std::string::npos) << ack.source;
+}
+
+TEST(VllmEngineTest, AnAckLeftByAGoneEngineIsStaleAtTheFirstRead) {
+    TempDir dir;
+    ManualClock clock;
+    VllmEngine engine(config_for(1, dir.path() / "cap"), clock);
+    write_ack(dir.path() / "cap.ack", {64, 0, 64, wall_now_us() - 3'600'000'000ULL});
+    const BatchCapAck ack = engine.read_batch_cap_ack();
+    EXPECT_EQ(ack.state, BatchCapAck::State::kStale);
+    EXPECT_GT(ack.age_s, 3500.0);
+    EXPECT_EQ(engine.engine_max_num_seqs(), 0);  // a stale launch value is not adopted
+}
+
+TEST(VllmEngineTest, TheEnginesSmallerLaunchValueBoundsTheBatchCap) {
+    TempDir dir;
+    ManualClock clock;
+    VllmEngine engine(config_for(1, dir.path() / "cap"), clock);  // max_num_seqs 64
+    EXPECT_EQ(engine.max_batch_cap(), 64);
+    write_ack(dir.path() / "cap.ack", {32, 0, 32, wall_now_us()});
+    (void)engine.read_batch_cap_ack();
+    EXPECT_EQ(engine.engine_max_num_seqs(), 32);
+    EXPECT_EQ(engine.max_batch_cap(), 32);
+    EXPECT_EQ(engine.batch_cap(), 32);  // nothing published: the launch value
+    ASSERT_TRUE(engine.set_batch_cap(50).is_ok());
+    EXPECT_EQ(read_cap(dir.path() / "cap"), 32U);
+    // A larger launch value than configured: the configured one still bounds PALS.
+    write_ack(dir.path() / "cap.ack", {32, 32, 128, wall_now_us() + 1});
+    (void)engine.read_batch_cap_ack();
+    EXPECT_EQ(engine.engine_max_num_seqs(), 128);
+    EXPECT_EQ(engine.max_batch_cap(), 64);
+}
+
+TEST(VllmEngineTest, SnapshotCarriesTheAckAndWhetherACapIsRequested) {
+    FakeVllmServer server(golden("metrics_v0_11.txt"));
+    TempDir dir;
+    ManualClock clock;
+    VllmEngine engine(config_for(server.port(), dir.path() / "cap"), clock);
+    auto snap = engine.snapshot();
+    ASSERT_TRUE(snap.is_ok()) << snap.status().message();
+    EXPECT_FALSE(snap->batch_cap_requested);
+    EXPECT_EQ(snap->batch_cap_ack.state, BatchCapAck::State::kMissing);
+    EXPECT_EQ(check_batch_cap(*snap), BatchCapCheck::kUnchecked);
+    ASSERT_TRUE(engine.set_batch_cap(16).is_ok());
+    write_ack(dir.path() / "cap.ack", {16, 16, 64, wall_now_us()});
+    snap = engine.snapshot();
+    ASSERT_TRUE(snap.is_ok());
+    EXPECT_TRUE(snap->batch_cap_requested);
+    EXPECT_EQ(snap->batch_cap_ack.applied, 16);
+    EXPECT_EQ(check_batch_cap(*snap), BatchCapCheck::kOk);
+    write_ack(dir.path() / "cap.ack", {64, 16, 64, wall_now_us() + 1});  // read, not applied
+    snap = engine.snapshot();
+    ASSERT_TRUE(snap.is_ok());
+    EXPECT_EQ(check_batch_cap(*snap), BatchCapCheck::kMismatch);
+}
+
 }  // namespace
 }  // namespace pals::engine::vllm

@@ -126,6 +126,24 @@ TEST(RunConfigTest, DefaultsNeedOnlyAGroup) {
     EXPECT_EQ(c->groups.at(0).batch_cap_file, "/run/pals/batch_cap");
     EXPECT_TRUE(controller_config(c.value()).budget.empty());  // budget_w 0: none
     EXPECT_EQ(daemon_options(c.value()).retry_periods, 5);
+    EXPECT_EQ(c->batch_cap_fault_periods, 3);
+    EXPECT_EQ(daemon_options(c.value()).batch_cap_fault_periods, 3);
+}
+
+TEST(RunConfigTest, BatchCapFaultPeriodsIsAKeyAFlagAndAVariable) {
+    RunConfigSources s;
+    s.flags = {{"policy", "batch-only"}, {"batch_cap_fault_periods", "0"}};
+    s.group_flags = {"url=http://127.0.0.1:8000,gpus=0"};
+    Result<RunConfig> c = load_run_config(s);
+    ASSERT_TRUE(c.is_ok()) << c.status().message();
+    EXPECT_EQ(daemon_options(c.value()).batch_cap_fault_periods, 0);
+    EXPECT_EQ(run_config_env_name("batch_cap_fault_periods"), "PALS_BATCH_CAP_FAULT_PERIODS");
+    s.flags = {{"policy", "batch-only"}, {"batch_cap_fault_periods", "-1"}};
+    c = load_run_config(s);
+    ASSERT_FALSE(c.is_ok());
+    EXPECT_NE(c.status().message().find("--batch-cap-fault-periods: must be 0-1000000"),
+              std::string::npos)
+        << c.status().message();
 }
 
 TEST(RunConfigTest, FlagBeatsEnvironmentBeatsFileBeatsDefault) {

@@ -19,10 +19,12 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "fake_nvml/fake_driver.hpp"
+#include "pals/common/file_util.hpp"
 #include "pals/engine/vllm/prometheus_text.hpp"
 #include "pals/engine/vllm/vllm_engine.hpp"
 #include "pals/engine/vllm/vllm_metrics.hpp"
@@ -451,6 +453,62 @@ TEST_F(SimServerTest, ObeysTheBatchCapFile) {
     EXPECT_TRUE(eventually([this] { return gauge("pals_sim_batch_cap") == 2.0; }));
     std::filesystem::remove(m_dir.file("batch_cap"));
     EXPECT_TRUE(eventually([this] { return gauge("pals_sim_batch_cap") == 64.0; }));
+}
+
+/// The acknowledgement sim-serve writes beside the cap file, as the PALS scheduler does.
+std::optional<engine::vllm::BatchCapAckRecord> read_ack(const std::string& path) {
+    auto bytes = read_file(path);
+    if (!bytes.is_ok()) {
+        return std::nullopt;
+    }
+    auto ack = engine::vllm::decode_batch_cap_ack(*bytes);
+    return ack.is_ok() ? std::optional(*ack) : std::nullopt;
+}
+
+TEST_F(SimServerTest, AcknowledgesTheBatchCapItApplies) {
+    start();
+    const std::string ack_path = m_dir.file("batch_cap") + ".ack";
+    ASSERT_TRUE(eventually([&] { return read_ack(ack_path).has_value(); }));
+    auto ack = read_ack(ack_path);
+    EXPECT_EQ(ack->applied, 64U);  // no cap yet: the launch value
+    EXPECT_EQ(ack->requested, 0U);
+    EXPECT_EQ(ack->launch, 64U);
+    write_batch_cap(5);
+    ASSERT_TRUE(eventually([&] {
+        auto a = read_ack(ack_path);
+        return a && a->applied == 5U && a->requested == 5U;
+    }));
+    write_batch_cap(1000);  // clamped: applied the launch value, requested as read
+    ASSERT_TRUE(eventually([&] {
+        auto a = read_ack(ack_path);
+        return a && a->applied == 64U && a->requested == 1000U;
+    }));
+    // A heartbeat: the time stamp moves on while nothing changes.
+    const std::uint64_t t0 = read_ack(ack_path)->time_unix_us;
+    EXPECT_TRUE(eventually([&] { return read_ack(ack_path)->time_unix_us > t0; }));
+}
+
+TEST_F(SimServerTest, CanPlayAnEngineThatIgnoresTheCapOrHasNoPlugin) {
+    start(testing::llama_node(), 0,
+          [](SimServerOptions& o) { o.batch_cap_mode = BatchCapMode::kIgnore; });
+    const std::string ack_path = m_dir.file("batch_cap") + ".ack";
+    write_batch_cap(5);
+    ASSERT_TRUE(eventually([&] {
+        auto a = read_ack(ack_path);
+        return a && a->requested == 5U;
+    }));
+    EXPECT_EQ(read_ack(ack_path)->applied, 64U);
+    EXPECT_DOUBLE_EQ(gauge("pals_sim_batch_cap"), 64.0);
+    m_server->stop();
+    m_server.reset();
+    std::filesystem::remove(ack_path);
+    start(testing::llama_node(), 0,
+          [](SimServerOptions& o) { o.batch_cap_mode = BatchCapMode::kNone; });
+    write_batch_cap(5);
+    EXPECT_TRUE(eventually([this] { return gauge("pals_sim_batch_cap") == 64.0; }));
+    std::this_thread::sleep_for(50ms);
+    EXPECT_FALSE(std::filesystem::exists(ack_path));
+    EXPECT_DOUBLE_EQ(gauge("pals_sim_batch_cap"), 64.0);
 }
 
 TEST_F(SimServerTest, AppliesPowerLimitsSetThroughTheFakeNvml) {

@@ -27,7 +27,28 @@ struct VllmEngineConfig {
     int max_num_seqs = 256;   ///< the server's launch --max-num-seqs (>= 1)
     std::vector<int> gpus;    ///< indices in the node's GpuBackend
     std::filesystem::path batch_cap_path = "/run/pals/batch_cap";  ///< $PALS_BATCH_CAP_FILE
+    /// The plugin's acknowledgement; empty: batch_cap_path + ".ack" (where the plugin writes it).
+    std::filesystem::path batch_cap_ack_path;
+    /// An acknowledgement not renewed for this long (by the engine's clock for the first read,
+    /// by `clock` after) is stale; the plugin renews it every second.
+    Seconds ack_stale_after{5.0};
 };
+
+/// The acknowledgement file's content (docs/vllm.md): 40 bytes, little-endian: "PALSACK1", then
+/// applied, requested, launch max_num_seqs and the Unix time in microseconds, each uint64.
+struct BatchCapAckRecord {
+    std::uint64_t applied = 0;
+    std::uint64_t requested = 0;
+    std::uint64_t launch = 0;
+    std::uint64_t time_unix_us = 0;
+};
+inline constexpr std::size_t kBatchCapAckBytes = 40;
+/// The 40 bytes of `record`.
+[[nodiscard]] std::string encode_batch_cap_ack(const BatchCapAckRecord& record);
+/// kInvalidArgument unless exactly 40 bytes starting with "PALSACK1".
+[[nodiscard]] Result<BatchCapAckRecord> decode_batch_cap_ack(std::string_view bytes);
+/// config.batch_cap_ack_path, or batch_cap_path + ".ack".
+[[nodiscard]] std::filesystem::path batch_cap_ack_path(const VllmEngineConfig& config);
 
 /// Encodes a batch cap as the plugin reads it: 8 bytes, little-endian unsigned 64-bit.
 [[nodiscard]] std::string encode_batch_cap(std::uint64_t batch_cap);
@@ -43,11 +64,14 @@ public:
 
     [[nodiscard]] std::string_view engine_name() const override { return m_config.name; }
     /// GET http://HOST:PORT/metrics (timeout from the config) and snapshot_from_text(); the
-    /// snapshot's batch_cap is the cap last published. kUnavailable naming the URL when the
-    /// server does not answer or answers other than 200; kInvalidArgument (prefixed with the URL)
-    /// when the text is malformed or lacks a required metric.
+    /// snapshot's batch_cap is the cap last published, its batch_cap_ack the acknowledgement
+    /// read now (read_batch_cap_ack()). kUnavailable naming the URL when the server does not
+    /// answer or answers other than 200; kInvalidArgument (prefixed with the URL) when the text
+    /// is malformed or lacks a required metric.
     [[nodiscard]] Result<EngineSnapshot> snapshot() override;
-    [[nodiscard]] int max_batch_cap() const override { return m_config.max_num_seqs; }
+    /// The configured max_num_seqs, or the engine's launch value when its acknowledgement
+    /// reports a smaller one (logged once per value, with both numbers).
+    [[nodiscard]] int max_batch_cap() const override;
     /// Clamps to [1, max_num_seqs] and writes the cap file atomically (temporary file + rename).
     /// Errors come from the file write; the cap in force is then unchanged.
     [[nodiscard]] Status set_batch_cap(int batch_cap) override;
@@ -56,8 +80,15 @@ public:
     [[nodiscard]] Status refresh_batch_cap() override;
     [[nodiscard]] std::vector<int> gpus() const override { return m_config.gpus; }
 
-    /// The cap last published (max_num_seqs before the first set_batch_cap()).
-    [[nodiscard]] int batch_cap() const { return m_batch_cap; }
+    /// The cap last published (max_batch_cap() before the first set_batch_cap()).
+    [[nodiscard]] int batch_cap() const { return m_published ? m_batch_cap : max_batch_cap(); }
+    /// Reads the plugin's acknowledgement file: kMissing when absent or malformed; kStale when
+    /// its time stamp has not changed for ack_stale_after (or, at the first read, is older than
+    /// that by the wall clock); else kFresh. A launch max_num_seqs that differs from the
+    /// configured one is logged (a warning naming both) when first seen.
+    [[nodiscard]] BatchCapAck read_batch_cap_ack();
+    /// The launch max_num_seqs the engine acknowledged (0: none seen yet).
+    [[nodiscard]] int engine_max_num_seqs() const { return m_engine_launch; }
     /// "http://HOST:PORT/metrics".
     [[nodiscard]] std::string metrics_url() const;
 
@@ -66,6 +97,10 @@ private:
     Clock& m_clock;
     int m_batch_cap;
     bool m_published = false;  ///< set_batch_cap() has written the file at least once
+    std::filesystem::path m_ack_path;
+    std::uint64_t m_ack_time_us = 0;  ///< the acknowledgement's time stamp last read (0: none)
+    Seconds m_ack_renewed_at{0.0};    ///< m_clock time at which that time stamp was first seen
+    int m_engine_launch = 0;          ///< launch max_num_seqs last acknowledged (0: unknown)
 };
 
 }  // namespace pals::engine::vllm
