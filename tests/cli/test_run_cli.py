@@ -519,6 +519,72 @@ def case_batch_cap_fault(e):
     check(e.limits()[:2] == [700.0, 700.0], f"limits after SIGTERM: {e.limits()}")
 
 
+def case_sim_serve_ignores_cap(e):
+    # The stand-in engine of the live tests, `pals sim-serve`, playing an engine that reads the cap
+    # but does not apply it (--batch-cap-mode ignore), under load, with the daemon's batch-only
+    # policy shrinking the batch (a TPOT SLO far below its ITL): a mismatch, then a fault.
+    model = os.path.join(e.shared_dir, "models", "meta-llama__Llama-3.1-8B-Instruct.json")
+    if not os.path.exists(model):
+        print(f"skipped: {model} is missing")
+        return
+    sim = e.path("sim")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PALS_")}
+    server_log = open(e.path("sim-serve.stderr"), "w")
+    server = subprocess.Popen([e.pals, "sim-serve", "--model", model, "--port", "0", "--state-dir", sim,
+                               "--max-num-seqs", "64", "--batch-cap-mode", "ignore"],
+                              env=env, stdout=subprocess.PIPE, stderr=server_log, text=True)
+    stop_load = threading.Event()
+    load = []
+    d = None
+    try:
+        line = server.stdout.readline()
+        check("listening on http://" in line, f"sim-serve: {line!r}")
+        base = line.strip().split("listening on ", 1)[1]
+
+        def client():
+            body = json.dumps({"model": "meta-llama/Llama-3.1-8B-Instruct", "prompt": "x",
+                               "max_tokens": 100}).encode()
+            while not stop_load.is_set():
+                req = urllib.request.Request(base + "/v1/completions", data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
+                try:
+                    urllib.request.urlopen(req, timeout=30).read()
+                except OSError:
+                    time.sleep(0.05)
+
+        load = [threading.Thread(target=client, daemon=True) for _ in range(8)]
+        for t in load:
+            t.start()
+        cfg = e.write_config(
+            f'policy = "batch-only"\nperiod_s = {PERIOD_S}\nlatency_window_s = 2.0\nslo_tpot_s = 0.001\n'
+            f'listen = "127.0.0.1:0"\ntoken_file = "token"\nsaved_controls = "saved_controls.json"\n'
+            f'retry_periods = 2\n[[group]]\nurl = "{base}"\ngpus = [0]\nmax_num_seqs = 64\n'
+            f'batch_cap_file = "{os.path.join(sim, "batch_cap")}"\n')
+        d = Daemon(e, "--config", cfg, extra_env={
+            "PALS_FAKE_NVML_CONFIG": os.path.join(sim, "fake-nvml.json"),
+            "PALS_FAKE_NVML_STATE": os.path.join(sim, "fake-nvml-state.json")})
+        state = d.wait_for(lambda: d.state_if(lambda st: st["groups"][0]["batch_cap_ack"] == "mismatch"),
+                           "a mismatch: the cap read, not applied", timeout=20)
+        g = state["groups"][0]
+        check(g["batch_cap_applied"] == 64 and g["batch_cap_requested"] < 64, str(g))
+        d.wait_for(lambda: d.health() == "degraded", "healthz degraded", timeout=10)
+        reason = json.loads(d.request("GET", "/healthz")[1])["reason"]
+        check("but the engine applies 64" in reason and "launch max_num_seqs 64" in reason, reason)
+        check("pals_batch_cap_faults_total 1" in d.request("GET", "/metrics")[1], "fault counted")
+    finally:
+        stop_load.set()
+        if d is not None and d.proc.poll() is None:
+            d.stop()
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            code = None
+        server_log.close()
+    check(code == 0, f"sim-serve exit {code}")
+
+
 def case_max_num_seqs_check(e):
     # The engine was launched with --max-num-seqs 128, pals.toml says 256: PALS says so at start
     # (naming the group and both values) and caps at most 128.
@@ -683,6 +749,7 @@ CASES = {
     "batch_cap_file": case_batch_cap_file,
     "batch_cap_fault": case_batch_cap_fault,
     "max_num_seqs_check": case_max_num_seqs_check,
+    "sim_serve_ignores_cap": case_sim_serve_ignores_cap,
     "vllm_outage": case_vllm_outage,
     "pals_policy": case_pals_policy,
     "permission_denied": case_permission_denied,
