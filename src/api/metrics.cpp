@@ -55,8 +55,8 @@ std::string render_metrics(const StateSnapshot& s) {
         e.sample("pals_group_batch_cap", fmt::format("group=\"{}\"", g.index), g.batch_cap);
     }
     e.family("pals_group_batch_cap_requested", "gauge",
-             "Batch cap PALS asks each group's engine to apply (0: none asked: its launch "
-             "max_num_seqs).");
+             "Batch cap PALS asked each group's engine to apply at its last reading (0: none "
+             "asked: its launch max_num_seqs).");
     for (const GroupSnapshot& g : s.groups) {
         e.sample("pals_group_batch_cap_requested", fmt::format("group=\"{}\"", g.index),
                  g.batch_cap_requested);

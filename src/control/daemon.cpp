@@ -198,10 +198,7 @@ void Daemon::publish() {
         s->generation_tokens += m_tokens[i];
         if (tick != nullptr && i < tick->cap_w.size()) {
             g.cap_w = caps_now[i];  // the period's decision, or lower if the budget dropped since
-            g.batch_cap = tick->batch_cap[i];
-            if (snap != nullptr && snap->batch_cap_requested) {
-                g.batch_cap_requested = g.batch_cap;
-            }
+            g.batch_cap = tick->batch_cap[i];  // batch_cap_requested stays the reading's
             g.power_w = tick->group_power_w[i];
             g.locked_clock_mhz =
                 i < tick->locked_clock_mhz.size() ? tick->locked_clock_mhz[i] : 0.0;

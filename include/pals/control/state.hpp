@@ -27,10 +27,12 @@ struct GroupSnapshot {
     int running = 0;
     int waiting = 0;
     double locked_clock_mhz = 0.0;  ///< the SM clock lock the policy holds (0: not locked)
-    /// The batch cap PALS asks the engine to apply (0: none asked yet: the engine runs at its
-    /// launch max_num_seqs).
+    /// The batch cap PALS asked the engine to apply at the last reading of the engine (0: none
+    /// asked yet: the engine runs at its launch max_num_seqs); with batch_cap_applied, the pair
+    /// the check compares. After a change it trails batch_cap (this period's decision) by one
+    /// period.
     int batch_cap_requested = 0;
-    int batch_cap_applied = -1;  ///< what the engine acknowledges it applies (-1: unknown)
+    int batch_cap_applied = -1;  ///< what the engine acknowledged at that reading (-1: unknown)
     /// engine::to_string(check_batch_cap()) of the last reading: "ok", "mismatch", "missing",
     /// "stale" or "unchecked".
     std::string batch_cap_ack = "unchecked";
