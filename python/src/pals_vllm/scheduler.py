@@ -149,8 +149,9 @@ class BatchCapMixin:
         state = (_batch_cap.applied_cap(self._pals_launch_limit, cap), cap or 0,
                  self._pals_launch_limit)
         now = self._pals_monotonic()
+        interval = self._pals_ack_interval
         due = (self._pals_acked_at is None or
-               (self._pals_ack_interval > 0 and now - self._pals_acked_at >= self._pals_ack_interval))
+               (interval > 0 and now - self._pals_acked_at >= interval))
         if state != self._pals_acked or due:
             self._pals_write_ack(state, now)
         return cap
