@@ -57,7 +57,7 @@ Status run_demo(const DemoOptions& opt) {
     std::printf(
         "PALS demo: %s on 2x %s (TP2), %zu requests from %s (first %.0f s)\n"
         "SLOs: TTFT <= 1 s, TPOT <= 100 ms. Energy and power are all GPUs, idle included.\n\n",
-        node.model.name.c_str(), node.gpu.name.c_str(), requests.size(),
+        model_id_text(node.model.name).c_str(), node.gpu.name.c_str(), requests.size(),
         spec.trace_path.filename().c_str(), opt.duration_s);
     std::vector<std::vector<std::string>> rows;
     double wall = 0.0;
