@@ -356,7 +356,7 @@ Status run_serving_figures(const std::string& shared, const sim::GpuSpec& spec,
 }
 
 Status run_calibrate(const CalibrateOptions& opt) {
-    const std::string shared = default_shared_dir();
+    PALS_ASSIGN_OR_RETURN(const std::string shared, data_dir());
     PALS_ASSIGN_OR_RETURN(sim::GpuSpec spec, sim::find_gpu_spec(opt.gpu).with_prefix("--gpu"));
     if (Status st = workload::check_length_text("--input-len", opt.input_len); !st.is_ok()) {
         return st;
@@ -394,7 +394,7 @@ void add_calibrate_command(CLI::App& app, CommandContext& ctx) {
                            "(ML.ENERGY H100 runs, A100 clock sweeps, "
                            "published decode figures, held-out serving figures); --fit refits");
     cmd->add_option("--source", opt->source, "which source: all, mlenergy, sweep, decode, serving")
-        ->check(CLI::IsMember({"all", "mlenergy", "sweep", "decode", "serving"}))
+        ->check(one_of({"all", "mlenergy", "sweep", "decode", "serving"}))
         ->capture_default_str();
     cmd->add_option(
         "--csv", opt->csv,

@@ -18,20 +18,25 @@ namespace pals::cli {
 
 namespace {
 
+/// --scenario's default: the scenario compiled into pals (cli/demo_scenario.hpp).
+constexpr std::string_view kBuiltinScenario = "builtin:mixtral-conv-step-budget";
+
 struct DemoOptions {
     std::string trace;
     double duration_s = 600.0;
     std::vector<double> caps_w = {700, 550, 400, 300};
     std::vector<int> batch_caps = {16, 64, 256};
-    std::string scenario = PALS_DEMO_SCENARIO;
+    std::string scenario = std::string(kBuiltinScenario);
     std::string report = "pals-demo-report.html";
+    std::string cache_dir;  ///< --cache-dir / PALS_CACHE_DIR; "": the default cache
 };
 
 Status run_demo(const DemoOptions& opt) {
     sim::NodeOptions node_opt;
     node_opt.gpu = "H100-SXM";
     node_opt.tp = 2;
-    PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, node_opt.build({}, default_model_path()));
+    PALS_ASSIGN_OR_RETURN(const std::string model_path, default_model_path());
+    PALS_ASSIGN_OR_RETURN(sim::NodeConfig node, node_opt.build({}, model_path));
     for (const double cap : opt.caps_w) {
         if (Status st = check_range("--caps", cap, node.gpu.power_limit_min_w,
                                     node.gpu.power_limit_max_w, "W", node.gpu.name);
@@ -41,15 +46,18 @@ Status run_demo(const DemoOptions& opt) {
     }
     workload::WorkloadSpec spec;
     spec.kind = workload::WorkloadKind::kTrace;
-    spec.trace_path = opt.trace.empty()
-                          ? default_shared_dir() + "/traces/AzureLLMInferenceTrace_conv.csv"
-                          : opt.trace;
+    if (opt.trace.empty()) {
+        PALS_ASSIGN_OR_RETURN(const std::string data, data_dir());
+        spec.trace_path = data + "/traces/AzureLLMInferenceTrace_conv.csv";
+    } else {
+        spec.trace_path = opt.trace;
+    }
     spec.duration_s = opt.duration_s;
     PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> requests, workload::build_workload(spec));
     std::printf(
         "PALS demo: %s on 2x %s (TP2), %zu requests from %s (first %.0f s)\n"
         "SLOs: TTFT <= 1 s, TPOT <= 100 ms. Energy and power are all GPUs, idle included.\n\n",
-        node.model.name.c_str(), node.gpu.name.c_str(), requests.size(),
+        model_id_text(node.model.name).c_str(), node.gpu.name.c_str(), requests.size(),
         spec.trace_path.filename().c_str(), opt.duration_s);
     std::vector<std::vector<std::string>> rows;
     double wall = 0.0;
@@ -85,11 +93,14 @@ Status run_demo(const DemoOptions& opt) {
     }
 
     // The headline comparison: every policy on the same trace under a budget step.
-    PALS_ASSIGN_OR_RETURN(control::Scenario scenario,
-                          control::load_scenario(opt.scenario, default_shared_dir()));
+    PALS_ASSIGN_OR_RETURN(control::Scenario scenario, opt.scenario == kBuiltinScenario
+                                                          ? builtin_demo_scenario()
+                                                          : load_scenario_file(opt.scenario));
     scenario.workload.duration_s = opt.duration_s;
+    std::fputs(scenario_echo(scenario).c_str(), stdout);
+    std::fflush(stdout);
     PALS_ASSIGN_OR_RETURN(std::shared_ptr<const profile::PowerModel> model,
-                          power_model_for(scenario));
+                          power_model_for(scenario, opt.cache_dir));
     PALS_ASSIGN_OR_RETURN(control::ScenarioResult result,
                           control::evaluate_scenario(scenario, model));
     result.frontier_svg = frontier_svg_for(*model, scenario);
@@ -118,10 +129,17 @@ void add_demo_command(CLI::App& app, CommandContext& ctx) {
         ->delimiter(',')
         ->check(integer_in(1, kMaxSeqs));
     cmd->add_option("--scenario", opt->scenario,
-                    "scenario of the policy comparison (\"\" skips it)")
+                    "scenario file of the policy comparison (the default is built into pals: "
+                    "scenarios/mixtral-conv-step-budget.toml; \"\" skips it)")
         ->capture_default_str();
-    cmd->add_option("--report", opt->report, "HTML report of the comparison (\"\" for none)")
+    cmd->add_option("--report", opt->report,
+                    "HTML report of the comparison, relative to the current folder (\"\" for "
+                    "none)")
         ->capture_default_str();
+    cmd->add_option("--cache-dir", opt->cache_dir,
+                    "where the power models profiled for policy pals are cached (default: "
+                    "$XDG_CACHE_HOME/pals, else ~/.cache/pals)")
+        ->envname("PALS_CACHE_DIR");
     cmd->callback([opt, &ctx] {
         const Status status = run_demo(*opt);
         ctx.exit_code = status.is_ok() ? 0 : report_error(status);

@@ -26,6 +26,7 @@ struct EvaluateOptions {
     double period_s = 0.0;
     std::vector<std::string> policies;  ///< replaces each scenario's [run] policies
     bool check_expect = false;          ///< run what [expect] needs and check its bounds
+    std::string cache_dir;              ///< --cache-dir / PALS_CACHE_DIR ("": the default)
 };
 
 /// Exit code of `--check-expect` when a bound is broken (docs/cli.md).
@@ -35,8 +36,7 @@ constexpr int kExitExpectationFailed = 5;
 Status run_evaluate(const EvaluateOptions& opt, std::vector<std::string>& failures) {
     std::vector<control::ScenarioResult> results;
     for (const std::string& path : opt.scenarios) {
-        PALS_ASSIGN_OR_RETURN(control::Scenario scenario,
-                              control::load_scenario(path, default_shared_dir()));
+        PALS_ASSIGN_OR_RETURN(control::Scenario scenario, load_scenario_file(path));
         if (opt.period_s != 0.0) {
             PALS_RETURN_IF_ERROR(check_range("--period", opt.period_s, 0.001, 3600.0, "s"));
         }
@@ -58,12 +58,16 @@ Status run_evaluate(const EvaluateOptions& opt, std::vector<std::string>& failur
                 scenario.policies.push_back(name);
             }
         }
+        if (!opt.json) {
+            std::fputs(scenario_echo(scenario).c_str(), stdout);
+            std::fflush(stdout);
+        }
         std::shared_ptr<const profile::PowerModel> model;
         if (std::any_of(
                 scenario.policies.begin(), scenario.policies.end(),
                 [](const std::string& name) { return control::find_policy(name)->needs_model; })) {
             PALS_ASSIGN_OR_RETURN(std::shared_ptr<const profile::PowerModel> m,
-                                  power_model_for(scenario));
+                                  power_model_for(scenario, opt.cache_dir));
             model = m;
         }
         PALS_ASSIGN_OR_RETURN(control::ScenarioResult result,
@@ -112,13 +116,19 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
         app.add_subcommand("evaluate", "compare PALS with the baselines on scenario files (TOML)");
     cmd->add_option("--scenario", opt->scenarios, "scenario file(s)")
         ->required()
-        ->check(CLI::ExistingFile);
+        ->check(existing_file());
     cmd->add_flag("--json", opt->json, "print JSON instead of tables");
     cmd->add_option("--policies", opt->policies,
                     "run only these policies (comma-separated; default: each scenario's [run] "
                     "policies)")
         ->delimiter(',');
-    cmd->add_option("--report", opt->report, "write a self-contained HTML report here");
+    cmd->add_option("--report", opt->report,
+                    "write a self-contained HTML report to this file (relative to the current "
+                    "folder)");
+    cmd->add_option("--cache-dir", opt->cache_dir,
+                    "where the power models profiled for policy pals are cached (default: "
+                    "$XDG_CACHE_HOME/pals, else ~/.cache/pals)")
+        ->envname("PALS_CACHE_DIR");
     cmd->add_option("--period", opt->period_s,
                     "control period in seconds (default: each scenario's run.period_s)")
         ->check(finite_in(0.0, 3600.0, "s"));

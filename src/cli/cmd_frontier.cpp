@@ -24,7 +24,8 @@ struct FrontierOptions {
     double slo_itl_s = 0.0;
     double budget_w = 0.0;
     double cap_step_w = 0.0;
-    double tolerance_pct = profile::kDefaultParetoTolerance * 100.0;
+    double tolerance_pct = profile::kDefaultParetoTolerance.relative * 100.0;
+    double itl_tolerance_pct = profile::kDefaultParetoTolerance.itl * 100.0;
     double demand_tok_s = 0.0;  ///< > 0: answer "which point for this load" (best_point)
     bool json = false;
     std::string svg;
@@ -39,6 +40,16 @@ std::string constraints_text(const FrontierOptions& opt) {
         out += (out.empty() ? "" : ", ") + fmt::format("group power <= {:g} W", opt.budget_w);
     }
     return out.empty() ? std::string("no constraints") : out;
+}
+
+/// How dominance was judged, for the table's heading.
+std::string dominance_text(const FrontierOptions& opt) {
+    if (opt.tolerance_pct == 0.0 && opt.itl_tolerance_pct == 0.0) {
+        return "strict dominance";
+    }
+    return fmt::format(
+        "differences under {:g} % in J/token and tok/s and under {:g} % in ITL p90 ignored",
+        opt.tolerance_pct, opt.itl_tolerance_pct);
 }
 
 /// The controller's query for the load `opt` names: the most efficient point meeting the demand
@@ -90,7 +101,7 @@ Status run_frontier(const FrontierOptions& opt) {
     profile::FrontierConstraints constraints;
     constraints.max_itl_s = opt.slo_itl_s;
     constraints.max_power_w = opt.budget_w;
-    constraints.tolerance = opt.tolerance_pct / 100.0;
+    constraints.tolerance = {opt.tolerance_pct / 100.0, opt.itl_tolerance_pct / 100.0};
     PALS_ASSIGN_OR_RETURN(profile::Frontier frontier,
                           profile::compute_frontier(m, opt.workload, constraints, opt.cap_step_w));
     const profile::Frontier& f = frontier;
@@ -129,7 +140,8 @@ Status run_frontier(const FrontierOptions& opt) {
         j["workload"] = f.workload;
         j["constraints"] = {{"max_itl_p90_s", opt.slo_itl_s},
                             {"max_power_w", opt.budget_w},
-                            {"tolerance_pct", opt.tolerance_pct}};
+                            {"tolerance_pct", opt.tolerance_pct},
+                            {"itl_tolerance_pct", opt.itl_tolerance_pct}};
         j["points"] = f.points.size();
         j["feasible"] = feasible;
         nlohmann::ordered_json front = nlohmann::ordered_json::array();
@@ -182,10 +194,10 @@ Status run_frontier(const FrontierOptions& opt) {
     }
     std::printf(
         "%s\nworkload %s; %s; %zu of %zu points feasible; Pareto frontier over (J/token lower, "
-        "tok/s "
-        "higher, ITL p90 lower): %zu points\n\n%s",
+        "tok/s higher, ITL p90 lower): %zu points (%s)\n\n%s",
         shape.describe().c_str(), f.workload.c_str(), constraints_text(opt).c_str(), feasible,
-        f.points.size(), f.front.size(), format_table(header, rows).c_str());
+        f.points.size(), f.front.size(), dominance_text(opt).c_str(),
+        format_table(header, rows).c_str());
     if (!opt.svg.empty()) {
         std::printf("\nchart -> %s\n", opt.svg.c_str());
     }
@@ -213,10 +225,22 @@ void add_frontier_command(CLI::App& app, CommandContext& ctx) {
                     "evaluate caps every W watts instead of the profiled caps")
         ->check(finite_in(0.0, 10000.0, "W"));
     cmd->add_option("--tolerance", opt->tolerance_pct,
-                    "relative difference (%) below which objectives count as equal for dominance "
-                    "(0: strict)")
+                    "J/token and tok/s differences under this many percent do not count for "
+                    "dominance (about twice the model's cross-validated error; 0: strict)")
         ->check(finite_in(0.0, 100.0, "%"))
         ->capture_default_str();
+    cmd->add_option("--itl-tolerance", opt->itl_tolerance_pct,
+                    "ITL p90 differences under this many percent do not count (its model error "
+                    "is larger, and 5 % of an ITL is a few ms nobody notices; 0: strict)")
+        ->check(finite_in(0.0, 100.0, "%"))
+        ->capture_default_str();
+    cmd->footer(
+        "The frontier keeps the points worth choosing between: a point is dropped when another "
+        "is better by more than the tolerance on one of J/token, tok/s and ITL p90 and worse by "
+        "more than it on none, or equal within the tolerances on all three and cheaper (so "
+        "1.2 % lower ITL does not keep a point that costs 25 % more energy). Bound the latency "
+        "with --max-itl-p90. --demand searches every point, on the frontier or not "
+        "(docs/profile.md).");
     cmd->add_option("--demand", opt->demand_tok_s,
                     "also answer: which point serves TOK_S tokens/s within the bounds at the "
                     "fewest joules per token (the controller's query)")

@@ -64,7 +64,8 @@ std::string fit_text(const Fit& fit) {
 }
 
 Status run_models(const ModelsOptions& opt) {
-    const std::string dir = default_shared_dir() + "/models";
+    PALS_ASSIGN_OR_RETURN(const std::string data, data_dir());
+    const std::string dir = data + "/models";
     const std::vector<std::filesystem::path> configs = model::model_configs(dir);
     if (configs.empty()) {
         return Status::not_found("no model configs in " + dir +

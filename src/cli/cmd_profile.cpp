@@ -1,6 +1,7 @@
 // `pals profile`: sweep power cap x batch cap (x workload mix) on a backend and write one CSV row
 // per point, resumably (docs/profile.md).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -13,6 +14,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/flag_checks.hpp"
+#include "cli/report_format.hpp"
 #include "cli/sim_options.hpp"
 #include "pals/common/gpu_set.hpp"
 #include "pals/common/url.hpp"
@@ -234,6 +236,26 @@ Status run_profile(ProfileOptions opt) {
             fmt::format("--caps {}-{} W is outside {}'s power-limit range {}-{} W", caps.front(),
                         caps.back(), gpu.name, gpu.power_limit_min_w, gpu.power_limit_max_w));
     }
+    // What runs, at the top of the output (stdout; the progress goes to stderr).
+    std::string mix_text;
+    for (const profile::WorkloadMix& m : mixes) {
+        mix_text += fmt::format("{}{}: in={}, out={}", mix_text.empty() ? "" : "; ", m.name,
+                                m.lengths.empty() ? m.input.describe() : "trace",
+                                m.lengths.empty() ? m.output.describe() : "trace");
+    }
+    const std::string echo =
+        fmt::format("pals profile ({} backend)\n", opt.backend) +
+        node_echo(node, fmt::format("sweep of {} caps: {} W", caps.size(), fmt::join(caps, ", ")),
+                  fmt::format(
+                      "sweep of {} batch caps: {} (launch max-num-seqs {})", batches.size(),
+                      fmt::join(batches, ", "),
+                      opt.backend == "sim"
+                          ? std::max(node.engine.max_num_seqs, max_batch)
+                          : (opt.max_num_seqs_given ? opt.node.values.max_num_seqs : max_batch))) +
+        echo_line("workload",
+                  fmt::format("{}; closed loop per point, warm-up {:g} s, window {:g} s", mix_text,
+                              opt.warmup_s, opt.window_s)) +
+        "\n";
     Result<std::unique_ptr<profile::SessionFactory>> factory = Status::internal("no backend");
     std::unique_ptr<LiveNode> live;
     std::optional<power::SavedControls> saved;
@@ -292,13 +314,12 @@ Status run_profile(ProfileOptions opt) {
         }
     }
     const bool tty = ::isatty(::fileno(stderr)) != 0;
+    std::fputs(echo.c_str(), stdout);
+    std::fflush(stdout);
     if (!opt.quiet) {
         std::fprintf(
-            stderr,
-            "profile: %s, %zu workload(s) x %zu caps x %zu batch caps = %zu points, warm-up %g s, "
-            "window %g s%s\n",
-            factory.value()->model_shape().describe().c_str(), mixes.size(), plan.caps_w.size(),
-            plan.batch_caps.size(), plan.point_count(), opt.warmup_s, opt.window_s,
+            stderr, "profile: %zu workload(s) x %zu caps x %zu batch caps = %zu points%s\n",
+            mixes.size(), plan.caps_w.size(), plan.batch_caps.size(), plan.point_count(),
             already > 0 ? fmt::format("; resuming: {} already in {}", already, opt.out).c_str()
                         : "");
     }

@@ -1,4 +1,6 @@
 // `pals simulate`: one run of the serving simulator at a fixed power cap and batch cap.
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <memory>
 
@@ -24,12 +26,22 @@ Status run_simulate(const SimulateOptions& opt) {
     PALS_ASSIGN_OR_RETURN(workload::WorkloadSpec spec, opt.workload.build());
     PALS_ASSIGN_OR_RETURN(std::vector<workload::Request> requests, workload::build_workload(spec));
     PALS_ASSIGN_OR_RETURN(const sim::SloTargets slo, opt.slo.build());
+    // What ran, at the top of the human output (the JSON carries only results).
+    const std::string echo =
+        opt.json
+            ? std::string()
+            : "pals simulate\n" + node_echo(node) +
+                  echo_line("workload",
+                            fmt::format("{}: {} requests", workload_text(spec), requests.size())) +
+                  echo_line("SLO",
+                            fmt::format("TTFT <= {:g} s, TPOT <= {:g} s", slo.ttft_s, slo.tpot_s)) +
+                  "\n";
     PALS_ASSIGN_OR_RETURN(sim::Simulator simulator,
                           sim::Simulator::create(node, std::move(requests), slo));
     simulator.run_to_completion();
     const sim::SimulationReport report = simulator.report();
     const std::string text =
-        opt.json ? report_to_json(report).dump(2) + "\n" : report_to_text(report);
+        opt.json ? report_to_json(report).dump(2) + "\n" : echo + report_to_text(report);
     if (!opt.out.empty()) {
         return write_file_atomic(opt.out, text);
     }

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "pals/common/data_dir.hpp"
+
 namespace pals::cli {
 
 int report_error(const Status& status) {
@@ -11,11 +13,15 @@ int report_error(const Status& status) {
     return exit_code_for(status);
 }
 
-std::string default_shared_dir() {
-    if (const char* env = std::getenv("PALS_SHARED_DIR"); env != nullptr && *env != '\0') {
-        return env;
+Result<std::string> data_dir() {
+    DataDirSources sources;
+    if (const char* env = std::getenv("PALS_SHARED_DIR"); env != nullptr) {
+        sources.env = env;
     }
-    return PALS_DEFAULT_SHARED_DIR;
+    sources.executable = executable_path();
+    sources.bin_to_data = PALS_BIN_TO_DATA;  // relative: "../share/pals" for the usual layout
+    PALS_ASSIGN_OR_RETURN(const DataDir dir, find_data_dir(sources));
+    return dir.path.string();
 }
 
 }  // namespace pals::cli

@@ -18,9 +18,10 @@ struct CommandContext {
 /// Prints "pals: error: <message>" to standard error and returns the Status's exit code.
 int report_error(const Status& status);
 
-/// The default folder of the project's read-only data (traces, calibration, models): the
-/// PALS_SHARED_DIR environment variable, else the ../shared next to the source tree.
-[[nodiscard]] std::string default_shared_dir();
+/// The folder of the project's read-only data (models, traces, calibration): --data-dir (which
+/// sets PALS_SHARED_DIR), PALS_SHARED_DIR, the install's share/pals beside the executable, or a
+/// build tree's ../shared (common/data_dir.hpp). kNotFound, with what to do, when none is.
+[[nodiscard]] Result<std::string> data_dir();
 
 void add_simulate_command(CLI::App& app, CommandContext& ctx);
 void add_demo_command(CLI::App& app, CommandContext& ctx);

@@ -1,10 +1,13 @@
 #include "cli/flag_checks.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 
 namespace pals::cli {
@@ -102,6 +105,46 @@ CLI::Validator integer_in(std::int64_t lo, std::int64_t hi, const std::string& u
             return "";
         },
         fmt::format("in {}-{}", lo, hi));
+}
+
+CLI::Validator one_of(std::vector<std::string> names) {
+    std::string list = fmt::format("{}", fmt::join(names, ", "));
+    return CLI::Validator(
+        [names = std::move(names), list](std::string& text) -> std::string {
+            if (std::find(names.begin(), names.end(), text) != names.end()) {
+                return "";
+            }
+            return "'" + text + "' is not one of " + list;
+        },
+        "one of " + list);
+}
+
+CLI::Validator existing_file() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            std::error_code ec;
+            const std::filesystem::file_status st = std::filesystem::status(text, ec);
+            if (ec || !std::filesystem::exists(st)) {
+                return "'" + text + "': no such file";
+            }
+            if (std::filesystem::is_directory(st)) {
+                return "'" + text + "' is a directory, not a file";
+            }
+            return "";
+        },
+        "FILE");
+}
+
+CLI::Validator existing_dir() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            std::error_code ec;
+            if (!std::filesystem::is_directory(text, ec)) {
+                return "'" + text + "': no such directory";
+            }
+            return "";
+        },
+        "DIR");
 }
 
 Status check_range(std::string_view flag, double value, double lo, double hi, std::string_view unit,

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "pals/common/limits.hpp"
 #include "pals/common/option_table.hpp"
@@ -24,6 +25,14 @@ namespace pals::cli {
 /// A CLI11 check: the text is an integer in [lo, hi].
 [[nodiscard]] CLI::Validator integer_in(std::int64_t lo, std::int64_t hi,
                                         const std::string& unit = "");
+
+/// A CLI11 check: the text is one of `names` ("'loud' is not one of trace, debug, ...").
+[[nodiscard]] CLI::Validator one_of(std::vector<std::string> names);
+/// A CLI11 check: the text names an existing regular file ("'x.toml': no such file",
+/// "'adir' is a directory, not a file").
+[[nodiscard]] CLI::Validator existing_file();
+/// A CLI11 check: the text names an existing directory ("'x': no such directory").
+[[nodiscard]] CLI::Validator existing_dir();
 
 /// Post-parse: `value` finite and within [lo, hi]; else out_of_range "FLAG: 100 W is outside
 /// 200-700 W for WHAT" (", for WHAT" only when `what` is not empty).

@@ -1,5 +1,6 @@
 // pals: the command-line entry point. Thin by design: parse, dispatch, map errors to exit codes.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <new>
@@ -7,48 +8,9 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/flag_checks.hpp"
+#include "cli/parse_errors.hpp"
 #include "pals/common/log.hpp"
-
-namespace pals::cli {
-
-/// "unknown command 'teleport' (known: ...)" when the first word that is not an option names
-/// no subcommand (CLI11 only says "A subcommand is required"); "" otherwise.
-std::string unknown_command(CLI::App& app, int argc, char** argv) {
-    CLI::App* current = &app;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--") {
-            break;
-        }
-        if (!arg.empty() && arg.front() == '-') {
-            if (arg == "--log-level" && current == &app) {
-                ++i;  // its value
-            }
-            continue;
-        }
-        const std::vector<CLI::App*> subs =
-            current->get_subcommands([](const CLI::App*) { return true; });
-        if (subs.empty()) {
-            return "";
-        }
-        CLI::App* next = nullptr;
-        std::string known;
-        for (CLI::App* sub : subs) {
-            known += (known.empty() ? "" : ", ") + sub->get_name();
-            if (sub->get_name() == arg) {
-                next = sub;
-            }
-        }
-        if (next == nullptr) {
-            const std::string where = current == &app ? "" : current->get_name() + " ";
-            return "unknown command '" + where + arg + "' (known: " + known + ")";
-        }
-        current = next;
-    }
-    return "";
-}
-
-}  // namespace pals::cli
 
 int main(int argc, char** argv) {
     using namespace pals::cli;
@@ -60,9 +22,21 @@ int main(int argc, char** argv) {
     app.add_option("--log-level", log_level,
                    "trace, debug, info, warn (warning), error (err), critical or off")
         ->envname("PALS_LOG_LEVEL")
-        ->check(CLI::IsMember(
+        ->check(one_of(
             {"trace", "debug", "info", "warn", "warning", "error", "err", "critical", "off"}));
-    app.parse_complete_callback([&log_level] { pals::init_logging(log_level); });
+    std::string data_dir_flag;
+    app.add_option("--data-dir", data_dir_flag,
+                   "the data folder (models/, traces/, calibration/); default: $PALS_SHARED_DIR, "
+                   "else PREFIX/share/pals beside the installed binary, else a build tree's "
+                   "../shared")
+        ->check(existing_dir());
+    app.parse_complete_callback([&log_level, &data_dir_flag] {
+        pals::init_logging(log_level);
+        if (!data_dir_flag.empty()) {
+            // flag > environment: the one variable every reader (and child process) consults
+            ::setenv("PALS_SHARED_DIR", data_dir_flag.c_str(), 1);
+        }
+    });
 
     CommandContext ctx;
     add_simulate_command(app, ctx);
@@ -82,24 +56,28 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
-            std::fprintf(stderr, "pals: error: %s\n", unknown.c_str());
-            return 2;
-        }
         if (e.get_exit_code() == 0) {
             return app.exit(e);  // --help, --version
         }
         // Every flag error is bad input: exit code 2, in the same form as every other error.
-        std::fprintf(stderr, "pals: error: %s (see --help)\n", e.what());
-        return 2;
+        print_cli_error(describe_parse_error(app, e, argc, argv));
+        return kExitBadInput;
     } catch (const std::bad_alloc&) {
         // Bad input is refused (exit 2) before anything large is allocated; reaching this is a
         // true shortage of memory.
-        std::fprintf(stderr, "pals: error: out of memory\n");
+        print_cli_error({"out of memory",
+                         "bad input is refused before anything large is "
+                         "allocated: free memory or run a smaller job"});
         return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "pals: internal error: %s\n", e.what());
+        print_cli_error({std::string("internal error: ") + e.what(), failure_hint(1, "pals")});
         return 1;
+    }
+    if (ctx.exit_code != 0) {
+        const std::string hint = failure_hint(ctx.exit_code, command_path(app));
+        if (!hint.empty()) {
+            std::fprintf(stderr, "pals: hint: %s\n", hint.c_str());
+        }
     }
     return ctx.exit_code;
 }

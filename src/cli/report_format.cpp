@@ -91,6 +91,104 @@ std::string report_to_text(const sim::SimulationReport& r) {
     return out;
 }
 
+std::string model_id_text(const std::string& name) {
+    const std::size_t sep = name.find("__");
+    return sep == std::string::npos ? name : name.substr(0, sep) + "/" + name.substr(sep + 2);
+}
+
+std::string model_text(const model::ModelSpec& model) {
+    const std::string name = model_id_text(model.name);
+    if (model.is_moe()) {
+        return fmt::format("{} (MoE: {} experts, top-{}, {:.1f}B active / {:.1f}B total)", name,
+                           model.num_experts, model.experts_per_token, model.active_params() / 1e9,
+                           model.total_params() / 1e9);
+    }
+    return fmt::format("{} (dense, {:.1f}B params)", name, model.total_params() / 1e9);
+}
+
+std::string workload_text(const workload::WorkloadSpec& spec) {
+    const std::string lengths =
+        fmt::format("input {}, output {} tokens, seed {}", spec.input.describe(),
+                    spec.output.describe(), spec.seed);
+    std::string out;
+    switch (spec.kind) {
+        case workload::WorkloadKind::kTrace:
+            out = "trace " + spec.trace_path.filename().string();
+            if (spec.time_scale != 1.0) {
+                out += fmt::format(", time x{:g}", spec.time_scale);
+            }
+            if (spec.rate_scale != 1.0) {
+                out += fmt::format(", rate x{:g}", spec.rate_scale);
+            }
+            if (spec.duration_s) {
+                out += fmt::format(", first {:g} s", *spec.duration_s);
+            }
+            if (spec.num_requests > 0) {
+                out += fmt::format(", first {} requests", spec.num_requests);
+            }
+            break;
+        case workload::WorkloadKind::kSynthetic:
+            out = spec.burstiness == 1.0 ? fmt::format("Poisson {:g} req/s", spec.rate_rps)
+                                         : fmt::format("gamma {:g} req/s (burstiness {:g})",
+                                                       spec.rate_rps, spec.burstiness);
+            if (spec.duration_s) {
+                out += fmt::format(" for {:g} s", *spec.duration_s);
+            }
+            if (spec.num_requests > 0) {
+                out += fmt::format(", {} requests", spec.num_requests);
+            }
+            out += ", " + lengths;
+            break;
+        case workload::WorkloadKind::kClosedLoop:
+            out = fmt::format("closed loop: {} requests at t = 0, {}", spec.num_requests, lengths);
+            break;
+    }
+    if (!spec.rate_steps.empty()) {
+        out += ", rate steps";
+        for (const auto& [t, factor] : spec.rate_steps) {
+            out += fmt::format(" {:g}:{:g}", t, factor);
+        }
+    }
+    return out;
+}
+
+std::string echo_line(std::string_view label, std::string_view value) {
+    return fmt::format("  {:<12} {}\n", label, value);
+}
+
+std::string node_echo(const sim::NodeConfig& node, const std::string& cap_text,
+                      const std::string& batch_text, const std::string& clock_text) {
+    const sim::GpuSpec& gpu = node.gpu;
+    std::string out = echo_line("model", model_text(node.model));
+    out += echo_line(
+        "GPUs", fmt::format("{}x {}: TP {}, EP {}{}", node.parallel.tp * node.replicas, gpu.name,
+                            node.parallel.tp, node.parallel.ep,
+                            node.replicas > 1 ? fmt::format(", {} replicas", node.replicas)
+                                              : std::string()));
+    std::string cap = cap_text;
+    if (cap.empty()) {
+        cap = node.power_cap_w > 0.0 ? fmt::format("{:g} W per GPU", node.power_cap_w)
+                                     : fmt::format("{:g} W per GPU, the GPU's default limit",
+                                                   gpu.power_limit_default_w);
+    }
+    std::string clock = clock_text;
+    if (clock.empty()) {
+        clock = node.locked_clock_mhz > 0.0
+                    ? fmt::format("locked at {:g} MHz", node.locked_clock_mhz)
+                    : std::string("not locked");
+    }
+    out += echo_line("power cap", fmt::format("{} (range {:g}-{:g} W); SM clock {}", cap,
+                                              gpu.power_limit_min_w, gpu.power_limit_max_w, clock));
+    const std::string batch = batch_text.empty()
+                                  ? fmt::format("{} (max-num-seqs)", node.engine.max_num_seqs)
+                                  : batch_text;
+    out += echo_line(
+        "batch cap",
+        fmt::format("{}; {} tokens per step, {}", batch, node.engine.max_num_batched_tokens,
+                    node.engine.enable_chunked_prefill ? "chunked prefill" : "no chunked prefill"));
+    return out;
+}
+
 std::string format_table(const std::vector<std::string>& header,
                          const std::vector<std::vector<std::string>>& rows) {
     std::vector<std::size_t> width(header.size(), 0);

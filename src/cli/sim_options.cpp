@@ -6,8 +6,9 @@
 
 namespace pals::cli {
 
-std::string default_model_path() {
-    return default_shared_dir() + "/models/mistralai__Mixtral-8x7B-Instruct-v0.1.json";
+Result<std::string> default_model_path() {
+    PALS_ASSIGN_OR_RETURN(const std::string data, data_dir());
+    return data + "/models/mistralai__Mixtral-8x7B-Instruct-v0.1.json";
 }
 
 void NodeFlags::add_to(CLI::App& app_, std::vector<std::string_view> skip_) {
@@ -24,13 +25,21 @@ Result<sim::NodeConfig> NodeFlags::build() const {
     sim::NodeOptions v = values;
     PALS_ASSIGN_OR_RETURN(const OptionOrigins origins,
                           apply_option_sources(*app, sim::node_options(), v, skip));
-    if (!v.model.empty()) {  // a path, or a name in the data folder's models/
-        PALS_ASSIGN_OR_RETURN(const std::filesystem::path config,
-                              model::find_model_config(v.model, default_shared_dir() + "/models")
-                                  .with_prefix(origins.of("model")));
+    std::error_code ec;
+    if (!v.model.empty() && !std::filesystem::is_regular_file(v.model, ec)) {
+        // a name in the data folder's models/ (or a missing file, which that lookup reports)
+        PALS_ASSIGN_OR_RETURN(const std::string data,
+                              data_dir().with_prefix(origins.of("model") + ": '" + v.model + "'"));
+        PALS_ASSIGN_OR_RETURN(
+            const std::filesystem::path config,
+            model::find_model_config(v.model, data + "/models").with_prefix(origins.of("model")));
         v.model = config.string();
     }
-    return v.build(origins, default_model_path());
+    std::string fallback;  // the default model, needed only when none is named
+    if (v.model.empty()) {
+        PALS_ASSIGN_OR_RETURN(fallback, default_model_path().with_prefix("the default model"));
+    }
+    return v.build(origins, fallback);
 }
 
 void WorkloadFlags::add_to(CLI::App& app_) {

@@ -47,7 +47,7 @@ struct SloFlags {
     [[nodiscard]] Result<sim::SloTargets> build() const;
 };
 
-/// The default model config of the embedded demo (Mixtral-8x7B) under the shared folder.
-[[nodiscard]] std::string default_model_path();
+/// The default model config of the embedded demo (Mixtral-8x7B) in the data folder.
+[[nodiscard]] Result<std::string> default_model_path();
 
 }  // namespace pals::cli

@@ -191,9 +191,14 @@ Result<sim::NodeConfig> simulated_node(const Scenario& scenario) {
 Result<Scenario> load_scenario(const std::filesystem::path& path,
                                const std::filesystem::path& shared_dir) {
     PALS_ASSIGN_OR_RETURN(std::string document, read_file(path));
+    return parse_scenario(document, path, path.parent_path(), shared_dir);
+}
+
+Result<Scenario> parse_scenario(std::string_view document, const std::filesystem::path& path,
+                                const std::filesystem::path& dir,
+                                const std::filesystem::path& shared_dir) {
     PALS_ASSIGN_OR_RETURN(const toml::table root, parse_toml(document, path.string()));
     const TomlReader reader(root, path.string());
-    const std::filesystem::path dir = path.parent_path();
     const auto resolve_path = [&](const std::string& value) {
         return resolve(value, dir, shared_dir);
     };

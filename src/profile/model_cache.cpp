@@ -67,11 +67,22 @@ SweepPlan sweep_plan(const sim::NodeConfig& n, const WorkloadMix& mix,
 }  // namespace
 
 std::filesystem::path ModelCacheOptions::default_dir() {
-    if (const char* env = std::getenv("PALS_CACHE_DIR"); env != nullptr && *env != '\0') {
-        return env;
+    auto env = [](const char* name) {
+        const char* value = std::getenv(name);
+        return value != nullptr ? std::string(value) : std::string();
+    };
+    if (const std::string dir = env("PALS_CACHE_DIR"); !dir.empty()) {
+        return dir;
     }
-    const char* tmp = std::getenv("TMPDIR");
-    return std::filesystem::path(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") / "pals-cache";
+    // The XDG base directory rule: $XDG_CACHE_HOME when set and absolute, else ~/.cache.
+    if (const std::string xdg = env("XDG_CACHE_HOME");
+        !xdg.empty() && std::filesystem::path(xdg).is_absolute()) {
+        return std::filesystem::path(xdg) / "pals";
+    }
+    if (const std::string home = env("HOME"); !home.empty()) {
+        return std::filesystem::path(home) / ".cache" / "pals";
+    }
+    return std::filesystem::path(".pals-cache");  // no home: the current folder, never /tmp
 }
 
 std::filesystem::path model_cache_file(const sim::NodeConfig& n, const WorkloadMix& mix,

@@ -21,24 +21,27 @@ bool less(double a, double b) {
 
 }  // namespace
 
-bool dominates(const Prediction& a, const Prediction& b, double tolerance) {
-    // Objectives as "lower is better" pairs (throughput negated through its reciprocal).
-    const std::array<std::pair<double, double>, 3> ab = {
-        {{a.j_per_token, b.j_per_token},
-         {1.0 / a.throughput_tok_s, 1.0 / b.throughput_tok_s},
-         {a.itl_p90_s, b.itl_p90_s}}};
-    const double slack = 1.0 + tolerance;
+bool dominates(const Prediction& a, const Prediction& b, const ParetoTolerance& t) {
+    // Objectives as "lower is better" pairs (throughput negated through its reciprocal), each
+    // with the relative difference below which it does not count.
+    const std::array<std::array<double, 3>, 3> ab = {
+        {{a.j_per_token, b.j_per_token, t.relative},
+         {1.0 / a.throughput_tok_s, 1.0 / b.throughput_tok_s, t.relative},
+         {a.itl_p90_s, b.itl_p90_s, t.itl}}};
     bool better = false;
-    for (const auto& [x, y] : ab) {
+    for (const auto& [x, y, tolerance] : ab) {
+        const double slack = 1.0 + tolerance;
         if (less(y * slack, x)) {
             return false;  // a is worse than b beyond the tolerance
         }
         better = better || less(x * slack, y);
     }
-    return better;
+    // Equal within the tolerances on all three: one choice, and the cheaper point stands for it.
+    return better || ((t.relative > 0.0 || t.itl > 0.0) && less(a.j_per_token, b.j_per_token));
 }
 
-std::vector<std::size_t> pareto_front(std::span<const Prediction> points, double tolerance) {
+std::vector<std::size_t> pareto_front(std::span<const Prediction> points,
+                                      const ParetoTolerance& tolerance) {
     std::vector<std::size_t> out;
     for (std::size_t i = 0; i < points.size(); ++i) {
         bool dominated = false;
@@ -49,8 +52,8 @@ std::vector<std::size_t> pareto_front(std::span<const Prediction> points, double
             out.push_back(i);
         }
     }
-    if (out.empty() && tolerance > 0.0 && !points.empty()) {
-        return pareto_front(points, 0.0);
+    if (out.empty() && (tolerance.relative > 0.0 || tolerance.itl > 0.0) && !points.empty()) {
+        return pareto_front(points, ParetoTolerance{});
     }
     std::stable_sort(out.begin(), out.end(), [&](std::size_t a, std::size_t b) {
         return points[a].throughput_tok_s < points[b].throughput_tok_s;
@@ -85,9 +88,10 @@ std::vector<std::size_t> energy_throughput_front(std::span<const Prediction> poi
 Result<Frontier> compute_frontier(const PowerModel& model, std::string_view workload,
                                   const FrontierConstraints& constraints, double cap_step_w) {
     if (!(constraints.max_itl_s >= 0.0) || !(constraints.max_power_w >= 0.0) ||
-        !(cap_step_w >= 0.0) || !(constraints.tolerance >= 0.0)) {
+        !(cap_step_w >= 0.0) || !(constraints.tolerance.relative >= 0.0) ||
+        !(constraints.tolerance.itl >= 0.0)) {
         return Status::invalid_argument(
-            "the SLO, the budget, the cap step and the tolerance must be >= 0");
+            "the SLO, the budget, the cap step and the tolerances must be >= 0");
     }
     Frontier f;
     const std::vector<std::string> names = model.workloads();

@@ -173,7 +173,7 @@ Status check_sorted_unique(std::vector<double>& values, std::string_view flag) {
 }
 
 std::string point_label(std::string_view workload, const SweepPoint& p) {
-    return fmt::format("workload {} cap {} W batch {}", workload, p.power_cap_w, p.batch_cap);
+    return fmt::format("workload {} cap {:g} W batch {}", workload, p.power_cap_w, p.batch_cap);
 }
 
 }  // namespace

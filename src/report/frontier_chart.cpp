@@ -50,59 +50,69 @@ std::string render_frontier_svg(const profile::Frontier& frontier,
 
     std::string s;
     s += fmt::format(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} "
-        "{1}\" "
-        "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n",
-        width, height);
-    s += fmt::format("<rect width=\"{}\" height=\"{}\" fill=\"#ffffff\"/>\n", width, height);
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"pals-chart\" width=\"{0}\" "
+        "height=\"{1}\" "
+        "viewBox=\"0 0 {0} {1}\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n"
+        "<style>{2}</style>\n",
+        width, height, svg_theme_css());
+    s += fmt::format("<rect class=\"pals-bg\" width=\"{}\" height=\"{}\" fill=\"#ffffff\"/>\n",
+                     width, height);
     s += fmt::format(
-        "<text x=\"{}\" y=\"28\" font-size=\"16\" font-weight=\"bold\" fill=\"#222\">{}</text>\n",
+        "<text x=\"{}\" y=\"28\" font-size=\"16\" font-weight=\"bold\" class=\"pals-fg\" "
+        "fill=\"#222\">{}</text>\n",
         kLeft, escape_xml(options.title));
-    s += fmt::format("<text x=\"{}\" y=\"50\" font-size=\"13\" fill=\"#555\">{}</text>\n", kLeft,
-                     escape_xml(options.subtitle));
+    s += fmt::format(
+        "<text x=\"{}\" y=\"50\" font-size=\"13\" class=\"pals-muted\" fill=\"#555\">{}</text>\n",
+        kLeft, escape_xml(options.subtitle));
 
     // Plot frame, grid and ticks.
     s += fmt::format(
-        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#888\"/>\n",
+        "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" class=\"pals-plot\" fill=\"#fafafa\" "
+        "stroke=\"#888\"/>\n",
         kLeft, kTop, width - kLeft - kRight, height - kTop - kBottom);
     for (double v : x.ticks()) {
         const double px = x.map(v);
         s += fmt::format(
-            "<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"#e2e2e2\"/>\n", px,
-            kTop, height - kBottom);
+            "<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" class=\"pals-grid\" "
+            "stroke=\"#e2e2e2\"/>\n",
+            px, kTop, height - kBottom);
         s += fmt::format(
-            "<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" stroke=\"#888\"/>\n", px,
-            height - kBottom, height - kBottom + 5);
+            "<line class=\"pals-axis\" x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\" "
+            "stroke=\"#888\"/>\n",
+            px, height - kBottom, height - kBottom + 5);
         s += fmt::format(
             "<text x=\"{:.1f}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\" "
-            "fill=\"#333\">{}</text>\n",
+            "class=\"pals-fg\" fill=\"#333\">{}</text>\n",
             px, height - kBottom + 19, si_tick_label(v));
     }
     for (double v : y.ticks()) {
         const double py = y.map(v);
         s += fmt::format(
-            "<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" stroke=\"#e2e2e2\"/>\n",
+            "<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" class=\"pals-grid\" "
+            "stroke=\"#e2e2e2\"/>\n",
             kLeft, py, width - kRight);
         s += fmt::format(
-            "<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" stroke=\"#888\"/>\n",
+            "<line class=\"pals-axis\" x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" "
+            "stroke=\"#888\"/>\n",
             kLeft - 5, py, kLeft);
         s += fmt::format(
             "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" text-anchor=\"end\" "
-            "fill=\"#333\">{}</text>\n",
+            "class=\"pals-fg\" fill=\"#333\">{}</text>\n",
             kLeft - 8, py + 4, si_tick_label(v));
     }
     s += fmt::format(
         "<text x=\"{:.1f}\" y=\"{}\" font-size=\"13\" text-anchor=\"middle\" "
-        "fill=\"#222\">throughput (output "
+        "class=\"pals-fg\" fill=\"#222\">throughput (output "
         "tokens/s, log scale)</text>\n",
         (kLeft + width - kRight) / 2, height - 18);
     s += fmt::format(
         "<text transform=\"translate(22 {:.1f}) rotate(-90)\" font-size=\"13\" "
         "text-anchor=\"middle\" "
-        "fill=\"#222\">energy per output token (J, log scale)</text>\n",
+        "class=\"pals-fg\" fill=\"#222\">energy per output token (J, log scale)</text>\n",
         (kTop + height - kBottom) / 2);
     s += fmt::format(
-        "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" fill=\"#777\">better: right "
+        "<text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" class=\"pals-muted\" "
+        "fill=\"#777\">better: right "
         "and down</text>\n",
         width - kRight - 8, kTop + 16);
 
@@ -121,15 +131,15 @@ std::string render_frontier_svg(const profile::Frontier& frontier,
             const profile::Prediction& p = frontier.points[i];
             const bool ok = frontier.feasible[i];
             s += fmt::format(
-                "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\" fill-opacity=\"{}\" "
+                "<circle{} cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\" fill-opacity=\"{}\" "
                 "stroke=\"{}\" "
                 "stroke-opacity=\"{}\"><title>{} W, batch {}: {:.0f} tok/s, {:.4f} J/tok, ITL p90 "
                 "{:.1f} ms, {:.0f} "
                 "W{}</title></circle>\n",
-                x.map(p.throughput_tok_s), y.map(p.j_per_token), ok ? cap_colour(cap) : "#ffffff",
-                ok ? 1.0 : 0.6, cap_colour(cap), ok ? 1.0 : 0.5, p.power_cap_w, p.batch_cap,
-                p.throughput_tok_s, p.j_per_token, p.itl_p90_s * 1e3, p.power_w,
-                ok ? "" : " (violates the constraints)");
+                ok ? "" : " class=\"pals-hollow\"", x.map(p.throughput_tok_s), y.map(p.j_per_token),
+                ok ? cap_colour(cap) : "#ffffff", ok ? 1.0 : 0.6, cap_colour(cap), ok ? 1.0 : 0.5,
+                p.power_cap_w, p.batch_cap, p.throughput_tok_s, p.j_per_token, p.itl_p90_s * 1e3,
+                p.power_w, ok ? "" : " (violates the constraints)");
         }
     }
     // Batch-cap labels along the highest cap's line.
@@ -143,7 +153,8 @@ std::string render_frontier_svg(const profile::Frontier& frontier,
             }
             last_px = x.map(p.throughput_tok_s);
             s += fmt::format(
-                "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"10\" fill=\"#666\">B={}</text>\n",
+                "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"10\" class=\"pals-muted\" "
+                "fill=\"#666\">B={}</text>\n",
                 x.map(p.throughput_tok_s) + 5, y.map(p.j_per_token) - 6, p.batch_cap);
         }
     }
@@ -171,12 +182,15 @@ std::string render_frontier_svg(const profile::Frontier& frontier,
     const double lx = width - kRight + 18;
     double ly = kTop + 8;
     s += fmt::format(
-        "<text x=\"{}\" y=\"{}\" font-size=\"13\" font-weight=\"bold\" fill=\"#222\">power "
+        "<text x=\"{}\" y=\"{}\" font-size=\"13\" font-weight=\"bold\" class=\"pals-fg\" "
+        "fill=\"#222\">power "
         "cap</text>\n",
         lx, ly);
     ly += 16;
-    s += fmt::format("<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#555\">(W per GPU)</text>\n",
-                     lx, ly);
+    s += fmt::format(
+        "<text x=\"{}\" y=\"{}\" font-size=\"11\" class=\"pals-muted\" fill=\"#555\">(W per "
+        "GPU)</text>\n",
+        lx, ly);
     ly += 18;
     if (by_cap.size() <= kMaxLegendEntries) {
         for (auto it = by_cap.rbegin(); it != by_cap.rend(); ++it) {
@@ -185,7 +199,8 @@ std::string render_frontier_svg(const profile::Frontier& frontier,
                 "stroke-width=\"3\"/>\n",
                 lx, ly - 4, lx + 22, ly - 4, cap_colour(it->first));
             s += fmt::format(
-                "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" fill=\"#222\">{:g} W</text>\n",
+                "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" class=\"pals-fg\" fill=\"#222\">{:g} "
+                "W</text>\n",
                 lx + 30, ly, it->first);
             ly += 18;
         }
@@ -199,11 +214,13 @@ std::string render_frontier_svg(const profile::Frontier& frontier,
                 ly + k * kBarHeight / kBarSteps, kBarHeight / kBarSteps + 0.5, viridis(t));
         }
         s += fmt::format(
-            "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" fill=\"#222\">{:g} W</text>\n", lx + 24,
-            ly + 10, cap_max);
+            "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" class=\"pals-fg\" fill=\"#222\">{:g} "
+            "W</text>\n",
+            lx + 24, ly + 10, cap_max);
         s += fmt::format(
-            "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" fill=\"#222\">{:g} W</text>\n", lx + 24,
-            ly + kBarHeight, cap_min);
+            "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" class=\"pals-fg\" fill=\"#222\">{:g} "
+            "W</text>\n",
+            lx + 24, ly + kBarHeight, cap_min);
         ly += kBarHeight + 22;
     }
     ly += 10;
@@ -212,7 +229,8 @@ std::string render_frontier_svg(const profile::Frontier& frontier,
         "stroke-width=\"2\"/>\n",
         lx + 11, ly - 4);
     s += fmt::format(
-        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" fill=\"#222\">Pareto frontier</text>\n",
+        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" class=\"pals-fg\" fill=\"#222\">Pareto "
+        "frontier</text>\n",
         lx + 30, ly);
     ly += 18;
     s += fmt::format(
@@ -221,20 +239,26 @@ std::string render_frontier_svg(const profile::Frontier& frontier,
         "stroke-dasharray=\"6,4\"/>\n",
         lx, ly - 4, lx + 22, ly - 4);
     s += fmt::format(
-        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" fill=\"#222\">J/tok vs tok/s only</text>\n",
-        lx + 30, ly);
-    ly += 18;
-    s += fmt::format("<circle cx=\"{}\" cy=\"{:.1f}\" r=\"3\" fill=\"#ffffff\" stroke=\"#888\"/>\n",
-                     lx + 11, ly - 4);
-    s += fmt::format(
-        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" fill=\"#222\">violates SLO/budget</text>\n",
+        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" class=\"pals-fg\" fill=\"#222\">J/tok vs "
+        "tok/s only</text>\n",
         lx + 30, ly);
     ly += 18;
     s += fmt::format(
-        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" fill=\"#555\">rings: frontier over</text>\n",
+        "<circle class=\"pals-hollow\" cx=\"{}\" cy=\"{:.1f}\" r=\"3\" fill=\"#ffffff\" "
+        "stroke=\"#888\"/>\n",
+        lx + 11, ly - 4);
+    s += fmt::format(
+        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"12\" class=\"pals-fg\" fill=\"#222\">violates "
+        "SLO/budget</text>\n",
+        lx + 30, ly);
+    ly += 18;
+    s += fmt::format(
+        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" class=\"pals-muted\" fill=\"#555\">rings: "
+        "frontier over</text>\n",
         lx, ly + 6);
     s += fmt::format(
-        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" fill=\"#555\">J/token, tok/s, ITL "
+        "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" class=\"pals-muted\" fill=\"#555\">J/token, "
+        "tok/s, ITL "
         "p90</text>\n",
         lx, ly + 20);
     s += "</svg>\n";

@@ -137,7 +137,7 @@ Result<std::vector<Request>> build_synthetic(const WorkloadSpec& spec, std::mt19
     const double rate = spec.rate_rps * spec.rate_scale / spec.time_scale;
     if (!std::isfinite(rate) || !(rate > 0.0)) {
         return Status::invalid_argument(fmt::format(
-            "rate_rps * rate_scale / time_scale must be finite and > 0 (got {})", rate));
+            "rate_rps * rate_scale / time_scale must be finite and > 0 (got {:g})", rate));
     }
     if (spec.num_requests == 0 && rate * *spec.duration_s > kMaxExpectedRequests) {
         return Status::invalid_argument(fmt::format(

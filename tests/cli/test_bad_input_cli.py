@@ -169,7 +169,6 @@ def rows():
     add("power watch --count huge", ["power", "watch", "--count", "99999999999"], 2, ["--count"])
     add("power watch --gpus 9", ["power", "watch", "--count", "1", "--gpus", "9"], 2, ["--gpus"])
     add("power watch NVML missing", ["power", "watch", "--count", "1"], 3, ["cannot load NVML"], env=missing_lib)
-    add("power no subcommand", ["power"], 2, ["subcommand"])
     add("power unknown subcommand", ["power", "frobnicate"], 2, ["frobnicate"])
 
     # profile (sim backend: validation before any point runs)
@@ -215,7 +214,7 @@ def rows():
     add("frontier model is a directory", ["frontier", "{D}/adir", "--svg", "{D}/f.svg"], 2, ["adir"])
     add("frontier garbage model", ["frontier", "{D}/bad_model.json", "--svg", "{D}/f.svg"], 2, ["bad_model.json"])
     add("frontier not a power model", ["frontier", "{M}", "--svg", "{D}/f.svg"], 2, ["json"])
-    for flag in ("--slo-itl", "--budget", "--cap-step", "--tolerance"):
+    for flag in ("--slo-itl", "--budget", "--cap-step", "--tolerance", "--itl-tolerance"):
         add(f"frontier {flag} nan", ["frontier", "{D}/none.json", flag, "nan"], 2, [flag])
         add(f"frontier {flag} -1", ["frontier", "{D}/none.json", flag, "-1"], 2, [flag])
     add("frontier model missing arg", ["frontier"], 2, ["model"])
@@ -344,9 +343,32 @@ def rows():
     add("loadgen no workload", lg, 2, ["--num-requests"])
 
     # global
-    add("no subcommand", [], 2, ["subcommand"])
-    add("unknown subcommand", ["teleport"], 2, ["teleport"])
-    add("--log-level bad", ["--log-level", "loud", "gpus"], 2, ["log"])
+    add("no subcommand", [], 2, ["`pals` needs a command: simulate, demo"])
+    add("unknown subcommand", ["teleport"], 2, ["unknown command 'teleport'"])
+    add("--log-level bad", ["--log-level", "loud", "gpus"], 2,
+        ["--log-level: 'loud' is not one of trace, debug, info"])
+    add("--data-dir missing", ["--data-dir", "{D}/nowhere", "models"], 2,
+        ["--data-dir: '{D}/nowhere': no such directory"])
+
+    # CLI11's own errors in the project's style (docs/cli.md): the command named, did you mean,
+    # a hint line (every row also checks for 'pals: hint:')
+    add("misspelt command", ["simulte"], 2,
+        ["pals: error: unknown command 'simulte' (did you mean 'simulate'?)",
+         "pals: hint: `pals --help` lists its commands"])
+    add("misspelt power command", ["power", "sett"], 2,
+        ["unknown command 'power sett' (did you mean 'set'?)", "`pals power --help`"])
+    add("misspelt flag", ["simulate", "--max-num-seq", "8", "--num-requests", "2"], 2,
+        ["pals: error: unknown flag '--max-num-seq' for `pals simulate` (did you mean '--max-num-seqs'?)",
+         "pals: hint: `pals simulate --help` lists its flags"])
+    add("unknown flag before the command", ["--log-levl", "debug", "models"], 2,
+        ["unknown flag '--log-levl' for `pals` (did you mean '--log-level'?)"])
+    add("stray argument", ["models", "extra"], 2, ["`pals models` takes no argument 'extra'"])
+    add("flag without its value", ["evaluate", "--scenario"], 2, ["--scenario needs a value"])
+    add("required flag missing", ["power", "set", "--limit", "300"], 2,
+        ["`pals power set` needs --gpus"])
+    add("required argument missing", ["fit"], 2, ["`pals fit` needs its argument 'profile'"])
+    add("power needs a command", ["power"], 2, ["`pals power` needs a command: set, restore, watch",
+                                                "`pals power --help` lists its commands"])
     return r
 
 
@@ -430,6 +452,10 @@ def run_row(row, args):
             problems.append(f"exit {p.returncode}, expected {code}")
         if "pals: error:" not in p.stderr:
             problems.append("stderr lacks the 'pals: error:' line")
+        if code != 0 and "pals: hint:" not in p.stderr:
+            problems.append("stderr lacks the 'pals: hint:' line")
+        if "The following argument" in p.stderr or " is required" in p.stderr:
+            problems.append("stderr has CLI11's own wording")
         for s in needles:
             if fmt(s) not in p.stderr:
                 problems.append(f"stderr lacks {fmt(s)!r}")

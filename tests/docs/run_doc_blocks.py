@@ -9,8 +9,9 @@ A block is runnable when the line before its opening fence is `<!-- runnable -->
     ```
 
 Each block runs in bash with `set -euo pipefail`, from the repository root, with the build
-folder first on PATH (so `pals` is the binary under test), PALS_SHARED_DIR set, and a scratch
-folder in $TMPDIR. ctest runs it (`docs.runnable_blocks`).
+folder first on PATH (so `pals` is the binary under test), PALS_SHARED_DIR set, the build folder
+in $BUILD_DIR (for `cmake --install "$BUILD_DIR"`), and a scratch folder in $TMPDIR. ctest runs
+it (`docs.runnable_blocks`).
 """
 import argparse
 import os
@@ -54,6 +55,7 @@ def main() -> int:
         env["PALS_SHARED_DIR"] = args.shared_dir
         env["PALS_CACHE_DIR"] = os.path.join(args.build_dir, "model-cache")
         env["TMPDIR"] = scratch
+        env["BUILD_DIR"] = args.build_dir
         for doc in sorted((source / "docs").glob("*.md")):
             for line, text in blocks(doc):
                 found += 1

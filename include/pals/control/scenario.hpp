@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pals/common/status.hpp"
@@ -52,5 +53,13 @@ struct Scenario {
 /// scenario's folder, then `shared_dir`. Every error names the file and the key.
 [[nodiscard]] Result<Scenario> load_scenario(const std::filesystem::path& path,
                                              const std::filesystem::path& shared_dir);
+
+/// Parses a scenario document: `path` names it in errors and gives its default name (the stem);
+/// relative paths are tried against `scenario_dir`, then `shared_dir` (load_scenario passes the
+/// file's folder; the CLI's built-in demo scenario passes the data folder).
+[[nodiscard]] Result<Scenario> parse_scenario(std::string_view document,
+                                              const std::filesystem::path& path,
+                                              const std::filesystem::path& scenario_dir,
+                                              const std::filesystem::path& shared_dir);
 
 }  // namespace pals::control

@@ -29,7 +29,8 @@ struct ModelCacheOptions {
     /// Told the node and the cache file before a sweep runs (a sweep takes seconds to minutes).
     std::function<void(const sim::NodeConfig& node, const std::filesystem::path& file)> on_profile;
 
-    /// PALS_CACHE_DIR, else $TMPDIR/pals-cache (/tmp/pals-cache without TMPDIR).
+    /// PALS_CACHE_DIR, else $XDG_CACHE_HOME/pals, else $HOME/.cache/pals, else .pals-cache
+    /// in the current folder (never a shared /tmp).
     [[nodiscard]] static std::filesystem::path default_dir();
 };
 

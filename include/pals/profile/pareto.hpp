@@ -17,32 +17,46 @@
 
 namespace pals::profile {
 
-/// Relative differences below this are within the model's error (its cross-validated MAPE is
-/// about 1 %), so they do not make one point better than another: without it, a cap that buys
-/// 0.3 % more throughput for 20 % more energy would sit on the frontier.
-inline constexpr double kDefaultParetoTolerance = 0.01;
+/// Relative differences below which an objective does not make one point better than another.
+/// Without them a grid's frontier is mostly noise: a cap that buys 0.3 % more throughput for
+/// 20 % more energy, or 1.2 % lower ITL for 33 % more J/token, would sit on it as a "choice".
+struct ParetoTolerance {
+    /// J/token and throughput: about twice the fitted model's cross-validated error on them
+    /// (1-1.5 % MAPE on the simulator's H100 profiles), which it cannot resolve.
+    double relative = 0.0;
+    /// ITL p90: its cross-validated error is larger (about 2 % MAPE, with a long tail near
+    /// saturation), and 5 % of a 20-100 ms ITL is 1-5 ms, which no reader of a token stream
+    /// notices; latency that matters is a bound (--max-itl-p90), not an objective.
+    double itl = 0.0;
+};
 
-/// True when `a` is no worse than `b` beyond the relative `tolerance` on all three objectives
-/// (J/token, throughput, ITL p90) and better than `b` by more than `tolerance` on one.
-/// tolerance = 0 is strict Pareto dominance.
-[[nodiscard]] bool dominates(const Prediction& a, const Prediction& b, double tolerance = 0.0);
+/// `pals frontier`'s defaults (docs/profile.md).
+inline constexpr ParetoTolerance kDefaultParetoTolerance{0.02, 0.05};
+
+/// True when `a` dominates `b`: no worse than b beyond the tolerance on any of the three
+/// objectives (J/token, throughput, ITL p90) and better by more than it on one; or, with a
+/// nonzero tolerance, equal to b within the tolerances on all three and cheaper (lower J/token):
+/// equivalent points are one choice, and the cheapest stands for them. A zero tolerance is
+/// strict Pareto dominance.
+[[nodiscard]] bool dominates(const Prediction& a, const Prediction& b,
+                             const ParetoTolerance& tolerance = {});
 
 /// Indices of the points no other point dominates (with `tolerance`), sorted by throughput
 /// (ascending). Exact duplicates are all kept. With a tolerance, dominance is not transitive;
-/// should no point survive, the strict frontier is returned. O(n^2), for the few hundred points
-/// of a profile grid.
+/// should no point survive, the strict frontier is returned. O(n^2), for the few hundred
+/// points of a profile grid.
 [[nodiscard]] std::vector<std::size_t> pareto_front(std::span<const Prediction> points,
-                                                    double tolerance = 0.0);
+                                                    const ParetoTolerance& tolerance = {});
 
 /// The 2-D frontier over (J/token lower, throughput higher) only: the staircase a chart of
 /// energy/token against throughput shows. Sorted by throughput.
 [[nodiscard]] std::vector<std::size_t> energy_throughput_front(std::span<const Prediction> points);
 
-/// Constraints of a frontier (0 = none) and the dominance tolerance.
+/// Constraints of a frontier (0 = none) and the dominance rule.
 struct FrontierConstraints {
-    double max_itl_s = 0.0;                      ///< p90 ITL bound (--slo-itl)
-    double max_power_w = 0.0;                    ///< group power bound, all GPUs (--budget)
-    double tolerance = kDefaultParetoTolerance;  ///< relative, see dominates()
+    double max_itl_s = 0.0;    ///< p90 ITL bound (--slo-itl)
+    double max_power_w = 0.0;  ///< group power bound, all GPUs (--budget)
+    ParetoTolerance tolerance = kDefaultParetoTolerance;  ///< see dominates()
 };
 
 /// Candidates, which meet the constraints, and the frontier among those.

@@ -20,22 +20,41 @@ struct SvgSeries {
     bool step = false;  ///< draw as a step function (values hold until the next x)
 };
 
+/// A vertical reference line at x (an SLO target), labelled at its top.
+struct SvgMarker {
+    double x = 0.0;
+    std::string label;
+};
+
 struct SvgChart {
     std::string title;
     std::string x_label;
     std::string y_label;
     std::vector<SvgSeries> series;
-    int width = 720;
-    int height = 300;
+    std::vector<SvgMarker> x_markers;  ///< drawn dashed in the foreground colour; in the x range
+    int width = 720;   ///< of the viewBox: the chart scales to its container's width
+    int height = 300;  ///< of the viewBox (the aspect ratio is kept)
     bool log_x = false;
     double y_min = 0.0;  ///< lower bound of the y axis (upper bound from the data)
 };
 
+/// The colour of a series drawn in the page's foreground colour (black in light mode, light
+/// grey in dark mode): a budget, a reference.
+inline constexpr const char* kForegroundColor = "foreground";
+
 /// The k-th colour of the chart palette (so one policy keeps its colour across charts).
 [[nodiscard]] std::string palette_color(std::size_t k);
 
-/// The chart as an `<svg>` element (no XML prologue), safe to inline in HTML.
+/// The chart as an `<svg>` element (no XML prologue), safe to inline in HTML. It has a viewBox
+/// and width 100 %, so it fills its container; its colours are classes of svg_theme_css() with
+/// the light theme as presentation attributes (it reads correctly without the CSS). Series whose
+/// lines coincide on the chart (the same pixels) are drawn once, named together in the legend
+/// ("default = cap-only").
 [[nodiscard]] std::string render_svg(const SvgChart& chart);
+
+/// The CSS of the charts' classes: the light theme, and the dark one under
+/// `prefers-color-scheme: dark` (background, plot area, text, grid, axes, foreground lines).
+[[nodiscard]] std::string svg_theme_css();
 
 /// Escapes &, <, >, " for HTML/SVG text.
 [[nodiscard]] std::string escape_xml(std::string_view text);
@@ -52,6 +71,11 @@ struct LogAxis {
     [[nodiscard]] double map(double v) const;
     /// Major ticks (1, 2, 5 x 10^k, or every mantissa when the range is narrow) within range.
     [[nodiscard]] std::vector<double> ticks() const;
+    /// The densest ticks with at most `max_ticks` in range: every mantissa (1, 1.5, 2, 3, ..
+    /// 9 x 10^k), else 1-2-5 per decade, else powers of ten (however many).
+    [[nodiscard]] std::vector<double> ticks(std::size_t max_ticks) const;
+    /// 1..9 x 10^k within range: the grid lines between labelled ticks.
+    [[nodiscard]] std::vector<double> minor_ticks() const;
 };
 
 /// The range of the positive finite values, padded by `pad` decades on each side (widened

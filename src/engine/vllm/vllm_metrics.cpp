@@ -1,5 +1,7 @@
 #include "pals/engine/vllm/vllm_metrics.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
@@ -152,7 +154,7 @@ Result<CumulativeHistogram> histogram_from_metrics(const ParsedMetrics& metrics,
         }
         if (!std::isfinite(s.value) || s.value < 0.0) {
             return Status::invalid_argument(where + ": bucket le=\"" + *le_text + "\" has count " +
-                                            std::to_string(s.value));
+                                            fmt::format("{:g}", s.value));
         }
         auto& buckets = series[series_key(s)];
         if (!buckets.emplace(*le, s.value).second) {
@@ -185,7 +187,7 @@ Result<CumulativeHistogram> histogram_from_metrics(const ParsedMetrics& metrics,
         for (const auto& [le, count] : buckets) {
             if (count < previous) {
                 return Status::invalid_argument(
-                    where + ": cumulative bucket counts decrease at le=" + std::to_string(le));
+                    where + ": cumulative bucket counts decrease at le=" + fmt::format("{:g}", le));
             }
             previous = count;
             h.cumulative_counts[i++] += count;

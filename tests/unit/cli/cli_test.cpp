@@ -184,4 +184,91 @@ TEST(CliTest, AModelByNameProfilesAndTheFrontierAnswersADemand) {
     EXPECT_GT(answer["throughput_tok_s"].get<double>(), 0.0);
 }
 
+TEST(CliTest, ParseErrorsUseTheProjectStyleWithAHint) {
+    // CLI11's own errors, reworded: the command, the closest flag, a hint line; exit 2.
+    const CommandResult flag = run("simulate --max-num-seq 8 --num-requests 2");
+    EXPECT_EQ(flag.exit_code, 2);
+    EXPECT_EQ(flag.out,
+              "pals: error: unknown flag '--max-num-seq' for `pals simulate` (did you mean "
+              "'--max-num-seqs'?)\npals: hint: `pals simulate --help` lists its flags\n");
+    const CommandResult command = run("frontire x.json");
+    EXPECT_EQ(command.exit_code, 2);
+    EXPECT_EQ(command.out.rfind("pals: error: unknown command 'frontire' (did you mean "
+                                "'frontier'?) (known: simulate, demo,",
+                                0),
+              0U)
+        << command.out;
+    const CommandResult value = run("evaluate --scenario");
+    EXPECT_EQ(value.exit_code, 2);
+    EXPECT_EQ(value.out,
+              "pals: error: --scenario needs a value\npals: hint: `pals evaluate --help` lists "
+              "its flags\n");
+    // A root flag's hint names the root; a failure after parsing gets its exit code's hint.
+    const CommandResult level = run("--log-level loud models");
+    EXPECT_NE(level.out.find("pals: hint: `pals --help` lists its flags"), std::string::npos)
+        << level.out;
+    const CommandResult range = run("simulate --num-requests 2 --power-cap 100");
+    EXPECT_EQ(range.exit_code, 2);
+    EXPECT_EQ(range.out,
+              "pals: error: --power-cap: 100 W is outside 200-700 W for H100-SXM\npals: hint: "
+              "`pals simulate --help` lists its flags with their ranges and defaults\n");
+}
+
+TEST(CliTest, EveryRunSaysWhatItRan) {
+    const CommandResult text =
+        run("simulate --model Llama-3.1-8B-Instruct --tp 2 --power-cap 450 --max-num-seqs 64 "
+            "--rate 2 --duration 20 --seed 4");
+    ASSERT_EQ(text.exit_code, 0) << text.out;
+    EXPECT_EQ(text.out.rfind("pals simulate\n  model        meta-llama/Llama-3.1-8B-Instruct "
+                             "(dense, 8.0B params)\n",
+                             0),
+              0U)
+        << text.out;
+    for (const char* line :
+         {"  GPUs         2x H100-SXM: TP 2, EP 1\n",
+          "  power cap    450 W per GPU (range 200-700 W); SM clock not locked\n",
+          "  batch cap    64 (max-num-seqs); 8192 tokens per step, chunked prefill\n",
+          "  workload     Poisson 2 req/s for 20 s, input fixed:1024, output fixed:128 tokens, "
+          "seed 4: ",
+          "  SLO          TTFT <= 1 s, TPOT <= 0.1 s\n"}) {
+        EXPECT_NE(text.out.find(line), std::string::npos) << line << "\n" << text.out;
+    }
+    // --json stays one JSON document.
+    const CommandResult json =
+        run("simulate --model Llama-3.1-8B-Instruct --rate 2 --duration "
+            "20 --json");
+    ASSERT_EQ(json.exit_code, 0) << json.out;
+    EXPECT_TRUE(nlohmann::json::accept(json.out)) << json.out;
+
+    const std::string dir = ::testing::TempDir();
+    const CommandResult profile =
+        run("profile --model mistralai/Mixtral-8x7B-Instruct-v0.1 --tp 2 --caps 300,700 "
+            "--batches 16,64 --warmup 1 --window 2 --quiet --out " +
+            dir + "/echo.csv");
+    ASSERT_EQ(profile.exit_code, 0) << profile.out;
+    for (const char* line :
+         {"pals profile (sim backend)\n",
+          "  model        mistralai/Mixtral-8x7B-Instruct-v0.1 (MoE: 8 experts, top-2,",
+          "  power cap    sweep of 2 caps: 300, 700 W (range 200-700 W)",
+          "  batch cap    sweep of 2 batch caps: 16, 64 (launch max-num-seqs",
+          "  workload     default: in=uniform:64:512, out=fixed:256; closed loop per point"}) {
+        EXPECT_NE(profile.out.find(line), std::string::npos) << line << "\n" << profile.out;
+    }
+
+    const CommandResult evaluate =
+        run("evaluate --scenario " + std::string(PALS_SOURCE_DIR) +
+            "/tests/data/scenarios/tiny-step.toml --policies default,cap-only");
+    ASSERT_EQ(evaluate.exit_code, 0) << evaluate.out;
+    for (const char* line :
+         {"== tiny-step ==\n  model        meta-llama/Llama-3.1-8B-Instruct (dense",
+          "  GPUs         1x H100-SXM: TP 1, EP 1\n",
+          "  power cap    set by each policy (policy default: 700 W per GPU) (range 200-700 W)",
+          "  batch cap    set by each policy, up to 256 (max-num-seqs)",
+          "  workload     Poisson 6 req/s for 90 s, input uniform:200:1200",
+          "  budget       700 W from 0 s, 400 W from 30 s, 550 W from 60 s\n",
+          "  policies     default, cap-only\n"}) {
+        EXPECT_NE(evaluate.out.find(line), std::string::npos) << line << "\n" << evaluate.out;
+    }
+}
+
 }  // namespace

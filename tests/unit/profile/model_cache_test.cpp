@@ -75,11 +75,26 @@ TEST(ModelCacheTest, RefusesAnEmptySweep) {
     EXPECT_TRUE(c.profiled.empty());
 }
 
-TEST(ModelCacheTest, DefaultFolderFollowsPalsCacheDir) {
-    ::setenv("PALS_CACHE_DIR", "/tmp/pals-cache-test-dir", 1);
-    EXPECT_EQ(ModelCacheOptions::default_dir(), "/tmp/pals-cache-test-dir");
+TEST(ModelCacheTest, DefaultFolderFollowsPalsCacheDirThenXdg) {
+    const char* saved_home = std::getenv("HOME");
+    const std::string home = saved_home != nullptr ? saved_home : "";
+    const char* saved_xdg = std::getenv("XDG_CACHE_HOME");
+    const std::string xdg = saved_xdg != nullptr ? saved_xdg : "";
+    ::setenv("PALS_CACHE_DIR", "/srv/pals-cache-test-dir", 1);
+    ::setenv("XDG_CACHE_HOME", "/srv/xdg", 1);
+    EXPECT_EQ(ModelCacheOptions::default_dir(), "/srv/pals-cache-test-dir");
     ::unsetenv("PALS_CACHE_DIR");
-    EXPECT_EQ(ModelCacheOptions::default_dir().filename(), "pals-cache");
+    EXPECT_EQ(ModelCacheOptions::default_dir(), "/srv/xdg/pals");
+    ::setenv("XDG_CACHE_HOME", "relative", 1);  // ignored, as the XDG rule says
+    ::setenv("HOME", "/home/op", 1);
+    EXPECT_EQ(ModelCacheOptions::default_dir(), "/home/op/.cache/pals");
+    ::unsetenv("XDG_CACHE_HOME");
+    ::unsetenv("HOME");
+    EXPECT_EQ(ModelCacheOptions::default_dir(), ".pals-cache");
+    ::setenv("HOME", home.c_str(), 1);
+    if (!xdg.empty()) {
+        ::setenv("XDG_CACHE_HOME", xdg.c_str(), 1);
+    }
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "pals/profile/model_fit.hpp"
 #include "profile_test_helpers.hpp"
 
@@ -33,8 +35,54 @@ TEST(ParetoFrontierTest, ToleranceIgnoresDifferencesWithinTheModelError) {
     const Prediction cheap = point(0.10, 1000, 0.020);
     const Prediction pricey = point(0.12, 1004, 0.0199);  // +20 % energy for +0.4 % throughput
     EXPECT_FALSE(dominates(cheap, pricey));
-    EXPECT_TRUE(dominates(cheap, pricey, 0.01));
-    EXPECT_FALSE(dominates(pricey, cheap, 0.01));
+    EXPECT_TRUE(dominates(cheap, pricey, {0.01, 0.01}));
+    EXPECT_FALSE(dominates(pricey, cheap, {0.01, 0.01}));
+}
+
+TEST(ParetoFrontierTest, NearEqualLatencyDoesNotKeepAnExpensivePoint) {
+    // The case of issue 15: a point 25 % cheaper with 1.2 % more ITL p90 and the same
+    // throughput. Under one 1 % tolerance the pricier point stayed on the frontier.
+    const Prediction cheap = point(0.075, 2650, 0.03276);
+    const Prediction pricey = point(0.100, 2655, 0.03237);
+    EXPECT_FALSE(dominates(cheap, pricey, {0.01, 0.01}));
+    EXPECT_TRUE(dominates(cheap, pricey, kDefaultParetoTolerance));
+    EXPECT_FALSE(dominates(pricey, cheap, kDefaultParetoTolerance));
+    // A latency gain beyond the ITL tolerance is a real choice and keeps the point.
+    const Prediction faster = point(0.100, 2655, 0.030);  // 9 % lower ITL p90
+    EXPECT_FALSE(dominates(cheap, faster, kDefaultParetoTolerance));
+    // Points equal within the tolerances on all three objectives: the cheaper stands for both.
+    const Prediction twin = point(0.1015, 2652, 0.03240);
+    EXPECT_TRUE(dominates(pricey, twin, kDefaultParetoTolerance));
+    EXPECT_FALSE(dominates(twin, pricey, kDefaultParetoTolerance));
+    const std::vector<Prediction> pts = {pricey, cheap, twin};
+    EXPECT_EQ(pareto_front(pts, {0.01, 0.01}), (std::vector<std::size_t>{1, 0}));  // by tok/s
+    EXPECT_EQ(pareto_front(pts, kDefaultParetoTolerance), (std::vector<std::size_t>{1}));
+    const std::vector<Prediction> with_faster = {pricey, cheap, twin, faster};
+    EXPECT_EQ(pareto_front(with_faster, kDefaultParetoTolerance), (std::vector<std::size_t>{1, 3}));
+}
+
+TEST(ParetoFrontierTest, DefaultToleranceMakesAGridFrontierReadable) {
+    // A grid shaped like a memory-bound decode: per batch cap, caps above the knee buy a little
+    // throughput and ITL for much more energy.
+    std::vector<Prediction> pts;
+    for (int batch : {16, 64, 256}) {
+        for (double cap : {300.0, 400.0, 500.0, 600.0, 700.0}) {
+            const double speed = 1.0 - 0.25 * std::exp(-(cap - 300.0) / 60.0);  // saturates
+            const double tput = 40.0 * batch * speed / (1.0 + batch / 200.0);
+            const double power = 0.6 * cap + 200.0;
+            pts.push_back(
+                point(power / tput, tput, 0.02 * (1.0 + batch / 200.0) / speed, cap, batch));
+        }
+    }
+    // Strictly, every cap above the lowest trades energy for speed, however little: 12 of 15.
+    EXPECT_EQ(pareto_front(pts).size(), 12u);
+    const std::vector<std::size_t> readable = pareto_front(pts, kDefaultParetoTolerance);
+    EXPECT_LE(readable.size(), 6u);
+    EXPECT_GE(readable.size(), 3u);  // one point per batch cap at least: those are real choices
+    for (std::size_t i : readable) {
+        // 600 and 700 W buy under 1 % throughput and ITL for 10-20 % more energy.
+        EXPECT_LE(pts[i].power_cap_w, 500.0) << pts[i].batch_cap;
+    }
 }
 
 TEST(ParetoFrontierTest, DropsDominatedPoints) {

@@ -70,5 +70,55 @@ TEST(SvgTest, LineChartHasOneLineAndLegendEntryPerSeries) {
     EXPECT_EQ(count(svg, "stroke-dasharray"), 2u);             // the dashed line and its key
 }
 
+TEST(SvgTest, ChartScalesWithThePageAndFollowsTheColourScheme) {
+    SvgChart chart;
+    chart.series.push_back({"pals", {0, 1}, {1, 2}, "", false, false});
+    chart.series.push_back({"budget", {0, 1}, {3, 3}, kForegroundColor, true, true});
+    const std::string svg = render_svg(chart);
+    const std::string tag = svg.substr(0, svg.find('>'));
+    EXPECT_NE(tag.find("viewBox=\"0 0 720 300\""), std::string::npos) << tag;
+    EXPECT_NE(tag.find("width=\"100%\""), std::string::npos) << tag;
+    EXPECT_EQ(tag.find("height="), std::string::npos) << tag;  // the aspect ratio sets it
+    EXPECT_NE(svg.find("class=\"pals-bg\""), std::string::npos);
+    EXPECT_NE(svg.find("class=\"pals-line-fg\""), std::string::npos);  // the budget line
+    const std::string css = svg_theme_css();
+    EXPECT_NE(css.find("prefers-color-scheme:dark"), std::string::npos);
+    EXPECT_NE(css.find(".pals-line-fg"), std::string::npos);
+}
+
+TEST(SvgTest, LogAxisLabels125PerDecadeWhereTheyFit) {
+    const LogAxis axis{0.005, 2.0, 0.0, 500.0};
+    EXPECT_EQ(axis.ticks(std::size_t{11}),
+              (std::vector<double>{0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0}));
+    EXPECT_EQ(axis.ticks(std::size_t{4}), (std::vector<double>{0.01, 0.1, 1.0}));
+    EXPECT_EQ(axis.minor_ticks().size(), 5u + 9u + 9u + 2u);  // 0.005-0.009, ..., 1, 2
+    SvgChart cdf;
+    cdf.log_x = true;
+    cdf.series.push_back({"pals", {0.008, 0.03, 0.4}, {0.1, 0.5, 1.0}, "", false, false});
+    cdf.x_markers.push_back({1.0, "SLO 1 s"});
+    const std::string svg = render_svg(cdf);
+    for (const char* label : {">0.01<", ">0.02<", ">0.05<", ">0.1<", ">0.2<", ">0.5<", ">1<"}) {
+        EXPECT_NE(svg.find(label), std::string::npos) << label;
+    }
+    EXPECT_NE(svg.find(">SLO 1 s<"), std::string::npos);  // the marker, in the x range
+    EXPECT_NE(svg.find("stroke-dasharray=\"2,3\""), std::string::npos);
+}
+
+TEST(SvgTest, CoincidingLinesAreDrawnOnceAndNamedTogether) {
+    SvgChart chart;
+    chart.series.push_back({"default", {0, 50, 100}, {700, 700, 700}, "", false, true});
+    chart.series.push_back({"cap-only", {0, 30, 100}, {700, 400, 400}, "", false, true});
+    // batch-only: the same steps as default, its run ending a second earlier
+    chart.series.push_back({"batch-only", {0, 50, 99}, {700, 700, 700}, "", false, true});
+    // clock-only: cap-only within a fraction of a pixel
+    chart.series.push_back({"clock-only", {0, 30, 100}, {700, 400.5, 400.5}, "", false, true});
+    chart.series.push_back({"pals", {0, 60, 100}, {700, 400, 400}, "", false, true});
+    const std::string svg = render_svg(chart);
+    EXPECT_EQ(count(svg, "<polyline"), 3u);
+    EXPECT_NE(svg.find(">default = batch-only<"), std::string::npos) << svg;
+    EXPECT_NE(svg.find(">cap-only = clock-only<"), std::string::npos) << svg;
+    EXPECT_NE(svg.find(">pals<"), std::string::npos);  // steps at 60 s, not 30 s: its own line
+}
+
 }  // namespace
 }  // namespace pals::report
