@@ -24,7 +24,9 @@ struct PolicyMetrics {
     double efficiency_vs_default = kNoRatio;  ///< tokens/J over default's (NaN: no default)
     double slo_attainment = 0.0;              ///< requests meeting both TTFT and TPOT SLOs
     std::uint64_t requests = 0;
-    std::uint64_t qos_violations = 0;  ///< requests missing TTFT or TPOT SLO
+    std::uint64_t qos_violations = 0;   ///< requests missing TTFT or TPOT SLO
+    std::uint64_t ttft_violations = 0;  ///< requests missing the TTFT SLO (finished ones)
+    std::uint64_t tpot_violations = 0;  ///< requests missing the TPOT SLO (finished ones)
     double qos_violation_rate = 0.0;
     /// Violations over cap-only's: NaN without cap-only, and when cap-only had none and this
     /// policy some (1 when both had none).
