@@ -58,6 +58,8 @@ PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& re
         if (f.output_tokens > 1) {
             run.tpot_s.push_back(f.tpot_s());
         }
+        m.ttft_violations += f.ttft_s() > sc.slo.ttft_s ? 1U : 0U;
+        m.tpot_violations += f.tpot_s() > sc.slo.tpot_s ? 1U : 0U;
         if (f.meets(sc.slo)) {
             ++met;
             good_tokens += f.output_tokens;

@@ -117,7 +117,7 @@ private:
 }  // namespace
 
 double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std::string& why,
-                            double reference_mhz) {
+                            double reference_mhz, double floor_mhz) {
     constexpr double kStepDown = 0.95;
     constexpr double kStepUp = 1.15;
     constexpr double kLowestShare = 0.3;  ///< of the highest clock
@@ -130,12 +130,22 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
         std::isnan(g.itl_p90_s) || g.itl_p90_s < m_bands.itl_comfortable * o.slo_tpot_s;
     const bool ttft_ok =
         std::isnan(g.ttft_p90_s) || g.ttft_p90_s < m_bands.ttft_comfortable * o.slo_ttft_s;
-    m_raised = latency_risk(o, g, m_bands).any();
+    const LatencyRisk risk = latency_risk(o, g, m_bands);
+    m_raised = risk.any();
+    m_floor_mhz *= m_bands.floor_decay;
     if (m_raised) {
+        if (m_bands.floor_margin > 0.0 && (risk.itl || risk.ttft)) {
+            m_floor_mhz = std::max(
+                m_floor_mhz,
+                std::min(o.sm_clock_max_mhz, reference * m_share * (1.0 + m_bands.floor_margin)));
+        }
         m_share = std::min(highest, m_share * kStepUp);
         why = "latency at risk: clock up to";
     } else if (itl_ok && ttft_ok && g.waiting <= g.waiting_previous) {
-        m_share = std::max(lowest, m_share * kStepDown);
+        m_share = std::max({lowest, m_floor_mhz / reference, m_share * kStepDown});
+        if (m_share * reference < floor_mhz) {
+            m_share = std::min(highest, std::max(m_share, floor_mhz / reference));
+        }
         why = "latency slack: clock down to";
     } else {
         why = "hold clock at";

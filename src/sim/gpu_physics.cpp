@@ -13,6 +13,18 @@ GpuPhysics::GpuPhysics(GpuSpec spec, model::WeightDtype matmul_precision)
           0, static_cast<int>(std::floor(
                  (m_spec.sm_clock_max_mhz - m_spec.sm_clock_min_mhz) / m_step_mhz + 1e-9)))) {}
 
+StepWork StepWork::scaled(double fraction) const {
+    StepWork w = *this;
+    for (int k = 0; k < w.num_kernels; ++k) {
+        w.kernels[static_cast<std::size_t>(k)].flops *= fraction;
+        w.kernels[static_cast<std::size_t>(k)].bytes *= fraction;
+    }
+    w.scaled_busy_s *= fraction;
+    w.wait_s *= fraction;
+    w.host_s *= fraction;
+    return w;
+}
+
 double GpuPhysics::clamp_cap(double power_cap_w) const {
     return std::clamp(power_cap_w, m_spec.power_limit_min_w, m_spec.power_limit_max_w);
 }

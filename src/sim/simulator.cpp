@@ -72,7 +72,8 @@ struct Simulator::Impl {
         bool in_step = false;
         double step_start_s = 0.0;
         double step_end_s = 0.0;
-        StepOutcome step;
+        StepOutcome step;    ///< of what is left of the step since step_start_s
+        StepWork step_work;  ///< what is left of the step since step_start_s
         std::vector<ScheduledChunk> plan;
         int step_batch = 0;
         // Energy and counters.
@@ -292,7 +293,8 @@ struct Simulator::Impl {
         }
         account_idle(r, now_s);
         const StepShape shape = shape_of(r);
-        r.step = physics.run_step(cost.step_work(shape), r.power_cap_w, r.locked_clock_mhz);
+        r.step_work = cost.step_work(shape);
+        r.step = physics.run_step(r.step_work, r.power_cap_w, r.locked_clock_mhz);
         r.in_step = true;
         r.step_start_s = now_s;
         r.step_end_s = now_s + r.step.duration_s;
@@ -307,6 +309,37 @@ struct Simulator::Impl {
         }
     }
 
+    /// A step's share of the busy statistics (a whole step, or the part before its limits
+    /// changed).
+    void account_busy(const Replica& r, double seconds) {
+        batch_time += r.step_batch * seconds;
+        busy_time += seconds;
+        clock_time += r.step.sm_clock_mhz * seconds;
+    }
+
+    /// The cap or clock lock of `r` changed: a step in flight runs its remaining work under the
+    /// new limits from now, as a GPU's power controller and clock lock act within milliseconds,
+    /// not at the next engine step. The part already run keeps its power and clock.
+    void reapply_limits(Replica& r) {
+        if (!r.in_step || now_s >= r.step_end_s) {
+            return;
+        }
+        const double elapsed = std::max(0.0, now_s - r.step_start_s);
+        const double left = r.step.duration_s > 0.0 ? 1.0 - elapsed / r.step.duration_s : 0.0;
+        if (left <= 0.0) {
+            return;
+        }
+        r.energy_j += r.step.power_w * gpus_per_replica * elapsed;
+        account_busy(r, elapsed);
+        r.step_work = r.step_work.scaled(left);
+        r.step = physics.run_step(r.step_work, r.power_cap_w, r.locked_clock_mhz);
+        r.step_start_s = now_s;
+        r.step_end_s = now_s + r.step.duration_s;
+        r.last_power_w = r.step.power_w;
+        r.last_clock_mhz = r.step.sm_clock_mhz;
+        r.last_limits = r.step.limits;
+    }
+
     void finish_step(int replica_index) {
         Replica& r = replicas[static_cast<std::size_t>(replica_index)];
         const double t = r.step_end_s;
@@ -316,9 +349,7 @@ struct Simulator::Impl {
         r.accounted_until_s = t;
         r.in_step = false;
         ++steps;
-        batch_time += r.step_batch * d;
-        busy_time += d;
-        clock_time += r.step.sm_clock_mhz * d;
+        account_busy(r, d);
         const bool in_steady = steady_started && !steady_ended;
         double step_tokens = 0.0;
 
@@ -607,8 +638,12 @@ Simulator& Simulator::operator=(Simulator&&) noexcept = default;
 Simulator::~Simulator() = default;
 
 void Simulator::set_power_cap(int replica, double power_cap_w) {
-    m_impl->replicas.at(static_cast<std::size_t>(replica)).power_cap_w =
-        m_impl->physics.clamp_cap(power_cap_w);
+    Impl::Replica& r = m_impl->replicas.at(static_cast<std::size_t>(replica));
+    const double cap = m_impl->physics.clamp_cap(power_cap_w);
+    if (cap != r.power_cap_w) {
+        r.power_cap_w = cap;
+        m_impl->reapply_limits(r);
+    }
 }
 
 void Simulator::set_batch_cap(int replica, int batch_cap) {
@@ -617,8 +652,12 @@ void Simulator::set_batch_cap(int replica, int batch_cap) {
 }
 
 void Simulator::set_locked_clock(int replica, double clock_mhz) {
-    m_impl->replicas.at(static_cast<std::size_t>(replica)).locked_clock_mhz =
-        std::max(0.0, clock_mhz);
+    Impl::Replica& r = m_impl->replicas.at(static_cast<std::size_t>(replica));
+    const double lock = std::max(0.0, clock_mhz);
+    if (lock != r.locked_clock_mhz) {
+        r.locked_clock_mhz = lock;
+        m_impl->reapply_limits(r);
+    }
 }
 
 Result<std::size_t> Simulator::submit(workload::Request request) {

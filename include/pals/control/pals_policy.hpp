@@ -1,28 +1,29 @@
 #pragma once
 /// @file pals_policy.hpp
-/// @brief PALS's policy: each period, per GPU group, the most energy-efficient (cap, batch cap)
-/// that the fitted model predicts meets the demand and the ITL SLO within the group's share of
-/// the budget, and the SM clock, corrected online by measurement:
-/// - demand = smoothed served tokens/s + the backlog drained over a horizon;
-/// - throughput and ITL corrections: EWMA of measured / predicted at the current point (only
-///   when the group is saturated for throughput), dividing the model's figures;
-/// - partial load (the share covers the cap the demand needs): the profile is measured at
-///   saturation, where a low cap throttles the clock; at partial load the GPU does not reach
-///   that cap and would race at the highest clock. So the cap stays at the share (a ceiling),
-///   the batch cap at launch, and the SM clock is locked: seeded at the clock the model
-///   predicts at its chosen point, trimmed by latency feedback (ClockTrimmer);
-/// - budget binds (the share is below that cap): the model's point within the share, clocks
-///   free;
-/// - escalation: a growing queue or TTFT/ITL near its SLO raises a cap floor at once (up the
-///   frontier), which then decays slowly, but only where the cap binds (a group drawing >= 90 %
-///   of its cap): below it a higher cap changes nothing and the clock feedback answers;
-/// - budget split: each group gets a share proportional to the cap its demand needs (groups
-///   that need little give the rest to those that need more), never above the budget.
+/// @brief PALS's policy. Each period, per GPU group:
+/// - the **cap** is the group's share of the budget (the maximum without one): each group gets
+///   the cap per GPU the fitted model says its demand needs, scaled down together when the
+///   needs exceed the budget, and the even share when they do not (groups that need little
+///   leave watts to the others); a share moves only by more than a deadband;
+/// - the **SM clock** is locked (partial load, the usual case): seeded at the clock the model
+///   predicts at its most efficient point for the demand within the share, and trimmed by
+///   latency feedback (ClockTrimmer) with a learned floor: a latency alarm marks the lock that
+///   let it happen, and the lock stays above it for a while (the margin feedback learns at the
+///   load offered);
+/// - **budget-bound** (the group draws its cap, the cap and not the lock sets its pace, and
+///   latency is at risk): the goal becomes fewest QoS violations within the budget, so the
+///   clock is freed (the cap alone governs it: every watt of the share goes to latency) and
+///   held free for a while after the last such alarm;
+/// - the **batch cap** stays at the launch value: at partial load a lower one only queues
+///   work, and the profile's batch caps are measured at saturation.
+/// Demand = smoothed served tokens/s x a margin + the backlog drained over a horizon; the
+/// model's throughput and ITL are corrected by EWMAs of measured / predicted.
 
 #include <memory>
 #include <string>
 
 #include "pals/control/controller.hpp"
+#include "pals/control/policies.hpp"
 #include "pals/profile/power_model.hpp"
 
 namespace pals::control {
@@ -32,9 +33,27 @@ struct PalsSettings {
     double demand_margin = 1.15;    ///< plan for this much more than the measured demand
     double drain_horizon_s = 10.0;  ///< drain a backlog within this time
     double itl_target = 0.85;       ///< plan for ITL p90 <= this x the TPOT SLO
-    double escalation_w = 100.0;    ///< cap floor raise on a latency or queue alarm
-    double floor_decay_w = 10.0;    ///< per period
     double smoothing = 0.3;         ///< EWMA weight of a new measurement
+    /// The clock trim: ITL may come closer to its SLO than clock-only lets it (the model seeds
+    /// the lock, so feedback only trims); a queue raises the clock from 4 requests on (one
+    /// waiting a step is normal at partial load); the learned floor sits 10 % above a lock
+    /// that let ITL or TTFT reach its at-risk band and decays by half in ~2.3 minutes.
+    ClockTrimmer::Bands clock_bands{.itl_comfortable = 0.85,
+                                    .itl_at_risk = 0.97,
+                                    .queue_alarm = 4,
+                                    .floor_margin = 0.1,
+                                    .floor_decay = 0.995};
+    /// Budget-bound: the clock stays free this long after the last alarm with the cap drawn
+    /// (a budget that bound once binds again at the next peak of the same load: a short hold
+    /// trims between peaks and meets the next one late).
+    double budget_bound_hold_s = 300.0;
+    /// The trim may take the lock below the model's clock in proportion to the headroom: freely
+    /// while the demand is below `trim_free_below` of the capacity the share allows (the
+    /// model's saturated throughput at the share, corrected), not at all above
+    /// `trim_none_above`, linearly in between.
+    double trim_free_below = 0.6;
+    double trim_none_above = 0.9;
+    double share_deadband_w = 10.0;  ///< a budget share moves only by more than this
 };
 
 [[nodiscard]] std::unique_ptr<Policy> make_pals_policy(

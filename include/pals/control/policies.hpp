@@ -29,18 +29,32 @@ public:
         double ttft_at_risk = 0.9;
         /// A queue of at least this many requests that grows raises the clock too.
         int queue_alarm = 1;
+        /// A learned floor (0: none): when ITL or TTFT is at risk, the lock that let it happen
+        /// x (1 + floor_margin) becomes a floor the step-down does not pass; it decays by the
+        /// factor floor_decay per period, so the lock probes lower again after a while. This is
+        /// the margin feedback learns at the load offered: bursts the p90s see only late make
+        /// the lock stay above the level that let them through.
+        double floor_margin = 0.0;
+        double floor_decay = 0.995;
     };
     ClockTrimmer() = default;
     explicit ClockTrimmer(Bands bands) : m_bands(bands) {}
     /// The clock (MHz) to lock for this group now, and why. `reference_mhz` <= 0: the highest.
+    /// `floor_mhz` > 0: the clock does not step below it (a floor the caller derives, e.g.
+    /// from the load; the learned floor applies too).
     double update(const Observation& o, const GroupObservation& g, std::string& why,
-                  double reference_mhz = 0.0);
+                  double reference_mhz = 0.0, double floor_mhz = 0.0);
     /// Whether the last update() found latency at risk (and raised the clock).
     [[nodiscard]] bool raised() const { return m_raised; }
+    /// The learned floor in force, MHz (0: none).
+    [[nodiscard]] double floor_mhz() const { return m_floor_mhz; }
+    /// Starts over from the highest clock (after a period the lock was not in force).
+    void reset() { m_share = 1.0; }
 
 private:
     Bands m_bands;
-    double m_share = 1.0;  ///< of the reference
+    double m_share = 1.0;      ///< of the reference
+    double m_floor_mhz = 0.0;  ///< the learned floor (Bands::floor_margin), MHz
     bool m_raised = false;
 };
 

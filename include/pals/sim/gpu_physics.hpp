@@ -54,6 +54,9 @@ struct StepWork {
         kernels[static_cast<std::size_t>(num_kernels++)] =
             KernelWork{flops, bytes, bandwidth_scale};
     }
+    /// The share `fraction` (in [0, 1]) of this work: what is left of a step that far from its
+    /// end, when its limits change in flight.
+    [[nodiscard]] StepWork scaled(double fraction) const;
 };
 
 /// What held the SM clock below f_max during a step (a bit mask).

@@ -72,6 +72,28 @@ TEST(SimulatorTest, PrefillSlowsUnderALowCap) {
     EXPECT_LE(low.avg_power_w, 200.0 + 1e-6);
 }
 
+TEST(SimulatorTest, ACapLoweredMidStepActsAtOnce) {
+    // One long prefill (one step of ~0.1 s or more at full power). A cap lowered in the middle
+    // of it bounds the power from that moment, as a GPU's power controller does, not from the
+    // next engine step; the energy before the change is kept, and the prefill ends later.
+    NodeConfig node = node_of(testing::llama8b(), 1, 4);
+    node.engine.max_num_batched_tokens = 16384;
+    const SimulationReport full = run(node, testing::closed_loop(1, 16000, 1));
+    Simulator sim = Simulator::create(node, testing::closed_loop(1, 16000, 1)).value();
+    sim.run_until(0.02);
+    const ReplicaObservation before = sim.observe(0);
+    ASSERT_TRUE(before.busy);
+    ASSERT_GT(before.power_w, 400.0);
+    sim.set_power_cap(0, 200.0);
+    EXPECT_LE(sim.observe(0).power_w, 200.0 + 1e-6);
+    EXPECT_NEAR(sim.observe(0).energy_j, before.energy_j, 1e-9);
+    sim.run_until(0.05);
+    const ReplicaObservation after = sim.observe(0);
+    EXPECT_LE((after.energy_j - before.energy_j) / 0.03, 200.0 + 1e-6);
+    sim.run_to_completion();
+    EXPECT_GT(sim.report().ttft_s.p50, full.ttft_s.p50 * 1.2);
+}
+
 TEST(SimulatorTest, PreemptsWhenTheKvCacheIsFullAndStillFinishes) {
     NodeConfig node = node_of(testing::llama8b(), 1, 64);
     node.engine.gpu_memory_utilization = 0.25;  // ~2 GB of KV cache

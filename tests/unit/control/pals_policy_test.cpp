@@ -1,0 +1,162 @@
+// PALS's policy, decision by decision: the cap at the budget share, the launch batch cap, a
+// clock lock trimmed with a learned floor, and the budget-bound regime (clock free, held).
+#include "pals/control/pals_policy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <memory>
+
+#include "pals/profile/model_fit.hpp"
+#include "status_assertions.hpp"
+#include "unit/profile/profile_test_helpers.hpp"
+
+namespace pals::control {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::shared_ptr<const profile::PowerModel> small_model() {
+    static const std::shared_ptr<const profile::PowerModel> kModel = [] {
+        auto fit = profile::fit_profile(profile::testing::small_sim_profile());
+        EXPECT_TRUE(fit.is_ok());
+        auto model = profile::PowerModel::parse(profile::model_json(fit.value()), "small");
+        EXPECT_TRUE(model.is_ok());
+        return std::make_shared<const profile::PowerModel>(std::move(model).value());
+    }();
+    return kModel;
+}
+
+/// One 1-GPU group serving `tok_s` with comfortable latency, drawing `power_w`.
+GroupObservation group(double tok_s, double power_w = 250.0) {
+    GroupObservation g;
+    g.gpus = 1;
+    g.cap_w = 700.0;
+    g.power_w = power_w;
+    g.batch_cap = 128;
+    g.max_batch_cap = 128;
+    g.running = 20;
+    g.generation_tok_s = tok_s;
+    g.avg_output_tokens = 200.0;
+    g.itl_p90_s = 0.02;
+    g.ttft_p90_s = 0.1;
+    g.tpot_p90_s = 0.02;
+    g.sm_clock_mhz = 1980.0;
+    return g;
+}
+
+Observation observe(double t, double budget_w, std::vector<GroupObservation> groups) {
+    Observation o;
+    o.time_s = t;
+    o.budget_w = budget_w;
+    o.cap_range = {200.0, 700.0, 700.0};
+    o.sm_clock_max_mhz = 1980.0;
+    o.slo_ttft_s = 1.0;
+    o.slo_tpot_s = 0.1;
+    o.groups = std::move(groups);
+    return o;
+}
+
+TEST(PalsPolicyTest, PartialLoadLocksTheClockAtTheShareAndLaunchBatch) {
+    auto policy = make_pals_policy(small_model());
+    std::vector<GroupDecision> d;
+    for (int t = 1; t <= 30; ++t) {
+        d = policy->decide(observe(t, kInf, {group(300.0)}));
+        ASSERT_EQ(d.size(), 1U);
+        EXPECT_EQ(d[0].cap_w, 700.0) << "no budget: the cap stays at the maximum";
+        EXPECT_EQ(d[0].batch_cap, 128) << "the launch batch cap";
+        EXPECT_GT(d[0].locked_clock_mhz, 0.0) << d[0].reason;
+    }
+    // Comfortable latency for 30 periods: the lock has come down from the highest clock.
+    EXPECT_LT(d[0].locked_clock_mhz, 1980.0 * 0.8) << d[0].reason;
+    EXPECT_NE(d[0].reason.find("partial load"), std::string::npos) << d[0].reason;
+    EXPECT_NE(d[0].reason.find("no budget"), std::string::npos) << d[0].reason;
+}
+
+TEST(PalsPolicyTest, ALatencyAlarmLeavesALearnedFloor) {
+    auto policy = make_pals_policy(small_model());
+    double before_alarm = 0.0;
+    int t = 1;
+    for (; t <= 40; ++t) {
+        before_alarm = policy->decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
+    }
+    GroupObservation hot = group(300.0);
+    hot.itl_p90_s = 0.099;  // at risk: above 0.97 of the 100-ms SLO
+    const GroupDecision raised = policy->decide(observe(t++, kInf, {hot}))[0];
+    EXPECT_GT(raised.locked_clock_mhz, before_alarm) << raised.reason;
+    // Slack again: the lock steps down, but not below 1.1x the lock that let the alarm happen
+    // (less the floor's slow decay) for the next periods.
+    double lowest = raised.locked_clock_mhz;
+    for (int k = 0; k < 20; ++k, ++t) {
+        const GroupDecision d = policy->decide(observe(t, kInf, {group(300.0)}))[0];
+        lowest = std::min(lowest, d.locked_clock_mhz);
+        EXPECT_NE(d.reason.find("learned floor"), std::string::npos) << d.reason;
+    }
+    EXPECT_GE(lowest, before_alarm * 1.1 * 0.9) << "the floor held the lock above the alarm's";
+}
+
+TEST(PalsPolicyTest, BudgetBoundFreesTheClockAndHoldsIt) {
+    PalsSettings settings;
+    settings.budget_bound_hold_s = 30.0;
+    auto policy = make_pals_policy(small_model(), settings);
+    // A 1-GPU node under 300 W that draws its cap with the clock below the lock (the cap sets
+    // the pace) and TTFT at risk: budget-bound.
+    for (int t = 1; t <= 5; ++t) {
+        (void)policy->decide(observe(t, 300.0, {group(2000.0, 295.0)}));
+    }
+    GroupObservation bound = group(2000.0, 295.0);
+    bound.cap_w = 300.0;
+    bound.sm_clock_mhz = 500.0;  // far below any lock: the cap holds the clock
+    bound.ttft_p90_s = 0.8;      // above 0.7 of the 1-s SLO
+    GroupDecision d = policy->decide(observe(6, 300.0, {bound}))[0];
+    EXPECT_EQ(d.cap_w, 300.0);
+    EXPECT_EQ(d.locked_clock_mhz, 0.0) << d.reason;
+    EXPECT_NE(d.reason.find("budget-bound"), std::string::npos) << d.reason;
+    EXPECT_NE(d.reason.find("TTFT p90 0.80 s"), std::string::npos) << d.reason;
+    // Latency recovers: the clock stays free for the hold, then the lock returns.
+    for (int t = 7; t <= 35; ++t) {
+        d = policy->decide(observe(t, 300.0, {group(2000.0, 295.0)}))[0];
+        EXPECT_EQ(d.locked_clock_mhz, 0.0) << "t=" << t << ": " << d.reason;
+    }
+    d = policy->decide(observe(37, 300.0, {group(2000.0, 250.0)}))[0];
+    EXPECT_GT(d.locked_clock_mhz, 0.0) << d.reason;
+}
+
+TEST(PalsPolicyTest, ASmallQueueDoesNotBindTheBudget) {
+    auto policy = make_pals_policy(small_model());
+    GroupDecision d;
+    for (int t = 1; t <= 20; ++t) {
+        GroupObservation g = group(2000.0, 295.0);
+        g.cap_w = 300.0;
+        g.sm_clock_mhz = 500.0;
+        g.waiting = 1 + t % 2;  // a request or two waiting a step: normal at partial load
+        g.waiting_previous = 1;
+        d = policy->decide(observe(t, 300.0, {g}))[0];
+    }
+    EXPECT_GT(d.locked_clock_mhz, 0.0) << d.reason;
+}
+
+TEST(PalsPolicyTest, TheBudgetGoesWhereTheDemandIs) {
+    auto policy = make_pals_policy(small_model());
+    std::vector<GroupDecision> d;
+    for (int t = 1; t <= 10; ++t) {
+        d = policy->decide(observe(t, 700.0, {group(7000.0, 340.0), group(50.0, 150.0)}));
+    }
+    ASSERT_EQ(d.size(), 2U);
+    EXPECT_GT(d[0].cap_w, d[1].cap_w) << d[0].reason << " | " << d[1].reason;
+    EXPECT_LE(d[0].cap_w + d[1].cap_w, 700.0 + 1e-9);
+    EXPECT_GE(d[1].cap_w, 200.0);
+}
+
+TEST(PalsPolicyTest, SharesMoveOnlyBeyondTheDeadband) {
+    auto policy = make_pals_policy(small_model());
+    std::vector<GroupDecision> d =
+        policy->decide(observe(1, 900.0, {group(1500.0, 300.0), group(1500.0, 300.0)}));
+    const double first = d[0].cap_w;
+    // A slightly different demand would move the split by a few watts: it does not.
+    d = policy->decide(observe(2, 900.0, {group(1530.0, 300.0), group(1470.0, 300.0)}));
+    EXPECT_EQ(d[0].cap_w, first);
+}
+
+}  // namespace
+}  // namespace pals::control
