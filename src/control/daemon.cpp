@@ -264,7 +264,14 @@ void Daemon::enter_degraded(const Status& error) {
     }
     reset_batch_caps();
     hold_limits();
-    // Clocks: back to their saved state (no effect on the budget).
+    restore_clocks();
+    PALS_LOG_WARN(
+        "control degraded: {}; limits {}; retrying every {:.3g} s", error.message(),
+        m_hold_pending ? "not all held (retried)" : "held at the saved values within the budget",
+        (m_period * m_options.retry_periods).count());
+}
+
+void Daemon::restore_clocks() {
     for (const power::SavedGpuControls& e : m_saved.entries()) {
         if (e.sm_clocks_saved &&
             std::find(m_all_gpus.begin(), m_all_gpus.end(), e.index) != m_all_gpus.end()) {
@@ -272,15 +279,26 @@ void Daemon::enter_degraded(const Status& error) {
                                   ? m_gpus.lock_sm_clocks(e.index, *e.locked_sm_clocks)
                                   : m_gpus.reset_sm_clocks(e.index);
             if (!st.is_ok()) {
-                PALS_LOG_WARN("degraded: gpu {}: cannot restore the SM clocks: {}", e.index,
-                              st.message());
+                PALS_LOG_WARN("gpu {}: cannot restore the SM clocks: {}", e.index, st.message());
             }
         }
     }
-    PALS_LOG_WARN(
-        "control degraded: {}; limits {}; retrying every {:.3g} s", error.message(),
-        m_hold_pending ? "not all held (retried)" : "held at the saved values within the budget",
-        (m_period * m_options.retry_periods).count());
+}
+
+Status Daemon::hold_for_exit() {
+    m_controller.set_budget(BudgetSchedule(m_options.exit_budget_w));
+    hold_limits();
+    restore_clocks();
+    if (m_hold_pending) {
+        return Status::unavailable(
+            fmt::format("the GPU limits could not all be held within the exit budget of {:.0f} W",
+                        m_options.exit_budget_w));
+    }
+    PALS_LOG_INFO(
+        "limits held within the exit budget of {:.0f} W (saved limits kept in {} for "
+        "`pals power restore`)",
+        m_options.exit_budget_w, m_saved.path().string());
+    return Status::ok();
 }
 
 double Daemon::budget_to_hold_w() const {
@@ -628,8 +646,10 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
             next = std::min(next, *until);
         }
         m_clock.sleep_until(next);
+        bool budget_applied = false;
         if (std::optional<BudgetRequest> request = m_store.take_budget()) {
             apply_budget_request(*request);
+            budget_applied = true;
             if (m_degraded) {
                 hold_limits();
                 publish();  // running: the next period publishes it
@@ -705,14 +725,18 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
                 fatal = result;
             }
         }
-        if (tick_due || lowered || !result.is_ok()) {
+        // A new budget is published at once (with the caps it lowered): a cluster agent
+        // acknowledges it from the snapshot.
+        if (tick_due || lowered || budget_applied || !result.is_ok()) {
             publish();
         }
     }
     reset_batch_caps();
     // Every GPU whose controls differ from the saved ones is written back (lowers first); one
     // that already holds its saved values needs no write. Entries not restored stay on disk.
-    const Status restored = m_saved.restore(m_gpus);
+    // With an exit budget (a cluster member), the limits are held within it instead.
+    const Status restored =
+        m_options.exit_budget_w > 0.0 ? hold_for_exit() : m_saved.restore(m_gpus);
     if (!fatal.is_ok()) {
         if (restored.is_ok()) {
             PALS_LOG_ERROR("{}: stopping; the GPU limits hold their saved values", fatal.message());
