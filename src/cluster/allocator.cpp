@@ -196,8 +196,11 @@ std::vector<DemandPoint> measured_demand_curve(const NodeReading& in, int points
         (in.caps_w > 0.0 && in.power_w >= kPowerBoundShare * in.caps_w) || in.waiting > 0;
     // Demand: what it serves, more when it queues (a queue as long as the batch doubles it).
     double demand = std::max(0.0, in.tok_s);
-    if (bound && in.waiting > 0) {
-        demand *= 1.0 + static_cast<double>(in.waiting) / std::max(1, in.running);
+    if (bound) {
+        // Power-bound: it would serve more with more watts; how much more the queue says, and
+        // a node that does not queue yet (its batch absorbs the load, slower) gets headroom.
+        demand *= kBoundDemandHeadroom + static_cast<double>(in.waiting) / std::max(1, in.running);
+        demand = std::max(demand, in.recent_peak_tok_s);
     }
     const double active_w = std::max(in.power_w - idle_w, 1.0);
     for (int k = 0; k < points; ++k) {

@@ -28,6 +28,8 @@ constexpr double kMinChangeW = 2.0;
 constexpr double kMinChangeShare = 0.01;
 /// A lost election is retried this often (the leader key's lease expiry ends it).
 constexpr double kCampaignEveryPolls = 1.0;
+/// How long a step waits for the node to put a lower budget in force.
+constexpr Seconds kFallWait{0.3};
 
 double unix_now_s() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
@@ -447,11 +449,12 @@ void ClusterAgent::coordinate() {
 
     // 2. Raises, within what the counted sum leaves, and only if the budget and every
     // reservation are as read (a node that joined meanwhile has its floor counted first).
-    // A new coordinator raises nothing for its first period: nodes that start with it (their
-    // floors not yet reserved) have joined by then.
+    // At a cold start (no allocation yet), the coordinator raises nothing for its first period:
+    // nodes that start with it (their floors not yet reserved) have joined by then. A
+    // coordinator that takes over from another one goes on at once.
     std::vector<TxnOp> raises;
-    const bool settled =
-        m_clock.now() - m_leading_since >= std::max(m_options.period, m_options.poll * 2.0);
+    const bool settled = !allocs.empty() || m_clock.now() - m_leading_since >=
+                                                std::max(m_options.period, m_options.poll * 2.0);
     for (std::size_t i = 0; settled && i < n; ++i) {
         if (!acked[i] || target[i] <= counted[i] + kSameW) {
             continue;
@@ -526,8 +529,14 @@ void ClusterAgent::step() {
     now = m_clock.now();
     const double target = target_budget_w(now);
     if (std::abs(target - m_requested_w) > kSameW) {
+        const bool falls = target < m_requested_w;
         m_port.request_budget(target);
         m_requested_w = target;
+        if (falls) {
+            // The daemon lowers its caps within its 0.1 s poll: acknowledge in this step, not
+            // the next, since raises elsewhere wait for it.
+            m_port.wait_in_force(target + kAckToleranceW, kFallWait);
+        }
     }
     const double in_force_w = m_port.budget_in_force_w();
     if (m_lease != 0) {

@@ -97,7 +97,8 @@ Daemon::Daemon(Clock& clock, power::GpuBackend& gpus,
     , m_batch_cap_bad_periods(m_engines.size(), 0)
     , m_tokens_last(m_engines.size(), std::numeric_limits<double>::quiet_NaN())
     , m_tokens(m_engines.size(), 0.0)
-    , m_group_tok_s(m_engines.size(), 0.0) {
+    , m_group_tok_s(m_engines.size(), 0.0)
+    , m_rate_tokens(m_engines.size(), 0.0) {
     m_options.retry_periods = std::max(1, m_options.retry_periods);
     for (engine::ServingEngine* e : m_engines) {
         for (int g : e->gpus()) {
@@ -160,6 +161,17 @@ void Daemon::publish() {
     // Tokens since the daemon started, per group, and tokens/s since the last publish.
     const double dt_s = now_s - m_tokens_time_s;
     m_tokens_time_s = now_s;
+    // Tokens/s from new engine readings only: a publish between ticks (a budget change) sees
+    // the tick's reading again and would show 0 tokens/s. Degraded, each publish reads afresh.
+    const bool controlling = !m_degraded && !m_controller.history().empty();
+    const double rate_dt_s = now_s - m_rate_time_s;
+    const bool new_rate =
+        rate_dt_s > 0.0 && (controlling ? m_controller.decisions_total() != m_rate_decisions
+                                        : rate_dt_s >= 0.5 * m_period.count());
+    if (new_rate) {
+        m_rate_time_s = now_s;
+        m_rate_decisions = m_controller.decisions_total();
+    }
     const TickRecord* tick = !m_degraded && !history.empty() ? &history.back() : nullptr;
     const std::vector<double> caps_now = m_controller.caps_w();
     double node_power_w = 0.0;
@@ -169,7 +181,6 @@ void Daemon::publish() {
         g.index = static_cast<int>(i);
         g.gpus = engine.gpus();
         g.batch_cap = engine.max_batch_cap();
-        const double tokens_before = m_tokens[i];
         // While controlling, the controller's own reading of this period (one scrape per period);
         // degraded, a fresh one.
         Result<engine::EngineSnapshot> fresh = Status::unavailable("not read");
@@ -193,7 +204,10 @@ void Daemon::publish() {
             g.batch_cap_ack = std::string(engine::to_string(engine::check_batch_cap(*snap)));
             accumulate(snap->generation_tokens, m_tokens_last[i], m_tokens[i]);
         }
-        m_group_tok_s[i] = dt_s > 0.0 ? (m_tokens[i] - tokens_before) / dt_s : m_group_tok_s[i];
+        if (new_rate) {
+            m_group_tok_s[i] = (m_tokens[i] - m_rate_tokens[i]) / rate_dt_s;
+            m_rate_tokens[i] = m_tokens[i];
+        }
         g.generation_tok_s = m_group_tok_s[i];
         s->generation_tokens += m_tokens[i];
         if (tick != nullptr && i < tick->cap_w.size()) {

@@ -62,18 +62,24 @@ struct NodeReading {
     int waiting = 0;       ///< requests queued
     double min_w = 0.0;    ///< sum of minimum limits
     double max_w = 0.0;    ///< sum of maximum limits
+    /// Throughput the node served recently at its best (decaying peak), tokens/s: a power-bound
+    /// node's demand is at least this, so that a share cut (and the throughput it costs) does
+    /// not read as less demand. 0: none.
+    double recent_peak_tok_s = 0.0;
 };
 
 /// Shape of the measured curve: throughput rises with (W - idle)^kMeasuredCurveExponent (the
 /// GPU's power grows faster than its clock), idle taken as kIdleShareOfMin of the minimum.
 inline constexpr double kMeasuredCurveExponent = 0.6;
 inline constexpr double kIdleShareOfMin = 0.4;
+/// A power-bound node's demand: what it serves times this, plus its queue's share.
+inline constexpr double kBoundDemandHeadroom = 1.25;
 
 /// A demand curve from measurements alone, for nodes without a fitted model: the demand is the
-/// throughput served, scaled up by the queue when the node is power-bound (drawing within 5 % of
-/// its caps, or queueing); throughput at another budget follows the power law above, capped at
-/// the demand; the violation rate is the share of the demand not served. `points` points from
-/// min_w to max_w.
+/// throughput served, scaled up when the node is power-bound (drawing within 5 % of its caps, or
+/// queueing) by kBoundDemandHeadroom plus the queue's length over the batch's; throughput at
+/// another budget follows the power law above, capped at the demand; the violation rate is the
+/// share of the demand not served. `points` points from min_w to max_w.
 [[nodiscard]] std::vector<DemandPoint> measured_demand_curve(const NodeReading& reading,
                                                              int points = 8);
 

@@ -68,6 +68,9 @@ public:
     /// The node budget in force: the most the node's power limits may sum to now, W (its caps
     /// lowered under it); +inf when unknown.
     [[nodiscard]] virtual double budget_in_force_w() = 0;
+    /// Waits (at most `timeout`) until the budget in force is at or below `budget_w`, so that a
+    /// fall is acknowledged in the same step; default: does not wait.
+    virtual void wait_in_force(double /*budget_w*/, Seconds /*timeout*/) {}
     /// Its demand curve now (ascending power).
     [[nodiscard]] virtual std::vector<DemandPoint> demand_curve() = 0;
     /// The state the agent publishes (for the API); default: dropped.

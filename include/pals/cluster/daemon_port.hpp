@@ -8,6 +8,7 @@
 /// Thread-safety: called from the agent's thread; StateStore is thread-safe.
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "pals/cluster/cluster_agent.hpp"
@@ -25,7 +26,10 @@ public:
     /// max(the daemon's budget, the sum of the caps it reports): the caps may sit above a budget
     /// only while a lower is pending.
     [[nodiscard]] double budget_in_force_w() override;
-    /// measured_demand_curve() over the newest snapshot (power, tokens/s, queue, caps).
+    /// Polls the daemon's snapshots every 10 ms.
+    void wait_in_force(double budget_w, Seconds timeout) override;
+    /// measured_demand_curve() over the snapshots (power and tokens/s smoothed over a few
+    /// periods; queue and caps the newest).
     [[nodiscard]] std::vector<DemandPoint> demand_curve() override;
     void publish(std::shared_ptr<const control::ClusterSnapshot> snapshot) override;
 
@@ -33,6 +37,9 @@ private:
     control::StateStore& m_store;
     double m_min_w;
     double m_max_w;
+    std::optional<NodeReading> m_smoothed;  ///< power and tokens/s, smoothed over periods
+    double m_last_time_s = -1.0;            ///< the snapshot last folded in
+    double m_peak_tok_s = 0.0;              ///< NodeReading::recent_peak_tok_s
 };
 
 }  // namespace pals::cluster

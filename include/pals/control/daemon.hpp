@@ -179,7 +179,10 @@ private:
     std::vector<double> m_tokens;
     std::vector<double> m_group_tok_s;
     double m_tokens_time_s = 0.0;
-    double m_over_budget_s = 0.0;  ///< time the node drew more than the budget in force
+    std::vector<double> m_rate_tokens;  ///< per group: m_tokens at the last tokens/s update
+    double m_rate_time_s = 0.0;
+    std::uint64_t m_rate_decisions = 0;  ///< Controller::decisions_total() at that update
+    double m_over_budget_s = 0.0;        ///< time the node drew more than the budget in force
 };
 
 }  // namespace pals::control
