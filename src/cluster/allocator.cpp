@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace pals::cluster {
@@ -109,7 +110,8 @@ double curve_violation_rate(const std::vector<DemandPoint>& curve, double power_
     return curve.back().qos_violation_rate;
 }
 
-AllocationResult allocate_budget(double budget_w, const std::vector<NodeDemand>& nodes) {
+AllocationResult allocate_budget(double budget_w, const std::vector<NodeDemand>& nodes,
+                                 const AllocateOptions& options) {
     AllocationResult r;
     const std::size_t n = nodes.size();
     r.watts.resize(n);
@@ -160,18 +162,24 @@ AllocationResult allocate_budget(double budget_w, const std::vector<NodeDemand>&
         k = end;
     }
 
-    // 2. Watts no curve values: in proportion to headroom, up to each maximum.
+    // 2. Watts no curve values: a margin in proportion to headroom, up to each maximum and to
+    // spare_margin over what the curve valued; the rest is the reserve.
     if (rest_w > 0.0) {
         r.marginal_tok_per_j = 0.0;
-        double headroom_w = 0.0;
+        std::vector<double> room(n);
+        double room_w = 0.0;
         for (std::size_t i = 0; i < n; ++i) {
-            headroom_w += std::max(0.0, nodes[i].max_w - r.watts[i]);
+            const double cap = std::isfinite(options.spare_margin)
+                                   ? r.watts[i] * (1.0 + options.spare_margin)
+                                   : std::numeric_limits<double>::infinity();
+            room[i] = std::max(0.0, std::min(nodes[i].max_w, cap) - r.watts[i]);
+            room_w += room[i];
         }
-        const double share = headroom_w > 0.0 ? std::min(1.0, rest_w / headroom_w) : 0.0;
+        const double share = room_w > 0.0 ? std::min(1.0, rest_w / room_w) : 0.0;
         for (std::size_t i = 0; i < n; ++i) {
-            r.watts[i] += std::max(0.0, nodes[i].max_w - r.watts[i]) * share;
+            r.watts[i] += room[i] * share;
         }
-        r.spare_w = std::max(0.0, rest_w - headroom_w);
+        r.spare_w = std::max(0.0, rest_w - room_w);
     }
     for (std::size_t i = 0; i < n; ++i) {
         r.watts[i] = std::max(floor_mw(r.watts[i]), std::max(0.0, nodes[i].min_w));

@@ -401,7 +401,8 @@ void ClusterAgent::coordinate() {
     std::vector<double> target(n);
     AllocationResult plan;
     if (budget) {
-        plan = allocate_budget(std::max(0.0, avail_w), demands);
+        plan = allocate_budget(std::max(0.0, avail_w), demands,
+                               {.spare_margin = m_options.spare_margin});
         target = plan.watts;
     } else {
         for (std::size_t i = 0; i < n; ++i) {

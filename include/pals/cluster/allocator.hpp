@@ -8,12 +8,13 @@
 /// its GPUs' minimum power limits, or a configured floor above it). allocate_budget() gives every
 /// node its minimum first, then water-fills the rest so that the marginal value of a watt
 /// (tokens/s per W, on each curve's concave hull) is equal across the nodes that are neither at
-/// their minimum nor at their maximum; watts no curve values (every node served) are spread in
-/// proportion to each node's headroom, so a node whose load rises has room before the next
-/// round.
+/// their minimum nor at their maximum; watts no curve values (every node served) go out as a
+/// margin (AllocateOptions::spare_margin) in proportion to headroom, so a node whose load rises
+/// has room before the next round, and the rest is kept as a reserve.
 ///
 /// Thread-safety: pure functions.
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -39,14 +40,24 @@ struct AllocationResult {
     /// Tokens/s per W at the water level (0 when every curve is satisfied, or none is valued).
     double marginal_tok_per_j = 0.0;
     bool feasible = true;  ///< false: the budget is below the sum of the minimums (all at min)
-    double spare_w = 0.0;  ///< budget no node could take (every node at its maximum)
+    double spare_w = 0.0;  ///< budget left unallocated (the reserve, or every node at its max)
+};
+
+/// How spare watts (beyond what every curve values) are handed out.
+struct AllocateOptions {
+    /// Each node may get up to this share more than what its curve valued (a margin for a
+    /// rise of its load before the next round), in proportion to its headroom; what is left
+    /// stays unallocated: a reserve the coordinator raises a node from at once, without waiting
+    /// for other nodes to lower first. Infinity: everything is handed out.
+    double spare_margin = std::numeric_limits<double>::infinity();
 };
 
 /// Divides `budget_w` among `nodes` (see the file comment). Every node gets at least its min_w
 /// (even when infeasible) and at most max(min_w, max_w); the sum never exceeds `budget_w` when
 /// feasible. Each watt figure is rounded down to whole mW.
 [[nodiscard]] AllocationResult allocate_budget(double budget_w,
-                                               const std::vector<NodeDemand>& nodes);
+                                               const std::vector<NodeDemand>& nodes,
+                                               const AllocateOptions& options = {});
 
 /// The expected tokens/s of `curve` at `power_w` (linear between points, flat outside).
 [[nodiscard]] double curve_tok_s(const std::vector<DemandPoint>& curve, double power_w);

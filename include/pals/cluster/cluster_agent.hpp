@@ -57,6 +57,8 @@ struct AgentOptions {
     Seconds poll{0.5};     ///< allocations read, acknowledged and (coordinator) computed this often
     double floor_w = 0.0;  ///< node floor, >= the GPUs' minimum
     double max_w = 0.0;    ///< sum of the GPUs' maximum limits
+    /// Coordinator: AllocateOptions::spare_margin.
+    double spare_margin = AllocateOptions{}.spare_margin;
 };
 
 /// What the agent needs from its node: the daemon (DaemonNodePort) or a simulated node.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -55,13 +56,24 @@ TEST(AllocatorTest, SatisfiedDemandLeavesSpareByHeadroom) {
     // Node 0 is served at 2000 W; node 1 has no load at all.
     NodeDemand served = concave_node(1600, 5600, 100, 100 * std::sqrt(400.0));
     NodeDemand idle{1600, 5600, {}};
-    const AllocationResult r = allocate_budget(8000.0, {served, idle});
+    const AllocationResult r = allocate_budget(
+        8000.0, {served, idle}, {.spare_margin = std::numeric_limits<double>::infinity()});
     EXPECT_NEAR(sum(r.watts), 8000.0, 0.01);
     EXPECT_GE(r.watts[0], 2000.0 - 1e-6);
     EXPECT_EQ(r.marginal_tok_per_j, 0.0);
     // The rest by headroom (3600 and 4000 W of it): nobody above its maximum.
     EXPECT_LE(r.watts[0], 5600.0);
     EXPECT_LE(r.watts[1], 5600.0);
+}
+
+TEST(AllocatorTest, SpareBeyondTheMarginIsKeptInReserve) {
+    // Node 0 is served at 2000 W, node 1 at its minimum: each may get 25 % more, no further.
+    NodeDemand served = concave_node(1600, 5600, 100, 100 * std::sqrt(400.0));
+    NodeDemand idle{1600, 5600, {}};
+    const AllocationResult r = allocate_budget(8000.0, {served, idle}, {.spare_margin = 0.25});
+    EXPECT_NEAR(r.watts[0], 2500.0, 1.0);
+    EXPECT_NEAR(r.watts[1], 2000.0, 1.0);
+    EXPECT_NEAR(r.spare_w, 3500.0, 1.0);
 }
 
 TEST(AllocatorTest, BudgetAboveEveryMaximumLeavesSpare) {
