@@ -324,7 +324,8 @@ Status validate_cluster(RunConfig& c) {
         return cluster_error(k, "node", "use letters, digits, '.', '_' and '-' only");
     }
     if (k.cert_file.empty() != k.key_file.empty()) {
-        return cluster_error(k, k.cert_file.empty() ? "cert_file" : "key_file",
+        // Named by the one given.
+        return cluster_error(k, k.cert_file.empty() ? "key_file" : "cert_file",
                              "cert_file and key_file go together");
     }
     const bool tls = std::any_of(k.endpoint_list.begin(), k.endpoint_list.end(),
@@ -338,7 +339,7 @@ Status validate_cluster(RunConfig& c) {
         }
     }
     if (k.user.empty() != k.password_file.empty()) {
-        return cluster_error(k, k.user.empty() ? "user" : "password_file",
+        return cluster_error(k, k.user.empty() ? "password_file" : "user",
                              "user and password_file go together");
     }
     // The lease is renewed every ttl/3 and a node falls back from ttl/3 on: the agent must
