@@ -417,7 +417,8 @@ void ClusterAgent::coordinate() {
 
     // 1. Falls (and allocations of nodes gone), written at once: always safe.
     std::vector<TxnOp> falls;
-    for (const auto& [node, a] : allocs) {
+    for (const auto& entry : allocs) {
+        const std::string& node = entry.first;
         const bool alive = std::any_of(members.begin(), members.end(),
                                        [&](const Member& m) { return m.node == node; });
         if (!alive) {

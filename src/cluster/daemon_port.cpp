@@ -78,8 +78,8 @@ std::vector<DemandPoint> DaemonNodePort::demand_curve() {
     return measured_demand_curve(r);
 }
 
-void DaemonNodePort::publish(std::shared_ptr<const control::ClusterSnapshot> snapshot) {
-    m_store.publish_cluster(std::move(snapshot));
+void DaemonNodePort::publish(const std::shared_ptr<const control::ClusterSnapshot>& snapshot) {
+    m_store.publish_cluster(snapshot);
 }
 
 }  // namespace pals::cluster

@@ -76,7 +76,7 @@ public:
     /// Its demand curve now (ascending power).
     [[nodiscard]] virtual std::vector<DemandPoint> demand_curve() = 0;
     /// The state the agent publishes (for the API); default: dropped.
-    virtual void publish(std::shared_ptr<const control::ClusterSnapshot> /*snapshot*/) {}
+    virtual void publish(const std::shared_ptr<const control::ClusterSnapshot>& /*snapshot*/) {}
 };
 
 /// The keys of one cluster.

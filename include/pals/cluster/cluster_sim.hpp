@@ -44,11 +44,11 @@ struct ClusterSimConfig {
     std::string trace;         ///< Azure CSV trace: arrivals and lengths
     double duration_s = 3600.0;
     /// Cluster budget as a share of the nodes' maximum (sum of every GPU's maximum limit).
-    double budget_share = 0.6;
+    double budget_share = 0.4;
     /// Mean offered load over the cluster, as a share of a node's throughput at its maximum.
-    double mean_utilization = 0.5;
+    double mean_utilization = 0.3;
     /// Per-node load multipliers are lognormal with this sigma (normalised to mean 1).
-    double load_skew_sigma = 0.8;
+    double load_skew_sigma = 0.6;
     double slo_ttft_s = 1.0;
     double slo_tpot_s = 0.1;
     double step_s = 1.0;     ///< node model step

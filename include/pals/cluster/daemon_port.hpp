@@ -31,7 +31,7 @@ public:
     /// measured_demand_curve() over the snapshots (power and tokens/s smoothed over a few
     /// periods; queue and caps the newest).
     [[nodiscard]] std::vector<DemandPoint> demand_curve() override;
-    void publish(std::shared_ptr<const control::ClusterSnapshot> snapshot) override;
+    void publish(const std::shared_ptr<const control::ClusterSnapshot>& snapshot) override;
 
 private:
     control::StateStore& m_store;
