@@ -37,6 +37,7 @@
 #include "pals/engine/vllm/vllm_engine.hpp"
 #include "pals/power/nvml_backend.hpp"
 #include "pals/power/saved_controls.hpp"
+#include "pals/profile/power_model.hpp"
 #include "pals/run/run_config.hpp"
 #include "pals/run/run_setup.hpp"
 
@@ -287,8 +288,17 @@ Status run_daemon(const RunOptions& opt) {
     std::unique_ptr<cluster::ClusterAgent> agent;
     SystemClock agent_clock;
     if (cluster) {
-        port = std::make_unique<cluster::DaemonNodePort>(store, budget_min_w,
-                                                         cluster->agent_options.max_w);
+        cluster::DemandModel demand_model;
+        if (!config.power_model.empty()) {
+            // The fitted model of the groups (policy pals) gives the demand curve.
+            PALS_ASSIGN_OR_RETURN(profile::PowerModel model,
+                                  profile::PowerModel::load(config.power_model));
+            demand_model.model = std::make_shared<const profile::PowerModel>(std::move(model));
+            demand_model.workload = config.workload;
+            demand_model.slo_tpot_s = config.slo_tpot_s;
+        }
+        port = std::make_unique<cluster::DaemonNodePort>(
+            store, budget_min_w, cluster->agent_options.max_w, std::move(demand_model));
         agent = std::make_unique<cluster::ClusterAgent>(*cluster->store, agent_clock, *port,
                                                         cluster->agent_options);
     }

@@ -43,8 +43,56 @@ void DaemonNodePort::wait_in_force(double budget_w, Seconds timeout) {
     }
 }
 
+std::vector<DemandPoint> model_demand_curve(const DemandModel& m,
+                                            const std::vector<GroupDemand>& groups, double min_w,
+                                            double max_w, int points) {
+    std::vector<DemandPoint> curve;
+    points = std::max(points, 2);
+    int gpus = 0;
+    double demand = 0.0;
+    for (const GroupDemand& g : groups) {
+        gpus += g.gpus;
+        demand += g.demand_tok_s;
+    }
+    for (int k = 0; k < points; ++k) {
+        const double w = min_w + (std::max(max_w, min_w) - min_w) * k / (points - 1);
+        const double cap_w = gpus > 0 ? w / gpus : 0.0;
+        double tok = 0.0;
+        for (const GroupDemand& g : groups) {
+            profile::Query q;
+            q.demand_tok_s = g.demand_tok_s;
+            q.max_itl_s = m.slo_tpot_s;
+            q.max_power_cap_w = cap_w;
+            const profile::QueryResult r = m.model->best_point(q, m.workload);
+            const bool within_slo = r.point.itl_p90_s <= m.slo_tpot_s;
+            tok += r.feasible
+                       ? g.demand_tok_s
+                       : std::min(g.demand_tok_s, within_slo ? r.point.throughput_tok_s : 0.0);
+        }
+        const double viol = demand > 0.0 ? std::clamp(1.0 - tok / demand, 0.0, 1.0) : 0.0;
+        curve.push_back({w, tok, viol});
+    }
+    return curve;
+}
+
 std::vector<DemandPoint> DaemonNodePort::demand_curve() {
     const std::shared_ptr<const control::StateSnapshot> s = m_store.latest();
+    if (m_model.model && s) {
+        // Per group: its throughput smoothed over periods, more when it queues.
+        m_group_tok_s.resize(s->groups.size(), 0.0);
+        std::vector<GroupDemand> groups;
+        for (std::size_t i = 0; i < s->groups.size(); ++i) {
+            const control::GroupSnapshot& g = s->groups[i];
+            m_group_tok_s[i] += kSmoothing * (g.generation_tok_s - m_group_tok_s[i]);
+            double demand = m_group_tok_s[i];
+            if (g.waiting > 0) {
+                demand *=
+                    kBoundDemandHeadroom + static_cast<double>(g.waiting) / std::max(1, g.running);
+            }
+            groups.push_back({static_cast<int>(g.gpus.size()), demand});
+        }
+        return model_demand_curve(m_model, groups, m_min_w, m_max_w);
+    }
     NodeReading r;
     r.min_w = m_min_w;
     r.max_w = m_max_w;
