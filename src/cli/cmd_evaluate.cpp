@@ -201,7 +201,8 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
         }
         if (opt->scenarios.empty()) {
             ctx.exit_code = report_error(Status::invalid_argument(
-                "--scenario is required (or --cluster-nodes for a simulated cluster)"));
+                "--scenario: give at least one scenario file (or --cluster-nodes N for a simulated "
+                "cluster)"));
             return;
         }
         std::vector<std::string> failures;

@@ -553,6 +553,13 @@ void ClusterAgent::step() {
         campaign();
         m_next_campaign = m_clock.now() + m_options.poll * kCampaignEveryPolls;
     }
+    if (m_fallback && m_leader_rev != 0) {
+        // Out of reach for a third of the TTL: another node may lead by the time etcd answers.
+        // Its writes are fenced anyway; stop saying it leads, and campaign again (which finds
+        // its own leader key if the lease survived).
+        m_leader_rev = 0;
+        m_leader.clear();
+    }
     if (m_lease != 0 && m_leader_rev != 0) {
         coordinate();
         if (m_leader_rev == 0) {
