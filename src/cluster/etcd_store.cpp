@@ -173,8 +173,12 @@ Status answer_error(const json& j, int http_status) {
     if (code == kGrpcNotFound || message.find("not found") != std::string::npos) {
         return Status::not_found("etcd: " + message);
     }
+    // etcd answers a wrong password with InvalidArgument ("authentication failed, invalid user
+    // ID or password"): a refusal of credentials all the same.
     if (code == kGrpcPermissionDenied || code == kGrpcUnauthenticated ||
-        http_status == kHttpUnauthorized) {
+        http_status == kHttpUnauthorized ||
+        message.find("authentication failed") != std::string::npos ||
+        message.find("permission denied") != std::string::npos) {
         return Status::permission_denied("etcd: " + message);
     }
     if (code == kGrpcUnavailable || http_status >= kHttpServerError) {
