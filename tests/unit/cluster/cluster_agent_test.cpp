@@ -39,6 +39,10 @@ public:
         }
     }
     double in_force() const { return m_in_force; }
+    void set_demand(double k, double cap_tok_s) {
+        m_k = k;
+        m_cap = cap_tok_s;
+    }
     bool alive = true;
 
 private:
@@ -254,6 +258,51 @@ TEST_F(ClusterAgentTest, LeaveReleasesTheShareAboveTheFloor) {
     nodes[1].port->alive = false;
     run_for(2.0);
     EXPECT_NEAR(nodes[0].port->in_force(), budget_w - kMinW, 30.0);
+}
+
+TEST_F(ClusterAgentTest, ADemandShiftMovesWattsFallsFirst) {
+    add_node("a", 300);
+    add_node("b", 50);
+    budget_w = 7000.0;
+    ASSERT_OK(nodes[0].agent->set_cluster_budget(budget_w));
+    run_for(5.0);
+    const double a_before = nodes[0].port->in_force();
+    const double b_before = nodes[1].port->in_force();
+    ASSERT_GT(a_before, b_before + 1000.0);
+    // The load moves from a to b: b's raise waits for a's acknowledged fall; the sum of the
+    // budgets in force stays within the budget at every step (check_invariant).
+    nodes[0].port->set_demand(50, 1e9);
+    nodes[1].port->set_demand(300, 1e9);
+    run_for(5.0);
+    EXPECT_GT(nodes[1].port->in_force(), nodes[0].port->in_force() + 1000.0);
+    EXPECT_NEAR(in_force_sum(), budget_w, 30.0);
+}
+
+TEST_F(ClusterAgentTest, ADeposedCoordinatorWritesNothingAndOneLeads) {
+    add_node("a", 100);
+    add_node("b", 200);
+    add_node("c", 100);
+    budget_w = 9000.0;
+    ASSERT_OK(nodes[0].agent->set_cluster_budget(budget_w));
+    run_for(4.0);
+    Node* leader = nullptr;
+    for (Node& n : nodes) {
+        if (n.agent->coordinator()) {
+            leader = &n;
+        }
+    }
+    ASSERT_NE(leader, nullptr);
+    // Cut off the coordinator (it still draws: the invariant counts it) past its lease.
+    leader->view->set_connected(false);
+    run_for(2.0 * kTtlS);
+    EXPECT_FALSE(leader->agent->coordinator());
+    EXPECT_EQ(coordinators(), 1);
+    EXPECT_NEAR(leader->port->in_force(), kMinW, 1e-6);
+    leader->view->set_connected(true);
+    run_for(4.0);
+    EXPECT_EQ(coordinators(), 1);
+    EXPECT_NEAR(in_force_sum(), budget_w, 30.0);
+    EXPECT_GT(leader->port->in_force(), kMinW + 100.0);
 }
 
 }  // namespace
