@@ -370,6 +370,7 @@ def main():
         lead = next(c for c in cluster_states(nodes).values() if c["coordinator"])
         report["step1_demand_tok_s"] = {sh["node"]: round(sh["demand_tok_s"]) for sh in lead["shares"]}
         report["step1_power_w"] = {n.name: round(n.state()["power_w"]) for n in nodes}
+        report["allocation_round_ms"] = round(1e3 * lead["last_round_s"], 2)
         check(alloc["n0"] > alloc["n3"], f"the busiest node (n0) should hold more than the idlest: {alloc}")
 
         # 2. Demand response: the budget drops.
