@@ -18,6 +18,7 @@ LAYERS = [
     ["fake_nvml", "loadgen"],
     ["profile"],
     ["control", "report"],
+    ["cluster"],
     ["api", "serve", "run"],
     ["cli"],
 ]

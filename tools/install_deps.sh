@@ -5,6 +5,8 @@ packages=(g++ cmake ninja-build make pkg-config python3 python3-pytest
           nlohmann-json3-dev libcli11-dev libcpp-httplib-dev libspdlog-dev libfmt-dev
           libtomlplusplus-dev libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev
           chromium prometheus
+          etcd-server etcd-client  # the cluster budget's store (docs/cluster.md): e2e.cluster
+          openssl                  # certificates of e2e.etcd_tls
           clang libclang-rt-dev  # clang + compiler-rt (libFuzzer, ASan, UBSan): make fuzz
           clang-format           # make format-check (clang-format 14 on bookworm)
           clang-tidy)            # make tidy (clang-tidy 14, run-clang-tidy)

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <ctime>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "pals/common/http_guard.hpp"
@@ -142,12 +143,71 @@ Status check_budget_feasible(const BudgetRequest& request, double budget_min_w) 
     return Status::ok();
 }
 
-std::string health_json(const StateSnapshot* s) {
+namespace {
+
+json cluster_object(const ClusterSnapshot& c) {
+    json shares = json::array();
+    for (const ClusterShare& sh : c.shares) {
+        shares.push_back({{"node", sh.node},
+                          {"allocation_w", sh.allocation_w},
+                          {"in_force_w", sh.in_force_w},
+                          {"min_w", sh.min_w},
+                          {"demand_tok_s", sh.demand_tok_s},
+                          {"acknowledged", sh.acknowledged}});
+    }
+    return {{"cluster", c.cluster},
+            {"node", c.node},
+            {"store", c.store},
+            {"member", c.member},
+            {"connected", c.connected},
+            {"coordinator", c.coordinator},
+            {"leader", c.leader.empty() ? json(nullptr) : json(c.leader)},
+            {"fallback", c.fallback},
+            {"cluster_budget_w", finite_or_null(c.cluster_budget_w)},
+            {"allocation_w", finite_or_null(c.allocation_w)},
+            {"node_budget_w", finite_or_null(c.node_budget_w)},
+            {"in_force_w", finite_or_null(c.in_force_w)},
+            {"floor_w", c.floor_w},
+            {"max_w", c.max_w},
+            {"lease_ttl_s", c.lease_ttl_s},
+            {"since_contact_s", finite_or_null(c.since_contact_s)},
+            {"elections_won_total", c.elections_won_total},
+            {"leader_changes_total", c.leader_changes_total},
+            {"rounds_total", c.rounds_total},
+            {"allocation_writes_total", c.allocation_writes_total},
+            {"allocations_applied_total", c.allocations_applied_total},
+            {"fallbacks_total", c.fallbacks_total},
+            {"rejoins_total", c.rejoins_total},
+            {"etcd_errors_total", c.etcd_errors_total},
+            {"last_round_s", c.last_round_s},
+            {"members", c.members},
+            {"allocated_w", c.allocated_w},
+            {"reserved_w", c.reserved_w},
+            {"marginal_tok_per_j", c.marginal_tok_per_j},
+            {"shares", shares},
+            {"last_error", c.last_error}};
+}
+
+}  // namespace
+
+std::string cluster_json(const ClusterSnapshot& c) {
+    return cluster_object(c).dump(2);
+}
+
+std::string health_json(const StateSnapshot* s, const ClusterSnapshot* cluster) {
     if (s == nullptr) {
         return json{{"status", "starting"}}.dump();
     }
     if (s->degraded) {
         return json{{"status", "degraded"}, {"reason", s->last_decision}}.dump();
+    }
+    if (cluster != nullptr && cluster->fallback) {
+        return json{{"status", "degraded"},
+                    {"reason",
+                     fmt::format("cluster: etcd out of reach for {:.1f} s ({}): the "
+                                 "node budget falls back to its floor of {:g} W",
+                                 cluster->since_contact_s, cluster->last_error, cluster->floor_w)}}
+            .dump();
     }
     if (!s->budget_feasible) {
         return json{
@@ -160,7 +220,7 @@ std::string health_json(const StateSnapshot* s) {
     return json{{"status", "ok"}}.dump();
 }
 
-std::string state_json(const StateSnapshot& s) {
+std::string state_json(const StateSnapshot& s, const ClusterSnapshot* cluster) {
     json groups = json::array();
     for (const GroupSnapshot& g : s.groups) {
         groups.push_back(
@@ -194,26 +254,29 @@ std::string state_json(const StateSnapshot& s) {
         }
         schedule.push_back(std::move(step));
     }
-    return json{{"time_s", s.time_s},
-                {"policy", s.policy},
-                {"degraded", s.degraded},
-                {"budget_w", finite_or_null(s.budget_w)},
-                {"budget_steps", steps},
-                {"budget_schedule", schedule},
-                {"budget_min_w", s.budget_min_w},
-                {"budget_feasible", s.budget_feasible},
-                {"power_w", s.power_w},
-                {"energy_j", s.energy_j},
-                {"generation_tokens", s.generation_tokens},
-                {"groups", groups},
-                {"last_decision", s.last_decision},
-                {"decisions_total", s.decisions_total},
-                {"cap_changes_total", s.cap_changes_total},
-                {"batch_cap_changes_total", s.batch_changes_total},
-                {"budget_updates_total", s.budget_updates_total},
-                {"batch_cap_faults_total", s.batch_cap_faults_total},
-                {"errors_total", s.errors_total}}
-        .dump(2);
+    json out{{"time_s", s.time_s},
+             {"policy", s.policy},
+             {"degraded", s.degraded},
+             {"budget_w", finite_or_null(s.budget_w)},
+             {"budget_steps", steps},
+             {"budget_schedule", schedule},
+             {"budget_min_w", s.budget_min_w},
+             {"budget_feasible", s.budget_feasible},
+             {"power_w", s.power_w},
+             {"energy_j", s.energy_j},
+             {"generation_tokens", s.generation_tokens},
+             {"groups", groups},
+             {"last_decision", s.last_decision},
+             {"decisions_total", s.decisions_total},
+             {"cap_changes_total", s.cap_changes_total},
+             {"batch_cap_changes_total", s.batch_changes_total},
+             {"budget_updates_total", s.budget_updates_total},
+             {"batch_cap_faults_total", s.batch_cap_faults_total},
+             {"errors_total", s.errors_total}};
+    if (cluster != nullptr) {
+        out["cluster"] = cluster_object(*cluster);
+    }
+    return out.dump(2);
 }
 
 namespace {
@@ -265,7 +328,9 @@ struct HttpServer::Impl {
     void routes() {
         // Writes are authenticated from the headers, before any byte of the body is read.
         server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-            if (req.method == "PUT" && req.path == "/v1/budget" && refuse_write(req, res)) {
+            if (req.method == "PUT" &&
+                (req.path == "/v1/budget" || req.path == "/v1/cluster/budget") &&
+                refuse_write(req, res)) {
                 pals::http::close_connection_after_response(res);
                 return httplib::Server::HandlerResponse::Handled;
             }
@@ -291,7 +356,8 @@ struct HttpServer::Impl {
         });
         server.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
             auto s = store.latest();
-            res.set_content(health_json(s.get()), "application/json");
+            auto c = store.cluster();
+            res.set_content(health_json(s.get(), c.get()), "application/json");
         });
         server.Get("/v1/state", [this](const httplib::Request&, httplib::Response& res) {
             auto s = store.latest();
@@ -299,11 +365,61 @@ struct HttpServer::Impl {
                 send_error(res, 503, "unavailable", "no control period has completed yet");
                 return;
             }
-            res.set_content(state_json(*s), "application/json");
+            auto c = store.cluster();
+            res.set_content(state_json(*s, c.get()), "application/json");
         });
         server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
             auto s = store.latest();
-            res.set_content(render_metrics(s ? *s : StateSnapshot{}), "text/plain; version=0.0.4");
+            std::string text = render_metrics(s ? *s : StateSnapshot{});
+            if (auto c = store.cluster()) {
+                text += render_cluster_metrics(*c);
+            }
+            res.set_content(text, "text/plain; version=0.0.4");
+        });
+        server.Put("/v1/cluster/budget", [this](const httplib::Request& req, httplib::Response& res,
+                                                const httplib::ContentReader& reader) {
+            if (refuse_write(req, res)) {
+                pals::http::close_connection_after_response(res);
+                return;
+            }
+            std::string body;
+            if (pals::http::read_body(req, res, reader, options.max_body_bytes, body) !=
+                pals::http::BodyRead::kOk) {
+                send_error(res, 400, "invalid_argument", "the body could not be read");
+                return;
+            }
+            if (!options.set_cluster_budget) {
+                send_error(res, 404, "not_found",
+                           "this node is not a cluster member (no [cluster] endpoints)");
+                return;
+            }
+            Result<BudgetRequest> budget = parse_budget_request(body);
+            if (!budget.is_ok()) {
+                send_error(res, 400, "invalid_argument", budget.status().message());
+                return;
+            }
+            if (budget->steps.size() > 1 ||
+                (budget->steps.size() == 1 && budget->steps.front().first != 0.0)) {
+                send_error(res, 400, "invalid_argument",
+                           "the cluster budget takes {\"watts\": W} (or null), not steps");
+                return;
+            }
+            const std::optional<double> watts =
+                budget->steps.empty() ? std::nullopt
+                                      : std::optional<double>(budget->steps.front().second);
+            const Status written = options.set_cluster_budget(watts);
+            if (!written.is_ok()) {
+                const bool unavailable = written.code() == StatusCode::kUnavailable;
+                send_error(res, unavailable ? 503 : 500, unavailable ? "unavailable" : "internal",
+                           written.message());
+                return;
+            }
+            res.set_content(
+                json{{"accepted", true},
+                     {"cluster_budget_w",
+                      finite_or_null(watts.value_or(std::numeric_limits<double>::infinity()))}}
+                    .dump(),
+                "application/json");
         });
         server.Put("/v1/budget", [this](const httplib::Request& req, httplib::Response& res,
                                         const httplib::ContentReader& reader) {
@@ -324,6 +440,12 @@ struct HttpServer::Impl {
                     send_error(res, 400, "invalid_argument",
                                "the body could not be read (malformed chunks or timeout)");
                     return;
+            }
+            if (options.node_budget_from_cluster) {
+                send_error(res, 409, "conflict",
+                           "this node's budget is allocated by its cluster's coordinator: change "
+                           "the cluster budget (PUT /v1/cluster/budget) instead");
+                return;
             }
             Result<BudgetRequest> budget = parse_budget_request(body);
             if (!budget.is_ok()) {

@@ -137,4 +137,73 @@ std::string render_metrics(const StateSnapshot& s) {
     return std::move(e).str();
 }
 
+std::string render_cluster_metrics(const ClusterSnapshot& c) {
+    Exposition e;
+    auto gauge = [&](const char* name, const char* help, double v) {
+        e.family(name, "gauge", help);
+        e.sample(name, "", v);
+    };
+    auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+        e.family(name, "counter", help);
+        e.sample(name, "", static_cast<double>(v));
+    };
+    gauge("pals_cluster_member", "1 while this node holds its cluster lease.", c.member ? 1 : 0);
+    gauge("pals_cluster_connected", "1 while the last call to etcd succeeded.",
+          c.connected ? 1 : 0);
+    gauge("pals_cluster_coordinator", "1 while this node is the cluster's coordinator.",
+          c.coordinator ? 1 : 0);
+    gauge("pals_cluster_fallback",
+          "1 while etcd is out of reach long enough that the node budget decays to its floor.",
+          c.fallback ? 1 : 0);
+    gauge("pals_cluster_budget_watts", "Cluster budget (+Inf: none set).", c.cluster_budget_w);
+    gauge("pals_cluster_allocation_watts",
+          "This node's allocation from the coordinator (NaN: none yet).", c.allocation_w);
+    gauge("pals_cluster_node_budget_watts",
+          "Node budget the cluster agent asks of the daemon (the allocation, or less in fallback).",
+          c.node_budget_w);
+    gauge("pals_cluster_in_force_watts", "Node budget the daemon has in force.", c.in_force_w);
+    gauge("pals_cluster_floor_watts", "Safe node budget held without etcd.", c.floor_w);
+    gauge("pals_cluster_since_contact_seconds", "Time since the lease was last renewed.",
+          c.since_contact_s);
+    counter("pals_cluster_elections_won_total", "Coordinator elections this node won.",
+            c.elections_won_total);
+    counter("pals_cluster_leader_changes_total", "Changes of coordinator this node saw.",
+            c.leader_changes_total);
+    counter("pals_cluster_rounds_total", "Allocation rounds run as coordinator.", c.rounds_total);
+    counter("pals_cluster_allocation_writes_total", "Allocations written as coordinator.",
+            c.allocation_writes_total);
+    counter("pals_cluster_allocations_applied_total", "New allocations this node applied.",
+            c.allocations_applied_total);
+    counter("pals_cluster_fallbacks_total", "Times this node fell back towards its floor.",
+            c.fallbacks_total);
+    counter("pals_cluster_rejoins_total", "Times this node joined again after losing its lease.",
+            c.rejoins_total);
+    counter("pals_cluster_etcd_errors_total", "Failed calls to etcd.", c.etcd_errors_total);
+    if (c.coordinator) {
+        gauge("pals_cluster_round_seconds", "Duration of the last allocation round.",
+              c.last_round_s);
+        gauge("pals_cluster_members", "Members the coordinator sees.", c.members);
+        gauge("pals_cluster_allocated_watts", "Sum of the allocations (coordinator).",
+              c.allocated_w);
+        gauge("pals_cluster_reserved_watts",
+              "Floors reserved for nodes the coordinator does not see (coordinator).",
+              c.reserved_w);
+        gauge("pals_cluster_marginal_tokens_per_joule",
+              "Tokens/s per W at the water level of the last allocation (coordinator).",
+              c.marginal_tok_per_j);
+        e.family("pals_cluster_share_watts", "gauge", "Each member's allocation (coordinator).");
+        for (const ClusterShare& sh : c.shares) {
+            e.sample("pals_cluster_share_watts", fmt::format("node=\"{}\"", sh.node),
+                     sh.allocation_w);
+        }
+        e.family("pals_cluster_share_in_force_watts", "gauge",
+                 "Each member's node budget in force, as it reports it (coordinator).");
+        for (const ClusterShare& sh : c.shares) {
+            e.sample("pals_cluster_share_in_force_watts", fmt::format("node=\"{}\"", sh.node),
+                     sh.in_force_w);
+        }
+    }
+    return std::move(e).str();
+}
+
 }  // namespace pals::api

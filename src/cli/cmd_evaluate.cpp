@@ -10,9 +10,11 @@
 #include "cli/evaluate_report.hpp"
 #include "cli/flag_checks.hpp"
 #include "cli/report_format.hpp"
+#include "pals/cluster/cluster_sim.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/control/evaluation.hpp"
 #include "pals/control/policy_registry.hpp"
+#include "pals/model/model_catalog.hpp"
 #include "pals/profile/pareto.hpp"
 
 namespace pals::cli {
@@ -27,7 +29,34 @@ struct EvaluateOptions {
     std::vector<std::string> policies;  ///< replaces each scenario's [run] policies
     bool check_expect = false;          ///< run what [expect] needs and check its bounds
     std::string cache_dir;              ///< --cache-dir / PALS_CACHE_DIR ("": the default)
+    /// --cluster-nodes: a simulated cluster under one budget instead of scenario files.
+    cluster::ClusterSimConfig cluster;
+    std::string cluster_model = "meta-llama/Llama-3.1-70B-Instruct";
+    std::string cluster_trace = "AzureLLMInferenceTrace_conv.csv";
+    CLI::Option* cluster_flag = nullptr;
 };
+
+/// `pals evaluate --cluster-nodes N`: the simulated cluster (docs/cluster.md).
+Status run_cluster_evaluate(const EvaluateOptions& opt) {
+    cluster::ClusterSimConfig c = opt.cluster;
+    PALS_ASSIGN_OR_RETURN(const std::string data, data_dir());
+    PALS_ASSIGN_OR_RETURN(
+        const std::filesystem::path model,
+        model::find_model_config(opt.cluster_model, std::filesystem::path(data) / "models"));
+    c.model_config = model.string();
+    std::error_code ec;
+    c.trace = std::filesystem::exists(opt.cluster_trace, ec)
+                  ? opt.cluster_trace
+                  : (std::filesystem::path(data) / "traces" / opt.cluster_trace).string();
+    if (!opt.policies.empty()) {
+        c.policies = opt.policies;
+    }
+    PALS_ASSIGN_OR_RETURN(const cluster::ClusterSimReport report, cluster::run_cluster_sim(c));
+    const std::string text =
+        opt.json ? cluster::cluster_sim_json(report) + "\n" : cluster::cluster_sim_table(report);
+    std::fputs(text.c_str(), stdout);
+    return Status::ok();
+}
 
 /// Exit code of `--check-expect` when a bound is broken (docs/cli.md).
 constexpr int kExitExpectationFailed = 5;
@@ -114,9 +143,38 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
     auto opt = std::make_shared<EvaluateOptions>();
     CLI::App* cmd =
         app.add_subcommand("evaluate", "compare PALS with the baselines on scenario files (TOML)");
-    cmd->add_option("--scenario", opt->scenarios, "scenario file(s)")
-        ->required()
-        ->check(existing_file());
+    cmd->add_option("--scenario", opt->scenarios, "scenario file(s)")->check(existing_file());
+    opt->cluster_flag =
+        cmd->add_option("--cluster-nodes", opt->cluster.nodes,
+                        "simulate a cluster of N nodes under one power budget instead of scenario "
+                        "files: pals-cluster (etcd's protocol over an in-process store) vs an even "
+                        "split, static per-node budgets and no budget (docs/cluster.md)")
+            ->check(CLI::Range(1, 100000));
+    cmd->add_option("--cluster-gpus-per-node", opt->cluster.gpus_per_node, "GPUs per node")
+        ->check(CLI::Range(1, 64));
+    cmd->add_option("--cluster-gpu", opt->cluster.gpu, "GPU type of the nodes");
+    cmd->add_option("--cluster-model", opt->cluster_model, "model every node serves");
+    cmd->add_option("--cluster-tp", opt->cluster.tp, "GPUs per replica")->check(CLI::Range(1, 64));
+    cmd->add_option("--cluster-trace", opt->cluster_trace,
+                    "Azure CSV trace (a path, or a file of the data folder's traces/)");
+    cmd->add_option("--cluster-duration", opt->cluster.duration_s, "simulated seconds")
+        ->check(finite_in(1.0, 1e6, "s"));
+    cmd->add_option("--cluster-budget-share", opt->cluster.budget_share,
+                    "cluster budget as a share of the nodes' maximum power")
+        ->check(finite_in(0.0, 1.0, ""));
+    cmd->add_option("--cluster-utilization", opt->cluster.mean_utilization,
+                    "mean load as a share of a node's throughput at its maximum")
+        ->check(finite_in(0.0, 10.0, ""));
+    cmd->add_option("--cluster-skew", opt->cluster.load_skew_sigma,
+                    "sigma of the lognormal per-node load multipliers")
+        ->check(finite_in(0.0, 5.0, ""));
+    cmd->add_option("--cluster-period", opt->cluster.period_s,
+                    "pals-cluster: demand published and allocations read every this many s")
+        ->check(finite_in(0.1, 3600.0, "s"));
+    cmd->add_option("--cluster-seed", opt->cluster.seed, "seed of the per-node loads");
+    cmd->add_option("--cluster-spare-margin", opt->cluster.spare_margin,
+                    "pals-cluster: watts no curve values go out up to this share over each "
+                    "node's need; the rest is a reserve (inf: all handed out)");
     cmd->add_flag("--json", opt->json, "print JSON instead of tables");
     cmd->add_option("--policies", opt->policies,
                     "run only these policies (comma-separated; default: each scenario's [run] "
@@ -136,6 +194,17 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
                   "run only the policies each scenario's [expect] names (unless --policies) and "
                   "check its bounds: exit 5 when one is broken");
     cmd->callback([opt, &ctx] {
+        if (opt->cluster_flag->count() > 0) {
+            const Status status = run_cluster_evaluate(*opt);
+            ctx.exit_code = status.is_ok() ? 0 : report_error(status);
+            return;
+        }
+        if (opt->scenarios.empty()) {
+            ctx.exit_code = report_error(Status::invalid_argument(
+                "--scenario: give at least one scenario file (or --cluster-nodes N for a simulated "
+                "cluster)"));
+            return;
+        }
         std::vector<std::string> failures;
         const Status status = run_evaluate(*opt, failures);
         if (!status.is_ok()) {

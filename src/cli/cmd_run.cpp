@@ -7,8 +7,12 @@
 // every 0.1 s and restores the saved GPU limits in normal code before the process exits 0.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -16,11 +20,15 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/commands.hpp"
 #include "cli/stop_signals.hpp"
 #include "pals/api/http_server.hpp"
+#include "pals/cluster/cluster_agent.hpp"
+#include "pals/cluster/daemon_port.hpp"
+#include "pals/cluster/etcd_store.hpp"
 #include "pals/common/clock.hpp"
 #include "pals/common/file_util.hpp"
 #include "pals/common/log.hpp"
@@ -29,6 +37,7 @@
 #include "pals/engine/vllm/vllm_engine.hpp"
 #include "pals/power/nvml_backend.hpp"
 #include "pals/power/saved_controls.hpp"
+#include "pals/profile/power_model.hpp"
 #include "pals/run/run_config.hpp"
 #include "pals/run/run_setup.hpp"
 
@@ -46,6 +55,9 @@ struct RunOptions {
     /// One value per key of run::run_config_keys(), in that order; set when the flag is given.
     std::vector<std::string> values;
     std::vector<CLI::Option*> flags;
+    /// The same for run::cluster_config_keys().
+    std::vector<std::string> cluster_values;
+    std::vector<CLI::Option*> cluster_flags;
     CLI::Option* global_log_level = nullptr;  ///< `pals --log-level` (before the subcommand)
 };
 
@@ -75,6 +87,12 @@ run::RunConfigSources sources_of(const RunOptions& opt) {
     for (std::size_t i = 0; i < keys.size(); ++i) {
         if (opt.flags[i]->count() > 0) {
             src.flags.emplace_back(std::string(keys[i].key), opt.values[i]);
+        }
+    }
+    const auto& cluster_keys = run::cluster_config_keys();
+    for (std::size_t i = 0; i < cluster_keys.size(); ++i) {
+        if (opt.cluster_flags[i]->count() > 0) {
+            src.flags.emplace_back(cluster_keys[i].key, opt.cluster_values[i]);
         }
     }
     src.group_flags = opt.groups;
@@ -145,6 +163,67 @@ std::string run_summary(const control::StateSnapshot& s) {
         s.errors_total);
 }
 
+/// The sum of the GPUs' maximum power limits, W.
+Result<double> max_budget_w(power::GpuBackend& backend, const std::vector<int>& gpus) {
+    double total_w = 0.0;
+    for (int gpu : gpus) {
+        PALS_ASSIGN_OR_RETURN(power::PowerLimitRange range, backend.power_limit_range(gpu));
+        total_w += range.max_w;
+    }
+    return total_w;
+}
+
+/// What a cluster member builds from [cluster].
+struct ClusterSetup {
+    std::unique_ptr<cluster::ClusterStore> store;
+    cluster::AgentOptions agent_options;
+};
+
+Result<ClusterSetup> make_cluster_setup(const run::RunConfig& config, double budget_min_w,
+                                        double budget_max_w) {
+    const run::RunClusterConfig& c = config.cluster;
+    cluster::EtcdOptions etcd;
+    etcd.endpoints = c.endpoint_list;
+    etcd.ca_file = c.ca_file;
+    etcd.cert_file = c.cert_file;
+    etcd.key_file = c.key_file;
+    etcd.user = c.user;
+    etcd.request_timeout = std::chrono::milliseconds(
+        static_cast<std::int64_t>(std::llround(c.request_timeout_s * 1000.0)));
+    etcd.connect_timeout = std::min(etcd.request_timeout, std::chrono::milliseconds(500));
+    if (!c.password_file.empty()) {
+        PALS_ASSIGN_OR_RETURN(std::string text,
+                              read_file(c.password_file).with_prefix("cluster.password_file"));
+        etcd.password = text.substr(0, text.find('\n'));
+    }
+    PALS_ASSIGN_OR_RETURN(
+        auto store, cluster::EtcdClusterStore::create(std::move(etcd)).with_prefix("cluster"));
+    ClusterSetup setup;
+    setup.store = std::move(store);
+    cluster::AgentOptions& a = setup.agent_options;
+    a.cluster = c.name;
+    a.node = c.node;
+    if (a.node.empty()) {
+        std::array<char, 256> host{};
+        if (gethostname(host.data(), host.size() - 1) != 0 || host[0] == '\0') {
+            return Status::invalid_argument(
+                "cluster.node: not set, and the host name cannot be read: set it");
+        }
+        a.node = host.data();
+    }
+    a.lease_ttl_s = c.lease_ttl_s;
+    a.period = Seconds(config.period_s);
+    a.poll = Seconds(config.period_s / 2.0);
+    a.floor_w = std::max(budget_min_w, c.floor_w);
+    a.max_w = budget_max_w;
+    if (a.floor_w > budget_max_w) {
+        return Status::invalid_argument(
+            fmt::format("cluster.floor_w: {:g} W is above the most the GPUs can hold ({:g} W)",
+                        c.floor_w, budget_max_w));
+    }
+    return setup;
+}
+
 Status run_daemon(const RunOptions& opt) {
     PALS_ASSIGN_OR_RETURN(run::RunConfig loaded, run::load_run_config(sources_of(opt)));
     const run::RunConfig& config = loaded;
@@ -176,6 +255,16 @@ Status run_daemon(const RunOptions& opt) {
             config.saved_controls);
     }
 
+    // A cluster member: its node budget starts at the floor and comes from the coordinator;
+    // on the way out it holds the floor (docs/cluster.md).
+    std::optional<ClusterSetup> cluster;
+    if (config.cluster.enabled()) {
+        PALS_ASSIGN_OR_RETURN(double budget_max_w, max_budget_w(gpus, group_gpus));
+        PALS_ASSIGN_OR_RETURN(ClusterSetup setup,
+                              make_cluster_setup(config, budget_min_w, budget_max_w));
+        cluster.emplace(std::move(setup));
+    }
+
     std::vector<std::unique_ptr<engine::vllm::VllmEngine>> engines;
     std::vector<engine::ServingEngine*> engine_ptrs;
     std::vector<std::filesystem::path> cap_files;
@@ -187,17 +276,55 @@ Status run_daemon(const RunOptions& opt) {
     saved.note_cap_files(cap_files);  // `pals power restore` removes them after a crash
     control::StateStore store;
     store.set_budget_min_w(budget_min_w);  // before the API answers its first PUT
-    control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy),
-                           run::controller_config(config), store, saved,
-                           run::daemon_options(config));
+    control::ControllerConfig controller = run::controller_config(config);
+    control::DaemonOptions daemon_options = run::daemon_options(config);
+    if (cluster) {
+        controller.budget = control::BudgetSchedule(cluster->agent_options.floor_w);
+        daemon_options.exit_budget_w = cluster->agent_options.floor_w;
+    }
+    control::Daemon daemon(clock, gpus, engine_ptrs, std::move(policy), std::move(controller),
+                           store, saved, daemon_options);
+    std::unique_ptr<cluster::DaemonNodePort> port;
+    std::unique_ptr<cluster::ClusterAgent> agent;
+    SystemClock agent_clock;
+    if (cluster) {
+        cluster::DemandModel demand_model;
+        if (!config.power_model.empty()) {
+            // The fitted model of the groups (policy pals) gives the demand curve.
+            PALS_ASSIGN_OR_RETURN(profile::PowerModel model,
+                                  profile::PowerModel::load(config.power_model));
+            demand_model.model = std::make_shared<const profile::PowerModel>(std::move(model));
+            demand_model.workload = config.workload;
+            demand_model.slo_tpot_s = config.slo_tpot_s;
+        }
+        port = std::make_unique<cluster::DaemonNodePort>(
+            store, budget_min_w, cluster->agent_options.max_w, std::move(demand_model));
+        agent = std::make_unique<cluster::ClusterAgent>(*cluster->store, agent_clock, *port,
+                                                        cluster->agent_options);
+    }
     api::ServerOptions server_options;
     server_options.host = config.listen_host;
     server_options.port = config.listen_port;
     server_options.token = read_token(config);
+    if (agent) {
+        server_options.node_budget_from_cluster = true;
+        server_options.set_cluster_budget = [&agent](std::optional<double> watts) {
+            return agent->set_cluster_budget(watts);
+        };
+    }
     api::HttpServer server(store, server_options);
 
     StopSignals signals({.reset_after_first = true, .ignore_sigpipe = true});
     PALS_RETURN_IF_ERROR(server.start());
+    std::atomic<bool> agent_stop{false};
+    std::thread agent_thread;
+    if (agent) {
+        PALS_LOG_INFO("cluster {}: node {} via {} (lease ttl {} s, floor {:.0f} W, max {:.0f} W)",
+                      cluster->agent_options.cluster, cluster->agent_options.node,
+                      cluster->store->describe(), cluster->agent_options.lease_ttl_s,
+                      cluster->agent_options.floor_w, cluster->agent_options.max_w);
+        agent_thread = std::thread([&agent, &agent_stop] { agent->run(agent_stop); });
+    }
     print_line(
         fmt::format("listening on http://{}:{}", url_host(config.listen_host), server.port()));
     PALS_LOG_INFO(
@@ -206,6 +333,15 @@ Status run_daemon(const RunOptions& opt) {
         config.budget_w > 0.0 ? fmt::format("{:.0f} W", config.budget_w) : std::string("none"),
         gpus.library_path(), count);
     Status result = daemon.run(signals.flag());
+    if (agent) {
+        // The daemon holds the floor now (exit_budget_w): leaving hands the rest of the share
+        // back at once. If it could not, the lease expires by itself.
+        agent_stop = true;
+        agent_thread.join();
+        if (result.is_ok()) {
+            agent->leave();
+        }
+    }
     server.stop();
     if (const std::shared_ptr<const control::StateSnapshot> last = store.latest()) {
         print_line(run_summary(*last));
@@ -241,6 +377,13 @@ void add_run_command(CLI::App& app, CommandContext& ctx) {
         const std::string env = run::run_config_env_name(keys[i].key);
         opt->flags.push_back(cmd->add_option(run::run_config_flag_name(keys[i].key), opt->values[i],
                                              fmt::format("{} (env {})", keys[i].help, env)));
+    }
+    const auto& cluster_keys = run::cluster_config_keys();
+    opt->cluster_values.resize(cluster_keys.size());
+    for (std::size_t i = 0; i < cluster_keys.size(); ++i) {
+        opt->cluster_flags.push_back(cmd->add_option(
+            cluster_keys[i].flag, opt->cluster_values[i],
+            fmt::format("[cluster] {} (env {})", cluster_keys[i].help, cluster_keys[i].env)));
     }
     try {
         opt->global_log_level = app.get_option("--log-level");

@@ -97,7 +97,8 @@ Daemon::Daemon(Clock& clock, power::GpuBackend& gpus,
     , m_batch_cap_bad_periods(m_engines.size(), 0)
     , m_tokens_last(m_engines.size(), std::numeric_limits<double>::quiet_NaN())
     , m_tokens(m_engines.size(), 0.0)
-    , m_group_tok_s(m_engines.size(), 0.0) {
+    , m_group_tok_s(m_engines.size(), 0.0)
+    , m_rate_tokens(m_engines.size(), 0.0) {
     m_options.retry_periods = std::max(1, m_options.retry_periods);
     for (engine::ServingEngine* e : m_engines) {
         for (int g : e->gpus()) {
@@ -160,6 +161,17 @@ void Daemon::publish() {
     // Tokens since the daemon started, per group, and tokens/s since the last publish.
     const double dt_s = now_s - m_tokens_time_s;
     m_tokens_time_s = now_s;
+    // Tokens/s from new engine readings only: a publish between ticks (a budget change) sees
+    // the tick's reading again and would show 0 tokens/s. Degraded, each publish reads afresh.
+    const bool controlling = !m_degraded && !m_controller.history().empty();
+    const double rate_dt_s = now_s - m_rate_time_s;
+    const bool new_rate =
+        rate_dt_s > 0.0 && (controlling ? m_controller.decisions_total() != m_rate_decisions
+                                        : rate_dt_s >= 0.5 * m_period.count());
+    if (new_rate) {
+        m_rate_time_s = now_s;
+        m_rate_decisions = m_controller.decisions_total();
+    }
     const TickRecord* tick = !m_degraded && !history.empty() ? &history.back() : nullptr;
     const std::vector<double> caps_now = m_controller.caps_w();
     double node_power_w = 0.0;
@@ -169,7 +181,6 @@ void Daemon::publish() {
         g.index = static_cast<int>(i);
         g.gpus = engine.gpus();
         g.batch_cap = engine.max_batch_cap();
-        const double tokens_before = m_tokens[i];
         // While controlling, the controller's own reading of this period (one scrape per period);
         // degraded, a fresh one.
         Result<engine::EngineSnapshot> fresh = Status::unavailable("not read");
@@ -193,7 +204,10 @@ void Daemon::publish() {
             g.batch_cap_ack = std::string(engine::to_string(engine::check_batch_cap(*snap)));
             accumulate(snap->generation_tokens, m_tokens_last[i], m_tokens[i]);
         }
-        m_group_tok_s[i] = dt_s > 0.0 ? (m_tokens[i] - tokens_before) / dt_s : m_group_tok_s[i];
+        if (new_rate) {
+            m_group_tok_s[i] = (m_tokens[i] - m_rate_tokens[i]) / rate_dt_s;
+            m_rate_tokens[i] = m_tokens[i];
+        }
         g.generation_tok_s = m_group_tok_s[i];
         s->generation_tokens += m_tokens[i];
         if (tick != nullptr && i < tick->cap_w.size()) {
@@ -264,7 +278,14 @@ void Daemon::enter_degraded(const Status& error) {
     }
     reset_batch_caps();
     hold_limits();
-    // Clocks: back to their saved state (no effect on the budget).
+    restore_clocks();
+    PALS_LOG_WARN(
+        "control degraded: {}; limits {}; retrying every {:.3g} s", error.message(),
+        m_hold_pending ? "not all held (retried)" : "held at the saved values within the budget",
+        (m_period * m_options.retry_periods).count());
+}
+
+void Daemon::restore_clocks() {
     for (const power::SavedGpuControls& e : m_saved.entries()) {
         if (e.sm_clocks_saved &&
             std::find(m_all_gpus.begin(), m_all_gpus.end(), e.index) != m_all_gpus.end()) {
@@ -272,15 +293,26 @@ void Daemon::enter_degraded(const Status& error) {
                                   ? m_gpus.lock_sm_clocks(e.index, *e.locked_sm_clocks)
                                   : m_gpus.reset_sm_clocks(e.index);
             if (!st.is_ok()) {
-                PALS_LOG_WARN("degraded: gpu {}: cannot restore the SM clocks: {}", e.index,
-                              st.message());
+                PALS_LOG_WARN("gpu {}: cannot restore the SM clocks: {}", e.index, st.message());
             }
         }
     }
-    PALS_LOG_WARN(
-        "control degraded: {}; limits {}; retrying every {:.3g} s", error.message(),
-        m_hold_pending ? "not all held (retried)" : "held at the saved values within the budget",
-        (m_period * m_options.retry_periods).count());
+}
+
+Status Daemon::hold_for_exit() {
+    m_controller.set_budget(BudgetSchedule(m_options.exit_budget_w));
+    hold_limits();
+    restore_clocks();
+    if (m_hold_pending) {
+        return Status::unavailable(
+            fmt::format("the GPU limits could not all be held within the exit budget of {:.0f} W",
+                        m_options.exit_budget_w));
+    }
+    PALS_LOG_INFO(
+        "limits held within the exit budget of {:.0f} W (saved limits kept in {} for "
+        "`pals power restore`)",
+        m_options.exit_budget_w, m_saved.path().string());
+    return Status::ok();
 }
 
 double Daemon::budget_to_hold_w() const {
@@ -628,8 +660,10 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
             next = std::min(next, *until);
         }
         m_clock.sleep_until(next);
+        bool budget_applied = false;
         if (std::optional<BudgetRequest> request = m_store.take_budget()) {
             apply_budget_request(*request);
+            budget_applied = true;
             if (m_degraded) {
                 hold_limits();
                 publish();  // running: the next period publishes it
@@ -705,14 +739,18 @@ Status Daemon::run(const std::atomic<bool>& stop, std::optional<Seconds> until) 
                 fatal = result;
             }
         }
-        if (tick_due || lowered || !result.is_ok()) {
+        // A new budget is published at once (with the caps it lowered): a cluster agent
+        // acknowledges it from the snapshot.
+        if (tick_due || lowered || budget_applied || !result.is_ok()) {
             publish();
         }
     }
     reset_batch_caps();
     // Every GPU whose controls differ from the saved ones is written back (lowers first); one
     // that already holds its saved values needs no write. Entries not restored stay on disk.
-    const Status restored = m_saved.restore(m_gpus);
+    // With an exit budget (a cluster member), the limits are held within it instead.
+    const Status restored =
+        m_options.exit_budget_w > 0.0 ? hold_for_exit() : m_saved.restore(m_gpus);
     if (!fatal.is_ok()) {
         if (restored.is_ok()) {
             PALS_LOG_ERROR("{}: stopping; the GPU limits hold their saved values", fatal.message());

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -111,6 +112,79 @@ const OptionTable<RunGroupConfig>& group_options() {
     return kOptions;
 }
 
+const OptionTable<RunClusterConfig>& cluster_options() {
+    static const OptionTable<RunClusterConfig> kOptions = {
+        {.key = "endpoints",
+         .flag = "--cluster-endpoints",
+         .help = "etcd client URLs, comma-separated (none: not a cluster member)",
+         .member = &RunClusterConfig::endpoints},
+        {.key = "name",
+         .flag = "--cluster-name",
+         .help = "cluster name: etcd keys under /pals/<name>/",
+         .member = &RunClusterConfig::name},
+        {.key = "node",
+         .flag = "--cluster-node",
+         .help = "this node's name in the cluster (default: the host name)",
+         .member = &RunClusterConfig::node},
+        {.key = "lease_ttl_s",
+         .flag = "--cluster-lease-ttl-s",
+         .help = "membership lease TTL, s: a dead node's share moves after it",
+         .member = &RunClusterConfig::lease_ttl_s,
+         .range = {.lo = 2, .hi = 3600, .unit = "s"}},
+        {.key = "floor_w",
+         .flag = "--cluster-floor-w",
+         .help = "safe node budget, W, held without etcd (0: the GPUs' minimum)",
+         .member = &RunClusterConfig::floor_w,
+         .range = {.lo = 0, .hi = 1e7, .unit = "W"}},
+        {.key = "ca_file",
+         .flag = "--cluster-ca-file",
+         .help = "https endpoints: CA file of the etcd servers' certificates",
+         .member = &RunClusterConfig::ca_file},
+        {.key = "cert_file",
+         .flag = "--cluster-cert-file",
+         .help = "client certificate for etcd (with key_file)",
+         .member = &RunClusterConfig::cert_file},
+        {.key = "key_file",
+         .flag = "--cluster-key-file",
+         .help = "client certificate's key",
+         .member = &RunClusterConfig::key_file},
+        {.key = "user",
+         .flag = "--cluster-user",
+         .help = "etcd user (etcd authentication)",
+         .member = &RunClusterConfig::user},
+        {.key = "password_file",
+         .flag = "--cluster-password-file",
+         .help = "file holding the etcd user's password",
+         .member = &RunClusterConfig::password_file},
+        {.key = "request_timeout_s",
+         .flag = "--cluster-request-timeout-s",
+         .help = "timeout of one etcd request, s",
+         .member = &RunClusterConfig::request_timeout_s,
+         .range = {.lo = 0.05, .hi = 60, .unit = "s"}},
+    };
+    return kOptions;
+}
+
+/// A cluster or node name: letters, digits, '.', '_' and '-' (it becomes part of etcd keys).
+bool valid_name(std::string_view name) {
+    return !name.empty() && name.size() <= 128 &&
+           std::all_of(name.begin(), name.end(), [](char ch) {
+               return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '_' ||
+                      ch == '-';
+           });
+}
+
+std::string cluster_origin(const RunClusterConfig& c, std::string_view key) {
+    if (auto it = c.origins.find(key); it != c.origins.end()) {
+        return it->second;
+    }
+    return "cluster." + std::string(key) + " (default)";
+}
+
+Status cluster_error(const RunClusterConfig& c, std::string_view key, const std::string& what) {
+    return Status::invalid_argument(cluster_origin(c, key) + ": " + what);
+}
+
 double number_value(const RunConfig& c, std::string_view key) {
     return c.*(std::get<double RunConfig::*>(find_option(run_options(), key)->member));
 }
@@ -178,6 +252,117 @@ std::string resolve_path(const std::string& value, const std::filesystem::path& 
     return (dir / value).lexically_normal().string();
 }
 
+/// Reads the [cluster] table.
+Status read_cluster_table(RunClusterConfig& cluster, const toml::node& node,
+                          const std::string& path, const std::string& at,
+                          const std::filesystem::path& dir) {
+    const toml::table* table = node.as_table();
+    if (table == nullptr) {
+        return Status::invalid_argument(at + ": cluster: write it as a [cluster] table");
+    }
+    OptionOrigins origins;
+    PALS_RETURN_IF_ERROR(read_toml_options(cluster, cluster_options(), *table, path, "cluster",
+                                           origins, {"endpoints"}));
+    cluster.origins = std::move(origins.given);
+    if (const toml::node* e = table->get("endpoints")) {
+        const std::string where = toml_location(path, e->source()) + ": cluster.endpoints";
+        if (const toml::array* list = e->as_array()) {
+            std::vector<std::string> items;
+            for (const toml::node& item : *list) {
+                auto text = item.value_exact<std::string>();
+                if (!text) {
+                    return Status::invalid_argument(where + ": each endpoint must be a string");
+                }
+                items.push_back(*text);
+            }
+            cluster.endpoints = fmt::format("{}", fmt::join(items, ","));
+        } else if (auto text = e->value_exact<std::string>()) {
+            cluster.endpoints = *text;
+        } else {
+            return Status::invalid_argument(
+                where + ": must be a string or an array of strings (etcd client URLs)");
+        }
+        cluster.origins["endpoints"] = where;
+    }
+    for (std::string* p :
+         {&cluster.ca_file, &cluster.cert_file, &cluster.key_file, &cluster.password_file}) {
+        *p = resolve_path(*p, dir);
+    }
+    return Status::ok();
+}
+
+Status validate_cluster(RunConfig& c) {
+    RunClusterConfig& k = c.cluster;
+    k.endpoint_list.clear();
+    for (const std::string& raw : split(k.endpoints, ',')) {
+        const std::string e(trim(raw));
+        if (e.empty()) {
+            continue;
+        }
+        auto url = Url::parse(e);
+        if (!url.is_ok()) {
+            return cluster_error(k, "endpoints", url.status().message());
+        }
+        if (url->scheme != "http" && url->scheme != "https") {
+            return cluster_error(k, "endpoints", "'" + e + "': use http:// or https://");
+        }
+        if (!url->port_given || !url->path_prefix.empty()) {
+            return cluster_error(k, "endpoints",
+                                 "'" + e +
+                                     "': give an etcd client URL with its port and no "
+                                     "path, e.g. http://127.0.0.1:2379");
+        }
+        k.endpoint_list.push_back(url->origin());
+    }
+    if (!k.enabled()) {
+        return Status::ok();
+    }
+    if (!valid_name(k.name)) {
+        return cluster_error(k, "name", "use letters, digits, '.', '_' and '-' only");
+    }
+    if (!k.node.empty() && !valid_name(k.node)) {
+        return cluster_error(k, "node", "use letters, digits, '.', '_' and '-' only");
+    }
+    if (k.cert_file.empty() != k.key_file.empty()) {
+        // Named by the one given.
+        return cluster_error(k, k.cert_file.empty() ? "key_file" : "cert_file",
+                             "cert_file and key_file go together");
+    }
+    const bool tls = std::any_of(k.endpoint_list.begin(), k.endpoint_list.end(),
+                                 [](const std::string& e) { return e.starts_with("https://"); });
+    for (std::string_view key : {"ca_file", "cert_file", "key_file"}) {
+        const std::string& v = key == "ca_file"     ? k.ca_file
+                               : key == "cert_file" ? k.cert_file
+                                                    : k.key_file;
+        if (!v.empty() && !tls) {
+            return cluster_error(k, key, "TLS files need https:// endpoints");
+        }
+    }
+    if (k.user.empty() != k.password_file.empty()) {
+        return cluster_error(k, k.user.empty() ? "password_file" : "user",
+                             "user and password_file go together");
+    }
+    // The lease is renewed every ttl/3 and a node falls back from ttl/3 on: the agent must
+    // poll (every period/2) well within that.
+    if (static_cast<double>(k.lease_ttl_s) < 1.5 * c.period_s) {
+        return cluster_error(k, "lease_ttl_s",
+                             fmt::format("must be >= 1.5 x period_s ({:g} s)", 1.5 * c.period_s));
+    }
+    const control::PolicyInfo* policy = control::find_policy(c.policy);
+    if (policy != nullptr && !policy->honours_budget) {
+        return key_error(c, "policy",
+                         fmt::format("policy '{}' ignores budgets: a cluster member needs one "
+                                     "that holds its node budget",
+                                     c.policy));
+    }
+    if (c.budget_w > 0.0) {
+        return key_error(c, "budget_w",
+                         "a cluster member's node budget comes from the cluster: leave budget_w "
+                         "unset (cluster.floor_w is its safe budget)");
+    }
+    return Status::ok();
+}
+
 /// Reads the TOML file into `config` (scalars and groups), recording origins.
 Status read_file(RunConfig& config, const std::string& path) {
     std::error_code ec;
@@ -192,6 +377,10 @@ Status read_file(RunConfig& config, const std::string& path) {
     for (const auto& [key, node] : root) {
         const std::string name(key.str());
         const std::string at = toml_location(path, key.source());
+        if (name == "cluster") {
+            PALS_RETURN_IF_ERROR(read_cluster_table(config.cluster, node, path, at, dir));
+            continue;
+        }
         if (name == "group") {
             const toml::array* groups = node.as_array();
             if (groups == nullptr || !groups->is_array_of_tables()) {
@@ -219,6 +408,7 @@ Status read_file(RunConfig& config, const std::string& path) {
         if (option == nullptr) {
             std::vector<std::string_view> names = option_keys(run_options());
             names.emplace_back("group");
+            names.emplace_back("cluster");
             return unknown_key_error(at, name, names);
         }
         if (Status s = set_option_from_toml(config, *option, node); !s.is_ok()) {
@@ -405,6 +595,18 @@ const std::vector<RunConfigKey>& run_config_keys() {
     return kKeys;
 }
 
+const std::vector<ClusterConfigKey>& cluster_config_keys() {
+    static const std::vector<ClusterConfigKey> kKeys = [] {
+        std::vector<ClusterConfigKey> keys;
+        for (const Option<RunClusterConfig>& o : cluster_options()) {
+            keys.push_back(
+                {"cluster." + std::string(o.key), option_flag(o), option_env(o), o.help});
+        }
+        return keys;
+    }();
+    return kKeys;
+}
+
 std::string run_config_env_name(std::string_view key) {
     return config_env_name(key);
 }
@@ -454,6 +656,10 @@ Result<RunConfig> load_run_config(const RunConfigSources& sources) {
         OptionOrigins origins{.given = std::move(c.origins)};
         PALS_RETURN_IF_ERROR(read_env_options(c, run_options(), sources.env, origins));
         c.origins = std::move(origins.given);
+        OptionOrigins cluster_origins{.given = std::move(c.cluster.origins)};
+        PALS_RETURN_IF_ERROR(
+            read_env_options(c.cluster, cluster_options(), sources.env, cluster_origins));
+        c.cluster.origins = std::move(cluster_origins.given);
         if (std::optional<std::string> groups = sources.env(kRunGroupsEnvVar);
             groups && !trim(*groups).empty()) {
             std::vector<std::string> specs;
@@ -469,6 +675,18 @@ Result<RunConfig> load_run_config(const RunConfigSources& sources) {
         }
     }
     for (const auto& [key, value] : sources.flags) {
+        if (key.starts_with("cluster.")) {
+            const std::string sub = key.substr(8);
+            const Option<RunClusterConfig>* option = find_option(cluster_options(), sub);
+            if (option == nullptr) {
+                return Status::invalid_argument("--cluster-" + sub + ": unknown option");
+            }
+            if (Status s = set_option_from_text(c.cluster, *option, value); !s.is_ok()) {
+                return s.with_prefix(option_flag(*option));
+            }
+            c.cluster.origins[sub] = option_flag(*option);
+            continue;
+        }
         const Option<RunConfig>* option = find_option(run_options(), key);
         const std::string flag = run_config_flag_name(key);
         if (option == nullptr) {
@@ -485,6 +703,7 @@ Result<RunConfig> load_run_config(const RunConfigSources& sources) {
         c.groups_origin = "--group";
     }
     PALS_RETURN_IF_ERROR(validate(c));
+    PALS_RETURN_IF_ERROR(validate_cluster(c));
     return c;
 }
 
@@ -525,6 +744,17 @@ std::string run_config_to_toml(const RunConfig& c) {
             "{} = {}  # {}\n", key, option_value_text(c, option, true),
             it == c.origins.end() ? std::string("default") : origin_comment(it->second, key));
     }
+    if (c.cluster.enabled()) {
+        out += "\n[cluster]\n";
+        for (const Option<RunClusterConfig>& option : cluster_options()) {
+            const std::string key(option.key);
+            auto it = c.cluster.origins.find(key);
+            out += fmt::format("{} = {}  # {}\n", key, option_value_text(c.cluster, option, true),
+                               it == c.cluster.origins.end()
+                                   ? std::string("default")
+                                   : origin_comment(it->second, "cluster." + key));
+        }
+    }
     for (const RunGroupConfig& g : c.groups) {
         out += fmt::format("\n[[group]]  # {}\n", g.origin);
         for (const Option<RunGroupConfig>& option : group_options()) {
@@ -551,6 +781,14 @@ std::string run_config_to_json(const RunConfig& c) {
         groups.push_back(fmt::format("    {{{}}}", fmt::join(members, ", ")));
     }
     fields.push_back(fmt::format("  \"group\": [\n{}\n  ]", fmt::join(groups, ",\n")));
+    if (c.cluster.enabled()) {
+        std::vector<std::string> members;
+        for (const Option<RunClusterConfig>& option : cluster_options()) {
+            members.push_back(fmt::format("{}: {}", quote(option.key),
+                                          option_value_text(c.cluster, option, false)));
+        }
+        fields.push_back(fmt::format("  \"cluster\": {{{}}}", fmt::join(members, ", ")));
+    }
     std::vector<std::string> origins;
     for (const Option<RunConfig>& option : run_options()) {
         const std::string key(option.key);

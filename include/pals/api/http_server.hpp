@@ -4,6 +4,8 @@
 ///   GET  /healthz    {"status": "ok" | "degraded" | "starting"[, "reason": "..."]}
 ///   GET  /v1/state   the latest StateSnapshot as JSON
 ///   PUT  /v1/budget  {"watts": W} or {"steps": [[t_s, W], ...]}; needs "Authorization: Bearer T"
+///   PUT  /v1/cluster/budget  {"watts": W | null}: the cluster budget in etcd (cluster members;
+///                    same token; docs/cluster.md)
 ///   GET  /metrics    Prometheus text exposition of the daemon's own metrics
 /// Malformed bodies get 400 with {"error": {"code", "type", "message"}}, oversized ones 413
 /// (chunked too); a missing or wrong token 401, decided from the headers before any of the body
@@ -16,7 +18,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -27,6 +31,8 @@ namespace pals::api {
 
 // The published state lives in the control layer below; the API serves it.
 using control::BudgetRequest;
+using control::ClusterShare;
+using control::ClusterSnapshot;
 using control::GroupSnapshot;
 using control::StateSnapshot;
 using control::StateStore;
@@ -40,6 +46,11 @@ struct ServerOptions {
     /// timeout, and twice it bounds the body.
     std::chrono::milliseconds header_timeout{5000};
     std::size_t threads = 32;  ///< worker threads (concurrent connections served)
+    /// PUT /v1/cluster/budget writes the cluster budget through this (W, or nullopt to delete
+    /// it); empty: not a cluster member (404).
+    std::function<Status(std::optional<double>)> set_cluster_budget;
+    /// The node budget comes from the cluster: PUT /v1/budget answers 409.
+    bool node_budget_from_cluster = false;
 };
 
 class HttpServer {
@@ -71,11 +82,18 @@ private:
 /// check). PUT /v1/budget answers 409 then.
 [[nodiscard]] Status check_budget_feasible(const BudgetRequest& request, double budget_min_w);
 /// The body of GET /healthz: {"status": "starting" | "ok" | "degraded"}, with a "reason" when
-/// degraded (control stopped after a backend failure, or a budget below the minimum).
-[[nodiscard]] std::string health_json(const StateSnapshot* snapshot);
-/// The snapshot as the JSON of GET /v1/state.
-[[nodiscard]] std::string state_json(const StateSnapshot& snapshot);
+/// degraded (control stopped after a backend failure, a budget below the minimum, or a cluster
+/// member in fallback: etcd out of reach).
+[[nodiscard]] std::string health_json(const StateSnapshot* snapshot,
+                                      const ClusterSnapshot* cluster = nullptr);
+/// The snapshot as the JSON of GET /v1/state (with "cluster" when `cluster` is given).
+[[nodiscard]] std::string state_json(const StateSnapshot& snapshot,
+                                     const ClusterSnapshot* cluster = nullptr);
 /// Prometheus text exposition (format 0.0.4) of the daemon's metrics.
 [[nodiscard]] std::string render_metrics(const StateSnapshot& snapshot);
+/// The cluster agent's metrics (pals_cluster_*, docs/api.md), appended to /metrics.
+[[nodiscard]] std::string render_cluster_metrics(const ClusterSnapshot& cluster);
+/// The cluster state as JSON (the "cluster" object of /v1/state).
+[[nodiscard]] std::string cluster_json(const ClusterSnapshot& cluster);
 
 }  // namespace pals::api

@@ -56,6 +56,11 @@ struct DaemonOptions {
     /// A requested batch cap the engine does not acknowledge for this many periods in a row is
     /// a fault (degraded mode); 0 never makes it one (it is still reported per group).
     int batch_cap_fault_periods = 3;
+    /// On the way out, instead of restoring the saved limits: hold them within this node
+    /// budget, W (lowers first), and keep the saved state on disk for `pals power restore`.
+    /// 0: restore them (the default). A cluster member sets its floor here: restoring uncapped
+    /// limits would break the cluster budget (docs/cluster.md).
+    double exit_budget_w = 0.0;
 };
 
 /// The least node budget `gpus` can hold: the sum of their minimum power limits, W.
@@ -117,6 +122,10 @@ private:
     /// Puts every engine's batch cap back to its launch maximum (best effort).
     void reset_batch_caps();
     void apply_budget_request(const BudgetRequest& request);
+    /// Puts the SM clocks back to their saved state (no effect on the budget).
+    void restore_clocks();
+    /// The exit with DaemonOptions::exit_budget_w: limits held within it, clocks restored.
+    [[nodiscard]] Status hold_for_exit();
     /// Records each group's cap and batch cap in force (after Controller::start()), so that
     /// count_changes() counts the first decision's writes too.
     void note_controls_in_force();
@@ -170,7 +179,10 @@ private:
     std::vector<double> m_tokens;
     std::vector<double> m_group_tok_s;
     double m_tokens_time_s = 0.0;
-    double m_over_budget_s = 0.0;  ///< time the node drew more than the budget in force
+    std::vector<double> m_rate_tokens;  ///< per group: m_tokens at the last tokens/s update
+    double m_rate_time_s = 0.0;
+    std::uint64_t m_rate_decisions = 0;  ///< Controller::decisions_total() at that update
+    double m_over_budget_s = 0.0;        ///< time the node drew more than the budget in force
 };
 
 }  // namespace pals::control

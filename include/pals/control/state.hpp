@@ -72,6 +72,51 @@ struct StateSnapshot {
     std::uint64_t batch_cap_faults_total = 0;
 };
 
+/// One node's share as the coordinator last divided the cluster budget (docs/cluster.md).
+struct ClusterShare {
+    std::string node;
+    double allocation_w = 0.0;  ///< written to etcd
+    double in_force_w = 0.0;    ///< the node budget the node reports in force
+    double min_w = 0.0;         ///< its minimum (or floor)
+    double demand_tok_s = 0.0;  ///< its curve at the allocation
+    bool acknowledged = false;  ///< the node acknowledged its newest allocation
+};
+
+/// What the cluster agent of `pals run` publishes (docs/cluster.md), when [cluster] is set.
+struct ClusterSnapshot {
+    std::string cluster;
+    std::string node;
+    std::string store;         ///< where it connects ("etcd http://...")
+    bool connected = false;    ///< the last call to etcd succeeded
+    bool member = false;       ///< holds a lease and its member key
+    bool coordinator = false;  ///< this node allocates the cluster budget now
+    bool fallback = false;     ///< etcd lost for long enough: the node budget decays to its floor
+    std::string leader;        ///< the coordinator's node name ("" = unknown)
+    double cluster_budget_w = 0.0;  ///< +inf: none set
+    double allocation_w = 0.0;      ///< this node's newest allocation (NaN: none yet)
+    double node_budget_w = 0.0;     ///< the node budget requested from the daemon
+    double in_force_w = 0.0;        ///< the node budget the daemon has in force
+    double floor_w = 0.0;           ///< the safe floor (>= the GPUs' minimum)
+    double max_w = 0.0;             ///< sum of the GPUs' maximum limits
+    double since_contact_s = 0.0;   ///< since the lease was last renewed
+    double lease_ttl_s = 0.0;
+    std::uint64_t elections_won_total = 0;
+    std::uint64_t leader_changes_total = 0;
+    std::uint64_t rounds_total = 0;  ///< allocation rounds run as coordinator
+    std::uint64_t allocation_writes_total = 0;
+    std::uint64_t allocations_applied_total = 0;  ///< new allocations this node applied
+    std::uint64_t fallbacks_total = 0;
+    std::uint64_t rejoins_total = 0;
+    std::uint64_t etcd_errors_total = 0;
+    double last_round_s = 0.0;  ///< duration of the last allocation round (coordinator)
+    int members = 0;            ///< members seen by the coordinator
+    double allocated_w = 0.0;   ///< sum of the allocations (coordinator)
+    double reserved_w = 0.0;    ///< floors held for nodes not seen (coordinator)
+    double marginal_tok_per_j = 0.0;
+    std::vector<ClusterShare> shares;  ///< coordinator only
+    std::string last_error;
+};
+
 /// A budget change requested through the API: steps (t_s relative to now, W); one step at
 /// t = 0 is a plain value; no steps clears the budget (`{"watts": null}`).
 struct BudgetRequest {
@@ -103,6 +148,15 @@ public:
         std::lock_guard<std::mutex> lock(m_mutex);
         return m_budget_min_w;
     }
+    /// The cluster agent's state (nullptr: not a cluster member, or nothing published yet).
+    void publish_cluster(std::shared_ptr<const ClusterSnapshot> snapshot) {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        m_cluster = std::move(snapshot);
+    }
+    [[nodiscard]] std::shared_ptr<const ClusterSnapshot> cluster() const {
+        std::lock_guard<std::mutex> lock(m_mutex);
+        return m_cluster;
+    }
     /// Takes the queued budget change, if any.
     [[nodiscard]] std::optional<BudgetRequest> take_budget() {
         std::lock_guard<std::mutex> lock(m_mutex);
@@ -116,6 +170,7 @@ private:
     std::shared_ptr<const StateSnapshot> m_snapshot;
     std::optional<BudgetRequest> m_budget;
     double m_budget_min_w = 0.0;
+    std::shared_ptr<const ClusterSnapshot> m_cluster;
 };
 
 }  // namespace pals::control

@@ -46,6 +46,30 @@ struct RunGroupConfig {
     std::map<std::string, std::string, std::less<>> origins;
 };
 
+/// The `[cluster]` table: membership of a cluster power budget coordinated through etcd
+/// (docs/cluster.md). Flags `--cluster-KEY`, variables `PALS_CLUSTER_KEY`. No endpoint: the node
+/// is not a cluster member (its budget is budget_w / PUT /v1/budget as before).
+struct RunClusterConfig {
+    /// etcd client URLs, comma-separated in a flag or variable, a string or an array of strings
+    /// in the file ("http://10.0.0.1:2379,http://10.0.0.2:2379"); "" = not a member.
+    std::string endpoints;
+    std::vector<std::string> endpoint_list;  ///< parsed from `endpoints`
+    std::string name = "default";            ///< the cluster: keys under /pals/<name>/
+    std::string node;                        ///< this node's name ("" = the host name)
+    int lease_ttl_s = 10;                    ///< membership lease, s
+    double floor_w = 0.0;       ///< safe node budget, W (0: the sum of the GPUs' minimum limits)
+    std::string ca_file;        ///< https endpoints: CA of the etcd servers' certificates
+    std::string cert_file;      ///< client certificate (etcd --client-cert-auth)
+    std::string key_file;       ///< its key
+    std::string user;           ///< etcd user (etcd authentication; "" = none)
+    std::string password_file;  ///< file holding that user's password (first line)
+    double request_timeout_s = 2.0;  ///< one etcd request
+    /// Where each key's value came from ("pals.toml:30:1: cluster.lease_ttl_s").
+    std::map<std::string, std::string, std::less<>> origins;
+
+    [[nodiscard]] bool enabled() const { return !endpoint_list.empty(); }
+};
+
 /// Everything `pals run` needs. Defaults are those of a file that sets nothing.
 struct RunConfig {
     std::string policy = "pals";    ///< pals | default | cap-only | batch-only | clock-only
@@ -69,6 +93,7 @@ struct RunConfig {
     /// A batch cap not acknowledged by the engine for this many periods is a fault (0: never).
     int batch_cap_fault_periods = 3;
     std::vector<RunGroupConfig> groups;
+    RunClusterConfig cluster;
 
     std::string file;  ///< the TOML file read ("" = none)
     /// Where each scalar key's value came from, as an error prefix ("pals.toml:3:1: budget_w",
@@ -90,6 +115,15 @@ struct RunConfigKey {
 
 /// Every scalar key, in the order the effective configuration prints them.
 [[nodiscard]] const std::vector<RunConfigKey>& run_config_keys();
+/// Every key of `[cluster]`: key "cluster.lease_ttl_s", its flag "--cluster-lease-ttl-s" (the
+/// variable is PALS_CLUSTER_LEASE_TTL_S). RunConfigSources::flags takes them by key.
+struct ClusterConfigKey {
+    std::string key;
+    std::string flag;
+    std::string env;
+    std::string_view help;
+};
+[[nodiscard]] const std::vector<ClusterConfigKey>& cluster_config_keys();
 /// "PALS_" + the key in upper case ("period_s" -> "PALS_PERIOD_S").
 [[nodiscard]] std::string run_config_env_name(std::string_view key);
 /// "--" + the key with '-' for '_' ("period_s" -> "--period-s").

@@ -323,8 +323,11 @@ Result<double> NvmlBackend::set_power_limit(int gpu, double limit_w) {
         PALS_LOG_INFO("GPU {}: power limit {:.1f} W clamped to {:.1f} W (allowed {:.0f}-{:.0f} W)",
                       gpu, limit_w, target_w, range.min_w, range.max_w);
     }
-    const auto target_mw =
-        static_cast<unsigned int>(std::clamp(std::round(target_w / kMilli), 0.0, kMaxLimitMw));
+    // Whole mW rounded down (a hair of float error aside): a limit never above what was asked,
+    // so caps that sum to a budget still do after NVML's rounding.
+    constexpr double kFloatSlackMw = 1e-6;
+    const auto target_mw = static_cast<unsigned int>(
+        std::clamp(std::floor(target_w / kMilli + kFloatSlackMw), 0.0, kMaxLimitMw));
     const nvml::NvmlFunctions& f = m_library->fn();
     Status st = call(gpu, "nvmlDeviceSetPowerManagementLimit",
                      [&] { return f.device_set_power_management_limit(dev->handle, target_mw); });

@@ -37,6 +37,18 @@ StateSnapshot populated_state() {
     return s;
 }
 
+/// A coordinator's cluster state (docs/cluster.md), so that every pals_cluster_* family has
+/// samples.
+ClusterSnapshot populated_cluster() {
+    ClusterSnapshot c;
+    c.member = true;
+    c.coordinator = true;
+    c.cluster_budget_w = 4000.0;
+    c.allocation_w = 1000.0;
+    c.shares = {{"n0", 3000.0, 3000.0, 400.0, 5000.0, true}};
+    return c;
+}
+
 /// The metric names of a text exposition (sample lines, and TYPE lines).
 std::set<std::string> exported_names(const std::string& text) {
     std::set<std::string> names;
@@ -154,7 +166,8 @@ TEST(GrafanaDashboardTest, ParsesPromqlMetricNames) {
 }
 
 TEST(GrafanaDashboardTest, QueriesOnlyMetricsTheDaemonExports) {
-    const std::set<std::string> exported = exported_names(render_metrics(populated_state()));
+    const std::set<std::string> exported = exported_names(
+        render_metrics(populated_state()) + render_cluster_metrics(populated_cluster()));
     ASSERT_GE(exported.size(), 15U);
     const nlohmann::json dashboard = load_dashboard();
     std::vector<std::string> exprs;
@@ -178,7 +191,13 @@ TEST(GrafanaDashboardTest, QueriesOnlyMetricsTheDaemonExports) {
     for (const char* name :
          {"pals_node_power_watts", "pals_power_budget_watts", "pals_gpu_power_watts",
           "pals_group_power_cap_watts", "pals_group_batch_cap", "pals_generation_tokens_total",
-          "pals_tokens_per_joule", "pals_decisions_total", "pals_errors_total", "pals_degraded"}) {
+          "pals_tokens_per_joule", "pals_decisions_total", "pals_errors_total", "pals_degraded",
+          // docs/cluster.md: shares and elections
+          "pals_cluster_budget_watts", "pals_cluster_allocation_watts",
+          "pals_cluster_in_force_watts", "pals_cluster_share_watts", "pals_cluster_coordinator",
+          "pals_cluster_fallback", "pals_cluster_elections_won_total",
+          "pals_cluster_leader_changes_total", "pals_cluster_etcd_errors_total",
+          "pals_cluster_round_seconds"}) {
         EXPECT_EQ(used.count(name), 1U) << name << " has no panel";
     }
 }

@@ -751,3 +751,55 @@ TEST(DaemonTest, ZeroFaultPeriodsReportsButNeverDegrades) {
 
 }  // namespace
 }  // namespace pals::control
+
+namespace pals::control {
+namespace {
+
+// A cluster member (docs/cluster.md) exits holding its floor, not the uncapped saved limits:
+// those would break the cluster budget. The saved state stays for `pals power restore`.
+TEST(DaemonExitBudgetTest, ExitHoldsTheLimitsWithinTheExitBudgetAndKeepsTheSavedState) {
+    auto node = make_node();
+    control::StateStore store;
+    const std::string path = ::testing::TempDir() + "/daemon_saved_exit.json";
+    std::filesystem::remove(path);
+    power::SavedControls saved(path);
+    std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(1000.0);
+    DaemonOptions options;
+    options.exit_budget_w = 450.0;
+    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store,
+                  saved, options);
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{10.0}).is_ok());
+    const double sum =
+        node->gpus().power_limit_w(0).value() + node->gpus().power_limit_w(1).value();
+    EXPECT_LE(sum, 450.0 + 1e-6);
+    EXPECT_GE(sum, 450.0 - 1.0);
+    EXPECT_TRUE(std::filesystem::exists(path));
+}
+
+// A budget change is published at once (a cluster agent acknowledges it from the snapshot),
+// and the tokens/s of that publish are not zeroed by the repeated engine reading.
+TEST(DaemonExitBudgetTest, ABudgetChangeIsPublishedAtOnceWithItsTokenRate) {
+    auto node = make_node();
+    control::StateStore store;
+    power::SavedControls saved(::testing::TempDir() + "/daemon_saved_pub.json");
+    std::vector<engine::ServingEngine*> engines = {&node->engine(0), &node->engine(1)};
+    ControllerConfig config;
+    config.budget = BudgetSchedule(1400.0);
+    Daemon daemon(node->clock(), node->gpus(), engines, make_cap_only_policy(), config, store,
+                  saved);
+    std::atomic<bool> stop{false};
+    ASSERT_TRUE(daemon.run(stop, Seconds{20.3}).is_ok());
+    const double rate_before = store.latest()->groups.at(0).generation_tok_s;
+    ASSERT_GT(rate_before, 0.0);
+    store.request_budget({{{0.0, 700.0}}});
+    ASSERT_TRUE(daemon.run(stop, Seconds{20.5}).is_ok());  // before the next period
+    auto s = store.latest();
+    EXPECT_DOUBLE_EQ(s->budget_w, 700.0);
+    EXPECT_GT(s->groups.at(0).generation_tok_s, 0.0);
+}
+
+}  // namespace
+}  // namespace pals::control
