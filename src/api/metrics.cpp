@@ -1,6 +1,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "pals/api/http_server.hpp"
 
@@ -27,6 +29,31 @@ public:
         m_out += labels.empty() ? fmt::format("{} {}\n", name, number(value))
                                 : fmt::format("{}{{{}}} {}\n", name, labels, number(value));
     }
+    /// A family of one unlabelled sample.
+    void scalar(const char* name, const char* type, const char* help, double value) {
+        family(name, type, help);
+        sample(name, "", value);
+    }
+    /// A family with one sample per group (label group="INDEX"); `value` returns NaN for a
+    /// group that has none (left out).
+    template <typename Value>
+    void per_group(const char* name, const char* help, const std::vector<GroupSnapshot>& groups,
+                   Value value) {
+        family(name, "gauge", help);
+        for (const GroupSnapshot& g : groups) {
+            if (const double v = value(g); !std::isnan(v)) {
+                sample(name, fmt::format("group=\"{}\"", g.index), v);
+            }
+        }
+    }
+    /// A family with one sample per GPU (label gpu="INDEX").
+    void per_gpu(const char* name, const char* type, const char* help,
+                 const std::vector<double>& values) {
+        family(name, type, help);
+        for (std::size_t g = 0; g < values.size(); ++g) {
+            sample(name, fmt::format("gpu=\"{}\"", g), values[g]);
+        }
+    }
     [[nodiscard]] std::string str() && { return std::move(m_out); }
 
 private:
@@ -36,116 +63,89 @@ private:
 }  // namespace
 
 std::string render_metrics(const StateSnapshot& s) {
+    constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
     Exposition e;
-    e.family("pals_gpu_power_watts", "gauge", "GPU board power over the last control period.");
-    for (std::size_t g = 0; g < s.gpu_power_w.size(); ++g) {
-        e.sample("pals_gpu_power_watts", fmt::format("gpu=\"{}\"", g), s.gpu_power_w[g]);
-    }
-    e.family("pals_gpu_energy_joules_total", "counter", "GPU energy since the daemon started.");
-    for (std::size_t g = 0; g < s.gpu_energy_j.size(); ++g) {
-        e.sample("pals_gpu_energy_joules_total", fmt::format("gpu=\"{}\"", g), s.gpu_energy_j[g]);
-    }
-    e.family("pals_group_power_cap_watts", "gauge", "Power cap per GPU of each GPU group.");
-    for (const GroupSnapshot& g : s.groups) {
-        e.sample("pals_group_power_cap_watts", fmt::format("group=\"{}\"", g.index), g.cap_w);
-    }
-    e.family("pals_group_batch_cap", "gauge",
-             "Batch cap (max running sequences) of each GPU group.");
-    for (const GroupSnapshot& g : s.groups) {
-        e.sample("pals_group_batch_cap", fmt::format("group=\"{}\"", g.index), g.batch_cap);
-    }
-    e.family("pals_group_batch_cap_requested", "gauge",
-             "Batch cap PALS asked each group's engine to apply at its last reading (0: none "
-             "asked: its launch max_num_seqs).");
-    for (const GroupSnapshot& g : s.groups) {
-        e.sample("pals_group_batch_cap_requested", fmt::format("group=\"{}\"", g.index),
-                 g.batch_cap_requested);
-    }
-    e.family("pals_group_batch_cap_applied", "gauge",
-             "Batch cap each group's engine acknowledges it applies (absent: no acknowledgement).");
-    for (const GroupSnapshot& g : s.groups) {
-        if (g.batch_cap_applied >= 0) {
-            e.sample("pals_group_batch_cap_applied", fmt::format("group=\"{}\"", g.index),
-                     g.batch_cap_applied);
-        }
-    }
-    e.family("pals_group_batch_cap_mismatch", "gauge",
-             "1 while a group's engine does not acknowledge the batch cap requested (mismatch, "
-             "missing or stale acknowledgement).");
-    for (const GroupSnapshot& g : s.groups) {
-        const bool bad = g.batch_cap_ack == "mismatch" || g.batch_cap_ack == "missing" ||
-                         g.batch_cap_ack == "stale";
-        e.sample("pals_group_batch_cap_mismatch", fmt::format("group=\"{}\"", g.index),
-                 bad ? 1.0 : 0.0);
-    }
-    e.family("pals_group_engine_max_num_seqs", "gauge",
-             "Launch max_num_seqs each group's engine acknowledges (absent: unknown).");
-    for (const GroupSnapshot& g : s.groups) {
-        if (g.engine_max_num_seqs > 0) {
-            e.sample("pals_group_engine_max_num_seqs", fmt::format("group=\"{}\"", g.index),
-                     g.engine_max_num_seqs);
-        }
-    }
-    e.family("pals_group_locked_clock_mhz", "gauge",
-             "SM clock lock the policy holds on each group's GPUs (0: not locked).");
-    for (const GroupSnapshot& g : s.groups) {
-        e.sample("pals_group_locked_clock_mhz", fmt::format("group=\"{}\"", g.index),
-                 g.locked_clock_mhz);
-    }
-    e.family("pals_group_power_watts", "gauge",
-             "Power of all GPUs of each group over the last period.");
-    for (const GroupSnapshot& g : s.groups) {
-        e.sample("pals_group_power_watts", fmt::format("group=\"{}\"", g.index), g.power_w);
-    }
-    e.family("pals_node_power_watts", "gauge",
-             "Power of all GPUs of the node over the last period.");
-    e.sample("pals_node_power_watts", "", s.power_w);
-    e.family("pals_power_budget_watts", "gauge", "Node power budget in force (+Inf: none).");
-    e.sample("pals_power_budget_watts", "", s.budget_w);
-    e.family("pals_power_budget_min_watts", "gauge",
-             "Least budget the GPUs can hold: the sum of their minimum power limits (0: unknown).");
-    e.sample("pals_power_budget_min_watts", "", s.budget_min_w);
-    e.family(
-        "pals_budget_feasible", "gauge",
-        "1 when the budget in force is at least the GPUs' minimum (0: every cap at its minimum, "
-        "best effort).");
-    e.sample("pals_budget_feasible", "", s.budget_feasible ? 1.0 : 0.0);
-    e.family("pals_generation_tokens_total", "counter",
-             "Output tokens served since the daemon started.");
-    e.sample("pals_generation_tokens_total", "", s.generation_tokens);
-    e.family("pals_tokens_per_joule", "gauge",
-             "Output tokens per joule of GPU energy since the daemon started.");
-    e.sample("pals_tokens_per_joule", "",
+    e.per_gpu("pals_gpu_power_watts", "gauge", "GPU board power over the last control period.",
+              s.gpu_power_w);
+    e.per_gpu("pals_gpu_energy_joules_total", "counter", "GPU energy since the daemon started.",
+              s.gpu_energy_j);
+    e.per_group("pals_group_power_cap_watts", "Power cap per GPU of each GPU group.", s.groups,
+                [](const GroupSnapshot& g) { return g.cap_w; });
+    e.per_group("pals_group_batch_cap", "Batch cap (max running sequences) of each GPU group.",
+                s.groups, [](const GroupSnapshot& g) { return static_cast<double>(g.batch_cap); });
+    e.per_group("pals_group_batch_cap_requested",
+                "Batch cap PALS asked each group's engine to apply at its last reading (0: none "
+                "asked: its launch max_num_seqs).",
+                s.groups,
+                [](const GroupSnapshot& g) { return static_cast<double>(g.batch_cap_requested); });
+    e.per_group(
+        "pals_group_batch_cap_applied",
+        "Batch cap each group's engine acknowledges it applies (absent: no acknowledgement).",
+        s.groups, [&](const GroupSnapshot& g) {
+            return g.batch_cap_applied >= 0 ? static_cast<double>(g.batch_cap_applied) : kNone;
+        });
+    e.per_group("pals_group_batch_cap_mismatch",
+                "1 while a group's engine does not acknowledge the batch cap requested "
+                "(mismatch, missing or stale acknowledgement).",
+                s.groups, [](const GroupSnapshot& g) {
+                    const bool bad = g.batch_cap_ack == "mismatch" ||
+                                     g.batch_cap_ack == "missing" || g.batch_cap_ack == "stale";
+                    return bad ? 1.0 : 0.0;
+                });
+    e.per_group("pals_group_engine_max_num_seqs",
+                "Launch max_num_seqs each group's engine acknowledges (absent: unknown).", s.groups,
+                [&](const GroupSnapshot& g) {
+                    return g.engine_max_num_seqs > 0 ? static_cast<double>(g.engine_max_num_seqs)
+                                                     : kNone;
+                });
+    e.per_group("pals_group_locked_clock_mhz",
+                "SM clock lock the policy holds on each group's GPUs (0: not locked).", s.groups,
+                [](const GroupSnapshot& g) { return g.locked_clock_mhz; });
+    e.per_group("pals_group_power_watts", "Power of all GPUs of each group over the last period.",
+                s.groups, [](const GroupSnapshot& g) { return g.power_w; });
+    e.scalar("pals_node_power_watts", "gauge",
+             "Power of all GPUs of the node over the last period.", s.power_w);
+    e.scalar("pals_power_budget_watts", "gauge", "Node power budget in force (+Inf: none).",
+             s.budget_w);
+    e.scalar("pals_power_budget_min_watts", "gauge",
+             "Least budget the GPUs can hold: the sum of their minimum power limits (0: unknown).",
+             s.budget_min_w);
+    e.scalar("pals_budget_feasible", "gauge",
+             "1 when the budget in force is at least the GPUs' minimum (0: every cap at its "
+             "minimum, best effort).",
+             s.budget_feasible ? 1.0 : 0.0);
+    e.scalar("pals_generation_tokens_total", "counter",
+             "Output tokens served since the daemon started.", s.generation_tokens);
+    e.scalar("pals_tokens_per_joule", "gauge",
+             "Output tokens per joule of GPU energy since the daemon started.",
              s.energy_j > 0.0 ? s.generation_tokens / s.energy_j : 0.0);
-    e.family("pals_decisions_total", "counter", "Control periods decided.");
-    e.sample("pals_decisions_total", "", static_cast<double>(s.decisions_total));
-    e.family("pals_power_limit_changes_total", "counter", "Power cap writes.");
-    e.sample("pals_power_limit_changes_total", "", static_cast<double>(s.cap_changes_total));
-    e.family("pals_batch_cap_changes_total", "counter", "Batch cap writes.");
-    e.sample("pals_batch_cap_changes_total", "", static_cast<double>(s.batch_changes_total));
-    e.family("pals_budget_updates_total", "counter", "Budget changes received through the API.");
-    e.sample("pals_budget_updates_total", "", static_cast<double>(s.budget_updates_total));
-    e.family("pals_batch_cap_faults_total", "counter",
+    e.scalar("pals_decisions_total", "counter", "Control periods decided.",
+             static_cast<double>(s.decisions_total));
+    e.scalar("pals_power_limit_changes_total", "counter", "Power cap writes.",
+             static_cast<double>(s.cap_changes_total));
+    e.scalar("pals_batch_cap_changes_total", "counter", "Batch cap writes.",
+             static_cast<double>(s.batch_changes_total));
+    e.scalar("pals_budget_updates_total", "counter", "Budget changes received through the API.",
+             static_cast<double>(s.budget_updates_total));
+    e.scalar("pals_batch_cap_faults_total", "counter",
              "Batch caps not acknowledged by an engine for batch_cap_fault_periods periods (each "
-             "a degraded-mode fault).");
-    e.sample("pals_batch_cap_faults_total", "", static_cast<double>(s.batch_cap_faults_total));
-    e.family("pals_errors_total", "counter", "Backend errors seen by the control loop.");
-    e.sample("pals_errors_total", "", static_cast<double>(s.errors_total));
-    e.family("pals_degraded", "gauge",
-             "1 when the controller stopped actuating after a backend failure.");
-    e.sample("pals_degraded", "", s.degraded ? 1.0 : 0.0);
+             "a degraded-mode fault).",
+             static_cast<double>(s.batch_cap_faults_total));
+    e.scalar("pals_errors_total", "counter", "Backend errors seen by the control loop.",
+             static_cast<double>(s.errors_total));
+    e.scalar("pals_degraded", "gauge",
+             "1 when the controller stopped actuating after a backend failure.",
+             s.degraded ? 1.0 : 0.0);
     return std::move(e).str();
 }
 
 std::string render_cluster_metrics(const ClusterSnapshot& c) {
     Exposition e;
     auto gauge = [&](const char* name, const char* help, double v) {
-        e.family(name, "gauge", help);
-        e.sample(name, "", v);
+        e.scalar(name, "gauge", help, v);
     };
     auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-        e.family(name, "counter", help);
-        e.sample(name, "", static_cast<double>(v));
+        e.scalar(name, "counter", help, static_cast<double>(v));
     };
     gauge("pals_cluster_member", "1 while this node holds its cluster lease.", c.member ? 1 : 0);
     gauge("pals_cluster_connected", "1 while the last call to etcd succeeded.",

@@ -72,12 +72,16 @@ std::vector<Segment> hull_segments(std::size_t node, const NodeDemand& d, double
 
 }  // namespace
 
-double curve_tok_s(const std::vector<DemandPoint>& curve, double power_w) {
+namespace {
+
+/// The field `value` of `curve` at `power_w`: linear between points, flat outside.
+double interpolate(const std::vector<DemandPoint>& curve, double power_w,
+                   double DemandPoint::*value) {
     if (curve.empty()) {
         return 0.0;
     }
     if (power_w <= curve.front().power_w) {
-        return curve.front().tok_s;
+        return curve.front().*value;
     }
     for (std::size_t i = 1; i < curve.size(); ++i) {
         if (power_w <= curve[i].power_w) {
@@ -85,29 +89,20 @@ double curve_tok_s(const std::vector<DemandPoint>& curve, double power_w) {
             const DemandPoint& b = curve[i];
             const double span = b.power_w - a.power_w;
             const double t = span > 0.0 ? (power_w - a.power_w) / span : 1.0;
-            return a.tok_s + t * (b.tok_s - a.tok_s);
+            return a.*value + t * (b.*value - a.*value);
         }
     }
-    return curve.back().tok_s;
+    return curve.back().*value;
+}
+
+}  // namespace
+
+double curve_tok_s(const std::vector<DemandPoint>& curve, double power_w) {
+    return interpolate(curve, power_w, &DemandPoint::tok_s);
 }
 
 double curve_violation_rate(const std::vector<DemandPoint>& curve, double power_w) {
-    if (curve.empty()) {
-        return 0.0;
-    }
-    if (power_w <= curve.front().power_w) {
-        return curve.front().qos_violation_rate;
-    }
-    for (std::size_t i = 1; i < curve.size(); ++i) {
-        if (power_w <= curve[i].power_w) {
-            const DemandPoint& a = curve[i - 1];
-            const DemandPoint& b = curve[i];
-            const double span = b.power_w - a.power_w;
-            const double t = span > 0.0 ? (power_w - a.power_w) / span : 1.0;
-            return a.qos_violation_rate + t * (b.qos_violation_rate - a.qos_violation_rate);
-        }
-    }
-    return curve.back().qos_violation_rate;
+    return interpolate(curve, power_w, &DemandPoint::qos_violation_rate);
 }
 
 AllocationResult allocate_budget(double budget_w, const std::vector<NodeDemand>& nodes,
