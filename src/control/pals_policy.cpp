@@ -14,9 +14,8 @@ namespace {
 /// and TTFT p90 above 0.7 of their SLOs, or a queue of kQueueAlarmRequests or more that has not
 /// shrunk for kQueuedPeriodsAlarm periods. (A queue of one or two that grows for a period is
 /// normal at partial load; with the clock free a group always draws its cap, so such blips
-/// would hold it budget-bound for good.)
-constexpr ClockTrimmer::Bands kBudgetBoundBands{
-    .itl_at_risk = 0.95, .ttft_at_risk = 0.7, .queue_alarm = std::numeric_limits<int>::max()};
+/// would hold it budget-bound for good: the bands' own queue alarm is not used.)
+constexpr ClockTrimmer::Bands kBudgetBoundBands{.itl_at_risk = 0.95, .ttft_at_risk = 0.7};
 constexpr int kQueuedPeriodsAlarm = 3;
 constexpr int kQueueAlarmRequests = 4;
 /// A locked clock moves by at least this much unless latency is at risk.
@@ -51,9 +50,17 @@ public:
         // 2. Budget shares, in W per GPU.
         const std::vector<double> share = split_budget(o, needed_w);
         // 3. Per group: the cap at its share, the launch batch cap, and the clock.
+        // The node's budget binds only when the node draws close to it: a group that draws its
+        // share while others leave watts unused needs a larger share, not a free clock.
+        double node_power_w = 0.0;
+        for (const GroupObservation& g : o.groups) {
+            node_power_w += g.power_w;
+        }
+        const bool node_at_budget = node_power_w >= kCapBindingShare * o.budget_w;
         std::vector<GroupDecision> out;
         for (std::size_t i = 0; i < o.groups.size(); ++i) {
-            out.push_back(decide_group(o, o.groups[i], m_state[i], demand[i], share[i]));
+            out.push_back(
+                decide_group(o, o.groups[i], m_state[i], demand[i], share[i], node_at_budget));
         }
         return out;
     }
@@ -66,14 +73,12 @@ private:
         double throughput_correction = 1.0;
         double itl_correction = 1.0;
         double share_w = 0.0;              ///< the share in force (deadband)
-        double model_clock_mhz = 0.0;      ///< at the model's point this period (0: unknown)
-        double reference_clock_mhz = 0.0;  ///< EWMA of model_clock_mhz
+        double reference_clock_mhz = 0.0;  ///< EWMA of the model's clock (0: unknown)
         double applied_clock_mhz = 0.0;    ///< the lock in force (0: free)
         /// Budget-bound until this time (the clock free); -inf: not budget-bound.
         double budget_bound_until_s = -std::numeric_limits<double>::infinity();
-        std::string alarm;         ///< the alarm that made the group budget-bound
-        int queued_periods = 0;    ///< consecutive periods with a queue that did not shrink
-        double utilisation = 0.0;  ///< demand / what the share serves at saturation (model)
+        std::string alarm;       ///< the alarm that made the group budget-bound
+        int queued_periods = 0;  ///< consecutive periods with a queue that did not shrink
     };
 
     void update(const Observation& o, const GroupObservation& g, GroupState& s) const {
@@ -155,7 +160,7 @@ private:
     }
 
     GroupDecision decide_group(const Observation& o, const GroupObservation& g, GroupState& s,
-                               double demand, double share_w) const {
+                               double demand, double share_w, bool node_at_budget) const {
         // The model's most efficient point for the demand within the share: the clock it
         // predicts there seeds the lock.
         profile::Query q;
@@ -163,11 +168,11 @@ private:
         q.max_itl_s = m_settings.itl_target * o.slo_tpot_s / s.itl_correction;
         q.max_power_cap_w = share_w;
         const profile::QueryResult r = m_model->best_point(q, m_settings.workload);
-        s.model_clock_mhz = r.point.sm_clock_mhz;
-        s.reference_clock_mhz = s.reference_clock_mhz > 0.0 && s.model_clock_mhz > 0.0
+        const double model_clock_mhz = r.point.sm_clock_mhz;
+        s.reference_clock_mhz = s.reference_clock_mhz > 0.0 && model_clock_mhz > 0.0
                                     ? (1.0 - m_settings.smoothing) * s.reference_clock_mhz +
-                                          m_settings.smoothing * s.model_clock_mhz
-                                    : s.model_clock_mhz;
+                                          m_settings.smoothing * model_clock_mhz
+                                    : model_clock_mhz;
 
         GroupDecision d;
         d.cap_w = share_w;
@@ -178,13 +183,6 @@ private:
         const bool lock_sets_pace = s.applied_clock_mhz > 0.0 && g.sm_clock_mhz > 0.0 &&
                                     g.sm_clock_mhz >= s.applied_clock_mhz - kClockDeadbandMhz / 2;
         const double cap_in_force = o.cap_range.clamp(g.cap_w);
-        double node_power_w = 0.0;
-        for (const GroupObservation& other : o.groups) {
-            node_power_w += other.power_w;
-        }
-        // The node's budget binds only when the node draws close to it: a group that draws
-        // its share while others leave watts unused needs a larger share, not a free clock.
-        const bool node_at_budget = node_power_w >= kCapBindingShare * o.budget_w;
         const bool cap_drawn = g.gpus > 0 && !lock_sets_pace && node_at_budget &&
                                g.power_w / g.gpus >= kCapBindingShare * cap_in_force;
         const LatencyRisk risk = latency_risk(o, g, kBudgetBoundBands);
@@ -192,7 +190,7 @@ private:
                                ? s.queued_periods + 1
                                : 0;
         const bool queue_stuck = s.queued_periods >= kQueuedPeriodsAlarm;
-        if (share_w < o.cap_range.max_w && cap_drawn && (risk.any() || queue_stuck)) {
+        if (share_w < o.cap_range.max_w && cap_drawn && (risk.itl || risk.ttft || queue_stuck)) {
             s.budget_bound_until_s = o.time_s + m_settings.budget_bound_hold_s;
             s.alarm = risk.ttft  ? fmt::format("TTFT p90 {:.2f} s", g.ttft_p90_s)
                       : risk.itl ? fmt::format("ITL p90 {:.0f} ms", g.itl_p90_s * 1e3)
@@ -213,18 +211,18 @@ private:
         // faster than feedback can answer (waiting grows as 1 / (1 - utilisation)): the trim
         // may go below the model's clock only in proportion to the headroom.
         double load_floor_mhz = 0.0;
+        double utilisation = 0.0;  // demand / what the share serves at saturation (model)
         const std::vector<int> profiled = m_model->batch_caps();
         if (Result<profile::Prediction> full =
                 m_model->predict(share_w, profiled.back(), m_settings.workload);
             full.is_ok() && full->throughput_tok_s > 0.0) {
             const double capacity = full->throughput_tok_s * s.throughput_correction;
-            const double utilisation = demand / m_settings.demand_margin / capacity;
+            utilisation = demand / m_settings.demand_margin / capacity;
             const double w =
                 std::clamp((utilisation - m_settings.trim_free_below) /
                                (m_settings.trim_none_above - m_settings.trim_free_below),
                            0.0, 1.0);
             load_floor_mhz = w * s.reference_clock_mhz;
-            s.utilisation = utilisation;
         }
         std::string why;
         const double trimmed = s.clock.update(o, g, why, s.reference_clock_mhz, load_floor_mhz);
@@ -242,8 +240,8 @@ private:
         d.reason = fmt::format(
             "partial load: demand {:.0f} tok/s ({:.0f} % of what the share "
             "serves); cap {:.0f} W/GPU ({}), batch {} (launch); {}{}",
-            demand, 100.0 * s.utilisation, d.cap_w,
-            std::isfinite(o.budget_w) ? "share" : "no budget", d.batch_cap, why,
+            demand, 100.0 * utilisation, d.cap_w, std::isfinite(o.budget_w) ? "share" : "no budget",
+            d.batch_cap, why,
             s.clock.floor_mhz() > 0.0
                 ? fmt::format("; learned floor {:.0f} MHz", s.clock.floor_mhz())
                 : "");

@@ -142,10 +142,9 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
         m_share = std::min(highest, m_share * kStepUp);
         why = "latency at risk: clock up to";
     } else if (itl_ok && ttft_ok && g.waiting <= g.waiting_previous) {
-        m_share = std::max({lowest, m_floor_mhz / reference, m_share * kStepDown});
-        if (m_share * reference < floor_mhz) {
-            m_share = std::min(highest, std::max(m_share, floor_mhz / reference));
-        }
+        // Both floors (learned, and the caller's) are at most the highest clock.
+        const double floor_share = std::min(highest, std::max(m_floor_mhz, floor_mhz) / reference);
+        m_share = std::max({lowest, floor_share, m_share * kStepDown});
         why = "latency slack: clock down to";
     } else {
         why = "hold clock at";
