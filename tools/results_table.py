@@ -101,7 +101,8 @@ def summary(runs) -> None:
         cap, qos = p.get("cap-only"), p.get("static-oracle")
         if fraction <= 0.6 and cap:
             binding.append((me["qos_violations"], cap["qos_violations"],
-                            qos["qos_violations"] if qos else None, name))
+                            qos["qos_violations"] if qos else None, name,
+                            me.get("expected_violation_rate"), me["qos_violation_rate"]))
 
     print("Pairs where a baseline beats pals (SLO >= pals - 0.5 pt and more tokens/J):\n")
     print("| baseline | pairs | worst (tokens/J over pals) |")
@@ -126,9 +127,11 @@ def summary(runs) -> None:
         ok = r >= 1.35 and s_me >= s_def - SLO_SLACK
         print(f"- {name}: {r:.2f}x, {100 * s_me:.1f} / {100 * s_def:.1f} % {'(met)' if ok else '(missed)'}")
     print("\nBudgets <= 60 % of TDP (QoS violations: pals / cap-only / static-oracle):\n")
-    for v, c, q, name in binding:
+    for v, c, q, name, expected, rate in binding:
         rel = f"{v / c:.2f}x cap-only" if c else "cap-only had none"
-        print(f"- {name}: {v} / {c} / {q if q is not None else 'n/a'} ({rel})")
+        exp = "n/a" if expected is None else f"{100 * expected:.2f} %"
+        print(f"- {name}: {v} / {c} / {q if q is not None else 'n/a'} ({rel}); pals expected "
+              f"{exp} of requests to miss, {100 * rate:.2f} % did")
     print("\nBudget scenarios (pals: energy above budget as a share of budget x time, settling s):\n")
     for share, settle, name in budgets:
         print(f"- {name}: {100 * share:.3f} %, {settle:.0f} s")

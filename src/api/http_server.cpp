@@ -239,6 +239,10 @@ std::string state_json(const StateSnapshot& s, const ClusterSnapshot* cluster) {
              {"batch_cap_applied",
               g.batch_cap_applied >= 0 ? json(g.batch_cap_applied) : json(nullptr)},
              {"batch_cap_ack", g.batch_cap_ack},
+             {"ttft_miss_share",
+              std::isnan(g.ttft_miss_share) ? json(nullptr) : json(g.ttft_miss_share)},
+             {"tpot_miss_share",
+              std::isnan(g.tpot_miss_share) ? json(nullptr) : json(g.tpot_miss_share)},
              {"engine_max_num_seqs",
               g.engine_max_num_seqs > 0 ? json(g.engine_max_num_seqs) : json(nullptr)}});
     }

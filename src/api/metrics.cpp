@@ -101,6 +101,14 @@ std::string render_metrics(const StateSnapshot& s) {
     e.per_group("pals_group_locked_clock_mhz",
                 "SM clock lock the policy holds on each group's GPUs (0: not locked).", s.groups,
                 [](const GroupSnapshot& g) { return g.locked_clock_mhz; });
+    e.per_group("pals_group_ttft_slo_miss_ratio",
+                "Share of the requests started in the latency window whose TTFT is above the "
+                "SLO (absent: none started).",
+                s.groups, [](const GroupSnapshot& g) { return g.ttft_miss_share; });
+    e.per_group("pals_group_tpot_slo_miss_ratio",
+                "Share of the requests finished in the latency window whose TPOT is above the "
+                "SLO (absent: none finished).",
+                s.groups, [](const GroupSnapshot& g) { return g.tpot_miss_share; });
     e.per_group("pals_group_power_watts", "Power of all GPUs of each group over the last period.",
                 s.groups, [](const GroupSnapshot& g) { return g.power_w; });
     e.scalar("pals_node_power_watts", "gauge",

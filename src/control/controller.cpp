@@ -132,6 +132,9 @@ Result<Observation> Controller::observe() {
         go.itl_p90_s = window->itl_s.quantile(0.9);
         go.ttft_p90_s = window->ttft_s.quantile(0.9);
         go.tpot_p90_s = window->tpot_s.quantile(0.9);
+        go.ttft_miss_share = window->ttft_s.share_above(o.slo_ttft_s);
+        go.tpot_miss_share = window->tpot_s.share_above(o.slo_tpot_s);
+        go.window_requests = window->ttft_s.count;
         o.groups.push_back(go);
     }
     m_last_time_s = o.time_s;
@@ -340,6 +343,9 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
         rec.cap_w.push_back(m_groups[i].cap_w);
         rec.batch_cap.push_back(m_groups[i].batch_cap);
         rec.locked_clock_mhz.push_back(m_groups[i].locked_clock_mhz);
+        rec.ttft_miss_share.push_back(o.groups[i].ttft_miss_share);
+        rec.tpot_miss_share.push_back(o.groups[i].tpot_miss_share);
+        rec.window_requests.push_back(o.groups[i].window_requests);
         rec.generation_tok_s += o.groups[i].generation_tok_s;
     }
     rec.reason = decisions.empty() ? std::string() : decisions.front().reason;

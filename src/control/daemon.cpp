@@ -216,6 +216,10 @@ void Daemon::publish() {
             g.power_w = tick->group_power_w[i];
             g.locked_clock_mhz =
                 i < tick->locked_clock_mhz.size() ? tick->locked_clock_mhz[i] : 0.0;
+            if (i < tick->ttft_miss_share.size() && i < tick->tpot_miss_share.size()) {
+                g.ttft_miss_share = tick->ttft_miss_share[i];
+                g.tpot_miss_share = tick->tpot_miss_share[i];
+            }
         } else {
             // Not controlled right now: report what the GPUs hold and draw.
             auto limit = g.gpus.empty() ? Result<double>(Status::not_found("no GPU"))

@@ -71,6 +71,27 @@ PolicyMetrics score(const Scenario& sc, const std::vector<workload::Request>& re
     m.qos_violations = counted - std::min(counted, met);
     m.slo_attainment = counted ? static_cast<double>(met) / static_cast<double>(counted) : 1.0;
     m.qos_violation_rate = 1.0 - m.slo_attainment;
+    // What the loop expected from its latency window, period by period and group by group,
+    // weighted by the requests each window saw.
+    double expected_sum = 0.0;
+    double expected_weight = 0.0;
+    for (const TickRecord& tick : history) {
+        if (tick.time_s < sc.warmup_s) {
+            continue;
+        }
+        const std::size_t groups =
+            std::min({tick.ttft_miss_share.size(), tick.tpot_miss_share.size(),
+                      tick.window_requests.size()});
+        for (std::size_t g = 0; g < groups; ++g) {
+            const double e =
+                expected_violation_share(tick.ttft_miss_share[g], tick.tpot_miss_share[g]);
+            if (!std::isnan(e) && tick.window_requests[g] > 0.0) {
+                expected_sum += e * tick.window_requests[g];
+                expected_weight += tick.window_requests[g];
+            }
+        }
+    }
+    m.expected_violation_rate = expected_weight > 0.0 ? expected_sum / expected_weight : kNoRatio;
     const double scored_s = m.duration_s - sc.warmup_s;
     m.goodput_tok_s = scored_s > 0.0 ? good_tokens / scored_s : 0.0;
 

@@ -201,10 +201,14 @@ private:
             d.locked_clock_mhz = 0.0;
             s.applied_clock_mhz = 0.0;
             s.clock.reset();
+            const double expected = expected_violation_share(g.ttft_miss_share, g.tpot_miss_share);
             d.reason = fmt::format(
                 "budget-bound: cap {:.0f} W/GPU (share) drawn with {} at {:.0f} s; clock free "
-                "until {:.0f} s, batch {} (launch); demand {:.0f} tok/s",
-                d.cap_w, s.alarm, o.time_s, s.budget_bound_until_s, d.batch_cap, demand);
+                "until {:.0f} s, batch {} (launch); demand {:.0f} tok/s; expected violations "
+                "{} (the latency window's)",
+                d.cap_w, s.alarm, o.time_s, s.budget_bound_until_s, d.batch_cap, demand,
+                std::isnan(expected) ? std::string("n/a")
+                                     : fmt::format("{:.1f} %", 100.0 * expected));
             return d;
         }
         // Near the capacity the share allows, a lock below the model's clock builds a queue

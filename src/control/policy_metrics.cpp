@@ -8,7 +8,7 @@ namespace {
 
 using M = PolicyMetrics;
 
-constexpr std::array<MetricField, 22> kFields = {{
+constexpr std::array<MetricField, 23> kFields = {{
     {"tokens_per_joule", [](const M& m) { return m.tokens_per_joule; }},
     {"efficiency_vs_default", [](const M& m) { return m.efficiency_vs_default; }},
     {"slo_attainment", [](const M& m) { return m.slo_attainment; }},
@@ -16,6 +16,7 @@ constexpr std::array<MetricField, 22> kFields = {{
     {"ttft_violations", [](const M& m) { return static_cast<double>(m.ttft_violations); }, true},
     {"tpot_violations", [](const M& m) { return static_cast<double>(m.tpot_violations); }, true},
     {"qos_violation_rate", [](const M& m) { return m.qos_violation_rate; }},
+    {"expected_violation_rate", [](const M& m) { return m.expected_violation_rate; }},
     {"qos_violations_vs_cap_only", [](const M& m) { return m.qos_vs_cap_only; }},
     {"goodput_tok_s", [](const M& m) { return m.goodput_tok_s; }},
     {"served_deficit", [](const M& m) { return m.served_deficit; }},

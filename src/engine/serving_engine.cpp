@@ -66,6 +66,33 @@ double CumulativeHistogram::quantile(double q) const {
     return upper_bounds.size() > 1 ? upper_bounds[upper_bounds.size() - 2] : 0.0;
 }
 
+double CumulativeHistogram::share_above(double threshold) const {
+    if (count <= 0.0 || cumulative_counts.empty()) {
+        return std::numeric_limits<double>::quiet_NaN();
+    }
+    const double total = cumulative_counts.back();
+    if (total <= 0.0) {
+        return std::numeric_limits<double>::quiet_NaN();
+    }
+    double below = 0.0;  // observations <= threshold
+    for (std::size_t i = 0; i < cumulative_counts.size(); ++i) {
+        const double lo = i > 0 ? upper_bounds[i - 1] : 0.0;
+        const double below_bucket = i > 0 ? cumulative_counts[i - 1] : 0.0;
+        if (threshold >= upper_bounds[i]) {
+            below = cumulative_counts[i];
+            continue;
+        }
+        if (threshold > lo && !std::isinf(upper_bounds[i])) {
+            below = below_bucket + (cumulative_counts[i] - below_bucket) * (threshold - lo) /
+                                       (upper_bounds[i] - lo);
+        } else {
+            below = below_bucket;
+        }
+        break;
+    }
+    return std::clamp(1.0 - below / total, 0.0, 1.0);
+}
+
 std::vector<double> vllm_ttft_buckets() {
     return {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25,  0.5,   0.75,
             1.0,   2.5,   5.0,  7.5,  10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0};

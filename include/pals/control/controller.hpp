@@ -11,6 +11,8 @@
 /// caps that fall are written before anything else, caps that rise after the batch caps.
 /// Thread-safety: not thread-safe; one thread owns the loop (set_budget included).
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -61,8 +63,27 @@ struct GroupObservation {
     double itl_p90_s = 0.0;          ///< over the latency window; NaN when no token was generated
     double ttft_p90_s = 0.0;         ///< over the latency window; NaN when no request started
     double tpot_p90_s = 0.0;         ///< over the latency window; NaN when none finished
-    double sm_clock_mhz = 0.0;       ///< mean over the group's GPUs
+    /// Over the latency window, the share of requests whose TTFT (of those that started) and
+    /// TPOT (of those that finished) is above its SLO; NaN when there were none. Their sum is
+    /// the violation rate to expect if the window's conditions hold (an upper bound of the
+    /// share missing either, when both miss).
+    double ttft_miss_share = std::numeric_limits<double>::quiet_NaN();
+    double tpot_miss_share = std::numeric_limits<double>::quiet_NaN();
+    double window_requests = 0.0;  ///< requests that started in the latency window
+    double sm_clock_mhz = 0.0;     ///< mean over the group's GPUs
 };
+
+/// The share of requests to expect missing an SLO from a group's latency window: the TTFT and
+/// TPOT miss shares summed (an upper bound of the share missing either), at most 1; NaN when
+/// the window had neither.
+[[nodiscard]] inline double expected_violation_share(double ttft_miss_share,
+                                                     double tpot_miss_share) {
+    if (std::isnan(ttft_miss_share) && std::isnan(tpot_miss_share)) {
+        return std::numeric_limits<double>::quiet_NaN();
+    }
+    return std::min(1.0, (std::isnan(ttft_miss_share) ? 0.0 : ttft_miss_share) +
+                             (std::isnan(tpot_miss_share) ? 0.0 : tpot_miss_share));
+}
 
 /// Everything a policy sees at one tick.
 struct Observation {
@@ -105,6 +126,11 @@ struct TickRecord {
     std::vector<double> cap_w;             ///< per group, after actuation
     std::vector<int> batch_cap;            ///< per group, after actuation
     std::vector<double> locked_clock_mhz;  ///< per group, after actuation (0: not locked)
+    /// Per group, GroupObservation's ttft_miss_share and tpot_miss_share (empty for runs that
+    /// bypass the loop: the oracles).
+    std::vector<double> ttft_miss_share;
+    std::vector<double> tpot_miss_share;
+    std::vector<double> window_requests;  ///< per group, GroupObservation's
     double generation_tok_s = 0.0;
     std::string reason;  ///< the first group's
 };

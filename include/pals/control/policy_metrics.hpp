@@ -28,6 +28,11 @@ struct PolicyMetrics {
     std::uint64_t ttft_violations = 0;  ///< requests missing the TTFT SLO (finished ones)
     std::uint64_t tpot_violations = 0;  ///< requests missing the TPOT SLO (finished ones)
     double qos_violation_rate = 0.0;
+    /// The violation rate the loop expected, period by period, from its latency window
+    /// (expected_violation_share per group and period after warm-up, weighted by the requests
+    /// its window saw): to set against qos_violation_rate. NaN for runs that bypass the loop
+    /// (the oracles).
+    double expected_violation_rate = kNoRatio;
     /// Violations over cap-only's: NaN without cap-only, and when cap-only had none and this
     /// policy some (1 when both had none).
     double qos_vs_cap_only = kNoRatio;

@@ -7,6 +7,7 @@
 /// Thread-safety: StateStore is thread-safe; StateSnapshot is immutable once published.
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,6 +38,11 @@ struct GroupSnapshot {
     /// "stale" or "unchecked".
     std::string batch_cap_ack = "unchecked";
     int engine_max_num_seqs = 0;  ///< the engine's launch max_num_seqs, acknowledged (0: unknown)
+    /// Over the loop's latency window: the share of requests above the TTFT SLO (of those that
+    /// started) and above the TPOT SLO (of those that finished); NaN when none, or not
+    /// controlled. Their sum is the violation rate to expect if the window's conditions hold.
+    double ttft_miss_share = std::numeric_limits<double>::quiet_NaN();
+    double tpot_miss_share = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// The state after one control period.

@@ -36,6 +36,9 @@ struct CumulativeHistogram {
     /// histogram_quantile); NaN when empty; the last finite bound when it falls in +inf.
     [[nodiscard]] double quantile(double q) const;
     [[nodiscard]] double mean() const { return count > 0.0 ? sum / count : 0.0; }
+    /// The share of observations above `threshold`, interpolating linearly inside its bucket
+    /// as quantile() does (Prometheus' histogram_fraction, complemented); NaN when empty.
+    [[nodiscard]] double share_above(double threshold) const;
 };
 
 /// vLLM's bucket bounds (seconds) for its latency histograms (v0.11).

@@ -26,7 +26,8 @@ StateSnapshot populated_state() {
     s.power_w = 900.0;
     s.energy_j = 10000.0;
     s.generation_tokens = 25000.0;
-    s.groups.push_back({0, {0, 1}, 350.0, 128, 900.0, 1234.0, 40, 2, 0.0, 128, 128, "ok", 256});
+    s.groups.push_back(
+        {0, {0, 1}, 350.0, 128, 900.0, 1234.0, 40, 2, 0.0, 128, 128, "ok", 256, 0.02, 0.0});
     s.gpu_power_w = {450.0, 450.0};
     s.gpu_energy_j = {5000.0, 5000.0};
     s.decisions_total = 12;

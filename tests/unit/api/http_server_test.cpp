@@ -22,7 +22,7 @@ std::shared_ptr<const StateSnapshot> sample_state() {
     s->energy_j = 10000.0;
     s->generation_tokens = 25000.0;
     s->groups.push_back(
-        {0, {0, 1}, 350.0, 128, 900.5, 1234.0, 40, 2, 1290.0, 128, 256, "mismatch", 256});
+        {0, {0, 1}, 350.0, 128, 900.5, 1234.0, 40, 2, 1290.0, 128, 256, "mismatch", 256, 0.25});
     s->groups.push_back({1, {2}, 350.0, 256, 400.0, 100.0, 1, 0, 0.0});  // no cap, no ack
     s->batch_cap_faults_total = 2;
     s->gpu_power_w = {450.0, 450.5};
@@ -65,6 +65,21 @@ TEST_F(HttpServerTest, HealthAndState) {
     EXPECT_NE(metrics->body.find("pals_group_locked_clock_mhz{group=\"0\"} 1290"),
               std::string::npos)
         << metrics->body;
+}
+
+TEST_F(HttpServerTest, SloMissSharesAreShownAndAbsentWhenUnknown) {
+    auto state = m_client->Get("/v1/state");
+    ASSERT_TRUE(state);
+    EXPECT_NE(state->body.find("\"ttft_miss_share\": 0.25"), std::string::npos) << state->body;
+    EXPECT_NE(state->body.find("\"tpot_miss_share\": null"), std::string::npos) << state->body;
+    auto metrics = m_client->Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("pals_group_ttft_slo_miss_ratio{group=\"0\"} 0.25"),
+              std::string::npos)
+        << metrics->body;
+    // NaN (no request in the window, or the group not controlled) leaves the sample out.
+    EXPECT_EQ(metrics->body.find("pals_group_ttft_slo_miss_ratio{group=\"1\"}"), std::string::npos);
+    EXPECT_EQ(metrics->body.find("pals_group_tpot_slo_miss_ratio{group="), std::string::npos);
 }
 
 TEST_F(HttpServerTest, RequestedAndAppliedBatchCapsAreShown) {

@@ -141,6 +141,29 @@ TEST(ControllerTest, ClockOnlyLowersTheClockWhenLatencyHasSlack) {
     EXPECT_LT(locked.value()->max_mhz, 1500.0);
 }
 
+TEST(ControllerTest, SloMissSharesFollowTheLatencyWindow) {
+    EXPECT_TRUE(std::isnan(expected_violation_share(std::nan(""), std::nan(""))));
+    EXPECT_DOUBLE_EQ(expected_violation_share(0.25, std::nan("")), 0.25);
+    EXPECT_DOUBLE_EQ(expected_violation_share(0.75, 0.5), 1.0);
+    // A light load meets both SLOs; an overload (60 requests/s against a 50-ms TPOT) misses.
+    for (const double rate : {2.0, 60.0}) {
+        auto node = make_node(1, rate);
+        ControllerConfig config;
+        config.slo_tpot_s = 0.05;
+        Controller c(node->clock(), node->gpus(), engines_of(*node), make_default_policy(), config);
+        ASSERT_TRUE(c.start().is_ok());
+        ASSERT_TRUE(c.run_until(Seconds{60.0}).is_ok());
+        const TickRecord& t = c.history().back();
+        ASSERT_EQ(t.ttft_miss_share.size(), 1U);
+        const double share = expected_violation_share(t.ttft_miss_share[0], t.tpot_miss_share[0]);
+        if (rate < 10.0) {
+            EXPECT_DOUBLE_EQ(share, 0.0);
+        } else {
+            EXPECT_GT(share, 0.5);
+        }
+    }
+}
+
 TEST(ControllerTest, BatchOnlyShrinksTheBatchWhenItlIsAtRisk) {
     auto node = make_node(1, 60.0);  // overload: a big batch breaks a tight ITL SLO
     ControllerConfig config;

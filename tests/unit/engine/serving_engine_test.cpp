@@ -20,6 +20,20 @@ TEST(CumulativeHistogramTest, QuantileInterpolatesInsideTheBucket) {
     EXPECT_TRUE(std::isnan(CumulativeHistogram::with_bounds({1.0}).quantile(0.5)));
 }
 
+TEST(CumulativeHistogramTest, ShareAboveInterpolatesInsideTheBucket) {
+    auto h = CumulativeHistogram::with_bounds({0.5, 1.0, 2.0});
+    h.observe(0.2, 6);                             // (0, 0.5]
+    h.observe(0.8, 2);                             // (0.5, 1]
+    h.observe(1.5, 2);                             // (1, 2]
+    EXPECT_DOUBLE_EQ(h.share_above(1.0), 0.2);     // a bucket bound: exact
+    EXPECT_NEAR(h.share_above(0.75), 0.3, 1e-12);  // half of (0.5, 1] counted above
+    EXPECT_NEAR(h.share_above(0.0), 1.0, 1e-12);
+    EXPECT_DOUBLE_EQ(h.share_above(2.0), 0.0);
+    h.observe(7.0);  // +Inf: above any finite threshold
+    EXPECT_NEAR(h.share_above(5.0), 1.0 / 11.0, 1e-12);
+    EXPECT_TRUE(std::isnan(CumulativeHistogram::with_bounds({1.0}).share_above(0.5)));
+}
+
 TEST(CumulativeHistogramTest, MinusDifferencesBucketsAndTreatsDecreaseAsReset) {
     auto a = CumulativeHistogram::with_bounds({0.1, 1.0});
     a.observe(0.05, 3);
