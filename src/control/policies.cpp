@@ -139,8 +139,11 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
                 m_floor_mhz,
                 std::min(o.sm_clock_max_mhz, reference * m_share * (1.0 + m_bands.floor_margin)));
         }
-        m_share = std::min(highest, m_share * kStepUp);
-        why = "latency at risk: clock up to";
+        const bool burst = m_bands.burst_queue > 0 && g.waiting >= m_bands.burst_queue &&
+                           g.waiting > g.waiting_previous;
+        m_share = burst ? highest : std::min(highest, m_share * kStepUp);
+        why = burst ? fmt::format("burst (a queue of {} growing): clock up to", g.waiting)
+                    : std::string("latency at risk: clock up to");
     } else if (itl_ok && ttft_ok && g.waiting <= g.waiting_previous) {
         // Both floors (learned, and the caller's) are at most the highest clock.
         const double floor_share = std::min(highest, std::max(m_floor_mhz, floor_mhz) / reference);

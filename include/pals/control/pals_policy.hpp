@@ -37,12 +37,14 @@ struct PalsSettings {
     /// The clock trim: ITL may come closer to its SLO than clock-only lets it (the model seeds
     /// the lock, so feedback only trims); a queue raises the clock from 4 requests on (one
     /// waiting a step is normal at partial load); the learned floor sits 10 % above a lock
-    /// that let ITL or TTFT reach its at-risk band and decays by half in ~2.3 minutes.
+    /// that let ITL or TTFT reach its at-risk band and decays by half in ~2.3 minutes; a queue
+    /// of 8 that grew in a period is a burst and sends the lock to the highest clock at once.
     ClockTrimmer::Bands clock_bands{.itl_comfortable = 0.85,
                                     .itl_at_risk = 0.97,
                                     .queue_alarm = 4,
                                     .floor_margin = 0.1,
-                                    .floor_decay = 0.995};
+                                    .floor_decay = 0.995,
+                                    .burst_queue = 8};
     /// Budget-bound: the clock stays free this long after the last alarm with the cap drawn
     /// (a budget that bound once binds again at the next peak of the same load: a short hold
     /// trims between peaks and meets the next one late).

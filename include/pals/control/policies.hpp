@@ -36,6 +36,10 @@ public:
         /// the lock stay above the level that let them through.
         double floor_margin = 0.0;
         double floor_decay = 0.995;
+        /// A burst (0: none): a queue of at least this many requests that grew in the period
+        /// sends the clock to the highest at once, since a burst arrives faster than the
+        /// stepwise raise follows; the trim then steps down from there.
+        int burst_queue = 0;
     };
     ClockTrimmer() = default;
     explicit ClockTrimmer(Bands bands) : m_bands(bands) {}

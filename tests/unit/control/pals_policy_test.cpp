@@ -95,6 +95,30 @@ TEST(PalsPolicyTest, ALatencyAlarmLeavesALearnedFloor) {
     EXPECT_GE(lowest, before_alarm * 1.1 * 0.9) << "the floor held the lock above the alarm's";
 }
 
+TEST(PalsPolicyTest, ABurstSendsTheLockToTheHighestClockAtOnce) {
+    auto policy = make_pals_policy(small_model());
+    double before = 0.0;
+    int t = 1;
+    for (; t <= 40; ++t) {
+        before = policy->decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
+    }
+    ASSERT_LT(before, 1980.0 * 0.8);
+    // A queue of 5 that grows is an alarm: one step up.
+    GroupObservation queued = group(300.0);
+    queued.waiting = 5;
+    queued.waiting_previous = 2;
+    const GroupDecision step = policy->decide(observe(t++, kInf, {queued}))[0];
+    EXPECT_GT(step.locked_clock_mhz, before) << step.reason;
+    EXPECT_LT(step.locked_clock_mhz, 1980.0) << step.reason;
+    // A queue of 8 that grows is a burst: the highest clock at once.
+    GroupObservation burst = group(300.0);
+    burst.waiting = 12;
+    burst.waiting_previous = 5;
+    const GroupDecision d = policy->decide(observe(t, kInf, {burst}))[0];
+    EXPECT_EQ(d.locked_clock_mhz, 1980.0) << d.reason;
+    EXPECT_NE(d.reason.find("burst (a queue of 12 growing)"), std::string::npos) << d.reason;
+}
+
 TEST(PalsPolicyTest, BudgetBoundFreesTheClockAndHoldsIt) {
     PalsSettings settings;
     settings.budget_bound_hold_s = 30.0;
