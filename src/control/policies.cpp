@@ -139,11 +139,9 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
                 m_floor_mhz,
                 std::min(o.sm_clock_max_mhz, reference * m_share * (1.0 + m_bands.floor_margin)));
         }
-        const bool burst = m_bands.burst_queue > 0 && g.waiting >= m_bands.burst_queue &&
-                           g.waiting > g.waiting_previous;
-        m_share = burst ? highest : std::min(highest, m_share * kStepUp);
-        why = burst ? fmt::format("burst (a queue of {} growing): clock up to", g.waiting)
-                    : std::string("latency at risk: clock up to");
+        m_share = risk.burst ? highest : std::min(highest, m_share * kStepUp);
+        why = risk.burst ? fmt::format("burst (a queue of {} growing): clock up to", g.waiting)
+                         : std::string("latency at risk: clock up to");
     } else if (itl_ok && ttft_ok && g.waiting <= g.waiting_previous) {
         // Both floors (learned, and the caller's) are at most the highest clock.
         const double floor_share = std::min(highest, std::max(m_floor_mhz, floor_mhz) / reference);
@@ -165,7 +163,9 @@ LatencyRisk latency_risk(const Observation& o, const GroupObservation& g,
     LatencyRisk r;
     r.itl = !std::isnan(g.itl_p90_s) && g.itl_p90_s > bands.itl_at_risk * o.slo_tpot_s;
     r.ttft = !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > bands.ttft_at_risk * o.slo_ttft_s;
-    r.queue = g.waiting >= bands.queue_alarm && g.waiting > g.waiting_previous;
+    const bool growing = g.waiting > g.waiting_previous;
+    r.queue = growing && g.waiting >= bands.queue_alarm;
+    r.burst = growing && bands.burst_queue > 0 && g.waiting >= bands.burst_queue;
     return r;
 }
 

@@ -67,28 +67,20 @@ double CumulativeHistogram::quantile(double q) const {
 }
 
 double CumulativeHistogram::share_above(double threshold) const {
-    if (count <= 0.0 || cumulative_counts.empty()) {
+    const double total = cumulative_counts.empty() ? 0.0 : cumulative_counts.back();
+    if (count <= 0.0 || total <= 0.0) {
         return std::numeric_limits<double>::quiet_NaN();
     }
-    const double total = cumulative_counts.back();
-    if (total <= 0.0) {
-        return std::numeric_limits<double>::quiet_NaN();
+    // The first bucket that does not lie wholly at or below the threshold (+inf is last).
+    std::size_t i = 0;
+    while (i + 1 < upper_bounds.size() && threshold >= upper_bounds[i]) {
+        ++i;
     }
-    double below = 0.0;  // observations <= threshold
-    for (std::size_t i = 0; i < cumulative_counts.size(); ++i) {
-        const double lo = i > 0 ? upper_bounds[i - 1] : 0.0;
-        const double below_bucket = i > 0 ? cumulative_counts[i - 1] : 0.0;
-        if (threshold >= upper_bounds[i]) {
-            below = cumulative_counts[i];
-            continue;
-        }
-        if (threshold > lo && !std::isinf(upper_bounds[i])) {
-            below = below_bucket + (cumulative_counts[i] - below_bucket) * (threshold - lo) /
-                                       (upper_bounds[i] - lo);
-        } else {
-            below = below_bucket;
-        }
-        break;
+    const double lo = i > 0 ? upper_bounds[i - 1] : 0.0;
+    double below = i > 0 ? cumulative_counts[i - 1] : 0.0;
+    if (threshold > lo && !std::isinf(upper_bounds[i])) {
+        below += (cumulative_counts[i] - below) *
+                 std::min(1.0, (threshold - lo) / (upper_bounds[i] - lo));
     }
     return std::clamp(1.0 - below / total, 0.0, 1.0);
 }

@@ -69,7 +69,8 @@ struct LatencyRisk {
     bool itl = false;
     bool ttft = false;
     bool queue = false;
-    [[nodiscard]] bool any() const { return itl || ttft || queue; }
+    bool burst = false;  ///< a queue of at least burst_queue that grows (Bands::burst_queue)
+    [[nodiscard]] bool any() const { return itl || ttft || queue || burst; }
 };
 [[nodiscard]] LatencyRisk latency_risk(const Observation& o, const GroupObservation& g,
                                        const ClockTrimmer::Bands& bands);
