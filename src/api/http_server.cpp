@@ -232,6 +232,7 @@ std::string state_json(const StateSnapshot& s, const ClusterSnapshot* cluster) {
              {"generation_tok_s", g.generation_tok_s},
              {"running", g.running},
              {"waiting", g.waiting},
+             {"kv_cache_usage", g.kv_cache_usage},
              {"locked_clock_mhz",
               g.locked_clock_mhz > 0.0 ? json(g.locked_clock_mhz) : json(nullptr)},
              {"batch_cap_requested",

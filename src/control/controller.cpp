@@ -124,6 +124,7 @@ Result<Observation> Controller::observe() {
         go.running = snap.running;
         go.waiting = snap.waiting;
         go.waiting_previous = g.waiting_previous;
+        go.kv_cache_usage = snap.kv_cache_usage;
         g.waiting_previous = snap.waiting;
         go.generation_tok_s = last->generation_tok_s();
         go.prompt_tok_s = last->duration_s > 0.0 ? last->prompt_tokens / last->duration_s : 0.0;

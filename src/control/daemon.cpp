@@ -193,6 +193,7 @@ void Daemon::publish() {
         if (snap != nullptr) {
             g.running = snap->running;
             g.waiting = snap->waiting;
+            g.kv_cache_usage = snap->kv_cache_usage;
             g.batch_cap = snap->batch_cap > 0 ? snap->batch_cap : g.batch_cap;
             g.batch_cap_requested = snap->batch_cap_requested ? g.batch_cap : 0;
             const engine::BatchCapAck& ack = snap->batch_cap_ack;

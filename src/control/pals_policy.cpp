@@ -45,7 +45,7 @@ public:
         for (std::size_t i = 0; i < o.groups.size(); ++i) {
             update(o, o.groups[i], m_state[i]);
             demand[i] = planned_demand(o.groups[i], m_state[i]);
-            needed_w[i] = needed_cap(o, m_state[i], demand[i]);
+            needed_w[i] = needed_cap(o, demand[i]);
         }
         // 2. Budget shares, in W per GPU.
         const std::vector<double> share = split_budget(o, needed_w);
@@ -70,7 +70,6 @@ private:
         ClockTrimmer clock;
         bool initialised = false;
         double demand_tok_s = 0.0;
-        double throughput_correction = 1.0;
         double itl_correction = 1.0;
         double share_w = 0.0;              ///< the share in force (deadband)
         double reference_clock_mhz = 0.0;  ///< EWMA of the model's clock (0: unknown)
@@ -89,26 +88,37 @@ private:
         } else {
             s.demand_tok_s = (1.0 - a) * s.demand_tok_s + a * g.generation_tok_s;
         }
-        // Compare with the model at the current cap and the batch actually running.
+        // Compare with the model at the operating point observed: the batch actually running
+        // and the clock the group ran at. A lock (or a load that leaves the cap undrawn) runs
+        // the clock below what the cap in force allows: predicting at that cap would charge
+        // the lock's slowdown to the model.
         const std::vector<int> profiled = m_model->batch_caps();
         const int batch = std::clamp(std::min(g.batch_cap, std::max(g.running, 1)),
                                      profiled.front(), profiled.back());
         Result<profile::Prediction> p =
-            m_model->predict(o.cap_range.clamp(g.cap_w), batch, m_settings.workload);
+            g.sm_clock_mhz > 0.0
+                ? m_model->predict_at_clock(g.sm_clock_mhz, batch, o.cap_range.clamp(g.cap_w),
+                                            m_settings.workload)
+                : m_model->predict(o.cap_range.clamp(g.cap_w), batch, m_settings.workload);
         if (!p.is_ok()) {
             return;
-        }
-        const bool saturated = g.waiting > 0 || g.running >= g.batch_cap;
-        if (saturated && p->throughput_tok_s > 0.0 && g.generation_tok_s > 0.0) {
-            const double ratio = std::clamp(g.generation_tok_s / p->throughput_tok_s,
-                                            kMinModelCorrection, kMaxModelCorrection);
-            s.throughput_correction = (1.0 - a) * s.throughput_correction + a * ratio;
         }
         if (!std::isnan(g.itl_p90_s) && p->itl_p90_s > 0.0) {
             const double ratio =
                 std::clamp(g.itl_p90_s / p->itl_p90_s, kMinModelCorrection, kMaxModelCorrection);
             s.itl_correction = (1.0 - a) * s.itl_correction + a * ratio;
         }
+    }
+
+    /// The batch the KV cache admits for the requests running (running / KV-cache use), within
+    /// the profiled batch caps; the largest profiled one while the cache is less than
+    /// kv_admits_from full (too little in use to tell, and far from binding).
+    int kv_batch(const GroupObservation& g, const std::vector<int>& profiled) const {
+        if (g.running <= 0 || g.kv_cache_usage < m_settings.kv_admits_from) {
+            return profiled.back();
+        }
+        return std::clamp(static_cast<int>(g.running / g.kv_cache_usage), profiled.front(),
+                          profiled.back());
     }
 
     double planned_demand(const GroupObservation& g, const GroupState& s) const {
@@ -118,11 +128,10 @@ private:
         return std::max(s.demand_tok_s, g.generation_tok_s) * m_settings.demand_margin + backlog;
     }
 
-    /// The lowest cap per GPU at which the model meets `demand` (its throughput correction
-    /// applied), or the maximum when none does.
-    double needed_cap(const Observation& o, const GroupState& s, double demand) const {
+    /// The lowest cap per GPU at which the model meets `demand`, or the maximum when none does.
+    double needed_cap(const Observation& o, double demand) const {
         profile::Query q;
-        q.demand_tok_s = demand / s.throughput_correction;
+        q.demand_tok_s = demand;
         const profile::QueryResult r = m_model->best_point(q, m_settings.workload);
         return r.feasible ? r.point.power_cap_w : o.cap_range.max_w;
     }
@@ -164,7 +173,7 @@ private:
         // The model's most efficient point for the demand within the share: the clock it
         // predicts there seeds the lock.
         profile::Query q;
-        q.demand_tok_s = demand / s.throughput_correction;
+        q.demand_tok_s = demand;
         q.max_itl_s = m_settings.itl_target * o.slo_tpot_s / s.itl_correction;
         q.max_power_cap_w = share_w;
         const profile::QueryResult r = m_model->best_point(q, m_settings.workload);
@@ -218,10 +227,9 @@ private:
         double utilisation = 0.0;  // demand / what the share serves at saturation (model)
         const std::vector<int> profiled = m_model->batch_caps();
         if (Result<profile::Prediction> full =
-                m_model->predict(share_w, profiled.back(), m_settings.workload);
+                m_model->predict(share_w, kv_batch(g, profiled), m_settings.workload);
             full.is_ok() && full->throughput_tok_s > 0.0) {
-            const double capacity = full->throughput_tok_s * s.throughput_correction;
-            utilisation = demand / m_settings.demand_margin / capacity;
+            utilisation = demand / m_settings.demand_margin / full->throughput_tok_s;
             const double w =
                 std::clamp((utilisation - m_settings.trim_free_below) /
                                (m_settings.trim_none_above - m_settings.trim_free_below),

@@ -139,9 +139,12 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
                 m_floor_mhz,
                 std::min(o.sm_clock_max_mhz, reference * m_share * (1.0 + m_bands.floor_margin)));
         }
-        m_share = risk.burst ? highest : std::min(highest, m_share * kStepUp);
-        why = risk.burst ? fmt::format("burst (a queue of {} growing): clock up to", g.waiting)
-                         : std::string("latency at risk: clock up to");
+        m_share = risk.burst || risk.kv_full ? highest : std::min(highest, m_share * kStepUp);
+        const std::string kv = fmt::format("KV cache {:.0f} % full", 100.0 * g.kv_cache_usage);
+        why = risk.burst     ? fmt::format("burst (a queue of {} growing): clock up to", g.waiting)
+              : risk.kv_full ? fmt::format("burst ({}): clock up to", kv)
+              : risk.itl || risk.ttft || risk.queue ? std::string("latency at risk: clock up to")
+                                                    : kv + ": clock up to";
     } else if (itl_ok && ttft_ok && g.waiting <= g.waiting_previous) {
         // Both floors (learned, and the caller's) are at most the highest clock.
         const double floor_share = std::min(highest, std::max(m_floor_mhz, floor_mhz) / reference);
@@ -166,6 +169,8 @@ LatencyRisk latency_risk(const Observation& o, const GroupObservation& g,
     const bool growing = g.waiting > g.waiting_previous;
     r.queue = growing && g.waiting >= bands.queue_alarm;
     r.burst = growing && bands.burst_queue > 0 && g.waiting >= bands.burst_queue;
+    r.kv = bands.kv_at_risk > 0.0 && g.kv_cache_usage >= bands.kv_at_risk;
+    r.kv_full = bands.kv_full > 0.0 && g.kv_cache_usage >= bands.kv_full;
     return r;
 }
 

@@ -452,6 +452,27 @@ Result<Prediction> PowerModel::predict(double power_cap_w, int batch_cap,
     return p;
 }
 
+Result<Prediction> PowerModel::predict_at_clock(double sm_clock_mhz, int batch_cap,
+                                                double max_cap_w, std::string_view workload) const {
+    constexpr int kBisections = 12;  // ~0.1 W on a 500-W cap range
+    double hi = std::clamp(max_cap_w, cap_min_w(), cap_max_w());
+    PALS_ASSIGN_OR_RETURN(const Prediction at_max, predict(hi, batch_cap, workload));
+    if (at_max.sm_clock_mhz <= sm_clock_mhz) {
+        return at_max;
+    }
+    double lo = cap_min_w();
+    PALS_ASSIGN_OR_RETURN(const Prediction at_min, predict(lo, batch_cap, workload));
+    if (at_min.sm_clock_mhz >= sm_clock_mhz) {
+        return at_min;
+    }
+    for (int k = 0; k < kBisections; ++k) {
+        const double mid = 0.5 * (lo + hi);
+        PALS_ASSIGN_OR_RETURN(const Prediction p, predict(mid, batch_cap, workload));
+        (p.sm_clock_mhz < sm_clock_mhz ? lo : hi) = mid;
+    }
+    return predict(hi, batch_cap, workload);
+}
+
 QueryResult PowerModel::best_point(const Query& query, std::string_view workload) const {
     const Impl& m = *m_impl;
     QueryResult result;

@@ -57,6 +57,7 @@ struct GroupObservation {
     int running = 0;
     int waiting = 0;
     int waiting_previous = 0;       ///< waiting one period earlier
+    double kv_cache_usage = 0.0;    ///< 0..1, the engine's KV-cache gauge now
     double generation_tok_s = 0.0;  ///< output tokens/s over the period
     double prompt_tok_s = 0.0;
     double avg_output_tokens = 0.0;  ///< per finished request, since start (0 if none yet)

@@ -17,7 +17,10 @@
 /// - the **batch cap** stays at the launch value: at partial load a lower one only queues
 ///   work, and the profile's batch caps are measured at saturation.
 /// Demand = smoothed served tokens/s x a margin + the backlog drained over a horizon; the
-/// model's throughput and ITL are corrected by EWMAs of measured / predicted.
+/// model's ITL is corrected by an EWMA of measured / predicted, compared at the operating point
+/// observed (the batch running, the clock the group ran at). Its throughput is not: served
+/// tokens/s measure the load offered, not what the node could serve, except when the batch cap
+/// binds, which `pals` does not make it do.
 
 #include <memory>
 #include <string>
@@ -38,23 +41,29 @@ struct PalsSettings {
     /// the lock, so feedback only trims); a queue raises the clock from 4 requests on (one
     /// waiting a step is normal at partial load); the learned floor sits 10 % above a lock
     /// that let ITL or TTFT reach its at-risk band and decays by half in ~2.3 minutes; a queue
-    /// of 8 that grew in a period is a burst and sends the lock to the highest clock at once.
+    /// of 8 that grew in a period is a burst and sends the lock to the highest clock at once;
+    /// a KV cache 80 % full raises the clock as a queue does (admission waits on completions),
+    /// 90 % full is a burst.
     ClockTrimmer::Bands clock_bands{.itl_comfortable = 0.85,
                                     .itl_at_risk = 0.97,
                                     .queue_alarm = 4,
                                     .floor_margin = 0.1,
                                     .floor_decay = 0.995,
-                                    .burst_queue = 8};
+                                    .burst_queue = 8,
+                                    .kv_at_risk = 0.8,
+                                    .kv_full = 0.9};
     /// Budget-bound: the clock stays free this long after the last alarm with the cap drawn
     /// (a budget that bound once binds again at the next peak of the same load: a short hold
     /// trims between peaks and meets the next one late).
     double budget_bound_hold_s = 300.0;
     /// The trim may take the lock below the model's clock in proportion to the headroom: freely
     /// while the demand is below `trim_free_below` of the capacity the share allows (the
-    /// model's saturated throughput at the share, corrected), not at all above
-    /// `trim_none_above`, linearly in between.
-    double trim_free_below = 0.6;
-    double trim_none_above = 0.9;
+    /// model's saturated throughput at the share and at the batch the KV cache admits for the
+    /// requests running: running / KV-cache use, once the cache is `kv_admits_from` full), not
+    /// at all above `trim_none_above`, linearly in between.
+    double trim_free_below = 0.5;
+    double trim_none_above = 0.8;
+    double kv_admits_from = 0.3;
     double share_deadband_w = 10.0;  ///< a budget share moves only by more than this
 };
 

@@ -40,6 +40,15 @@ public:
         /// sends the clock to the highest at once, since a burst arrives faster than the
         /// stepwise raise follows; the trim then steps down from there.
         int burst_queue = 0;
+        /// KV-cache pressure (0: none): with at least this share of the KV cache in use, new
+        /// requests are admitted only as running ones finish, so a slower clock queues them.
+        /// Long prompts fill the cache before the queue or the latency percentiles show it:
+        /// the clock goes up as for a growing queue, and does not step down.
+        double kv_at_risk = 0.0;
+        /// A full KV cache (0: none): at least this share in use is a burst (the highest clock
+        /// at once): admission has all but stopped, and each period at a low clock adds to the
+        /// queue the next requests meet.
+        double kv_full = 0.0;
     };
     ClockTrimmer() = default;
     explicit ClockTrimmer(Bands bands) : m_bands(bands) {}
@@ -63,14 +72,17 @@ private:
 };
 
 /// What of a group's latency is at risk by `bands` (their at-risk shares and queue alarm):
-/// ITL p90 or TTFT p90 above its share of the SLO, or a queue of at least queue_alarm requests
-/// that grows.
+/// ITL p90 or TTFT p90 above its share of the SLO, a queue of at least queue_alarm requests
+/// that grows, or the KV cache at least kv_at_risk full; and whether it is a burst (a queue
+/// of burst_queue that grows) or the cache kv_full full.
 struct LatencyRisk {
     bool itl = false;
     bool ttft = false;
     bool queue = false;
-    bool burst = false;  ///< a queue of at least burst_queue that grows (Bands::burst_queue)
-    [[nodiscard]] bool any() const { return itl || ttft || queue || burst; }
+    bool burst = false;    ///< a queue of at least burst_queue that grows (Bands::burst_queue)
+    bool kv = false;       ///< the KV cache at least kv_at_risk full (Bands::kv_at_risk)
+    bool kv_full = false;  ///< the KV cache at least kv_full full (Bands::kv_full)
+    [[nodiscard]] bool any() const { return itl || ttft || queue || burst || kv || kv_full; }
 };
 [[nodiscard]] LatencyRisk latency_risk(const Observation& o, const GroupObservation& g,
                                        const ClockTrimmer::Bands& bands);

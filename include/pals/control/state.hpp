@@ -43,6 +43,7 @@ struct GroupSnapshot {
     /// controlled. Their sum is the violation rate to expect if the window's conditions hold.
     double ttft_miss_share = std::numeric_limits<double>::quiet_NaN();
     double tpot_miss_share = std::numeric_limits<double>::quiet_NaN();
+    double kv_cache_usage = 0.0;  ///< 0..1, the engine's gauge at the last reading
 };
 
 /// The state after one control period.

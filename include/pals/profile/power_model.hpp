@@ -72,6 +72,16 @@ public:
     [[nodiscard]] Result<Prediction> predict(double power_cap_w, int batch_cap,
                                              std::string_view workload = {}) const;
 
+    /// The prediction at `batch_cap` and the lowest cap up to `max_cap_w` (per GPU, within the
+    /// profiled range) at which the model's SM clock reaches `sm_clock_mhz`: the operating
+    /// point of a group held at that clock by a lock, or by a load that leaves its cap undrawn.
+    /// The prediction at `max_cap_w` when its clock is at most `sm_clock_mhz`; at the lowest
+    /// cap when even that one's clock is above it. (The model's clock rises with the cap: a
+    /// bisection over the cap, ~12 predict() calls.)
+    [[nodiscard]] Result<Prediction> predict_at_clock(double sm_clock_mhz, int batch_cap,
+                                                      double max_cap_w,
+                                                      std::string_view workload = {}) const;
+
     /// The most efficient point meeting the query, searched over a fine grid of caps and the
     /// profiled batch caps. Target: under 10 us (bench/profile_bench.cpp).
     /// (Measured: about 0.5 us. Caps every kQueryCapStepW W; per constraint a binary search

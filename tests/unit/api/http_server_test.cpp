@@ -23,6 +23,7 @@ std::shared_ptr<const StateSnapshot> sample_state() {
     s->generation_tokens = 25000.0;
     s->groups.push_back(
         {0, {0, 1}, 350.0, 128, 900.5, 1234.0, 40, 2, 1290.0, 128, 256, "mismatch", 256, 0.25});
+    s->groups.back().kv_cache_usage = 0.75;
     s->groups.push_back({1, {2}, 350.0, 256, 400.0, 100.0, 1, 0, 0.0});  // no cap, no ack
     s->batch_cap_faults_total = 2;
     s->gpu_power_w = {450.0, 450.5};
@@ -59,6 +60,7 @@ TEST_F(HttpServerTest, HealthAndState) {
     EXPECT_EQ(state->status, 200);
     EXPECT_NE(state->body.find("\"power_cap_w\": 350.0"), std::string::npos) << state->body;
     EXPECT_NE(state->body.find("\"locked_clock_mhz\": 1290.0"), std::string::npos) << state->body;
+    EXPECT_NE(state->body.find("\"kv_cache_usage\": 0.75"), std::string::npos) << state->body;
     EXPECT_NE(state->body.find("feasible: demand"), std::string::npos);
     auto metrics = m_client->Get("/metrics");
     ASSERT_TRUE(metrics);

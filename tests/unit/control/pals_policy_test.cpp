@@ -119,6 +119,51 @@ TEST(PalsPolicyTest, ABurstSendsTheLockToTheHighestClockAtOnce) {
     EXPECT_NE(d.reason.find("burst (a queue of 12 growing)"), std::string::npos) << d.reason;
 }
 
+TEST(PalsPolicyTest, KvCachePressureRaisesTheLockAndAFullCacheIsABurst) {
+    auto policy = make_pals_policy(small_model());
+    double before = 0.0;
+    int t = 1;
+    for (; t <= 40; ++t) {
+        before = policy->decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
+    }
+    ASSERT_LT(before, 1980.0 * 0.8);
+    // 85 % of the KV cache in use, no queue yet: one step up, and no step down while it lasts.
+    GroupObservation pressed = group(300.0);
+    pressed.kv_cache_usage = 0.85;
+    const GroupDecision step = policy->decide(observe(t++, kInf, {pressed}))[0];
+    EXPECT_GT(step.locked_clock_mhz, before) << step.reason;
+    EXPECT_LT(step.locked_clock_mhz, 1980.0) << step.reason;
+    EXPECT_NE(step.reason.find("KV cache 85 % full"), std::string::npos) << step.reason;
+    const GroupDecision again = policy->decide(observe(t++, kInf, {pressed}))[0];
+    EXPECT_GE(again.locked_clock_mhz, step.locked_clock_mhz) << again.reason;
+    // 95 %: admission has all but stopped, the highest clock at once.
+    GroupObservation full = group(300.0);
+    full.kv_cache_usage = 0.95;
+    const GroupDecision d = policy->decide(observe(t, kInf, {full}))[0];
+    EXPECT_EQ(d.locked_clock_mhz, 1980.0) << d.reason;
+    EXPECT_NE(d.reason.find("burst (KV cache 95 % full)"), std::string::npos) << d.reason;
+}
+
+/// The number before " % of what the share serves" in a partial-load reason.
+double utilisation_in(const std::string& reason) {
+    const std::size_t at = reason.find(" % of what the share serves");
+    const std::size_t open = reason.rfind('(', at);
+    return at == std::string::npos ? -1.0 : std::stod(reason.substr(open + 1, at - open - 1));
+}
+
+TEST(PalsPolicyTest, TheCapacityIsAtTheBatchTheKvCacheAdmits) {
+    // 20 running fill half the KV cache: the share serves at most ~40 at once, not the launch
+    // batch cap, so the same demand is a larger share of what it serves.
+    auto roomy = make_pals_policy(small_model());
+    auto tight = make_pals_policy(small_model());
+    GroupObservation g = group(300.0);
+    const GroupDecision a = roomy->decide(observe(1, kInf, {g}))[0];
+    g.kv_cache_usage = 0.5;
+    const GroupDecision b = tight->decide(observe(1, kInf, {g}))[0];
+    ASSERT_GE(utilisation_in(a.reason), 0.0) << a.reason;
+    EXPECT_GT(utilisation_in(b.reason), utilisation_in(a.reason)) << b.reason << " | " << a.reason;
+}
+
 TEST(PalsPolicyTest, BudgetBoundFreesTheClockAndHoldsIt) {
     PalsSettings settings;
     settings.budget_bound_hold_s = 30.0;

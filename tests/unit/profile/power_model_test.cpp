@@ -83,6 +83,28 @@ TEST(PowerModelTest, BatchInterpolationIsMonotoneBetweenProfiledBatches) {
     }
 }
 
+TEST(PowerModelTest, PredictAtClockFindsTheCapThatRunsThatClock) {
+    const PowerModel m = synthetic_model();
+    const Prediction top = m.predict(700.0, 64).value();
+    const Prediction bottom = m.predict(200.0, 64).value();
+    ASSERT_LT(bottom.sm_clock_mhz, top.sm_clock_mhz);
+    // A clock between the lowest and the highest cap's: the cap where the model runs it.
+    const double mid_clock = 0.5 * (bottom.sm_clock_mhz + top.sm_clock_mhz);
+    const Prediction at = m.predict_at_clock(mid_clock, 64, 700.0).value();
+    EXPECT_NEAR(at.sm_clock_mhz, mid_clock, 1.0);
+    EXPECT_GT(at.power_cap_w, 200.0);
+    EXPECT_LT(at.power_cap_w, 700.0);
+    EXPECT_LT(at.throughput_tok_s, top.throughput_tok_s);
+    EXPECT_GT(at.itl_p90_s, top.itl_p90_s) << "a slower clock, a longer ITL";
+    // At or above the clock of the cap given: that cap's prediction.
+    const Prediction capped = m.predict_at_clock(top.sm_clock_mhz + 100.0, 64, 450.0).value();
+    EXPECT_DOUBLE_EQ(capped.power_cap_w, 450.0);
+    // Below the lowest cap's clock: the lowest cap's.
+    EXPECT_DOUBLE_EQ(m.predict_at_clock(1.0, 64, 700.0).value().power_cap_w, 200.0);
+    EXPECT_STATUS(m.predict_at_clock(mid_clock, 64, 700.0, "nope"), StatusCode::kNotFound,
+                  "workload 'nope'");
+}
+
 TEST(PowerModelTest, BestPointWithoutConstraintsIsTheMostEfficientPoint) {
     const PowerModel m = synthetic_model();
     const QueryResult r = m.best_point(Query{});
