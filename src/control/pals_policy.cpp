@@ -59,8 +59,8 @@ public:
         const bool node_at_budget = node_power_w >= kCapBindingShare * o.budget_w;
         std::vector<GroupDecision> out;
         for (std::size_t i = 0; i < o.groups.size(); ++i) {
-            out.push_back(
-                decide_group(o, o.groups[i], m_state[i], demand[i], share[i], node_at_budget));
+            out.push_back(decide_group(o, o.groups[i], m_state[i], demand[i], share[i], needed_w[i],
+                                       node_at_budget));
         }
         return out;
     }
@@ -74,6 +74,7 @@ private:
         double share_w = 0.0;              ///< the share in force (deadband)
         double reference_clock_mhz = 0.0;  ///< EWMA of the model's clock (0: unknown)
         double applied_clock_mhz = 0.0;    ///< the lock in force (0: free)
+        double trimmed_clock_mhz = 0.0;    ///< the trim's target last period
         /// Budget-bound until this time (the clock free); -inf: not budget-bound.
         double budget_bound_until_s = -std::numeric_limits<double>::infinity();
         std::string alarm;       ///< the alarm that made the group budget-bound
@@ -169,7 +170,8 @@ private:
     }
 
     GroupDecision decide_group(const Observation& o, const GroupObservation& g, GroupState& s,
-                               double demand, double share_w, bool node_at_budget) const {
+                               double demand, double share_w, double needed_w,
+                               bool node_at_budget) const {
         // The model's most efficient point for the demand within the share: the clock it
         // predicts there seeds the lock.
         profile::Query q;
@@ -199,7 +201,13 @@ private:
                                ? s.queued_periods + 1
                                : 0;
         const bool queue_stuck = s.queued_periods >= kQueuedPeriodsAlarm;
-        if (share_w < o.cap_range.max_w && cap_drawn && (risk.itl || risk.ttft || queue_stuck)) {
+        // The budget binds only where the model says the demand needs about the whole share: a
+        // group whose cap is drawn while the model says less would do is held by its lock or
+        // its load (a high lock after alarms draws the share), and freeing its clock for the
+        // hold would spend the share on nothing.
+        const bool needs_share = needed_w >= m_settings.budget_bound_need * share_w;
+        if (share_w < o.cap_range.max_w && cap_drawn && needs_share &&
+            (risk.itl || risk.ttft || queue_stuck)) {
             s.budget_bound_until_s = o.time_s + m_settings.budget_bound_hold_s;
             s.alarm = risk.ttft  ? fmt::format("TTFT p90 {:.2f} s", g.ttft_p90_s)
                       : risk.itl ? fmt::format("ITL p90 {:.0f} ms", g.itl_p90_s * 1e3)
@@ -237,16 +245,30 @@ private:
             load_floor_mhz = w * s.reference_clock_mhz;
         }
         std::string why;
-        const double trimmed = s.clock.update(o, g, why, s.reference_clock_mhz, load_floor_mhz);
-        // Hysteresis: a lock moves at once to answer a latency alarm, otherwise only by at
-        // least kClockDeadbandMhz, so a steady load does not rewrite it each period.
+        const double trimmed =
+            s.clock.update(o, g, why, s.reference_clock_mhz, load_floor_mhz, s.applied_clock_mhz);
+        // Hysteresis: a lock moves at once to answer an alarm (never down: the raise starts
+        // from the lock in force), up by at least kClockDeadbandMhz, and down by at least
+        // clock_down_deadband_mhz, or by half kClockDeadbandMhz once the trim has settled (its
+        // target did not move this period: a floor or the lowest lock), so a steady load does
+        // not rewrite the lock each period and a settled trim still lands.
         double& applied = s.applied_clock_mhz;
-        if (applied <= 0.0 || s.clock.raised() ||
-            std::abs(trimmed - applied) >= kClockDeadbandMhz) {
+        const bool settled = std::abs(trimmed - s.trimmed_clock_mhz) < 1.0;
+        s.trimmed_clock_mhz = trimmed;
+        const bool moves = trimmed > applied
+                               ? trimmed - applied >= kClockDeadbandMhz
+                               : applied - trimmed >= m_settings.clock_down_deadband_mhz ||
+                                     (settled && applied - trimmed >= 0.5 * kClockDeadbandMhz);
+        if (applied > 0.0 && s.clock.raised()) {
+            applied = std::max(applied, trimmed);
+        } else if (applied <= 0.0 || moves) {
             applied = trimmed;
         } else {
-            why +=
-                fmt::format(" (holding {:.0f} MHz: within {:.0f} MHz)", applied, kClockDeadbandMhz);
+            why += trimmed > applied
+                       ? fmt::format(" (holding {:.0f} MHz: within {:.0f} MHz)", applied,
+                                     kClockDeadbandMhz)
+                       : fmt::format(" (holding {:.0f} MHz: down by less than {:.0f} MHz)", applied,
+                                     m_settings.clock_down_deadband_mhz);
         }
         d.locked_clock_mhz = applied;
         d.reason = fmt::format(

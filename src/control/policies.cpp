@@ -1,6 +1,7 @@
 #include "pals/control/policies.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -116,8 +117,25 @@ private:
 
 }  // namespace
 
+namespace {
+/// What put latency at risk, for a reason: "ITL p90 98 ms, a queue of 5 growing".
+std::string risk_signals(const GroupObservation& g, const LatencyRisk& risk) {
+    std::vector<std::string> parts;
+    if (risk.itl) {
+        parts.push_back(fmt::format("ITL p90 {:.0f} ms", g.itl_p90_s * 1e3));
+    }
+    if (risk.ttft) {
+        parts.push_back(fmt::format("TTFT p90 {:.2f} s", g.ttft_p90_s));
+    }
+    if (risk.queue) {
+        parts.push_back(fmt::format("a queue of {} growing", g.waiting));
+    }
+    return fmt::format("{}", fmt::join(parts, ", "));
+}
+}  // namespace
+
 double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std::string& why,
-                            double reference_mhz, double floor_mhz) {
+                            double reference_mhz, double floor_mhz, double in_force_mhz) {
     constexpr double kStepDown = 0.95;
     constexpr double kStepUp = 1.15;
     constexpr double kLowestShare = 0.3;  ///< of the highest clock
@@ -134,6 +152,7 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
     m_raised = risk.any();
     m_floor_mhz *= m_bands.floor_decay;
     if (m_raised) {
+        m_share = std::max(m_share, std::min(highest, in_force_mhz / reference));  // 0: none
         if (m_bands.floor_margin > 0.0 && (risk.itl || risk.ttft)) {
             m_floor_mhz = std::max(
                 m_floor_mhz,
@@ -143,8 +162,9 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
         const std::string kv = fmt::format("KV cache {:.0f} % full", 100.0 * g.kv_cache_usage);
         why = risk.burst     ? fmt::format("burst (a queue of {} growing): clock up to", g.waiting)
               : risk.kv_full ? fmt::format("burst ({}): clock up to", kv)
-              : risk.itl || risk.ttft || risk.queue ? std::string("latency at risk: clock up to")
-                                                    : kv + ": clock up to";
+              : risk.itl || risk.ttft || risk.queue
+                  ? fmt::format("latency at risk ({}): clock up to", risk_signals(g, risk))
+                  : kv + ": clock up to";
     } else if (itl_ok && ttft_ok && g.waiting <= g.waiting_previous) {
         // Both floors (learned, and the caller's) are at most the highest clock.
         const double floor_share = std::min(highest, std::max(m_floor_mhz, floor_mhz) / reference);

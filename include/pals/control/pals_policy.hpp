@@ -10,10 +10,10 @@
 ///   latency feedback (ClockTrimmer) with a learned floor: a latency alarm marks the lock that
 ///   let it happen, and the lock stays above it for a while (the margin feedback learns at the
 ///   load offered);
-/// - **budget-bound** (the group draws its cap, the cap and not the lock sets its pace, and
-///   latency is at risk): the goal becomes fewest QoS violations within the budget, so the
-///   clock is freed (the cap alone governs it: every watt of the share goes to latency) and
-///   held free for a while after the last such alarm;
+/// - **budget-bound** (the group draws its cap, the cap and not the lock sets its pace, the
+///   model says the demand needs about the whole share, and latency is at risk): the goal becomes
+///   fewest QoS violations within the budget, so the clock is freed (the cap alone governs it:
+///   every watt of the share goes to latency) and held free for a while after the last such alarm;
 /// - the **batch cap** stays at the launch value: at partial load a lower one only queues
 ///   work, and the profile's batch caps are measured at saturation.
 /// Demand = smoothed served tokens/s x a margin + the backlog drained over a horizon; the
@@ -56,6 +56,9 @@ struct PalsSettings {
     /// (a budget that bound once binds again at the next peak of the same load: a short hold
     /// trims between peaks and meets the next one late).
     double budget_bound_hold_s = 300.0;
+    /// Budget-bound only where the cap the model says the demand needs is at least this share
+    /// of the budget share (otherwise the share is drawn because of the lock, not the load).
+    double budget_bound_need = 0.9;
     /// The trim may take the lock below the model's clock in proportion to the headroom: freely
     /// while the demand is below `trim_free_below` of the capacity the share allows (the
     /// model's saturated throughput at the share and at the batch the KV cache admits for the
@@ -65,6 +68,10 @@ struct PalsSettings {
     double trim_none_above = 0.8;
     double kv_admits_from = 0.3;
     double share_deadband_w = 10.0;  ///< a budget share moves only by more than this
+    /// A lock steps down only by at least this much, or once the trim has settled (a floor
+    /// or the lowest lock), so a steady load changes it a few times a minute; it steps up by
+    /// 60 MHz or more, and at once on an alarm.
+    double clock_down_deadband_mhz = 150.0;
 };
 
 [[nodiscard]] std::unique_ptr<Policy> make_pals_policy(

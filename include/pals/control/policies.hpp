@@ -54,9 +54,11 @@ public:
     explicit ClockTrimmer(Bands bands) : m_bands(bands) {}
     /// The clock (MHz) to lock for this group now, and why. `reference_mhz` <= 0: the highest.
     /// `floor_mhz` > 0: the clock does not step below it (a floor the caller derives, e.g.
-    /// from the load; the learned floor applies too).
+    /// from the load; the learned floor applies too). `in_force_mhz` > 0: the lock in force,
+    /// when the caller holds one other than the last returned (hysteresis): a raise starts
+    /// from it, and it is the lock that let an alarm happen.
     double update(const Observation& o, const GroupObservation& g, std::string& why,
-                  double reference_mhz = 0.0, double floor_mhz = 0.0);
+                  double reference_mhz = 0.0, double floor_mhz = 0.0, double in_force_mhz = 0.0);
     /// Whether the last update() found latency at risk (and raised the clock).
     [[nodiscard]] bool raised() const { return m_raised; }
     /// The learned floor in force, MHz (0: none).

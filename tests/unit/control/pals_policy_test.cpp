@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 #include <memory>
 
@@ -164,6 +165,30 @@ TEST(PalsPolicyTest, TheCapacityIsAtTheBatchTheKvCacheAdmits) {
     EXPECT_GT(utilisation_in(b.reason), utilisation_in(a.reason)) << b.reason << " | " << a.reason;
 }
 
+TEST(PalsPolicyTest, TheLockStepsDownInLargeStepsAndLandsWhereTheTrimSettles) {
+    auto policy = make_pals_policy(small_model());
+    double lock = 0.0;
+    int changes = 0;
+    int t = 1;
+    for (; t <= 120; ++t) {
+        const double now = policy->decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
+        if (lock > 0.0 && now != lock) {
+            ++changes;
+            // Down by at least the 150-MHz deadband, or the settled trim's last step.
+            EXPECT_TRUE(lock - now >= 150.0 || now == std::round(0.3 * 1980.0))
+                << "t=" << t << ": " << lock << " -> " << now;
+        }
+        lock = now;
+    }
+    EXPECT_EQ(lock, std::round(0.3 * 1980.0)) << "the settled trim landed at the lowest lock";
+    EXPECT_LE(changes, 8) << "a steady load: a few moves, not one a period";
+    // An alarm never lowers the lock, even while a smaller step down is held back.
+    GroupObservation hot = group(300.0);
+    hot.itl_p90_s = 0.099;
+    const double raised = policy->decide(observe(t, kInf, {hot}))[0].locked_clock_mhz;
+    EXPECT_GT(raised, lock);
+}
+
 TEST(PalsPolicyTest, BudgetBoundFreesTheClockAndHoldsIt) {
     PalsSettings settings;
     settings.budget_bound_hold_s = 30.0;
@@ -203,6 +228,25 @@ TEST(PalsPolicyTest, ASmallQueueDoesNotBindTheBudget) {
         d = policy->decide(observe(t, 300.0, {g}))[0];
     }
     EXPECT_GT(d.locked_clock_mhz, 0.0) << d.reason;
+}
+
+TEST(PalsPolicyTest, ADrawnShareTheDemandDoesNotNeedIsNotBudgetBound) {
+    // A drawn cap and a TTFT alarm as above, but a 500-W share for a demand the model serves
+    // most efficiently on much less: the share is drawn because of the lock, not the load, so
+    // the lock stays (and goes up for the alarm) instead of freeing the clock.
+    auto policy = make_pals_policy(small_model());
+    for (int t = 1; t <= 5; ++t) {
+        (void)policy->decide(observe(t, 500.0, {group(100.0, 495.0)}));
+    }
+    GroupObservation drawn = group(100.0, 495.0);
+    drawn.cap_w = 500.0;
+    drawn.sm_clock_mhz = 500.0;
+    drawn.ttft_p90_s = 0.95;  // at risk for the clock trim too (0.9 of the SLO)
+    const GroupDecision d = policy->decide(observe(6, 500.0, {drawn}))[0];
+    EXPECT_EQ(d.cap_w, 500.0) << d.reason;
+    EXPECT_GT(d.locked_clock_mhz, 0.0) << d.reason;
+    EXPECT_EQ(d.reason.find("budget-bound"), std::string::npos) << d.reason;
+    EXPECT_NE(d.reason.find("latency at risk (TTFT p90 0.95 s)"), std::string::npos) << d.reason;
 }
 
 TEST(PalsPolicyTest, TheBudgetGoesWhereTheDemandIs) {
