@@ -58,6 +58,16 @@ Observation observe(double t, double budget_w, std::vector<GroupObservation> gro
     return o;
 }
 
+/// Runs `policy` for 40 periods of comfortable latency, in which the lock trims down, and
+/// returns the lock; `t` is then the next period.
+double trim_down(Policy& policy, int& t) {
+    double lock = 0.0;
+    for (t = 1; t <= 40; ++t) {
+        lock = policy.decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
+    }
+    return lock;
+}
+
 TEST(PalsPolicyTest, PartialLoadLocksTheClockAtTheShareAndLaunchBatch) {
     auto policy = make_pals_policy(small_model());
     std::vector<GroupDecision> d;
@@ -76,11 +86,8 @@ TEST(PalsPolicyTest, PartialLoadLocksTheClockAtTheShareAndLaunchBatch) {
 
 TEST(PalsPolicyTest, ALatencyAlarmLeavesALearnedFloor) {
     auto policy = make_pals_policy(small_model());
-    double before_alarm = 0.0;
     int t = 1;
-    for (; t <= 40; ++t) {
-        before_alarm = policy->decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
-    }
+    const double before_alarm = trim_down(*policy, t);
     GroupObservation hot = group(300.0);
     hot.itl_p90_s = 0.099;  // at risk: above 0.97 of the 100-ms SLO
     const GroupDecision raised = policy->decide(observe(t++, kInf, {hot}))[0];
@@ -98,11 +105,8 @@ TEST(PalsPolicyTest, ALatencyAlarmLeavesALearnedFloor) {
 
 TEST(PalsPolicyTest, ABurstSendsTheLockToTheHighestClockAtOnce) {
     auto policy = make_pals_policy(small_model());
-    double before = 0.0;
     int t = 1;
-    for (; t <= 40; ++t) {
-        before = policy->decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
-    }
+    const double before = trim_down(*policy, t);
     ASSERT_LT(before, 1980.0 * 0.8);
     // A queue of 5 that grows is an alarm: one step up.
     GroupObservation queued = group(300.0);
@@ -122,11 +126,8 @@ TEST(PalsPolicyTest, ABurstSendsTheLockToTheHighestClockAtOnce) {
 
 TEST(PalsPolicyTest, KvCachePressureRaisesTheLockAndAFullCacheIsABurst) {
     auto policy = make_pals_policy(small_model());
-    double before = 0.0;
     int t = 1;
-    for (; t <= 40; ++t) {
-        before = policy->decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
-    }
+    const double before = trim_down(*policy, t);
     ASSERT_LT(before, 1980.0 * 0.8);
     // 85 % of the KV cache in use, no queue yet: one step up, and no step down while it lasts.
     GroupObservation pressed = group(300.0);
