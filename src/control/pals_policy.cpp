@@ -75,6 +75,8 @@ private:
         double reference_clock_mhz = 0.0;  ///< EWMA of the model's clock (0: unknown)
         double applied_clock_mhz = 0.0;    ///< the lock in force (0: free)
         double trimmed_clock_mhz = 0.0;    ///< the trim's target last period
+        /// When the lock last changed (-inf: never).
+        double changed_at_s = -std::numeric_limits<double>::infinity();
         /// Budget-bound until this time (the clock free); -inf: not budget-bound.
         double budget_bound_until_s = -std::numeric_limits<double>::infinity();
         std::string alarm;       ///< the alarm that made the group budget-bound
@@ -251,8 +253,11 @@ private:
         // from the lock in force), up by at least kClockDeadbandMhz, and down by at least
         // clock_down_deadband_mhz, or by half kClockDeadbandMhz once the trim has settled (its
         // target did not move this period: a floor or the lowest lock), so a steady load does
-        // not rewrite the lock each period and a settled trim still lands.
+        // not rewrite the lock each period and a settled trim still lands; and, but for an
+        // alarm, at most once per clock_dwell_s.
         double& applied = s.applied_clock_mhz;
+        const double before_mhz = applied;
+        const bool dwelt = o.time_s - s.changed_at_s >= m_settings.clock_dwell_s;
         const bool settled = std::abs(trimmed - s.trimmed_clock_mhz) < 1.0;
         s.trimmed_clock_mhz = trimmed;
         const bool moves = trimmed > applied
@@ -261,14 +266,20 @@ private:
                                      (settled && applied - trimmed >= 0.5 * kClockDeadbandMhz);
         if (applied > 0.0 && s.clock.raised()) {
             applied = std::max(applied, trimmed);
-        } else if (applied <= 0.0 || moves) {
+        } else if (applied <= 0.0 || (moves && dwelt)) {
             applied = trimmed;
+        } else if (moves) {
+            why += fmt::format(" (holding {:.0f} MHz: changed {:.0f} s ago)", applied,
+                               o.time_s - s.changed_at_s);
         } else {
             why += trimmed > applied
                        ? fmt::format(" (holding {:.0f} MHz: within {:.0f} MHz)", applied,
                                      kClockDeadbandMhz)
                        : fmt::format(" (holding {:.0f} MHz: down by less than {:.0f} MHz)", applied,
                                      m_settings.clock_down_deadband_mhz);
+        }
+        if (applied != before_mhz) {
+            s.changed_at_s = o.time_s;
         }
         d.locked_clock_mhz = applied;
         d.reason = fmt::format(

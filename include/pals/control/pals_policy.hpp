@@ -72,6 +72,8 @@ struct PalsSettings {
     /// or the lowest lock), so a steady load changes it a few times a minute; it steps up by
     /// 60 MHz or more, and at once on an alarm.
     double clock_down_deadband_mhz = 150.0;
+    /// But for an alarm, a lock changes at most once in this many seconds.
+    double clock_dwell_s = 10.0;
 };
 
 [[nodiscard]] std::unique_ptr<Policy> make_pals_policy(

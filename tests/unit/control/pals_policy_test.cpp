@@ -170,11 +170,14 @@ TEST(PalsPolicyTest, TheLockStepsDownInLargeStepsAndLandsWhereTheTrimSettles) {
     auto policy = make_pals_policy(small_model());
     double lock = 0.0;
     int changes = 0;
+    int changed_at = -100;
     int t = 1;
     for (; t <= 120; ++t) {
         const double now = policy->decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
         if (lock > 0.0 && now != lock) {
             ++changes;
+            EXPECT_GE(t - changed_at, 10) << "t=" << t << ": no alarm, so at most once in 10 s";
+            changed_at = t;
             // Down by at least the 150-MHz deadband, or the settled trim's last step.
             EXPECT_TRUE(lock - now >= 150.0 || now == std::round(0.3 * 1980.0))
                 << "t=" << t << ": " << lock << " -> " << now;
