@@ -98,11 +98,8 @@ private:
         const std::vector<int> profiled = m_model->batch_caps();
         const int batch = std::clamp(std::min(g.batch_cap, std::max(g.running, 1)),
                                      profiled.front(), profiled.back());
-        Result<profile::Prediction> p =
-            g.sm_clock_mhz > 0.0
-                ? m_model->predict_at_clock(g.sm_clock_mhz, batch, o.cap_range.clamp(g.cap_w),
-                                            m_settings.workload)
-                : m_model->predict(o.cap_range.clamp(g.cap_w), batch, m_settings.workload);
+        Result<profile::Prediction> p = m_model->predict_at_clock(
+            g.sm_clock_mhz, batch, o.cap_range.clamp(g.cap_w), m_settings.workload);
         if (!p.is_ok()) {
             return;
         }

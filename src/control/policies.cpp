@@ -115,9 +115,6 @@ private:
     double m_locked_clock_mhz;
 };
 
-}  // namespace
-
-namespace {
 /// What put latency at risk, for a reason: "ITL p90 98 ms, a queue of 5 growing".
 std::string risk_signals(const GroupObservation& g, const LatencyRisk& risk) {
     std::vector<std::string> parts;

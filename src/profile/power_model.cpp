@@ -457,7 +457,7 @@ Result<Prediction> PowerModel::predict_at_clock(double sm_clock_mhz, int batch_c
     constexpr int kBisections = 12;  // ~0.1 W on a 500-W cap range
     double hi = std::clamp(max_cap_w, cap_min_w(), cap_max_w());
     PALS_ASSIGN_OR_RETURN(const Prediction at_max, predict(hi, batch_cap, workload));
-    if (at_max.sm_clock_mhz <= sm_clock_mhz) {
+    if (sm_clock_mhz <= 0.0 || at_max.sm_clock_mhz <= sm_clock_mhz) {
         return at_max;
     }
     double lo = cap_min_w();

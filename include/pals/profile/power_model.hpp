@@ -75,7 +75,8 @@ public:
     /// The prediction at `batch_cap` and the lowest cap up to `max_cap_w` (per GPU, within the
     /// profiled range) at which the model's SM clock reaches `sm_clock_mhz`: the operating
     /// point of a group held at that clock by a lock, or by a load that leaves its cap undrawn.
-    /// The prediction at `max_cap_w` when its clock is at most `sm_clock_mhz`; at the lowest
+    /// The prediction at `max_cap_w` when its clock is at most `sm_clock_mhz` or the clock is
+    /// unknown (`sm_clock_mhz` <= 0: no clock reading); at the lowest
     /// cap when even that one's clock is above it. (The model's clock rises with the cap: a
     /// bisection over the cap, ~12 predict() calls.)
     [[nodiscard]] Result<Prediction> predict_at_clock(double sm_clock_mhz, int batch_cap,

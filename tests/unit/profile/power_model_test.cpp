@@ -101,6 +101,8 @@ TEST(PowerModelTest, PredictAtClockFindsTheCapThatRunsThatClock) {
     EXPECT_DOUBLE_EQ(capped.power_cap_w, 450.0);
     // Below the lowest cap's clock: the lowest cap's.
     EXPECT_DOUBLE_EQ(m.predict_at_clock(1.0, 64, 700.0).value().power_cap_w, 200.0);
+    // No clock reading: the cap given.
+    EXPECT_DOUBLE_EQ(m.predict_at_clock(0.0, 64, 450.0).value().power_cap_w, 450.0);
     EXPECT_STATUS(m.predict_at_clock(mid_clock, 64, 700.0, "nope"), StatusCode::kNotFound,
                   "workload 'nope'");
 }
