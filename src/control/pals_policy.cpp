@@ -177,7 +177,18 @@ private:
         q.demand_tok_s = demand;
         q.max_itl_s = m_settings.itl_target * o.slo_tpot_s / s.itl_correction;
         q.max_power_cap_w = share_w;
-        const profile::QueryResult r = m_model->best_point(q, m_settings.workload);
+        profile::QueryResult r = m_model->best_point(q, m_settings.workload);
+        if (!r.feasible && s.itl_correction > 1.0) {
+            // The corrected ITL target is out of the model's reach, whose best effort is then
+            // its highest-throughput point: the correction says the model is wrong here, not
+            // that the highest clock is needed. Seed from the uncorrected target; feedback
+            // raises the lock if latency is at risk.
+            q.max_itl_s = m_settings.itl_target * o.slo_tpot_s;
+            if (profile::QueryResult plain = m_model->best_point(q, m_settings.workload);
+                plain.feasible) {
+                r = plain;
+            }
+        }
         const double model_clock_mhz = r.point.sm_clock_mhz;
         s.reference_clock_mhz = s.reference_clock_mhz > 0.0 && model_clock_mhz > 0.0
                                     ? (1.0 - m_settings.smoothing) * s.reference_clock_mhz +

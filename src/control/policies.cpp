@@ -181,7 +181,8 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
 LatencyRisk latency_risk(const Observation& o, const GroupObservation& g,
                          const ClockTrimmer::Bands& bands) {
     LatencyRisk r;
-    r.itl = !std::isnan(g.itl_p90_s) && g.itl_p90_s > bands.itl_at_risk * o.slo_tpot_s;
+    r.itl = !std::isnan(g.itl_p90_s) && g.itl_p90_s > bands.itl_at_risk * o.slo_tpot_s &&
+            (std::isnan(g.tpot_p90_s) || g.tpot_p90_s >= bands.itl_needs_tpot * o.slo_tpot_s);
     r.ttft = !std::isnan(g.ttft_p90_s) && g.ttft_p90_s > bands.ttft_at_risk * o.slo_ttft_s;
     const bool growing = g.waiting > g.waiting_previous;
     r.queue = growing && g.waiting >= bands.queue_alarm;

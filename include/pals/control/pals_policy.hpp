@@ -38,16 +38,17 @@ struct PalsSettings {
     double itl_target = 0.85;       ///< plan for ITL p90 <= this x the TPOT SLO
     double smoothing = 0.3;         ///< EWMA weight of a new measurement
     /// The clock trim: ITL may come closer to its SLO than clock-only lets it (the model seeds
-    /// the lock, so feedback only trims); a queue raises the clock from 4 requests on (one
-    /// waiting a step is normal at partial load); the learned floor sits 10 % above a lock
-    /// that let ITL or TTFT reach its at-risk band and decays by half in ~2.3 minutes; a queue
-    /// of 8 that grew in a period is a burst and sends the lock to the highest clock at once;
-    /// a KV cache 80 % full raises the clock as a queue does (admission waits on completions),
-    /// 90 % full is a burst.
+    /// the lock, so feedback only trims), and ITL p90 is an alarm only with TPOT p90 at half
+    /// its SLO or more; a queue raises the clock from 4 requests on (one waiting a step is
+    /// normal at partial load); the learned floor sits 5 % above a lock that let ITL or TTFT
+    /// reach its at-risk band and decays by half in ~2.3 minutes; a queue of 8 that grew in a
+    /// period is a burst and sends the lock to the highest clock at once; a KV cache 80 % full
+    /// raises the clock as a queue does (admission waits on completions), 90 % full is a burst.
     ClockTrimmer::Bands clock_bands{.itl_comfortable = 0.85,
                                     .itl_at_risk = 0.97,
+                                    .itl_needs_tpot = 0.5,
                                     .queue_alarm = 4,
-                                    .floor_margin = 0.1,
+                                    .floor_margin = 0.05,
                                     .floor_decay = 0.995,
                                     .burst_queue = 8,
                                     .kv_at_risk = 0.8,

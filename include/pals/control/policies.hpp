@@ -27,6 +27,12 @@ public:
         double itl_at_risk = 0.9;
         double ttft_comfortable = 0.5;
         double ttft_at_risk = 0.9;
+        /// ITL p90 above its at-risk share counts only while TPOT p90 is at least this share of
+        /// the TPOT SLO (0: always). The SLO is on TPOT, a request's mean gap; ITL p90 also
+        /// holds the single long gaps of decode steps that share a step with a long prefill
+        /// chunk, which leave TPOT far inside its SLO. No TPOT p90 yet (no request finished in
+        /// the window): ITL p90 alone.
+        double itl_needs_tpot = 0.0;
         /// A queue of at least this many requests that grows raises the clock too.
         int queue_alarm = 1;
         /// A learned floor (0: none): when ITL or TTFT is at risk, the lock that let it happen
