@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -15,13 +16,21 @@ namespace {
 
 /// Mean output tokens per request before any has finished.
 constexpr double kDefaultOutputTokens = 200.0;
-/// Candidate locks: 0.30 .. 0.95 of the highest clock by 0.05 (the oracles' grid), and free.
+/// Candidate locks at the share: 0.30 .. 0.95 of the highest clock by 0.05 (the oracles'
+/// grid), and free; and caps below the share with a free clock, from the GPUs' lowest by
+/// kCapStepW.
 constexpr int kFirstLockTwentieth = 6;
 constexpr int kLastLockTwentieth = 19;
-/// The guard: latency above 0.95 of its SLO, or a growing queue of 4, raises the lock by
-/// kRaiseStep at least.
-constexpr ClockTrimmer::Bands kGuardBands{
-    .itl_at_risk = 0.95, .ttft_at_risk = 0.95, .queue_alarm = 4};
+constexpr double kCapStepW = 50.0;
+/// The guard: latency above 0.95 (ITL) or 0.9 (TTFT) of its SLO, a growing queue of 4 or a KV
+/// cache 80 % full takes a cap below the share back to it, or raises the lock by kRaiseStep at
+/// least; a growing queue of 8 or a KV cache 90 % full (a burst) frees the clock at the share.
+constexpr ClockTrimmer::Bands kGuardBands{.itl_at_risk = 0.95,
+                                          .ttft_at_risk = 0.9,
+                                          .queue_alarm = 4,
+                                          .burst_queue = 8,
+                                          .kv_at_risk = 0.8,
+                                          .kv_full = 0.9};
 constexpr double kRaiseStep = 1.15;
 /// The twin's arrivals come from this fixed stream (common random numbers across candidates).
 constexpr std::uint64_t kTwinSeed = 0x7A1E;
@@ -53,6 +62,9 @@ private:
         double rate_rps = 0.0;
         double input_tokens = 0.0;
         double locked_mhz = -1.0;  ///< the lock in force (0: free; < 0: none chosen yet)
+        double cap_w = 0.0;        ///< the cap in force (0: none chosen yet)
+        /// Until then no cap below the share is a candidate (set by the guard).
+        double share_until_s = -std::numeric_limits<double>::infinity();
         /// The twin's ITL / TTFT p90 at the lock applied last period (0: none yet), and the
         /// learned ratio of the measured p90 to it: the twin's targets are the SLOs over it.
         double predicted_itl_s = 0.0;
@@ -62,6 +74,7 @@ private:
     };
 
     struct Outcome {
+        double cap_w = 0.0;
         double clock_mhz = 0.0;
         std::uint64_t violations = 0;
         double tokens_per_joule = 0.0;
@@ -102,24 +115,36 @@ private:
         d.cap_w = share_w;
         d.batch_cap = g.max_batch_cap;
         const std::vector<workload::Request> requests = twin_requests(g, s, out_tokens);
-        if (requests.empty()) {  // nothing to serve or expect: the lowest candidate
+        if (requests.empty()) {  // nothing to serve or expect: the setting in force
             s.locked_mhz = s.locked_mhz < 0.0 ? 0.0 : s.locked_mhz;
+            s.cap_w = s.cap_w > 0.0 ? std::min(s.cap_w, share_w) : share_w;
+            d.cap_w = s.cap_w;
             d.locked_clock_mhz = s.locked_mhz;
             d.reason = "twin: idle, holding";
             return d;
         }
+        // Latency at risk now: no cap below the share for a while (the guard below).
+        const LatencyRisk risk = latency_risk(o, g, kGuardBands);
+        if (risk.any()) {
+            s.share_until_s = o.time_s + m_settings.share_hold_s;
+        }
         // One twin built and checked per decision; each candidate runs on a copy of it.
         auto base = sim::Simulator::create(m_node, requests, m_slo);
-        std::vector<Outcome> outcomes;
+        std::vector<std::pair<double, double>> candidates;  // (cap, clock; 0: free)
         for (int k = kFirstLockTwentieth; k <= kLastLockTwentieth + 1; ++k) {
             // k = kLastLockTwentieth + 1 stands for a free clock.
-            const double clock =
-                k > kLastLockTwentieth ? 0.0 : std::round(0.05 * k * o.sm_clock_max_mhz);
-            if (base.is_ok()) {
-                outcomes.push_back(simulate(*base, share_w, g.max_batch_cap, clock, targets));
-            } else {
-                outcomes.push_back({clock, requests.size()});
+            candidates.emplace_back(
+                share_w, k > kLastLockTwentieth ? 0.0 : std::round(0.05 * k * o.sm_clock_max_mhz));
+        }
+        if (o.time_s >= s.share_until_s) {
+            for (double cap = o.cap_range.min_w; cap <= share_w - kCapStepW; cap += kCapStepW) {
+                candidates.emplace_back(cap, 0.0);
             }
+        }
+        std::vector<Outcome> outcomes;
+        for (const auto& [cap, clock] : candidates) {
+            outcomes.push_back(base.is_ok() ? simulate(*base, cap, g.max_batch_cap, clock, targets)
+                                            : Outcome{cap, clock, requests.size()});
         }
         const Outcome* best = nullptr;
         for (const Outcome& c : outcomes) {
@@ -128,29 +153,42 @@ private:
                 best = &c;
             }
         }
-        // Keep the lock in force unless the best candidate is clearly better.
+        // Keep the setting in force unless the best candidate is clearly better.
         const Outcome* current = nullptr;
         for (const Outcome& c : outcomes) {
-            current = c.clock_mhz == s.locked_mhz ? &c : current;
+            current = c.cap_w == s.cap_w && c.clock_mhz == s.locked_mhz ? &c : current;
         }
         if (current != nullptr && current->violations <= best->violations &&
             current->tokens_per_joule * (1.0 + m_settings.switch_margin) >=
                 best->tokens_per_joule) {
             best = current;
         }
-        // Guard: when the measured latency is at risk now, never lower the clock, and raise it
-        // by a step at least (the twin's view of the queue's age and the length tail is coarse).
-        const bool at_risk = latency_risk(o, g, kGuardBands).any();
+        // Guard: when the measured latency is at risk now, never lower the clock or a cap
+        // below the share, and raise either by a step at least (the twin's view of the queue's
+        // age and the length tail is coarse); a burst frees the clock at the share.
+        double cap = best->cap_w;
         double clock = best->clock_mhz;
         std::string guard;
-        if (at_risk && s.locked_mhz > 0.0 && (clock == 0.0 || clock < s.locked_mhz * kRaiseStep)) {
+        if (risk.burst || risk.kv_full) {
+            cap = share_w;
+            clock = 0.0;
+            guard = "; burst: clock free at the share";
+        } else if (risk.any() && s.cap_w > 0.0 && s.cap_w < share_w) {
+            cap = share_w;
+            clock = s.locked_mhz;
+            guard = "; latency at risk: cap back to the share";
+        } else if (risk.any() && s.locked_mhz > 0.0 &&
+                   (clock == 0.0 || clock < s.locked_mhz * kRaiseStep)) {
             const double raised = s.locked_mhz * kRaiseStep;
+            cap = share_w;
             clock = raised >= o.sm_clock_max_mhz ? 0.0 : std::round(raised);
             guard = "; latency at risk: raised";
         }
+        s.cap_w = cap;
         s.locked_mhz = clock;
         s.predicted_itl_s = best->itl_p90_s;
         s.predicted_ttft_s = best->ttft_p90_s;
+        d.cap_w = cap;
         d.locked_clock_mhz = clock;
         d.reason =
             fmt::format(
@@ -158,8 +196,9 @@ private:
                 "over "
                 "{:.0f} s: {} violations, {:.3f} tok/J (twin latency x{:.2f} ITL, x{:.2f} TTFT)",
                 s.rate_rps, s.input_tokens, out_tokens, g.running, g.waiting,
-                best->clock_mhz > 0.0 ? fmt::format("clock {:.0f} MHz", best->clock_mhz)
-                                      : std::string("clock free"),
+                best->cap_w < share_w   ? fmt::format("cap {:.0f} W, clock free", best->cap_w)
+                : best->clock_mhz > 0.0 ? fmt::format("clock {:.0f} MHz", best->clock_mhz)
+                                        : std::string("clock free"),
                 m_settings.horizon_s, best->violations, best->tokens_per_joule, s.itl_correction,
                 s.ttft_correction) +
             guard;
@@ -196,6 +235,7 @@ private:
     [[nodiscard]] Outcome simulate(const sim::Simulator& base, double cap_w, int batch_cap,
                                    double clock_mhz, const sim::SloTargets& targets) const {
         Outcome out;
+        out.cap_w = cap_w;
         out.clock_mhz = clock_mhz;
         sim::Simulator twin = base.clone();
         twin.set_power_cap(0, cap_w);
