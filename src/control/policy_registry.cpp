@@ -38,8 +38,9 @@ const std::vector<PolicyInfo>& policy_registry() {
          .locks_clocks = true,
          .make = [](const PolicyContext& c) { return make_pals_policy(c.model, c.pals); }},
         {.name = "pals-mpc",
-         .summary = "SM clock by model predictive control over a simulator twin of each group "
-                    "(issue 13's design (b)); cap = budget share, launch batch cap",
+         .summary = "cap (at most the budget share) and SM clock by model predictive control "
+                    "over a simulator twin of each group (issue 13's design (b)); launch batch "
+                    "cap",
          .locks_clocks = true,
          .evaluation_only = true,
          .make = [](const PolicyContext& c) -> std::unique_ptr<Policy> {
