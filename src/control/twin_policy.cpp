@@ -112,7 +112,6 @@ private:
         targets.tpot_s /= s.itl_correction;
         targets.ttft_s /= s.ttft_correction;
         GroupDecision d;
-        d.cap_w = share_w;
         d.batch_cap = g.max_batch_cap;
         const std::vector<workload::Request> requests = twin_requests(g, s, out_tokens);
         if (requests.empty()) {  // nothing to serve or expect: the setting in force
