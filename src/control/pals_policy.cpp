@@ -24,6 +24,8 @@ constexpr double kClockDeadbandMhz = 60.0;
 constexpr double kCapBindingShare = 0.9;
 /// Output tokens per request assumed before any request has finished.
 constexpr double kDefaultOutputTokens = 200.0;
+/// A time that has not come (a state not entered).
+constexpr double kNever = std::numeric_limits<double>::infinity();
 
 class PalsPolicy final : public Policy {
 public:
@@ -71,7 +73,9 @@ private:
         bool initialised = false;
         double demand_tok_s = 0.0;
         double itl_correction = 1.0;
-        double share_w = 0.0;              ///< the share in force (deadband)
+        double share_w = 0.0;  ///< the share in force (deadband)
+        /// Since when the split has called for another share, without a break (kNever: not).
+        double share_called_since_s = kNever;
         double reference_clock_mhz = 0.0;  ///< EWMA of the model's clock (0: unknown)
         double applied_clock_mhz = 0.0;    ///< the lock in force (0: free)
         double trimmed_clock_mhz = 0.0;    ///< the trim's target last period
@@ -138,7 +142,8 @@ private:
 
     /// Per group, W per GPU: the need of each (`needed_w`) if the needs fit the budget, raised
     /// to the even share; otherwise the needs scaled down together. A share moves only by more
-    /// than the deadband (the loop still bounds the sum by the budget).
+    /// than the deadband, called for over share_settle_s, unless the budget moved or the share
+    /// is at an end of the cap range (the loop still bounds the sum by the budget).
     std::vector<double> split_budget(const Observation& o, const std::vector<double>& needed_w) {
         const std::size_t n = o.groups.size();
         std::vector<double> share(n, o.cap_range.max_w);
@@ -157,13 +162,22 @@ private:
                                                                : need * o.budget_w / need_total);
             }
         }
+        const bool budget_moved = o.budget_w != m_budget_w;
+        m_budget_w = o.budget_w;
         for (std::size_t i = 0; i < n; ++i) {
-            double& in_force = m_state[i].share_w;
-            if (in_force <= 0.0 || std::abs(share[i] - in_force) > m_settings.share_deadband_w ||
-                share[i] == o.cap_range.max_w || share[i] == o.cap_range.min_w) {
-                in_force = share[i];
+            GroupState& s = m_state[i];
+            if (std::abs(share[i] - s.share_w) <= m_settings.share_deadband_w) {
+                s.share_called_since_s = kNever;
+            } else if (s.share_called_since_s == kNever) {
+                s.share_called_since_s = o.time_s;
             }
-            share[i] = in_force;
+            const bool settled = o.time_s - s.share_called_since_s >= m_settings.share_settle_s;
+            if (s.share_w <= 0.0 || budget_moved || settled || share[i] == o.cap_range.max_w ||
+                share[i] == o.cap_range.min_w) {
+                s.share_w = share[i];
+                s.share_called_since_s = kNever;
+            }
+            share[i] = s.share_w;
         }
         return share;
     }
@@ -304,6 +318,7 @@ private:
     std::shared_ptr<const profile::PowerModel> m_model;
     PalsSettings m_settings;
     std::vector<GroupState> m_state;
+    double m_budget_w = 0.0;  ///< the budget the shares were last split for
 };
 
 }  // namespace

@@ -4,7 +4,8 @@
 /// - the **cap** is the group's share of the budget (the maximum without one): each group gets
 ///   the cap per GPU the fitted model says its demand needs, scaled down together when the
 ///   needs exceed the budget, and the even share when they do not (groups that need little
-///   leave watts to the others); a share moves only by more than a deadband;
+///   leave watts to the others); a share moves only by more than a deadband, held for a few
+///   seconds;
 /// - the **SM clock** is locked (partial load, the usual case): seeded at the clock the model
 ///   predicts at its most efficient point for the demand within the share, and trimmed by
 ///   latency feedback (ClockTrimmer) with a learned floor: a latency alarm marks the lock that
@@ -69,6 +70,10 @@ struct PalsSettings {
     double trim_none_above = 0.8;
     double kv_admits_from = 0.3;
     double share_deadband_w = 10.0;  ///< a budget share moves only by more than this
+    /// ... and only once the split has called for it this long without a break, so a one-period
+    /// spike of one group's demand does not move every group's cap there and back. A new
+    /// budget, or a share at either end of the cap range, moves the shares at once.
+    double share_settle_s = 5.0;
     /// A lock steps down only by at least this much, or once the trim has settled (a floor
     /// or the lowest lock), so a steady load changes it a few times a minute; it steps up by
     /// 60 MHz or more, and at once on an alarm.

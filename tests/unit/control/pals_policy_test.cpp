@@ -327,5 +327,35 @@ TEST(PalsPolicyTest, SharesMoveOnlyBeyondTheDeadband) {
     EXPECT_EQ(d[0].cap_w, first);
 }
 
+TEST(PalsPolicyTest, ASharesMoveWaitsForTheSplitToHoldButANewBudgetMovesThemAtOnce) {
+    auto policy = make_pals_policy(small_model());
+    const auto steady = [](double t, double budget_w, double tok_s) {
+        return observe(t, budget_w, {group(tok_s, 340.0), group(50.0, 150.0)});
+    };
+    std::vector<GroupDecision> d;
+    for (int t = 1; t <= 10; ++t) {
+        d = policy->decide(steady(t, 700.0, 50.0));
+    }
+    const double even = d[0].cap_w;
+    ASSERT_EQ(d[1].cap_w, even);
+    // One period of demand on the first group calls for a larger share for it: the shares hold.
+    d = policy->decide(steady(11, 700.0, 7000.0));
+    EXPECT_EQ(d[0].cap_w, even) << d[0].reason;
+    d = policy->decide(steady(12, 700.0, 50.0));
+    EXPECT_EQ(d[0].cap_w, even) << d[0].reason;
+    // Demand that holds for share_settle_s (5 s) moves them.
+    for (int t = 13; t <= 17; ++t) {
+        d = policy->decide(steady(t, 700.0, 7000.0));
+        EXPECT_EQ(d[0].cap_w, even) << "t = " << t << ": " << d[0].reason;
+    }
+    d = policy->decide(steady(18, 700.0, 7000.0));
+    EXPECT_GT(d[0].cap_w, d[1].cap_w) << d[0].reason << " | " << d[1].reason;
+    EXPECT_LE(d[0].cap_w + d[1].cap_w, 700.0 + 1e-9);
+    // A lower budget moves them in the period it arrives.
+    const double before = d[0].cap_w;
+    d = policy->decide(steady(19, 600.0, 7000.0));
+    EXPECT_LT(d[0].cap_w, before - 10.0) << d[0].reason;
+}
+
 }  // namespace
 }  // namespace pals::control
