@@ -74,6 +74,11 @@ private:
         double demand_tok_s = 0.0;
         double itl_correction = 1.0;
         double share_w = 0.0;  ///< the share in force (deadband)
+        /// The model's power per GPU at the lock in force (cap_at_lock_power), and the share
+        /// and lock it was computed for (0: none yet).
+        double lock_power_w = 0.0;
+        double lock_power_share_w = 0.0;
+        double lock_power_clock_mhz = 0.0;
         /// Since when the split has called for another share, without a break (kNever: not).
         double share_called_since_s = kNever;
         double reference_clock_mhz = 0.0;  ///< EWMA of the model's clock (0: unknown)
@@ -286,7 +291,13 @@ private:
                                ? trimmed - applied >= kClockDeadbandMhz
                                : applied - trimmed >= m_settings.clock_down_deadband_mhz ||
                                      (settled && applied - trimmed >= 0.5 * kClockDeadbandMhz);
-        if (applied > 0.0 && s.clock.raised()) {
+        const bool far_below_load = applied > 0.0 && trimmed > applied &&
+                                    load_floor_mhz >= applied + kClockDeadbandMhz &&
+                                    load_floor_mhz >= m_settings.load_floor_raise * applied;
+        if (far_below_load) {
+            applied = trimmed;
+            why += " (at once: the load nears what the lock serves)";
+        } else if (applied > 0.0 && s.clock.raised()) {
             applied = std::max(applied, trimmed);
         } else if (applied <= 0.0 || (moves && dwelt)) {
             applied = trimmed;
@@ -304,11 +315,28 @@ private:
             s.changed_at_s = o.time_s;
         }
         d.locked_clock_mhz = applied;
+        const std::string share_why = std::isfinite(o.budget_w) ? "share" : "no budget";
+        std::string cap_why = share_why;
+        if (m_settings.cap_at_lock_power && g.gpus > 0) {
+            // Recomputed only when the lock or the share moves: no changes of its own.
+            if (s.lock_power_clock_mhz != applied || s.lock_power_share_w != share_w) {
+                Result<profile::Prediction> at_lock = m_model->predict_at_clock(
+                    applied, kv_batch(g, profiled), share_w, m_settings.workload);
+                s.lock_power_w =
+                    at_lock.is_ok() ? o.cap_range.clamp(at_lock->power_w / g.gpus) : share_w;
+                s.lock_power_clock_mhz = applied;
+                s.lock_power_share_w = share_w;
+            }
+            if (s.lock_power_w < share_w) {
+                d.cap_w = s.lock_power_w;
+                cap_why = fmt::format("the model's draw at saturation at {:.0f} MHz; {} {:.0f} W",
+                                      applied, share_why, share_w);
+            }
+        }
         d.reason = fmt::format(
             "partial load: demand {:.0f} tok/s ({:.0f} % of what the share "
             "serves); cap {:.0f} W/GPU ({}), batch {} (launch); {}{}",
-            demand, 100.0 * utilisation, d.cap_w, std::isfinite(o.budget_w) ? "share" : "no budget",
-            d.batch_cap, why,
+            demand, 100.0 * utilisation, d.cap_w, cap_why, d.batch_cap, why,
             s.clock.floor_mhz() > 0.0
                 ? fmt::format("; learned floor {:.0f} MHz", s.clock.floor_mhz())
                 : "");

@@ -1,16 +1,20 @@
 #pragma once
 /// @file pals_policy.hpp
 /// @brief PALS's policy. Each period, per GPU group:
-/// - the **cap** is the group's share of the budget (the maximum without one): each group gets
-///   the cap per GPU the fitted model says its demand needs, scaled down together when the
-///   needs exceed the budget, and the even share when they do not (groups that need little
-///   leave watts to the others); a share moves only by more than a deadband, held for a few
-///   seconds;
+/// - the **share** of the budget (the maximum without one): each group gets the cap per GPU the
+///   fitted model says its demand needs, scaled down together when the needs exceed the
+///   budget, and the even share when they do not (groups that need little leave watts to the
+///   others); a share moves only by more than a deadband, held for a few seconds;
+/// - the **cap**, at partial load, is the lower of the share and the power the model says the
+///   group draws at saturation at the lock in force: a step that draws more than that (a long
+///   prefill chunk) runs below the lock, as the firmware slows it to the cap; the others run at
+///   the lock. A budget-bound group (below) is capped at its share;
 /// - the **SM clock** is locked (partial load, the usual case): seeded at the clock the model
 ///   predicts at its most efficient point for the demand within the share, and trimmed by
 ///   latency feedback (ClockTrimmer) with a learned floor: a latency alarm marks the lock that
 ///   let it happen, and the lock stays above it for a while (the margin feedback learns at the
-///   load offered);
+///   load offered); near the capacity the share allows, the lock stays within reach of the
+///   model's clock (a load floor), and one far below it rises at once;
 /// - **budget-bound** (the group draws its cap, the cap and not the lock sets its pace, the
 ///   model says the demand needs about the whole share, and latency is at risk): the goal becomes
 ///   fewest QoS violations within the budget, so the clock is freed (the cap alone governs it:
@@ -39,15 +43,17 @@ struct PalsSettings {
     double itl_target = 0.85;       ///< plan for ITL p90 <= this x the TPOT SLO
     double smoothing = 0.3;         ///< EWMA weight of a new measurement
     /// The clock trim: ITL may come closer to its SLO than clock-only lets it (the model seeds
-    /// the lock, so feedback only trims), and ITL p90 is an alarm only with TPOT p90 at half
-    /// its SLO or more; a queue raises the clock from 4 requests on (one waiting a step is
+    /// the lock, so feedback only trims), and ITL p90 is an alarm only with TPOT p90 at 80 % of
+    /// its SLO or more (the cap at the lock's power slows the steps that carry a prefill chunk,
+    /// which lengthens ITL's tail far more than a request's mean gap); a queue raises the clock
+    /// from 4 requests on (one waiting a step is
     /// normal at partial load); the learned floor sits 5 % above a lock that let ITL or TTFT
     /// reach its at-risk band and decays by half in ~2.3 minutes; a queue of 8 that grew in a
     /// period is a burst and sends the lock to the highest clock at once; a KV cache 80 % full
     /// raises the clock as a queue does (admission waits on completions), 90 % full is a burst.
     ClockTrimmer::Bands clock_bands{.itl_comfortable = 0.85,
                                     .itl_at_risk = 0.97,
-                                    .itl_needs_tpot = 0.5,
+                                    .itl_needs_tpot = 0.8,
                                     .queue_alarm = 4,
                                     .floor_margin = 0.05,
                                     .floor_decay = 0.995,
@@ -74,6 +80,15 @@ struct PalsSettings {
     /// spike of one group's demand does not move every group's cap there and back. A new
     /// budget, or a share at either end of the cap range, moves the shares at once.
     double share_settle_s = 5.0;
+    /// The cap at partial load is the lower of the share and the power the model predicts for
+    /// the group at saturation at the lock in force, with the batch the KV cache admits
+    /// (recomputed when the lock or the share moves, so it adds no changes of its own). Under
+    /// a cap the firmware picks each step's clock: a step that draws more than a saturated one
+    /// at the lock runs below it. false: the share.
+    bool cap_at_lock_power = true;
+    /// A lock at or below the load floor / this rises to the trim's target at once, without
+    /// waiting out clock_dwell_s: the load nears what the lock serves.
+    double load_floor_raise = 1.5;
     /// A lock steps down only by at least this much, or once the trim has settled (a floor
     /// or the lowest lock), so a steady load changes it a few times a minute; it steps up by
     /// 60 MHz or more, and at once on an alarm.
