@@ -222,9 +222,32 @@ Result<PolicyRun> run_controlled(const Scenario& sc, const std::vector<workload:
     return run;
 }
 
-/// The best fixed point in hindsight: every grid point (cap x batch with a free clock, and SM
-/// clock lock x batch at the highest allowed cap) run whole; fewest violations (SLO attainment
-/// within kOracleSloTolerance of the best any point reached), then the most efficient.
+/// The grid's locks under a lower cap: (cap, lock MHz) pairs.
+std::vector<std::pair<double, double>> capped_locks(const OracleGrid& grid) {
+    std::vector<std::pair<double, double>> out;
+    for (double cap : grid.capped_lock_caps_w) {
+        for (double clock : grid.capped_lock_clocks_mhz) {
+            out.emplace_back(cap, clock);
+        }
+    }
+    return out;
+}
+
+/// A grid point as `chosen` shows it: "300 W x 64", "990 MHz x 64" (a lock at the highest cap
+/// the budget allows) or "300 W, 990 MHz x 1024" (a lock under a lower cap).
+std::string point_label(const OracleGrid& grid, double cap, int batch, double clock_mhz) {
+    if (clock_mhz <= 0.0) {
+        return fmt::format("{:.0f} W x {}", cap, batch);
+    }
+    return cap < grid.caps_w.back()
+               ? fmt::format("{:.0f} W, {:.0f} MHz x {}", cap, clock_mhz, batch)
+               : fmt::format("{:.0f} MHz x {}", clock_mhz, batch);
+}
+
+/// The best fixed point in hindsight: every grid point (cap x batch with a free clock, SM clock
+/// lock x batch at the highest allowed cap, and lock x lower cap at the launch batch) run whole;
+/// fewest violations (SLO attainment within kOracleSloTolerance of the best any point reached),
+/// then the most efficient.
 Result<PolicyRun> static_oracle(const Scenario& sc,
                                 const std::vector<workload::Request>& requests) {
     const OracleGrid grid = oracle_grid(sc);
@@ -234,8 +257,7 @@ Result<PolicyRun> static_oracle(const Scenario& sc,
         PALS_ASSIGN_OR_RETURN(
             auto run, run_controlled(sc, requests,
                                      make_fixed_policy("static-oracle", cap, batch, clock_mhz)));
-        run.metrics.chosen = clock_mhz > 0.0 ? fmt::format("{:.0f} MHz x {}", clock_mhz, batch)
-                                             : fmt::format("{:.0f} W x {}", cap, batch);
+        run.metrics.chosen = point_label(grid, cap, batch, clock_mhz);
         best_attainment = std::max(best_attainment, run.metrics.slo_attainment);
         candidates.push_back(std::move(run));
         return Status::ok();
@@ -248,6 +270,9 @@ Result<PolicyRun> static_oracle(const Scenario& sc,
         for (double clock : grid.clocks_mhz) {
             PALS_RETURN_IF_ERROR(try_point(grid.caps_w.back(), batch, clock));
         }
+    }
+    for (const auto& [cap, clock] : capped_locks(grid)) {
+        PALS_RETURN_IF_ERROR(try_point(cap, grid.batch_caps.back(), clock));
     }
     const PolicyRun* best = nullptr;
     for (const PolicyRun& c : candidates) {
@@ -322,6 +347,11 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
                 points.emplace_back(grid.caps_w.back(), batch, clock);
             }
         }
+        for (const auto& [cap, clock] : capped_locks(grid)) {
+            if (cap <= max_cap + 1e-9) {  // above it, the lock at the budget's cap (above)
+                points.emplace_back(cap, grid.batch_caps.back(), clock);
+            }
+        }
         const double min_cap = sc.node.gpu.power_limit_min_w;
         const std::size_t finished0 = real.finished_requests().size();
         for (const auto& [cap, batch, clock] : points) {
@@ -370,8 +400,10 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
                 best = &o;
             }
         }
-        ++chosen[best->clock_mhz > 0.0 ? fmt::format("{:.0f}MHz x{}", best->clock_mhz, best->batch)
-                                       : fmt::format("{:.0f}x{}", best->cap, best->batch)];
+        ++chosen[best->clock_mhz <= 0.0 ? fmt::format("{:.0f}x{}", best->cap, best->batch)
+                 : best->cap < grid.caps_w.back()
+                     ? fmt::format("{:.0f}W {:.0f}MHz x{}", best->cap, best->clock_mhz, best->batch)
+                     : fmt::format("{:.0f}MHz x{}", best->clock_mhz, best->batch)];
         for (int r = 0; r < replicas; ++r) {
             real.set_power_cap(r, std::min(best->cap, std::max(max_cap, min_cap)));
             real.set_batch_cap(r, best->batch);
@@ -446,6 +478,14 @@ OracleGrid oracle_grid(const Scenario& sc) {
     // resolution alone.
     for (int k = 6; k <= 19; ++k) {
         g.clocks_mhz.push_back(std::round(0.05 * k * sc.node.gpu.sm_clock_max_mhz));
+    }
+    constexpr double kCappedLockStepW = 25.0;
+    for (double cap = sc.node.gpu.power_limit_min_w;
+         cap < sc.node.gpu.power_limit_max_w - kCappedLockStepW / 2; cap += kCappedLockStepW) {
+        g.capped_lock_caps_w.push_back(cap);
+    }
+    for (int k = 3; k <= 9; ++k) {
+        g.capped_lock_clocks_mhz.push_back(std::round(0.1 * k * sc.node.gpu.sm_clock_max_mhz));
     }
     return g;
 }

@@ -33,14 +33,19 @@ struct ScenarioResult {
 
 /// Candidate points the oracles search: caps 200..700 W in 100-W steps (the GPU's range) with a
 /// free clock, and SM clock locks 0.30..0.95 of the highest clock in steps of 0.05 at the highest
-/// cap the budget allows; batch caps 16..max_num_seqs in powers of two for each.
+/// cap the budget allows, for batch caps 16..max_num_seqs in powers of two; and locks under lower
+/// caps at max_num_seqs.
 struct OracleGrid {
     std::vector<double> caps_w;
     std::vector<int> batch_caps;
-    /// SM clock locks tried (MHz), each at the highest cap the budget allows and every batch
-    /// cap: below that cap a lock and a cap both slow the GPU, so (cap x batch, free clock) and
-    /// (lock x batch, highest allowed cap) together cover what a policy can set.
+    /// SM clock locks tried (MHz), each at the highest cap the budget allows and every batch cap.
     std::vector<double> clocks_mhz;
+    /// A lock under a lower cap (`pals` sets both at partial load: the lock paces the steps that
+    /// draw less than the cap, the cap slows those that would draw more), at the launch batch cap,
+    /// the only one `pals` uses: every (cap, lock) of these two lists. Caps 200 W up to below the
+    /// highest by 25 W (`pals`'s caps are continuous); locks 0.3..0.9 of the highest clock by 0.1.
+    std::vector<double> capped_lock_caps_w;
+    std::vector<double> capped_lock_clocks_mhz;
 };
 [[nodiscard]] OracleGrid oracle_grid(const Scenario& scenario);
 
