@@ -8,6 +8,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pals/profile/model_fit.hpp"
 #include "pals/profile/power_model.hpp"
@@ -173,6 +174,24 @@ seed = 1
         EXPECT_TRUE(std::isnan(run.metrics.qos_vs_cap_only)) << "cap-only is not in the run";
     }
     EXPECT_DOUBLE_EQ(default_run.metrics.efficiency_vs_default, 1.0);
+}
+
+TEST(OracleGridTest, SearchesLocksUnderLowerCapsAtTheLaunchBatch) {
+    auto sc = load_scenario(write("grid.toml", kLoadedNode), PALS_SHARED_DIR);
+    ASSERT_TRUE(sc.is_ok()) << sc.status().message();
+    const OracleGrid grid = oracle_grid(sc.value());
+    // Caps 200-700 W by 100 with a free clock, 14 locks at the highest cap, batch 16-128.
+    EXPECT_EQ(grid.caps_w, (std::vector<double>{200, 300, 400, 500, 600, 700}));
+    EXPECT_EQ(grid.batch_caps, (std::vector<int>{16, 32, 64, 128}));
+    ASSERT_EQ(grid.clocks_mhz.size(), 14U);
+    EXPECT_EQ(grid.clocks_mhz.front(), std::round(0.3 * 1980.0));
+    // `pals` sets a lock under a lower cap: the oracles try every lock 0.3-0.9 of the highest
+    // clock under every cap from 200 W to below the highest by 25 W.
+    ASSERT_EQ(grid.capped_lock_caps_w.size(), 20U);
+    EXPECT_EQ(grid.capped_lock_caps_w.front(), 200.0);
+    EXPECT_EQ(grid.capped_lock_caps_w.back(), 675.0);
+    EXPECT_EQ(grid.capped_lock_clocks_mhz,
+              (std::vector<double>{594, 792, 990, 1188, 1386, 1584, 1782}));
 }
 
 }  // namespace
