@@ -22,7 +22,7 @@ namespace {
 constexpr double kBudgetToleranceW = 1e-6;
 
 std::string write(const std::string& name, const std::string& text) {
-    const std::string path = ::testing::TempDir() + "/" + name;
+    std::string path = ::testing::TempDir() + "/" + name;
     std::ofstream(path) << text;
     return path;
 }
