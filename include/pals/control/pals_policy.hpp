@@ -46,11 +46,11 @@ struct PalsSettings {
     /// the lock, so feedback only trims), and ITL p90 is an alarm only with TPOT p90 at 80 % of
     /// its SLO or more (the cap at the lock's power slows the steps that carry a prefill chunk,
     /// which lengthens ITL's tail far more than a request's mean gap); a queue raises the clock
-    /// from 4 requests on (one waiting a step is
-    /// normal at partial load); the learned floor sits 5 % above a lock that let ITL or TTFT
-    /// reach its at-risk band and decays by half in ~2.3 minutes; a queue of 8 that grew in a
-    /// period is a burst and sends the lock to the highest clock at once; a KV cache 80 % full
-    /// raises the clock as a queue does (admission waits on completions), 90 % full is a burst.
+    /// from 4 requests on (one waiting a step is normal at partial load); the learned floor
+    /// sits 5 % above a lock that let ITL or TTFT reach its at-risk band and decays by half in
+    /// ~2.3 minutes; a queue of 8 that grew in a period is a burst and sends the lock to the
+    /// highest clock at once; a KV cache 80 % full raises the clock as a queue does (admission
+    /// waits on completions), 90 % full is a burst.
     ClockTrimmer::Bands clock_bands{.itl_comfortable = 0.85,
                                     .itl_at_risk = 0.97,
                                     .itl_needs_tpot = 0.8,
