@@ -234,14 +234,20 @@ std::vector<std::pair<double, double>> capped_locks(const OracleGrid& grid) {
 }
 
 /// A grid point as `chosen` shows it: "300 W x 64", "990 MHz x 64" (a lock at the highest cap
-/// the budget allows) or "300 W, 990 MHz x 1024" (a lock under a lower cap).
-std::string point_label(const OracleGrid& grid, double cap, int batch, double clock_mhz) {
+/// the budget allows) or "300 W, 990 MHz x 1024" (a lock under a lower cap); `compact`, as the
+/// window oracle tallies its windows: "300x64", "990MHz x64", "300W 990MHz x1024".
+std::string point_label(const OracleGrid& grid, double cap, int batch, double clock_mhz,
+                        bool compact = false) {
     if (clock_mhz <= 0.0) {
-        return fmt::format("{:.0f} W x {}", cap, batch);
+        return fmt::format(fmt::runtime(compact ? "{:.0f}x{}" : "{:.0f} W x {}"), cap, batch);
     }
-    return cap < grid.caps_w.back()
-               ? fmt::format("{:.0f} W, {:.0f} MHz x {}", cap, clock_mhz, batch)
-               : fmt::format("{:.0f} MHz x {}", clock_mhz, batch);
+    if (cap < grid.caps_w.back()) {
+        return fmt::format(
+            fmt::runtime(compact ? "{:.0f}W {:.0f}MHz x{}" : "{:.0f} W, {:.0f} MHz x {}"), cap,
+            clock_mhz, batch);
+    }
+    return fmt::format(fmt::runtime(compact ? "{:.0f}MHz x{}" : "{:.0f} MHz x {}"), clock_mhz,
+                       batch);
 }
 
 /// The best fixed point in hindsight: every grid point (cap x batch with a free clock, SM clock
@@ -400,10 +406,7 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
                 best = &o;
             }
         }
-        ++chosen[best->clock_mhz <= 0.0 ? fmt::format("{:.0f}x{}", best->cap, best->batch)
-                 : best->cap < grid.caps_w.back()
-                     ? fmt::format("{:.0f}W {:.0f}MHz x{}", best->cap, best->clock_mhz, best->batch)
-                     : fmt::format("{:.0f}MHz x{}", best->clock_mhz, best->batch)];
+        ++chosen[point_label(grid, best->cap, best->batch, best->clock_mhz, /*compact=*/true)];
         for (int r = 0; r < replicas; ++r) {
             real.set_power_cap(r, std::min(best->cap, std::max(max_cap, min_cap)));
             real.set_batch_cap(r, best->batch);

@@ -262,9 +262,9 @@ private:
         // may go below the model's clock only in proportion to the headroom.
         double load_floor_mhz = 0.0;
         double utilisation = 0.0;  // demand / what the share serves at saturation (model)
-        const std::vector<int> profiled = m_model->batch_caps();
+        const int admitted_batch = kv_batch(g, m_model->batch_caps());
         if (Result<profile::Prediction> full =
-                m_model->predict(share_w, kv_batch(g, profiled), m_settings.workload);
+                m_model->predict(share_w, admitted_batch, m_settings.workload);
             full.is_ok() && full->throughput_tok_s > 0.0) {
             utilisation = demand / m_settings.demand_margin / full->throughput_tok_s;
             const double w =
@@ -321,7 +321,7 @@ private:
             // Recomputed only when the lock or the share moves: no changes of its own.
             if (s.lock_power_clock_mhz != applied || s.lock_power_share_w != share_w) {
                 Result<profile::Prediction> at_lock = m_model->predict_at_clock(
-                    applied, kv_batch(g, profiled), share_w, m_settings.workload);
+                    applied, admitted_batch, share_w, m_settings.workload);
                 s.lock_power_w =
                     at_lock.is_ok() ? o.cap_range.clamp(at_lock->power_w / g.gpus) : share_w;
                 s.lock_power_clock_mhz = applied;
