@@ -88,8 +88,9 @@ private:
         double changed_at_s = -std::numeric_limits<double>::infinity();
         /// Budget-bound until this time (the clock free); -inf: not budget-bound.
         double budget_bound_until_s = -std::numeric_limits<double>::infinity();
-        std::string alarm;       ///< the alarm that made the group budget-bound
-        int queued_periods = 0;  ///< consecutive periods with a queue that did not shrink
+        std::string alarm;        ///< the alarm that made the group budget-bound
+        double alarm_at_s = 0.0;  ///< ... and when it last rang
+        int queued_periods = 0;   ///< consecutive periods with a queue that did not shrink
     };
 
     void update(const Observation& o, const GroupObservation& g, GroupState& s) const {
@@ -238,6 +239,7 @@ private:
         if (share_w < o.cap_range.max_w && cap_drawn && needs_share &&
             (risk.itl || risk.ttft || queue_stuck)) {
             s.budget_bound_until_s = o.time_s + m_settings.budget_bound_hold_s;
+            s.alarm_at_s = o.time_s;
             s.alarm = risk.ttft  ? fmt::format("TTFT p90 {:.2f} s", g.ttft_p90_s)
                       : risk.itl ? fmt::format("ITL p90 {:.0f} ms", g.itl_p90_s * 1e3)
                                  : fmt::format("a queue of {} for {} periods", g.waiting,
@@ -252,7 +254,7 @@ private:
                 "budget-bound: cap {:.0f} W/GPU (share) drawn with {} at {:.0f} s; clock free "
                 "until {:.0f} s, batch {} (launch); demand {:.0f} tok/s; expected violations "
                 "{} (the latency window's)",
-                d.cap_w, s.alarm, o.time_s, s.budget_bound_until_s, d.batch_cap, demand,
+                d.cap_w, s.alarm, s.alarm_at_s, s.budget_bound_until_s, d.batch_cap, demand,
                 std::isnan(expected) ? std::string("n/a")
                                      : fmt::format("{:.1f} %", 100.0 * expected));
             return d;
@@ -271,7 +273,7 @@ private:
                 std::clamp((utilisation - m_settings.trim_free_below) /
                                (m_settings.trim_none_above - m_settings.trim_free_below),
                            0.0, 1.0);
-            load_floor_mhz = w * s.reference_clock_mhz;
+            load_floor_mhz = std::max(m_settings.lowest_model_share, w) * s.reference_clock_mhz;
         }
         std::string why;
         const double trimmed =

@@ -13,8 +13,9 @@
 ///   predicts at its most efficient point for the demand within the share, and trimmed by
 ///   latency feedback (ClockTrimmer) with a learned floor: a latency alarm marks the lock that
 ///   let it happen, and the lock stays above it for a while (the margin feedback learns at the
-///   load offered); near the capacity the share allows, the lock stays within reach of the
-///   model's clock (a load floor), and one far below it rises at once;
+///   load offered), and an alarm raises the lock again only once the latency window has seen
+///   the last raise; the lock never goes below 3/4 of the model's clock, and near the capacity
+///   the share allows it stays closer to it (a load floor); one far below it rises at once;
 /// - **budget-bound** (the group draws its cap, the cap and not the lock sets its pace, the
 ///   model says the demand needs about the whole share, and latency is at risk): the goal becomes
 ///   fewest QoS violations within the budget, so the clock is freed (the cap alone governs it:
@@ -38,7 +39,7 @@ namespace pals::control {
 
 struct PalsSettings {
     std::string workload;           ///< model workload mix ("" = the first)
-    double demand_margin = 1.15;    ///< plan for this much more than the measured demand
+    double demand_margin = 1.1;     ///< plan for this much more than the measured demand
     double drain_horizon_s = 10.0;  ///< drain a backlog within this time
     double itl_target = 0.85;       ///< plan for ITL p90 <= this x the TPOT SLO
     double smoothing = 0.3;         ///< EWMA weight of a new measurement
@@ -50,7 +51,9 @@ struct PalsSettings {
     /// sits 5 % above a lock that let ITL or TTFT reach its at-risk band and decays by half in
     /// ~2.3 minutes; a queue of 8 that grew in a period is a burst and sends the lock to the
     /// highest clock at once; a KV cache 80 % full raises the clock as a queue does (admission
-    /// waits on completions), 90 % full is a burst.
+    /// waits on completions), 90 % full is a burst; within 5 s of a lock change (the
+    /// controller's latency window) an ITL or TTFT alarm holds the lock instead of raising it
+    /// again, since the window still holds the latency of the lock before.
     ClockTrimmer::Bands clock_bands{.itl_comfortable = 0.85,
                                     .itl_at_risk = 0.97,
                                     .itl_needs_tpot = 0.8,
@@ -59,7 +62,8 @@ struct PalsSettings {
                                     .floor_decay = 0.995,
                                     .burst_queue = 8,
                                     .kv_at_risk = 0.8,
-                                    .kv_full = 0.9};
+                                    .kv_full = 0.9,
+                                    .raise_settle_s = 5.0};
     /// Budget-bound: the clock stays free this long after the last alarm with the cap drawn
     /// (a budget that bound once binds again at the next peak of the same load: a short hold
     /// trims between peaks and meets the next one late).
@@ -74,6 +78,10 @@ struct PalsSettings {
     /// at all above `trim_none_above`, linearly in between.
     double trim_free_below = 0.5;
     double trim_none_above = 0.8;
+    /// ... and never below this share of the model's clock, at any load: a lock trimmed far
+    /// below it in a lull meets the next rise of the load late, and the climb back down from
+    /// the highest clock after the alarm costs more than the lull saved.
+    double lowest_model_share = 0.75;
     double kv_admits_from = 0.3;
     double share_deadband_w = 10.0;  ///< a budget share moves only by more than this
     /// ... and only once the split has called for it this long without a break, so a one-period

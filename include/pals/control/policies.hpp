@@ -55,6 +55,12 @@ public:
         /// at once): admission has all but stopped, and each period at a low clock adds to the
         /// queue the next requests meet.
         double kv_full = 0.0;
+        /// Seconds after the lock in force last changed during which an ITL or TTFT alarm
+        /// holds it instead of raising it again (0: every alarm raises): the latency window
+        /// has not yet seen the new lock, so a raise would answer the old one's latency and
+        /// overshoot (and the learned floor would mark a lock that let nothing happen). A
+        /// queue, a burst or a full KV cache still raise it at once.
+        double raise_settle_s = 0.0;
     };
     ClockTrimmer() = default;
     explicit ClockTrimmer(Bands bands) : m_bands(bands) {}
@@ -77,6 +83,8 @@ private:
     double m_share = 1.0;      ///< of the reference
     double m_floor_mhz = 0.0;  ///< the learned floor (Bands::floor_margin), MHz
     bool m_raised = false;
+    double m_in_force_mhz = 0.0;      ///< the lock in force at the last update()
+    double m_in_force_since_s = 0.0;  ///< since when it has been in force (the update before)
 };
 
 /// What of a group's latency is at risk by `bands` (their at-risk shares and queue alarm):

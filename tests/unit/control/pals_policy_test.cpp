@@ -248,32 +248,98 @@ TEST(PalsPolicyTest, AnItlTargetTheCorrectionPutsOutOfReachSeedsFromTheUncorrect
     EXPECT_LT(model_mhz, 1950.0) << d.reason;
 }
 
-TEST(PalsPolicyTest, TheLockStepsDownInLargeStepsAndLandsWhereTheTrimSettles) {
-    auto policy = make_pals_policy(small_model());
-    double lock = 0.0;
+/// Runs `policy` for 120 periods of comfortable latency and returns the lock it lands at and
+/// its reason; checks on the way that the lock moves at most once in 10 s, down by the
+/// 150-MHz deadband or to where the trim settles, a few times in all.
+GroupDecision settle(Policy& policy, int& t) {
+    std::vector<double> locks;
+    GroupDecision d;
+    for (t = 1; t <= 120; ++t) {
+        d = policy.decide(observe(t, kInf, {group(300.0)}))[0];
+        locks.push_back(d.locked_clock_mhz);
+    }
     int changes = 0;
     int changed_at = -100;
-    int t = 1;
-    for (; t <= 120; ++t) {
-        const double now = policy->decide(observe(t, kInf, {group(300.0)}))[0].locked_clock_mhz;
-        if (lock > 0.0 && now != lock) {
-            ++changes;
-            EXPECT_GE(t - changed_at, 10) << "t=" << t << ": no alarm, so at most once in 10 s";
-            changed_at = t;
-            // Down by at least the 150-MHz deadband, or the settled trim's last step.
-            EXPECT_TRUE(lock - now >= 150.0 || now == std::round(0.3 * 1980.0))
-                << "t=" << t << ": " << lock << " -> " << now;
+    for (std::size_t k = 1; k < locks.size(); ++k) {
+        if (locks[k] == locks[k - 1]) {
+            continue;
         }
-        lock = now;
+        ++changes;
+        const int at = static_cast<int>(k) + 1;
+        EXPECT_GE(at - changed_at, 10) << "t=" << at << ": no alarm, so at most once in 10 s";
+        changed_at = at;
+        EXPECT_TRUE(locks[k - 1] - locks[k] >= 150.0 || locks[k] == locks.back())
+            << "t=" << at << ": " << locks[k - 1] << " -> " << locks[k];
     }
-    EXPECT_EQ(lock, std::round(0.3 * 1980.0)) << "the settled trim landed at the lowest lock";
     EXPECT_LE(changes, 8) << "a steady load: a few moves, not one a period";
+    ++t;
+    return d;
+}
+
+TEST(PalsPolicyTest, TheLockStepsDownInLargeStepsAndLandsWhereTheTrimSettles) {
+    // By default the lock lands at 3/4 of the model's clock, however much slack latency has.
+    auto policy = make_pals_policy(small_model());
+    int t = 1;
+    const GroupDecision landed = settle(*policy, t);
+    EXPECT_NE(landed.reason.find("(0.75 x the model's"), std::string::npos) << landed.reason;
+    EXPECT_GT(landed.locked_clock_mhz, std::round(0.3 * 1980.0)) << landed.reason;
+    // Without that floor, it lands at the lowest lock.
+    PalsSettings no_share;
+    no_share.lowest_model_share = 0.0;
+    auto free_trim = make_pals_policy(small_model(), no_share);
+    int u = 1;
+    EXPECT_EQ(settle(*free_trim, u).locked_clock_mhz, std::round(0.3 * 1980.0));
     // An alarm never lowers the lock, even while a smaller step down is held back.
     GroupObservation hot = group(300.0);
     hot.itl_p90_s = 0.099;
     hot.tpot_p90_s = 0.085;
     const double raised = policy->decide(observe(t, kInf, {hot}))[0].locked_clock_mhz;
-    EXPECT_GT(raised, lock);
+    EXPECT_GT(raised, landed.locked_clock_mhz);
+}
+
+TEST(PalsPolicyTest, AnAlarmRaisesTheLockAgainOnlyOnceTheLatencyWindowHasSeenTheRaise) {
+    // ITL at risk for 8 periods in a row: the first raises the lock; the next four, 1-4 s after
+    // that change, hold it (the 5-s window still holds latency of the lock before); the fifth
+    // raises it again. Without the settle time, every alarm raises it.
+    GroupObservation hot = group(300.0);
+    hot.itl_p90_s = 0.099;
+    hot.tpot_p90_s = 0.085;
+    const auto locks_under_alarm = [&hot](PalsSettings settings) {
+        auto policy = make_pals_policy(small_model(), std::move(settings));
+        int t = 1;
+        std::vector<GroupDecision> out(1);
+        out[0].locked_clock_mhz = trim_down(*policy, t);
+        for (int k = 0; k < 8; ++k, ++t) {
+            out.push_back(policy->decide(observe(t, kInf, {hot}))[0]);
+        }
+        return out;
+    };
+    const std::vector<GroupDecision> settled = locks_under_alarm(PalsSettings{});
+    EXPECT_GT(settled[1].locked_clock_mhz, settled[0].locked_clock_mhz) << settled[1].reason;
+    for (int k = 2; k <= 5; ++k) {
+        EXPECT_EQ(settled[k].locked_clock_mhz, settled[1].locked_clock_mhz) << settled[k].reason;
+        EXPECT_NE(settled[k].reason.find(fmt::format("but the lock changed {} s ago", k - 1)),
+                  std::string::npos)
+            << settled[k].reason;
+    }
+    EXPECT_GT(settled[6].locked_clock_mhz, settled[5].locked_clock_mhz) << settled[6].reason;
+    PalsSettings every;
+    every.clock_bands.raise_settle_s = 0.0;
+    const std::vector<GroupDecision> eager = locks_under_alarm(every);
+    for (int k = 1; k <= 3; ++k) {
+        EXPECT_GT(eager[k].locked_clock_mhz, eager[k - 1].locked_clock_mhz) << eager[k].reason;
+    }
+    // A burst right after a raise is no stale latency: the highest clock at once.
+    auto policy = make_pals_policy(small_model());
+    int t = 1;
+    (void)trim_down(*policy, t);
+    const double raised = policy->decide(observe(t++, kInf, {hot}))[0].locked_clock_mhz;
+    GroupObservation burst = hot;
+    burst.waiting = 12;
+    burst.waiting_previous = 2;
+    const GroupDecision d = policy->decide(observe(t, kInf, {burst}))[0];
+    EXPECT_GT(raised, 0.0);
+    EXPECT_EQ(d.locked_clock_mhz, 1980.0) << d.reason;
 }
 
 TEST(PalsPolicyTest, BudgetBoundFreesTheClockAndHoldsIt) {
@@ -405,11 +471,14 @@ TEST(PalsPolicyTest, ALockFarBelowTheLoadFloorRisesAtOnce) {
         const GroupDecision d = policy->decide(observe(t, kInf, {group(7000.0)}))[0];
         return std::pair{alarmed, d};
     };
-    const auto [alarmed, risen] = lock_after_jump(PalsSettings{});
+    // From the lowest lock (a lock at 3/4 of the model's clock is within 1.5x of any floor).
+    PalsSettings on;
+    on.lowest_model_share = 0.0;
+    const auto [alarmed, risen] = lock_after_jump(on);
     EXPECT_GE(risen.locked_clock_mhz, 1.5 * alarmed) << risen.reason;
     EXPECT_NE(risen.reason.find("at once: the load nears what the lock serves"), std::string::npos)
         << risen.reason;
-    PalsSettings off;
+    PalsSettings off = on;
     off.load_floor_raise = 1e9;
     const auto [alarmed_off, held] = lock_after_jump(off);
     EXPECT_EQ(held.locked_clock_mhz, alarmed_off) << held.reason;
