@@ -59,7 +59,7 @@ public:
         /// holds it instead of raising it again (0: every alarm raises): the latency window
         /// has not yet seen the new lock, so a raise would answer the old one's latency and
         /// overshoot (and the learned floor would mark a lock that let nothing happen). A
-        /// queue, a burst or a full KV cache still raise it at once.
+        /// queue, a burst or KV-cache pressure still raise it at once.
         double raise_settle_s = 0.0;
     };
     ClockTrimmer() = default;
