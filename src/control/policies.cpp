@@ -153,14 +153,17 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
         m_in_force_mhz = in_force_mhz;
         m_in_force_since_s = o.time_s - o.period_s;
     }
-    const bool latency_only = !(risk.queue || risk.burst || risk.kv || risk.kv_full);
-    if (m_raised && latency_only && in_force_mhz > 0.0 &&
-        o.time_s - m_in_force_since_s < m_bands.raise_settle_s) {
-        m_share = std::max(m_share, std::min(highest, in_force_mhz / reference));
+    // An ITL or TTFT alarm alone, this soon after a lock change, is the old lock's latency.
+    const bool settling = !(risk.queue || risk.burst || risk.kv || risk.kv_full) &&
+                          in_force_mhz > 0.0 &&
+                          o.time_s - m_in_force_since_s < m_bands.raise_settle_s;
+    if (m_raised) {
+        m_share = std::max(m_share, std::min(highest, in_force_mhz / reference));  // 0: none
+    }
+    if (m_raised && settling) {
         why = fmt::format("latency at risk ({}), but the lock changed {:.0f} s ago: hold clock at",
                           risk_signals(g, risk), o.time_s - m_in_force_since_s);
     } else if (m_raised) {
-        m_share = std::max(m_share, std::min(highest, in_force_mhz / reference));  // 0: none
         if (m_bands.floor_margin > 0.0 && (risk.itl || risk.ttft)) {
             m_floor_mhz = std::max(
                 m_floor_mhz,
