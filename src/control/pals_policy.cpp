@@ -91,6 +91,9 @@ private:
         std::string alarm;        ///< the alarm that made the group budget-bound
         double alarm_at_s = 0.0;  ///< ... and when it last rang
         int queued_periods = 0;   ///< consecutive periods with a queue that did not shrink
+        /// When the trim last raised an alarm (-inf: never): the cap is trimmed only once
+        /// calm_after_alarm_s have passed since.
+        double last_alarm_s = -std::numeric_limits<double>::infinity();
     };
 
     void update(const Observation& o, const GroupObservation& g, GroupState& s) const {
@@ -329,10 +332,20 @@ private:
                 s.lock_power_clock_mhz = applied;
                 s.lock_power_share_w = share_w;
             }
-            if (s.lock_power_w < share_w) {
-                d.cap_w = s.lock_power_w;
-                cap_why = fmt::format("the model's draw at saturation at {:.0f} MHz; {} {:.0f} W",
-                                      applied, share_why, share_w);
+            if (s.clock.raised()) {
+                s.last_alarm_s = o.time_s;
+            }
+            const bool calm = o.time_s - s.last_alarm_s >= m_settings.calm_after_alarm_s;
+            const double factor = calm ? m_settings.calm_cap_share : 1.0;
+            if (factor * s.lock_power_w < share_w) {
+                d.cap_w = std::max(o.cap_range.min_w, factor * s.lock_power_w);
+                cap_why = fmt::format(
+                    "{}the model's draw at saturation at {:.0f} MHz{}; {} {:.0f} W",
+                    factor < 1.0 ? fmt::format("{:.2f} x ", factor) : "", applied,
+                    calm || m_settings.calm_cap_share >= 1.0
+                        ? ""
+                        : fmt::format(", an alarm {:.0f} s ago", o.time_s - s.last_alarm_s),
+                    share_why, share_w);
             }
         }
         d.reason = fmt::format(

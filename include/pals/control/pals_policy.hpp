@@ -94,6 +94,12 @@ struct PalsSettings {
     /// a cap the firmware picks each step's clock: a step that draws more than a saturated one
     /// at the lock runs below it. false: the share.
     bool cap_at_lock_power = true;
+    /// ... times this while the group is calm: no alarm of the trim (latency, queue, burst,
+    /// KV cache; one that the settle time holds counts too) for calm_after_alarm_s. The cap
+    /// then clips the steps that draw most (prefill chunks, bursts), which the firmware runs
+    /// below the lock; an alarm puts the cap back at the model's draw at once. 1: no trim.
+    double calm_cap_share = 0.9;
+    double calm_after_alarm_s = 60.0;
     /// A lock at or below the load floor / this rises to the trim's target at once, without
     /// waiting out clock_dwell_s: the load nears what the lock serves.
     double load_floor_raise = 1.5;

@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -69,9 +71,21 @@ double trim_down(Policy& policy, int& t) {
     return lock;
 }
 
+/// The cap pals sets at partial load with no budget: `factor` x the model's draw at
+/// saturation at `lock` (the KV cache nearly empty: at the largest batch profiled), within the
+/// cap range, or the 700 W without a budget when that is lower.
+double cap_at_lock(double lock, double factor) {
+    Result<profile::Prediction> at_lock =
+        small_model()->predict_at_clock(lock, small_model()->batch_caps().back(), 700.0, "");
+    EXPECT_TRUE(at_lock.is_ok());
+    const double draw_w = std::clamp(at_lock->power_w, 200.0, 700.0);
+    return factor * draw_w < 700.0 ? std::max(200.0, factor * draw_w) : 700.0;
+}
+
 TEST(PalsPolicyTest, PartialLoadLocksTheClockCapsAtItsPowerAndKeepsTheLaunchBatch) {
+    const double calm = PalsSettings{}.calm_cap_share;
+    ASSERT_LT(calm, 1.0);
     auto policy = make_pals_policy(small_model());
-    const std::vector<int> profiled = small_model()->batch_caps();
     std::vector<GroupDecision> d;
     double lock = 0.0;
     double cap = 0.0;
@@ -80,13 +94,9 @@ TEST(PalsPolicyTest, PartialLoadLocksTheClockCapsAtItsPowerAndKeepsTheLaunchBatc
         ASSERT_EQ(d.size(), 1U);
         EXPECT_EQ(d[0].batch_cap, 128) << "the launch batch cap";
         EXPECT_GT(d[0].locked_clock_mhz, 0.0) << d[0].reason;
-        // The cap is the model's power at saturation at the lock (the KV cache nearly empty:
-        // at the largest batch profiled), below the 700 W without a budget, and moves only
-        // with the lock.
-        Result<profile::Prediction> at_lock =
-            small_model()->predict_at_clock(d[0].locked_clock_mhz, profiled.back(), 700.0, "");
-        ASSERT_TRUE(at_lock.is_ok());
-        EXPECT_DOUBLE_EQ(d[0].cap_w, std::clamp(at_lock->power_w, 200.0, 700.0)) << d[0].reason;
+        // No alarm yet, so the group is calm: the cap is calm_cap_share x the model's power
+        // at saturation at the lock, and moves only with the lock.
+        EXPECT_DOUBLE_EQ(d[0].cap_w, cap_at_lock(d[0].locked_clock_mhz, calm)) << d[0].reason;
         if (d[0].locked_clock_mhz == lock) {
             EXPECT_EQ(d[0].cap_w, cap) << "t=" << t;
         }
@@ -98,9 +108,9 @@ TEST(PalsPolicyTest, PartialLoadLocksTheClockCapsAtItsPowerAndKeepsTheLaunchBatc
     EXPECT_LT(d[0].locked_clock_mhz, 1980.0 * 0.8) << d[0].reason;
     EXPECT_LT(d[0].cap_w, 700.0) << d[0].reason;
     EXPECT_NE(d[0].reason.find("partial load"), std::string::npos) << d[0].reason;
-    EXPECT_NE(d[0].reason.find(fmt::format("cap {:.0f} W/GPU (the model's draw at saturation at "
-                                           "{:.0f} MHz; no budget 700 W)",
-                                           d[0].cap_w, d[0].locked_clock_mhz)),
+    EXPECT_NE(d[0].reason.find(fmt::format("cap {:.0f} W/GPU ({:.2f} x the model's draw at "
+                                           "saturation at {:.0f} MHz; no budget 700 W)",
+                                           d[0].cap_w, calm, d[0].locked_clock_mhz)),
               std::string::npos)
         << d[0].reason;
     // Without it, the cap is the share.
@@ -109,6 +119,49 @@ TEST(PalsPolicyTest, PartialLoadLocksTheClockCapsAtItsPowerAndKeepsTheLaunchBatc
     auto plain = make_pals_policy(small_model(), share_only);
     for (int t = 1; t <= 30; ++t) {
         EXPECT_EQ(plain->decide(observe(t, kInf, {group(300.0)}))[0].cap_w, 700.0);
+    }
+}
+
+TEST(PalsPolicyTest, AnAlarmPutsTheCapBackAtTheModelsDrawUntilTheGroupIsCalmAgain) {
+    const PalsSettings settings;
+    const double calm = settings.calm_cap_share;
+    const auto after_s = static_cast<int>(settings.calm_after_alarm_s);
+    ASSERT_LT(calm, 1.0);
+    ASSERT_GT(after_s, 5);
+    auto policy = make_pals_policy(small_model());
+    int t = 1;
+    const double before_alarm = trim_down(*policy, t);
+    EXPECT_DOUBLE_EQ(policy->decide(observe(t++, kInf, {group(300.0)}))[0].cap_w,
+                     cap_at_lock(before_alarm, calm));
+    GroupObservation hot = group(300.0);
+    hot.itl_p90_s = 0.099;   // at risk: above 0.97 of the 100-ms SLO,
+    hot.tpot_p90_s = 0.085;  // with TPOT p90 above 80 % of its SLO
+    const int alarm_at = t;
+    const GroupDecision raised = policy->decide(observe(t++, kInf, {hot}))[0];
+    EXPECT_GT(raised.locked_clock_mhz, before_alarm) << raised.reason;
+    EXPECT_DOUBLE_EQ(raised.cap_w, cap_at_lock(raised.locked_clock_mhz, 1.0)) << raised.reason;
+    EXPECT_NE(raised.reason.find(", an alarm 0 s ago;"), std::string::npos) << raised.reason;
+    // Comfortable latency again: the cap stays at the model's draw at the lock in force until
+    // calm_after_alarm_s have passed since the alarm, then is trimmed again.
+    for (; t < alarm_at + after_s; ++t) {
+        const GroupDecision d = policy->decide(observe(t, kInf, {group(300.0)}))[0];
+        EXPECT_DOUBLE_EQ(d.cap_w, cap_at_lock(d.locked_clock_mhz, 1.0)) << "t=" << t << d.reason;
+        EXPECT_NE(d.reason.find(fmt::format(", an alarm {} s ago;", t - alarm_at)),
+                  std::string::npos)
+            << d.reason;
+    }
+    const GroupDecision calm_again = policy->decide(observe(t, kInf, {group(300.0)}))[0];
+    EXPECT_DOUBLE_EQ(calm_again.cap_w, cap_at_lock(calm_again.locked_clock_mhz, calm))
+        << calm_again.reason;
+    EXPECT_EQ(calm_again.reason.find("an alarm"), std::string::npos) << calm_again.reason;
+
+    // calm_cap_share 1: the cap is the model's draw whatever the alarms.
+    PalsSettings untrimmed;
+    untrimmed.calm_cap_share = 1.0;
+    auto plain = make_pals_policy(small_model(), untrimmed);
+    for (t = 1; t <= 30; ++t) {
+        const GroupDecision d = plain->decide(observe(t, kInf, {group(300.0)}))[0];
+        EXPECT_DOUBLE_EQ(d.cap_w, cap_at_lock(d.locked_clock_mhz, 1.0)) << d.reason;
     }
 }
 
@@ -223,9 +276,18 @@ TEST(PalsPolicyTest, TheCapacityIsAtTheBatchTheKvCacheAdmits) {
 }
 
 /// The model's clock a reason names ("... x the model's 1242 MHz)"), or -1.
+/// The model's clock in a reason ("... (0.95 x the model's 1496 MHz)"), -1 if none; the cap's
+/// "0.90 x the model's draw ..." is not it.
 double model_clock_in(const std::string& reason) {
-    const std::size_t at = reason.find(" x the model's ");
-    return at == std::string::npos ? -1.0 : std::stod(reason.substr(at + 15));
+    const std::string key = " x the model's ";
+    for (std::size_t at = reason.find(key); at != std::string::npos;
+         at = reason.find(key, at + 1)) {
+        const std::size_t value = at + key.size();
+        if (value < reason.size() && std::isdigit(static_cast<unsigned char>(reason[value])) != 0) {
+            return std::stod(reason.substr(value));
+        }
+    }
+    return -1.0;
 }
 
 TEST(PalsPolicyTest, AnItlTargetTheCorrectionPutsOutOfReachSeedsFromTheUncorrectedOne) {
