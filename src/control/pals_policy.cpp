@@ -46,7 +46,7 @@ public:
         std::vector<double> needed_w(o.groups.size());
         for (std::size_t i = 0; i < o.groups.size(); ++i) {
             update(o, o.groups[i], m_state[i]);
-            demand[i] = planned_demand(o.groups[i], m_state[i]);
+            demand[i] = planned_demand(o.groups[i], m_state[i]) / m_state[i].capacity_correction;
             needed_w[i] = needed_cap(o, demand[i]);
         }
         // 2. Budget shares, in W per GPU.
@@ -73,6 +73,9 @@ private:
         bool initialised = false;
         double demand_tok_s = 0.0;
         double itl_correction = 1.0;
+        /// This period's served tokens/s over the model's saturated throughput at the clock
+        /// and running batch observed, within [1, kMaxModelCorrection] (learn_capacity).
+        double capacity_correction = 1.0;
         double share_w = 0.0;  ///< the share in force (deadband)
         /// The model's power per GPU at the lock in force (cap_at_lock_power), and the share
         /// and lock it was computed for (0: none yet).
@@ -108,6 +111,7 @@ private:
         // and the clock the group ran at. A lock (or a load that leaves the cap undrawn) runs
         // the clock below what the cap in force allows: predicting at that cap would charge
         // the lock's slowdown to the model.
+        s.capacity_correction = 1.0;
         const std::vector<int> profiled = m_model->batch_caps();
         const int batch = std::clamp(std::min(g.batch_cap, std::max(g.running, 1)),
                                      profiled.front(), profiled.back());
@@ -115,6 +119,10 @@ private:
             g.sm_clock_mhz, batch, o.cap_range.clamp(g.cap_w), m_settings.workload);
         if (!p.is_ok()) {
             return;
+        }
+        if (m_settings.learn_capacity && p->throughput_tok_s > 0.0) {
+            s.capacity_correction =
+                std::clamp(g.generation_tok_s / p->throughput_tok_s, 1.0, kMaxModelCorrection);
         }
         if (!std::isnan(g.itl_p90_s) && p->itl_p90_s > 0.0) {
             const double ratio =
@@ -221,6 +229,13 @@ private:
         GroupDecision d;
         d.cap_w = share_w;
         d.batch_cap = g.max_batch_cap;
+        const double corr = s.capacity_correction;
+        const std::string demand_text =
+            corr > 1.0 ? fmt::format(
+                             "demand {:.0f} tok/s ({:.0f} planned / {:.2f}: the group "
+                             "served {:.2f}x the model's throughput at its clock and batch)",
+                             demand, demand * corr, corr, corr)
+                       : fmt::format("demand {:.0f} tok/s", demand);
 
         // Budget-bound: the group draws its cap, the cap (not a lock) sets its pace, and
         // latency is at risk. Only a budget below the maximum cap can bind.
@@ -255,9 +270,9 @@ private:
             const double expected = expected_violation_share(g.ttft_miss_share, g.tpot_miss_share);
             d.reason = fmt::format(
                 "budget-bound: cap {:.0f} W/GPU (share) drawn with {} at {:.0f} s; clock free "
-                "until {:.0f} s, batch {} (launch); demand {:.0f} tok/s; expected violations "
+                "until {:.0f} s, batch {} (launch); {}; expected violations "
                 "{} (the latency window's)",
-                d.cap_w, s.alarm, s.alarm_at_s, s.budget_bound_until_s, d.batch_cap, demand,
+                d.cap_w, s.alarm, s.alarm_at_s, s.budget_bound_until_s, d.batch_cap, demand_text,
                 std::isnan(expected) ? std::string("n/a")
                                      : fmt::format("{:.1f} %", 100.0 * expected));
             return d;
@@ -349,9 +364,9 @@ private:
             }
         }
         d.reason = fmt::format(
-            "partial load: demand {:.0f} tok/s ({:.0f} % of what the share "
+            "partial load: {} ({:.0f} % of what the share "
             "serves); cap {:.0f} W/GPU ({}), batch {} (launch); {}{}",
-            demand, 100.0 * utilisation, d.cap_w, cap_why, d.batch_cap, why,
+            demand_text, 100.0 * utilisation, d.cap_w, cap_why, d.batch_cap, why,
             s.clock.floor_mhz() > 0.0
                 ? fmt::format("; learned floor {:.0f} MHz", s.clock.floor_mhz())
                 : "");

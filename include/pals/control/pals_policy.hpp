@@ -43,6 +43,13 @@ struct PalsSettings {
     double drain_horizon_s = 10.0;  ///< drain a backlog within this time
     double itl_target = 0.85;       ///< plan for ITL p90 <= this x the TPOT SLO
     double smoothing = 0.3;         ///< EWMA weight of a new measurement
+    /// The model's capacity learned from the period: where a group served more output
+    /// tokens/s than the model's saturated throughput at the clock and running batch observed
+    /// (prefills interleave less at partial load than in the saturated profile), the demand is
+    /// divided by that ratio (at most kMaxModelCorrection) before the model is asked what
+    /// serves it. Never below 1: serving less than the model's figure is the load offered,
+    /// not the capacity. false: the demand as measured.
+    bool learn_capacity = true;
     /// The clock trim: ITL may come closer to its SLO than clock-only lets it (the model seeds
     /// the lock, so feedback only trims), and ITL p90 is an alarm only with TPOT p90 at 80 % of
     /// its SLO or more (the cap at the lock's power slows the steps that carry a prefill chunk,

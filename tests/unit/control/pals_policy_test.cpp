@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <utility>
 
 #include "pals/profile/model_fit.hpp"
 #include "status_assertions.hpp"
@@ -290,6 +291,39 @@ double model_clock_in(const std::string& reason) {
     return -1.0;
 }
 
+TEST(PalsPolicyTest, AGroupServingMoreThanTheModelSaysAsksTheModelForLess) {
+    // The model's saturated throughput at the clock and running batch observed (20 running at
+    // 1,980 MHz).
+    Result<profile::Prediction> at = small_model()->predict_at_clock(1980.0, 20, 700.0, "");
+    ASSERT_TRUE(at.is_ok());
+    const double model_tok_s = at->throughput_tok_s;
+    PalsSettings off;
+    off.learn_capacity = false;
+    auto reasons = [&](double served_tok_s) {
+        auto learning = make_pals_policy(small_model());
+        auto plain = make_pals_policy(small_model(), off);
+        const GroupObservation g = group(served_tok_s);
+        return std::pair{learning->decide(observe(1, kInf, {g}))[0].reason,
+                         plain->decide(observe(1, kInf, {g}))[0].reason};
+    };
+    // Served 1.5x what the model says the group serves there: the demand the model is asked
+    // to serve is the planned one / 1.5, so it is 1/1.5 of the share's capacity as large.
+    const auto [more, more_plain] = reasons(1.5 * model_tok_s);
+    EXPECT_NE(more.find("served 1.50x the model's throughput at its clock and batch"),
+              std::string::npos)
+        << more;
+    EXPECT_EQ(more_plain.find("served"), std::string::npos) << more_plain;
+    ASSERT_GT(utilisation_in(more), 0.0) << more;
+    EXPECT_NEAR(utilisation_in(more_plain) / utilisation_in(more), 1.5, 0.05)
+        << more << " | " << more_plain;
+    // Serving less than the model's figure is the load offered, not the capacity: no change.
+    const auto [less, less_plain] = reasons(0.5 * model_tok_s);
+    EXPECT_EQ(less, less_plain);
+    // The ratio is bounded like the ITL correction.
+    const auto [far, far_plain] = reasons(5.0 * model_tok_s);
+    EXPECT_NE(far.find("served 2.00x"), std::string::npos) << far;
+}
+
 TEST(PalsPolicyTest, AnItlTargetTheCorrectionPutsOutOfReachSeedsFromTheUncorrectedOne) {
     // A 20-ms TPOT SLO, 3,000 tokens/s and a measured ITL p90 of 40 ms (TPOT p90 far inside,
     // so no alarm): the correction reaches its bound of 2 and no point of the model meets
@@ -468,8 +502,15 @@ TEST(PalsPolicyTest, ADrawnShareTheDemandDoesNotNeedIsNotBudgetBound) {
     EXPECT_NE(d.reason.find("latency at risk (TTFT p90 0.95 s)"), std::string::npos) << d.reason;
 }
 
+/// Settings for tests whose heavy group serves 7,000 tok/s with 20 running, more than the
+/// model's throughput there: they are about the split and the lock, not the capacity learned.
+PalsSettings demand_as_measured(PalsSettings settings = {}) {
+    settings.learn_capacity = false;
+    return settings;
+}
+
 TEST(PalsPolicyTest, TheBudgetGoesWhereTheDemandIs) {
-    auto policy = make_pals_policy(small_model());
+    auto policy = make_pals_policy(small_model(), demand_as_measured());
     std::vector<GroupDecision> d;
     for (int t = 1; t <= 10; ++t) {
         d = policy->decide(observe(t, 700.0, {group(7000.0, 340.0), group(50.0, 150.0)}));
@@ -491,7 +532,7 @@ TEST(PalsPolicyTest, SharesMoveOnlyBeyondTheDeadband) {
 }
 
 TEST(PalsPolicyTest, ASharesMoveWaitsForTheSplitToHoldButANewBudgetMovesThemAtOnce) {
-    PalsSettings shares;  // the caps are the shares
+    PalsSettings shares = demand_as_measured();  // the caps are the shares
     shares.cap_at_lock_power = false;
     auto policy = make_pals_policy(small_model(), shares);
     const auto steady = [](double t, double budget_w, double tok_s) {
@@ -538,7 +579,7 @@ TEST(PalsPolicyTest, ALockFarBelowTheLoadFloorRisesAtOnce) {
         return std::pair{alarmed, d};
     };
     // From the lowest lock (a lock at 3/4 of the model's clock is within 1.5x of any floor).
-    PalsSettings on;
+    PalsSettings on = demand_as_measured();
     on.lowest_model_share = 0.0;
     const auto [alarmed, risen] = lock_after_jump(on);
     EXPECT_GE(risen.locked_clock_mhz, 1.5 * alarmed) << risen.reason;
