@@ -230,12 +230,13 @@ private:
         d.cap_w = share_w;
         d.batch_cap = g.max_batch_cap;
         const double corr = s.capacity_correction;
+        // Named once it shows at two decimals; below, the two demands differ by < 0.5 %.
         const std::string demand_text =
-            corr > 1.0 ? fmt::format(
-                             "demand {:.0f} tok/s ({:.0f} planned / {:.2f}: the group "
-                             "served {:.2f}x the model's throughput at its clock and batch)",
-                             demand, demand * corr, corr, corr)
-                       : fmt::format("demand {:.0f} tok/s", demand);
+            corr >= 1.005 ? fmt::format(
+                                "demand {:.0f} tok/s ({:.0f} planned / {:.2f}: the group "
+                                "served {:.2f}x the model's throughput at its clock and batch)",
+                                demand, demand * corr, corr, corr)
+                          : fmt::format("demand {:.0f} tok/s", demand);
 
         // Budget-bound: the group draws its cap, the cap (not a lock) sets its pace, and
         // latency is at risk. Only a budget below the maximum cap can bind.
