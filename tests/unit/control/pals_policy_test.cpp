@@ -276,7 +276,6 @@ TEST(PalsPolicyTest, TheCapacityIsAtTheBatchTheKvCacheAdmits) {
     EXPECT_GT(utilisation_in(b.reason), utilisation_in(a.reason)) << b.reason << " | " << a.reason;
 }
 
-/// The model's clock a reason names ("... x the model's 1242 MHz)"), or -1.
 /// The model's clock in a reason ("... (0.95 x the model's 1496 MHz)"), -1 if none; the cap's
 /// "0.90 x the model's draw ..." is not it.
 double model_clock_in(const std::string& reason) {
