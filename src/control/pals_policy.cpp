@@ -292,8 +292,13 @@ private:
                 std::clamp((utilisation - m_settings.trim_free_below) /
                                (m_settings.trim_none_above - m_settings.trim_free_below),
                            0.0, 1.0);
-            load_floor_mhz = std::max(m_settings.lowest_model_share, w) * s.reference_clock_mhz;
+            const double lowest = share_w < o.cap_range.max_w ? m_settings.lowest_model_share_budget
+                                                              : m_settings.lowest_model_share;
+            load_floor_mhz = std::max(lowest, w) * s.reference_clock_mhz;
         }
+        s.clock.set_itl_needs_tpot(utilisation < m_settings.itl_far_below
+                                       ? m_settings.itl_needs_tpot_far
+                                       : m_settings.clock_bands.itl_needs_tpot);
         std::string why;
         const double trimmed =
             s.clock.update(o, g, why, s.reference_clock_mhz, load_floor_mhz, s.applied_clock_mhz);

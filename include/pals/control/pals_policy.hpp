@@ -14,8 +14,10 @@
 ///   latency feedback (ClockTrimmer) with a learned floor: a latency alarm marks the lock that
 ///   let it happen, and the lock stays above it for a while (the margin feedback learns at the
 ///   load offered), and an alarm raises the lock again only once the latency window has seen
-///   the last raise; the lock never goes below 3/4 of the model's clock, and near the capacity
-///   the share allows it stays closer to it (a load floor); one far below it rises at once;
+///   the last raise; the lock never goes below 3/4 of the model's clock (4/5 under a budget
+///   that holds the share below the highest cap), and near the capacity the share allows it
+///   stays closer to it (a load floor); one far below it rises at once; far from that
+///   capacity, a long ITL tail is an alarm only with TPOT p90 closer to its SLO;
 /// - **budget-bound** (the group draws its cap, the cap and not the lock sets its pace, the
 ///   model says the demand needs about the whole share, and latency is at risk): the goal becomes
 ///   fewest QoS violations within the budget, so the clock is freed (the cap alone governs it:
@@ -89,6 +91,17 @@ struct PalsSettings {
     /// below it in a lull meets the next rise of the load late, and the climb back down from
     /// the highest clock after the alarm costs more than the lull saved.
     double lowest_model_share = 0.75;
+    /// ... and this share under a budget that holds the group's share below the GPUs' highest
+    /// cap: there a lock raised after an alarm meets the share's cap sooner, so the climb that
+    /// drains the backlog of a lull is slower.
+    double lowest_model_share_budget = 0.8;
+    /// ITL p90 at risk is an alarm only with TPOT p90 at this share of its SLO (instead of
+    /// clock_bands.itl_needs_tpot) while the demand is below `itl_far_below` of the capacity
+    /// the share allows: far from capacity a long ITL gap is a prefill chunk passing through a
+    /// small batch, not a queue forming, and each answer (a raised lock, the cap back at the
+    /// model's draw for calm_after_alarm_s) costs energy the requests' TPOT did not need.
+    double itl_needs_tpot_far = 0.9;
+    double itl_far_below = 0.35;
     double kv_admits_from = 0.3;
     double share_deadband_w = 10.0;  ///< a budget share moves only by more than this
     /// ... and only once the split has called for it this long without a break, so a one-period

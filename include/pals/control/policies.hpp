@@ -77,6 +77,9 @@ public:
     [[nodiscard]] double floor_mhz() const { return m_floor_mhz; }
     /// Starts over from the highest clock (after a period the lock was not in force).
     void reset() { m_share = 1.0; }
+    /// Bands::itl_needs_tpot from the next update() on: a caller that knows how far the load
+    /// is from capacity gates ITL p90 by it.
+    void set_itl_needs_tpot(double share) { m_bands.itl_needs_tpot = share; }
 
 private:
     Bands m_bands;
