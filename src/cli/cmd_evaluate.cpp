@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.hpp"
 #include "cli/evaluate_report.hpp"
@@ -29,6 +31,10 @@ struct EvaluateOptions {
     std::vector<std::string> policies;  ///< replaces each scenario's [run] policies
     bool check_expect = false;          ///< run what [expect] needs and check its bounds
     std::string cache_dir;              ///< --cache-dir / PALS_CACHE_DIR ("": the default)
+    /// Another sample of each scenario: its trace replayed from this second on (trace
+    /// scenarios), and this seed for its random streams (synthetic arrivals and lengths).
+    std::optional<double> trace_start_s;
+    std::optional<std::uint64_t> seed;
     /// --cluster-nodes: a simulated cluster under one budget instead of scenario files.
     cluster::ClusterSimConfig cluster;
     std::string cluster_model = "meta-llama/Llama-3.1-70B-Instruct";
@@ -71,6 +77,13 @@ Status run_evaluate(const EvaluateOptions& opt, std::vector<std::string>& failur
         }
         if (opt.period_s > 0.0) {
             scenario.period_s = opt.period_s;
+        }
+        if (opt.trace_start_s && scenario.workload.kind == workload::WorkloadKind::kTrace) {
+            scenario.workload.trace_start_s = *opt.trace_start_s;
+        }
+        if (opt.seed) {
+            scenario.seed = *opt.seed;
+            scenario.workload.seed = *opt.seed;
         }
         if (opt.check_expect && scenario.expect.empty()) {
             return Status::invalid_argument(path +
@@ -190,6 +203,13 @@ void add_evaluate_command(CLI::App& app, CommandContext& ctx) {
     cmd->add_option("--period", opt->period_s,
                     "control period in seconds (default: each scenario's run.period_s)")
         ->check(finite_in(0.0, 3600.0, "s"));
+    cmd->add_option("--trace-start", opt->trace_start_s,
+                    "another sample of each trace scenario: replay its trace from this second "
+                    "on (trace time, before scaling), wrapping around at its end")
+        ->check(finite_in(0.0, 1e9, "s"));
+    cmd->add_option("--seed", opt->seed,
+                    "another sample of each scenario: this seed instead of its run.seed "
+                    "(synthetic arrivals and lengths)");
     cmd->add_flag("--check-expect", opt->check_expect,
                   "run only the policies each scenario's [expect] names (unless --policies) and "
                   "check its bounds: exit 5 when one is broken");

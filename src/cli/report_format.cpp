@@ -114,6 +114,9 @@ std::string workload_text(const workload::WorkloadSpec& spec) {
     switch (spec.kind) {
         case workload::WorkloadKind::kTrace:
             out = "trace " + spec.trace_path.filename().string();
+            if (spec.trace_start_s > 0.0) {
+                out += fmt::format(" from {:g} s (wrapping)", spec.trace_start_s);
+            }
             if (spec.time_scale != 1.0) {
                 out += fmt::format(", time x{:g}", spec.time_scale);
             }

@@ -38,6 +38,10 @@ Status validate(const WorkloadSpec& spec) {
     if (spec.duration_s) {
         PALS_RETURN_IF_ERROR(check_positive("duration_s", *spec.duration_s));
     }
+    if (!(spec.trace_start_s >= 0.0) || !std::isfinite(spec.trace_start_s)) {
+        return Status::invalid_argument(
+            fmt::format("trace_start_s must be finite and >= 0 (got {:g})", spec.trace_start_s));
+    }
     if (spec.num_requests < 0) {
         return Status::invalid_argument(
             fmt::format("num_requests must be >= 0 (got {})", spec.num_requests));
@@ -92,6 +96,28 @@ std::string lower_extension(const std::filesystem::path& path) {
     return ext;
 }
 
+/// WorkloadSpec::trace_start_s: the requests from `start_s` on (arrivals relative to it), then
+/// those before it, a mean gap after the last. A start beyond the trace wraps around its span.
+std::vector<Request> rotate_trace(std::vector<Request> requests, double start_s) {
+    const double span = requests.back().arrival_s - requests.front().arrival_s;
+    const double gap = span / static_cast<double>(requests.size() - 1);
+    const double period = span + gap;  // the wrapped trace repeats with this period
+    const double start = requests.front().arrival_s + std::fmod(start_s, period);
+    const auto first = std::lower_bound(requests.begin(), requests.end(), start,
+                                        [](const Request& r, double t) { return r.arrival_s < t; });
+    std::vector<Request> out;
+    out.reserve(requests.size());
+    for (auto it = first; it != requests.end(); ++it) {
+        out.push_back(*it);
+        out.back().arrival_s -= start;
+    }
+    for (auto it = requests.begin(); it != first; ++it) {
+        out.push_back(*it);
+        out.back().arrival_s += period - start;
+    }
+    return out;
+}
+
 Result<std::vector<Request>> build_trace(const WorkloadSpec& spec) {
     const std::string ext = lower_extension(spec.trace_path);
     Result<std::vector<Request>> loaded = Status::internal("unreachable");
@@ -108,6 +134,9 @@ Result<std::vector<Request>> build_trace(const WorkloadSpec& spec) {
         return loaded.status();
     }
     std::vector<Request> requests = std::move(loaded).value();
+    if (spec.trace_start_s > 0.0 && requests.size() > 1) {
+        requests = rotate_trace(std::move(requests), spec.trace_start_s);
+    }
     const double factor = spec.time_scale / spec.rate_scale;
     const RateWarp warp(spec.rate_steps);
     for (Request& r : requests) {

@@ -27,6 +27,12 @@ const OptionTable<WorkloadOptions>& workload_options() {
          .help = "keep requests arriving in the first S seconds (after scaling; 0: all)",
          .member = &WorkloadOptions::duration_s,
          .range = {.lo = 0.0, .hi = kMaxSeconds, .unit = "s"}},
+        {.key = "trace_start_s",
+         .flag = "--trace-start",
+         .help = "trace replay: start this many seconds into the trace (before scaling), "
+                 "wrapping around at its end",
+         .member = &WorkloadOptions::trace_start_s,
+         .range = {.lo = 0.0, .hi = kMaxSeconds, .unit = "s"}},
         {.key = "rate_rps",
          .flag = "--rate",
          .help = "synthetic arrivals: mean requests per second",
@@ -68,6 +74,7 @@ Result<WorkloadSpec> WorkloadOptions::build(
         spec.duration_s = duration_s;
     }
     spec.seed = seed;
+    spec.trace_start_s = trace_start_s;
     spec.num_requests = num_requests;
     spec.burstiness = burstiness;
     if (!rate_steps.empty()) {
@@ -78,6 +85,11 @@ Result<WorkloadSpec> WorkloadOptions::build(
         spec.kind = WorkloadKind::kTrace;
         spec.trace_path = resolve ? resolve(trace) : std::filesystem::path(trace);
         return spec;
+    }
+    if (trace_start_s > 0.0) {
+        return origins.error(
+            "trace_start_s",
+            fmt::format("applies to a trace replay only; give {} too", origins.name("trace")));
     }
     for (const auto& [key, text, target] : {std::tuple{"input_len", &input_len, &spec.input},
                                             std::tuple{"output_len", &output_len, &spec.output}}) {

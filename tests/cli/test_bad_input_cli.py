@@ -231,6 +231,12 @@ def rows():
     add("evaluate --period nan", ["evaluate", "--scenario", "{D}/bad.toml", "--period", "nan"], 2, ["--period"])
     add("evaluate --period -1", ["evaluate", "--scenario", "{D}/bad.toml", "--period", "-1"], 2, ["--period"])
     add("evaluate no scenario", ["evaluate"], 2, ["--scenario"])
+    add("evaluate --trace-start -1", ["evaluate", "--scenario", "{D}/bad.toml", "--trace-start", "-1"], 2,
+        ["--trace-start"])
+    add("evaluate --seed text", ["evaluate", "--scenario", "{D}/bad.toml", "--seed", "abc"], 2, ["--seed"])
+    add("simulate --trace-start without a trace", ["simulate", "--rate", "1", "--duration", "5",
+                                                   "--trace-start", "60"], 2,
+        ["--trace-start: applies to a trace replay only; give --trace too"])
     add("evaluate --period tiny", ["evaluate", "--scenario", "{D}/ok_scenario.toml", "--period", "1e-9",
                                    "--report", "{D}/r.html"], 2, ["--period"])
     add("evaluate scenario num_requests huge", ["evaluate", "--scenario", "{D}/huge_scenario.toml", "--report",

@@ -80,9 +80,14 @@ struct WorkloadSpec {
     double time_scale = 1.0;
     double rate_scale = 1.0;
     std::optional<double> duration_s;  ///< keep requests arriving before this (after scaling)
-    double rate_rps = 1.0;             ///< kSynthetic: mean arrival rate (requests/s)
-    double burstiness = 1.0;           ///< kSynthetic: gamma shape; < 1 burstier, 1 Poisson
-    int num_requests = 0;              ///< kSynthetic/kClosedLoop: how many (0: until duration)
+    /// kTrace: the replay starts this many seconds into the trace (trace time, before
+    /// scaling) and wraps around: the requests before it follow the last one, a mean gap
+    /// later, so any window of the trace can be replayed at full length (a second sample of
+    /// a scenario: `pals evaluate --trace-start`). 0: from the first request.
+    double trace_start_s = 0.0;
+    double rate_rps = 1.0;    ///< kSynthetic: mean arrival rate (requests/s)
+    double burstiness = 1.0;  ///< kSynthetic: gamma shape; < 1 burstier, 1 Poisson
+    int num_requests = 0;     ///< kSynthetic/kClosedLoop: how many (0: until duration)
     /// (t_s, factor) from increasing times: from t_s on, requests arrive `factor` times as fast
     /// as rate_rps or the trace says (time is warped, so a trace's later requests come sooner).
     /// Before the first step the factor is 1.

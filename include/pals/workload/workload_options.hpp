@@ -24,7 +24,8 @@ struct WorkloadOptions {
     double time_scale = WorkloadSpec{}.time_scale;
     double rate_scale = WorkloadSpec{}.rate_scale;
     double duration_s = 0.0;  ///< 0 = no limit
-    double rate_rps = 0.0;    ///< 0 = no synthetic arrivals
+    double trace_start_s = WorkloadSpec{}.trace_start_s;
+    double rate_rps = 0.0;  ///< 0 = no synthetic arrivals
     double burstiness = WorkloadSpec{}.burstiness;
     int num_requests = WorkloadSpec{}.num_requests;
     std::string rate_steps;  ///< "T:FACTOR,..." ("" = none)

@@ -24,6 +24,12 @@ TEST(WorkloadOptionsTest, TheKindFollowsWhatIsGiven) {
         o.build({}, [](const std::string& v) { return std::filesystem::path("/d") / v; }).value();
     EXPECT_EQ(trace.kind, WorkloadKind::kTrace);
     EXPECT_EQ(trace.trace_path, "/d/t.csv");
+    o.trace_start_s = 1800.0;
+    EXPECT_DOUBLE_EQ(o.build({}).value().trace_start_s, 1800.0);
+    // Only a trace has a start: synthetic arrivals would ignore it silently.
+    o.trace.clear();
+    EXPECT_STATUS(o.build({}), StatusCode::kInvalidArgument,
+                  "trace_start_s (default): applies to a trace replay only; give trace too");
 }
 
 TEST(WorkloadOptionsTest, RateStepsParseAndNameTheKey) {

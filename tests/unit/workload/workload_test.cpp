@@ -251,6 +251,47 @@ TEST(WorkloadTest, ClosedLoopAllAtZero) {
     EXPECT_NE(none.status().message().find("num_requests"), std::string::npos);
 }
 
+TEST(WorkloadTest, TraceStartReplaysALaterWindowAndWraps) {
+    auto base = build_workload(trace_spec());
+    ASSERT_TRUE(base.is_ok()) << base.status().message();
+    const std::vector<Request>& all = *base;
+    const double span = all.back().arrival_s;
+    const double gap = span / static_cast<double>(all.size() - 1);
+
+    WorkloadSpec later = trace_spec();
+    later.trace_start_s = 1800.0;
+    auto l = build_workload(later);
+    ASSERT_TRUE(l.is_ok()) << l.status().message();
+    // Every request, once: the window from 1800 s, then the wrapped head.
+    ASSERT_EQ(l->size(), all.size());
+    expect_ids_and_order(*l);
+    const auto first = static_cast<std::size_t>(
+        std::lower_bound(all.begin(), all.end(), 1800.0,
+                         [](const Request& r, double t) { return r.arrival_s < t; }) -
+        all.begin());
+    EXPECT_EQ((*l)[0].input_tokens, all[first].input_tokens);
+    EXPECT_DOUBLE_EQ((*l)[0].arrival_s, all[first].arrival_s - 1800.0);
+    const std::size_t wrapped = all.size() - first;  // the first request of the trace
+    EXPECT_EQ((*l)[wrapped].input_tokens, all[0].input_tokens);
+    EXPECT_NEAR((*l)[wrapped].arrival_s, span + gap - 1800.0, 1e-9);
+
+    // Scaling and the window apply after the start, as without one.
+    later.rate_scale = 2.0;
+    later.duration_s = 600.0;
+    auto w = build_workload(later);
+    ASSERT_TRUE(w.is_ok()) << w.status().message();
+    EXPECT_LT(w->back().arrival_s, 600.0);
+    EXPECT_DOUBLE_EQ((*w)[5].arrival_s, ((*l)[5].arrival_s) / 2.0);
+
+    // A start past the end wraps around the trace's period (span + one mean gap).
+    WorkloadSpec again = trace_spec();
+    again.trace_start_s = 1800.0 + span + gap;
+    auto a = build_workload(again);
+    ASSERT_TRUE(a.is_ok()) << a.status().message();
+    EXPECT_EQ((*a)[0].input_tokens, all[first].input_tokens);
+    EXPECT_NEAR((*a)[0].arrival_s, (*l)[0].arrival_s, 1e-6);
+}
+
 TEST(WorkloadTest, ValidatesSpecFields) {
     struct Case {
         WorkloadSpec spec;
@@ -280,6 +321,9 @@ TEST(WorkloadTest, ValidatesSpecFields) {
     s = trace_spec();
     s.rate_scale = 0.0;
     cases.push_back({s, "rate_scale must be > 0 (got 0)"});
+    s = trace_spec();
+    s.trace_start_s = -5.0;
+    cases.push_back({s, "trace_start_s must be finite and >= 0 (got -5)"});
     for (const Case& c : cases) {
         auto rs = build_workload(c.spec);
         ASSERT_FALSE(rs.is_ok()) << c.substring;
