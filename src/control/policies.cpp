@@ -118,8 +118,9 @@ private:
 /// What put latency at risk, for a reason: "ITL p90 98 ms, a queue of 5 growing".
 std::string risk_signals(const GroupObservation& g, const LatencyRisk& risk) {
     std::vector<std::string> parts;
-    if (risk.itl) {
-        parts.push_back(fmt::format("ITL p90 {:.0f} ms", g.itl_p90_s * 1e3));
+    if (risk.itl || risk.stall) {
+        parts.push_back(
+            fmt::format("ITL p90 {:.0f} ms{}", g.itl_p90_s * 1e3, risk.stall ? ", a stall" : ""));
     }
     if (risk.ttft) {
         parts.push_back(fmt::format("TTFT p90 {:.2f} s", g.ttft_p90_s));
@@ -154,7 +155,7 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
         m_in_force_since_s = o.time_s - o.period_s;
     }
     // An ITL or TTFT alarm alone, this soon after a lock change, is the old lock's latency.
-    const bool settling = !(risk.queue || risk.burst || risk.kv || risk.kv_full) &&
+    const bool settling = !(risk.queue || risk.burst || risk.kv || risk.kv_full || risk.stall) &&
                           in_force_mhz > 0.0 &&
                           o.time_s - m_in_force_since_s < m_bands.raise_settle_s;
     if (m_raised) {
@@ -173,7 +174,7 @@ double ClockTrimmer::update(const Observation& o, const GroupObservation& g, std
         const std::string kv = fmt::format("KV cache {:.0f} % full", 100.0 * g.kv_cache_usage);
         why = risk.burst     ? fmt::format("burst (a queue of {} growing): clock up to", g.waiting)
               : risk.kv_full ? fmt::format("burst ({}): clock up to", kv)
-              : risk.itl || risk.ttft || risk.queue
+              : risk.itl || risk.ttft || risk.queue || risk.stall
                   ? fmt::format("latency at risk ({}): clock up to", risk_signals(g, risk))
                   : kv + ": clock up to";
     } else if (itl_ok && ttft_ok && g.waiting <= g.waiting_previous) {
@@ -203,6 +204,8 @@ LatencyRisk latency_risk(const Observation& o, const GroupObservation& g,
     r.burst = growing && bands.burst_queue > 0 && g.waiting >= bands.burst_queue;
     r.kv = bands.kv_at_risk > 0.0 && g.kv_cache_usage >= bands.kv_at_risk;
     r.kv_full = bands.kv_full > 0.0 && g.kv_cache_usage >= bands.kv_full;
+    r.stall = bands.itl_stall > 0.0 && !std::isnan(g.itl_p90_s) &&
+              g.itl_p90_s > bands.itl_stall * o.slo_tpot_s;
     return r;
 }
 

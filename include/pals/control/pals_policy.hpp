@@ -62,7 +62,8 @@ struct PalsSettings {
     /// highest clock at once; a KV cache 80 % full raises the clock as a queue does (admission
     /// waits on completions), 90 % full is a burst; within 5 s of a lock change (the
     /// controller's latency window) an ITL or TTFT alarm holds the lock instead of raising it
-    /// again, since the window still holds the latency of the lock before.
+    /// again, since the window still holds the latency of the lock before, unless ITL p90 is
+    /// above 2.5 x the TPOT SLO (a stall: long prefill chunks holding every running request).
     ClockTrimmer::Bands clock_bands{.itl_comfortable = 0.85,
                                     .itl_at_risk = 0.97,
                                     .itl_needs_tpot = 0.8,
@@ -72,7 +73,8 @@ struct PalsSettings {
                                     .burst_queue = 8,
                                     .kv_at_risk = 0.8,
                                     .kv_full = 0.9,
-                                    .raise_settle_s = 5.0};
+                                    .raise_settle_s = 5.0,
+                                    .itl_stall = 2.5};
     /// Budget-bound: the clock stays free this long after the last alarm with the cap drawn
     /// (a budget that bound once binds again at the next peak of the same load: a short hold
     /// trims between peaks and meets the next one late).

@@ -61,6 +61,14 @@ public:
         /// overshoot (and the learned floor would mark a lock that let nothing happen). A
         /// queue, a burst or KV-cache pressure still raise it at once.
         double raise_settle_s = 0.0;
+        /// A stall (0: none): ITL p90 above this share of the TPOT SLO raises the lock even
+        /// within raise_settle_s of its last change. So long a tail is steps that carried long
+        /// prefill chunks at a low clock (or under a cap that clips them), each holding every
+        /// running request's next token: the window may still hold the lock before's latency,
+        /// but waiting it out costs the TPOT of every request running, which a raise too many
+        /// costs only energy. Not gated by itl_needs_tpot: TPOT p90 sees the requests that
+        /// finished, not the ones the stall is holding.
+        double itl_stall = 0.0;
     };
     ClockTrimmer() = default;
     explicit ClockTrimmer(Bands bands) : m_bands(bands) {}
@@ -93,7 +101,8 @@ private:
 /// What of a group's latency is at risk by `bands` (their at-risk shares and queue alarm):
 /// ITL p90 or TTFT p90 above its share of the SLO, a queue of at least queue_alarm requests
 /// that grows, or the KV cache at least kv_at_risk full; and whether it is a burst (a queue
-/// of burst_queue that grows) or the cache kv_full full.
+/// of burst_queue that grows) or the cache kv_full full, or a stall (ITL p90 above itl_stall
+/// of the TPOT SLO).
 struct LatencyRisk {
     bool itl = false;
     bool ttft = false;
@@ -101,7 +110,10 @@ struct LatencyRisk {
     bool burst = false;    ///< a queue of at least burst_queue that grows (Bands::burst_queue)
     bool kv = false;       ///< the KV cache at least kv_at_risk full (Bands::kv_at_risk)
     bool kv_full = false;  ///< the KV cache at least kv_full full (Bands::kv_full)
-    [[nodiscard]] bool any() const { return itl || ttft || queue || burst || kv || kv_full; }
+    bool stall = false;    ///< ITL p90 above itl_stall of the TPOT SLO (Bands::itl_stall)
+    [[nodiscard]] bool any() const {
+        return itl || ttft || queue || burst || kv || kv_full || stall;
+    }
 };
 [[nodiscard]] LatencyRisk latency_risk(const Observation& o, const GroupObservation& g,
                                        const ClockTrimmer::Bands& bands);

@@ -469,6 +469,38 @@ TEST(PalsPolicyTest, AnAlarmRaisesTheLockAgainOnlyOnceTheLatencyWindowHasSeenThe
     EXPECT_EQ(d.locked_clock_mhz, 1980.0) << d.reason;
 }
 
+TEST(PalsPolicyTest, AStallRaisesTheLockWithinTheSettleTime) {
+    // ITL p90 above 2.5 x the TPOT SLO (long prefill chunks holding every running request) is
+    // not stale latency to wait out: the lock rises by a step at once, in every period, with
+    // TPOT p90 still far inside its SLO. At 2.4 x the settle time holds it as for any alarm.
+    const auto locks = [](double itl_p90_s) {
+        auto policy = make_pals_policy(small_model());
+        int t = 1;
+        std::vector<GroupDecision> out(1);
+        out[0].locked_clock_mhz = trim_down(*policy, t);
+        GroupObservation stalled = group(300.0);
+        stalled.itl_p90_s = itl_p90_s;
+        stalled.tpot_p90_s = 0.095;
+        for (int k = 0; k < 3; ++k, ++t) {
+            out.push_back(policy->decide(observe(t, kInf, {stalled}))[0]);
+            stalled.tpot_p90_s = 0.03;  // the stall's requests have not finished yet
+        }
+        return out;
+    };
+    const std::vector<GroupDecision> stall = locks(0.26);
+    for (int k = 1; k <= 3; ++k) {
+        EXPECT_NEAR(stall[k].locked_clock_mhz, 1.15 * stall[k - 1].locked_clock_mhz, 1.0)
+            << stall[k].reason;
+    }
+    EXPECT_NE(stall[2].reason.find("ITL p90 260 ms, a stall"), std::string::npos)
+        << stall[2].reason;
+    const std::vector<GroupDecision> held = locks(0.24);
+    EXPECT_GT(held[1].locked_clock_mhz, held[0].locked_clock_mhz) << held[1].reason;
+    for (int k = 2; k <= 3; ++k) {
+        EXPECT_EQ(held[k].locked_clock_mhz, held[1].locked_clock_mhz) << held[k].reason;
+    }
+}
+
 TEST(PalsPolicyTest, BudgetBoundFreesTheClockAndHoldsIt) {
     PalsSettings settings;
     settings.budget_bound_hold_s = 30.0;
