@@ -98,10 +98,14 @@ std::string lower_extension(const std::filesystem::path& path) {
 
 /// WorkloadSpec::trace_start_s: the requests from `start_s` on (arrivals relative to it), then
 /// those before it, a mean gap after the last. A start beyond the trace wraps around its span.
+/// A trace whose requests all arrive at once has no later window: it is returned as it is.
 std::vector<Request> rotate_trace(std::vector<Request> requests, double start_s) {
     const double span = requests.back().arrival_s - requests.front().arrival_s;
     const double gap = span / static_cast<double>(requests.size() - 1);
     const double period = span + gap;  // the wrapped trace repeats with this period
+    if (!(period > 0.0)) {
+        return requests;
+    }
     const double start = requests.front().arrival_s + std::fmod(start_s, period);
     const auto first = std::lower_bound(requests.begin(), requests.end(), start,
                                         [](const Request& r, double t) { return r.arrival_s < t; });

@@ -290,6 +290,24 @@ TEST(WorkloadTest, TraceStartReplaysALaterWindowAndWraps) {
     ASSERT_TRUE(a.is_ok()) << a.status().message();
     EXPECT_EQ((*a)[0].input_tokens, all[first].input_tokens);
     EXPECT_NEAR((*a)[0].arrival_s, (*l)[0].arrival_s, 1e-6);
+
+    // A trace of requests that all arrive at once has no later window.
+    const std::string path = ::testing::TempDir() + "/burst_at_once.jsonl";
+    {
+        std::ofstream out(path);
+        out << "{\"timestamp\": 5, \"input_length\": 10, \"output_length\": 3}\n"
+            << "{\"timestamp\": 5, \"input_length\": 20, \"output_length\": 4}\n";
+    }
+    WorkloadSpec at_once;
+    at_once.kind = WorkloadKind::kTrace;
+    at_once.trace_path = path;
+    at_once.trace_start_s = 60.0;
+    auto o = build_workload(at_once);
+    ASSERT_TRUE(o.is_ok()) << o.status().message();
+    ASSERT_EQ(o->size(), 2u);
+    EXPECT_EQ((*o)[0].arrival_s, 0.0);
+    EXPECT_EQ((*o)[1].arrival_s, 0.0);
+    EXPECT_EQ((*o)[0].input_tokens + (*o)[1].input_tokens, 30);
 }
 
 TEST(WorkloadTest, ValidatesSpecFields) {
