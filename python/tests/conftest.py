@@ -24,6 +24,12 @@ def no_heartbeat_thread(monkeypatch):
     monkeypatch.setenv("PALS_BATCH_CAP_ACK_INTERVAL_S", "0")
 
 
+@pytest.fixture(autouse=True)
+def no_step_tokens_file_from_the_environment(monkeypatch):
+    """The step token budget file follows the cap file unless a test sets it."""
+    monkeypatch.delenv("PALS_STEP_TOKENS_FILE", raising=False)
+
+
 @pytest.fixture
 def fake_vllm_modules(monkeypatch):
     """Install the stand-in (vLLM main's behaviour) as vllm.* in sys.modules."""

@@ -10,6 +10,19 @@ not copied from vLLM:
   until ``len(running) == max_num_running_reqs`` (an equality test) and then asserts
   ``len(running) <= max_num_running_reqs``. ``AsyncScheduler`` subclasses ``Scheduler`` and
   inherits ``schedule()``. The engine core passes every argument by keyword.
+* The per-step token budget: ``__init__`` sets ``max_num_scheduled_tokens`` from
+  ``scheduler_config.max_num_batched_tokens`` (the newest main first takes
+  ``scheduler_config.max_num_scheduled_tokens`` when it is not None); ``schedule()`` copies it
+  into ``token_budget``, schedules the running requests first (each gets
+  ``min(tokens it still needs, token_budget)``; the loop stops at a budget of 0), then admits
+  waiting requests while ``token_budget > 0``, each with ``min(prompt tokens left,
+  token_budget)`` (a prefill chunk); with chunked prefill off a prompt that does not fit stops
+  admissions (``break``). With ``need_mamba_block_aligned_split`` (main, a Mamba model with
+  ``mamba_cache_mode="align"``) a prefill chunk is rounded down to a multiple of the block size.
+  After scheduling it asserts ``total_num_scheduled_tokens <= max_num_scheduled_tokens`` and
+  ``token_budget >= 0``, then advances ``num_computed_tokens`` (``_update_after_schedule``); a
+  request whose tokens are all computed samples one more (what ``update_from_output`` does), so
+  a decode needs one token a step. The stand-in's requests carry only these token counts.
 * Two lines of configuration behaviour (``LINES``):
 
   - ``"0.11"`` (vLLM 0.10.x-0.11.0): ``scheduler_cls`` defaults to the Scheduler's qualified
@@ -53,6 +66,7 @@ class SchedulerConfigLegacy:
     max_num_batched_tokens: int = 2048
     scheduler_cls: object = SCHEDULER_QUALNAME
     async_scheduling: bool = False
+    enable_chunked_prefill: bool = True
 
     def __post_init__(self):
         self.max_num_batched_tokens = max(self.max_num_batched_tokens, self.max_num_seqs)
@@ -68,6 +82,8 @@ class SchedulerConfigMain:
     max_num_batched_tokens: int = 2048
     scheduler_cls: object = None
     async_scheduling: object = None  # resolved by VllmConfig (on by default)
+    enable_chunked_prefill: bool = True
+    max_num_scheduled_tokens: object = None  # newest main; None: max_num_batched_tokens
 
     def __post_init__(self):
         self.max_num_batched_tokens = max(self.max_num_batched_tokens, self.max_num_seqs)
@@ -93,16 +109,38 @@ class ParallelConfig:
         self.data_parallel_rank = data_parallel_rank
 
 
+class ModelConfig:
+    def __init__(self, max_model_len=8192):
+        self.max_model_len = max_model_len
+
+
+class CacheConfig:
+    """The two fields the scheduler's Mamba block-aligned split reads (``"none"`` or
+    ``"align"``; the stand-in has no KV cache groups, so "align" stands for a Mamba model)."""
+
+    def __init__(self, block_size=16, mamba_cache_mode="none"):
+        self.block_size = block_size
+        self.mamba_cache_mode = mamba_cache_mode
+
+
 class VllmConfig:
     def __init__(self, max_num_seqs=128, data_parallel_size=1, data_parallel_rank=0,
-                 async_scheduling=False, scheduler_config=None, line=LINE_MAIN):
+                 async_scheduling=False, scheduler_config=None, line=LINE_MAIN,
+                 max_num_batched_tokens=2048, enable_chunked_prefill=True,
+                 max_num_scheduled_tokens=None, max_model_len=8192, block_size=16,
+                 mamba_cache_mode="none"):
         if scheduler_config is None:
-            scheduler_config = SchedulerConfigMain(max_num_seqs=max_num_seqs,
-                                                   async_scheduling=async_scheduling)
+            scheduler_config = SchedulerConfigMain(
+                max_num_seqs=max_num_seqs, async_scheduling=async_scheduling,
+                max_num_batched_tokens=max_num_batched_tokens,
+                enable_chunked_prefill=enable_chunked_prefill,
+                max_num_scheduled_tokens=max_num_scheduled_tokens)
         if line == LINE_MAIN and scheduler_config.async_scheduling is None:
             scheduler_config.async_scheduling = True  # main: on unless turned off
         self.scheduler_config = scheduler_config
         self.parallel_config = ParallelConfig(data_parallel_size, data_parallel_rank)
+        self.model_config = ModelConfig(max_model_len)
+        self.cache_config = CacheConfig(block_size, mamba_cache_mode)
 
 
 def load_general_plugins():
@@ -149,39 +187,110 @@ class EngineCore:
                              log_stats=False, block_size=16, **extra)
 
 
+class Request:
+    """The token counts of vLLM's Request that schedule() reads."""
+
+    def __init__(self, request_id, num_prompt_tokens=1):
+        self.request_id = request_id
+        self.num_prompt_tokens = num_prompt_tokens
+        self.num_tokens = num_prompt_tokens  # prompt + output tokens
+        self.num_computed_tokens = 0
+
+
 class Scheduler:
     def __init__(self, vllm_config, kv_cache_config, structured_output_manager, block_size,
                  hash_block_size=None, mm_registry=None, include_finished_set=False,
                  log_stats=False):
         self.vllm_config = vllm_config
         self.scheduler_config = vllm_config.scheduler_config
+        self.cache_config = vllm_config.cache_config
         self.block_size = block_size
         self.hash_block_size = block_size if hash_block_size is None else hash_block_size
         self.max_num_running_reqs = self.scheduler_config.max_num_seqs
-        self.max_num_scheduled_tokens = self.scheduler_config.max_num_batched_tokens
+        scheduled = getattr(self.scheduler_config, "max_num_scheduled_tokens", None)
+        self.max_num_scheduled_tokens = (
+            scheduled if scheduled is not None else self.scheduler_config.max_num_batched_tokens)
+        self.max_model_len = vllm_config.model_config.max_model_len
+        self.need_mamba_block_aligned_split = self.cache_config.mamba_cache_mode == "align"
+        self.requests = {}
         self.waiting = collections.deque()
-        self.running = []
+        self.running = []  # request ids (vLLM: Request objects)
         self.limits_seen = []  # max_num_running_reqs at each schedule() entry
+        self.budgets_seen = []  # max_num_scheduled_tokens at each schedule() entry
         self.shut_down = False
 
-    def add_request(self, request_id):
+    def add_request(self, request_id, num_prompt_tokens=1):
+        self.requests[request_id] = Request(request_id, num_prompt_tokens)
         self.waiting.append(request_id)
 
     def finish(self, count):
         """Finish the ``count`` oldest running requests (as update_from_output would)."""
+        for request_id in self.running[:count]:
+            del self.requests[request_id]
         del self.running[:count]
+
+    def _mamba_block_aligned_split(self, request, num_new_tokens):
+        # A prefill chunk ends on a block boundary unless it reaches the last full block.
+        computed = request.num_computed_tokens
+        if computed >= max(request.num_prompt_tokens, request.num_tokens - 1):
+            return num_new_tokens  # a decode
+        block = self.cache_config.block_size
+        last_cache_position = request.num_tokens - request.num_tokens % block
+        if computed + num_new_tokens < last_cache_position:
+            return num_new_tokens // block * block
+        if computed < last_cache_position < computed + num_new_tokens:
+            return last_cache_position - computed
+        return num_new_tokens
 
     def schedule(self):
         self.limits_seen.append(self.max_num_running_reqs)
+        self.budgets_seen.append(self.max_num_scheduled_tokens)
+        token_budget = self.max_num_scheduled_tokens
+        num_scheduled_tokens = {}
+        # First the running requests.
+        index = 0
+        while index < len(self.running) and token_budget > 0:
+            request = self.requests[self.running[index]]
+            index += 1
+            num_new_tokens = min(request.num_tokens - request.num_computed_tokens, token_budget)
+            if self.need_mamba_block_aligned_split:
+                num_new_tokens = self._mamba_block_aligned_split(request, num_new_tokens)
+            if num_new_tokens == 0:
+                continue
+            num_scheduled_tokens[request.request_id] = num_new_tokens
+            token_budget -= num_new_tokens
+        # Then the waiting ones.
         admitted = []
-        while self.waiting:
+        while self.waiting and token_budget > 0:
             if len(self.running) == self.max_num_running_reqs:
                 break
-            request = self.waiting.popleft()
-            self.running.append(request)
-            admitted.append(request)
+            request = self.requests[self.waiting[0]]
+            num_new_tokens = request.num_tokens - request.num_computed_tokens
+            if (not self.scheduler_config.enable_chunked_prefill
+                    and num_new_tokens > token_budget):
+                break
+            num_new_tokens = min(num_new_tokens, token_budget)
+            if self.need_mamba_block_aligned_split:
+                num_new_tokens = self._mamba_block_aligned_split(request, num_new_tokens)
+                if num_new_tokens == 0:
+                    break
+            self.waiting.popleft()
+            self.running.append(request.request_id)
+            admitted.append(request.request_id)
+            num_scheduled_tokens[request.request_id] = num_new_tokens
+            token_budget -= num_new_tokens
+        total_num_scheduled_tokens = sum(num_scheduled_tokens.values())
+        assert total_num_scheduled_tokens <= self.max_num_scheduled_tokens
+        assert token_budget >= 0
         assert len(self.running) <= self.max_num_running_reqs
-        return types.SimpleNamespace(admitted=admitted, num_running=len(self.running))
+        for request_id, num_tokens in num_scheduled_tokens.items():
+            request = self.requests[request_id]
+            request.num_computed_tokens += num_tokens
+            if request.num_computed_tokens >= request.num_tokens:
+                request.num_tokens += 1  # the token sampled in this step
+        return types.SimpleNamespace(admitted=admitted, num_running=len(self.running),
+                                     num_scheduled_tokens=num_scheduled_tokens,
+                                     total_num_scheduled_tokens=total_num_scheduled_tokens)
 
     def shutdown(self):
         self.shut_down = True

@@ -19,8 +19,11 @@ def ack_of(cap_file):
 
 
 class Clock:
+    """A monotonic clock the test moves; it starts where the real one is, so that times the
+    scheduler took at construction (before the test installs it) stay comparable."""
+
     def __init__(self):
-        self.t = 100.0
+        self.t = time.monotonic()
 
     def __call__(self):
         return self.t
@@ -80,13 +83,18 @@ def test_ack_is_not_rewritten_every_step_only_on_change_and_heartbeat(fake_vllm_
     s._pals_ack_interval = 1.0
     clock = with_clock(s)
     cap_file.write_bytes(batch_cap.encode_batch_cap(4))
+    cap_ack = str(cap_file) + ".ack"
+    tokens_ack = str(cap_file) + ".step_tokens.ack"
     for _ in range(50):  # 50 steps within 0.5 s: one write for the change
         s.schedule()
         clock.t += 0.01
-    assert len(writes) == 2  # construction + the change
-    clock.t += 0.6  # the heartbeat is due
+    assert [a[0] for a in writes].count(cap_ack) == 2  # construction + the change
+    assert [a[0] for a in writes].count(tokens_ack) == 1  # construction: nothing changed
+    clock.t += 0.6  # the heartbeat is due: both acknowledgements
     s.schedule()
-    assert len(writes) == 3
+    assert [a[0] for a in writes].count(cap_ack) == 3
+    assert [a[0] for a in writes].count(tokens_ack) == 2
+    assert len(writes) == 5
 
 
 def test_ack_written_atomically(fake_vllm_modules, cap_file, monkeypatch):
@@ -94,9 +102,12 @@ def test_ack_written_atomically(fake_vllm_modules, cap_file, monkeypatch):
     real = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: (renames.append((a, b)), real(a, b)))
     make(fake_vllm_modules)
-    (tmp, final), = renames
-    assert final == str(cap_file) + ".ack" and os.path.dirname(tmp) == str(cap_file.parent)
-    assert sorted(os.listdir(cap_file.parent)) == ["batch_cap.ack"]  # no temporary file left
+    # One rename per acknowledgement: the cap's and the step token budget's.
+    assert sorted(final for _, final in renames) == [str(cap_file) + ".ack",
+                                                     str(cap_file) + ".step_tokens.ack"]
+    assert all(os.path.dirname(tmp) == str(cap_file.parent) for tmp, _ in renames)
+    assert sorted(os.listdir(cap_file.parent)) == [  # no temporary file left
+        "batch_cap.ack", "batch_cap.step_tokens.ack"]
 
 
 def test_the_heartbeat_keeps_an_idle_engine_fresh_and_picks_up_a_new_cap(fake_vllm_modules,
@@ -129,8 +140,12 @@ def test_an_unwritable_folder_warns_once_and_serving_goes_on(fake_vllm_modules, 
         for _ in range(5):
             clock.t += 2.0
             s.schedule()
-    assert sum("cannot write the acknowledgement" in r.getMessage()
-               for r in caplog.records) == 1
+    # Once for each acknowledgement (the cap's, the step token budget's), not once a step.
+    messages = [r.getMessage() for r in caplog.records
+                if "cannot write the acknowledgement" in r.getMessage()]
+    assert len(messages) == 2
+    assert sum(str(tmp_path / "missing" / "cap.ack ") in m for m in messages) == 1
+    assert sum(str(tmp_path / "missing" / "cap.step_tokens.ack ") in m for m in messages) == 1
 
 
 def test_each_rank_acknowledges_beside_its_own_cap_file(fake_vllm_modules, tmp_path,

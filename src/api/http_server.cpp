@@ -245,7 +245,13 @@ std::string state_json(const StateSnapshot& s, const ClusterSnapshot* cluster) {
              {"tpot_miss_share",
               std::isnan(g.tpot_miss_share) ? json(nullptr) : json(g.tpot_miss_share)},
              {"engine_max_num_seqs",
-              g.engine_max_num_seqs > 0 ? json(g.engine_max_num_seqs) : json(nullptr)}});
+              g.engine_max_num_seqs > 0 ? json(g.engine_max_num_seqs) : json(nullptr)},
+             {"step_tokens", g.step_tokens > 0 ? json(g.step_tokens) : json(nullptr)},
+             {"step_tokens_applied",
+              g.step_tokens_applied >= 0 ? json(g.step_tokens_applied) : json(nullptr)},
+             {"engine_max_num_batched_tokens", g.engine_max_num_batched_tokens > 0
+                                                   ? json(g.engine_max_num_batched_tokens)
+                                                   : json(nullptr)}});
     }
     json steps = json::array();
     json schedule = json::array();
@@ -275,6 +281,7 @@ std::string state_json(const StateSnapshot& s, const ClusterSnapshot* cluster) {
              {"decisions_total", s.decisions_total},
              {"cap_changes_total", s.cap_changes_total},
              {"batch_cap_changes_total", s.batch_changes_total},
+             {"step_tokens_changes_total", s.step_tokens_changes_total},
              {"budget_updates_total", s.budget_updates_total},
              {"batch_cap_faults_total", s.batch_cap_faults_total},
              {"errors_total", s.errors_total}};

@@ -98,6 +98,19 @@ std::string render_metrics(const StateSnapshot& s) {
                     return g.engine_max_num_seqs > 0 ? static_cast<double>(g.engine_max_num_seqs)
                                                      : kNone;
                 });
+    e.per_group("pals_group_step_tokens",
+                "Per-step token budget in force for each GPU group (the tokens one engine step "
+                "may schedule; absent: the engine has none PALS can set).",
+                s.groups, [&](const GroupSnapshot& g) {
+                    return g.step_tokens > 0 ? static_cast<double>(g.step_tokens) : kNone;
+                });
+    e.per_group("pals_group_step_tokens_applied",
+                "Per-step token budget each group's engine acknowledges it applies (absent: no "
+                "acknowledgement).",
+                s.groups, [&](const GroupSnapshot& g) {
+                    return g.step_tokens_applied >= 0 ? static_cast<double>(g.step_tokens_applied)
+                                                      : kNone;
+                });
     e.per_group("pals_group_locked_clock_mhz",
                 "SM clock lock the policy holds on each group's GPUs (0: not locked).", s.groups,
                 [](const GroupSnapshot& g) { return g.locked_clock_mhz; });
@@ -133,6 +146,8 @@ std::string render_metrics(const StateSnapshot& s) {
              static_cast<double>(s.cap_changes_total));
     e.scalar("pals_batch_cap_changes_total", "counter", "Batch cap writes.",
              static_cast<double>(s.batch_changes_total));
+    e.scalar("pals_step_tokens_changes_total", "counter", "Per-step token budget writes.",
+             static_cast<double>(s.step_tokens_changes_total));
     e.scalar("pals_budget_updates_total", "counter", "Budget changes received through the API.",
              static_cast<double>(s.budget_updates_total));
     e.scalar("pals_batch_cap_faults_total", "counter",

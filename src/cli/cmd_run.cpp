@@ -270,10 +270,12 @@ Status run_daemon(const RunOptions& opt) {
     std::vector<std::filesystem::path> cap_files;
     for (engine::vllm::VllmEngineConfig& e : run::engine_configs(config)) {
         cap_files.push_back(e.batch_cap_path);
+        cap_files.push_back(engine::vllm::step_tokens_path(e));
         engines.push_back(std::make_unique<engine::vllm::VllmEngine>(std::move(e), clock));
         engine_ptrs.push_back(engines.back().get());
     }
-    saved.note_cap_files(cap_files);  // `pals power restore` removes them after a crash
+    // `pals power restore` removes the batch-cap and step-token files after a crash.
+    saved.note_cap_files(cap_files);
     control::StateStore store;
     store.set_budget_min_w(budget_min_w);  // before the API answers its first PUT
     control::ControllerConfig controller = run::controller_config(config);

@@ -66,6 +66,9 @@ Status Controller::start() {
         PALS_ASSIGN_OR_RETURN(engine::EngineSnapshot snap, g.engine->snapshot());
         g.snapshots = {snap};
         g.batch_cap = snap.batch_cap > 0 ? snap.batch_cap : g.engine->max_batch_cap();
+        const int max_tokens = g.engine->max_step_tokens();
+        g.step_tokens =
+            snap.step_tokens > 0 && snap.step_tokens < max_tokens ? snap.step_tokens : 0;
         g.energy_j = 0.0;
         // The highest limit of the group's GPUs: the cap is an upper bound of each GPU's limit,
         // so the budget check (cap x GPUs) never underestimates the sum in force.
@@ -121,6 +124,8 @@ Result<Observation> Controller::observe() {
         go.cap_w = g.cap_w;
         go.batch_cap = g.batch_cap;
         go.max_batch_cap = g.engine->max_batch_cap();
+        go.step_tokens = g.step_tokens;
+        go.max_step_tokens = g.engine->max_step_tokens();
         go.running = snap.running;
         go.waiting = snap.waiting;
         go.waiting_previous = g.waiting_previous;
@@ -281,6 +286,10 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
         GroupDecision& d = decisions[i];
         d.cap_w = m_range.clamp(d.cap_w);
         d.batch_cap = std::clamp(d.batch_cap, 1, m_groups[i].engine->max_batch_cap());
+        const int max_tokens = m_groups[i].engine->max_step_tokens();
+        // 0 (and the launch value itself) is the launch value.
+        d.step_tokens =
+            max_tokens > 0 && d.step_tokens > 0 && d.step_tokens < max_tokens ? d.step_tokens : 0;
     }
     // The budget bounds the sum of caps: scale the caps above the minimum down together.
     if (m_policy->honours_budget() && std::isfinite(o.budget_w)) {
@@ -308,16 +317,23 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
     if (!falling.empty()) {
         PALS_RETURN_IF_ERROR(lower_caps(falling));
     }
-    // 2. Batch caps and clocks.
+    // 2. Batch caps, step-token budgets and clocks.
     for (std::size_t i = 0; i < decisions.size(); ++i) {
         GroupState& g = m_groups[i];
         const GroupDecision& d = decisions[i];
-        if (d.batch_cap != g.batch_cap) {
+        const bool batch_changes = d.batch_cap != g.batch_cap;
+        const bool tokens_change = d.step_tokens != g.step_tokens;
+        if (batch_changes) {
             PALS_RETURN_IF_ERROR(g.engine->set_batch_cap(d.batch_cap));
             g.batch_cap = d.batch_cap;
-        } else {
-            // Unchanged: republish it, or an engine whose caps expire would drop it.
-            PALS_RETURN_IF_ERROR(g.engine->refresh_batch_cap());
+        }
+        if (tokens_change) {
+            PALS_RETURN_IF_ERROR(g.engine->set_step_tokens(d.step_tokens));
+            g.step_tokens = d.step_tokens;
+        }
+        if (!batch_changes && !tokens_change) {
+            // Unchanged: republish them, or an engine whose settings expire would drop them.
+            PALS_RETURN_IF_ERROR(g.engine->refresh_controls());
         }
         if (d.locked_clock_mhz >= 0.0 && d.locked_clock_mhz != g.locked_clock_mhz) {
             for (int gpu : g.gpus) {
@@ -344,6 +360,7 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
         rec.cap_w.push_back(m_groups[i].cap_w);
         rec.batch_cap.push_back(m_groups[i].batch_cap);
         rec.locked_clock_mhz.push_back(m_groups[i].locked_clock_mhz);
+        rec.step_tokens.push_back(m_groups[i].step_tokens);
         rec.ttft_miss_share.push_back(o.groups[i].ttft_miss_share);
         rec.tpot_miss_share.push_back(o.groups[i].tpot_miss_share);
         rec.window_requests.push_back(o.groups[i].window_requests);
@@ -353,12 +370,14 @@ Status Controller::actuate(const Observation& o, std::vector<GroupDecision> deci
     // One line per change of what is applied (the backends log each GPU write at debug).
     if (!m_history.empty() &&
         (m_history.back().cap_w != rec.cap_w || m_history.back().batch_cap != rec.batch_cap ||
-         m_history.back().locked_clock_mhz != rec.locked_clock_mhz)) {
+         m_history.back().locked_clock_mhz != rec.locked_clock_mhz ||
+         m_history.back().step_tokens != rec.step_tokens)) {
         const double clock = rec.locked_clock_mhz.front();
-        PALS_LOG_INFO("{}: cap {:.0f} W batch {} clock {} ({})", m_policy->name(),
+        const int tokens = rec.step_tokens.front();
+        PALS_LOG_INFO("{}: cap {:.0f} W batch {} clock {} step tokens {} ({})", m_policy->name(),
                       rec.cap_w.front(), rec.batch_cap.front(),
                       clock > 0.0 ? fmt::format("{:.0f} MHz", clock) : std::string("free"),
-                      rec.reason);
+                      tokens > 0 ? std::to_string(tokens) : std::string("launch"), rec.reason);
     }
     m_history.push_back(std::move(rec));
     ++m_decisions_total;

@@ -136,6 +136,7 @@ void Daemon::publish() {
     s->budget_updates_total = m_budget_updates;
     s->cap_changes_total = m_cap_changes;
     s->batch_changes_total = m_batch_changes;
+    s->step_tokens_changes_total = m_step_tokens_changes;
     s->batch_cap_faults_total = m_batch_cap_faults;
     const auto& history = m_controller.history();
     s->decisions_total = m_controller.decisions_total();
@@ -203,6 +204,13 @@ void Daemon::publish() {
                 g.engine_max_num_seqs = ack.launch;
             }
             g.batch_cap_ack = std::string(engine::to_string(engine::check_batch_cap(*snap)));
+            g.step_tokens = snap->step_tokens;
+            const engine::BatchCapAck& tokens_ack = snap->step_tokens_ack;
+            if (tokens_ack.state == engine::BatchCapAck::State::kFresh ||
+                tokens_ack.state == engine::BatchCapAck::State::kStale) {
+                g.step_tokens_applied = tokens_ack.applied;
+                g.engine_max_num_batched_tokens = tokens_ack.launch;
+            }
             accumulate(snap->generation_tokens, m_tokens_last[i], m_tokens[i]);
         }
         if (new_rate) {
@@ -214,6 +222,9 @@ void Daemon::publish() {
         if (tick != nullptr && i < tick->cap_w.size()) {
             g.cap_w = caps_now[i];  // the period's decision, or lower if the budget dropped since
             g.batch_cap = tick->batch_cap[i];  // batch_cap_requested stays the reading's
+            if (i < tick->step_tokens.size() && tick->step_tokens[i] > 0) {
+                g.step_tokens = tick->step_tokens[i];
+            }
             g.power_w = tick->group_power_w[i];
             g.locked_clock_mhz =
                 i < tick->locked_clock_mhz.size() ? tick->locked_clock_mhz[i] : 0.0;
@@ -260,6 +271,12 @@ void Daemon::reset_batch_caps() {
         } else {
             PALS_LOG_WARN("group {}: could not put the batch cap back to {}: {}", i,
                           e.max_batch_cap(), s.message());
+        }
+        if (e.max_step_tokens() > 0) {
+            if (const Status s = e.set_step_tokens(0); !s.is_ok()) {
+                PALS_LOG_WARN("group {}: could not put the step-token budget back to {}: {}", i,
+                              e.max_step_tokens(), s.message());
+            }
         }
     }
 }
@@ -600,6 +617,7 @@ void Daemon::apply_budget_request(const BudgetRequest& request) {
 void Daemon::note_controls_in_force() {
     m_last_cap_w.assign(m_engines.size(), std::numeric_limits<double>::quiet_NaN());
     m_last_batch_cap.assign(m_engines.size(), 0);
+    m_last_step_tokens.assign(m_engines.size(), 0);
     for (std::size_t g = 0; g < m_engines.size(); ++g) {
         const std::vector<int> gpus = m_engines[g]->gpus();
         if (!gpus.empty()) {
@@ -608,8 +626,11 @@ void Daemon::note_controls_in_force() {
             }
         }
         m_last_batch_cap[g] = m_engines[g]->max_batch_cap();
-        if (auto snap = m_engines[g]->snapshot(); snap.is_ok() && snap->batch_cap > 0) {
-            m_last_batch_cap[g] = snap->batch_cap;
+        if (auto snap = m_engines[g]->snapshot(); snap.is_ok()) {
+            m_last_batch_cap[g] = snap->batch_cap > 0 ? snap->batch_cap : m_last_batch_cap[g];
+            const int launch = m_engines[g]->max_step_tokens();
+            m_last_step_tokens[g] =
+                snap->step_tokens > 0 && snap->step_tokens < launch ? snap->step_tokens : 0;
         }
     }
 }
@@ -627,8 +648,14 @@ void Daemon::count_changes(std::uint64_t decisions_before) {
             m_batch_changes += batch != m_last_batch_cap[g] ? 1U : 0U;
             m_last_cap_w[g] = cap;
             m_last_batch_cap[g] = batch;
-            if (batch != m_engines[g]->max_batch_cap()) {
+            if (batch != m_engines[g]->max_batch_cap() ||
+                (g < history[i].step_tokens.size() && history[i].step_tokens[g] > 0)) {
                 m_batch_cap_touched[g] = true;
+            }
+            if (g < history[i].step_tokens.size()) {
+                const int tokens = history[i].step_tokens[g];
+                m_step_tokens_changes += tokens != m_last_step_tokens[g] ? 1U : 0U;
+                m_last_step_tokens[g] = tokens;
             }
         }
     }

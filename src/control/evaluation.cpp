@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "pals/common/log.hpp"
+#include "pals/control/pals_policy.hpp"
 #include "pals/control/policies.hpp"
 #include "pals/control/policy_registry.hpp"
 #include "pals/sim/simulated_node.hpp"
@@ -237,17 +238,24 @@ std::vector<std::pair<double, double>> capped_locks(const OracleGrid& grid) {
 /// the budget allows) or "300 W, 990 MHz x 1024" (a lock under a lower cap); `compact`, as the
 /// window oracle tallies its windows: "300x64", "990MHz x64", "300W 990MHz x1024".
 std::string point_label(const OracleGrid& grid, double cap, int batch, double clock_mhz,
-                        bool compact = false) {
+                        int step_tokens, bool compact = false) {
+    const std::string tokens =
+        step_tokens <= 0
+            ? std::string()
+            : fmt::format(fmt::runtime(compact ? " t{}" : ", {} tokens/step"), step_tokens);
     if (clock_mhz <= 0.0) {
-        return fmt::format(fmt::runtime(compact ? "{:.0f}x{}" : "{:.0f} W x {}"), cap, batch);
+        return fmt::format(fmt::runtime(compact ? "{:.0f}x{}" : "{:.0f} W x {}"), cap, batch) +
+               tokens;
     }
     if (cap < grid.caps_w.back()) {
         return fmt::format(
-            fmt::runtime(compact ? "{:.0f}W {:.0f}MHz x{}" : "{:.0f} W, {:.0f} MHz x {}"), cap,
-            clock_mhz, batch);
+                   fmt::runtime(compact ? "{:.0f}W {:.0f}MHz x{}" : "{:.0f} W, {:.0f} MHz x {}"),
+                   cap, clock_mhz, batch) +
+               tokens;
     }
     return fmt::format(fmt::runtime(compact ? "{:.0f}MHz x{}" : "{:.0f} MHz x {}"), clock_mhz,
-                       batch);
+                       batch) +
+           tokens;
 }
 
 /// The best fixed point in hindsight: every grid point (cap x batch with a free clock, SM clock
@@ -259,35 +267,53 @@ Result<PolicyRun> static_oracle(const Scenario& sc,
     const OracleGrid grid = oracle_grid(sc);
     std::vector<PolicyRun> candidates;
     double best_attainment = 0.0;
-    auto try_point = [&](double cap, int batch, double clock_mhz) -> Status {
+    struct Point {
+        double cap = 0.0;
+        int batch = 0;
+        double clock_mhz = 0.0;
+    };
+    std::vector<Point> points;
+    auto try_point = [&](const Point& p, int step_tokens) -> Status {
         PALS_ASSIGN_OR_RETURN(
             auto run, run_controlled(sc, requests,
-                                     make_fixed_policy("static-oracle", cap, batch, clock_mhz)));
-        run.metrics.chosen = point_label(grid, cap, batch, clock_mhz);
+                                     make_fixed_policy("static-oracle", p.cap, p.batch, p.clock_mhz,
+                                                       step_tokens)));
+        run.metrics.chosen = point_label(grid, p.cap, p.batch, p.clock_mhz, step_tokens);
         best_attainment = std::max(best_attainment, run.metrics.slo_attainment);
         candidates.push_back(std::move(run));
+        points.push_back(p);
         return Status::ok();
     };
     for (int batch : grid.batch_caps) {
         for (double cap : grid.caps_w) {
-            PALS_RETURN_IF_ERROR(try_point(cap, batch, 0.0));
+            PALS_RETURN_IF_ERROR(try_point({cap, batch, 0.0}, 0));
         }
         // A lock at the highest cap: the controller scales it to the budget.
         for (double clock : grid.clocks_mhz) {
-            PALS_RETURN_IF_ERROR(try_point(grid.caps_w.back(), batch, clock));
+            PALS_RETURN_IF_ERROR(try_point({grid.caps_w.back(), batch, clock}, 0));
         }
     }
     for (const auto& [cap, clock] : capped_locks(grid)) {
-        PALS_RETURN_IF_ERROR(try_point(cap, grid.batch_caps.back(), clock));
+        PALS_RETURN_IF_ERROR(try_point({cap, grid.batch_caps.back(), clock}, 0));
     }
-    const PolicyRun* best = nullptr;
-    for (const PolicyRun& c : candidates) {
-        if (c.metrics.slo_attainment + kOracleSloTolerance >= best_attainment &&
-            (best == nullptr || c.metrics.tokens_per_joule > best->metrics.tokens_per_joule)) {
-            best = &c;
+    auto best_index = [&] {
+        std::size_t best = 0;
+        for (std::size_t i = 1; i < candidates.size(); ++i) {
+            const PolicyMetrics& c = candidates[i].metrics;
+            if (c.slo_attainment + kOracleSloTolerance >= best_attainment &&
+                (candidates[best].metrics.slo_attainment + kOracleSloTolerance < best_attainment ||
+                 c.tokens_per_joule > candidates[best].metrics.tokens_per_joule)) {
+                best = i;
+            }
         }
+        return best;
+    };
+    // The second stage: the chosen point with each smaller per-step token budget.
+    const Point chosen = points[best_index()];
+    for (int tokens : grid.step_tokens) {
+        PALS_RETURN_IF_ERROR(try_point(chosen, tokens));
     }
-    return *best;
+    return candidates[best_index()];
 }
 
 /// The bound over schedules: every window, each grid point is simulated from the same state,
@@ -307,6 +333,7 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
         double cap = 0.0;
         int batch = 0;
         double clock_mhz = 0.0;  ///< 0: free
+        int step_tokens = 0;     ///< 0: the launch value
         double tokens = 0.0;
         double energy = 0.0;
         int waiting = 0;  ///< queued at the end of the horizon
@@ -321,6 +348,29 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
             energy += o.energy_j;
             waiting += o.waiting;
         }
+    };
+    // Fewest violations, counting the requests still queued at the horizon's end beyond the
+    // shortest queue any point left (late by then, almost surely; a short queue is normal), then
+    // most tokens/J.
+    auto best_of = [](const std::vector<Outcome>& outcomes) {
+        int least_waiting = std::numeric_limits<int>::max();
+        for (const Outcome& o : outcomes) {
+            least_waiting = std::min(least_waiting, o.waiting);
+        }
+        auto violations = [&](const Outcome& o) {
+            return o.violations + static_cast<std::uint64_t>(o.waiting - least_waiting);
+        };
+        const Outcome* best = nullptr;
+        for (const Outcome& o : outcomes) {
+            const double eff = o.energy > 0.0 ? o.tokens / o.energy : 0.0;
+            const double best_eff =
+                best != nullptr && best->energy > 0.0 ? best->tokens / best->energy : 0.0;
+            if (best == nullptr || violations(o) < violations(*best) ||
+                (violations(o) == violations(*best) && eff > best_eff)) {
+                best = &o;
+            }
+        }
+        return *best;
     };
     std::map<std::string, int> chosen;
     const double stop = last_arrival(requests) + kDrainLimitS;
@@ -360,57 +410,51 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
         }
         const double min_cap = sc.node.gpu.power_limit_min_w;
         const std::size_t finished0 = real.finished_requests().size();
-        for (const auto& [cap, batch, clock] : points) {
-            // Each point is held over the window and a look-ahead after it (a receding horizon
-            // with a constant input), so a point that only builds a queue the next window would
-            // pay for is charged for it here.
+        // Each point is held over the window and a look-ahead after it (a receding horizon with
+        // a constant input), so a point that only builds a queue the next window would pay for
+        // is charged for it here.
+        auto trial_of = [&](double cap, int batch, double clock, int tokens) {
             sim::Simulator trial = real.clone();
             for (int r = 0; r < replicas; ++r) {
                 trial.set_power_cap(r, std::min(cap, std::max(max_cap, min_cap)));
                 trial.set_batch_cap(r, batch);
                 trial.set_locked_clock(r, clock);
+                trial.set_step_tokens(r, tokens);
             }
             trial.run_until(t_end + kOracleLookAheadS);
             Outcome o;
             o.cap = cap;
             o.batch = batch;
             o.clock_mhz = clock;
+            o.step_tokens = tokens;
             totals(trial, o.tokens, o.energy, o.waiting);
             o.tokens -= tokens0;
             o.energy -= energy0;
-            // Violations: the requests finishing over the horizon that missed an SLO, plus those
-            // still queued at its end (late by then, almost surely).
+            // Violations: the requests finishing over the horizon that missed an SLO (those
+            // still queued at its end are added by best_of).
             const std::vector<sim::RequestTiming>& finished = trial.finished_requests();
             for (std::size_t k = finished0; k < finished.size(); ++k) {
                 o.violations += finished[k].meets(sc.slo) ? 0U : 1U;
             }
-            outcomes.push_back(o);
+            return o;
+        };
+        for (const auto& [cap, batch, clock] : points) {
+            outcomes.push_back(trial_of(cap, batch, clock, 0));
         }
-        // Requests still queued at the horizon's end beyond the shortest queue any point left
-        // count as violations too (late by then, almost surely; a short queue is normal).
-        int least_waiting = std::numeric_limits<int>::max();
-        for (const Outcome& o : outcomes) {
-            least_waiting = std::min(least_waiting, o.waiting);
+        // The second stage: the chosen point with each smaller per-step token budget.
+        const Outcome first = best_of(outcomes);
+        for (int tokens : grid.step_tokens) {
+            outcomes.push_back(trial_of(first.cap, first.batch, first.clock_mhz, tokens));
         }
-        for (Outcome& o : outcomes) {
-            o.violations += static_cast<std::uint64_t>(o.waiting - least_waiting);
-        }
-        // Fewest violations, then most tokens/J.
-        const Outcome* best = nullptr;
-        for (const Outcome& o : outcomes) {
-            const double eff = o.energy > 0.0 ? o.tokens / o.energy : 0.0;
-            const double best_eff =
-                best != nullptr && best->energy > 0.0 ? best->tokens / best->energy : 0.0;
-            if (best == nullptr || o.violations < best->violations ||
-                (o.violations == best->violations && eff > best_eff)) {
-                best = &o;
-            }
-        }
-        ++chosen[point_label(grid, best->cap, best->batch, best->clock_mhz, /*compact=*/true)];
+        const Outcome best_outcome = best_of(outcomes);
+        const Outcome* best = &best_outcome;
+        ++chosen[point_label(grid, best->cap, best->batch, best->clock_mhz, best->step_tokens,
+                             /*compact=*/true)];
         for (int r = 0; r < replicas; ++r) {
             real.set_power_cap(r, std::min(best->cap, std::max(max_cap, min_cap)));
             real.set_batch_cap(r, best->batch);
             real.set_locked_clock(r, best->clock_mhz);
+            real.set_step_tokens(r, best->step_tokens);
         }
         // Advance period by period, recording ticks like the controller does.
         for (double u = t + sc.period_s; u <= t_end + 1e-9; u += sc.period_s) {
@@ -434,6 +478,8 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
                 std::vector<int>(static_cast<std::size_t>(replicas), real.observe(0).batch_cap);
             tick.locked_clock_mhz =
                 std::vector<double>(static_cast<std::size_t>(replicas), best->clock_mhz);
+            tick.step_tokens =
+                std::vector<int>(static_cast<std::size_t>(replicas), best->step_tokens);
             tick.generation_tok_s = (tok1 - tok0) / sc.period_s;
             tick.reason = "window oracle";
             history.push_back(std::move(tick));
@@ -489,6 +535,11 @@ OracleGrid oracle_grid(const Scenario& sc) {
     }
     for (int k = 3; k <= 9; ++k) {
         g.capped_lock_clocks_mhz.push_back(std::round(0.1 * k * sc.node.gpu.sm_clock_max_mhz));
+    }
+    const int lowest_tokens = StepTokenBands{}.min_tokens;
+    for (int tokens = sc.node.engine.max_num_batched_tokens / 2; tokens >= lowest_tokens;
+         tokens /= 2) {
+        g.step_tokens.push_back(tokens);
     }
     return g;
 }

@@ -97,7 +97,49 @@ private:
         /// When the trim last raised an alarm (-inf: never): the cap is trimmed only once
         /// calm_after_alarm_s have passed since.
         double last_alarm_s = -std::numeric_limits<double>::infinity();
+        int step_tokens = 0;  ///< the per-step token budget in force (0: the launch value)
+        /// When it last moved (-inf: never).
+        double step_tokens_at_s = -std::numeric_limits<double>::infinity();
     };
+
+    /// The per-step token budget (StepTokenBands), and why it moved, in `why` (empty: held).
+    int step_tokens(const Observation& o, const GroupObservation& g, GroupState& s,
+                    std::string& why) const {
+        const StepTokenBands& b = m_settings.step_tokens;
+        const int launch = g.max_step_tokens;
+        if (launch <= 0 || b.min_tokens <= 0) {
+            s.step_tokens = 0;
+            return 0;
+        }
+        const int in_force = s.step_tokens > 0 ? s.step_tokens : launch;
+        if (o.time_s - s.step_tokens_at_s < b.dwell_s) {
+            return s.step_tokens;
+        }
+        const bool ttft_known = !std::isnan(g.ttft_p90_s);
+        const bool tpot_risk =
+            (!std::isnan(g.tpot_p90_s) && g.tpot_p90_s >= b.lower_tpot * o.slo_tpot_s) ||
+            (!std::isnan(g.itl_p90_s) &&
+             g.itl_p90_s > m_settings.clock_bands.itl_stall * o.slo_tpot_s);
+        int next = in_force;
+        if (ttft_known && g.ttft_p90_s >= b.raise_ttft * o.slo_ttft_s) {
+            next = std::min(launch, 2 * in_force);
+            if (next != in_force) {
+                why = fmt::format("step tokens {} -> {}: TTFT p90 {:.2f} s", in_force, next,
+                                  g.ttft_p90_s);
+            }
+        } else if (tpot_risk && (!ttft_known || g.ttft_p90_s < b.ttft_slack * o.slo_ttft_s)) {
+            next = std::max(std::min(b.min_tokens, launch), in_force / 2);
+            if (next != in_force) {
+                why = fmt::format("step tokens {} -> {}: TPOT p90 {:.0f} ms, ITL p90 {:.0f} ms",
+                                  in_force, next, g.tpot_p90_s * 1e3, g.itl_p90_s * 1e3);
+            }
+        }
+        if (next != in_force) {
+            s.step_tokens = next >= launch ? 0 : next;
+            s.step_tokens_at_s = o.time_s;
+        }
+        return s.step_tokens;
+    }
 
     void update(const Observation& o, const GroupObservation& g, GroupState& s) const {
         const double a = m_settings.smoothing;
@@ -229,6 +271,14 @@ private:
         GroupDecision d;
         d.cap_w = share_w;
         d.batch_cap = g.max_batch_cap;
+        std::string tokens_why;
+        d.step_tokens = step_tokens(o, g, s, tokens_why);
+        const std::string tokens_text =
+            d.step_tokens > 0 || !tokens_why.empty()
+                ? fmt::format("; {}", tokens_why.empty()
+                                          ? fmt::format("step tokens {}", d.step_tokens)
+                                          : tokens_why)
+                : std::string();
         const double corr = s.capacity_correction;
         // Named once it shows at two decimals; below, the two demands differ by < 0.5 %.
         const std::string demand_text =
@@ -272,10 +322,11 @@ private:
             d.reason = fmt::format(
                 "budget-bound: cap {:.0f} W/GPU (share) drawn with {} at {:.0f} s; clock free "
                 "until {:.0f} s, batch {} (launch); {}; expected violations "
-                "{} (the latency window's)",
+                "{} (the latency window's){}",
                 d.cap_w, s.alarm, s.alarm_at_s, s.budget_bound_until_s, d.batch_cap, demand_text,
                 std::isnan(expected) ? std::string("n/a")
-                                     : fmt::format("{:.1f} %", 100.0 * expected));
+                                     : fmt::format("{:.1f} %", 100.0 * expected),
+                tokens_text);
             return d;
         }
         // Near the capacity the share allows, a lock below the model's clock builds a queue
@@ -371,11 +422,12 @@ private:
         }
         d.reason = fmt::format(
             "partial load: {} ({:.0f} % of what the share "
-            "serves); cap {:.0f} W/GPU ({}), batch {} (launch); {}{}",
+            "serves); cap {:.0f} W/GPU ({}), batch {} (launch); {}{}{}",
             demand_text, 100.0 * utilisation, d.cap_w, cap_why, d.batch_cap, why,
             s.clock.floor_mhz() > 0.0
                 ? fmt::format("; learned floor {:.0f} MHz", s.clock.floor_mhz())
-                : "");
+                : "",
+            tokens_text);
         return d;
     }
 

@@ -92,20 +92,28 @@ private:
 
 class FixedPolicy final : public Policy {
 public:
-    FixedPolicy(std::string name, double cap_w, int batch_cap, double locked_clock_mhz)
+    FixedPolicy(std::string name, double cap_w, int batch_cap, double locked_clock_mhz,
+                int step_tokens)
         : m_name(std::move(name))
         , m_cap_w(cap_w)
         , m_batch_cap(batch_cap)
-        , m_locked_clock_mhz(locked_clock_mhz) {}
+        , m_locked_clock_mhz(locked_clock_mhz)
+        , m_step_tokens(step_tokens) {}
     [[nodiscard]] std::string_view name() const override { return m_name; }
     std::vector<GroupDecision> decide(const Observation& o) override {
-        return std::vector<GroupDecision>(
-            o.groups.size(),
-            {m_cap_w, m_batch_cap, m_locked_clock_mhz > 0.0 ? m_locked_clock_mhz : -1.0,
-             m_locked_clock_mhz > 0.0
-                 ? fmt::format("fixed {:.0f} W, batch {}, clock {:.0f} MHz", m_cap_w, m_batch_cap,
-                               m_locked_clock_mhz)
-                 : fmt::format("fixed {:.0f} W, batch {}", m_cap_w, m_batch_cap)});
+        GroupDecision d;
+        d.cap_w = m_cap_w;
+        d.batch_cap = m_batch_cap;
+        d.locked_clock_mhz = m_locked_clock_mhz > 0.0 ? m_locked_clock_mhz : -1.0;
+        d.step_tokens = m_step_tokens;
+        d.reason = fmt::format("fixed {:.0f} W, batch {}", m_cap_w, m_batch_cap);
+        if (m_locked_clock_mhz > 0.0) {
+            d.reason += fmt::format(", clock {:.0f} MHz", m_locked_clock_mhz);
+        }
+        if (m_step_tokens > 0) {
+            d.reason += fmt::format(", {} tokens per step", m_step_tokens);
+        }
+        return std::vector<GroupDecision>(o.groups.size(), d);
     }
 
 private:
@@ -113,6 +121,7 @@ private:
     double m_cap_w;
     int m_batch_cap;
     double m_locked_clock_mhz;
+    int m_step_tokens;
 };
 
 /// What put latency at risk, for a reason: "ITL p90 98 ms, a queue of 5 growing".
@@ -233,8 +242,9 @@ std::unique_ptr<Policy> make_clock_only_policy() {
     return std::make_unique<ClockOnlyPolicy>();
 }
 std::unique_ptr<Policy> make_fixed_policy(std::string name, double cap_w, int batch_cap,
-                                          double locked_clock_mhz) {
-    return std::make_unique<FixedPolicy>(std::move(name), cap_w, batch_cap, locked_clock_mhz);
+                                          double locked_clock_mhz, int step_tokens) {
+    return std::make_unique<FixedPolicy>(std::move(name), cap_w, batch_cap, locked_clock_mhz,
+                                         step_tokens);
 }
 
 }  // namespace pals::control

@@ -231,11 +231,11 @@ Status SavedControls::restore(GpuBackend& backend) {
         std::error_code ec;
         if (std::filesystem::remove(file, ec)) {
             PALS_LOG_INFO(
-                "removed the batch-cap file {}: its engine is back at its launch batch "
-                "cap",
+                "removed the engine's file {}: its engine is back at its launch batch cap and "
+                "step-token budget",
                 file);
         } else if (ec) {
-            PALS_LOG_WARN("cannot remove the batch-cap file {}: {} (it expires on its own)", file,
+            PALS_LOG_WARN("cannot remove the engine's file {}: {} (it expires on its own)", file,
                           ec.message());
         }
     }

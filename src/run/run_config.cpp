@@ -101,6 +101,12 @@ const OptionTable<RunGroupConfig>& group_options() {
         {.key = "batch_cap_file",
          .help = "the plugin's PALS_BATCH_CAP_FILE",
          .member = &RunGroupConfig::batch_cap_file},
+        {.key = "max_num_batched_tokens",
+         .help = "the server's launch --max-num-batched-tokens (0: as the plugin acknowledges)",
+         .member = &RunGroupConfig::max_num_batched_tokens},
+        {.key = "step_tokens_file",
+         .help = "the plugin's PALS_STEP_TOKENS_FILE (default: batch_cap_file.step_tokens)",
+         .member = &RunGroupConfig::step_tokens_file},
         {.key = "model_name",
          .help = "keep only series with this model_name label",
          .member = &RunGroupConfig::model_name},
@@ -400,6 +406,9 @@ Status read_file(RunConfig& config, const std::string& path) {
                 if (g.origins.count("batch_cap_file") != 0U) {
                     g.batch_cap_file = resolve_path(g.batch_cap_file, dir);
                 }
+                if (g.origins.count("step_tokens_file") != 0U) {
+                    g.step_tokens_file = resolve_path(g.step_tokens_file, dir);
+                }
                 config.groups.push_back(std::move(g));
             }
             continue;
@@ -538,6 +547,12 @@ Status validate(RunConfig& c) {
         }
         if (g.batch_cap_file.empty()) {
             return group_error(g, "batch_cap_file", "must not be empty");
+        }
+        if (g.max_num_batched_tokens < 0 || g.max_num_batched_tokens > kMaxGroupBatchedTokens) {
+            return group_error(g, "max_num_batched_tokens",
+                               fmt::format("must be 0-{} (the server's --max-num-batched-tokens; "
+                                           "0: as the plugin acknowledges)",
+                                           kMaxGroupBatchedTokens));
         }
         for (std::size_t j = 0; j < i; ++j) {
             const RunGroupConfig& other = c.groups[j];

@@ -49,6 +49,8 @@ std::vector<engine::vllm::VllmEngineConfig> engine_configs(const RunConfig& c) {
         e.max_num_seqs = g.max_num_seqs;
         e.gpus = g.gpus;
         e.batch_cap_path = g.batch_cap_file;
+        e.max_num_batched_tokens = g.max_num_batched_tokens;
+        e.step_tokens_path = g.step_tokens_file;
         out.push_back(std::move(e));
     }
     return out;

@@ -23,10 +23,13 @@ constexpr std::uint64_t kMaxRequested = 0x7FFFFFFF;
 
 }  // namespace
 
-BatchCapFile::BatchCapFile(std::string path, int max_num_seqs)
-    : m_path(std::move(path)), m_max_num_seqs(std::max(1, max_num_seqs)) {}
+PluginFile::PluginFile(std::string path, int launch, std::string what, std::string launch_name)
+    : m_path(std::move(path))
+    , m_launch(std::max(1, launch))
+    , m_what(std::move(what))
+    , m_launch_name(std::move(launch_name)) {}
 
-int BatchCapFile::read() {
+int PluginFile::read() {
     std::array<char, kBatchCapReadBytes> buffer{};
     std::size_t n = 0;
     bool opened = false;
@@ -38,40 +41,38 @@ int BatchCapFile::read() {
     m_requested = 0;
     if (!opened) {
         if (m_state != FileState::kAbsent) {
-            PALS_LOG_INFO("sim-serve: batch-cap file {} absent: batch cap = max_num_seqs {}",
-                          m_path, m_max_num_seqs);
+            PALS_LOG_INFO("sim-serve: {} file {} absent: {} = {} {}", m_what, m_path, m_what,
+                          m_launch_name, m_launch);
             m_state = FileState::kAbsent;
         }
-        return m_max_num_seqs;
+        return m_launch;
     }
     Result<std::uint64_t> cap = engine::vllm::decode_batch_cap(std::string_view(buffer.data(), n));
     if (!cap.is_ok()) {
         if (m_state != FileState::kMalformed) {
-            PALS_LOG_WARN(
-                "sim-serve: batch-cap file {} is malformed ({} bytes, expected 8): "
-                "batch cap = max_num_seqs {}",
-                m_path, n, m_max_num_seqs);
+            PALS_LOG_WARN("sim-serve: {} file {} is malformed ({} bytes, expected 8): {} = {} {}",
+                          m_what, m_path, n, m_what, m_launch_name, m_launch);
             m_state = FileState::kMalformed;
         }
-        return m_max_num_seqs;
+        return m_launch;
     }
     if (m_state != FileState::kValid) {
-        PALS_LOG_INFO("sim-serve: reading the batch cap from {}", m_path);
+        PALS_LOG_INFO("sim-serve: reading the {} from {}", m_what, m_path);
         m_state = FileState::kValid;
     }
     if (cap.value() == 0) {
-        return m_max_num_seqs;  // the plugin's "no cap"
+        return m_launch;  // the plugin's "none"
     }
     m_requested = static_cast<int>(
         std::min<std::uint64_t>(cap.value(), static_cast<std::uint64_t>(kMaxRequested)));
     return static_cast<int>(
-        std::min<std::uint64_t>(cap.value(), static_cast<std::uint64_t>(m_max_num_seqs)));
+        std::min<std::uint64_t>(cap.value(), static_cast<std::uint64_t>(m_launch)));
 }
 
-BatchCapAckWriter::BatchCapAckWriter(std::string path, std::chrono::milliseconds heartbeat)
+PluginAckWriter::PluginAckWriter(std::string path, std::chrono::milliseconds heartbeat)
     : m_path(std::move(path)), m_heartbeat(heartbeat) {}
 
-void BatchCapAckWriter::update(int applied, int requested, int launch) {
+void PluginAckWriter::update(int applied, int requested, int launch) {
     const std::array<int, 3> state = {applied, requested, launch};
     const auto now = std::chrono::steady_clock::now();
     if (m_last && *m_last == state && now - m_last_write < m_heartbeat) {
@@ -89,7 +90,7 @@ void BatchCapAckWriter::update(int applied, int requested, int launch) {
     const Status written = write_file_atomic(m_path, engine::vllm::encode_batch_cap_ack(record));
     if (!written.is_ok()) {
         if (!m_failed) {
-            PALS_LOG_WARN("sim-serve: cannot write the batch-cap acknowledgement {}: {}", m_path,
+            PALS_LOG_WARN("sim-serve: cannot write the acknowledgement {}: {}", m_path,
                           written.message());
         }
         m_failed = true;

@@ -1,8 +1,8 @@
 #pragma once
 /// @file node_coupling.hpp
 /// @brief How `pals sim-serve` meets the processes that control a real vLLM node: the batch-cap
-/// file of the PALS vLLM plugin, and the fake libnvidia-ml.so.1's state file (power limits and
-/// locked clocks in, each GPU's power out).
+/// and step-token files of the PALS vLLM plugin, and the fake libnvidia-ml.so.1's state file (power
+/// limits and locked clocks in, each GPU's power out).
 ///
 /// Thread-safety: not thread-safe; owned by the simulation thread.
 
@@ -20,33 +20,37 @@
 
 namespace pals::serve {
 
-/// The batch-cap file as the PALS vLLM plugin reads it (python/src/pals_vllm/batch_cap.py):
-/// exactly 8 bytes, little-endian uint64. A missing, unreadable or malformed file, or 0, means
-/// no cap: the launch max_num_seqs. Values are clamped to [1, max_num_seqs].
-class BatchCapFile {
+/// A file of the PALS vLLM plugin (python/src/pals_vllm/batch_cap.py) as the plugin reads it:
+/// the batch cap (`what` "batch cap", launch value max_num_seqs) or the per-step token budget
+/// ("step-token budget", max_num_batched_tokens). Exactly 8 bytes, little-endian uint64. A
+/// missing, unreadable or malformed file, or 0, means none: the launch value. Values are
+/// clamped to [1, launch].
+class PluginFile {
 public:
-    BatchCapFile(std::string path, int max_num_seqs);
+    PluginFile(std::string path, int launch, std::string what, std::string launch_name);
     /// Reads the file now; logs once each time its state (absent, malformed, valid) changes.
-    /// Returns the cap to apply (max_num_seqs without one).
+    /// Returns the value to apply (the launch value without one).
     [[nodiscard]] int read();
-    /// The cap the last read() found, unclamped (0: none).
+    /// The value the last read() found, unclamped (0: none).
     [[nodiscard]] int requested() const { return m_requested; }
     [[nodiscard]] const std::string& path() const { return m_path; }
 
 private:
     enum class FileState { kUnknown, kAbsent, kMalformed, kValid };
     std::string m_path;
-    int m_max_num_seqs;
+    int m_launch;
+    std::string m_what;
+    std::string m_launch_name;
     int m_requested = 0;
     FileState m_state = FileState::kUnknown;
 };
 
-/// The acknowledgement the PALS vLLM plugin writes beside the cap file (docs/vllm.md): written
-/// atomically when (applied, requested, launch) changes and at least every `heartbeat`.
-class BatchCapAckWriter {
+/// The acknowledgement the PALS vLLM plugin writes beside each of its files (docs/vllm.md):
+/// written atomically when (applied, requested, launch) changes and at least every `heartbeat`.
+class PluginAckWriter {
 public:
-    explicit BatchCapAckWriter(std::string path,
-                               std::chrono::milliseconds heartbeat = std::chrono::seconds(1));
+    explicit PluginAckWriter(std::string path,
+                             std::chrono::milliseconds heartbeat = std::chrono::seconds(1));
     /// Writes when something changed or the heartbeat is due; a failed write is logged once
     /// (until one succeeds) and retried at the next heartbeat.
     void update(int applied, int requested, int launch);

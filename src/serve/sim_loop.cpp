@@ -39,8 +39,14 @@ Result<std::unique_ptr<SimLoop>> SimLoop::create(const sim::NodeConfig& node,
                                options.gpu_offset, s.m_gpu_count, node.gpu));
     }
     if (!options.batch_cap_path.empty() && options.batch_cap_mode != BatchCapMode::kNone) {
-        s.m_batch_cap_file.emplace(options.batch_cap_path, node.engine.max_num_seqs);
+        s.m_batch_cap_file.emplace(options.batch_cap_path, node.engine.max_num_seqs, "batch cap",
+                                   "max_num_seqs");
         s.m_batch_cap_ack.emplace(options.batch_cap_path + ".ack");
+        // The plugin's default step-token file: beside the cap file.
+        const std::string tokens_path = options.batch_cap_path + ".step_tokens";
+        s.m_step_tokens_file.emplace(tokens_path, node.engine.max_num_batched_tokens,
+                                     "step-token budget", "max_num_batched_tokens");
+        s.m_step_tokens_ack.emplace(tokens_path + ".ack");
     }
     const auto replicas = static_cast<std::size_t>(s.m_simulator.replica_count());
     s.m_metrics.resize(replicas);
@@ -152,9 +158,10 @@ void SimLoop::on_token(const sim::TokenEvent& e) {
     }
 }
 
-/// Applies the NVML controls (when they changed) and the batch cap. Under m_sim_mutex.
-void SimLoop::apply_controls(const std::optional<std::vector<GpuControls>>& controls,
-                             int batch_cap) {
+/// Applies the NVML controls (when they changed), the batch cap and the step-token budget.
+/// Under m_sim_mutex.
+void SimLoop::apply_controls(const std::optional<std::vector<GpuControls>>& controls, int batch_cap,
+                             int step_tokens) {
     if (controls) {
         for (int r = 0; r < m_simulator.replica_count(); ++r) {
             // A TP group runs at its lowest member's limit and slowest locked clock.
@@ -194,6 +201,15 @@ void SimLoop::apply_controls(const std::optional<std::vector<GpuControls>>& cont
             PALS_LOG_INFO("sim-serve: batch cap {}", batch_cap);
         }
         m_applied_batch_cap = batch_cap;
+    }
+    if (step_tokens != m_applied_step_tokens) {
+        for (int r = 0; r < m_simulator.replica_count(); ++r) {
+            m_simulator.set_step_tokens(r, step_tokens);
+        }
+        if (m_applied_step_tokens >= 0) {
+            PALS_LOG_INFO("sim-serve: step-token budget {}", step_tokens);
+        }
+        m_applied_step_tokens = step_tokens;
     }
 }
 
@@ -239,11 +255,22 @@ void SimLoop::tick() {
         m_batch_cap_ack->update(batch_cap, m_batch_cap_file->requested(),
                                 m_node.engine.max_num_seqs);
     }
+    const int launch_tokens = m_node.engine.max_num_batched_tokens;
+    int step_tokens = launch_tokens;
+    if (m_step_tokens_file) {
+        const int read = m_step_tokens_file->read();
+        if (m_options.batch_cap_mode == BatchCapMode::kApply) {
+            step_tokens = read;
+        }
+        // As the plugin applies it: never below the running-request limit.
+        m_step_tokens_ack->update(std::min(launch_tokens, std::max(step_tokens, batch_cap)),
+                                  m_step_tokens_file->requested(), launch_tokens);
+    }
     std::optional<std::vector<fake::ExternalReading>> readings;
     std::vector<std::shared_ptr<StreamState>> wake;
     {
         std::lock_guard<std::mutex> lock(m_sim_mutex);
-        apply_controls(controls, batch_cap);
+        apply_controls(controls, batch_cap, step_tokens);
         const SteadyClock::time_point now = SteadyClock::now();
         m_simulator.run_until(sim_target(now));
         ++m_stats.ticks;
@@ -357,6 +384,7 @@ std::string SimLoop::metrics_text(const std::string& model_name) const {
             m.generation_tokens = o.output_tokens;
             m.preemptions = static_cast<double>(o.preemptions);
             m.batch_cap = o.batch_cap;
+            m.step_tokens = o.step_tokens;
             m.power_cap_w = o.power_cap_w;
         }
     }

@@ -96,7 +96,8 @@ private:
         return std::chrono::duration<double>(now - m_start_wall).count() * m_options.time_scale;
     }
     void on_token(const sim::TokenEvent& e);
-    void apply_controls(const std::optional<std::vector<GpuControls>>& controls, int batch_cap);
+    void apply_controls(const std::optional<std::vector<GpuControls>>& controls, int batch_cap,
+                        int step_tokens);
     std::vector<power::fake_nvml::ExternalReading> measure_power();
     void tick();
     void sim_loop();
@@ -109,8 +110,10 @@ private:
 
     // ---- simulation thread only -----------------------------------------------------------
     std::unique_ptr<NvmlCoupling> m_nvml;
-    std::optional<BatchCapFile> m_batch_cap_file;
-    std::optional<BatchCapAckWriter> m_batch_cap_ack;
+    std::optional<PluginFile> m_batch_cap_file;
+    std::optional<PluginAckWriter> m_batch_cap_ack;
+    std::optional<PluginFile> m_step_tokens_file;
+    std::optional<PluginAckWriter> m_step_tokens_ack;
     SteadyClock::time_point m_last_report_wall;
     double m_last_report_sim_s = 0.0;
     bool m_report_failed = false;
@@ -131,6 +134,7 @@ private:
     std::vector<double> m_applied_cap_w;
     std::vector<double> m_applied_clock_mhz;
     int m_applied_batch_cap = -1;
+    int m_applied_step_tokens = -1;
     std::vector<std::shared_ptr<StreamState>> m_touched;  ///< to notify after the tick
     SimServerStats m_stats;
     double m_last_arrival_s = 0.0;

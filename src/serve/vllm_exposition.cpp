@@ -142,6 +142,10 @@ std::string render_vllm_metrics(const std::string& model_name,
     family("pals_sim_batch_cap", "gauge",
            "Batch cap (max running sequences) in force in the simulated engine.",
            [](const ReplicaMetrics& r) { return static_cast<double>(r.batch_cap); });
+    family("pals_sim_step_tokens", "gauge",
+           "Per-step token budget (max tokens scheduled in one engine step) in force in the "
+           "simulated engine.",
+           [](const ReplicaMetrics& r) { return static_cast<double>(r.step_tokens); });
     family("pals_sim_power_cap_watts", "gauge",
            "Power cap of each GPU of the replica in the simulator, in simulated watts.",
            [](const ReplicaMetrics& r) { return r.power_cap_w; });

@@ -34,6 +34,7 @@ struct ReplicaMetrics {
         engine::CumulativeHistogram::with_bounds(engine::vllm_e2e_buckets());
     // Simulator-only gauges.
     int batch_cap = 0;
+    int step_tokens = 0;       ///< per-step token budget in force
     double power_cap_w = 0.0;  ///< per GPU
     double power_w = 0.0;      ///< all GPUs of the replica
 };

@@ -49,6 +49,7 @@ public:
         s.waiting = o.waiting;
         s.kv_cache_usage = o.kv_usage;
         s.batch_cap = o.batch_cap;
+        s.step_tokens = o.step_tokens;
         s.prompt_tokens = o.prompt_tokens;
         s.generation_tokens = o.output_tokens;
         s.requests_finished = static_cast<double>(o.completed);
@@ -66,6 +67,15 @@ public:
 
     [[nodiscard]] Status set_batch_cap(int batch_cap) override {
         m_node.m_simulator.set_batch_cap(m_replica, batch_cap);
+        return Status::ok();
+    }
+
+    [[nodiscard]] int max_step_tokens() const override {
+        return m_node.m_simulator.node().engine.max_num_batched_tokens;
+    }
+
+    [[nodiscard]] Status set_step_tokens(int tokens) override {
+        m_node.m_simulator.set_step_tokens(m_replica, tokens);
         return Status::ok();
     }
 

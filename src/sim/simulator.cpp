@@ -68,6 +68,7 @@ struct Simulator::Impl {
         double power_cap_w = 0.0;
         double locked_clock_mhz = 0.0;
         int batch_cap = 0;
+        int step_tokens = 0;
         // The step in flight.
         bool in_step = false;
         double step_start_s = 0.0;
@@ -202,7 +203,11 @@ struct Simulator::Impl {
     /// vLLM V1's schedule(): running requests first, in order, then waiting ones.
     void schedule(Replica& r) {
         r.plan.clear();
-        int budget = node.engine.max_num_batched_tokens;
+        // The per-step token budget, never below the running-request limit (as the PALS vLLM
+        // plugin applies it: every running request keeps its token).
+        const int running_limit = std::max(r.batch_cap, static_cast<int>(r.running.size()));
+        int budget =
+            std::min(node.engine.max_num_batched_tokens, std::max(r.step_tokens, running_limit));
         bool preempted = false;
         for (std::size_t i = 0; i < r.running.size() && budget > 0; ++i) {
             const int index = r.running[i];
@@ -613,6 +618,7 @@ Result<Simulator> Simulator::create(const NodeConfig& node, std::vector<workload
         r.power_cap_w = impl->physics.clamp_cap(cap);
         r.locked_clock_mhz = node.locked_clock_mhz;
         r.batch_cap = e.max_num_seqs;
+        r.step_tokens = e.max_num_batched_tokens;
         r.last_power_w = node.gpu.idle_power_w;
     }
     impl->requests.reserve(requests.size());
@@ -649,6 +655,12 @@ void Simulator::set_power_cap(int replica, double power_cap_w) {
 void Simulator::set_batch_cap(int replica, int batch_cap) {
     m_impl->replicas.at(static_cast<std::size_t>(replica)).batch_cap =
         std::clamp(batch_cap, 1, m_impl->node.engine.max_num_seqs);
+}
+
+void Simulator::set_step_tokens(int replica, int tokens) {
+    const int launch = m_impl->node.engine.max_num_batched_tokens;
+    m_impl->replicas.at(static_cast<std::size_t>(replica)).step_tokens =
+        tokens > 0 ? std::min(tokens, launch) : launch;
 }
 
 void Simulator::set_locked_clock(int replica, double clock_mhz) {
@@ -773,6 +785,7 @@ ReplicaObservation Simulator::observe(int replica) const {
     o.busy = r.in_step;
     o.power_cap_w = r.power_cap_w;
     o.batch_cap = r.batch_cap;
+    o.step_tokens = r.step_tokens;
     o.gpus = s.gpus_per_replica;
     return o;
 }

@@ -54,6 +54,8 @@ struct GroupObservation {
     double cap_w = 0.0;    ///< requested cap per GPU now
     int batch_cap = 0;
     int max_batch_cap = 0;
+    int step_tokens = 0;      ///< per-step token budget in force (0: the engine's launch value)
+    int max_step_tokens = 0;  ///< the engine's launch budget (0: the engine has no such knob)
     int running = 0;
     int waiting = 0;
     int waiting_previous = 0;       ///< waiting one period earlier
@@ -104,6 +106,9 @@ struct GroupDecision {
     int batch_cap = 0;
     double locked_clock_mhz = -1.0;  ///< < 0: leave as is; 0: unlock; > 0: lock SM clock max
     std::string reason;              ///< one line, for logs and /v1/state
+    /// Per-step token budget (ServingEngine::set_step_tokens); 0: the engine's launch value.
+    /// Ignored for engines without one.
+    int step_tokens = 0;
 };
 
 /// A control policy. Implementations: PALS and the baselines (policies.hpp).
@@ -127,6 +132,7 @@ struct TickRecord {
     std::vector<double> cap_w;             ///< per group, after actuation
     std::vector<int> batch_cap;            ///< per group, after actuation
     std::vector<double> locked_clock_mhz;  ///< per group, after actuation (0: not locked)
+    std::vector<int> step_tokens;          ///< per group, after actuation (0: launch value)
     /// Per group, GroupObservation's ttft_miss_share and tpot_miss_share (empty for runs that
     /// bypass the loop: the oracles).
     std::vector<double> ttft_miss_share;
@@ -197,6 +203,7 @@ private:
         double energy_j = 0.0;
         double cap_w = 0.0;
         int batch_cap = 0;
+        int step_tokens = 0;  ///< 0: the launch value
         double locked_clock_mhz = 0.0;
         int waiting_previous = 0;
     };

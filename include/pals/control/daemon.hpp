@@ -158,12 +158,14 @@ private:
     bool m_hold_pending = false;         ///< a hold in degraded mode failed: retry it first
     double m_held_budget_w = 0.0;        ///< the budget the last hold aimed at
     std::vector<power::PowerLimitRange> m_ranges;  ///< per entry of m_all_gpus
-    std::vector<double> m_known_limit_w;       ///< per entry of m_all_gpus: last read or written
-    double m_budget_min_w = 0.0;               ///< sum of the minimum limits (0: unknown)
-    bool m_budget_feasible = true;             ///< as last published
-    std::vector<bool> m_batch_cap_touched;     ///< per engine: a cap below the maximum was set
+    std::vector<double> m_known_limit_w;  ///< per entry of m_all_gpus: last read or written
+    double m_budget_min_w = 0.0;          ///< sum of the minimum limits (0: unknown)
+    bool m_budget_feasible = true;        ///< as last published
+    /// Per engine: a batch cap below the maximum, or a step-token budget, was set.
+    std::vector<bool> m_batch_cap_touched;
     std::vector<double> m_last_cap_w;          ///< per group: the cap last in force
     std::vector<int> m_last_batch_cap;         ///< per group: the batch cap last in force
+    std::vector<int> m_last_step_tokens;       ///< per group: the step-token budget (0: launch)
     std::vector<int> m_batch_cap_bad_periods;  ///< per group: periods in a row not acknowledged
     bool m_batch_cap_fault = false;            ///< degraded because of a batch-cap fault
     std::uint64_t m_batch_cap_faults = 0;
@@ -172,6 +174,7 @@ private:
     std::uint64_t m_budget_updates = 0;
     std::uint64_t m_cap_changes = 0;
     std::uint64_t m_batch_changes = 0;
+    std::uint64_t m_step_tokens_changes = 0;
     // Counters since the daemon started, from cumulative readings (a decrease is a restart).
     std::vector<double> m_gpu_energy_last_j;
     std::vector<double> m_gpu_energy_j;

@@ -46,6 +46,11 @@ struct OracleGrid {
     /// highest by 25 W (`pals`'s caps are continuous); locks 0.3..0.9 of the highest clock by 0.1.
     std::vector<double> capped_lock_caps_w;
     std::vector<double> capped_lock_clocks_mhz;
+    /// Per-step token budgets below the launch max_num_batched_tokens (halving it, down to
+    /// `pals`'s lowest, StepTokenBands::min_tokens): tried at the point the search over the
+    /// actuators above chose (a second stage, not a dimension of the grid; the budget moves
+    /// TPOT against TTFT at any cap, batch and clock, so it is refined where the rest is set).
+    std::vector<int> step_tokens;
 };
 [[nodiscard]] OracleGrid oracle_grid(const Scenario& scenario);
 

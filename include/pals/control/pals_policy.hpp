@@ -22,6 +22,8 @@
 ///   model says the demand needs about the whole share, and latency is at risk): the goal becomes
 ///   fewest QoS violations within the budget, so the clock is freed (the cap alone governs it:
 ///   every watt of the share goes to latency) and held free for a while after the last such alarm;
+/// - the **per-step token budget** (engines that have one) is lowered where TPOT is at risk and
+///   TTFT has slack, and raised where TTFT is at risk (StepTokenBands);
 /// - the **batch cap** stays at the launch value: at partial load a lower one only queues
 ///   work, and the profile's batch caps are measured at saturation.
 /// Demand = smoothed served tokens/s x a margin + the backlog drained over a horizon; the
@@ -38,6 +40,22 @@
 #include "pals/profile/power_model.hpp"
 
 namespace pals::control {
+
+/// The per-step token budget's feedback (engines that have one: ServingEngine::set_step_tokens).
+/// The budget sets a priority between the running requests' next tokens and the prompts
+/// waiting: a step carries at most that many tokens, so a lower budget splits long prompts into
+/// smaller chunks, and the decode steps wait less behind them while first tokens come later.
+/// TPOT p90 at `lower_tpot` of its SLO or more, or a stall (ITL p90 above the clock bands'
+/// itl_stall x the TPOT SLO), with TTFT p90 below `ttft_slack` of its SLO halves the budget
+/// (not below `min_tokens`); TTFT p90 at `raise_ttft` of its SLO or more doubles it (up to the
+/// launch value). It moves at most once per `dwell_s`, so the latency window sees the last move.
+struct StepTokenBands {
+    int min_tokens = 2048;  ///< 0: the launch value, always
+    double lower_tpot = 0.9;
+    double ttft_slack = 0.5;
+    double raise_ttft = 0.8;
+    double dwell_s = 5.0;
+};
 
 struct PalsSettings {
     std::string workload;           ///< model workload mix ("" = the first)
@@ -131,6 +149,7 @@ struct PalsSettings {
     double clock_down_deadband_mhz = 150.0;
     /// But for an alarm, a lock changes at most once in this many seconds.
     double clock_dwell_s = 10.0;
+    StepTokenBands step_tokens;
 };
 
 [[nodiscard]] std::unique_ptr<Policy> make_pals_policy(

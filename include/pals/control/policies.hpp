@@ -134,6 +134,7 @@ inline constexpr double kMaxModelCorrection = 2.0;
 /// `locked_clock_mhz` when > 0 (free otherwise).
 [[nodiscard]] std::unique_ptr<Policy> make_fixed_policy(std::string name, double cap_w,
                                                         int batch_cap,
-                                                        double locked_clock_mhz = 0.0);
+                                                        double locked_clock_mhz = 0.0,
+                                                        int step_tokens = 0);
 
 }  // namespace pals::control

@@ -44,6 +44,12 @@ struct GroupSnapshot {
     double ttft_miss_share = std::numeric_limits<double>::quiet_NaN();
     double tpot_miss_share = std::numeric_limits<double>::quiet_NaN();
     double kv_cache_usage = 0.0;  ///< 0..1, the engine's gauge at the last reading
+    /// The per-step token budget in force (the launch max_num_batched_tokens unless PALS set
+    /// one); 0: the engine has none PALS can set.
+    int step_tokens = 0;
+    int step_tokens_applied = -1;  ///< what the engine acknowledged (-1: unknown)
+    /// The engine's launch max_num_batched_tokens, acknowledged (0: unknown).
+    int engine_max_num_batched_tokens = 0;
 };
 
 /// The state after one control period.
@@ -72,6 +78,7 @@ struct StateSnapshot {
     std::uint64_t decisions_total = 0;
     std::uint64_t cap_changes_total = 0;
     std::uint64_t batch_changes_total = 0;
+    std::uint64_t step_tokens_changes_total = 0;  ///< per-step token budget writes
     std::uint64_t errors_total = 0;
     std::uint64_t budget_updates_total = 0;
     /// Times a group's engine did not acknowledge the batch cap for batch_cap_fault_periods

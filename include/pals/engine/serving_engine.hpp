@@ -47,7 +47,8 @@ struct CumulativeHistogram {
 [[nodiscard]] std::vector<double> vllm_e2e_buckets();
 
 /// The engine's own account of the batch cap it enforces (vLLM: the acknowledgement file the
-/// PALS scheduler writes beside the cap file, docs/vllm.md). Engines that give none (the
+/// PALS scheduler writes beside the cap file, docs/vllm.md), and of the per-step token budget
+/// (the same record beside the step-token file, in tokens). Engines that give none (the
 /// simulator's) leave `state` at kNotReported.
 struct BatchCapAck {
     enum class State {
@@ -83,7 +84,13 @@ struct EngineSnapshot {
     /// True once PALS has published a batch cap the engine is asked to apply (before that the
     /// engine runs at its launch value and nothing is checked).
     bool batch_cap_requested = false;
-    BatchCapAck batch_cap_ack;       ///< what the engine says it applies
+    BatchCapAck batch_cap_ack;  ///< what the engine says it applies
+    /// The per-step token budget in force (vLLM's max_num_scheduled_tokens, as PALS last set
+    /// it, else the launch value); 0 when the engine has no such knob (max_step_tokens() == 0).
+    int step_tokens = 0;
+    /// What the engine says it applies as the step-token budget (the same record as the batch
+    /// cap's, in tokens; kNotReported for engines without an acknowledgement channel).
+    BatchCapAck step_tokens_ack;
     double prompt_tokens = 0.0;      ///< counter
     double generation_tokens = 0.0;  ///< counter
     double requests_finished = 0.0;  ///< counter
@@ -137,10 +144,25 @@ public:
     /// Sets the batch cap, clamped to [1, max_batch_cap()]. The engine never evicts running
     /// sequences for it: they drain.
     [[nodiscard]] virtual Status set_batch_cap(int batch_cap) = 0;
-    /// Republishes the batch cap in force, so that an engine whose caps expire (the vLLM
-    /// plugin drops a cap file not refreshed for a few periods: a daemon that is gone) keeps
-    /// it. The controller calls it every period; engines without expiry need not override it.
-    [[nodiscard]] virtual Status refresh_batch_cap() { return Status::ok(); }
+    /// Republishes the batch cap and step-token budget in force, so that an engine whose
+    /// settings expire (the vLLM plugin drops a file not refreshed for a few periods: a daemon
+    /// that is gone) keeps them. The controller calls it every period; engines without expiry need
+    /// not override it.
+    [[nodiscard]] virtual Status refresh_controls() { return Status::ok(); }
+    /// The largest per-step token budget PALS may set: the launch --max-num-batched-tokens;
+    /// 0 when the engine has no per-step token budget to set (then set_step_tokens() is never
+    /// called).
+    [[nodiscard]] virtual int max_step_tokens() const { return 0; }
+    /// Sets the per-step token budget (the prompt and decode tokens one engine step may
+    /// schedule: vLLM's max_num_scheduled_tokens), clamped to [1, max_step_tokens()]; 0
+    /// restores the launch value. A lower budget splits long prompts into smaller chunks, so
+    /// that the running requests' next tokens wait less behind a prefill (lower TPOT, later
+    /// first tokens). The engine never lets it fall below its running batch (each running
+    /// request keeps a token per step).
+    [[nodiscard]] virtual Status set_step_tokens(int tokens) {
+        (void)tokens;
+        return Status::invalid_argument("this engine has no per-step token budget");
+    }
     /// Indices of the GPUs (in the node's GpuBackend) this engine runs on.
     [[nodiscard]] virtual std::vector<int> gpus() const = 0;
 };

@@ -38,6 +38,10 @@ struct RunGroupConfig {
     std::vector<int> gpus;                      ///< NVML indices; a TP group shares one cap
     int max_num_seqs = 256;                     ///< the server's launch --max-num-seqs
     std::string batch_cap_file = "/run/pals/batch_cap";  ///< the plugin's $PALS_BATCH_CAP_FILE
+    /// The server's launch --max-num-batched-tokens (0: the value the plugin acknowledges).
+    int max_num_batched_tokens = 0;
+    /// The plugin's $PALS_STEP_TOKENS_FILE ("": batch_cap_file + ".step_tokens").
+    std::string step_tokens_file;
     std::string model_name;  ///< keep only series with this model_name label
     std::string engine;      ///< keep only series of this DP rank ("" = all)
     /// Where the group was defined ("pals.toml:9:1: group[0]", "--group #1", "PALS_GROUPS #1").
@@ -128,6 +132,8 @@ struct ClusterConfigKey {
 [[nodiscard]] std::string run_config_env_name(std::string_view key);
 /// "--" + the key with '-' for '_' ("period_s" -> "--period-s").
 [[nodiscard]] std::string run_config_flag_name(std::string_view key);
+/// A group's max_num_batched_tokens is 0 .. kMaxGroupBatchedTokens.
+inline constexpr int kMaxGroupBatchedTokens = 1 << 24;
 /// A group's max_num_seqs is 1 .. kMaxGroupNumSeqs.
 inline constexpr int kMaxGroupNumSeqs = 1'000'000;
 /// The environment variable holding groups, separated by ';'.

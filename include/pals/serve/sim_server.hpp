@@ -13,7 +13,9 @@
 ///   reports each GPU's power there (load kind "external");
 /// - the batch cap is read from the file the PALS vLLM plugin reads (8 bytes, little-endian
 ///   uint64), once per tick, and acknowledged as the plugin does (`<file>.ack`, 40 bytes, on a
-///   change and every second; BatchCapMode for engines that do not).
+///   change and every second; BatchCapMode for engines that do not); so is the per-step token
+///   budget, from `<file>.step_tokens` (the plugin's default path), never applied below the
+///   batch cap, as the plugin does.
 ///
 /// Time: a simulation thread advances the simulator to (wall - start) * time_scale every tick.
 /// Latencies in /metrics are simulated seconds; power is simulated watts.
@@ -67,7 +69,8 @@ struct SimServerOptions {
     /// The batch-cap file (8 bytes, little-endian uint64; 0, absent or malformed: the launch
     /// max_num_seqs); empty: none.
     std::string batch_cap_path;
-    /// What the engine does with the batch-cap file (with a batch_cap_path).
+    /// What the engine does with the batch-cap file (with a batch_cap_path), and with the
+    /// step-token file beside it (batch_cap_path + ".step_tokens").
     BatchCapMode batch_cap_mode = BatchCapMode::kApply;
     /// Worker threads of the HTTP server: the most concurrent connections (streams) served.
     int max_connections = 512;

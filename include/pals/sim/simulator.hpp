@@ -132,6 +132,7 @@ struct ReplicaObservation {
     bool busy = false;              ///< a step is running now
     double power_cap_w = 0.0;       ///< per GPU
     int batch_cap = 0;
+    int step_tokens = 0;  ///< per-step token budget in force
     int gpus = 0;
 };
 
@@ -188,6 +189,10 @@ public:
     /// Batch cap (max running sequences) of `replica`, at most the launch max_num_seqs. Running
     /// sequences are never evicted: a lower cap only stops admissions until they drain.
     void set_batch_cap(int replica, int batch_cap);
+    /// Per-step token budget of `replica` (the tokens one step may schedule), clamped to
+    /// [1, max_num_batched_tokens]; 0 restores max_num_batched_tokens. Never below the running
+    /// batch when scheduled (each running request keeps its token), as the PALS vLLM plugin.
+    void set_step_tokens(int replica, int tokens);
     /// Locks the SM clock of `replica`'s GPUs (0 unlocks).
     void set_locked_clock(int replica, double clock_mhz);
 

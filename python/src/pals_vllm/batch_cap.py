@@ -18,6 +18,19 @@ is missing, malformed or expired), ``launch`` (the launch ``max_num_seqs``) and 
 it was written, Unix microseconds). It is replaced atomically (temporary file + rename) when one
 of the first three values changes, and at least once a second otherwise (a heartbeat, so that
 the daemon can tell a live engine from a stale acknowledgement).
+
+The per-step token budget (a second file, same format): the largest number of tokens the daemon
+wants scheduled in one engine step (vLLM's ``max_num_scheduled_tokens``, the ``token_budget`` of
+schedule(); launched from ``--max-num-batched-tokens``). Its path is ``$PALS_STEP_TOKENS_FILE``
+(``{dp_rank}`` replaced as in the cap file's path), else the cap file's path (after that
+replacement) + ``.step_tokens``. Missing, unreadable, short, long, zero or expired (the same
+maximum age) = no budget. A budget ``B`` is applied as ``min(launch, max(B, running limit))``,
+where the running limit is the ``max_num_running_reqs`` applied in the same step, so that every
+running decode can still get a token (vLLM itself requires ``max_num_batched_tokens >=
+max_num_seqs``); never above the launch value (the model runner's buffers are sized from it).
+Engines with chunked prefill off or Mamba block-aligned prefill also keep a floor of their own
+(``pals_vllm.scheduler.step_tokens_floor``; none in the usual chunked-prefill engine). It is
+acknowledged in ``<step tokens file>.ack``, in the same 40-byte format (values in tokens).
 """
 
 import os
@@ -32,6 +45,9 @@ ACK_INTERVAL_ENV_VAR = "PALS_BATCH_CAP_ACK_INTERVAL_S"
 DEFAULT_ACK_INTERVAL_S = 1.0
 FILE_SIZE = 8
 _FORMAT = struct.Struct("<Q")
+
+STEP_TOKENS_ENV_VAR = "PALS_STEP_TOKENS_FILE"
+STEP_TOKENS_SUFFIX = ".step_tokens"
 
 
 DP_RANK_FIELD = "{dp_rank}"
@@ -81,6 +97,17 @@ def file_age_s(path, now=None):
     return (time.time() if now is None else now) - mtime
 
 
+def step_tokens_path(environ=None, dp_rank=0):
+    """The path of the per-step token budget file: ``$PALS_STEP_TOKENS_FILE`` with ``{dp_rank}``
+    replaced by the engine core's data-parallel rank, else the batch-cap file's path (after that
+    replacement) + ``.step_tokens`` (``/run/pals/batch_cap.step_tokens``)."""
+    env = os.environ if environ is None else environ
+    path = env.get(STEP_TOKENS_ENV_VAR)
+    if path:
+        return path.replace(DP_RANK_FIELD, str(dp_rank))
+    return batch_cap_path(env, dp_rank) + STEP_TOKENS_SUFFIX
+
+
 def read_batch_cap(path, max_age=0.0, now=None):
     """Read the cap from ``path``; None when there is no usable cap, or when the file is older
     than ``max_age`` seconds (> 0; ``now`` defaults to the wall clock).
@@ -88,6 +115,18 @@ def read_batch_cap(path, max_age=0.0, now=None):
     A plain open/read/close on each call (a few microseconds, against a 10-100 ms engine step)
     rather than a long-lived mmap, so a daemon that replaces the file by rename is picked up.
     """
+    return _read_uint64(path, max_age, now)
+
+
+def read_step_tokens(path, max_age=0.0, now=None):
+    """Read the per-step token budget from ``path``: the same format and rules as
+    read_batch_cap() (None: no budget, also when older than ``max_age`` seconds)."""
+    return _read_uint64(path, max_age, now)
+
+
+def _read_uint64(path, max_age, now):
+    """The non-zero little-endian uint64 of an 8-byte file not older than ``max_age``; else
+    None."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -113,6 +152,11 @@ def encode_batch_cap(cap):
     return _FORMAT.pack(cap)
 
 
+def encode_step_tokens(tokens):
+    """The 8 bytes that publish a per-step token budget (the cap file's format)."""
+    return _FORMAT.pack(tokens)
+
+
 def applied_cap(launch_limit, cap):
     """The batch cap a scheduler enforces for ``cap`` (None or 0: no cap): ``min(launch, cap)``,
     else the launch value. This is the ``applied`` value of the acknowledgement."""
@@ -133,6 +177,22 @@ def effective_limit(launch_limit, cap, num_running):
     return max(min(launch_limit, cap), num_running)
 
 
+def applied_step_tokens(launch_tokens, budget, running_limit, floor=0):
+    """The per-step token budget a scheduler gives vLLM (``max_num_scheduled_tokens``) for a
+    published ``budget`` (None or 0: none) and the running limit applied in the same step.
+
+    ``min(launch_tokens, max(budget, running_limit, floor))``: never below the running limit, so
+    that every running decode can still get a token in a step (vLLM requires
+    ``max_num_batched_tokens >= max_num_seqs``), nor below ``floor`` (what this engine's
+    configuration needs, see ``pals_vllm.scheduler``; 0 for the usual chunked-prefill engine), and
+    never above the launch value, which sizes the model runner's buffers. Without a budget, the
+    launch value. This is the ``applied`` value of the step tokens acknowledgement.
+    """
+    if not budget:
+        return launch_tokens
+    return min(launch_tokens, max(budget, running_limit, floor))
+
+
 class Ack(tuple):
     """One decoded acknowledgement: (applied, requested, launch, time_us)."""
 
@@ -148,7 +208,7 @@ class Ack(tuple):
 
 
 def ack_path(cap_path):
-    """The acknowledgement written beside a cap file: ``<cap_path>.ack``."""
+    """The acknowledgement written beside a cap (or step tokens) file: ``<cap_path>.ack``."""
     return str(cap_path) + ACK_SUFFIX
 
 

@@ -87,27 +87,24 @@ std::filesystem::path batch_cap_ack_path(const VllmEngineConfig& config) {
     return p;
 }
 
-VllmEngine::VllmEngine(VllmEngineConfig config, Clock& clock)
-    : m_config(std::move(config)), m_clock(clock) {
-    m_config.max_num_seqs = std::max(1, m_config.max_num_seqs);
-    m_batch_cap = m_config.max_num_seqs;
-    m_ack_path = batch_cap_ack_path(m_config);
+std::filesystem::path step_tokens_path(const VllmEngineConfig& config) {
+    if (!config.step_tokens_path.empty()) {
+        return config.step_tokens_path;
+    }
+    std::filesystem::path p = config.batch_cap_path;
+    p += ".step_tokens";
+    return p;
 }
 
-int VllmEngine::max_batch_cap() const {
-    return m_engine_launch > 0 ? std::min(m_config.max_num_seqs, m_engine_launch)
-                               : m_config.max_num_seqs;
-}
-
-BatchCapAck VllmEngine::read_batch_cap_ack() {
+BatchCapAck AckReader::read(const Clock& clock, Seconds stale_after) {
     BatchCapAck ack;
-    ack.source = m_ack_path.string();
+    ack.source = m_path.string();
     std::array<char, kBatchCapAckBytes + 1> buffer{};
     std::size_t n = 0;
     std::FILE* f = std::fopen(ack.source.c_str(), "rbe");
     if (f == nullptr) {
         ack.state = BatchCapAck::State::kMissing;
-        m_ack_time_us = 0;
+        m_time_us = 0;
         return ack;
     }
     n = std::fread(buffer.data(), 1, buffer.size(), f);
@@ -117,37 +114,65 @@ BatchCapAck VllmEngine::read_batch_cap_ack() {
     if (!record.is_ok()) {
         ack.state = BatchCapAck::State::kMissing;
         ack.source += " (" + record.status().message() + ")";
-        m_ack_time_us = 0;
+        m_time_us = 0;
         return ack;
     }
     ack.applied = to_int(record->applied);
     ack.requested = to_int(record->requested);
     ack.launch = to_int(record->launch);
-    const Seconds now = m_clock.now();
-    if (record->time_unix_us != m_ack_time_us) {
-        const bool first = m_ack_time_us == 0;
-        m_ack_time_us = record->time_unix_us;
-        m_ack_renewed_at = now;
+    const Seconds now = clock.now();
+    if (record->time_unix_us != m_time_us) {
+        const bool first = m_time_us == 0;
+        m_time_us = record->time_unix_us;
+        m_renewed_at = now;
         if (first) {
             // Its age by the wall clock that stamped it: an acknowledgement left by an engine
-            // that is gone is stale from the first read, not ack_stale_after later.
+            // that is gone is stale from the first read, not stale_after later.
             const double wall_now_us = std::chrono::duration<double, std::micro>(
                                            std::chrono::system_clock::now().time_since_epoch())
                                            .count();
             const double age_s =
                 (wall_now_us - static_cast<double>(record->time_unix_us)) / kMicrosecondsPerSecond;
             if (age_s > 0.0) {
-                m_ack_renewed_at = now - Seconds{age_s};
+                m_renewed_at = now - Seconds{age_s};
             }
         }
     }
-    ack.age_s = (now - m_ack_renewed_at).count();
-    if (ack.age_s > m_config.ack_stale_after.count()) {
-        ack.state = BatchCapAck::State::kStale;
-        return ack;
+    ack.age_s = (now - m_renewed_at).count();
+    ack.state =
+        ack.age_s > stale_after.count() ? BatchCapAck::State::kStale : BatchCapAck::State::kFresh;
+    return ack;
+}
+
+VllmEngine::VllmEngine(VllmEngineConfig config, Clock& clock)
+    : m_config(std::move(config))
+    , m_clock(clock)
+    , m_ack(batch_cap_ack_path(m_config))
+    , m_step_tokens_path(step_tokens_path(m_config))
+    , m_step_tokens_ack(std::filesystem::path(m_step_tokens_path.string() + ".ack")) {
+    m_config.max_num_seqs = std::max(1, m_config.max_num_seqs);
+    m_config.max_num_batched_tokens = std::max(0, m_config.max_num_batched_tokens);
+    m_batch_cap = m_config.max_num_seqs;
+}
+
+int VllmEngine::max_batch_cap() const {
+    return m_engine_launch > 0 ? std::min(m_config.max_num_seqs, m_engine_launch)
+                               : m_config.max_num_seqs;
+}
+
+int VllmEngine::max_step_tokens() const {
+    if (m_config.max_num_batched_tokens > 0) {
+        return m_engine_launch_tokens > 0
+                   ? std::min(m_config.max_num_batched_tokens, m_engine_launch_tokens)
+                   : m_config.max_num_batched_tokens;
     }
-    ack.state = BatchCapAck::State::kFresh;
-    if (ack.launch > 0 && ack.launch != m_engine_launch) {
+    return m_engine_launch_tokens;
+}
+
+BatchCapAck VllmEngine::read_batch_cap_ack() {
+    BatchCapAck ack = m_ack.read(m_clock, m_config.ack_stale_after);
+    if (ack.state == BatchCapAck::State::kFresh && ack.launch > 0 &&
+        ack.launch != m_engine_launch) {
         const bool was_known = m_engine_launch > 0;
         m_engine_launch = ack.launch;
         if (ack.launch != m_config.max_num_seqs) {
@@ -160,6 +185,26 @@ BatchCapAck VllmEngine::read_batch_cap_ack() {
         } else if (was_known) {
             PALS_LOG_INFO("{}: the engine's launch max_num_seqs is {} again, as configured",
                           m_config.name, ack.launch);
+        }
+    }
+    return ack;
+}
+
+BatchCapAck VllmEngine::read_step_tokens_ack() {
+    BatchCapAck ack = m_step_tokens_ack.read(m_clock, m_config.ack_stale_after);
+    if (ack.state == BatchCapAck::State::kFresh && ack.launch > 0 &&
+        ack.launch != m_engine_launch_tokens) {
+        m_engine_launch_tokens = ack.launch;
+        if (m_config.max_num_batched_tokens > 0 && ack.launch != m_config.max_num_batched_tokens) {
+            PALS_LOG_WARN(
+                "{}: the engine was launched with max_num_batched_tokens {} (its "
+                "acknowledgement {}) but the group's max_num_batched_tokens is {}: PALS sets "
+                "step-token budgets up to {}",
+                m_config.name, ack.launch, ack.source, m_config.max_num_batched_tokens,
+                max_step_tokens());
+        } else {
+            PALS_LOG_INFO("{}: the engine's launch max_num_batched_tokens is {} ({})",
+                          m_config.name, ack.launch, ack.source);
         }
     }
     return ack;
@@ -198,6 +243,9 @@ Result<EngineSnapshot> VllmEngine::snapshot() {
     snap.batch_cap_ack = read_batch_cap_ack();
     snap.batch_cap = batch_cap();
     snap.batch_cap_requested = m_published;
+    snap.step_tokens_ack = read_step_tokens_ack();
+    const int launch_tokens = max_step_tokens();
+    snap.step_tokens = m_step_tokens > 0 ? m_step_tokens : launch_tokens;
     return snap;
 }
 
@@ -211,8 +259,32 @@ Status VllmEngine::set_batch_cap(int batch_cap) {
     return Status::ok();
 }
 
-Status VllmEngine::refresh_batch_cap() {
-    return m_published ? set_batch_cap(m_batch_cap) : Status::ok();
+Status VllmEngine::set_step_tokens(int tokens) {
+    const int max_tokens = max_step_tokens();
+    if (max_tokens <= 0) {
+        return Status::invalid_argument(
+            m_config.name +
+            ": no per-step token budget: the engine's launch "
+            "max_num_batched_tokens is not known (set max_num_batched_tokens for "
+            "the group, or run the PALS plugin that acknowledges it)");
+    }
+    const int value = tokens > 0 ? std::clamp(tokens, 1, max_tokens) : 0;
+    PALS_RETURN_IF_ERROR(
+        write_file_atomic(m_step_tokens_path, encode_batch_cap(static_cast<std::uint64_t>(value)))
+            .with_prefix("step-token file"));
+    m_step_tokens = value;
+    m_step_tokens_published = true;
+    return Status::ok();
+}
+
+Status VllmEngine::refresh_controls() {
+    if (m_published) {
+        PALS_RETURN_IF_ERROR(set_batch_cap(m_batch_cap));
+    }
+    if (m_step_tokens_published) {
+        PALS_RETURN_IF_ERROR(set_step_tokens(m_step_tokens));
+    }
+    return Status::ok();
 }
 
 }  // namespace pals::engine::vllm

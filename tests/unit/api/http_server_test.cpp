@@ -24,6 +24,10 @@ std::shared_ptr<const StateSnapshot> sample_state() {
     s->groups.push_back(
         {0, {0, 1}, 350.0, 128, 900.5, 1234.0, 40, 2, 1290.0, 128, 256, "mismatch", 256, 0.25});
     s->groups.back().kv_cache_usage = 0.75;
+    s->groups.back().step_tokens = 2048;
+    s->groups.back().step_tokens_applied = 2048;
+    s->groups.back().engine_max_num_batched_tokens = 8192;
+    s->step_tokens_changes_total = 3;
     s->groups.push_back({1, {2}, 350.0, 256, 400.0, 100.0, 1, 0, 0.0});  // no cap, no ack
     s->batch_cap_faults_total = 2;
     s->gpu_power_w = {450.0, 450.5};
@@ -82,6 +86,28 @@ TEST_F(HttpServerTest, SloMissSharesAreShownAndAbsentWhenUnknown) {
     // NaN (no request in the window, or the group not controlled) leaves the sample out.
     EXPECT_EQ(metrics->body.find("pals_group_ttft_slo_miss_ratio{group=\"1\"}"), std::string::npos);
     EXPECT_EQ(metrics->body.find("pals_group_tpot_slo_miss_ratio{group="), std::string::npos);
+}
+
+TEST_F(HttpServerTest, TheStepTokenBudgetIsShownAndAbsentWithoutOne) {
+    auto state = m_client->Get("/v1/state");
+    ASSERT_TRUE(state);
+    const auto j = nlohmann::json::parse(state->body);
+    EXPECT_EQ(j["groups"][0]["step_tokens"], 2048);
+    EXPECT_EQ(j["groups"][0]["step_tokens_applied"], 2048);
+    EXPECT_EQ(j["groups"][0]["engine_max_num_batched_tokens"], 8192);
+    EXPECT_TRUE(j["groups"][1]["step_tokens"].is_null());
+    EXPECT_TRUE(j["groups"][1]["step_tokens_applied"].is_null());
+    EXPECT_TRUE(j["groups"][1]["engine_max_num_batched_tokens"].is_null());
+    EXPECT_EQ(j["step_tokens_changes_total"], 3);
+    auto metrics = m_client->Get("/metrics");
+    ASSERT_TRUE(metrics);
+    const std::string& m = metrics->body;
+    for (const char* line : {"pals_group_step_tokens{group=\"0\"} 2048\n",
+                             "pals_group_step_tokens_applied{group=\"0\"} 2048\n",
+                             "pals_step_tokens_changes_total 3\n"}) {
+        EXPECT_NE(m.find(line), std::string::npos) << line << "\n" << m;
+    }
+    EXPECT_EQ(m.find("pals_group_step_tokens{group=\"1\"}"), std::string::npos);
 }
 
 TEST_F(HttpServerTest, RequestedAndAppliedBatchCapsAreShown) {

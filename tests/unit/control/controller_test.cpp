@@ -116,6 +116,27 @@ TEST(ControllerTest, SumOfCapsNeverExceedsTheBudget) {
     EXPECT_EQ(t.batch_cap[0], 64);
 }
 
+TEST(ControllerTest, AppliesTheStepTokenBudgetAndZeroIsTheLaunchValue) {
+    auto node = make_node(1, 10.0);
+    const int launch = node->engine(0).max_step_tokens();
+    ASSERT_GT(launch, 4096);
+    Controller c(node->clock(), node->gpus(), engines_of(*node),
+                 make_fixed_policy("fixed", 700.0, 64, 0.0, 4096), ControllerConfig{});
+    ASSERT_TRUE(c.start().is_ok());
+    ASSERT_TRUE(c.run_until(Seconds{2.0}).is_ok());
+    EXPECT_EQ(c.history().back().step_tokens[0], 4096);
+    EXPECT_EQ(node->simulator().observe(0).step_tokens, 4096);
+    EXPECT_NE(c.history().back().reason.find("4096 tokens per step"), std::string::npos);
+    // Above the launch value (and the launch value itself) is "the launch value": 0.
+    Controller above(node->clock(), node->gpus(), engines_of(*node),
+                     make_fixed_policy("fixed", 700.0, 64, 0.0, 2 * launch), ControllerConfig{});
+    ASSERT_TRUE(above.start().is_ok());
+    EXPECT_EQ(above.history().size(), 0U);
+    ASSERT_TRUE(above.tick().is_ok());
+    EXPECT_EQ(above.history().back().step_tokens[0], 0);
+    EXPECT_EQ(node->simulator().observe(0).step_tokens, launch);
+}
+
 TEST(ControllerTest, TheReasonStatesACapTheBudgetLowered) {
     auto node = make_node(1, 10.0);
     ControllerConfig config;

@@ -192,6 +192,9 @@ TEST(OracleGridTest, SearchesLocksUnderLowerCapsAtTheLaunchBatch) {
     EXPECT_EQ(grid.capped_lock_caps_w.back(), 675.0);
     EXPECT_EQ(grid.capped_lock_clocks_mhz,
               (std::vector<double>{594, 792, 990, 1188, 1386, 1584, 1782}));
+    // The per-step token budgets `pals` may set below the launch 8192, tried at the point
+    // chosen.
+    EXPECT_EQ(grid.step_tokens, (std::vector<int>{4096, 2048}));
 }
 
 }  // namespace

@@ -501,6 +501,54 @@ TEST(PalsPolicyTest, AStallRaisesTheLockWithinTheSettleTime) {
     }
 }
 
+TEST(PalsPolicyTest, TheStepTokenBudgetTradesTtftSlackForTpot) {
+    // An engine with a per-step token budget of 8192: TPOT p90 at 0.9 of its SLO with TTFT far
+    // inside its own halves the budget, once per dwell (5 s), down to 2048; TTFT p90 at 0.8 of
+    // its SLO doubles it again. Without TTFT slack a TPOT alarm leaves it alone.
+    auto policy = make_pals_policy(small_model());
+    auto with_tokens = [](GroupObservation g) {
+        g.max_step_tokens = 8192;
+        return g;
+    };
+    GroupDecision d = policy->decide(observe(1, kInf, {with_tokens(group(300.0))}))[0];
+    EXPECT_EQ(d.step_tokens, 0) << d.reason;  // the launch value while latency is comfortable
+    GroupObservation slow = with_tokens(group(300.0));
+    slow.tpot_p90_s = 0.092;
+    slow.ttft_p90_s = 0.3;
+    std::vector<int> tokens;
+    for (int t = 2; t <= 14; ++t) {
+        d = policy->decide(observe(t, kInf, {slow}))[0];
+        tokens.push_back(d.step_tokens);
+        if (t == 2) {
+            EXPECT_NE(d.reason.find("step tokens 8192 -> 4096: TPOT p90 92 ms"), std::string::npos)
+                << d.reason;
+        }
+    }
+    EXPECT_EQ(tokens.front(), 4096);
+    EXPECT_EQ(tokens[4], 4096);  // t = 6: within the dwell
+    EXPECT_EQ(tokens[5], 2048);  // t = 7
+    EXPECT_EQ(tokens.back(), 2048) << "never below the lowest";
+    GroupObservation late = with_tokens(group(300.0));
+    late.ttft_p90_s = 0.85;
+    late.tpot_p90_s = 0.095;
+    d = policy->decide(observe(20, kInf, {late}))[0];
+    EXPECT_EQ(d.step_tokens, 4096) << d.reason;
+    EXPECT_NE(d.reason.find("step tokens 2048 -> 4096: TTFT p90 0.85 s"), std::string::npos)
+        << d.reason;
+    d = policy->decide(observe(26, kInf, {late}))[0];
+    EXPECT_EQ(d.step_tokens, 0) << "back at the launch value: " << d.reason;
+
+    auto busy = make_pals_policy(small_model());
+    GroupObservation both = slow;
+    both.ttft_p90_s = 0.6;  // TPOT at risk, but TTFT has no slack to give
+    EXPECT_EQ(busy->decide(observe(1, kInf, {both}))[0].step_tokens, 0);
+    // An engine without a step-token budget never gets one.
+    auto plain = make_pals_policy(small_model());
+    GroupObservation no_knob = slow;
+    no_knob.max_step_tokens = 0;
+    EXPECT_EQ(plain->decide(observe(1, kInf, {no_knob}))[0].step_tokens, 0);
+}
+
 TEST(PalsPolicyTest, BudgetBoundFreesTheClockAndHoldsIt) {
     PalsSettings settings;
     settings.budget_bound_hold_s = 30.0;

@@ -169,12 +169,12 @@ TEST(VllmEngineTest, RefreshRepublishesTheCapSoThatItDoesNotExpire) {
     TempDir dir;
     ManualClock clock(Seconds{0.0});
     VllmEngine engine(config_for(1, dir.path() / "cap"), clock);
-    ASSERT_TRUE(engine.refresh_batch_cap().is_ok());
+    ASSERT_TRUE(engine.refresh_controls().is_ok());
     EXPECT_FALSE(std::filesystem::exists(dir.path() / "cap"));  // nothing published yet
     ASSERT_TRUE(engine.set_batch_cap(32).is_ok());
     const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::minutes(5);
     std::filesystem::last_write_time(dir.path() / "cap", old);
-    ASSERT_TRUE(engine.refresh_batch_cap().is_ok());
+    ASSERT_TRUE(engine.refresh_controls().is_ok());
     EXPECT_GT(std::filesystem::last_write_time(dir.path() / "cap"),
               old + std::chrono::minutes(4));  // a fresh mtime for the plugin's expiry
     EXPECT_EQ(read_cap(dir.path() / "cap"), 32U);
@@ -417,6 +417,60 @@ TEST(VllmEngineTest, SnapshotCarriesTheAckAndWhetherACapIsRequested) {
     snap = engine.snapshot();
     ASSERT_TRUE(snap.is_ok());
     EXPECT_EQ(check_batch_cap(*snap), BatchCapCheck::kMismatch);
+}
+
+TEST(VllmEngineTest, TheStepTokenBudgetIsKnownFromItsAckAndPublishedBesideTheCap) {
+    FakeVllmServer server(golden("metrics_v0_11.txt"));
+    TempDir dir;
+    ManualClock clock;
+    const auto cap_path = dir.path() / "cap";
+    const auto tokens_path = dir.path() / "cap.step_tokens";
+    VllmEngineConfig config = config_for(server.port(), cap_path);
+    EXPECT_EQ(step_tokens_path(config), tokens_path);
+    VllmEngine engine(config, clock);
+    // No launch value configured and no acknowledgement: no budget to set (an engine without
+    // the plugin's step-token support).
+    EXPECT_EQ(engine.max_step_tokens(), 0);
+    const Status refused = engine.set_step_tokens(2048);
+    EXPECT_FALSE(refused.is_ok());
+    EXPECT_NE(refused.message().find("max_num_batched_tokens"), std::string::npos);
+    EXPECT_FALSE(std::filesystem::exists(tokens_path));
+    auto snap = engine.snapshot();
+    ASSERT_TRUE(snap.is_ok()) << snap.status().message();
+    EXPECT_EQ(snap->step_tokens, 0);
+    EXPECT_EQ(snap->step_tokens_ack.state, BatchCapAck::State::kMissing);
+
+    // The plugin acknowledges its launch value (8192, no budget requested yet).
+    write_ack(dir.path() / "cap.step_tokens.ack", {8192, 0, 8192, wall_now_us()});
+    snap = engine.snapshot();
+    ASSERT_TRUE(snap.is_ok());
+    EXPECT_EQ(engine.max_step_tokens(), 8192);
+    EXPECT_EQ(snap->step_tokens, 8192);
+    EXPECT_EQ(snap->step_tokens_ack.applied, 8192);
+    ASSERT_TRUE(engine.set_step_tokens(2048).is_ok());
+    EXPECT_EQ(read_cap(tokens_path), 2048U);
+    EXPECT_FALSE(std::filesystem::exists(cap_path));  // the batch cap is not touched
+    snap = engine.snapshot();
+    ASSERT_TRUE(snap.is_ok());
+    EXPECT_EQ(snap->step_tokens, 2048);
+    ASSERT_TRUE(engine.set_step_tokens(100000).is_ok());
+    EXPECT_EQ(read_cap(tokens_path), 8192U);  // clamped to the launch value
+    ASSERT_TRUE(engine.set_step_tokens(0).is_ok());
+    EXPECT_EQ(read_cap(tokens_path), 0U);  // the plugin's "none": the launch value
+    // refresh_controls() gives the file a fresh mtime for the plugin's expiry.
+    ASSERT_TRUE(engine.set_step_tokens(4096).is_ok());
+    const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::minutes(5);
+    std::filesystem::last_write_time(tokens_path, old);
+    ASSERT_TRUE(engine.refresh_controls().is_ok());
+    EXPECT_GT(std::filesystem::last_write_time(tokens_path), old + std::chrono::minutes(4));
+    EXPECT_EQ(read_cap(tokens_path), 4096U);
+
+    // A configured launch value bounds the budget even below the acknowledged one.
+    config.max_num_batched_tokens = 4096;
+    VllmEngine configured(config, clock);
+    EXPECT_EQ(configured.max_step_tokens(), 4096);
+    config.step_tokens_path = dir.path() / "elsewhere";
+    EXPECT_EQ(step_tokens_path(config), dir.path() / "elsewhere");
 }
 
 }  // namespace

@@ -451,7 +451,7 @@ TEST(RunConfigErrorTest, BadFlagAndEnvironmentValuesNameThem) {
 TEST(RunConfigErrorTest, GroupSpecErrors) {
     EXPECT_EQ(parse_group_spec("url", "--group #1").status().message(),
               "--group #1: 'url' is not key=value (keys: url, gpus, max_num_seqs, batch_cap_file, "
-              "model_name, engine)");
+              "max_num_batched_tokens, step_tokens_file, model_name, engine)");
     EXPECT_NE(parse_group_spec("gpu=0", "--group #1")
                   .status()
                   .message()
@@ -493,6 +493,30 @@ TEST(RunConfigErrorTest, GpuIndicesAreBoundedBeforeARangeIsExpanded) {
         return s;
     }());
     EXPECT_NE(seqs.find("max_num_seqs: must be 1-1000000"), std::string::npos) << seqs;
+    const std::string tokens = load_error([] {
+        RunConfigSources s;
+        s.group_flags = {"gpus=0,max_num_batched_tokens=-5"};
+        s.flags = {{"policy", "cap-only"}};
+        return s;
+    }());
+    EXPECT_NE(tokens.find("max_num_batched_tokens"), std::string::npos) << tokens;
+    EXPECT_NE(tokens.find("must be 0-16777216"), std::string::npos) << tokens;
+}
+
+TEST(RunConfigTest, TheStepTokenFileDefaultsBesideTheBatchCapFile) {
+    RunConfigSources s;
+    s.flags = {{"policy", "cap-only"}};
+    s.group_flags = {"url=http://127.0.0.1:8000,gpus=0,batch_cap_file=/run/x",
+                     "url=http://127.0.0.1:8001,gpus=1,batch_cap_file=/run/y,"
+                     "max_num_batched_tokens=4096,step_tokens_file=/run/t"};
+    Result<RunConfig> c = load_run_config(s);
+    ASSERT_TRUE(c.is_ok()) << c.status().message();
+    const auto engines = engine_configs(c.value());
+    ASSERT_EQ(engines.size(), 2U);
+    EXPECT_EQ(engines[0].max_num_batched_tokens, 0);  // as the plugin acknowledges
+    EXPECT_EQ(engine::vllm::step_tokens_path(engines[0]), "/run/x.step_tokens");
+    EXPECT_EQ(engines[1].max_num_batched_tokens, 4096);
+    EXPECT_EQ(engine::vllm::step_tokens_path(engines[1]), "/run/t");
 }
 
 TEST(RunConfigErrorTest, HugeTimesAreRefused) {

@@ -488,6 +488,30 @@ TEST_F(SimServerTest, AcknowledgesTheBatchCapItApplies) {
     EXPECT_TRUE(eventually([&] { return read_ack(ack_path)->time_unix_us > t0; }));
 }
 
+TEST_F(SimServerTest, ObeysAndAcknowledgesTheStepTokenFileBesideTheCap) {
+    start();
+    const std::string tokens_path = m_dir.file("batch_cap") + ".step_tokens";
+    const std::string ack_path = tokens_path + ".ack";
+    ASSERT_TRUE(eventually([&] { return read_ack(ack_path).has_value(); }));
+    EXPECT_EQ(read_ack(ack_path)->applied, 8192U);  // no budget yet: the launch value
+    EXPECT_EQ(read_ack(ack_path)->launch, 8192U);
+    EXPECT_DOUBLE_EQ(gauge("pals_sim_step_tokens"), 8192.0);
+    ASSERT_TRUE(write_file_atomic(tokens_path, engine::vllm::encode_batch_cap(2048)).is_ok());
+    EXPECT_TRUE(eventually([this] { return gauge("pals_sim_step_tokens") == 2048.0; }));
+    ASSERT_TRUE(eventually([&] {
+        auto a = read_ack(ack_path);
+        return a && a->applied == 2048U && a->requested == 2048U;
+    }));
+    // Never applied below the running-request limit (the batch cap, 64 here), as the plugin.
+    ASSERT_TRUE(write_file_atomic(tokens_path, engine::vllm::encode_batch_cap(10)).is_ok());
+    ASSERT_TRUE(eventually([&] {
+        auto a = read_ack(ack_path);
+        return a && a->applied == 64U && a->requested == 10U;
+    }));
+    std::filesystem::remove(tokens_path);
+    EXPECT_TRUE(eventually([this] { return gauge("pals_sim_step_tokens") == 8192.0; }));
+}
+
 TEST_F(SimServerTest, CanPlayAnEngineThatIgnoresTheCapOrHasNoPlugin) {
     start(testing::llama_node(), 0,
           [](SimServerOptions& o) { o.batch_cap_mode = BatchCapMode::kIgnore; });

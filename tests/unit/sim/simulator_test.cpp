@@ -118,6 +118,56 @@ TEST(SimulatorTest, LoweringTheBatchCapDrainsWithoutEvicting) {
     EXPECT_EQ(sim.report().requests_completed, 200U);
 }
 
+TEST(SimulatorTest, AStepTokenBudgetSplitsPrefillsSoDecodesWaitLess) {
+    // Eight requests decoding while long prompts arrive: with the launch budget (8192) each
+    // step that carries a prompt takes it whole (6,000 tokens) and every running request's next
+    // token waits behind it; with 2048 it is split in three, so the decodes' gaps are shorter
+    // (ITL p99) and the long prompts' first tokens come later.
+    auto requests = testing::closed_loop(8, 64, 600);
+    for (int k = 0; k < 6; ++k) {
+        workload::Request r;
+        r.id = 100 + static_cast<std::uint64_t>(k);
+        r.arrival_s = 1.0 + 0.5 * k;
+        r.input_tokens = 6000;
+        r.output_tokens = 8;
+        requests.push_back(r);
+    }
+    const NodeConfig node = node_of(testing::llama8b(), 1, 64);
+    struct Outcome {
+        SimulationReport report;
+        double longest_gap_s = 0.0;  ///< between two tokens of a decoding request
+    };
+    auto run_with = [&](int step_tokens) {
+        Simulator sim = Simulator::create(node, requests).value();
+        sim.set_step_tokens(0, step_tokens);
+        EXPECT_EQ(sim.observe(0).step_tokens, step_tokens > 0 ? step_tokens : 8192);
+        Outcome out;
+        std::vector<double> last(8, -1.0);
+        sim.set_token_listener([&](const TokenEvent& e) {
+            if (e.handle < last.size()) {
+                if (last[e.handle] >= 0.0) {
+                    out.longest_gap_s = std::max(out.longest_gap_s, e.time_s - last[e.handle]);
+                }
+                last[e.handle] = e.time_s;
+            }
+        });
+        sim.run_to_completion();
+        out.report = sim.report();
+        return out;
+    };
+    const Outcome launch = run_with(0);
+    const Outcome small = run_with(2048);
+    EXPECT_EQ(launch.report.requests_completed, 14U);
+    EXPECT_EQ(small.report.requests_completed, launch.report.requests_completed);
+    EXPECT_LT(small.longest_gap_s, 0.5 * launch.longest_gap_s);
+    EXPECT_GT(small.report.ttft_s.p99, launch.report.ttft_s.p99);
+    // Never below the running-request limit: a budget of 1 still gives every running request
+    // its token (the batch cap, 64, is the floor).
+    const Outcome tiny = run_with(1);
+    EXPECT_EQ(tiny.report.requests_completed, launch.report.requests_completed);
+    EXPECT_LT(tiny.report.itl_s.p50, 2.0 * launch.report.itl_s.p50);
+}
+
 TEST(SimulatorTest, SteppedRunMatchesOneShotRun) {
     NodeConfig node = node_of(testing::mixtral(), 2, 32);
     workload::WorkloadSpec spec;

@@ -1,8 +1,8 @@
 #pragma once
 /// @file vllm_engine.hpp
 /// @brief A vLLM server as an engine::ServingEngine: reads it by scraping its Prometheus
-/// `/metrics` endpoint and sets its batch cap through the file the PALS vLLM scheduler plugin
-/// (python/pals_vllm) re-reads on every scheduler step (docs/vllm.md).
+/// `/metrics` endpoint and sets its batch cap and per-step token budget through the files the
+/// PALS vLLM scheduler plugin (python/pals_vllm) re-reads on every scheduler step (docs/vllm.md).
 
 #include <cstdint>
 #include <filesystem>
@@ -32,6 +32,30 @@ struct VllmEngineConfig {
     /// An acknowledgement not renewed for this long (by the engine's clock for the first read,
     /// by `clock` after) is stale; the plugin renews it every second.
     Seconds ack_stale_after{5.0};
+    /// The server's launch --max-num-batched-tokens: the largest per-step token budget PALS may
+    /// set. 0: the launch value the plugin acknowledges (no budget is set before it does: an
+    /// engine without the plugin's step-token support never gets one).
+    int max_num_batched_tokens = 0;
+    /// The plugin's $PALS_STEP_TOKENS_FILE; empty: batch_cap_path + ".step_tokens" (the
+    /// plugin's default). Its acknowledgement is this path + ".ack".
+    std::filesystem::path step_tokens_path;
+};
+
+/// Reads one acknowledgement file of the plugin (the batch cap's or the step-token budget's)
+/// and tracks its renewals, to tell a live engine from one that stopped answering.
+class AckReader {
+public:
+    explicit AckReader(std::filesystem::path path) : m_path(std::move(path)) {}
+    /// kMissing when absent or malformed; kStale when its time stamp has not changed for
+    /// `stale_after` by `clock` (or, at the first read, is older than that by the wall clock);
+    /// else kFresh.
+    [[nodiscard]] BatchCapAck read(const Clock& clock, Seconds stale_after);
+    [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
+
+private:
+    std::filesystem::path m_path;
+    std::uint64_t m_time_us = 0;  ///< the time stamp last read (0: none)
+    Seconds m_renewed_at{0.0};    ///< clock time at which that time stamp was first seen
 };
 
 /// The acknowledgement file's content (docs/vllm.md): 40 bytes, little-endian: "PALSACK1", then
@@ -49,6 +73,8 @@ inline constexpr std::size_t kBatchCapAckBytes = 40;
 [[nodiscard]] Result<BatchCapAckRecord> decode_batch_cap_ack(std::string_view bytes);
 /// config.batch_cap_ack_path, or batch_cap_path + ".ack".
 [[nodiscard]] std::filesystem::path batch_cap_ack_path(const VllmEngineConfig& config);
+/// config.step_tokens_path, or batch_cap_path + ".step_tokens".
+[[nodiscard]] std::filesystem::path step_tokens_path(const VllmEngineConfig& config);
 
 /// Encodes a batch cap as the plugin reads it: 8 bytes, little-endian unsigned 64-bit.
 [[nodiscard]] std::string encode_batch_cap(std::uint64_t batch_cap);
@@ -75,9 +101,16 @@ public:
     /// Clamps to [1, max_num_seqs] and writes the cap file atomically (temporary file + rename).
     /// Errors come from the file write; the cap in force is then unchanged.
     [[nodiscard]] Status set_batch_cap(int batch_cap) override;
-    /// Rewrites the cap file with the cap last published (a new mtime for the plugin's expiry,
-    /// $PALS_BATCH_CAP_MAX_AGE_S on the engine side); nothing before the first set_batch_cap().
-    [[nodiscard]] Status refresh_batch_cap() override;
+    /// Rewrites the cap file and the step-token file with the values last published (a new
+    /// mtime for the plugin's expiry, $PALS_BATCH_CAP_MAX_AGE_S on the engine side); neither
+    /// before its first set_*() call.
+    [[nodiscard]] Status refresh_controls() override;
+    /// The configured max_num_batched_tokens, else the launch value the plugin's step-token
+    /// acknowledgement reports (0 until one is read: no budget can be set).
+    [[nodiscard]] int max_step_tokens() const override;
+    /// Writes the step-token file atomically: the budget clamped to [1, max_step_tokens()],
+    /// or 0 (no budget: the launch value). Errors come from the file write.
+    [[nodiscard]] Status set_step_tokens(int tokens) override;
     [[nodiscard]] std::vector<int> gpus() const override { return m_config.gpus; }
 
     /// The cap last published (max_batch_cap() before the first set_batch_cap()).
@@ -87,6 +120,9 @@ public:
     /// that by the wall clock); else kFresh. A launch max_num_seqs that differs from the
     /// configured one is logged (a warning naming both) when first seen.
     [[nodiscard]] BatchCapAck read_batch_cap_ack();
+    /// Reads the step-token acknowledgement (as AckReader::read), and learns the engine's
+    /// launch max_num_batched_tokens from a fresh one.
+    [[nodiscard]] BatchCapAck read_step_tokens_ack();
     /// The launch max_num_seqs the engine acknowledged (0: none seen yet).
     [[nodiscard]] int engine_max_num_seqs() const { return m_engine_launch; }
     /// "http://HOST:PORT/metrics".
@@ -97,10 +133,13 @@ private:
     Clock& m_clock;
     int m_batch_cap;
     bool m_published = false;  ///< set_batch_cap() has written the file at least once
-    std::filesystem::path m_ack_path;
-    std::uint64_t m_ack_time_us = 0;  ///< the acknowledgement's time stamp last read (0: none)
-    Seconds m_ack_renewed_at{0.0};    ///< m_clock time at which that time stamp was first seen
-    int m_engine_launch = 0;          ///< launch max_num_seqs last acknowledged (0: unknown)
+    AckReader m_ack;
+    int m_engine_launch = 0;  ///< launch max_num_seqs last acknowledged (0: unknown)
+    std::filesystem::path m_step_tokens_path;
+    AckReader m_step_tokens_ack;
+    int m_step_tokens = 0;  ///< the budget last published (0: none, the launch value)
+    bool m_step_tokens_published = false;
+    int m_engine_launch_tokens = 0;  ///< launch max_num_batched_tokens acknowledged (0: unknown)
 };
 
 }  // namespace pals::engine::vllm
