@@ -118,6 +118,7 @@ private:
         const bool ttft_known = !std::isnan(g.ttft_p90_s);
         const bool tpot_risk =
             (!std::isnan(g.tpot_p90_s) && g.tpot_p90_s >= b.lower_tpot * o.slo_tpot_s) ||
+            (!std::isnan(g.tpot_miss_share) && g.tpot_miss_share > 0.0) ||
             (!std::isnan(g.itl_p90_s) &&
              g.itl_p90_s > m_settings.clock_bands.itl_stall * o.slo_tpot_s);
         int next = in_force;

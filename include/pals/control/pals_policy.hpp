@@ -45,14 +45,15 @@ namespace pals::control {
 /// The budget sets a priority between the running requests' next tokens and the prompts
 /// waiting: a step carries at most that many tokens, so a lower budget splits long prompts into
 /// smaller chunks, and the decode steps wait less behind them while first tokens come later.
-/// TPOT p90 at `lower_tpot` of its SLO or more, or a stall (ITL p90 above the clock bands'
-/// itl_stall x the TPOT SLO), with TTFT p90 below `ttft_slack` of its SLO halves the budget
-/// (not below `min_tokens`); TTFT p90 at `raise_ttft` of its SLO or more doubles it (up to the
-/// launch value). It moves at most once per `dwell_s`, so the latency window sees the last move.
+/// TPOT at risk (TPOT p90 at `lower_tpot` of its SLO or more, a request above the TPOT SLO in
+/// the latency window, or a stall: ITL p90 above the clock bands' itl_stall x the TPOT SLO) with
+/// TTFT p90 below `ttft_slack` of its SLO halves the budget (not below `min_tokens`); TTFT p90
+/// at `raise_ttft` of its SLO or more doubles it (up to the launch value). It moves at most once
+/// per `dwell_s`, so the latency window sees the last move.
 struct StepTokenBands {
     int min_tokens = 2048;  ///< 0: the launch value, always
     double lower_tpot = 0.9;
-    double ttft_slack = 0.5;
+    double ttft_slack = 0.7;
     double raise_ttft = 0.8;
     double dwell_s = 5.0;
 };

@@ -502,9 +502,10 @@ TEST(PalsPolicyTest, AStallRaisesTheLockWithinTheSettleTime) {
 }
 
 TEST(PalsPolicyTest, TheStepTokenBudgetTradesTtftSlackForTpot) {
-    // An engine with a per-step token budget of 8192: TPOT p90 at 0.9 of its SLO with TTFT far
-    // inside its own halves the budget, once per dwell (5 s), down to 2048; TTFT p90 at 0.8 of
-    // its SLO doubles it again. Without TTFT slack a TPOT alarm leaves it alone.
+    // An engine with a per-step token budget of 8192: TPOT p90 at 0.9 of its SLO (or a request
+    // above it in the window) with TTFT p90 below 0.7 of its own halves the budget, once per
+    // dwell (5 s), down to 2048; TTFT p90 at 0.8 of its SLO doubles it again. Without TTFT slack
+    // a TPOT alarm leaves it alone.
     auto policy = make_pals_policy(small_model());
     auto with_tokens = [](GroupObservation g) {
         g.max_step_tokens = 8192;
@@ -540,8 +541,13 @@ TEST(PalsPolicyTest, TheStepTokenBudgetTradesTtftSlackForTpot) {
 
     auto busy = make_pals_policy(small_model());
     GroupObservation both = slow;
-    both.ttft_p90_s = 0.6;  // TPOT at risk, but TTFT has no slack to give
+    both.ttft_p90_s = 0.75;  // TPOT at risk, but TTFT has no slack to give
     EXPECT_EQ(busy->decide(observe(1, kInf, {both}))[0].step_tokens, 0);
+    // A TPOT miss in the window is a risk with TPOT p90 inside the SLO.
+    auto missed = make_pals_policy(small_model());
+    GroupObservation one_miss = with_tokens(group(300.0));
+    one_miss.tpot_miss_share = 0.01;
+    EXPECT_EQ(missed->decide(observe(1, kInf, {one_miss}))[0].step_tokens, 4096);
     // An engine without a step-token budget never gets one.
     auto plain = make_pals_policy(small_model());
     GroupObservation no_knob = slow;
