@@ -26,12 +26,14 @@ def test_encode_round_trips(tmp_path):
     assert batch_cap.read_batch_cap(str(path)) == 2**64 - 1
 
 
+@pytest.mark.parametrize("read", [batch_cap.read_batch_cap, batch_cap.read_step_tokens],
+                         ids=["batch-cap", "step-tokens"])
 @pytest.mark.parametrize("content", [b"", b"\x10", b"\x10" * 7, b"\x10" * 9, b"\x00" * 8],
                          ids=["empty", "one-byte", "short", "long", "zero"])
-def test_unusable_content_means_no_cap(tmp_path, content):
+def test_unusable_content_means_none(tmp_path, content, read):
     path = tmp_path / "cap"
     path.write_bytes(content)
-    assert batch_cap.read_batch_cap(str(path)) is None
+    assert read(str(path)) is None
 
 
 def test_missing_or_unreadable_means_no_cap(tmp_path):

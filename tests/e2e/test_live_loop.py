@@ -181,6 +181,19 @@ def main():
         check(pairs, "no batch-cap samples")
         matches = sum(1 for d, e in pairs if d == e)
         check(matches >= 0.8 * len(pairs), f"engine batch cap matched the daemon's in {matches}/{len(pairs)} samples")
+        # The step-token budget: the engine acknowledges its launch value (the daemon learns it),
+        # and the budget in force is the engine's (a budget pals wrote reached it).
+        acked = [s["groups"][0].get("engine_max_num_batched_tokens") for _, s, _ in samples if s["groups"]]
+        check(any(v == 8192 for v in acked), f"no step-token acknowledgement in /v1/state: {set(acked)}")
+        token_pairs = []
+        for _, s, m in samples:
+            sim_tokens = metric_values(m, "pals_sim_step_tokens")
+            if s["groups"] and sim_tokens and s["groups"][0].get("step_tokens"):
+                token_pairs.append((s["groups"][0]["step_tokens"], int(min(sim_tokens.values()))))
+        check(token_pairs, "no step-token samples")
+        token_matches = sum(1 for d, e in token_pairs if d == e)
+        check(token_matches >= 0.8 * len(token_pairs),
+              f"engine step-token budget matched the daemon's in {token_matches}/{len(token_pairs)} samples")
         # pals locks the SM clock at partial load (docs/evaluate.md), and the GPUs follow it.
         locked = [s["groups"][0].get("locked_clock_mhz") for t, s, _ in samples if s["groups"] and t < changed_at]
         check(sum(1 for c in locked if c) >= 0.5 * len(locked), f"pals locked the clock in {locked}")

@@ -1,7 +1,8 @@
 #pragma once
 /// @file serving_engine.hpp
 /// @brief The serving-engine interface (DESIGN.md 1.2): what the profiler and the controller
-/// read from an inference engine and the one thing they set, the batch cap. Implementations:
+/// read from an inference engine and what they set on it: the batch cap and the per-step token
+/// budget. Implementations:
 /// the simulator's engine (SimulatedNode) and vLLM through its /metrics and plugin (later).
 ///
 /// Readings are cumulative, as Prometheus exposes them; a window is the difference of two
