@@ -446,15 +446,14 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
         for (int tokens : grid.step_tokens) {
             outcomes.push_back(trial_of(first.cap, first.batch, first.clock_mhz, tokens));
         }
-        const Outcome best_outcome = best_of(outcomes);
-        const Outcome* best = &best_outcome;
-        ++chosen[point_label(grid, best->cap, best->batch, best->clock_mhz, best->step_tokens,
+        const Outcome best = best_of(outcomes);
+        ++chosen[point_label(grid, best.cap, best.batch, best.clock_mhz, best.step_tokens,
                              /*compact=*/true)];
         for (int r = 0; r < replicas; ++r) {
-            real.set_power_cap(r, std::min(best->cap, std::max(max_cap, min_cap)));
-            real.set_batch_cap(r, best->batch);
-            real.set_locked_clock(r, best->clock_mhz);
-            real.set_step_tokens(r, best->step_tokens);
+            real.set_power_cap(r, std::min(best.cap, std::max(max_cap, min_cap)));
+            real.set_batch_cap(r, best.batch);
+            real.set_locked_clock(r, best.clock_mhz);
+            real.set_step_tokens(r, best.step_tokens);
         }
         // Advance period by period, recording ticks like the controller does.
         for (double u = t + sc.period_s; u <= t_end + 1e-9; u += sc.period_s) {
@@ -477,9 +476,9 @@ Result<PolicyRun> window_oracle(const Scenario& sc,
             tick.batch_cap =
                 std::vector<int>(static_cast<std::size_t>(replicas), real.observe(0).batch_cap);
             tick.locked_clock_mhz =
-                std::vector<double>(static_cast<std::size_t>(replicas), best->clock_mhz);
+                std::vector<double>(static_cast<std::size_t>(replicas), best.clock_mhz);
             tick.step_tokens =
-                std::vector<int>(static_cast<std::size_t>(replicas), best->step_tokens);
+                std::vector<int>(static_cast<std::size_t>(replicas), best.step_tokens);
             tick.generation_tok_s = (tok1 - tok0) / sc.period_s;
             tick.reason = "window oracle";
             history.push_back(std::move(tick));
